@@ -1,0 +1,34 @@
+# sonorisk service image: CUDA runtime, the same install steps as
+# scripts/setup.sh (which .ci/run uses), `sonorisk serve` as the entry point.
+# tests/test_packaging.py checks that the Debian packages and the pip
+# constraints here match scripts/setup.sh.
+FROM nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# APT_PACKAGES: python3 + the packages in scripts/setup.sh
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        python3 python3-venv python3-pip ffmpeg rtsp-server-perl \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /opt/sonorisk
+COPY pyproject.toml constraints.txt README.md ./
+COPY sonorisk ./sonorisk
+COPY configs ./configs
+
+# torch/torchvision pinned by constraints.txt, as in scripts/setup.sh.
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt . \
+    && /opt/venv/bin/sonorisk --version
+ENV PATH=/opt/venv/bin:$PATH
+
+# Model checkpoints are mounted, never baked in: -v /models:/models
+VOLUME ["/models", "/data"]
+EXPOSE 8000
+ENTRYPOINT ["sonorisk"]
+# `sonorisk serve` arrives with the serving issue; until then the image runs
+# any verb, e.g. `docker run IMAGE info /data/video.avi`.
+CMD ["--help"]

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up sonorisk on a fresh Debian/Ubuntu machine: system packages, then the
+# Python package with its pinned constraints. Safe to run again.
+#
+#   bash scripts/setup.sh            # everything (runtime + test tools)
+#   SONORISK_NO_APT=1 bash scripts/setup.sh   # skip the system packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages:
+#   ffmpeg           ffprobe/ffmpeg for tests and RTSP pushing
+#   rtsp-server-perl a real RTSP server for the streaming tests
+APT_PACKAGES=(ffmpeg rtsp-server-perl)
+
+if [[ -z "${SONORISK_NO_APT:-}" ]] && command -v apt-get >/dev/null 2>&1; then
+    SUDO=""
+    [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
+    missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        echo "setup: installing Debian packages: ${missing[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    fi
+fi
+
+# torch/torchvision are pinned in constraints.txt (DESIGN.md: an open range
+# pulls the newest torch and gigabytes of CUDA packages).
+echo "setup: installing sonorisk (pip, constraints.txt)"
+python3 -m pip install --quiet -c constraints.txt -e ".[dev]"
+python3 -c "import sonorisk, torch, torchvision, av; print('setup: ok, sonorisk', sonorisk.__version__, '| torch', torch.__version__, '| torchvision', torchvision.__version__, '| PyAV', av.__version__)"

@@ -1,0 +1,486 @@
+"""Load and validate a dataset folder (see docs/dataset-format.md).
+
+``load_dataset`` checks everything it can without decoding video (and, with
+``probe=True``, opens each video to compare its real size and frame count), and
+raises ``DatasetError`` naming the file and the reason at the first problem.
+``validate_dataset`` collects every problem instead, for ``sonorisk dataset
+validate``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sonorisk.data.format import (
+    ANNOTATIONS_FILE,
+    LESION_CATEGORY,
+    PATHOLOGIES,
+    REQUIRED_COLUMNS,
+    TABLE_COLUMNS,
+    TABLE_CSV,
+    TABLE_PARQUET,
+    FrameAnnotation,
+    VideoRecord,
+)
+from sonorisk.data.frames import VideoFrameReader, read_still
+from sonorisk.errors import DatasetError
+from sonorisk.records import Box
+
+# Boxes may overhang the frame by this many pixels (rounding of float boxes).
+BOX_TOLERANCE_PX = 0.5
+
+
+class _Problems:
+    """Collects (file, reason) pairs; raises at the first when ``strict``."""
+
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.items: list[DatasetError] = []
+
+    def add(self, source: str | Path, reason: str) -> None:
+        error = DatasetError(source, reason)
+        if self.strict:
+            raise error
+        self.items.append(error)
+
+
+def _none_if_nan(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    value = _none_if_nan(value)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _opt_float(value: Any) -> float | None:
+    value = _none_if_nan(value)
+    return None if value is None or value == "" else float(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    value = _opt_float(value)
+    return None if value is None else int(value)
+
+
+def _as_bool(value: Any) -> bool:
+    value = _none_if_nan(value)
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value) if value is not None else False
+
+
+def read_table(root: Path) -> tuple[pd.DataFrame, Path]:
+    """The per-video table (videos.csv or videos.parquet) of a dataset folder."""
+    csv_path, parquet_path = root / TABLE_CSV, root / TABLE_PARQUET
+    if csv_path.is_file():
+        try:
+            # Ids stay strings ("007" must not become 7).
+            table = pd.read_csv(csv_path, dtype={"video_id": str, "patient_id": str,
+                                                 "source_id": str, "birads": str})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DatasetError(csv_path, f"not a readable CSV table ({exc})") from exc
+        return table, csv_path
+    if parquet_path.is_file():
+        try:
+            table = pd.read_parquet(parquet_path)
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise DatasetError(parquet_path, f"not a readable Parquet table ({exc})") from exc
+        for column in ("video_id", "patient_id"):
+            if column in table.columns:
+                table[column] = table[column].astype(str)
+        return table, parquet_path
+    raise DatasetError(root, f"no per-video table: expected {TABLE_CSV} or {TABLE_PARQUET}")
+
+
+def _record_from_row(row: dict[str, Any]) -> VideoRecord:
+    extra = {k: _none_if_nan(v) for k, v in row.items() if k not in TABLE_COLUMNS}
+    return VideoRecord(
+        video_id=str(row["video_id"]),
+        file=str(row["file"]),
+        pathology=str(row["pathology"]).strip().lower(),
+        patient_id=str(row["patient_id"]),
+        n_frames=int(row["n_frames"]),
+        fps=_opt_float(row.get("fps")),
+        width=_opt_int(row.get("width")),
+        height=_opt_int(row.get("height")),
+        subtype=_opt_str(row.get("subtype")),
+        birads=_opt_str(row.get("birads")),
+        age=_opt_float(row.get("age")),
+        lesion_size_mm=_opt_float(row.get("lesion_size_mm")),
+        site=_opt_str(row.get("site")),
+        vendor=_opt_str(row.get("vendor")),
+        n_lesions=_opt_int(row.get("n_lesions")),
+        source_id=_opt_str(row.get("source_id")),
+        synthetic=_as_bool(row.get("synthetic")),
+        generator=_opt_str(row.get("generator")),
+        seed=_opt_int(row.get("seed")),
+        extra=extra,
+    )
+
+
+class VideoDataset:
+    """A validated dataset folder: per-video records, per-frame boxes, frame access."""
+
+    def __init__(
+        self,
+        root: Path,
+        table: pd.DataFrame,
+        videos: list[VideoRecord],
+        frames_by_video: dict[str, list[FrameAnnotation]],
+        coco: dict[str, Any],
+    ) -> None:
+        self.root = root
+        self.table = table
+        self.videos = videos
+        self.coco = coco
+        self._by_id = {v.video_id: v for v in videos}
+        self._frames = frames_by_video
+        self._reader: VideoFrameReader | None = None
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __repr__(self) -> str:
+        n_frames = sum(len(f) for f in self._frames.values())
+        return f"VideoDataset({str(self.root)!r}, {len(self.videos)} videos, {n_frames} frames)"
+
+    @property
+    def video_ids(self) -> list[str]:
+        return [v.video_id for v in self.videos]
+
+    def video(self, video_id: str) -> VideoRecord:
+        try:
+            return self._by_id[video_id]
+        except KeyError:
+            raise DatasetError(self.root, f"unknown video id {video_id!r}") from None
+
+    def label(self, video_id: str) -> str:
+        """The video's pathology: benign, malignant or normal."""
+        return self.video(video_id).pathology
+
+    def frames(self, video_id: str | None = None) -> list[FrameAnnotation]:
+        """Frame annotations of one video (in frame order), or of all videos."""
+        if video_id is not None:
+            self.video(video_id)
+            return list(self._frames[video_id])
+        return [f for v in self.videos for f in self._frames[v.video_id]]
+
+    def boxes_for(self, video_id: str) -> dict[int, list[Box]]:
+        """frame_index -> boxes (xyxy); frames without lesions map to []."""
+        return {f.frame_index: list(f.boxes) for f in self.frames(video_id)}
+
+    def path(self, video_id: str) -> Path:
+        return self.root / self.video(video_id).file
+
+    def read_image(self, frame: FrameAnnotation, color: str = "rgb") -> np.ndarray:
+        """Decode one frame (HxWx3 RGB uint8, or HxW for ``color="gray"``)."""
+        path = self.root / frame.file
+        record = self.video(frame.video_id)
+        if record.is_still:
+            return read_still(path, color)
+        if self._reader is None:
+            self._reader = VideoFrameReader()
+        return self._reader.read(path, frame.frame_index, color)
+
+    def iter_images(
+        self, video_id: str, color: str = "rgb"
+    ) -> Iterator[tuple[FrameAnnotation, np.ndarray]]:
+        """All frames of one video in order (one sequential decode)."""
+        record = self.video(video_id)
+        annotations = self._frames[video_id]
+        if record.is_still:
+            image = read_still(self.root / record.file, color)
+            for annotation in annotations:
+                yield annotation, image
+            return
+        by_index = {a.frame_index: a for a in annotations}
+        for index, image in VideoFrameReader.iterate(self.root / record.file, color):
+            if index in by_index:
+                yield by_index[index], image
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+def _load_coco(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DatasetError(path, "annotation file missing")
+    try:
+        coco = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, f"not valid JSON ({exc})") from exc
+    if not isinstance(coco, dict):
+        raise DatasetError(path, "top level must be a JSON object")
+    for key in ("images", "annotations", "categories", "videos"):
+        if not isinstance(coco.get(key), list):
+            raise DatasetError(path, f"missing list {key!r}")
+    return coco
+
+
+def _check_table(
+    table: pd.DataFrame, table_path: Path, root: Path, problems: _Problems, check_files: bool
+) -> list[VideoRecord]:
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        problems.add(table_path, f"missing column(s) {missing}")
+        return []
+    duplicated = table["video_id"][table["video_id"].duplicated()].tolist()
+    if duplicated:
+        problems.add(table_path, f"duplicate video id(s) {sorted(set(duplicated))[:5]}")
+    records: list[VideoRecord] = []
+    for position, row in enumerate(table.to_dict("records")):
+        where = f"{table_path} row {position + 2}"  # header is line 1
+        video_id = _opt_str(row.get("video_id"))
+        if video_id is None:
+            problems.add(where, "missing video_id")
+            continue
+        label = _opt_str(row.get("pathology"))
+        if label is None:
+            problems.add(where, f"missing label (pathology) for video {video_id!r}")
+            continue
+        if label.lower() not in PATHOLOGIES:
+            problems.add(where, f"unknown label {label!r} for video {video_id!r}; "
+                                f"expected one of {list(PATHOLOGIES)}")
+            continue
+        if _opt_str(row.get("patient_id")) is None:
+            problems.add(where, f"missing patient_id for video {video_id!r}")
+            continue
+        n_frames = _opt_float(row.get("n_frames"))
+        if n_frames is None or n_frames < 1 or n_frames != int(n_frames):
+            problems.add(where, f"n_frames must be a positive integer for video {video_id!r}, "
+                                f"got {row.get('n_frames')!r}")
+            continue
+        file = _opt_str(row.get("file"))
+        if file is None:
+            problems.add(where, f"missing file for video {video_id!r}")
+            continue
+        if check_files and not (root / file).is_file():
+            problems.add(root / file, f"missing file (video {video_id!r} in {table_path.name})")
+            continue
+        records.append(_record_from_row(row))
+    return records
+
+
+def _check_coco(
+    coco: dict[str, Any],
+    coco_path: Path,
+    records: list[VideoRecord],
+    problems: _Problems,
+) -> dict[str, list[FrameAnnotation]]:
+    by_video = {r.video_id: r for r in records}
+    categories = {c.get("id") for c in coco["categories"] if isinstance(c, dict)}
+    if LESION_CATEGORY["id"] not in categories:
+        problems.add(coco_path, "categories must contain {id: 1, name: 'lesion'}")
+
+    video_ids_seen: set[str] = set()
+    for entry in coco["videos"]:
+        vid = str(entry.get("id"))
+        if vid in video_ids_seen:
+            problems.add(coco_path, f"duplicate video id {vid!r} in 'videos'")
+        video_ids_seen.add(vid)
+        if vid not in by_video:
+            problems.add(coco_path, f"unknown video id {vid!r} in 'videos' (not in the table)")
+    for vid in by_video:
+        if vid not in video_ids_seen:
+            problems.add(coco_path, f"video {vid!r} of the table has no entry in 'videos'")
+
+    images: dict[int, dict[str, Any]] = {}
+    frame_keys: set[tuple[str, int]] = set()
+    for entry in coco["images"]:
+        image_id = entry.get("id")
+        if not isinstance(image_id, int):
+            problems.add(coco_path, f"image entry without an integer id: {entry!r:.120}")
+            continue
+        if image_id in images:
+            problems.add(coco_path, f"duplicate image id {image_id}")
+            continue
+        vid = str(entry.get("video_id"))
+        if vid not in by_video:
+            problems.add(coco_path, f"image {image_id}: unknown video id {vid!r}")
+            continue
+        record = by_video[vid]
+        index = entry.get("frame_index")
+        if not isinstance(index, int) or index < 0:
+            problems.add(coco_path, f"image {image_id}: bad frame_index {index!r}")
+            continue
+        if index >= record.n_frames:
+            problems.add(
+                coco_path,
+                f"image {image_id}: frame index {index} beyond the video {vid!r} "
+                f"({record.n_frames} frames)",
+            )
+            continue
+        if (vid, index) in frame_keys:
+            problems.add(coco_path, f"image {image_id}: duplicate frame {index} of video {vid!r}")
+            continue
+        if entry.get("file_name") != record.file:
+            problems.add(coco_path, f"image {image_id}: file_name {entry.get('file_name')!r} "
+                                    f"differs from the table's file {record.file!r}")
+            continue
+        width, height = entry.get("width"), entry.get("height")
+        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+            problems.add(coco_path, f"image {image_id}: bad width/height {width!r}x{height!r}")
+            continue
+        if record.width is not None and record.height is not None and (
+            (width, height) != (record.width, record.height)
+        ):
+            problems.add(coco_path, f"image {image_id}: size {width}x{height} differs from the "
+                                    f"table's {record.width}x{record.height} for {vid!r}")
+            continue
+        frame_keys.add((vid, index))
+        images[image_id] = entry
+
+    boxes: dict[int, list[tuple[Box, int]]] = defaultdict(list)
+    annotation_ids: set[int] = set()
+    for ann in coco["annotations"]:
+        ann_id = ann.get("id")
+        if ann_id in annotation_ids:
+            problems.add(coco_path, f"duplicate annotation id {ann_id}")
+            continue
+        annotation_ids.add(ann_id)
+        image_id = ann.get("image_id")
+        if image_id not in images:
+            problems.add(coco_path, f"annotation {ann_id}: unknown image id {image_id!r}")
+            continue
+        if ann.get("category_id") != LESION_CATEGORY["id"]:
+            problems.add(coco_path, f"annotation {ann_id}: category_id must be 1 (lesion), "
+                                    f"got {ann.get('category_id')!r}")
+            continue
+        image = images[image_id]
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4
+                and all(isinstance(v, int | float) for v in bbox)):
+            problems.add(coco_path, f"annotation {ann_id}: bbox must be [x, y, w, h], got {bbox!r}")
+            continue
+        x, y, w, h = (float(v) for v in bbox)
+        if w <= 0 or h <= 0:
+            problems.add(coco_path, f"annotation {ann_id}: empty box {bbox} "
+                                    f"(frame {image['frame_index']} of {image['video_id']!r})")
+            continue
+        tol = BOX_TOLERANCE_PX
+        if x < -tol or y < -tol or x + w > image["width"] + tol or y + h > image["height"] + tol:
+            problems.add(
+                coco_path,
+                f"annotation {ann_id}: box outside frame: {bbox} in a "
+                f"{image['width']}x{image['height']} frame "
+                f"(frame {image['frame_index']} of {image['video_id']!r})",
+            )
+            continue
+        lesion_id = ann.get("lesion_id", ann_id)
+        boxes[image_id].append(((x, y, x + w, y + h), int(lesion_id)))
+
+    frames: dict[str, list[FrameAnnotation]] = {r.video_id: [] for r in records}
+    for image_id, entry in images.items():
+        vid = str(entry["video_id"])
+        pairs = boxes.get(image_id, [])
+        frames[vid].append(
+            FrameAnnotation(
+                video_id=vid,
+                frame_index=int(entry["frame_index"]),
+                file=str(entry["file_name"]),
+                width=int(entry["width"]),
+                height=int(entry["height"]),
+                boxes=[b for b, _ in pairs],
+                lesion_ids=[lid for _, lid in pairs],
+                image_id=image_id,
+            )
+        )
+    for vid, items in frames.items():
+        items.sort(key=lambda f: f.frame_index)
+        record = by_video[vid]
+        if record.pathology == "normal" and any(f.boxes for f in items):
+            problems.add(coco_path, f"video {vid!r} is labelled normal but has lesion boxes")
+    return frames
+
+
+def _probe(records: list[VideoRecord], root: Path, problems: _Problems) -> None:
+    """Open every video and compare its real size and frame count with the table."""
+    for record in records:
+        path = root / record.file
+        if record.is_still:
+            try:
+                image = read_still(path, "gray")
+            except DatasetError as exc:
+                problems.add(path, exc.reason)
+                continue
+            real_h, real_w = image.shape[:2]
+            real_n = 1
+        else:
+            try:
+                real_w, real_h, real_n = VideoFrameReader.probe(path)
+            except DatasetError as exc:
+                problems.add(path, exc.reason)
+                continue
+        if record.width is not None and (real_w, real_h) != (record.width, record.height):
+            problems.add(path, f"file is {real_w}x{real_h}, table says "
+                               f"{record.width}x{record.height}")
+        if real_n < record.n_frames:
+            problems.add(path, f"file has {real_n} frames, table says {record.n_frames} "
+                               f"(frame index beyond the video)")
+
+
+def _build(
+    root: str | Path, strict: bool, check_files: bool, probe: bool
+) -> tuple[VideoDataset | None, list[DatasetError]]:
+    problems = _Problems(strict)
+    root = Path(root)
+    if not root.is_dir():
+        problems.add(root, "dataset folder not found")
+        return None, problems.items
+    try:
+        table, table_path = read_table(root)
+        coco_path = root / ANNOTATIONS_FILE
+        coco = _load_coco(coco_path)
+    except DatasetError as exc:
+        if strict:
+            raise
+        return None, [exc]
+    records = _check_table(table, table_path, root, problems, check_files)
+    if not records and not problems.items:
+        problems.add(table_path, "the table lists no videos")
+    frames = _check_coco(coco, coco_path, records, problems)
+    if probe:
+        _probe(records, root, problems)
+    dataset = VideoDataset(root, table, records, frames, coco)
+    return dataset, problems.items
+
+
+def load_dataset(
+    path: str | Path, check_files: bool = True, probe: bool = False
+) -> VideoDataset:
+    """Load a dataset folder, raising ``DatasetError`` (file + reason) at the first problem.
+
+    ``check_files``: every video/image file must exist. ``probe``: also open
+    each file and compare its size and frame count with the table (slower).
+    """
+    dataset, _ = _build(path, strict=True, check_files=check_files, probe=probe)
+    assert dataset is not None  # strict mode raised otherwise
+    return dataset
+
+
+def validate_dataset(path: str | Path, probe: bool = True) -> list[DatasetError]:
+    """Every problem of a dataset folder (empty list: valid)."""
+    _, problems = _build(path, strict=False, check_files=True, probe=probe)
+    return problems

@@ -1,0 +1,81 @@
+"""Detector checkpoints: one ``.pt`` file with weights, config and provenance.
+
+A checkpoint is a dict with ``kind == "sonorisk.detector"``; anything else (a
+classifier checkpoint, a bare state dict, a random file) is refused with a
+clear error naming the file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sonorisk.config import from_dict, to_dict
+from sonorisk.detector.config import DetectorConfig
+from sonorisk.errors import InputError
+
+KIND = "sonorisk.detector"
+FORMAT_VERSION = 1
+# Every checkpoint says what it is: research weights, never a clinical device.
+DISCLAIMER = ("Research model trained on small public data; not a medical device and not "
+              "validated for clinical use.")
+
+
+class CheckpointError(InputError):
+    """A checkpoint file is missing, unreadable or not a detector checkpoint."""
+
+
+def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: DetectorConfig,
+                    weights_source: dict[str, str], epoch: int = 0,
+                    metrics: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
+                    optimizer: dict[str, Any] | None = None,
+                    scheduler: dict[str, Any] | None = None,
+                    extra: dict[str, Any] | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "backend": "torchvision",
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "config": to_dict(config),
+        "weights_source": dict(weights_source),
+        "epoch": epoch,
+        "metrics": metrics or {},
+        "training": training or {},
+        "disclaimer": DISCLAIMER,
+        "state_dict": model.state_dict(),
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "extra": extra or {},
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # atomic: a crash mid-save never leaves a half checkpoint
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "checkpoint file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise CheckpointError(path, f"not a readable torch checkpoint ({type(exc).__name__}: "
+                                    f"{exc})") from exc
+    if not isinstance(payload, dict) or payload.get("kind") != KIND:
+        found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(path, f"not a sonorisk detector checkpoint (kind={found!r}, "
+                                    f"expected {KIND!r})")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(path, f"written by a newer sonorisk (format "
+                                    f"{payload['format_version']} > {FORMAT_VERSION})")
+    return payload
+
+
+def config_from_checkpoint(payload: dict[str, Any], source: str = "checkpoint") -> DetectorConfig:
+    return from_dict(DetectorConfig, payload.get("config", {}), source)

@@ -1,0 +1,103 @@
+"""Detector configuration: typed dataclasses loaded from ``configs/detector*.yaml``.
+
+The defaults are the paper's detector (Faster R-CNN, ResNet-34, FPN); every
+field is a config key and most are CLI flags (see ``sonorisk.detector.cli``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Architecture = Literal["fasterrcnn", "retinanet"]
+Backbone = Literal["resnet18", "resnet34", "resnet50", "mobilenet_v3_large", "mobilenet_v3_small"]
+Norm = Literal["auto", "frozen_bn", "bn", "gn"]
+
+
+@dataclass
+class ModelConfig:
+    architecture: Architecture = "fasterrcnn"
+    backbone: Backbone = "resnet34"
+    # Input size: torchvision resizes each image so its short side is
+    # ``min_size`` (long side at most ``max_size``). The biggest CPU speed knob.
+    min_size: int = 512
+    max_size: int = 853
+    # Pretrained backbone: a file path (torchvision classification state dict),
+    # ``hub:<WeightsEnum name>`` (e.g. ``hub:ResNet34_Weights.IMAGENET1K_V1``),
+    # or null for random init. Nothing downloads unless the user asks for hub.
+    pretrained: str | None = None
+    # Batch-norm handling: "auto" freezes BN with pretrained weights (the
+    # torchvision default) and trains ordinary BN from random init, where
+    # frozen BN would be an identity and leave the net unnormalised.
+    norm: Norm = "auto"
+    trainable_layers: int = 5
+    # Proposal counts: the second biggest CPU speed knob.
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_train: int = 1000
+    rpn_pre_nms_top_n_test: int = 500
+    rpn_post_nms_top_n_test: int = 300
+    rpn_batch_size_per_image: int = 256
+    box_batch_size_per_image: int = 512
+    box_score_thresh: float = 0.05
+    box_nms_thresh: float = 0.5
+    detections_per_img: int = 20
+
+
+@dataclass
+class AugmentConfig:
+    """Ultrasound-suited augmentation (probabilities and ranges)."""
+
+    hflip_p: float = 0.5
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    gain_range: tuple[float, float] = (0.7, 1.3)  # overall brightness (TGC/gain knob)
+    contrast_range: tuple[float, float] = (0.7, 1.3)
+    gamma_range: tuple[float, float] = (0.8, 1.25)
+    speckle_p: float = 0.5
+    speckle_sigma: float = 0.15  # multiplicative Rayleigh-like noise strength
+    blur_p: float = 0.3
+    blur_sigma_max: float = 1.5
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 4
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 100
+    lr_milestones: tuple[float, ...] = (0.7, 0.9)  # fractions of total epochs
+    val_fraction: float = 0.2
+    seed: int = 0
+    num_threads: int = 1
+    workers: int = 0
+    max_iters_per_epoch: int | None = None  # cap for smoke runs / tests
+    max_val_images: int | None = None
+    include_normals: bool = True  # lesion-free images as negatives
+    # Frames sampled per video from video datasets (every n-th frame).
+    video_frame_stride: int = 5
+    out_dir: str = "runs/detector"
+    amp: bool = True  # autocast on CUDA only
+    device: str = "auto"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class InferenceConfig:
+    batch_size: int = 8
+    device: str = "auto"  # "auto" -> cuda if available else cpu
+    amp: bool = True  # CUDA autocast (float16); ignored on CPU
+    score_thresh: float = 0.3
+    max_side: int = 8192  # larger frames are refused (clear error), not resized silently
+    min_side: int = 16
+
+
+@dataclass
+class DetectorConfig:
+    backend: Literal["torchvision", "detectron2"] = "torchvision"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    # detectron2 backend only: its YAML config and .pth checkpoint.
+    detectron2_config: str | None = None
+    detectron2_weights: str | None = None

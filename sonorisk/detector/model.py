@@ -1,0 +1,186 @@
+"""Build the torchvision detector (Faster R-CNN or RetinaNet on a FPN backbone).
+
+One foreground class, "lesion" (label 1), plus background (label 0).
+Pretrained backbone weights come from a file or, on request, the torchvision
+hub; otherwise the backbone is randomly initialised. ``WeightsSource`` records
+which, and it travels into every checkpoint and every output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sonorisk.detector.config import ModelConfig
+from sonorisk.errors import ConfigError, InputError
+
+NUM_CLASSES = 2  # background + lesion
+LABEL_NAMES = {1: "lesion"}
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where the backbone's initial weights came from."""
+
+    kind: str  # "random" | "file" | "hub"
+    name: str = ""  # file path or hub weights name
+    sha256: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _norm_layer(cfg: ModelConfig, pretrained: bool) -> Callable[[int], nn.Module]:
+    from torchvision.ops import FrozenBatchNorm2d
+
+    norm = cfg.norm
+    if norm == "auto":
+        norm = "frozen_bn" if pretrained else "bn"
+    if norm == "frozen_bn":
+        return FrozenBatchNorm2d
+    if norm == "bn":
+        return nn.BatchNorm2d
+    # GroupNorm: batch-size independent, the usual choice for from-scratch detection.
+    return lambda channels: nn.GroupNorm(32 if channels % 32 == 0 else 8, channels)
+
+
+def _load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise InputError(path, "pretrained backbone weights file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise InputError(path, f"not a readable torch weights file ({exc})") from exc
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError(path, "expected a state dict of tensors (torchvision classification "
+                               "backbone weights)")
+    return obj
+
+
+def _classification_backbone(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
+    """The torchvision classification network with the requested initial weights."""
+    import torchvision
+
+    builder = getattr(torchvision.models, cfg.backbone, None)
+    if builder is None:
+        raise ConfigError("model.backbone", f"unknown backbone {cfg.backbone!r}")
+    spec = cfg.pretrained
+    pretrained = spec is not None
+    norm_layer = _norm_layer(cfg, pretrained)
+    kwargs: dict[str, Any] = {"norm_layer": norm_layer}
+    if spec is None:
+        return builder(weights=None, **kwargs), WeightsSource("random")
+    if spec.startswith("hub:"):
+        # Downloads through torch.hub into the user's cache; never used by the
+        # tests or defaults (no network here).
+        name = spec[4:]
+        weights = torchvision.models.get_weight(name)
+        return builder(weights=weights, **kwargs), WeightsSource("hub", name)
+    path = Path(spec).expanduser()
+    state = _load_state_dict_file(path)
+    net = builder(weights=None, **kwargs)
+    result = net.load_state_dict(state, strict=False)
+    # The classifier head may be absent or of another size; the trunk must fit.
+    missing = [k for k in result.missing_keys if not k.startswith(("fc.", "classifier."))]
+    if missing:
+        raise InputError(path, f"weights do not fit backbone {cfg.backbone}: "
+                               f"{len(missing)} missing keys, e.g. {missing[:3]}")
+    return net, WeightsSource("file", str(path), _sha256(path))
+
+
+def build_backbone(cfg: ModelConfig, for_retinanet: bool) -> tuple[nn.Module, WeightsSource]:
+    from torchvision.models.detection.backbone_utils import (
+        _mobilenet_extractor,
+        _resnet_fpn_extractor,
+    )
+    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+    net, source = _classification_backbone(cfg)
+    layers = max(0, min(cfg.trainable_layers, 5 if cfg.backbone.startswith("resnet") else 6))
+    if cfg.backbone.startswith("resnet"):
+        if for_retinanet:
+            # RetinaNet's pyramid: P3-P5 from the trunk, P6/P7 from P5 (256 channels).
+            return _resnet_fpn_extractor(net, layers, returned_layers=[2, 3, 4],
+                                         extra_blocks=LastLevelP6P7(256, 256)), source
+        return _resnet_fpn_extractor(net, layers), source
+    extra = LastLevelP6P7(256, 256) if for_retinanet else None
+    return _mobilenet_extractor(net, True, layers, extra_blocks=extra), source
+
+
+def _anchor_generator(n_levels: int, mobilenet: bool, retinanet: bool) -> Any:
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    if retinanet:
+        base = (16, 32, 64, 128, 256, 512)[-n_levels:] if n_levels <= 6 else (32,) * n_levels
+        sizes = tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in base)
+        ratios = ((0.5, 1.0, 2.0),) * n_levels
+        return AnchorGenerator(sizes, ratios)
+    if mobilenet:
+        sizes = ((32, 64, 128, 256, 512),) * n_levels
+        return AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * n_levels)
+    base = (16, 32, 64, 128, 256, 512)[-n_levels:]
+    return AnchorGenerator(tuple((x,) for x in base), ((0.5, 1.0, 2.0),) * n_levels)
+
+
+def _n_feature_maps(backbone: nn.Module) -> int:
+    with torch.no_grad():
+        was_training = backbone.training
+        backbone.eval()
+        out = backbone(torch.zeros(1, 3, 64, 64))
+        backbone.train(was_training)
+    return len(out)
+
+
+def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
+    """The detector described by ``cfg`` and where its backbone weights came from."""
+    from torchvision.models.detection import FasterRCNN, RetinaNet
+
+    if cfg.min_size < 32 or cfg.max_size < cfg.min_size:
+        raise ConfigError("model.min_size", f"need 32 <= min_size <= max_size, got "
+                                            f"{cfg.min_size}/{cfg.max_size}")
+    retina = cfg.architecture == "retinanet"
+    backbone, source = build_backbone(cfg, for_retinanet=retina)
+    n_levels = _n_feature_maps(backbone)
+    anchors = _anchor_generator(n_levels, cfg.backbone.startswith("mobilenet"), retina)
+    common: dict[str, Any] = {
+        "min_size": cfg.min_size,
+        "max_size": cfg.max_size,
+        "anchor_generator": anchors,
+        "detections_per_img": cfg.detections_per_img,
+    }
+    if retina:
+        model = RetinaNet(backbone, num_classes=NUM_CLASSES, score_thresh=cfg.box_score_thresh,
+                          nms_thresh=cfg.box_nms_thresh,
+                          topk_candidates=max(cfg.rpn_pre_nms_top_n_test, 1), **common)
+    else:
+        model = FasterRCNN(
+            backbone,
+            num_classes=NUM_CLASSES,
+            rpn_pre_nms_top_n_train=cfg.rpn_pre_nms_top_n_train,
+            rpn_post_nms_top_n_train=cfg.rpn_post_nms_top_n_train,
+            rpn_pre_nms_top_n_test=cfg.rpn_pre_nms_top_n_test,
+            rpn_post_nms_top_n_test=cfg.rpn_post_nms_top_n_test,
+            rpn_batch_size_per_image=cfg.rpn_batch_size_per_image,
+            box_batch_size_per_image=cfg.box_batch_size_per_image,
+            box_score_thresh=cfg.box_score_thresh,
+            box_nms_thresh=cfg.box_nms_thresh,
+            box_detections_per_img=cfg.detections_per_img,
+            **{k: v for k, v in common.items() if k != "detections_per_img"},
+        )
+    return model, source

@@ -1,0 +1,176 @@
+"""Inference: batches of frames in, ``Detection`` lists in source-pixel coordinates out.
+
+``FrameDetector`` is the interface the tracker and the pipeline use; the
+torchvision model (``TorchvisionDetector``) and the optional detectron2 backend
+(``sonorisk.detector.detectron2_backend``) both implement it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from sonorisk.detector.checkpoint import DISCLAIMER, config_from_checkpoint, load_checkpoint
+from sonorisk.detector.config import DetectorConfig, InferenceConfig
+from sonorisk.detector.model import build_model
+from sonorisk.errors import InputError
+from sonorisk.records import Detection, Frame
+
+ImageLike = np.ndarray | Frame
+
+
+class FrameDetector(Protocol):
+    """Anything that finds lesions in frames."""
+
+    info: dict[str, Any]
+
+    def predict(self, images: Sequence[ImageLike],
+                frame_indices: Sequence[int] | None = None) -> list[list[Detection]]: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def to_rgb_uint8(image: np.ndarray, source: str, cfg: InferenceConfig) -> np.ndarray:
+    """Validate one frame and return it as HxWx3 uint8 (gray is replicated)."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(source, f"expected a numpy image, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise InputError(source, f"expected HxW gray or HxWx3 RGB, got shape {image.shape}")
+    height, width = image.shape[:2]
+    if min(height, width) < cfg.min_side:
+        raise InputError(source, f"frame {width}x{height} is too small (min side "
+                                 f"{cfg.min_side} px)")
+    if max(height, width) > cfg.max_side:
+        raise InputError(source, f"frame {width}x{height} is too large (max side "
+                                 f"{cfg.max_side} px)")
+    if image.dtype != np.uint8:
+        if not np.issubdtype(image.dtype, np.number):
+            raise InputError(source, f"unsupported pixel type {image.dtype}")
+        if not np.isfinite(image).all():
+            raise InputError(source, "frame holds NaN or infinite pixel values")
+        if np.issubdtype(image.dtype, np.floating) and image.max() <= 1.0:
+            image = image * 255.0
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.shape[2] == 4:
+        image = image[:, :, :3]
+    return np.ascontiguousarray(image)
+
+
+def is_blank(image: np.ndarray) -> bool:
+    """A frame with (almost) no contrast — black, white, a frozen blank screen."""
+    small = image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)]
+    return float(small.std()) < 1.0
+
+
+def clean_detections(boxes: np.ndarray, scores: np.ndarray, width: int, height: int,
+                     frame_index: int, score_thresh: float) -> list[Detection]:
+    """Drop non-finite, degenerate and low-score boxes; clip to the frame."""
+    out: list[Detection] = []
+    for box, score in zip(boxes.reshape(-1, 4), scores.reshape(-1), strict=True):
+        if not (np.isfinite(box).all() and math.isfinite(float(score))):
+            continue
+        if score < score_thresh:
+            continue
+        x1, y1, x2, y2 = (float(v) for v in box)
+        x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
+        y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
+        if x2 - x1 < 1.0 or y2 - y1 < 1.0:
+            continue
+        out.append(Detection(frame_index, (x1, y1, x2, y2), float(score)))
+    out.sort(key=lambda d: -d.score)
+    return out
+
+
+class TorchvisionDetector:
+    """A torchvision Faster R-CNN / RetinaNet ready for inference."""
+
+    def __init__(self, model: torch.nn.Module, config: DetectorConfig,
+                 info: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(config.inference.device)
+        self.model = model.to(self.device).eval()
+        self.info = dict(info or {})
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path,
+                        inference: InferenceConfig | None = None,
+                        model_overrides: dict[str, Any] | None = None) -> TorchvisionDetector:
+        payload = load_checkpoint(path)
+        config = config_from_checkpoint(payload, str(path))
+        if inference is not None:
+            config.inference = inference
+        for key, value in (model_overrides or {}).items():
+            # Only inference-time knobs (input size, proposal counts) may change.
+            setattr(config.model, key, value)
+        pretrained = config.model.pretrained
+        config.model.pretrained = None  # weights come from the checkpoint, not the file/hub
+        model, _ = build_model(config.model)
+        config.model.pretrained = pretrained
+        model.load_state_dict(payload["state_dict"])
+        info = {
+            "checkpoint": str(path),
+            "backend": "torchvision",
+            "architecture": config.model.architecture,
+            "backbone": config.model.backbone,
+            "weights_source": payload.get("weights_source", {}),
+            "epoch": payload.get("epoch"),
+            "metrics": payload.get("metrics", {}),
+            "training": payload.get("training", {}),
+            "disclaimer": payload.get("disclaimer", DISCLAIMER),
+        }
+        return cls(model, config, info)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        # Mixed precision only on CUDA (float16 autocast). Untested here: no GPU.
+        if self.device.type == "cuda" and self.config.inference.amp:
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def predict(self, images: Sequence[ImageLike],
+                frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+        cfg = self.config.inference
+        arrays: list[np.ndarray] = []
+        indices: list[int] = []
+        for i, item in enumerate(images):
+            if isinstance(item, Frame):
+                index, image = item.index, item.image
+            else:
+                index = frame_indices[i] if frame_indices is not None else i
+                image = item
+            arrays.append(to_rgb_uint8(image, f"frame {index}", cfg))
+            indices.append(int(index))
+        results: list[list[Detection]] = [[] for _ in arrays]
+        todo = [i for i, a in enumerate(arrays) if not is_blank(a)]
+        for start in range(0, len(todo), max(1, cfg.batch_size)):
+            chunk = todo[start:start + max(1, cfg.batch_size)]
+            tensors = [torch.from_numpy(arrays[i]).to(self.device, non_blocking=True)
+                       .permute(2, 0, 1).float().div_(255.0) for i in chunk]
+            with self._autocast():
+                outputs = self.model(tensors)
+            for i, out in zip(chunk, outputs, strict=True):
+                height, width = arrays[i].shape[:2]
+                results[i] = clean_detections(
+                    out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy(),
+                    width, height, indices[i], cfg.score_thresh)
+        return results
+
+
+def load_detector(path: str | Path, inference: InferenceConfig | None = None,
+                  model_overrides: dict[str, Any] | None = None) -> FrameDetector:
+    """The right backend for a checkpoint file (torchvision ``.pt``; detectron2 via config)."""
+    return TorchvisionDetector.from_checkpoint(path, inference, model_overrides)

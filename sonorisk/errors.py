@@ -1,0 +1,69 @@
+"""Typed errors. Every error that reaches a user names the input and the reason.
+
+Callers catch the family they can handle (a batch catches ``InputError`` and
+goes on with the next file; a server maps it to a 4xx answer).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SonoriskError(Exception):
+    """Base class of every error sonorisk raises on purpose."""
+
+
+class InputError(SonoriskError):
+    """Bad input from the user: the message names what and why."""
+
+    def __init__(self, source: str | Path, reason: str) -> None:
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+# --- video input -------------------------------------------------------------
+class VideoError(InputError):
+    """A video could not be opened or read."""
+
+
+class VideoNotFoundError(VideoError):
+    """The file does not exist."""
+
+
+class EmptyVideoError(VideoError):
+    """The file is empty, or holds a video stream with zero frames."""
+
+
+class NotAVideoError(VideoError):
+    """The file is not a video container/codec sonorisk can read."""
+
+
+class TruncatedVideoError(VideoError):
+    """The file ends mid-stream; frames before the cut were delivered."""
+
+
+class CorruptVideoError(VideoError):
+    """Undecodable data that is not a clean truncation."""
+
+
+class UnsupportedVideoError(VideoError):
+    """A readable video sonorisk refuses (absurd dimensions, unknown pixel layout)."""
+
+
+class StreamTimeoutError(VideoError):
+    """A live source did not answer within its open/read timeout."""
+
+
+class StreamDisconnectedError(VideoError):
+    """A live source dropped its connection."""
+
+
+# --- datasets ----------------------------------------------------------------
+class DatasetError(InputError):
+    """A dataset folder or annotation file breaks the dataset format."""
+
+
+# --- configuration -----------------------------------------------------------
+class ConfigError(InputError):
+    """A config file or flag has an unknown key or a bad value."""

@@ -1,0 +1,9 @@
+"""sonorisk.io: video in (files, DICOM cine, RTSP) and the scan-region crop.
+
+``open_video`` is the one interface the pipeline drives; see docs/video-input.md.
+"""
+
+from sonorisk.io.open import is_live_url, open_video
+from sonorisk.io.source import SourceStats, VideoSource
+
+__all__ = ["SourceStats", "VideoSource", "is_live_url", "open_video"]

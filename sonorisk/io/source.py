@@ -1,0 +1,265 @@
+"""The one video-source interface: files and live streams alike.
+
+A ``VideoSource`` is a context manager and an iterator of ``Frame`` with
+``.meta`` (``VideoMeta``) and ``.stats`` (``SourceStats``). Concrete sources
+(PyAV files and RTSP in ``pyav_source``, DICOM cine in ``dicom_source``) only
+implement ``_open`` (return the metadata) and ``_produce`` (yield frames and
+drop notices). This base class runs them in a worker thread behind a bounded
+queue, which gives two things:
+
+* a watchdog: every wait for the next frame has a deadline, so a stalled
+  decoder or a silent network peer surfaces as a typed error, never a hang;
+* decode-ahead: the next frames decode while the caller runs its models.
+
+End of iteration: a file that ends normally stops with ``stats.end_reason ==
+"eof"``. A file whose data ends early (truncated) or whose container breaks
+mid-way stops after delivering every frame it could, with ``end_reason``
+``"truncated"``/``"corrupt"`` and the typed error kept in ``stats.error``
+(raised instead when ``strict=True``). A live stream that drops or goes silent
+raises ``StreamDisconnectedError``/``StreamTimeoutError`` (a live feed never
+ends normally, so the caller must hear about it).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+from sonorisk.errors import (
+    CorruptVideoError,
+    StreamTimeoutError,
+    VideoError,
+)
+from sonorisk.records import Frame, VideoMeta
+
+log = logging.getLogger(__name__)
+
+Color = Literal["rgb", "gray"]
+EndReason = Literal["eof", "truncated", "corrupt", "disconnected", "timeout", "closed", "error"]
+
+# Beyond these a header is treated as absurd and refused before decoding.
+MAX_SIDE = 16384
+MAX_PIXELS = 8192 * 8192
+
+
+@dataclass
+class SourceStats:
+    """What happened while reading: counts and why the source ended."""
+
+    frames_delivered: int = 0
+    frames_dropped: int = 0  # packets/frames that could not be decoded
+    frames_declared: int | None = None  # what the container claims, if anything
+    end_reason: EndReason | None = None  # None while frames are still coming
+    error: VideoError | None = None  # the typed error behind a non-"eof" end
+    messages: list[str] = field(default_factory=list)  # first few decoder complaints
+
+    def note(self, message: str) -> None:
+        if len(self.messages) < 20:
+            self.messages.append(message)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["error"] = None if self.error is None else str(self.error)
+        out["error_type"] = None if self.error is None else type(self.error).__name__
+        return out
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """Produced instead of a frame when a packet/frame cannot be decoded."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Produced last: why the producer stopped (and the typed error, if any)."""
+
+    reason: EndReason
+    error: VideoError | None = None
+
+
+def check_dimensions(source: str, width: int, height: int) -> None:
+    """Refuse absurd frame sizes from a header before anything is decoded."""
+    from sonorisk.errors import UnsupportedVideoError
+
+    if width <= 0 or height <= 0:
+        raise UnsupportedVideoError(source, f"header gives frame size {width}x{height}")
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise UnsupportedVideoError(
+            source,
+            f"header gives frame size {width}x{height}, beyond the supported "
+            f"{MAX_SIDE} px per side / {MAX_PIXELS} pixels",
+        )
+
+
+class VideoSource(ABC):
+    """Iterator of ``Frame`` with ``.meta`` and ``.stats``; use it in ``with``."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        color: Color,
+        open_timeout_s: float,
+        frame_timeout_s: float,
+        live: bool,
+        strict: bool,
+        queue_size: int = 4,
+    ) -> None:
+        if color not in ("rgb", "gray"):
+            raise ValueError(f"color must be 'rgb' or 'gray', got {color!r}")
+        self.source = source
+        self.color: Color = color
+        self.live = live
+        self.strict = strict
+        self.frame_timeout_s = float(frame_timeout_s)
+        self.stats = SourceStats()
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"sonorisk-decode:{source[-40:]}", daemon=True
+        )
+        self._thread.start()
+        # The worker opens the source and reports its metadata first.
+        try:
+            kind, payload = self._queue.get(timeout=open_timeout_s)
+        except queue.Empty:
+            self._stop.set()
+            error_cls = StreamTimeoutError if live else CorruptVideoError
+            raise error_cls(source, f"could not open within {open_timeout_s:g} s") from None
+        if kind == "error":
+            self._stop.set()
+            raise payload
+        self.meta: VideoMeta = payload
+        self.stats.frames_declared = self.meta.frame_count
+
+    # --- subclass hooks (run in the worker thread) ---------------------------
+    @abstractmethod
+    def _open(self) -> VideoMeta:
+        """Open the source; raise a typed VideoError when it cannot be read."""
+
+    @abstractmethod
+    def _produce(self) -> Iterator[Frame | Dropped | Ended]:
+        """Yield frames and drop notices, then one ``Ended``."""
+
+    def _release(self) -> None:  # noqa: B027 - optional hook
+        """Free what ``_open`` acquired; called once in the worker thread."""
+
+    # --- worker --------------------------------------------------------------
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            try:
+                meta = self._open()
+            except VideoError as exc:
+                self._put(("error", exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - any surprise becomes a typed error
+                self._put(("error", VideoError(self.source, f"could not open: {exc}")))
+                return
+            if not self._put(("meta", meta)):
+                return
+            producer = self._produce()
+            try:
+                for item in producer:
+                    if not self._put(("item", item)) or isinstance(item, Ended):
+                        break
+            except VideoError as exc:
+                self._put(("item", Ended("error", exc)))
+            except Exception as exc:  # noqa: BLE001
+                error = VideoError(self.source, f"read failed: {exc}")
+                self._put(("item", Ended("error", error)))
+            finally:
+                producer.close()
+        finally:
+            # PyAV/pydicom objects are released in the thread that used them.
+            self._release()
+
+    # --- consumer ------------------------------------------------------------
+    def __iter__(self) -> VideoSource:
+        return self
+
+    def __next__(self) -> Frame:
+        while True:
+            if self._done:
+                raise StopIteration
+            try:
+                _, item = self._queue.get(timeout=self.frame_timeout_s)
+            except queue.Empty:
+                self._finish(
+                    "timeout",
+                    (StreamTimeoutError if self.live else CorruptVideoError)(
+                        self.source,
+                        f"no frame within {self.frame_timeout_s:g} s "
+                        + ("(stream silent)" if self.live else "(decoder stalled)"),
+                    ),
+                )
+                raise self.stats.error  # type: ignore[misc]
+            if isinstance(item, Frame):
+                self.stats.frames_delivered += 1
+                return item
+            if isinstance(item, Dropped):
+                self.stats.frames_dropped += 1
+                self.stats.note(item.reason)
+                continue
+            assert isinstance(item, Ended)
+            self._finish(item.reason, item.error)
+            if item.error is not None and (self.live or self.strict or item.reason == "error"):
+                raise item.error
+            if item.error is not None:
+                log.warning("%s", item.error)
+            raise StopIteration
+
+    def _finish(self, reason: EndReason, error: VideoError | None) -> None:
+        self._done = True
+        self.stats.end_reason = reason
+        self.stats.error = error
+        self._stop.set()
+
+    def read_all(self) -> list[Frame]:
+        """All remaining frames (for short files and tests; streams never end)."""
+        return list(self)
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            if self.stats.end_reason is None:
+                self.stats.end_reason = "closed"
+        self._stop.set()
+        # Unblock a worker waiting on a full queue, then let it clean up.
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._thread.join(timeout=2.0)
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self._stop.set()

@@ -1,0 +1,104 @@
+"""Write frames to a video file through PyAV.
+
+Used by the sweep synthesizer (AVI/MJPEG, as scanners export), the overlay
+writer and the tests that need real files in several codecs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+# codec name -> (PyAV encoder, pixel format, extra encoder options)
+CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "mjpeg": ("mjpeg", "yuvj420p", {"q:v": "3"}),
+    "mpeg4": ("mpeg4", "yuv420p", {"q:v": "4"}),  # MPEG-4 Part 2 (XVID-like)
+    "h264": ("libx264", "yuv420p", {"preset": "veryfast", "crf": "20"}),
+    "rawvideo": ("rawvideo", "bgr24", {}),
+    "mpeg2video": ("mpeg2video", "yuv420p", {"q:v": "4"}),
+}
+
+
+class VideoWriter:
+    """Context manager that encodes uint8 frames (HxW gray or HxWx3 RGB)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        width: int,
+        height: int,
+        codec: str = "mjpeg",
+    ) -> None:
+        if codec not in CODECS:
+            raise ValueError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
+        encoder, pix_fmt, options = CODECS[codec]
+        if codec != "rawvideo" and (width % 2 or height % 2):
+            raise ValueError(f"{codec} needs even frame dimensions, got {width}x{height}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self.path), mode="w")
+        rate = Fraction(fps).limit_denominator(1001)
+        self._stream = self._container.add_stream(encoder, rate=rate)
+        self._stream.width = width
+        self._stream.height = height
+        self._stream.pix_fmt = pix_fmt
+        self._stream.options = dict(options)
+        self._stream.time_base = 1 / rate
+        self.frames_written = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if image.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8, got {image.dtype}")
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        h, w = image.shape[:2]
+        if (w, h) != (self._stream.width, self._stream.height):
+            raise ValueError(
+                f"frame is {w}x{h}, stream is {self._stream.width}x{self._stream.height}"
+            )
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts = self.frames_written
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def write_video(
+    path: str | Path, frames: Iterable[np.ndarray], fps: float, codec: str = "mjpeg"
+) -> int:
+    """Encode ``frames`` to ``path``; returns the number of frames written."""
+    iterator = iter(frames)
+    first = next(iterator, None)
+    if first is None:
+        raise ValueError(f"{path}: no frames to write")
+    height, width = first.shape[:2]
+    with VideoWriter(path, fps, width, height, codec) as writer:
+        writer.write(first)
+        for image in iterator:
+            writer.write(image)
+        return writer.frames_written

@@ -1,0 +1,1 @@
+"""sonorisk.video_classifier"""

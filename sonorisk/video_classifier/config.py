@@ -1,0 +1,161 @@
+"""Typed configs of the video classifiers (``configs/classifier*.yaml``).
+
+One :class:`ClassifierConfig` holds how clips are built, which model scores
+them and how it is trained; it is stored whole in every checkpoint so a model
+is rebuilt exactly as it was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sonorisk.errors import ConfigError
+from sonorisk.video_classifier.clips import ClipConfig
+
+ModelKind = Literal["i3d", "timesformer", "static2d", "pca-svm"]
+MODEL_KINDS: tuple[str, ...] = ("i3d", "timesformer", "static2d", "pca-svm")
+Backbone2D = Literal["resnet18", "resnet50", "densenet121", "mobilenet_v2", "googlenet"]
+
+# ImageNet statistics: both torchvision's ImageNet weights and an ImageNet
+# ResNet50 inflated to I3D expect them.
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+# The four classes of seed 000 (Li et al. 2025) and which of them are cancers.
+SUBTYPE_CLASSES = ["idc", "fibroadenoma", "mucinous_carcinoma", "inflammatory_mass"]
+SUBTYPE_MALIGNANT = ["idc", "mucinous_carcinoma"]
+
+
+@dataclass
+class I3DOptions:
+    """I3D-ResNet built with pytorchvideo's ``create_resnet`` (I3D kernels)."""
+
+    depth: int = 50  # 50, 101 or 152 (pytorchvideo's stage depths)
+    width: int = 64  # stem channels; 64 is the real ResNet, tests use 8
+    dropout: float = 0.5
+
+
+@dataclass
+class TimesformerOptions:
+    """Hugging Face ``TimesformerConfig`` fields (defaults: TimeSformer-base)."""
+
+    patch_size: int = 16
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    attention_type: Literal["divided_space_time", "space_only", "joint_space_time"] = (
+        "divided_space_time"
+    )
+    dropout: float = 0.0
+
+
+@dataclass
+class Static2DOptions:
+    """2D CNN applied frame by frame; clip logit = GAP over frames and space."""
+
+    backbone: Backbone2D = "resnet50"
+    dropout: float = 0.0
+
+
+@dataclass
+class PcaSvmOptions:
+    """Deep features + PCA + RBF SVM (seed 003: PCA to 404 components, C=1)."""
+
+    backbone: Backbone2D = "resnet50"
+    pca_components: int = 404  # capped by the number of training clips
+    svm_c: float = 1.0
+    svm_gamma: str = "scale"  # sklearn's gamma ("scale", "auto" or a number as text)
+    calibration_folds: int = 3  # Platt scaling on cross-validated decision values
+
+
+@dataclass
+class ModelConfig:
+    kind: ModelKind = "i3d"
+    classes: list[str] = field(default_factory=lambda: ["benign", "malignant"])
+    malignant_classes: list[str] = field(default_factory=lambda: ["malignant"])
+    # A local file of pretrained weights: a torchvision 2D state dict (ImageNet;
+    # inflated to 3D for I3D), a pytorchvideo I3D state dict (Kinetics), or a
+    # Hugging Face TimeSformer directory/state dict. None = random init.
+    weights: str | None = None
+    weights_description: str = ""  # e.g. "torchvision ResNet50 IMAGENET1K_V2"
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    i3d: I3DOptions = field(default_factory=I3DOptions)
+    timesformer: TimesformerOptions = field(default_factory=TimesformerOptions)
+    static2d: Static2DOptions = field(default_factory=Static2DOptions)
+    pca_svm: PcaSvmOptions = field(default_factory=PcaSvmOptions)
+
+    def validate(self, source: str = "model") -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(f"{source}.kind", f"must be one of {list(MODEL_KINDS)}")
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise ConfigError(f"{source}.classes", f"need >= 2 distinct classes, got {self.classes}")
+        unknown = sorted(set(self.malignant_classes) - set(self.classes))
+        if unknown:
+            raise ConfigError(f"{source}.malignant_classes", f"not in classes: {unknown}")
+        if not self.malignant_classes or set(self.malignant_classes) == set(self.classes):
+            raise ConfigError(
+                f"{source}.malignant_classes",
+                "must name some but not all classes (P(malignant) needs both sides)",
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ConfigError(f"{source}.mean/std", "need 3 values each, std > 0")
+
+
+@dataclass
+class AugmentConfig:
+    """Clip augmentation; one draw per clip so all its frames move together."""
+
+    hflip: bool = True  # lateral flip: a lesion scanned from the other side
+    rotate_deg: float = 10.0
+    scale_min: float = 0.85  # random zoom-in (crop of this fraction, resized back)
+    brightness: float = 0.2
+    contrast: float = 0.2
+    blur_prob: float = 0.2  # seed 000 used blur
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    lr_step_epochs: int = 5  # seed 000: lr halved every 5 epochs
+    lr_gamma: float = 0.5
+    class_balance: Literal["loss", "sampler", "none"] = "loss"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    val_fraction: float = 0.2  # by patient, when the dataset has no split column
+    seed: int = 0
+    num_threads: int = 2
+    device: str = "auto"  # "auto" = cuda when available, else cpu
+    max_steps_per_epoch: int | None = None  # cap for smoke runs and tests
+    max_clips_per_video: int | None = None  # cap so long videos do not dominate
+    static2d_frames: int = 1  # frames drawn per clip when training a 2D model
+
+
+@dataclass
+class ClassifierConfig:
+    clips: ClipConfig = field(default_factory=ClipConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        self.clips.validate("clips")
+        self.model.validate("model")
+        if self.model.kind == "timesformer":
+            opts = self.model.timesformer
+            if self.clips.crop_size % opts.patch_size:
+                raise ConfigError(
+                    "model.timesformer.patch_size",
+                    f"crop_size {self.clips.crop_size} must be a multiple of {opts.patch_size}",
+                )
+            if opts.hidden_size % opts.num_attention_heads:
+                raise ConfigError(
+                    "model.timesformer.hidden_size", "must be a multiple of num_attention_heads"
+                )
+        if self.train.batch_size < 1 or self.train.epochs < 0:
+            raise ConfigError("train", "batch_size must be >= 1 and epochs >= 0")
+        if not 0.0 <= self.train.val_fraction < 1.0:
+            raise ConfigError("train.val_fraction", "must be in [0, 1)")

@@ -1,0 +1,36 @@
+"""Shared test fixtures: where the shared real data lives, small helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SONORISK_SHARED", REPO.parent / "shared")).resolve()
+SHARED_DATA = SHARED / "data"
+BUSI = SHARED_DATA / "busi"
+REAL_VIDEOS = SHARED_DATA / "real_ultrasound_video"
+STATS_REFERENCE = SHARED_DATA / "stats_reference"
+
+
+@pytest.fixture(scope="session")
+def busi_dir() -> Path:
+    if not (BUSI / "manifest.csv").is_file():
+        pytest.fail(f"shared BUSI data missing at {BUSI} (CI has ../shared beside the repo)")
+    return BUSI
+
+
+@pytest.fixture(scope="session")
+def real_videos_dir() -> Path:
+    if not REAL_VIDEOS.is_dir():
+        pytest.fail(f"shared real videos missing at {REAL_VIDEOS}")
+    return REAL_VIDEOS
+
+
+@pytest.fixture(scope="session")
+def stats_reference_dir() -> Path:
+    if not STATS_REFERENCE.is_dir():
+        pytest.fail(f"shared stats reference missing at {STATS_REFERENCE}")
+    return STATS_REFERENCE
