@@ -92,6 +92,7 @@ def read_manifest(source_dir: str | Path) -> list[Still]:
     missing = [c for c in MANIFEST_COLUMNS if c not in table.columns]
     if missing:
         raise DatasetError(manifest_path, f"missing column(s) {missing}")
+    listing: dict[str, list[str]] = {}
     stills = []
     for position, row in enumerate(table.to_dict("records")):
         where = f"{manifest_path} row {position + 2}"
@@ -101,7 +102,11 @@ def read_manifest(source_dir: str | Path) -> list[Still]:
         image_path = source_dir / label / f"{still_id}.png"
         if not image_path.is_file():
             raise DatasetError(image_path, f"missing file (still {still_id!r} of the manifest)")
-        masks = sorted(image_path.parent.glob(f"{still_id}_mask*.png"), key=_mask_order)
+        if label not in listing:
+            listing[label] = sorted(p.name for p in image_path.parent.iterdir())
+        pattern = re.compile(re.escape(still_id) + r"_mask(?:_\d+)?\.png$")
+        masks = sorted((image_path.parent / name for name in listing[label]
+                        if pattern.match(name)), key=_mask_order)
         boxes = _parse_boxes(row["boxes"], where)
         if len(masks) != int(row["n_lesions"]) or len(boxes) != int(row["n_lesions"]):
             raise DatasetError(where, f"n_lesions={row['n_lesions']} but {len(masks)} mask file(s) "

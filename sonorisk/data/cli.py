@@ -1,9 +1,174 @@
-"""Verbs of sonorisk.data (placeholder until its issue lands: registers nothing)."""
+"""Verbs of sonorisk.data: ``sonorisk synth``; ``sonorisk dataset validate|import-stills|split``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WxH (e.g. 480x360), got {text!r}") from None
+    return width, height
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
-    return None
+    root = groups["root"]
+
+    synth = root.add_parser(
+        "synth",
+        help="synthesize freehand sweep videos (from BUSI-like stills or a phantom)",
+        description="Write a dataset folder of synthetic freehand sweeps: AVI videos, COCO "
+        "boxes (annotations.json) and a per-video table (videos.csv). Synthetic data: "
+        "for developing and testing software, not for clinical claims.",
+    )
+    source = synth.add_mutually_exclusive_group(required=True)
+    source.add_argument("--source", type=Path, help="BUSI-like still folder (with manifest.csv)")
+    source.add_argument("--phantom", action="store_true", help="procedural phantom, no input")
+    synth.add_argument("--n", type=int, default=20, help="number of videos (default 20)")
+    synth.add_argument("--out", type=Path, required=True, help="output dataset folder")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--fps", type=int, default=30, choices=(30, 50))
+    length = synth.add_mutually_exclusive_group()
+    length.add_argument("--frames", type=int, help="frames per video (default: 2-5 s at random)")
+    length.add_argument("--seconds", type=float, help="seconds per video")
+    synth.add_argument("--size", type=_size, help="image size WxH (default 480x360)")
+    synth.add_argument("--codec", default="mjpeg",
+                       help="mjpeg (default, AVI as scanners export), mpeg4, h264, rawvideo, "
+                       "mpeg2video")
+    synth.add_argument("--screen-capture", choices=("linear", "convex"),
+                       help="put each frame into a 1920x1080 scanner-like screen")
+    synth.add_argument("--contact-sheet", action="store_true",
+                       help="write contact_sheets/<video_id>.png (every k-th frame with boxes)")
+    synth.add_argument("--save-masks", action="store_true",
+                       help="write masks/<video_id>.npz (per-frame lesion masks)")
+    synth.add_argument("--labels", help="stills: only these labels, comma-separated")
+    synth.add_argument("--balanced", action="store_true", help="stills: equal share per label")
+    synth.add_argument("--ids", type=Path,
+                       help="stills: use only these still ids (a text file, one id a line, or a "
+                       "splits CSV with --split)")
+    synth.add_argument("--split", help="with --ids SPLITS.csv: the side to use (e.g. train)")
+    synth.add_argument("--table-format", choices=("csv", "parquet"), default="csv")
+    synth.set_defaults(func=_synth)
+
+    dataset = root.add_parser("dataset", help="validate, import and split datasets")
+    verbs = dataset.add_subparsers(dest="dataset_what", metavar="WHAT", required=True)
+
+    validate = verbs.add_parser("validate", help="check a dataset folder; list every problem")
+    validate.add_argument("path", type=Path)
+    validate.add_argument("--no-probe", action="store_true",
+                          help="skip opening each video to check its size and frame count")
+    validate.set_defaults(func=_validate)
+
+    importer = verbs.add_parser("import-stills",
+                                help="import a BUSI-like still folder as one-frame items")
+    importer.add_argument("source", type=Path)
+    importer.add_argument("--out", type=Path, required=True)
+    importer.add_argument("--no-masks", action="store_true", help="do not copy mask images")
+    importer.set_defaults(func=_import_stills)
+
+    split = verbs.add_parser("split", help="patient- (or group-) level stratified split")
+    split.add_argument("path", type=Path, help="dataset folder (or a BUSI-like still folder)")
+    split.add_argument("--by", choices=("patient", "group"), default="patient")
+    split.add_argument("--val", type=float, default=0.2)
+    split.add_argument("--test", type=float, default=0.2)
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--out", type=Path, required=True, help="splits CSV to write")
+    split.set_defaults(func=_split)
+
+
+def _read_ids(path: Path, split: str | None) -> list[str]:
+    from sonorisk.data.splits import read_split_ids
+    from sonorisk.errors import ConfigError
+
+    if split is not None:
+        return read_split_ids(path, split)
+    if not path.is_file():
+        raise ConfigError(path, "id list not found")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from sonorisk.data.synth import synthesize_from_stills, synthesize_phantom
+
+    options = {
+        "frames": args.frames,
+        "seconds": args.seconds,
+        "codec": args.codec,
+        "screen_capture": args.screen_capture,
+        "contact_sheet": args.contact_sheet,
+        "save_masks": args.save_masks,
+        "table_format": args.table_format,
+    }
+    if args.size is not None:
+        options["size"] = args.size
+    if args.phantom:
+        out = synthesize_phantom(args.n, args.out, seed=args.seed, fps=args.fps, progress=True,
+                                 **options)
+    else:
+        ids = _read_ids(args.ids, args.split) if args.ids else None
+        labels = [v.strip() for v in args.labels.split(",")] if args.labels else None
+        out = synthesize_from_stills(args.source, args.n, args.out, seed=args.seed, fps=args.fps,
+                                     ids=ids, labels=labels, balanced=args.balanced,
+                                     progress=True, **options)
+    print(f"wrote {args.n} synthetic video(s) to {out}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from sonorisk.data.dataset import load_dataset, validate_dataset
+
+    problems = validate_dataset(args.path, probe=not args.no_probe)
+    if problems:
+        for problem in problems:
+            print(f"invalid: {problem}", file=sys.stderr)
+        print(f"{args.path}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    dataset = load_dataset(args.path)
+    frames = dataset.frames()
+    n_boxes = sum(len(f.boxes) for f in frames)
+    labels = dataset.table["pathology"].value_counts().to_dict()
+    print(f"{args.path}: valid: {len(dataset)} video(s), {len(frames)} frame(s), "
+          f"{n_boxes} box(es), labels {labels}")
+    return 0
+
+
+def _import_stills(args: argparse.Namespace) -> int:
+    from sonorisk.data.busi import import_stills
+
+    out = import_stills(args.source, args.out, copy_masks=not args.no_masks)
+    print(f"imported stills from {args.source} into {out}")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from sonorisk.data.splits import group_split, patient_split
+
+    if (args.path / "manifest.csv").is_file() and not (args.path / "annotations.json").exists():
+        from sonorisk.data.busi import manifest_table, read_manifest
+
+        table = manifest_table(read_manifest(args.path))
+        result = group_split(table, val=args.val, test=args.test, seed=args.seed)
+    else:
+        from sonorisk.data.dataset import load_dataset
+
+        dataset = load_dataset(args.path)
+        table = dataset.table
+        if args.by == "group":
+            if "group" not in table.columns:
+                from sonorisk.errors import DatasetError
+
+                raise DatasetError(args.path, "--by group needs a 'group' column in the table")
+            result = group_split(table, "group", "pathology", "video_id", args.val, args.test,
+                                 args.seed)
+        else:
+            result = patient_split(table, args.val, args.test, args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result.to_csv(args.out, index=False)
+    counts = result.groupby(["split", result.columns[2]]).size().unstack(fill_value=0)
+    print(counts.to_string())
+    print(f"wrote {args.out}")
+    return 0

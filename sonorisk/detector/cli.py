@@ -1,9 +1,123 @@
-"""Verbs of sonorisk.detector (placeholder until its issue lands: registers nothing)."""
+"""Verbs of sonorisk.detector: ``train detector`` and ``eval detector``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="detector YAML config (configs/detector*.yaml)")
+    p.add_argument("--backbone", dest="model.backbone",
+                   help="resnet18|resnet34|resnet50|mobilenet_v3_large|mobilenet_v3_small")
+    p.add_argument("--architecture", dest="model.architecture", help="fasterrcnn|retinanet")
+    p.add_argument("--min-size", dest="model.min_size", type=int, help="input short side (px)")
+    p.add_argument("--max-size", dest="model.max_size", type=int, help="input long side cap")
+    p.add_argument("--score-thresh", dest="inference.score_thresh", type=float,
+                   help="operating score threshold")
+    p.add_argument("--device", dest="inference.device", help="auto|cpu|cuda")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if "." in k and v is not None}
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
-    return None
+    train = groups["train"].add_parser(
+        "detector", help="train the lesion detector (Faster R-CNN/RetinaNet + FPN)",
+        description="Train the lesion detector on stills (BUSI-style folder with manifest.csv) "
+                    "and/or sonorisk video datasets. Research use only.")
+    train.add_argument("--data", action="append", required=True,
+                       help="data folder (repeat to combine stills and sweeps)")
+    train.add_argument("--out", dest="train.out_dir", help="output folder (checkpoints, log)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.add_argument("--epochs", dest="train.epochs", type=int)
+    train.add_argument("--batch-size", dest="train.batch_size", type=int)
+    train.add_argument("--lr", dest="train.lr", type=float)
+    train.add_argument("--threads", dest="train.num_threads", type=int,
+                       help="torch CPU threads")
+    train.add_argument("--pretrained", dest="model.pretrained",
+                       help="backbone weights file, or hub:<WeightsEnum> (downloads)")
+    train.add_argument("--max-iters-per-epoch", dest="train.max_iters_per_epoch", type=int)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_flags(train)
+    train.set_defaults(func=_train)
+
+    ev = groups["eval"].add_parser(
+        "detector", help="COCO AP/AP50, per-video detection rate, false positives per minute",
+        description="Evaluate a detector checkpoint on a data folder.")
+    ev.add_argument("--data", action="append", required=True,
+                    help="data folder (repeat to add lesion-free video or normal stills)")
+    ev.add_argument("--checkpoint", required=True, help="detector checkpoint (.pt)")
+    ev.add_argument("--split", choices=["all", "val"], default="all",
+                    help="'val': only the images the checkpoint held out during training")
+    ev.add_argument("--stride", type=int, default=1, help="evaluate every n-th video frame")
+    ev.add_argument("--json", help="also write the results as JSON here")
+    ev.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ev.add_argument("--no-progress", action="store_true")
+    _add_model_flags(ev)
+    ev.set_defaults(func=_eval)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from sonorisk.config import load_config
+    from sonorisk.detector.config import DetectorConfig
+    from sonorisk.detector.train import train_detector
+
+    cfg = load_config(DetectorConfig, args.config, _overrides(args))
+    metrics = train_detector(args.data, cfg, cfg.train.out_dir, resume=args.resume,
+                             progress=not args.no_progress)
+    print(json.dumps({"out_dir": cfg.train.out_dir, **metrics}, indent=2, default=str))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from sonorisk.config import load_config
+    from sonorisk.detector.checkpoint import load_checkpoint
+    from sonorisk.detector.config import DetectorConfig
+    from sonorisk.detector.evaluate import evaluate_detector, format_evaluation
+    from sonorisk.detector.predictor import TorchvisionDetector
+    from sonorisk.detector.samples import load_samples
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = _overrides(args)
+    cfg = load_config(DetectorConfig, args.config, overrides) if args.config else None
+    payload = load_checkpoint(args.checkpoint)
+    inference = cfg.inference if cfg else None
+    model_overrides = {k.split(".", 1)[1]: v for k, v in overrides.items()
+                       if k.startswith("model.") and k.split(".", 1)[1] in ("min_size",
+                                                                          "max_size")}
+    detector = TorchvisionDetector.from_checkpoint(args.checkpoint, inference, model_overrides)
+    score_thresh = overrides.get("inference.score_thresh", detector.config.inference.score_thresh)
+    # AP needs the whole ranked list; the operating threshold applies afterwards.
+    detector.config.inference.score_thresh = 0.0
+    samples = []
+    for folder in args.data:
+        samples += load_samples(folder, args.stride)
+    if args.split == "val":
+        keys = set(payload.get("training", {}).get("val_keys", []))
+        samples = [s for s in samples if s.key in keys]
+        if not samples:
+            print(f"sonorisk: error: {args.checkpoint}: no image of --data is in the "
+                  "checkpoint's validation split", file=sys.stderr)
+            return 2
+    result = evaluate_detector(detector, samples, score_thresh,
+                               batch_size=detector.config.inference.batch_size,
+                               progress=not args.no_progress)
+    print(f"checkpoint: {args.checkpoint} ({detector.info['architecture']} "
+          f"{detector.info['backbone']}, backbone init: "
+          f"{detector.info['weights_source'].get('kind', '?')})")
+    print(f"data: {', '.join(args.data)}  split: {args.split}")
+    print(format_evaluation(result))
+    print(detector.info["disclaimer"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"checkpoint": args.checkpoint, "data": args.data, "split": args.split,
+             "detector": detector.info, **result.to_dict()}, indent=2, default=str))
+    return 0

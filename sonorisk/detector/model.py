@@ -181,6 +181,8 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
             box_score_thresh=cfg.box_score_thresh,
             box_nms_thresh=cfg.box_nms_thresh,
             box_detections_per_img=cfg.detections_per_img,
-            **{k: v for k, v in common.items() if k != "detections_per_img"},
+            min_size=cfg.min_size,
+            max_size=cfg.max_size,
+            rpn_anchor_generator=anchors,
         )
     return model, source

@@ -170,7 +170,19 @@ class TorchvisionDetector:
         return results
 
 
-def load_detector(path: str | Path, inference: InferenceConfig | None = None,
+def load_detector(config: DetectorConfig, checkpoint: str | Path | None = None,
                   model_overrides: dict[str, Any] | None = None) -> FrameDetector:
-    """The right backend for a checkpoint file (torchvision ``.pt``; detectron2 via config)."""
-    return TorchvisionDetector.from_checkpoint(path, inference, model_overrides)
+    """The detector a config asks for: a torchvision checkpoint, or detectron2's
+    config + weights (``backend: detectron2``; imported only then)."""
+    if config.backend == "detectron2":
+        from sonorisk.detector.detectron2_backend import Detectron2Detector
+
+        if not config.detectron2_config or not (checkpoint or config.detectron2_weights):
+            raise InputError("config", "backend detectron2 needs detectron2_config and "
+                                       "detectron2_weights (or a checkpoint path)")
+        return Detectron2Detector(config.detectron2_config,
+                                  checkpoint or config.detectron2_weights or "",
+                                  config.inference)
+    if checkpoint is None:
+        raise InputError("config", "a torchvision detector needs a checkpoint file")
+    return TorchvisionDetector.from_checkpoint(checkpoint, config.inference, model_overrides)

@@ -115,29 +115,20 @@ def load_video_dataset(path: str | Path, stride: int = 1) -> list[DetectionSampl
     from sonorisk.data import load_dataset
 
     dataset = load_dataset(path)
-    table = dataset.table
-    by_video: dict[str, dict[str, object]] = {}
-    if table is not None and len(table):
-        id_col = "video_id" if "video_id" in table.columns else table.columns[0]
-        for record in table.to_dict("records"):
-            by_video[str(record[id_col])] = record
     samples: list[DetectionSample] = []
     for frame in dataset.frames():
         if stride > 1 and frame.frame_index % stride:
             continue
-        meta = by_video.get(str(frame.video_id), {})
-        group = str(meta.get("patient_id") or frame.video_id)
-        label = str(meta.get("pathology") or "")
-        fps = meta.get("fps")
+        record = dataset.video(frame.video_id)
         samples.append(DetectionSample(
             key=f"{frame.video_id}:{frame.frame_index}",
-            group=group,
-            label=label,
+            group=str(record.patient_id or frame.video_id),
+            label=str(record.pathology or ""),
             boxes=np.asarray([list(b) for b in frame.boxes], dtype=np.float32).reshape(-1, 4),
             load=(lambda fa=frame: dataset.read_image(fa, color="rgb")),
             video_id=str(frame.video_id),
             frame_index=int(frame.frame_index),
-            fps=float(fps) if isinstance(fps, int | float) and fps == fps else None,
+            fps=float(record.fps) if record.fps else None,
         ))
     if not samples:
         raise DatasetError(path, "dataset holds no annotated frames")

@@ -33,7 +33,9 @@ def _codes(values: Sequence[object], categories: Sequence[object], source: str) 
         if v is None or (isinstance(v, float) and math.isnan(v)):
             raise MissingValueError(source, f"missing rating at row {i}")
         if v not in index:
-            raise EvalInputError(source, f"rating {v!r} at row {i} is not one of {list(categories)}")
+            raise EvalInputError(
+                source, f"rating {v!r} at row {i} is not one of {list(categories)}"
+            )
         out[i] = index[v]
     return out
 
@@ -48,14 +50,20 @@ def _agreement_weights(k: int, weights: str) -> np.ndarray:
     return 1.0 - d if weights == "linear" else 1.0 - d**2
 
 
-def cohen_kappa(ratings_a: Sequence[object], ratings_b: Sequence[object],
-                categories: Sequence[object] | None = None, weights: str = "unweighted",
-                level: float = 0.95, source: str = "ratings") -> Estimate:
+def cohen_kappa(
+    ratings_a: Sequence[object],
+    ratings_b: Sequence[object],
+    categories: Sequence[object] | None = None,
+    weights: str = "unweighted",
+    level: float = 0.95,
+    source: str = "ratings",
+) -> Estimate:
     """Cohen's kappa between two readers; ``categories`` gives the order (needed for weights)."""
     a, b = list(ratings_a), list(ratings_b)
     if len(a) != len(b) or not a:
-        raise ShapeError(source, f"two readers need the same, non-zero number of ratings "
-                                 f"({len(a)} vs {len(b)})")
+        raise ShapeError(
+            source, f"two readers need the same, non-zero number of ratings ({len(a)} vs {len(b)})"
+        )
     cats = list(categories) if categories is not None else sorted(set(a) | set(b))
     ca, cb = _codes(a, cats, f"{source} (reader A)"), _codes(b, cats, f"{source} (reader B)")
     k, n = len(cats), len(a)
@@ -70,8 +78,8 @@ def cohen_kappa(ratings_a: Sequence[object], ratings_b: Sequence[object],
     if abs(1.0 - pe) < 1e-12:
         return Estimate.missing("chance agreement is 1 (both readers used one category)", method)
     kappa = (po - pe) / (1.0 - pe)
-    wr = w @ col            # mean weight of row category i against reader B's margins
-    wc = row @ w            # mean weight of column category j against reader A's margins
+    wr = w @ col  # mean weight of row category i against reader B's margins
+    wc = row @ w  # mean weight of column category j against reader A's margins
     inner = p * (w - (wr[:, None] + wc[None, :]) * (1.0 - kappa)) ** 2
     var = (inner.sum() - (kappa - pe * (1.0 - kappa)) ** 2) / (n * (1.0 - pe) ** 2)
     se = math.sqrt(max(var, 0.0))
@@ -79,9 +87,14 @@ def cohen_kappa(ratings_a: Sequence[object], ratings_b: Sequence[object],
     return Estimate(kappa, max(-1.0, kappa - half), min(1.0, kappa + half), method, level)
 
 
-def fleiss_kappa(ratings: np.ndarray | pd.DataFrame, categories: Sequence[object] | None = None,
-                 level: float = 0.95, n_resamples: int = 1000, seed: int = 0,
-                 source: str = "ratings") -> Estimate:
+def fleiss_kappa(
+    ratings: np.ndarray | pd.DataFrame,
+    categories: Sequence[object] | None = None,
+    level: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    source: str = "ratings",
+) -> Estimate:
     """Fleiss' kappa for an (n cases x r raters) table of categorical ratings."""
     table = np.asarray(ratings, dtype=object)
     if table.ndim != 2 or table.shape[0] < 2 or table.shape[1] < 2:
@@ -106,18 +119,29 @@ def fleiss_kappa(ratings: np.ndarray | pd.DataFrame, categories: Sequence[object
     if est is None:
         return Estimate.missing("all ratings fall in one category", method)
     y = np.zeros(table.shape[0], dtype=int)  # unstratified: resample cases
-    ci = bootstrap_ci(lambda idx: kappa_of(counts[idx]), y, est, n_resamples, seed, level,
-                      stratified=False)
+    ci = bootstrap_ci(
+        lambda idx: kappa_of(counts[idx]), y, est, n_resamples, seed, level, stratified=False
+    )
     return Estimate(est, ci.ci_low, ci.ci_high, f"{method}; CI: {ci.method}", level, ci.undefined)
 
 
-def kappa_matrix(ratings: pd.DataFrame, categories: Sequence[object] | None = None,
-                 weights: str = "unweighted", level: float = 0.95) -> dict[tuple[str, str], Estimate]:
+def kappa_matrix(
+    ratings: pd.DataFrame,
+    categories: Sequence[object] | None = None,
+    weights: str = "unweighted",
+    level: float = 0.95,
+) -> dict[tuple[str, str], Estimate]:
     """Cohen's kappa for every pair of reader columns of a cases x readers table (Fig. 5)."""
     out = {}
     for a, b in combinations(ratings.columns, 2):
-        out[(str(a), str(b))] = cohen_kappa(ratings[a].tolist(), ratings[b].tolist(), categories,
-                                            weights, level, source=f"ratings {a} vs {b}")
+        out[(str(a), str(b))] = cohen_kappa(
+            ratings[a].tolist(),
+            ratings[b].tolist(),
+            categories,
+            weights,
+            level,
+            source=f"ratings {a} vs {b}",
+        )
     return out
 
 
@@ -144,8 +168,9 @@ class IccResult:
     p_value: float
 
 
-def icc(ratings: np.ndarray | pd.DataFrame, level: float = 0.95, source: str = "ratings"
-        ) -> dict[str, IccResult]:
+def icc(
+    ratings: np.ndarray | pd.DataFrame, level: float = 0.95, source: str = "ratings"
+) -> dict[str, IccResult]:
     """All six Shrout-Fleiss ICCs of an (n targets x k judges) numeric table, complete cases."""
     x = np.asarray(ratings, dtype=float)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
@@ -164,7 +189,9 @@ def icc(ratings: np.ndarray | pd.DataFrame, level: float = 0.95, source: str = "
     msw = (ss_cols + ss_err) / (n * (k - 1))
     alpha = 1.0 - level
     if msw <= 0 or mse <= 0:
-        raise EvalInputError(source, "no within-target variance: every judge gave identical ratings")
+        raise EvalInputError(
+            source, "no within-target variance: every judge gave identical ratings"
+        )
     method = "F-distribution CI (Shrout & Fleiss 1979)"
 
     def est(value: float, lo: float, hi: float, m: str = method) -> Estimate:
@@ -178,23 +205,52 @@ def icc(ratings: np.ndarray | pd.DataFrame, level: float = 0.95, source: str = "
     fu = f1 * stats.f.ppf(1 - alpha / 2, df2, df1)
     p1 = float(stats.f.sf(f1, df1, df2))
     icc11 = (msr - msw) / (msr + (k - 1) * msw)
-    out["ICC(1,1)"] = IccResult("ICC(1,1)", ICC_DESCRIPTIONS["ICC(1,1)"],
-                                est(icc11, (fl - 1) / (fl + k - 1), (fu - 1) / (fu + k - 1)),
-                                f1, df1, df2, p1)
-    out["ICC(1,k)"] = IccResult("ICC(1,k)", ICC_DESCRIPTIONS["ICC(1,k)"],
-                                est((msr - msw) / msr, 1 - 1 / fl, 1 - 1 / fu), f1, df1, df2, p1)
+    out["ICC(1,1)"] = IccResult(
+        "ICC(1,1)",
+        ICC_DESCRIPTIONS["ICC(1,1)"],
+        est(icc11, (fl - 1) / (fl + k - 1), (fu - 1) / (fu + k - 1)),
+        f1,
+        df1,
+        df2,
+        p1,
+    )
+    out["ICC(1,k)"] = IccResult(
+        "ICC(1,k)",
+        ICC_DESCRIPTIONS["ICC(1,k)"],
+        est((msr - msw) / msr, 1 - 1 / fl, 1 - 1 / fu),
+        f1,
+        df1,
+        df2,
+        p1,
+    )
     # Two-way models share the F of rows against residual.
     f3 = msr / mse
     df2b = (n - 1) * (k - 1)
     fl3 = f3 / stats.f.ppf(1 - alpha / 2, df1, df2b)
     fu3 = f3 * stats.f.ppf(1 - alpha / 2, df2b, df1)
     p3 = float(stats.f.sf(f3, df1, df2b))
-    out["ICC(3,1)"] = IccResult("ICC(3,1)", ICC_DESCRIPTIONS["ICC(3,1)"],
-                                est((msr - mse) / (msr + (k - 1) * mse),
-                                    (fl3 - 1) / (fl3 + k - 1), (fu3 - 1) / (fu3 + k - 1)),
-                                f3, df1, df2b, p3)
-    out["ICC(3,k)"] = IccResult("ICC(3,k)", ICC_DESCRIPTIONS["ICC(3,k)"],
-                                est((msr - mse) / msr, 1 - 1 / fl3, 1 - 1 / fu3), f3, df1, df2b, p3)
+    out["ICC(3,1)"] = IccResult(
+        "ICC(3,1)",
+        ICC_DESCRIPTIONS["ICC(3,1)"],
+        est(
+            (msr - mse) / (msr + (k - 1) * mse),
+            (fl3 - 1) / (fl3 + k - 1),
+            (fu3 - 1) / (fu3 + k - 1),
+        ),
+        f3,
+        df1,
+        df2b,
+        p3,
+    )
+    out["ICC(3,k)"] = IccResult(
+        "ICC(3,k)",
+        ICC_DESCRIPTIONS["ICC(3,k)"],
+        est((msr - mse) / msr, 1 - 1 / fl3, 1 - 1 / fu3),
+        f3,
+        df1,
+        df2b,
+        p3,
+    )
     icc21 = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)
     icc2k = (msr - mse) / (msr + (msc - mse) / n)
     # Satterthwaite degrees of freedom for the ICC(2,*) interval.
@@ -207,9 +263,16 @@ def icc(ratings: np.ndarray | pd.DataFrame, level: float = 0.95, source: str = "
     lo2 = n * (msr - fs_l * mse) / (fs_l * (k * msc + (k * n - k - n) * mse) + n * msr)
     hi2 = n * (fs_u * msr - mse) / (k * msc + (k * n - k - n) * mse + n * fs_u * msr)
     m2 = f"{method}, Satterthwaite df = {v:.2f}"
-    out["ICC(2,1)"] = IccResult("ICC(2,1)", ICC_DESCRIPTIONS["ICC(2,1)"],
-                                est(icc21, lo2, hi2, m2), f3, df1, df2b, p3)
-    out["ICC(2,k)"] = IccResult("ICC(2,k)", ICC_DESCRIPTIONS["ICC(2,k)"],
-                                est(icc2k, lo2 * k / (1 + lo2 * (k - 1)),
-                                    hi2 * k / (1 + hi2 * (k - 1)), m2), f3, df1, df2b, p3)
+    out["ICC(2,1)"] = IccResult(
+        "ICC(2,1)", ICC_DESCRIPTIONS["ICC(2,1)"], est(icc21, lo2, hi2, m2), f3, df1, df2b, p3
+    )
+    out["ICC(2,k)"] = IccResult(
+        "ICC(2,k)",
+        ICC_DESCRIPTIONS["ICC(2,k)"],
+        est(icc2k, lo2 * k / (1 + lo2 * (k - 1)), hi2 * k / (1 + hi2 * (k - 1)), m2),
+        f3,
+        df1,
+        df2b,
+        p3,
+    )
     return {form: out[form] for form in ICC_FORMS}

@@ -44,8 +44,9 @@ class ConfusionCounts:
         return self.tp + self.fn + self.tn + self.fp
 
     def __add__(self, other: ConfusionCounts) -> ConfusionCounts:
-        return ConfusionCounts(self.tp + other.tp, self.fn + other.fn,
-                               self.tn + other.tn, self.fp + other.fp)
+        return ConfusionCounts(
+            self.tp + other.tp, self.fn + other.fn, self.tn + other.tn, self.fp + other.fp
+        )
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,19 @@ class BinaryMetrics:
     f1: Estimate
 
     def as_dict(self) -> dict[str, Estimate]:
-        return {"sensitivity": self.sensitivity, "specificity": self.specificity,
-                "ppv": self.ppv, "npv": self.npv, "accuracy": self.accuracy, "f1": self.f1}
+        return {
+            "sensitivity": self.sensitivity,
+            "specificity": self.specificity,
+            "ppv": self.ppv,
+            "npv": self.npv,
+            "accuracy": self.accuracy,
+            "f1": self.f1,
+        }
 
 
-def confusion_counts(y_true: Iterable[object], y_pred: Iterable[object],
-                     source: str = "predictions") -> ConfusionCounts:
+def confusion_counts(
+    y_true: Iterable[object], y_pred: Iterable[object], source: str = "predictions"
+) -> ConfusionCounts:
     truth = as_binary_labels(y_true, f"{source}: truth")
     pred = as_binary_labels(y_pred, f"{source}: predicted label")
     check_same_length(source, truth=truth, predicted=pred)
@@ -103,20 +111,30 @@ def metrics_from_counts(counts: ConfusionCounts, level: float = 0.95) -> BinaryM
     )
 
 
-def _pv(true_calls: int, false_calls: int, n_same: int, n_other: int, kind: str,
-        level: float) -> Estimate:
+def _pv(
+    true_calls: int, false_calls: int, n_same: int, n_other: int, kind: str, level: float
+) -> Estimate:
     if true_calls + false_calls == 0:
         return Estimate.missing(f"no {kind} calls", "logit (Mercaldo et al. 2007)")
     if n_same == 0 or n_other == 0:
         # One class only: the logit variance needs both; report the exact interval.
         cp = clopper_pearson(true_calls, true_calls + false_calls, level)
-        return Estimate(cp.estimate, cp.ci_low, cp.ci_high,
-                        "Clopper-Pearson exact (one truth class only)", level)
+        return Estimate(
+            cp.estimate,
+            cp.ci_low,
+            cp.ci_high,
+            "Clopper-Pearson exact (one truth class only)",
+            level,
+        )
     return logit_predictive_value(true_calls, false_calls, n_same, n_other, level)
 
 
-def binary_metrics(y_true: Iterable[object], y_pred: Iterable[object],
-                   level: float = 0.95, source: str = "predictions") -> BinaryMetrics:
+def binary_metrics(
+    y_true: Iterable[object],
+    y_pred: Iterable[object],
+    level: float = 0.95,
+    source: str = "predictions",
+) -> BinaryMetrics:
     return metrics_from_counts(confusion_counts(y_true, y_pred, source), level)
 
 
@@ -134,9 +152,12 @@ class MulticlassConfusion:
         return float(np.trace(self.matrix) / self.matrix.sum())
 
 
-def multiclass_confusion(y_true: Sequence[object], y_pred: Sequence[object],
-                         labels: Sequence[object] | None = None,
-                         source: str = "predictions") -> MulticlassConfusion:
+def multiclass_confusion(
+    y_true: Sequence[object],
+    y_pred: Sequence[object],
+    labels: Sequence[object] | None = None,
+    source: str = "predictions",
+) -> MulticlassConfusion:
     truth = [str(v) for v in y_true]
     pred = [str(v) for v in y_pred]
     check_same_length(source, truth=np.asarray(truth), predicted=np.asarray(pred))

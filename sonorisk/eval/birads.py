@@ -25,7 +25,7 @@ def normalize_birads(value: object, source: str = "birads", row: int | None = No
     text = str(value).strip().upper().replace(" ", "")
     for prefix in ("BI-RADS", "BIRADS"):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     if text in BIRADS_CODE:
         return text
     if text == "0":
@@ -39,8 +39,9 @@ def normalize_birads(value: object, source: str = "birads", row: int | None = No
 
 def birads_codes(values: Iterable[object], source: str = "birads") -> np.ndarray:
     """Ordinal codes 0..7 (1 -> 0, ..., 4A -> 3, ..., 6 -> 7)."""
-    return np.array([BIRADS_CODE[normalize_birads(v, source, i)] for i, v in enumerate(values)],
-                    dtype=int)
+    return np.array(
+        [BIRADS_CODE[normalize_birads(v, source, i)] for i, v in enumerate(values)], dtype=int
+    )
 
 
 def birads_to_binary(values: Iterable[object], source: str = "birads") -> np.ndarray:

@@ -26,9 +26,15 @@ def stratified_indices(y: np.ndarray, n_resamples: int, seed: int) -> np.ndarray
     return np.concatenate(parts, axis=1)
 
 
-def bootstrap_ci(statistic: Callable[[np.ndarray], float | None], y: np.ndarray, estimate: float,
-                 n_resamples: int = 2000, seed: int = 0, level: float = 0.95,
-                 stratified: bool = True) -> Estimate:
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], float | None],
+    y: np.ndarray,
+    estimate: float,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    stratified: bool = True,
+) -> Estimate:
     """Percentile CI of ``statistic(indices)`` over case resamples.
 
     ``statistic`` receives an index array into the caller's case arrays and returns
@@ -40,11 +46,19 @@ def bootstrap_ci(statistic: Callable[[np.ndarray], float | None], y: np.ndarray,
         rng = np.random.default_rng(seed)
         idx = rng.integers(0, len(y), size=(n_resamples, len(y)))
     values = [v for v in (statistic(row) for row in idx) if v is not None]
-    method = (f"{'stratified ' if stratified else ''}bootstrap percentile, "
-              f"{n_resamples} resamples, seed {seed}")
+    method = (
+        f"{'stratified ' if stratified else ''}bootstrap percentile, "
+        f"{n_resamples} resamples, seed {seed}"
+    )
     if len(values) < max(10, n_resamples // 2):
-        return Estimate(estimate, None, None, method, level,
-                        undefined=f"statistic undefined on {n_resamples - len(values)} resamples")
+        return Estimate(
+            estimate,
+            None,
+            None,
+            method,
+            level,
+            undefined=f"statistic undefined on {n_resamples - len(values)} resamples",
+        )
     alpha = 1.0 - level
     low, high = np.quantile(np.asarray(values, dtype=float), [alpha / 2, 1 - alpha / 2])
     skipped = n_resamples - len(values)

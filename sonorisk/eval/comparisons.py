@@ -60,9 +60,13 @@ def discordant_pairs(correct_a: np.ndarray, correct_b: np.ndarray) -> Discordant
     return DiscordantPairs(int(np.sum(a & ~b)), int(np.sum(~a & b)), len(a))
 
 
-def compare_paired_binary(y_true: Iterable[object], pred_a: Iterable[object],
-                          pred_b: Iterable[object], exact: bool = True,
-                          source: str = "paired predictions") -> dict[str, TestResult]:
+def compare_paired_binary(
+    y_true: Iterable[object],
+    pred_a: Iterable[object],
+    pred_b: Iterable[object],
+    exact: bool = True,
+    source: str = "paired predictions",
+) -> dict[str, TestResult]:
     """McNemar tests of sensitivity (malignant cases), specificity (benign) and accuracy."""
     y = as_binary_labels(y_true, f"{source}: truth")
     a = as_binary_labels(pred_a, f"{source}: prediction A")
@@ -70,15 +74,19 @@ def compare_paired_binary(y_true: Iterable[object], pred_a: Iterable[object],
     check_same_length(source, truth=y, a=a, b=b)
     correct_a, correct_b = a == y, b == y
     out = {}
-    for name, mask in (("sensitivity", y == 1), ("specificity", y == 0),
-                       ("accuracy", np.ones_like(y, dtype=bool))):
+    for name, mask in (
+        ("sensitivity", y == 1),
+        ("specificity", y == 0),
+        ("accuracy", np.ones_like(y, dtype=bool)),
+    ):
         pairs = discordant_pairs(correct_a[mask], correct_b[mask])
         out[name] = mcnemar(pairs.b, pairs.c, exact=exact)
     return out
 
 
-def chi_square_2x2(table: np.ndarray | list[list[int]], correction: bool = False,
-                   fisher_when_small: bool = False) -> TestResult:
+def chi_square_2x2(
+    table: np.ndarray | list[list[int]], correction: bool = False, fisher_when_small: bool = False
+) -> TestResult:
     """Pearson chi-square on a 2x2 table of independent proportions.
 
     With ``fisher_when_small`` a table with an expected count below 5 gets Fisher's
@@ -86,11 +94,18 @@ def chi_square_2x2(table: np.ndarray | list[list[int]], correction: bool = False
     """
     t = np.asarray(table, dtype=float)
     if t.shape != (2, 2) or np.any(t < 0):
-        raise EvalInputError("chi-square", f"need a 2x2 table of non-negative counts, got {t.tolist()}")
+        raise EvalInputError(
+            "chi-square", f"need a 2x2 table of non-negative counts, got {t.tolist()}"
+        )
     rows, cols = t.sum(axis=1), t.sum(axis=0)
     if np.any(rows == 0) or np.any(cols == 0):
-        return TestResult(None, None, "Pearson chi-square", df=1,
-                          undefined="a row or column of the 2x2 table is empty")
+        return TestResult(
+            None,
+            None,
+            "Pearson chi-square",
+            df=1,
+            undefined="a row or column of the 2x2 table is empty",
+        )
     expected = np.outer(rows, cols) / t.sum()
     if fisher_when_small and np.any(expected < 5):
         _, p = stats.fisher_exact(t.astype(int))
@@ -112,19 +127,24 @@ def compare_proportions(x_a: int, n_a: int, x_b: int, n_b: int) -> TestResult:
     return chi_square_2x2([[x_a, n_a - x_a], [x_b, n_b - x_b]], fisher_when_small=True)
 
 
-def wilcoxon_rank_sum(a: Iterable[object], b: Iterable[object], source: str = "covariate"
-                      ) -> TestResult:
+def wilcoxon_rank_sum(
+    a: Iterable[object], b: Iterable[object], source: str = "covariate"
+) -> TestResult:
     """Two-sided Wilcoxon rank-sum (Mann-Whitney U) test for non-normal covariates."""
     x = as_scores(a, f"{source} (group A)")
     y = as_scores(b, f"{source} (group B)")
     res = stats.mannwhitneyu(x, y, alternative="two-sided")
-    return TestResult(float(res.statistic), float(res.pvalue),
-                      "Wilcoxon rank-sum (Mann-Whitney U), two-sided",
-                      estimate=float(np.median(x) - np.median(y)))
+    return TestResult(
+        float(res.statistic),
+        float(res.pvalue),
+        "Wilcoxon rank-sum (Mann-Whitney U), two-sided",
+        estimate=float(np.median(x) - np.median(y)),
+    )
 
 
-def t_test(a: Iterable[object], b: Iterable[object], equal_var: bool = True,
-           source: str = "covariate") -> TestResult:
+def t_test(
+    a: Iterable[object], b: Iterable[object], equal_var: bool = True, source: str = "covariate"
+) -> TestResult:
     """Unpaired two-sided t-test (Welch's when equal_var is False)."""
     x = as_scores(a, f"{source} (group A)")
     y = as_scores(b, f"{source} (group B)")
@@ -133,5 +153,10 @@ def t_test(a: Iterable[object], b: Iterable[object], equal_var: bool = True,
     res = stats.ttest_ind(x, y, equal_var=equal_var)
     name = "Student t-test (unpaired)" if equal_var else "Welch t-test (unpaired)"
     df = getattr(res, "df", None)
-    return TestResult(float(res.statistic), float(res.pvalue), name,
-                      df=None if df is None else float(df), estimate=float(x.mean() - y.mean()))
+    return TestResult(
+        float(res.statistic),
+        float(res.pvalue),
+        name,
+        df=None if df is None else float(df),
+        estimate=float(x.mean() - y.mean()),
+    )

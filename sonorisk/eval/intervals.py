@@ -67,9 +67,15 @@ def clopper_pearson(successes: int, total: int, level: float = 0.95) -> Estimate
     if not 0 <= successes <= total:
         raise ValueError(f"successes {successes} outside 0..{total}")
     alpha = 1.0 - level
-    low = 0.0 if successes == 0 else float(stats.beta.ppf(alpha / 2, successes, total - successes + 1))
-    high = 1.0 if successes == total else float(
-        stats.beta.ppf(1 - alpha / 2, successes + 1, total - successes)
+    low = (
+        0.0
+        if successes == 0
+        else float(stats.beta.ppf(alpha / 2, successes, total - successes + 1))
+    )
+    high = (
+        1.0
+        if successes == total
+        else float(stats.beta.ppf(1 - alpha / 2, successes + 1, total - successes))
     )
     return Estimate(successes / total, low, high, method, level)
 
@@ -94,8 +100,11 @@ def logit_predictive_value(
     if true_calls == 0 or false_calls == 0:
         cp = clopper_pearson(true_calls, total, level)
         return Estimate(
-            value, cp.ci_low, cp.ci_high,
-            "Clopper-Pearson exact (logit interval undefined at 0% or 100%)", level,
+            value,
+            cp.ci_low,
+            cp.ci_high,
+            "Clopper-Pearson exact (logit interval undefined at 0% or 100%)",
+            level,
         )
     var = 1.0 / true_calls - 1.0 / n_same + 1.0 / false_calls - 1.0 / n_other
     var = max(var, 0.0)
@@ -106,8 +115,13 @@ def logit_predictive_value(
     return Estimate(value, low, high, method, level)
 
 
-def normal_interval(estimate: float, se: float, level: float, method: str,
-                    bounds: tuple[float, float] | None = (0.0, 1.0)) -> Estimate:
+def normal_interval(
+    estimate: float,
+    se: float,
+    level: float,
+    method: str,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
+) -> Estimate:
     """estimate +- z*se, clipped to ``bounds`` (as pROC clips AUC CIs to [0, 1])."""
     half = z_value(level) * se
     low, high = estimate - half, estimate + half

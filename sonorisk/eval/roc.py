@@ -34,14 +34,15 @@ class RocCurve:
 
 @dataclass(frozen=True)
 class DeLongResult:
-    aucs: np.ndarray         # one per score vector
-    covariance: np.ndarray   # DeLong covariance matrix of the AUCs
+    aucs: np.ndarray  # one per score vector
+    covariance: np.ndarray  # DeLong covariance matrix of the AUCs
     n_positive: int
     n_negative: int
 
 
-def _clean(y_true: Iterable[object], scores: Iterable[object], source: str
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _clean(
+    y_true: Iterable[object], scores: Iterable[object], source: str
+) -> tuple[np.ndarray, np.ndarray]:
     y = as_binary_labels(y_true, f"{source}: truth")
     s = as_scores(scores, f"{source}: score")
     check_same_length(source, truth=y, score=s)
@@ -54,8 +55,11 @@ def _midrank(x: np.ndarray) -> np.ndarray:
     return stats.rankdata(x, method="average", axis=-1)
 
 
-def delong(y_true: Iterable[object], score_matrix: np.ndarray | Sequence[np.ndarray],
-           source: str = "scores") -> DeLongResult:
+def delong(
+    y_true: Iterable[object],
+    score_matrix: np.ndarray | Sequence[np.ndarray],
+    source: str = "scores",
+) -> DeLongResult:
     """AUCs and their DeLong covariance for k score vectors on the same cases.
 
     ``score_matrix`` is (k, n) or a sequence of k length-n vectors.
@@ -71,8 +75,8 @@ def delong(y_true: Iterable[object], score_matrix: np.ndarray | Sequence[np.ndar
     tx, ty = _midrank(pos), _midrank(neg)
     tz = _midrank(np.concatenate([pos, neg], axis=1))
     aucs = tz[:, :m].sum(axis=1) / (m * n) - (m + 1.0) / (2.0 * n)
-    v01 = (tz[:, :m] - tx) / n          # placement of each malignant case among benign ones
-    v10 = 1.0 - (tz[:, m:] - ty) / m    # placement of each benign case among malignant ones
+    v01 = (tz[:, :m] - tx) / n  # placement of each malignant case among benign ones
+    v10 = 1.0 - (tz[:, m:] - ty) / m  # placement of each benign case among malignant ones
     sx = np.atleast_2d(np.cov(v01)) if m > 1 else np.zeros((mat.shape[0], mat.shape[0]))
     sy = np.atleast_2d(np.cov(v10)) if n > 1 else np.zeros((mat.shape[0], mat.shape[0]))
     return DeLongResult(aucs, sx / m + sy / n, m, n)
@@ -83,16 +87,27 @@ def auc(y_true: Iterable[object], scores: Iterable[object], source: str = "score
     return float(delong(y, s[None, :], source).aucs[0])
 
 
-def auc_delong_ci(y_true: Iterable[object], scores: Iterable[object], level: float = 0.95,
-                  source: str = "scores") -> Estimate:
+def auc_delong_ci(
+    y_true: Iterable[object], scores: Iterable[object], level: float = 0.95, source: str = "scores"
+) -> Estimate:
     y, s = _clean(y_true, scores, source)
     res = delong(y, s[None, :], source)
-    return normal_interval(float(res.aucs[0]), math.sqrt(max(res.covariance[0, 0], 0.0)), level,
-                           "DeLong (asymptotic normal, clipped to [0,1])")
+    return normal_interval(
+        float(res.aucs[0]),
+        math.sqrt(max(res.covariance[0, 0], 0.0)),
+        level,
+        "DeLong (asymptotic normal, clipped to [0,1])",
+    )
 
 
-def auc_bootstrap_ci(y_true: Iterable[object], scores: Iterable[object], level: float = 0.95,
-                     n_resamples: int = 2000, seed: int = 0, source: str = "scores") -> Estimate:
+def auc_bootstrap_ci(
+    y_true: Iterable[object],
+    scores: Iterable[object],
+    level: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    source: str = "scores",
+) -> Estimate:
     """Percentile interval over stratified bootstrap resamples (pROC's default scheme)."""
     y, s = _clean(y_true, scores, source)
     idx = stratified_indices(y, n_resamples, seed)
@@ -103,12 +118,18 @@ def auc_bootstrap_ci(y_true: Iterable[object], scores: Iterable[object], level: 
     boot = (np.where(ys == 1, ranks, 0.0).sum(axis=1) - m * (m + 1) / 2.0) / (m * n)
     alpha = 1.0 - level
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    return Estimate(auc(y, s, source), float(low), float(high),
-                    f"stratified bootstrap percentile, {n_resamples} resamples, seed {seed}", level)
+    return Estimate(
+        auc(y, s, source),
+        float(low),
+        float(high),
+        f"stratified bootstrap percentile, {n_resamples} resamples, seed {seed}",
+        level,
+    )
 
 
-def roc_curve(y_true: Iterable[object], scores: Iterable[object], source: str = "scores"
-              ) -> RocCurve:
+def roc_curve(
+    y_true: Iterable[object], scores: Iterable[object], source: str = "scores"
+) -> RocCurve:
     y, s = _clean(y_true, scores, source)
     order = np.argsort(-s, kind="mergesort")
     s_sorted, y_sorted = s[order], y[order]
@@ -123,9 +144,13 @@ def roc_curve(y_true: Iterable[object], scores: Iterable[object], source: str = 
     return RocCurve(fpr, tpr, thresholds)
 
 
-def delong_test_paired(y_true: Iterable[object], scores_a: Iterable[object],
-                       scores_b: Iterable[object], level: float = 0.95,
-                       source: str = "scores") -> TestResult:
+def delong_test_paired(
+    y_true: Iterable[object],
+    scores_a: Iterable[object],
+    scores_b: Iterable[object],
+    level: float = 0.95,
+    source: str = "scores",
+) -> TestResult:
     """Two-sided DeLong test of AUC(a) = AUC(b) on the same cases."""
     y = as_binary_labels(y_true, f"{source}: truth")
     a = as_scores(scores_a, f"{source}: score A")
@@ -137,18 +162,35 @@ def delong_test_paired(y_true: Iterable[object], scores_a: Iterable[object],
     method = "DeLong test for two correlated ROC curves (paired)"
     if var <= 1e-15:
         # Identical rankings (or perfect separation by both): no variance to test against.
-        return TestResult(0.0 if diff == 0 else None, 1.0 if diff == 0 else None, method,
-                          estimate=diff, ci_low=diff, ci_high=diff,
-                          undefined=None if diff == 0 else "zero variance of the AUC difference")
+        return TestResult(
+            0.0 if diff == 0 else None,
+            1.0 if diff == 0 else None,
+            method,
+            estimate=diff,
+            ci_low=diff,
+            ci_high=diff,
+            undefined=None if diff == 0 else "zero variance of the AUC difference",
+        )
     z = diff / math.sqrt(var)
     ci = normal_interval(diff, math.sqrt(var), level, method, bounds=None)
-    return TestResult(z, float(2 * stats.norm.sf(abs(z))), method, estimate=diff,
-                      ci_low=ci.ci_low, ci_high=ci.ci_high)
+    return TestResult(
+        z,
+        float(2 * stats.norm.sf(abs(z))),
+        method,
+        estimate=diff,
+        ci_low=ci.ci_low,
+        ci_high=ci.ci_high,
+    )
 
 
-def delong_test_unpaired(y_a: Iterable[object], scores_a: Iterable[object],
-                         y_b: Iterable[object], scores_b: Iterable[object],
-                         level: float = 0.95, source: str = "scores") -> TestResult:
+def delong_test_unpaired(
+    y_a: Iterable[object],
+    scores_a: Iterable[object],
+    y_b: Iterable[object],
+    scores_b: Iterable[object],
+    level: float = 0.95,
+    source: str = "scores",
+) -> TestResult:
     """Two-sided test of AUC(a) = AUC(b) on independent case sets (e.g. two hospitals)."""
     ya, sa = _clean(y_a, scores_a, f"{source} (group A)")
     yb, sb = _clean(y_b, scores_b, f"{source} (group B)")
@@ -157,16 +199,31 @@ def delong_test_unpaired(y_a: Iterable[object], scores_a: Iterable[object],
     var = float(ra.covariance[0, 0] + rb.covariance[0, 0])
     method = "DeLong test for two independent ROC curves (unpaired)"
     if var <= 1e-15:
-        return TestResult(None, 1.0 if diff == 0 else None, method, estimate=diff,
-                          undefined="zero variance: both groups perfectly separated")
+        return TestResult(
+            None,
+            1.0 if diff == 0 else None,
+            method,
+            estimate=diff,
+            undefined="zero variance: both groups perfectly separated",
+        )
     z = diff / math.sqrt(var)
     ci = normal_interval(diff, math.sqrt(var), level, method, bounds=None)
-    return TestResult(z, float(2 * stats.norm.sf(abs(z))), method, estimate=diff,
-                      ci_low=ci.ci_low, ci_high=ci.ci_high)
+    return TestResult(
+        z,
+        float(2 * stats.norm.sf(abs(z))),
+        method,
+        estimate=diff,
+        ci_low=ci.ci_low,
+        ci_high=ci.ci_high,
+    )
 
 
-def one_vs_rest_auc(labels: Sequence[object], scores: Mapping[str, Iterable[object]],
-                    level: float = 0.95, source: str = "subtype scores") -> dict[str, Estimate]:
+def one_vs_rest_auc(
+    labels: Sequence[object],
+    scores: Mapping[str, Iterable[object]],
+    level: float = 0.95,
+    source: str = "subtype scores",
+) -> dict[str, Estimate]:
     """Per-class AUC (class vs all others) with DeLong CIs for a subtype head.
 
     ``scores`` maps each class name to that class's score column.
@@ -179,9 +236,9 @@ def one_vs_rest_auc(labels: Sequence[object], scores: Mapping[str, Iterable[obje
     for cls, col in scores.items():
         y = np.array([1 if v == cls else 0 for v in names], dtype=np.int8)
         if y.sum() == 0 or y.sum() == len(y):
-            out[cls] = Estimate.missing(f"class {cls!r} has no cases or is the only class",
-                                        "DeLong")
+            out[cls] = Estimate.missing(
+                f"class {cls!r} has no cases or is the only class", "DeLong"
+            )
             continue
-        out[cls] = auc_delong_ci(y, as_scores(col, f"{source}: {cls}"), level,
-                                 f"{source}: {cls}")
+        out[cls] = auc_delong_ci(y, as_scores(col, f"{source}: {cls}"), level, f"{source}: {cls}")
     return out

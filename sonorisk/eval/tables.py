@@ -30,6 +30,7 @@ from sonorisk.eval.validation import as_binary_labels, as_scores
 
 SESSIONS = ("unaided", "aided")
 NOTE_COLUMNS = ("note", "notes", "metadata")
+SUBTYPE_PREFIX = "subtype:"
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -81,15 +82,19 @@ def load_truth(data: pd.DataFrame | str | Path, source: str | None = None) -> pd
     df["id"] = _ids(df["id"], src)
     df["truth"] = as_binary_labels(df["truth"], f"{src}: column 'truth'")
     if "birads" in df.columns:
-        df["birads"] = [None if pd.isna(v) else normalize_birads(v, f"{src}: column 'birads'", i)
-                        for i, v in enumerate(df["birads"])]
+        df["birads"] = [
+            None if pd.isna(v) else normalize_birads(v, f"{src}: column 'birads'", i)
+            for i, v in enumerate(df["birads"])
+        ]
     return df.set_index("id")
 
 
 @dataclass(frozen=True)
 class Predictions:
-    scores: pd.DataFrame                 # index: id, one float column per model
+    scores: pd.DataFrame  # index: id, one float column per model
     notes: dict[str, str] = field(default_factory=dict)  # model -> note (e.g. "synthetic")
+    # A subtype head: columns "subtype:<class>" hold one score per class (index: id).
+    subtype_scores: pd.DataFrame | None = None
 
     @property
     def models(self) -> list[str]:
@@ -108,8 +113,9 @@ def _check_ids(ids: pd.Index, truth: pd.DataFrame, source: str) -> None:
         raise MismatchedIdsError(source, "; ".join(parts))
 
 
-def load_predictions(data: pd.DataFrame | str | Path, truth: pd.DataFrame,
-                     source: str | None = None) -> Predictions:
+def load_predictions(
+    data: pd.DataFrame | str | Path, truth: pd.DataFrame, source: str | None = None
+) -> Predictions:
     src = source or (str(data) if not isinstance(data, pd.DataFrame) else "predictions table")
     df = data.copy() if isinstance(data, pd.DataFrame) else read_table(data)
     if "id" not in df.columns and "case_id" in df.columns:
@@ -124,7 +130,9 @@ def load_predictions(data: pd.DataFrame | str | Path, truth: pd.DataFrame,
         df["id"] = df["id"].astype(str).str.strip()
         dup = df[df.duplicated(["id", "model"])]
         if not dup.empty:
-            raise EvalInputError(src, f"duplicate (id, model) rows, e.g. {dup.iloc[0][['id', 'model']].tolist()}")
+            raise EvalInputError(
+                src, f"duplicate (id, model) rows, e.g. {dup.iloc[0][['id', 'model']].tolist()}"
+            )
         for model, part in df.groupby("model", sort=False):
             as_scores(part["score"], f"{src}: column 'score' (model {model})")
             if note_col:
@@ -136,8 +144,11 @@ def load_predictions(data: pd.DataFrame | str | Path, truth: pd.DataFrame,
         wide = wide[order]
         if wide.isna().any().any():
             col = wide.columns[wide.isna().any()].tolist()[0]
-            raise MissingValueError(src, f"model {col!r} has no score for some ids "
-                                         f"(e.g. {wide.index[wide[col].isna()][:3].tolist()})")
+            raise MissingValueError(
+                src,
+                f"model {col!r} has no score for some ids "
+                f"(e.g. {wide.index[wide[col].isna()][:3].tolist()})",
+            )
     else:
         df["id"] = _ids(df["id"], src)
         if note_col:
@@ -148,8 +159,10 @@ def load_predictions(data: pd.DataFrame | str | Path, truth: pd.DataFrame,
             file_note = ""
         score_cols = [c for c in df.columns if c != "id"]
         if not score_cols:
-            raise MissingColumnError(src, "no score column: need id + one column per model, "
-                                          "or long format id, model, score")
+            raise MissingColumnError(
+                src,
+                "no score column: need id + one column per model, or long format id, model, score",
+            )
         wide = df.set_index("id")
         for c in score_cols:
             wide[c] = as_scores(wide[c], f"{src}: column {c!r}")
@@ -159,11 +172,23 @@ def load_predictions(data: pd.DataFrame | str | Path, truth: pd.DataFrame,
     wide.columns = [str(c) for c in wide.columns]
     _check_ids(wide.index, truth, src)
     wide = wide.loc[truth.index].astype(float)
-    return Predictions(wide, notes)
+    sub_cols = [c for c in wide.columns if c.startswith(SUBTYPE_PREFIX)]
+    subtype = None
+    if sub_cols:
+        subtype = wide[sub_cols].rename(columns=lambda c: c[len(SUBTYPE_PREFIX) :])
+        wide = wide.drop(columns=sub_cols)
+        if "subtype" not in truth.columns:
+            raise MissingColumnError(
+                src, f"subtype score columns {sub_cols} need a 'subtype' column in the truth table"
+            )
+    if wide.shape[1] == 0:
+        raise MissingColumnError(src, "no malignancy score column besides the subtype head")
+    return Predictions(wide, notes, subtype)
 
 
-def load_reads(data: pd.DataFrame | str | Path, truth: pd.DataFrame,
-               source: str | None = None) -> pd.DataFrame:
+def load_reads(
+    data: pd.DataFrame | str | Path, truth: pd.DataFrame, source: str | None = None
+) -> pd.DataFrame:
     """Validated long reads table with ``birads`` canonical and ``birads_code`` added."""
     src = source or (str(data) if not isinstance(data, pd.DataFrame) else "reads table")
     df = data.copy() if isinstance(data, pd.DataFrame) else read_table(data)
@@ -179,23 +204,31 @@ def load_reads(data: pd.DataFrame | str | Path, truth: pd.DataFrame,
     bad = sorted(set(df["session"]) - set(SESSIONS))
     if bad:
         raise EvalInputError(src, f"column 'session' holds {bad}; allowed: {list(SESSIONS)}")
-    df["birads"] = [normalize_birads(v, f"{src}: column 'birads'", i)
-                    for i, v in enumerate(df["birads"])]
+    df["birads"] = [
+        normalize_birads(v, f"{src}: column 'birads'", i) for i, v in enumerate(df["birads"])
+    ]
     df["birads_code"] = [BIRADS_CODE[v] for v in df["birads"]]
     unknown = sorted(set(df["case_id"]) - set(truth.index))
     if unknown:
-        raise MismatchedIdsError(src, f"{len(unknown)} case id(s) not in the truth table "
-                                      f"(e.g. {unknown[:3]})")
+        raise MismatchedIdsError(
+            src, f"{len(unknown)} case id(s) not in the truth table (e.g. {unknown[:3]})"
+        )
     dup = df[df.duplicated(["reader", "case_id", "session"])]
     if not dup.empty:
-        raise EvalInputError(src, "duplicate (reader, case_id, session) rows, e.g. "
-                                  f"{dup.iloc[0][['reader', 'case_id', 'session']].tolist()}")
+        raise EvalInputError(
+            src,
+            "duplicate (reader, case_id, session) rows, e.g. "
+            f"{dup.iloc[0][['reader', 'case_id', 'session']].tolist()}",
+        )
     for col, lo, hi in (("confidence", 0.0, 100.0), ("reading_time_s", -np.inf, np.inf)):
         if col in df.columns:
             vals = pd.to_numeric(df[col], errors="coerce")
             if vals.isna().any():
-                raise MissingValueError(src, f"column {col!r}: missing or non-numeric value at row "
-                                             f"{int(np.flatnonzero(vals.isna())[0])}")
+                raise MissingValueError(
+                    src,
+                    f"column {col!r}: missing or non-numeric value at row "
+                    f"{int(np.flatnonzero(vals.isna())[0])}",
+                )
             if ((vals < lo) | (vals > hi)).any():
                 raise EvalInputError(src, f"column {col!r}: values must lie in [{lo:g}, {hi:g}]")
             df[col] = vals.astype(float)

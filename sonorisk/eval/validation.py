@@ -28,8 +28,8 @@ def _as_series(values: Iterable[object]) -> pd.Series:
 
 
 def _missing_positions(series: pd.Series) -> list[int]:
-    mask = series.isna().to_numpy()
-    if series.dtype == object:
+    mask = series.isna().to_numpy().copy()  # pandas may hand back a read-only view
+    if series.dtype == object or pd.api.types.is_string_dtype(series):
         mask |= series.map(lambda v: isinstance(v, str) and v.strip() == "").to_numpy()
     return [int(i) for i in np.flatnonzero(mask)]
 
@@ -44,7 +44,9 @@ def as_binary_labels(values: Iterable[object], source: str = "truth") -> np.ndar
         raise ShapeError(source, "no rows")
     missing = _missing_positions(series)
     if missing:
-        raise MissingValueError(source, f"{len(missing)} missing label(s), first at row {missing[0]}")
+        raise MissingValueError(
+            source, f"{len(missing)} missing label(s), first at row {missing[0]}"
+        )
     out = np.empty(len(series), dtype=np.int8)
     for i, value in enumerate(series.tolist()):
         if isinstance(value, bool | np.bool_):
@@ -76,14 +78,18 @@ def as_scores(values: Iterable[object], source: str = "score") -> np.ndarray:
         raise ShapeError(source, "no rows")
     missing = _missing_positions(series)
     if missing:
-        raise MissingValueError(source, f"{len(missing)} missing score(s), first at row {missing[0]}")
+        raise MissingValueError(
+            source, f"{len(missing)} missing score(s), first at row {missing[0]}"
+        )
     numeric = pd.to_numeric(series, errors="coerce")
     bad = np.flatnonzero(numeric.isna().to_numpy())
     if bad.size:
         raise EvalInputError(source, f"non-numeric score {series.iloc[bad[0]]!r} at row {bad[0]}")
     arr = numeric.to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(arr)):
-        raise EvalInputError(source, f"infinite score at row {int(np.flatnonzero(~np.isfinite(arr))[0])}")
+        raise EvalInputError(
+            source, f"infinite score at row {int(np.flatnonzero(~np.isfinite(arr))[0])}"
+        )
     return arr
 
 

@@ -26,6 +26,7 @@ from sonorisk.errors import (
     UnsupportedVideoError,
     VideoError,
 )
+from sonorisk.io.probe import avi_declared_size, truncation_reason
 from sonorisk.io.source import Color, Dropped, Ended, VideoSource, check_dimensions
 from sonorisk.records import Frame, VideoMeta
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # FFmpeg demuxers that read single still images (a PNG "opens" as a 1-frame video).
 _STILL_IMAGE_DEMUXERS = {"image2", "image2pipe"}
+# FFmpeg "decodes" any text file as ANSI art through these; they are never video.
+_TEXT_DEMUXERS = {"tty", "bin", "xbin", "adf", "idf"}
 
 
 def _is_still_image_format(name: str) -> bool:
@@ -63,13 +66,18 @@ class PyAVSource(VideoSource):
         self._threads = threads
         self._container: Any = None
         self._stream: Any = None
+        self._last_t = -1.0
+        # AVI stores no presentation times (constant rate by design), so the
+        # frame index over the rate is the timestamp; elsewhere trust the pts.
+        self._constant_rate = False
+        self._expected_frames: int | None = None  # duration x fps, when no count is declared
         # The worker's own deadlines sit just behind PyAV's so PyAV's typed
         # error (not the watchdog) normally reports a network stall.
         super().__init__(
             source,
             color=color,
-            open_timeout_s=open_timeout_s + 5.0,
-            frame_timeout_s=max(frame_timeout_s, read_timeout_s + 5.0),
+            open_timeout_s=open_timeout_s * 1.5 + 1.0,
+            frame_timeout_s=max(frame_timeout_s, read_timeout_s * 1.5 + 1.0),
             live=live,
             strict=strict,
         )
@@ -89,6 +97,8 @@ class PyAVSource(VideoSource):
         fmt = container.format.name
         if _is_still_image_format(fmt):
             raise NotAVideoError(self.source, f"is a still image ({fmt}), not a video")
+        if fmt in _TEXT_DEMUXERS:
+            raise NotAVideoError(self.source, f"is text ({fmt} demuxer), not a video")
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
             raise NotAVideoError(
@@ -98,7 +108,12 @@ class PyAVSource(VideoSource):
         ctx = stream.codec_context
         if ctx is None or not ctx.name:
             raise UnsupportedVideoError(self.source, "video codec has no decoder in this FFmpeg")
+        local = not self.live and Path(self.source).is_file()
+        claimed = avi_declared_size(Path(self.source)) if local else None
+        if claimed is not None:
+            check_dimensions(self.source, *claimed)
         check_dimensions(self.source, int(ctx.width), int(ctx.height))
+        self._constant_rate = fmt == "avi"
         stream.thread_type = "AUTO"  # frame+slice threads; FFmpeg picks the count
         ctx.thread_count = self._threads
         self._stream = stream
@@ -110,6 +125,8 @@ class PyAVSource(VideoSource):
             duration = container.duration / 1_000_000
         else:
             duration = None
+        if fps and duration and not stream.frames:
+            self._expected_frames = round(duration * fps)
         return VideoMeta(
             source=self.source,
             width=int(ctx.width),
@@ -131,6 +148,11 @@ class PyAVSource(VideoSource):
                     self.source, f"no answer within {self._open_timeout_s:g} s ({text})"
                 )
             return StreamDisconnectedError(self.source, f"could not connect ({text})")
+        cut = self._truncation()
+        if cut is not None:
+            return TruncatedVideoError(self.source, f"file is cut short, no frame readable ({cut})")
+        if isinstance(exc, av.error.EOFError):
+            return EmptyVideoError(self.source, f"container ends before any frame ({text})")
         if isinstance(exc, av.error.InvalidDataError):
             return NotAVideoError(self.source, f"not a video FFmpeg can read ({text})")
         if isinstance(exc, av.error.ExitError):
@@ -156,7 +178,11 @@ class PyAVSource(VideoSource):
             except StopIteration:
                 break
             except av.error.FFmpegError as exc:
-                yield self._demux_failure(exc, position, declared)
+                # Frames still inside the (threaded) decoder come out first.
+                for frame in _flush(stream):
+                    yield self._frame(frame, position, first_pts, fps, time_base, fmt)
+                    position += 1
+                yield self._demux_failure(exc, position)
                 return
             try:
                 frames = packet.decode()
@@ -168,43 +194,73 @@ class PyAVSource(VideoSource):
             for frame in frames:
                 if first_pts is None and frame.pts is not None:
                     first_pts = frame.pts
-                if frame.pts is not None and first_pts is not None and time_base is not None:
-                    t = float((frame.pts - first_pts) * time_base)
-                else:
-                    t = position / fps if fps else float(position)
-                if frame.is_corrupt:
-                    self.stats.note(f"frame {position}: decoder concealed damage")
-                image = frame.to_ndarray(format=fmt)
-                yield Frame(index=position, timestamp_s=t, image=image)
+                yield self._frame(frame, position, first_pts, fps, time_base, fmt)
                 position += 1
-        delivered = position - dropped
+        yield from self._end(position, dropped, declared)
+
+    def _truncation(self) -> str | None:
+        if self.live or "://" in self.source or not Path(self.source).is_file():
+            return None
+        return truncation_reason(Path(self.source))
+
+    def _end(self, position: int, dropped: int,
+             declared: int | None) -> Iterator[Dropped | Ended]:
+        """The end of a stream the demuxer read to its end (EOF)."""
         if self.live:
             yield Ended(
                 "disconnected",
                 StreamDisconnectedError(self.source, f"stream ended after {position} frames"),
             )
             return
+        delivered = position - dropped
         if position == 0:
             # Raised, not just reported: there is nothing for the caller to use.
-            yield Ended("error", EmptyVideoError(self.source, "holds a video stream with zero frames"))
+            yield Ended("error", EmptyVideoError(self.source,
+                                                 "holds a video stream with zero frames"))
             return
         if delivered == 0:
             yield Ended("error", CorruptVideoError(
                 self.source, f"none of its {position} frames could be decoded"))
             return
-        if declared is not None and position < declared:
-            yield Ended(
-                "truncated",
-                TruncatedVideoError(
-                    self.source,
-                    f"data ends after {position} of the {declared} frames the header declares",
-                ),
-            )
+        cut = self._truncation()
+        if cut is not None:
+            yield Ended("truncated", TruncatedVideoError(
+                self.source, f"file is cut short after {position} frames ({cut})"))
+            return
+        expected = self._expected_frames
+        if declared is None and expected is not None and position < 0.9 * expected - 1:
+            # No frame count in the header (MPEG-PS/TS): the container's
+            # duration at its frame rate is the only sign of lost frames.
+            declared = expected
+        missing = declared - position if declared is not None and position < declared else 0
+        for k in range(missing):  # frames the header lists that the demuxer never found
+            yield Dropped(f"frame {position + k}: missing from the container (damaged data)")
+        lost = dropped + missing
+        if lost:
+            yield Ended("eof", CorruptVideoError(
+                self.source, f"{lost} of {position + missing} frames were undecodable or missing"))
             return
         yield Ended("eof")
 
-    def _demux_failure(self, exc: av.error.FFmpegError, position: int,
-                       declared: int | None) -> Ended:
+    def _frame(self, frame: Any, position: int, first_pts: int | None, fps: float | None,
+               time_base: Any, fmt: str) -> Frame:
+        t_index = position / fps if fps else float(position)
+        if (self._constant_rate or frame.pts is None or first_pts is None
+                or time_base is None):
+            t = t_index
+        else:
+            t = float((frame.pts - first_pts) * time_base)
+            if t <= self._last_t:
+                # Timestamps out of order (B-frames in a container without
+                # presentation times): trust the frame rate from here on.
+                self._constant_rate = True
+                t = max(t_index, self._last_t + 1e-6)
+        self._last_t = t
+        if frame.is_corrupt:
+            self.stats.note(f"frame {position}: decoder concealed damage")
+        return Frame(index=position, timestamp_s=t, image=frame.to_ndarray(format=fmt))
+
+    def _demux_failure(self, exc: av.error.FFmpegError, position: int) -> Ended:
         text = f"{type(exc).__name__}: {exc.strerror or exc}"
         if self.live:
             if isinstance(exc, av.error.ExitError | av.error.TimeoutError):
@@ -214,9 +270,10 @@ class PyAVSource(VideoSource):
                 ))
             return Ended("disconnected", StreamDisconnectedError(
                 self.source, f"connection lost after {position} frames ({text})"))
-        if declared is not None and position < declared:
+        cut = self._truncation()
+        if cut is not None:
             return Ended("truncated", TruncatedVideoError(
-                self.source, f"data ends after {position} of {declared} declared frames ({text})"))
+                self.source, f"file is cut short after {position} frames ({cut}; {text})"))
         return Ended("corrupt", CorruptVideoError(
             self.source, f"container unreadable after {position} frames ({text})"))
 
@@ -229,6 +286,13 @@ class PyAVSource(VideoSource):
             self._container = None
 
 
+def _flush(stream: Any) -> list[Any]:
+    try:
+        return list(stream.codec_context.decode(None))
+    except av.error.FFmpegError:
+        return []
+
+
 def sniff_file(path: Path) -> None:
     """Check the file exists and is non-empty before handing it to a decoder."""
     from sonorisk.errors import VideoNotFoundError
@@ -237,5 +301,7 @@ def sniff_file(path: Path) -> None:
         raise VideoNotFoundError(path, "no such file")
     if path.is_dir():
         raise NotAVideoError(path, "is a directory, not a video file")
+    if path.is_fifo():  # a pipe has no size; the read watchdog guards it
+        return
     if path.stat().st_size == 0:
         raise EmptyVideoError(path, "file is empty (0 bytes)")

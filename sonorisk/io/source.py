@@ -31,11 +31,7 @@ from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
-from sonorisk.errors import (
-    CorruptVideoError,
-    StreamTimeoutError,
-    VideoError,
-)
+from sonorisk.errors import StreamTimeoutError, VideoError
 from sonorisk.records import Frame, VideoMeta
 
 log = logging.getLogger(__name__)
@@ -133,8 +129,9 @@ class VideoSource(ABC):
             kind, payload = self._queue.get(timeout=open_timeout_s)
         except queue.Empty:
             self._stop.set()
-            error_cls = StreamTimeoutError if live else CorruptVideoError
-            raise error_cls(source, f"could not open within {open_timeout_s:g} s") from None
+            raise StreamTimeoutError(
+                source, f"could not open within {open_timeout_s:g} s (no answer or stalled read)"
+            ) from None
         if kind == "error":
             self._stop.set()
             raise payload
@@ -202,12 +199,16 @@ class VideoSource(ABC):
             try:
                 _, item = self._queue.get(timeout=self.frame_timeout_s)
             except queue.Empty:
+                timed_out = True
+            else:
+                timed_out = False
+            if timed_out:
                 self._finish(
                     "timeout",
-                    (StreamTimeoutError if self.live else CorruptVideoError)(
+                    StreamTimeoutError(
                         self.source,
                         f"no frame within {self.frame_timeout_s:g} s "
-                        + ("(stream silent)" if self.live else "(decoder stalled)"),
+                        + ("(stream silent)" if self.live else "(read or decode stalled)"),
                     ),
                 )
                 raise self.stats.error  # type: ignore[misc]
@@ -262,4 +263,6 @@ class VideoSource(ABC):
         self.close()
 
     def __del__(self) -> None:
-        self._stop.set()
+        stop = getattr(self, "_stop", None)  # absent when __init__ failed early
+        if stop is not None:
+            stop.set()

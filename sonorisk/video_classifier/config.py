@@ -34,6 +34,9 @@ class I3DOptions:
     depth: int = 50  # 50, 101 or 152 (pytorchvideo's stage depths)
     width: int = 64  # stem channels; 64 is the real ResNet, tests use 8
     dropout: float = 0.5
+    # Spatial stride of stages 1-4 (ResNet: 1,2,2,2 -> heatmaps at 1/32 of the
+    # crop). Smaller strides give finer heatmaps for small crops at more compute.
+    spatial_strides: list[int] = field(default_factory=lambda: [1, 2, 2, 2])
 
 
 @dataclass
@@ -91,7 +94,9 @@ class ModelConfig:
         if self.kind not in MODEL_KINDS:
             raise ConfigError(f"{source}.kind", f"must be one of {list(MODEL_KINDS)}")
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
-            raise ConfigError(f"{source}.classes", f"need >= 2 distinct classes, got {self.classes}")
+            raise ConfigError(
+                f"{source}.classes", f"need >= 2 distinct classes, got {self.classes}"
+            )
         unknown = sorted(set(self.malignant_classes) - set(self.classes))
         if unknown:
             raise ConfigError(f"{source}.malignant_classes", f"not in classes: {unknown}")

@@ -1,0 +1,30 @@
+"""Pipeline configuration (``configs/pipeline*.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sonorisk.errors import ConfigError
+from sonorisk.tracking.config import TrackingConfig
+
+
+@dataclass
+class PipelineConfig:
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # Keyframes are detected in batches of this many (1: lowest latency, live).
+    detector_batch_size: int = 4
+    # Clips are scored in batches of this many; the rest at the end of the video.
+    classifier_batch_size: int = 8
+    # Heatmaps cost a backward pass per batch (CAM for I3D is nearly free).
+    heatmaps: bool = False
+
+    def validate(self) -> None:
+        if self.detector_batch_size < 1:
+            raise ConfigError("pipeline.detector_batch_size",
+                              f"must be >= 1, got {self.detector_batch_size}")
+        if self.classifier_batch_size < 1:
+            raise ConfigError("pipeline.classifier_batch_size",
+                              f"must be >= 1, got {self.classifier_batch_size}")
+        if self.tracking.keyframe_interval < 1:
+            raise ConfigError("pipeline.tracking.keyframe_interval",
+                              f"must be >= 1, got {self.tracking.keyframe_interval}")

@@ -1,0 +1,345 @@
+"""The incremental scorer: frames in one at a time, events out.
+
+Every entry point drives this one object (DESIGN.md): ``sonorisk score`` pushes
+a file's frames and then calls ``finish``; the server pushes a live stream's
+frames as they arrive; the reader-study replay does the same as a file.
+
+Per frame, in order:
+
+1. Keyframes (every ``tracking.keyframe_interval``-th frame) are queued until
+   ``detector_batch_size`` of them are waiting, then detected in one batch.
+2. The queued frames go through the tracker in order (``KeyframeTracker``:
+   detector boxes on keyframes, optical-flow boxes in between), which links
+   boxes into lesions, back-fills a new lesion's first frames, merges
+   fragments and finalises lesions that left the view.
+3. Each lesion's boxes feed the clip builder in frame order. A short gap (at
+   most ``tracking.max_gap`` frames) is bridged with interpolated boxes, so a
+   clip is always 8 adjacent frames; a longer gap starts a new run of the
+   lesion, and the frames left over at a run's end are dropped (paper).
+4. Clips are scored in batches of ``classifier_batch_size``; each score
+   updates the lesion's running risk (the mean of its clips).
+
+A lesion the tracker drops as flicker has its clips withdrawn. A video with no
+scored clip reports "no scorable lesion" and no number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from sonorisk.detector.predictor import FrameDetector
+from sonorisk.errors import InputError
+from sonorisk.pipeline.aggregate import lesion_risk, video_risk
+from sonorisk.pipeline.config import PipelineConfig
+from sonorisk.pipeline.events import (
+    BoxSource,
+    ClipScored,
+    Event,
+    FrameBoxes,
+    LesionBox,
+    LesionEnded,
+    LesionUpdated,
+)
+from sonorisk.records import Clip, ClipScore, Detection, Frame, LesionRisk, LesionStatus
+from sonorisk.tracking.keyframe import KeyframeTracker
+from sonorisk.tracking.lesion_tracker import LesionTrack, TrackerUpdate
+from sonorisk.tracking.postprocess import interpolate_gaps
+from sonorisk.video_classifier.clips import ClipBuilder, ClipConfig
+
+
+class ClipScorer(Protocol):
+    """What the pipeline needs of a classifier (``ClipClassifier`` satisfies it)."""
+
+    def predict(self, clips: Sequence[Clip], heatmaps: bool = ...,
+                batch_size: int = ...) -> list[ClipScore]: ...
+
+
+@dataclass
+class StageTiming:
+    """Wall seconds spent per stage, and counts, for one video or stream."""
+
+    frames: int = 0
+    keyframes: int = 0
+    clips: int = 0
+    detector_s: float = 0.0
+    tracking_s: float = 0.0
+    clips_s: float = 0.0
+    classifier_s: float = 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class LesionRecord:
+    """Everything the pipeline knows about one lesion: boxes, clips, scores."""
+
+    lesion_id: int
+    boxes: dict[int, LesionBox] = field(default_factory=dict)
+    scores: list[ClipScore] = field(default_factory=list)
+    clips_made: int = 0
+    ended: bool = False
+    dropped: bool = False
+
+    @property
+    def first_frame(self) -> int:
+        return min(self.boxes)
+
+    @property
+    def last_frame(self) -> int:
+        return max(self.boxes)
+
+    def risk(self) -> LesionRisk:
+        return lesion_risk(self.lesion_id, self.scores)
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """The final answer for one video (or a stream so far)."""
+
+    frames: int
+    status: LesionStatus
+    risk: float | None  # mean of every clip of every lesion (paper); None: not scorable
+    clips: int
+    lesions: tuple[LesionRecord, ...]
+    timing: StageTiming
+
+
+@dataclass
+class _Seen:
+    frame: Frame
+    pushed_at: float
+    keyframe: bool
+
+
+class IncrementalScorer:
+    """Frames in (``push``), events out; ``finish`` at the end; ``result`` any time."""
+
+    def __init__(
+        self,
+        detector: FrameDetector,
+        classifier: ClipScorer,
+        config: PipelineConfig | None = None,
+        *,
+        clip_config: ClipConfig | None = None,
+        fps: float | None = None,
+    ) -> None:
+        self.config = config or PipelineConfig()
+        self.config.validate()
+        tracking = self.config.tracking
+        if fps is not None and fps > 0:
+            tracking = replace(tracking, frame_rate=float(fps))
+        self.tracking = tracking
+        self.detector = detector
+        self.classifier = classifier
+        self.tracker = KeyframeTracker(detector, tracking)
+        if clip_config is None:
+            clip_config = classifier.config.clips  # type: ignore[attr-defined]
+        self.builder = ClipBuilder(clip_config, fps)
+        self.lesions: dict[int, LesionRecord] = {}
+        self.timing = StageTiming()
+        self._queued: list[_Seen] = []
+        # Recent frames, for boxes the tracker hands back late (back-filled
+        # first frames of a lesion, bridged gaps).
+        self._recent: OrderedDict[int, _Seen] = OrderedDict()
+        self._keep = (max(tracking.max_gap, tracking.minimum_consecutive_frames) + 2
+                      + self.config.detector_batch_size * tracking.keyframe_interval)
+        self._clip_queue: list[tuple[Clip, float]] = []
+        self._segment: dict[int, int] = {}  # lesion id -> clip-builder key of its current run
+        self._last_pushed: dict[int, int] = {}
+        self._next_key = 0
+        self._last_index: int | None = None
+        self._finished = False
+
+    # ------------------------------------------------------------------ input
+    def push(self, frame: Frame) -> list[Event]:
+        """Add the next frame; returns the events it (or the batch it completes) caused."""
+        if self._finished:
+            raise RuntimeError("push() after finish(): make a new scorer per video or stream")
+        if self._last_index is not None and frame.index <= self._last_index:
+            raise InputError(f"frame {frame.index}",
+                             f"frames must arrive in increasing order (last was "
+                             f"{self._last_index})")
+        self._last_index = frame.index
+        keyframe = self.timing.frames % self.tracking.keyframe_interval == 0
+        self._queued.append(_Seen(frame, time.perf_counter(), keyframe))
+        self.timing.frames += 1
+        waiting = sum(1 for s in self._queued if s.keyframe)
+        if waiting >= self.config.detector_batch_size:
+            return self._drain()
+        return []
+
+    def finish(self) -> list[Event]:
+        """End of the video or stream: run what is queued, finalise every lesion."""
+        if self._finished:
+            return []
+        events = self._drain()
+        t0 = time.perf_counter()
+        finished = self.tracker.finish()
+        self.timing.tracking_s += time.perf_counter() - t0
+        events += self._end_lesions(finished)
+        for lesion_id, record in sorted(self.lesions.items()):
+            if not record.ended:
+                events += self._drop(lesion_id)
+        events += self._score_clips(force=True)
+        self._finished = True
+        self._recent.clear()
+        return events
+
+    def result(self) -> VideoResult:
+        """The answer so far (final after ``finish``)."""
+        kept = tuple(r for _, r in sorted(self.lesions.items()) if not r.dropped)
+        risk, n_clips = video_risk(r.scores for r in kept)
+        status = LesionStatus.SCORED if risk is not None else LesionStatus.NO_SCORABLE_LESION
+        return VideoResult(self.timing.frames, status, risk, n_clips, kept, self.timing)
+
+    # ---------------------------------------------------------------- stages
+    def _drain(self) -> list[Event]:
+        if not self._queued:
+            return []
+        keyframes = [s.frame for s in self._queued if s.keyframe]
+        detections: dict[int, list[Detection]] = {}
+        if keyframes:
+            t0 = time.perf_counter()
+            found = self.detector.predict(keyframes, [f.index for f in keyframes])
+            self.timing.detector_s += time.perf_counter() - t0
+            self.timing.keyframes += len(keyframes)
+            detections = {f.index: d for f, d in zip(keyframes, found, strict=True)}
+        events: list[Event] = []
+        for seen in self._queued:
+            self._remember(seen)
+            t0 = time.perf_counter()
+            update = self.tracker.process(seen.frame, detections=detections.get(seen.frame.index))
+            self.timing.tracking_s += time.perf_counter() - t0
+            events += self._apply(update, seen)
+        self._queued.clear()
+        events += self._score_clips(force=False)
+        return events
+
+    def _remember(self, seen: _Seen) -> None:
+        self._recent[seen.frame.index] = seen
+        while len(self._recent) > self._keep:
+            self._recent.popitem(last=False)
+
+    def _apply(self, update: TrackerUpdate, seen: _Seen) -> list[Event]:
+        t0 = time.perf_counter()
+        live_source: BoxSource = "detector" if seen.keyframe else "propagated"
+        late = [(lid, det, "backfilled") for lid, det in update.backfilled]
+        now = [(lid, det, live_source) for lid, det in update.active]
+        for lesion_id, det, source in sorted(late + now, key=lambda x: x[1].frame_index):
+            self._add_box(lesion_id, det, source)  # type: ignore[arg-type]
+        self.timing.clips_s += time.perf_counter() - t0
+        boxes = tuple(self.lesions[lid].boxes[seen.frame.index] for lid, _ in update.active)
+        events: list[Event] = [FrameBoxes(seen.frame.index, seen.frame.timestamp_s, boxes,
+                                          seen.keyframe, time.perf_counter() - seen.pushed_at)]
+        events += self._end_lesions(update.finished)
+        still_open = set(self.tracker.tracker.open_lesions)
+        for lesion_id, record in sorted(self.lesions.items()):
+            if not record.ended and lesion_id not in still_open:
+                events += self._drop(lesion_id)  # finalised as flicker
+        return events
+
+    def _add_box(self, lesion_id: int, det: Detection, source: BoxSource) -> None:
+        record = self.lesions.setdefault(lesion_id, LesionRecord(lesion_id))
+        index = det.frame_index
+        last = self._last_pushed.get(lesion_id)
+        if last is not None and index <= last:
+            return  # already have this frame of the lesion
+        if last is not None and index - last > 1:
+            gap = range(last + 1, index)
+            previous = record.boxes[last]
+            bridgeable = len(gap) <= self.tracking.max_gap and all(i in self._recent for i in gap)
+            if bridgeable:
+                before = Detection(last, previous.box, previous.score)
+                filled, _ = interpolate_gaps([before, det], self.tracking.max_gap)
+                for item in filled[1:-1]:
+                    record.boxes[item.frame_index] = LesionBox(lesion_id, item.box, item.score,
+                                                               "interpolated")
+                    self._to_clip(record, item.frame_index, item.box)
+            else:
+                self._end_segment(lesion_id)  # a clip is made of adjacent frames only
+        record.boxes[index] = LesionBox(lesion_id, det.box, det.score, source)
+        self._to_clip(record, index, det.box)
+
+    def _to_clip(self, record: LesionRecord, frame_index: int, box: tuple[float, ...]) -> None:
+        seen = self._recent.get(frame_index)
+        self._last_pushed[record.lesion_id] = frame_index
+        if seen is None:  # too old to crop: start a fresh run after it
+            self._end_segment(record.lesion_id)
+            return
+        key = self._segment.get(record.lesion_id)
+        if key is None:
+            key = self._segment[record.lesion_id] = self._next_key
+            self._next_key += 1
+        clip = self.builder.push(key, frame_index, seen.frame.image, box)  # type: ignore[arg-type]
+        if clip is not None:
+            clip = replace(clip, track_id=record.lesion_id, clip_index=record.clips_made)
+            record.clips_made += 1
+            self.timing.clips += 1
+            self._clip_queue.append((clip, seen.pushed_at))
+
+    def _end_segment(self, lesion_id: int) -> None:
+        key = self._segment.pop(lesion_id, None)
+        if key is not None:
+            self.builder.end_track(key)
+
+    def _score_clips(self, force: bool) -> list[Event]:
+        if not self._clip_queue:
+            return []
+        if not force and len(self._clip_queue) < self.config.classifier_batch_size:
+            return []
+        queue, self._clip_queue = self._clip_queue, []
+        t0 = time.perf_counter()
+        scores = self.classifier.predict([c for c, _ in queue], heatmaps=self.config.heatmaps,
+                                         batch_size=self.config.classifier_batch_size)
+        done = time.perf_counter()
+        self.timing.classifier_s += done - t0
+        events: list[Event] = []
+        for (clip, last_pushed_at), score in zip(queue, scores, strict=True):
+            record = self.lesions[clip.track_id]
+            record.scores.append(score)
+            events.append(ClipScored(score, done - last_pushed_at))
+            events.append(LesionUpdated(record.risk()))
+        return events
+
+    def _end_lesions(self, finished: list[LesionTrack]) -> list[Event]:
+        events: list[Event] = []
+        for lesion in finished:
+            record = self.lesions.setdefault(lesion.track_id, LesionRecord(lesion.track_id))
+            self._end_segment(lesion.track_id)
+            if any(c.track_id == lesion.track_id for c, _ in self._clip_queue):
+                events += self._score_clips(force=True)  # its risk must be complete
+            record.ended = True
+            frames = tuple(sorted(record.boxes))
+            events.append(LesionEnded(lesion.track_id, frames[0] if frames else -1,
+                                      frames[-1] if frames else -1, False, record.risk(),
+                                      frames))
+        return events
+
+    def _drop(self, lesion_id: int) -> list[Event]:
+        record = self.lesions[lesion_id]
+        self._end_segment(lesion_id)
+        self._clip_queue = [(c, t) for c, t in self._clip_queue if c.track_id != lesion_id]
+        record.ended = record.dropped = True
+        record.scores.clear()
+        frames = tuple(sorted(record.boxes))
+        return [LesionEnded(lesion_id, frames[0] if frames else -1,
+                            frames[-1] if frames else -1, True, None, frames)]
+
+
+def describe(result: VideoResult) -> dict[str, Any]:
+    """A short human summary (the full, versioned document is in ``report``)."""
+    return {
+        "status": result.status.value,
+        "risk": result.risk,
+        "clips": result.clips,
+        "lesions": [
+            {"lesion_id": r.lesion_id, "risk": r.risk().risk, "clips": len(r.scores),
+             "frames": [r.first_frame, r.last_frame] if r.boxes else None}
+            for r in result.lesions
+        ],
+    }

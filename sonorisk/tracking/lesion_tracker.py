@@ -1,0 +1,221 @@
+"""Incremental lesion tracker: detections in frame by frame, lesion tracks out.
+
+ByteTrack (roboflow ``trackers``) does the frame-to-frame association. Around it
+this module adds what lesion tracking needs:
+
+* the first frames of a track, which ByteTrack holds back until the track is
+  confirmed, are recovered (so coverage starts at the first detection);
+* a new ByteTrack id that starts where a recently lost lesion ended is merged
+  into that lesion (fragments of one lesion keep one id, live);
+* a lesion is finalised once it has been lost for longer than the lost-track
+  buffer; then its short gaps are filled by interpolation and, if it had fewer
+  than ``min_track_length`` detector frames, it is dropped as flicker.
+
+Frames must arrive in increasing index order. ``finish()`` finalises the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sonorisk.errors import InputError
+from sonorisk.records import Detection, Track
+from sonorisk.tracking.config import TrackingConfig
+from sonorisk.tracking.postprocess import box_iou, continues, interpolate_gaps
+
+
+@dataclass
+class LesionTrack:
+    """A finished lesion track with provenance of its frames."""
+
+    track: Track
+    observed_frames: list[int]  # frames with a box from the detector or keyframe carry
+    interpolated_frames: list[int] = field(default_factory=list)
+    propagated_frames: list[int] = field(default_factory=list)
+    merged_ids: list[int] = field(default_factory=list)  # ByteTrack ids folded in
+
+    @property
+    def track_id(self) -> int:
+        return self.track.track_id
+
+    @property
+    def first_frame(self) -> int:
+        return self.track.detections[0].frame_index
+
+    @property
+    def last_frame(self) -> int:
+        return self.track.detections[-1].frame_index
+
+
+@dataclass
+class TrackerUpdate:
+    """What one frame changed: live boxes, back-filled boxes, finished lesions."""
+
+    frame_index: int
+    active: list[tuple[int, Detection]]  # (lesion id, box) seen in this frame
+    backfilled: list[tuple[int, Detection]] = field(default_factory=list)
+    finished: list[LesionTrack] = field(default_factory=list)
+
+
+@dataclass
+class _State:
+    lesion_id: int
+    detections: dict[int, Detection] = field(default_factory=dict)
+    propagated: set[int] = field(default_factory=set)
+    byte_ids: list[int] = field(default_factory=list)
+    last_frame: int = -1
+
+    def last(self) -> Detection:
+        return self.detections[self.last_frame]
+
+    def first(self) -> Detection:
+        return self.detections[min(self.detections)]
+
+
+class LesionTracker:
+    """Frames in one at a time (``update``), lesion tracks out."""
+
+    def __init__(self, config: TrackingConfig | None = None) -> None:
+        from trackers import ByteTrackTracker
+
+        self.config = cfg = config or TrackingConfig()
+        if cfg.frame_rate <= 0 or not math.isfinite(cfg.frame_rate):
+            raise InputError("tracking.frame_rate", f"must be positive, got {cfg.frame_rate}")
+        self._byte = ByteTrackTracker(
+            lost_track_buffer=cfg.lost_track_buffer,
+            frame_rate=cfg.frame_rate,
+            track_activation_threshold=cfg.track_activation_threshold,
+            minimum_consecutive_frames=max(1, cfg.minimum_consecutive_frames),
+            minimum_iou_threshold=cfg.minimum_iou_threshold,
+            high_conf_det_threshold=cfg.high_conf_det_threshold,
+        )
+        self._lost_frames = max(1, math.ceil(cfg.lost_track_buffer * cfg.frame_rate / 30.0))
+        self._states: dict[int, _State] = {}  # by lesion id
+        self._byte_to_lesion: dict[int, int] = {}
+        self._next_id = 1
+        # Unassigned detections of the last few frames, for back-filling.
+        self._pending: deque[tuple[int, list[Detection]]] = deque(
+            maxlen=max(1, cfg.minimum_consecutive_frames))
+        self._last_index: int | None = None
+
+    # ------------------------------------------------------------------ update
+    def update(self, frame_index: int, detections: list[Detection],
+               propagated: bool = False) -> TrackerUpdate:
+        """Feed one frame's detections (possibly empty); returns what changed."""
+        import supervision as sv
+
+        if self._last_index is not None and frame_index <= self._last_index:
+            raise InputError(f"frame {frame_index}", f"frames must arrive in order (last was "
+                                                     f"{self._last_index})")
+        self._last_index = frame_index
+        clean = [d for d in detections if np.isfinite(d.box).all() and math.isfinite(d.score)
+                 and d.box[2] > d.box[0] and d.box[3] > d.box[1]]
+        if clean:
+            sv_dets = sv.Detections(
+                xyxy=np.asarray([d.box for d in clean], dtype=np.float32),
+                confidence=np.asarray([d.score for d in clean], dtype=np.float32),
+                class_id=np.zeros(len(clean), dtype=int),
+                data={"index": np.arange(len(clean))},
+            )
+        else:
+            sv_dets = sv.Detections.empty()
+        result = self._byte.update(sv_dets)
+        update = TrackerUpdate(frame_index, [])
+        assigned: set[int] = set()
+        ids = result.tracker_id if result.tracker_id is not None else []
+        indices = result.data.get("index", []) if len(result) else []
+        for byte_id, det_index in zip(ids, indices, strict=True):
+            if byte_id < 0:
+                continue
+            det = clean[int(det_index)]
+            assigned.add(int(det_index))
+            state, is_new = self._state_for(int(byte_id), det)
+            if is_new:
+                update.backfilled += self._backfill(state, det)
+            state.detections[frame_index] = Detection(frame_index, det.box, det.score,
+                                                      det.label)
+            if propagated:
+                state.propagated.add(frame_index)
+            state.last_frame = frame_index
+            update.active.append((state.lesion_id, state.detections[frame_index]))
+        self._pending.append((frame_index, [d for i, d in enumerate(clean)
+                                            if i not in assigned and not propagated]))
+        update.finished = self._finish_lost(frame_index)
+        return update
+
+    def _state_for(self, byte_id: int, det: Detection) -> tuple[_State, bool]:
+        lesion_id = self._byte_to_lesion.get(byte_id)
+        if lesion_id is not None:
+            return self._states[lesion_id], False
+        cfg = self.config
+        # A new ByteTrack id: a fragment of a recently lost lesion?
+        best, best_gap = None, None
+        for state in self._states.values():
+            if state.last_frame >= det.frame_index:
+                continue  # seen in this frame already: a different lesion
+            if continues(state.last(), det, cfg.merge_max_gap, cfg.merge_min_iou,
+                         cfg.merge_center_dist):
+                gap = det.frame_index - state.last_frame
+                if best_gap is None or gap < best_gap:
+                    best, best_gap = state, gap
+        if best is None:
+            best = _State(self._next_id)
+            self._next_id += 1
+            self._states[best.lesion_id] = best
+        best.byte_ids.append(byte_id)
+        self._byte_to_lesion[byte_id] = best.lesion_id
+        return best, True
+
+    def _backfill(self, state: _State, det: Detection) -> list[tuple[int, Detection]]:
+        """Recover the unconfirmed detections ByteTrack withheld before confirming."""
+        out: list[tuple[int, Detection]] = []
+        anchor = det
+        for frame_index, dets in reversed(self._pending):
+            if frame_index in state.detections or not dets:
+                break
+            ious = [box_iou(anchor.box, d.box) for d in dets]
+            best = int(np.argmax(ious))
+            if ious[best] < max(0.3, self.config.minimum_iou_threshold):
+                break
+            found = dets.pop(best)
+            state.detections[frame_index] = found
+            out.append((state.lesion_id, found))
+            anchor = found
+        return out
+
+    # ---------------------------------------------------------------- finalise
+    def _finish_lost(self, frame_index: int) -> list[LesionTrack]:
+        horizon = max(self._lost_frames, self.config.merge_max_gap)
+        done = [lid for lid, s in self._states.items() if frame_index - s.last_frame > horizon]
+        return [t for t in (self._finalise(self._states.pop(lid)) for lid in done) if t]
+
+    def _finalise(self, state: _State) -> LesionTrack | None:
+        observed = sorted(state.detections)
+        # Flicker test counts detector frames only: boxes carried between
+        # keyframes must not make a one-keyframe false positive look long.
+        seen = [i for i in observed if i not in state.propagated]
+        if len(seen) < max(1, self.config.min_track_length):
+            return None  # flicker: too short to be a lesion
+        detections, filled = interpolate_gaps(
+            [state.detections[i] for i in observed], self.config.max_gap)
+        return LesionTrack(
+            track=Track(state.lesion_id, detections),
+            observed_frames=observed,
+            interpolated_frames=filled,
+            propagated_frames=sorted(state.propagated),
+            merged_ids=list(state.byte_ids),
+        )
+
+    def finish(self) -> list[LesionTrack]:
+        """Finalise every open lesion (end of a file or stream)."""
+        states = sorted(self._states.values(), key=lambda s: s.lesion_id)
+        self._states.clear()
+        return [t for t in (self._finalise(s) for s in states) if t]
+
+    @property
+    def open_lesions(self) -> list[int]:
+        return sorted(self._states)

@@ -1,0 +1,67 @@
+"""Clip augmentation in plain torch (``pytorchvideo.transforms`` does not import
+with current torchvision, see DESIGN.md).
+
+Works on float clips ``B x C x T x H x W`` in [0, 1]. One random draw per clip
+and the same transform for all its frames, so augmentation never invents
+motion the probe did not make. Seed 000's set: flip, rotation, scaling,
+contrast/brightness, blur.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from sonorisk.video_classifier.config import AugmentConfig
+
+
+def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:
+    radius = max(1, int(math.ceil(2 * sigma)))
+    x = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def augment_clips(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """A randomly augmented copy of ``x`` (``B x C x T x H x W``, values in [0, 1])."""
+    b, c, t, h, w = x.shape
+    dev = x.device
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator).to(dev)
+
+    out = x.reshape(b, c * t, h, w)
+    # Rotation + zoom + flip as one affine warp per clip (zero padding = black,
+    # like the ultrasound background).
+    angle = (rand(b) * 2 - 1) * math.radians(cfg.rotate_deg)
+    scale = cfg.scale_min + rand(b) * (1 - cfg.scale_min)  # <1: zoom in
+    flip = (rand(b) < 0.5) if cfg.hflip else torch.zeros(b, dtype=torch.bool, device=dev)
+    sx = scale * torch.where(flip, -1.0, 1.0)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0] = cos * sx
+    theta[:, 0, 1] = -sin * scale
+    theta[:, 1, 0] = sin * sx
+    theta[:, 1, 1] = cos * scale
+    grid = F.affine_grid(theta, [b, c * t, h, w], align_corners=False)
+    out = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = out.reshape(b, c, t, h, w)
+    # Brightness and contrast (per clip).
+    gain = 1 + (rand(b) * 2 - 1) * cfg.brightness
+    contrast = 1 + (rand(b) * 2 - 1) * cfg.contrast
+    mean = out.mean(dim=(1, 2, 3, 4), keepdim=True)
+    out = (out - mean) * contrast.view(b, 1, 1, 1, 1) + mean
+    out = out * gain.view(b, 1, 1, 1, 1)
+    # Gaussian blur on some clips (separable, sigma 0.5-1.5 px).
+    blur = rand(b) < cfg.blur_prob
+    for i in torch.nonzero(blur).flatten().tolist():
+        sigma = 0.5 + float(rand(1)) * 1.0
+        k = _gaussian_kernel(sigma, dev)
+        pad = len(k) // 2
+        frames = out[i].reshape(c * t, 1, h, w)
+        frames = F.conv2d(F.pad(frames, (pad, pad, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+        frames = F.conv2d(F.pad(frames, (0, 0, pad, pad), mode="replicate"), k.view(1, 1, -1, 1))
+        out[i] = frames.reshape(c, t, h, w)
+    return out.clamp_(0.0, 1.0)

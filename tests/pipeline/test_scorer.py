@@ -1,0 +1,137 @@
+"""The incremental scorer: clip rules, aggregation, batching, no invented risks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sonorisk.errors import InputError
+from sonorisk.pipeline import ClipScored, FrameBoxes, IncrementalScorer, LesionEnded, PipelineConfig
+from sonorisk.records import LesionStatus
+
+from .conftest import BoxDetector, blob_video
+
+
+def run(frames, detector, classifier, **overrides):
+    config = PipelineConfig(**{k: v for k, v in overrides.items() if k != "tracking"})
+    for key, value in overrides.get("tracking", {}).items():
+        setattr(config.tracking, key, value)
+    scorer = IncrementalScorer(detector, classifier, config, fps=30.0)
+    events = []
+    for frame in frames:
+        events += scorer.push(frame)
+    events += scorer.finish()
+    return scorer.result(), events
+
+
+@pytest.mark.parametrize(("visible", "clips"), [(7, 0), (8, 1), (15, 1), (16, 2), (24, 3)])
+def test_paper_clip_rule_on_track_length(tiny_i3d, visible: int, clips: int) -> None:
+    frames, boxes = blob_video(visible + 10, range(5, 5 + visible))
+    result, events = run(frames, BoxDetector(boxes), tiny_i3d)
+    assert result.clips == clips
+    scored = [e.score for e in events if isinstance(e, ClipScored)]
+    assert len(scored) == clips
+    for score in scored:  # 8 adjacent frames, in order, inside the visible run
+        assert list(score.frame_indices) == list(range(score.frame_indices[0],
+                                                       score.frame_indices[0] + 8))
+        assert 5 <= score.frame_indices[0] and score.frame_indices[-1] < 5 + visible
+    if clips == 0:
+        assert result.status is LesionStatus.NO_SCORABLE_LESION
+        assert result.risk is None
+        assert all(r.risk().risk is None for r in result.lesions)
+    else:
+        assert result.status is LesionStatus.SCORED
+        assert result.risk == pytest.approx(sum(s.probability for s in scored) / clips)
+
+
+def test_no_lesion_video_gets_no_number(tiny_i3d) -> None:
+    frames, _ = blob_video(40, [])
+    result, events = run(frames, BoxDetector({}), tiny_i3d)
+    assert result.status is LesionStatus.NO_SCORABLE_LESION
+    assert result.risk is None and result.clips == 0 and result.lesions == ()
+    boxes = [e for e in events if isinstance(e, FrameBoxes)]
+    assert [e.frame_index for e in boxes] == list(range(40))
+    assert all(e.boxes == () for e in boxes)
+
+
+def test_lesion_and_video_risk_are_means_of_clips(tiny_i3d) -> None:
+    # Two lesions: one visible 0-31 (4 clips), another 40-55 (2 clips).
+    frames, boxes = blob_video(70, list(range(0, 32)) + list(range(40, 56)))
+    far = {i: [(60.0, 5.0, 80.0, 25.0)] for i in range(40, 56)}
+    for i, extra in far.items():
+        boxes[i] = extra
+    result, events = run(frames, BoxDetector(boxes), tiny_i3d)
+    assert [len(r.scores) for r in result.lesions] == [4, 2]
+    for record in result.lesions:
+        expected = math.fsum(s.probability for s in record.scores) / len(record.scores)
+        assert record.risk().risk == pytest.approx(expected)
+    every = [s.probability for r in result.lesions for s in r.scores]
+    assert result.risk == pytest.approx(math.fsum(every) / 6)
+    ended = [e for e in events if isinstance(e, LesionEnded)]
+    assert sorted(e.lesion_id for e in ended) == [r.lesion_id for r in result.lesions]
+    assert not any(e.dropped for e in ended)
+
+
+def test_batch_sizes_do_not_change_the_answer(tiny_i3d) -> None:
+    frames, boxes = blob_video(40, range(3, 35))
+    one, _ = run(frames, BoxDetector(boxes), tiny_i3d, detector_batch_size=1,
+                 classifier_batch_size=1)
+    many, _ = run(frames, BoxDetector(boxes), tiny_i3d, detector_batch_size=6,
+                  classifier_batch_size=8)
+    assert one.clips == many.clips == 4
+    assert one.risk == pytest.approx(many.risk, abs=1e-5)
+    assert [s.frame_indices for s in one.lesions[0].scores] == [
+        s.frame_indices for s in many.lesions[0].scores]
+
+
+def test_detector_batches_keyframes(tiny_i3d) -> None:
+    frames, boxes = blob_video(24, range(24))
+    detector = BoxDetector(boxes)
+    run(frames, detector, tiny_i3d, detector_batch_size=4, tracking={"keyframe_interval": 3})
+    called = [i for batch in detector.calls for i in batch]
+    assert called == list(range(0, 24, 3))  # only keyframes reach the detector
+    assert all(len(batch) <= 4 for batch in detector.calls)
+
+
+def test_keyframe_mode_still_scores_the_lesion(tiny_i3d) -> None:
+    frames, boxes = blob_video(40, range(40))
+    result, events = run(frames, BoxDetector(boxes), tiny_i3d,
+                         tracking={"keyframe_interval": 4})
+    assert result.clips == 5
+    sources = {b.source for e in events if isinstance(e, FrameBoxes) for b in e.boxes}
+    assert sources == {"detector", "propagated"}
+
+
+def test_short_gap_is_bridged_by_interpolation(tiny_i3d) -> None:
+    visible = [i for i in range(32) if i not in (12, 13, 14)]
+    frames, boxes = blob_video(40, visible)
+    result, _ = run(frames, BoxDetector(boxes), tiny_i3d)
+    (lesion,) = result.lesions
+    assert {lesion.boxes[i].source for i in (12, 13, 14)} == {"interpolated"}
+    assert len(lesion.scores) == 4  # 32 adjacent frames once the gap is filled
+
+
+def test_one_frame_flicker_is_not_a_lesion(tiny_i3d) -> None:
+    frames, boxes = blob_video(30, [])
+    boxes = {10: [(10.0, 10.0, 30.0, 30.0)], 20: [(50.0, 50.0, 70.0, 70.0)]}
+    result, events = run(frames, BoxDetector(boxes), tiny_i3d)
+    assert result.lesions == () and result.risk is None
+    assert not any(isinstance(e, ClipScored) for e in events)
+
+
+def test_frames_must_arrive_in_order(tiny_i3d) -> None:
+    frames, boxes = blob_video(5, range(5))
+    scorer = IncrementalScorer(BoxDetector(boxes), tiny_i3d, PipelineConfig())
+    scorer.push(frames[3])
+    with pytest.raises(InputError, match="increasing order"):
+        scorer.push(frames[2])
+
+
+def test_push_after_finish_is_refused(tiny_i3d) -> None:
+    frames, boxes = blob_video(3, range(3))
+    scorer = IncrementalScorer(BoxDetector(boxes), tiny_i3d)
+    scorer.push(frames[0])
+    scorer.finish()
+    with pytest.raises(RuntimeError, match="after finish"):
+        scorer.push(frames[1])
