@@ -24,6 +24,8 @@ VERB_MODULES = (
     "sonorisk.io.cli",
     "sonorisk.data.cli",
     "sonorisk.detector.cli",
+    "sonorisk.video_classifier.cli",
+    "sonorisk.pipeline.cli",
     "sonorisk.eval.cli",
 )
 

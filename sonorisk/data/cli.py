@@ -28,15 +28,17 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     source = synth.add_mutually_exclusive_group(required=True)
     source.add_argument("--source", type=Path, help="BUSI-like still folder (with manifest.csv)")
     source.add_argument("--phantom", action="store_true", help="procedural phantom, no input")
-    synth.add_argument("--n", type=int, default=20, help="number of videos (default 20)")
+    synth.add_argument("--config", type=Path,
+                       help="YAML of SynthConfig keys (flags given here override it)")
+    synth.add_argument("--n", type=int, help="number of videos (default 20)")
     synth.add_argument("--out", type=Path, required=True, help="output dataset folder")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--fps", type=int, default=30, choices=(30, 50))
+    synth.add_argument("--seed", type=int, help="default 0")
+    synth.add_argument("--fps", type=int, choices=(30, 50), help="default 30")
     length = synth.add_mutually_exclusive_group()
     length.add_argument("--frames", type=int, help="frames per video (default: 2-5 s at random)")
     length.add_argument("--seconds", type=float, help="seconds per video")
     synth.add_argument("--size", type=_size, help="image size WxH (default 480x360)")
-    synth.add_argument("--codec", default="mjpeg",
+    synth.add_argument("--codec",
                        help="mjpeg (default, AVI as scanners export), mpeg4, h264, rawvideo, "
                        "mpeg2video")
     synth.add_argument("--screen-capture", choices=("linear", "convex"),
@@ -51,7 +53,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="stills: use only these still ids (a text file, one id a line, or a "
                        "splits CSV with --split)")
     synth.add_argument("--split", help="with --ids SPLITS.csv: the side to use (e.g. train)")
-    synth.add_argument("--table-format", choices=("csv", "parquet"), default="csv")
+    synth.add_argument("--groups", type=Path,
+                       help="stills: use only these near-duplicate groups (one a line)")
+    synth.add_argument("--table-format", choices=("csv", "parquet"))
     synth.set_defaults(func=_synth)
 
     dataset = root.add_parser("dataset", help="validate, import and split datasets")
@@ -92,29 +96,34 @@ def _read_ids(path: Path, split: str | None) -> list[str]:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from sonorisk.data.synth import synthesize_from_stills, synthesize_phantom
+    from sonorisk.config import load_config
+    from sonorisk.data.synth import SynthConfig, synthesize_from_stills, synthesize_phantom
 
-    options = {
+    overrides = {
+        "n": args.n,
+        "seed": args.seed,
+        "fps": args.fps,
         "frames": args.frames,
         "seconds": args.seconds,
+        "size": list(args.size) if args.size else None,
         "codec": args.codec,
         "screen_capture": args.screen_capture,
-        "contact_sheet": args.contact_sheet,
-        "save_masks": args.save_masks,
+        # Store-true flags only override when given.
+        "contact_sheet": True if args.contact_sheet else None,
+        "save_masks": True if args.save_masks else None,
         "table_format": args.table_format,
     }
-    if args.size is not None:
-        options["size"] = args.size
+    config = load_config(SynthConfig, args.config, overrides)
     if args.phantom:
-        out = synthesize_phantom(args.n, args.out, seed=args.seed, fps=args.fps, progress=True,
-                                 **options)
+        out = synthesize_phantom(config.n, args.out, config=config, progress=True)
     else:
         ids = _read_ids(args.ids, args.split) if args.ids else None
+        groups = _read_ids(args.groups, None) if args.groups else None
         labels = [v.strip() for v in args.labels.split(",")] if args.labels else None
-        out = synthesize_from_stills(args.source, args.n, args.out, seed=args.seed, fps=args.fps,
-                                     ids=ids, labels=labels, balanced=args.balanced,
-                                     progress=True, **options)
-    print(f"wrote {args.n} synthetic video(s) to {out}")
+        out = synthesize_from_stills(args.source, config.n, args.out, config=config, ids=ids,
+                                     groups=groups, labels=labels, balanced=args.balanced,
+                                     progress=True)
+    print(f"wrote {config.n} synthetic video(s) to {out}")
     return 0
 
 

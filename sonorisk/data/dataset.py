@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,17 @@ class VideoDataset:
     def boxes_for(self, video_id: str) -> dict[int, list[Box]]:
         """frame_index -> boxes (xyxy); frames without lesions map to []."""
         return {f.frame_index: list(f.boxes) for f in self.frames(video_id)}
+
+    def subset(self, video_ids: Iterable[str]) -> VideoDataset:
+        """The same dataset restricted to ``video_ids`` (e.g. one side of a split)."""
+        wanted = list(dict.fromkeys(video_ids))
+        for video_id in wanted:
+            self.video(video_id)  # unknown ids are an error, not silently dropped
+        keep = set(wanted)
+        videos = [v for v in self.videos if v.video_id in keep]
+        table = self.table[self.table["video_id"].astype(str).isin(keep)].reset_index(drop=True)
+        frames = {v.video_id: self._frames[v.video_id] for v in videos}
+        return VideoDataset(self.root, table, videos, frames, self.coco)
 
     def path(self, video_id: str) -> Path:
         return self.root / self.video(video_id).file

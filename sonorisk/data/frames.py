@@ -3,7 +3,8 @@
 Uses PyAV directly (sonorisk.io's reader is for live and archived inputs with
 error recovery; a dataset's files were written by us or validated on import).
 Random access keeps one decoder open and decodes forward, so reading a video's
-frames in order costs one decode; going backwards seeks to the nearest keyframe.
+frames in order costs one decode; going backwards seeks straight to the frame in
+intra-only codecs (MJPEG, as synthesized) and restarts from the start otherwise.
 """
 
 from __future__ import annotations
@@ -38,7 +39,18 @@ def _to_array(frame: av.VideoFrame, color: str) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
+# Codecs whose every frame is a key frame: seeking by timestamp lands exactly.
+INTRA_ONLY_CODECS = frozenset({"mjpeg", "rawvideo", "png", "ffv1", "huffyuv", "utvideo"})
+
+
 class _OpenVideo:
+    """One open video with a decoder positioned somewhere in it.
+
+    Frame indices are decode positions (0, 1, 2 ...), not timestamps: AVI keeps
+    no presentation time for B-frames, so timestamps are only trusted to seek
+    in intra-only codecs, where a frame's timestamp is its index.
+    """
+
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
@@ -52,52 +64,51 @@ class _OpenVideo:
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.rate = float(rate) if rate else None
         self.time_base = self.stream.time_base
+        self.intra_only = self.stream.codec_context.name in INTRA_ONLY_CODECS
         self._iter: Iterator[av.VideoFrame] | None = None
         self.next_index = 0  # index of the frame the decoder yields next
 
-    def index_of(self, frame: av.VideoFrame, fallback: int) -> int:
-        if frame.pts is None or self.rate is None or self.time_base is None:
-            return fallback
-        return int(round(float(frame.pts * self.time_base) * self.rate))
-
-    def restart(self, target: int) -> None:
-        """Position the decoder at or before frame ``target``."""
-        if target > 0 and self.rate and self.time_base:
-            pts = int(target / self.rate / float(self.time_base))
+    def _restart(self, target: int) -> None:
+        """Position the decoder at frame ``target`` (intra-only) or at the start."""
+        if target > 0 and self.intra_only and self.rate and self.time_base:
+            pts = int(round(target / self.rate / float(self.time_base)))
             self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
-        else:
-            self.container.seek(0, stream=self.stream)
+            self._iter = self.container.decode(self.stream)
+            first = next(self._iter, None)
+            if first is not None and first.pts is not None:
+                index = int(round(float(first.pts * self.time_base) * self.rate))
+                if index <= target:
+                    self._pending = (index, first)
+                    return
+            # The seek did not land where expected: fall back to decoding from the start.
+        self.container.seek(0, stream=self.stream)
         self._iter = self.container.decode(self.stream)
-        self.next_index = -1  # unknown until the first frame is decoded
+        self._pending = None
+        self.next_index = 0
+
+    _pending: tuple[int, av.VideoFrame] | None = None
+
+    def _frames(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        assert self._iter is not None
+        if self._pending is not None:
+            index, frame = self._pending
+            self._pending = None
+            self.next_index = index + 1
+            yield index, frame
+        for frame in self._iter:
+            index = self.next_index
+            self.next_index += 1
+            yield index, frame
 
     def read(self, target: int, color: str) -> np.ndarray:
-        if self._iter is None or self.next_index < 0 or target < self.next_index:
-            self.restart(target)
-        assert self._iter is not None
-        fallback = self.next_index if self.next_index >= 0 else 0
+        if self._iter is None or target < self.next_index:
+            self._restart(target)
         try:
-            for frame in self._iter:
-                index = self.index_of(frame, fallback)
-                fallback = index + 1
-                self.next_index = index + 1
+            for index, frame in self._frames():
                 if index == target:
                     return _to_array(frame, color)
-                if index > target:
-                    # Seek overshot (no keyframe index): start over from the beginning.
-                    self.container.seek(0, stream=self.stream)
-                    self._iter = self.container.decode(self.stream)
-                    return self._scan_from_start(target, color)
         except av.FFmpegError as exc:
             raise DatasetError(self.path, f"cannot decode frame {target} ({exc})") from exc
-        self._iter = None
-        raise DatasetError(self.path, f"frame index {target} beyond the video")
-
-    def _scan_from_start(self, target: int, color: str) -> np.ndarray:
-        assert self._iter is not None
-        for position, frame in enumerate(self._iter):
-            if position == target:
-                self.next_index = target + 1
-                return _to_array(frame, color)
         self._iter = None
         raise DatasetError(self.path, f"frame index {target} beyond the video")
 

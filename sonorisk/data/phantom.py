@@ -124,7 +124,7 @@ def sample_lesion_spec(pathology: str, rng: np.random.Generator,
                           "irregular", u(-35, -29), u(2.5, 4.5), u(-2, 3),
                           birads=str(rng.choice(["3", "4A", "4B"])))
     if subtype == "IDC":
-        return LesionSpec(pathology, subtype, u(8, 35), u(0.65, 1.05), u(-35, 35),
+        return LesionSpec(pathology, subtype, u(8, 20), u(0.75, 1.05), u(-35, 35),
                           str(rng.choice(["spiculated", "angular", "microlobulated"])),
                           "irregular", u(-41, -36), u(2.5, 4.5), -u(8, 16), halo_db=u(4, 8),
                           calcifications=int(rng.integers(0, 4)),
@@ -239,7 +239,9 @@ def tissue_db(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
         _draw_curve(ducts, np.stack([xs, ys], axis=1), 1.0, max(1, int(0.6 * px_per_mm)))
     ducts = cv2.GaussianBlur(ducts, (0, 0), 0.3 * px_per_mm)
     db = db * (1 - ducts) + (DUCT_DB + 3.0 * fine) * ducts
-    db = np.where(lines > 0, np.maximum(db, lines - 60.0), db)
+    # Fascia and ligaments are not uniformly bright: their echo varies along them.
+    fade = 9.0 * np.abs(_lowpass_noise((height, width), 2.5 * px_per_mm, rng))
+    db = np.where(lines > 0, np.maximum(db, lines - 60.0 - fade), db)
     # Depth attenuation, mostly (not fully) compensated by time-gain control.
     db -= 0.25 * (y / px_per_mm)
     return db.astype(np.float32)
@@ -271,12 +273,14 @@ def lesion_shape(spec: LesionSpec, px_per_mm: float, rng: np.random.Generator,
         for _ in range(int(rng.integers(3, 6))):
             centre = rng.uniform(-np.pi, np.pi)
             d = np.angle(np.exp(1j * (phi - centre)))
-            radius += 0.25 * np.clip(1 - np.abs(d) / 0.45, 0, None)
+            radius += 0.18 * np.clip(1 - np.abs(d) / 0.3, 0, None)
     if spec.margin == "spiculated":
-        for _ in range(int(rng.integers(7, 15))):
+        # Short, tapering spicules radiating from the mass.
+        for _ in range(int(rng.integers(8, 16))):
             centre = rng.uniform(-np.pi, np.pi)
             d = np.angle(np.exp(1j * (phi - centre)))
-            radius += rng.uniform(0.35, 0.8) * np.exp(-(d / 0.035) ** 2)
+            radius += rng.uniform(0.1, 0.3) * np.clip(1 - np.abs(d) / rng.uniform(0.04, 0.07),
+                                                      0, None) ** 1.5
     signed = (rho - radius) * min(a, b)  # ~ pixels outside (>0) or inside (<0) the margin
     return signed <= 0, signed
 
@@ -297,14 +301,23 @@ def _paste(canvas: np.ndarray, patch: np.ndarray, cx: int, cy: int,
         canvas[cy1:cy2, cx1:cx2] = np.maximum(canvas[cy1:cy2, cx1:cx2], sub)
 
 
+@dataclass
+class DrawnLesion:
+    """One lesion drawn into tissue: what replaces the tissue, and what it adds around it."""
+
+    interior_db: np.ndarray  # the tissue map with the lesion's interior in place
+    offset_db: np.ndarray  # additive dB around it: echogenic halo, posterior shadow/enhancement
+    mask: np.ndarray  # bool lesion pixels
+    alpha: np.ndarray  # soft interior weight (the margin: sharp or indistinct)
+
+
 def add_lesion(
     db: np.ndarray, spec: LesionSpec, center: tuple[int, int], px_per_mm: float,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Draw one lesion into a copy of ``db``; returns (new dB map, lesion mask)."""
+) -> DrawnLesion:
+    """Draw one lesion into a copy of the echo map ``db``."""
     height, width = db.shape
     inside, signed = lesion_shape(spec, px_per_mm, rng)
-    size = inside.shape[0]
     cx, cy = center
     mask = np.zeros((height, width), np.float32)
     _paste(mask, inside.astype(np.float32), cx, cy, "max")
@@ -320,39 +333,38 @@ def add_lesion(
     texture = spec.heterogeneity_db * _lowpass_noise((height, width), 0.5 * px_per_mm, rng)
     interior = spec.echo_db + texture
     out = db * (1 - alpha) + interior * alpha
-
-    if spec.halo_db > 0:
-        ring = np.clip(1.0 - np.abs(signed - 1.2 * px_per_mm) / (0.9 * px_per_mm), 0, 1)
-        ring_canvas = np.zeros((height, width), np.float32)
-        _paste(ring_canvas, (ring * (signed > 0)).astype(np.float32), cx, cy, "max")
-        out += spec.halo_db * ring_canvas * (1 - alpha)
     if spec.calcifications:
         ys, xs = np.nonzero(mask_bool)
         for _ in range(spec.calcifications):
             i = int(rng.integers(0, ys.size))
             cv2.circle(out, (int(xs[i]), int(ys[i])), max(1, int(0.25 * px_per_mm)), -3.0, -1)
+
+    offset = np.zeros((height, width), np.float32)
+    if spec.halo_db > 0:
+        ring = np.clip(1.0 - np.abs(signed - 1.2 * px_per_mm) / (0.9 * px_per_mm), 0, 1)
+        ring_canvas = np.zeros((height, width), np.float32)
+        _paste(ring_canvas, (ring * (signed > 0)).astype(np.float32), cx, cy, "max")
+        offset += spec.halo_db * ring_canvas * (1 - alpha)
     if spec.posterior_db != 0:
         # Column behind the lesion, as wide as the lesion, fading with depth.
         column = np.zeros((height, width), np.float32)
         box_rows = np.flatnonzero(mask_bool.any(axis=1))
         lesion_h = box_rows[-1] - box_rows[0] + 1 if box_rows.size else 1
-        length = int(lesion_h * (2.5 if spec.posterior_db < 0 else 1.5))
-        cols = np.flatnonzero(mask_bool.any(axis=0))
-        for col in cols:
+        length = int(lesion_h * (3.0 if spec.posterior_db < 0 else 1.5))
+        for col in np.flatnonzero(mask_bool.any(axis=0)):
             bottom = int(np.flatnonzero(mask_bool[:, col])[-1])
             end = min(height, bottom + 1 + length)
-            column[bottom + 1:end, col] = 1.0 - np.arange(end - bottom - 1) / (length * 1.2)
+            column[bottom + 1:end, col] = 1.0 - np.arange(end - bottom - 1) / length
         column = cv2.GaussianBlur(column, (0, 0), sigmaX=0.8 * px_per_mm, sigmaY=1.0)
-        out += spec.posterior_db * column * (1 - alpha)
-    del size
-    return out.astype(np.float32), mask_bool
+        offset += spec.posterior_db * column * (1 - alpha)
+    return DrawnLesion(out.astype(np.float32), offset, mask_bool, alpha)
 
 
 def compress(db: np.ndarray, speckle: np.ndarray) -> np.ndarray:
     """Echo map (dB) x Rayleigh speckle -> log-compressed display values in [0, 1]."""
     # Deep speckle nulls are filled in by the scanner's point-spread function and
     # display smoothing; flooring them avoids a worm-like black texture.
-    amplitude_db = db + 16.0 * np.log10(np.maximum(speckle, 0.25))
+    amplitude_db = db + 16.0 * np.log10(np.maximum(speckle, 0.3))
     display = np.clip((amplitude_db + DYNAMIC_RANGE_DB) / DYNAMIC_RANGE_DB, 0.0, 1.0)
     return cv2.GaussianBlur(display.astype(np.float32), (0, 0), 0.7)
 
@@ -375,46 +387,44 @@ def make_phantom(
     width, height = size
     px_per_mm = height / DEPTH_MM
     background_db = tissue_db(height, width, rng)
-    grain = max(1.0, px_per_mm / 7.0)  # speckle grains ~0.2 mm lateral, ~0.1 mm axial
+    grain = max(1.0, px_per_mm / 5.0)  # speckle grains ~0.3 mm lateral, ~0.2 mm axial
     texture = rayleigh_texture((height, width), rng, grain) if speckle else np.ones(
         (height, width), np.float32)
     db = background_db.copy()
-    masks: list[np.ndarray] = []
+    offsets = np.zeros_like(db)
+    drawn: list[DrawnLesion] = []
     lesions: list[PhantomLesion] = []
     if pathology != "normal":
         for k in range(n_lesions):
             lesion_spec = spec or sample_lesion_spec(pathology, rng, subtype)
             # Lesions sit in or just under the fibroglandular layer, apart laterally.
-            depth_mm = rng.uniform(11, 21)
+            # Deep enough to stay under the skin, shallow enough to end at the muscle.
+            height_mm = lesion_spec.size_mm if lesion_spec.aspect < 1 else (
+                lesion_spec.size_mm / lesion_spec.aspect)
+            shallowest = max(9.0, height_mm / 2 + 5.0)
+            depth_mm = rng.uniform(shallowest, max(shallowest, min(22.0, 28.0 - height_mm / 2)))
             lateral = (k + rng.uniform(0.35, 0.65)) / n_lesions * width
             center = (int(lateral), int(depth_mm * px_per_mm))
-            db, mask = add_lesion(db, lesion_spec, center, px_per_mm, rng)
-            masks.append(mask)
+            lesion = add_lesion(db, lesion_spec, center, px_per_mm, rng)
+            db = lesion.interior_db
+            offsets += lesion.offset_db
+            drawn.append(lesion)
             lesions.append(PhantomLesion(lesion_spec, (lateral / px_per_mm, depth_mm)))
-    image = compress(db, texture)
+    image = compress(db + offsets, texture)
     background = compress(background_db, texture)
     slab_lesions = []
-    for mask in masks:
-        ys, xs = np.nonzero(mask)
-        # The layer covers every pixel the lesion changed (halo, posterior column too).
-        changed = np.abs(image - background) > 1e-4
-        weight = np.maximum(lesion_weight(mask, margin_px=max(2, int(px_per_mm)),
-                                          feather_px=1.5, posterior=3.0),
-                            changed.astype(np.float32) * _near(mask, int(6 * px_per_mm)))
-        slab_lesions.append(SlabLesion(mask, weight.astype(np.float32),
-                                       (float(xs.mean()), float(ys.mean()))))
-    slab = Slab(image, background, slab_lesions, mm_per_px=1.0 / px_per_mm)
+    for lesion in drawn:
+        ys, xs = np.nonzero(lesion.mask)
+        # The layer is the lesion's interior over the background tissue; the halo and
+        # posterior features are an additive offset (display units are linear in dB),
+        # so they scale with the lesion without dragging deep tissue along.
+        own = background_db * (1 - lesion.alpha) + lesion.interior_db * lesion.alpha
+        weight = np.maximum(lesion.alpha, lesion_weight(lesion.mask, margin_px=2,
+                                                        feather_px=1.0, posterior=0.0))
+        slab_lesions.append(SlabLesion(
+            lesion.mask, weight.astype(np.float32), (float(xs.mean()), float(ys.mean())),
+            layer=compress(own, texture),
+            offset=(lesion.offset_db / DYNAMIC_RANGE_DB).astype(np.float32)))
+    slab = Slab(image, background, slab_lesions, mm_per_px=1.0 / px_per_mm,
+                speckle_grain=grain)
     return PhantomCase(slab, lesions)
-
-
-def _near(mask: np.ndarray, reach_px: int) -> np.ndarray:
-    """1 within ``reach_px`` of the mask horizontally and anywhere below it (its column)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    out = np.zeros(mask.shape, np.float32)
-    if rows.size == 0:
-        return out
-    y1 = max(0, rows[0] - reach_px)
-    x1, x2 = max(0, cols[0] - reach_px), min(mask.shape[1], cols[-1] + 1 + reach_px)
-    out[y1:, x1:x2] = 1.0
-    return out

@@ -194,9 +194,11 @@ def _fan_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     xx, yy = np.meshgrid(x, y)
     radius = np.hypot(xx, yy)
     angle = np.arctan2(xx, yy)
-    # A hair of tolerance keeps the corner pixels that sit exactly on an edge.
-    return (radius >= r_inner - 1e-9) & (radius <= 1.0 + 1e-9) & (
-        np.abs(angle) <= half_angle + 1e-9
+    # About a pixel of tolerance, so the fan touches all four sides of its box
+    # (its extreme points are single points of the continuous shape).
+    tol = 1.0 / max(h - 1, 1) * (1.0 - y_top) + 1.0 / max(w - 1, 1) * np.sin(half_angle)
+    return (radius >= r_inner - tol) & (radius <= 1.0 + tol) & (
+        np.abs(angle) <= half_angle + tol
     )
 
 

@@ -24,6 +24,11 @@ class SlabLesion:
     mask: np.ndarray  # bool: the lesion's own pixels (the box comes from these)
     weight: np.ndarray  # float32 in [0,1]: where the lesion layer replaces the background
     center: tuple[float, float]  # (x, y) centroid of the mask, slab pixels
+    # What is pasted under ``weight`` (default: the slab's image), and an optional
+    # additive offset around the lesion (posterior shadow/enhancement, halo) that
+    # scales with it; the phantom knows these apart, a real still does not.
+    layer: np.ndarray | None = None
+    offset: np.ndarray | None = None
 
 
 @dataclass
@@ -34,6 +39,9 @@ class Slab:
     background: np.ndarray  # HxW float32, the same tissue with lesions removed
     lesions: list[SlabLesion] = field(default_factory=list)
     mm_per_px: float | None = None  # physical scale when known (phantom)
+    # Speckle grain of the slab's own texture, as a multiple of speckle.GRAIN_SIGMA_XY
+    # in slab pixels; the sweep's re-drawn speckle matches it on screen.
+    speckle_grain: float = 1.0
 
     @property
     def height(self) -> int:
@@ -99,65 +107,83 @@ def lesion_weight(mask: np.ndarray, margin_px: int, feather_px: float,
     return _soft(region, feather_px)
 
 
+def _shifted(array: np.ndarray, shift: int) -> np.ndarray:
+    """``out[:, x] = array[:, x + shift]`` (zeros where that falls off the image)."""
+    out = np.zeros_like(array)
+    width = array.shape[1]
+    if shift > 0:
+        out[:, : width - shift] = array[:, shift:]
+    elif shift < 0:
+        out[:, -shift:] = array[:, : width + shift]
+    else:
+        out[:] = array
+    return out
+
+
 def _fill_from_side(
     image: np.ndarray, region: np.ndarray, forbidden: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
     """Replace ``region`` (soft weight) with tissue at the same depth beside it.
 
-    Picks the horizontal shift whose source overlaps ``forbidden`` (lesions and
-    their columns) least, nearest shifts first; what still overlaps is inpainted.
+    Like patch-based inpainting restricted to horizontal shifts: the shift is
+    chosen so that the shifted image matches the tissue on a ring around the
+    region (low-pass brightness, so no shadow is copied into bright tissue) and
+    its source avoids ``forbidden`` (lesions and their columns). The copy is
+    gain-matched to the ring; whatever still comes from a lesion is inpainted.
     """
     height, width = image.shape
     hard = region > 0.02
     cols = np.flatnonzero(hard.any(axis=0))
     if cols.size == 0:
         return image
-    x1, x2 = int(cols[0]), int(cols[-1]) + 1
-    span = x2 - x1
-    best: tuple[int, int] | None = None
+    reach = max(6, int(0.02 * max(height, width)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    ring = (cv2.dilate(hard.astype(np.uint8), kernel) > 0) & ~hard & ~forbidden
+    smooth = cv2.GaussianBlur(image, (0, 0), 4.0)
     ys, xs = np.nonzero(hard)
-    # Scoring every candidate on a subsample of the region keeps this fast.
-    step = max(1, ys.size // 4000)
-    ys, xs = ys[::step], xs[::step]
-    candidates = [d for d in range(-width, width + 1) if abs(d) >= max(4, span // 2)]
-    candidates.sort(key=lambda d: (abs(d), rng.random()))
-    for shift in candidates:
+    ry, rx = np.nonzero(ring)
+    # Scoring every candidate on subsamples keeps this fast.
+    ys, xs = ys[:: max(1, ys.size // 3000)], xs[:: max(1, xs.size // 3000)]
+    ry, rx = ry[:: max(1, ry.size // 2000)], rx[:: max(1, rx.size // 2000)]
+    best: tuple[float, int, float] | None = None  # (score, shift, overlap fraction)
+    for shift in range(-width + 1, width, 2):
+        if shift == 0:
+            continue
         src_x = xs + shift
         if src_x.min() < 0 or src_x.max() >= width:
             continue
-        overlap = int(forbidden[ys, src_x].sum())
-        if best is None or overlap < best[1]:
-            best = (shift, overlap)
-            if overlap == 0:
-                break
+        overlap = float(forbidden[ys, src_x].mean())
+        ring_x = np.clip(rx + shift, 0, width - 1)
+        mismatch = float(np.abs(smooth[ry, ring_x] - smooth[ry, rx]).mean()) if rx.size else 0.0
+        score = mismatch + 2.0 * overlap + 1e-4 * rng.random()
+        if best is None or score < best[0]:
+            best = (score, shift, overlap)
     filled = image.copy()
     if best is None:
         # Region as wide as the image: nothing beside it to copy.
         leftover = hard
     else:
-        shift = best[0]
-        moved = np.zeros_like(image)
-        if shift > 0:
-            moved[:, : width - shift] = image[:, shift:]
-        else:
-            moved[:, -shift:] = image[:, : width + shift]
-        filled = image * (1.0 - region) + moved * region
-        shifted_forbidden = np.zeros_like(forbidden)
-        if shift > 0:
-            shifted_forbidden[:, : width - shift] = forbidden[:, shift:]
-        else:
-            shifted_forbidden[:, -shift:] = forbidden[:, : width + shift]
-        leftover = hard & shifted_forbidden
+        shift = best[1]
+        moved = _shifted(image, shift)
+        if rx.size:
+            ring_x = np.clip(rx + shift, 0, width - 1)
+            gain = float(np.clip(smooth[ry, rx].mean() / max(smooth[ry, ring_x].mean(), 1e-3),
+                                 0.7, 1.4))
+            moved = moved * gain
+        # Blend over a wider band than the lesion layer's feather: seams vanish into it.
+        blend = np.maximum(region, np.clip(
+            cv2.GaussianBlur(region, (0, 0), reach / 2) * 1.5, 0.0, 1.0))
+        filled = image * (1.0 - blend) + moved * blend
+        leftover = hard & _shifted(forbidden, shift)
     if leftover.any():
         as_u8 = np.clip(filled * 255.0, 0, 255).astype(np.uint8)
-        kernel = np.ones((5, 5), np.uint8)
-        hole = cv2.dilate(leftover.astype(np.uint8), kernel)
+        hole = cv2.dilate(leftover.astype(np.uint8), np.ones((5, 5), np.uint8))
         inpainted = cv2.inpaint(as_u8, hole, 5, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
         # Inpainting is smooth; put back texture from the image's own speckle.
         texture = image - cv2.GaussianBlur(image, (0, 0), 3.0)
         texture = np.roll(texture, shift=(int(rng.integers(20, 60)), 0), axis=(0, 1))
-        filled = np.where(hole > 0, np.clip(inpainted + texture, 0, 1), filled)
-    return filled.astype(np.float32)
+        filled = np.where(hole > 0, inpainted + texture, filled)
+    return np.clip(filled, 0.0, 1.0).astype(np.float32)
 
 
 def slab_from_still(

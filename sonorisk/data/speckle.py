@@ -48,7 +48,7 @@ class SpeckleField:
             real = cv2.addWeighted(self.field[0], keep, real, new, 0.0)
             imag = cv2.addWeighted(self.field[1], keep, imag, new, 0.0)
         self.field = (real, imag)
-        return cv2.magnitude(real, imag)
+        return _psf(cv2.magnitude(real, imag), self.sigma_xy)
 
 
 def rayleigh_texture(shape: tuple[int, int], rng: np.random.Generator,
@@ -56,4 +56,14 @@ def rayleigh_texture(shape: tuple[int, int], rng: np.random.Generator,
     """One static Rayleigh speckle field (unit RMS)."""
     sigma = (GRAIN_SIGMA_XY[0] * grain_scale, GRAIN_SIGMA_XY[1] * grain_scale)
     real, imag = _fresh(shape, rng, sigma)
-    return cv2.magnitude(real, imag)
+    return _psf(cv2.magnitude(real, imag), sigma)
+
+
+def _psf(magnitude: np.ndarray, sigma_xy: tuple[float, float]) -> np.ndarray:
+    """Soften the envelope as a scanner's point-spread function does.
+
+    Without it, log compression turns the field's near-zero valleys into a
+    crackle of thin dark lines that real B-mode images do not show.
+    """
+    sx, sy = sigma_xy
+    return cv2.GaussianBlur(magnitude, (0, 0), sigmaX=0.45 * sx, sigmaY=0.45 * sy)

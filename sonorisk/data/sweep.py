@@ -31,7 +31,7 @@ class SweepParams:
     """How a sweep is rendered (fractions of the footprint unless named otherwise)."""
 
     motion: MotionParams = field(default_factory=MotionParams)
-    footprint_depth: tuple[float, float] = (0.80, 0.95)  # share of slab height in view
+    footprint_depth: tuple[float, float] = (0.72, 0.90)  # share of slab height in view
     lesion_visible: tuple[float, float] = (0.55, 0.85)  # share of the sweep showing a lesion
     lesion_offset: float = 0.15  # lateral offset of the footprint centre from the lesion
     elastic: float = 0.008  # displacement amplitude, x footprint width
@@ -96,7 +96,7 @@ class SweepRenderer:
         self._elastic_keys: dict[int, np.ndarray] = {}
         self._elastic_seed = int(rng.integers(0, 2**31))
         # Speckle grain follows the source's own grain: larger when the slab is upsampled.
-        grain = self.params.speckle_grain * max(1.0, self.out_w / self.span)
+        grain = self.params.speckle_grain * max(1.0, slab.speckle_grain * self.out_w / self.span)
         self._speckle = SpeckleField((self.out_h, self.out_w), rng, grain)
 
     # -- planning ---------------------------------------------------------------
@@ -115,9 +115,12 @@ class SweepRenderer:
         else:
             centre = width / 2 + self.rng.uniform(-0.25, 0.25) * max(0.0, width - span)
         centre += self.rng.uniform(-1, 1) * self.params.lesion_offset * span
-        # Keep the footprint mostly on the slab (at most 10% of it past an edge).
-        low, high = span / 2 - 0.1 * width, width - span / 2 + 0.1 * width
+        # Keep the footprint on the slab (past an edge the renderer mirrors the slab).
+        low, high = span / 2, width - span / 2
         self.centre = float(np.clip(centre, min(low, high), max(low, high)))
+        # Where the probe slides: the path, kept on the slab (a hand stops at its edge).
+        slide = self.centre + self.path.lateral * span
+        self.centres = np.clip(slide, min(low, high) - 0.01 * width, max(low, high) + 0.01 * width)
 
     def _plan_lesion(self) -> _LesionPlan:
         visible = self.rng.uniform(*self.params.lesion_visible)
@@ -157,7 +160,7 @@ class SweepRenderer:
         path = self.path
         theta = float(path.tilt[index])
         squeeze = float(path.compression[index])
-        centre = self.centre + float(path.lateral[index]) * self.span
+        centre = float(self.centres[index])
         p = self._grid_u * self.span
         q_frac = self._grid_v
         # Pressure squeezes the tissue near the probe: the display shows more of it.
@@ -197,9 +200,13 @@ class SweepRenderer:
                 continue
             weight = cv2.remap(lesion.weight, lx, ly, cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            layer = cv2.remap(slab.image, lx, ly, cv2.INTER_LINEAR,
+            source = lesion.layer if lesion.layer is not None else slab.image
+            layer = cv2.remap(source, lx, ly, cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REFLECT_101)
             image = image * (1.0 - weight) + layer * weight
+            if lesion.offset is not None:
+                image = image + cv2.remap(lesion.offset, lx, ly, cv2.INTER_LINEAR,
+                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             masks.append(mask)
             boxes.append(box)
             visible.append(k)
@@ -217,7 +224,7 @@ class SweepRenderer:
         rho = params.speckle_rho * float(np.exp(-0.5 * max(0.0, speed - 1.0)))
         if params.speckle_strength > 0:
             speckle = self._speckle.next(rho)
-            cv2.max(speckle, 1e-3, dst=speckle)
+            cv2.max(speckle, 0.3, dst=speckle)
             image = image * cv2.pow(speckle, params.speckle_strength)
         depth_gain = 1.0 + float(path.tgc[index]) * (self._grid_v - 0.5)
         image = image * float(path.gain[index]) * depth_gain

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -62,6 +63,31 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     ev.set_defaults(func=_eval)
 
 
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config_from(data: dict[str, Any], overrides: dict[str, Any], source: str) -> Any:
+    """A DetectorConfig from a mapping plus dotted-key overrides."""
+    from sonorisk.config import from_dict
+    from sonorisk.detector.config import DetectorConfig
+
+    data = copy.deepcopy(data)
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return from_dict(DetectorConfig, data, source)
+
+
 def _train(args: argparse.Namespace) -> int:
     from sonorisk.config import load_config
     from sonorisk.detector.config import DetectorConfig
@@ -77,24 +103,23 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import torch
 
-    from sonorisk.config import load_config
+    from sonorisk.config import load_yaml
     from sonorisk.detector.checkpoint import load_checkpoint
-    from sonorisk.detector.config import DetectorConfig
     from sonorisk.detector.evaluate import evaluate_detector, format_evaluation
     from sonorisk.detector.predictor import TorchvisionDetector
     from sonorisk.detector.samples import load_samples
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = _overrides(args)
-    cfg = load_config(DetectorConfig, args.config, overrides) if args.config else None
     payload = load_checkpoint(args.checkpoint)
-    inference = cfg.inference if cfg else None
-    model_overrides = {k.split(".", 1)[1]: v for k, v in overrides.items()
-                       if k.startswith("model.") and k.split(".", 1)[1] in ("min_size",
-                                                                          "max_size")}
-    detector = TorchvisionDetector.from_checkpoint(args.checkpoint, inference, model_overrides)
-    score_thresh = overrides.get("inference.score_thresh", detector.config.inference.score_thresh)
+    # The checkpoint's own config, then --config, then flags (inference knobs only
+    # matter here: architecture and weights come from the checkpoint).
+    data = _deep_merge(payload.get("config", {}), load_yaml(args.config) if args.config else {})
+    cfg = load_config_from(data, _overrides(args), args.checkpoint)
+    detector = TorchvisionDetector.from_checkpoint(
+        args.checkpoint, cfg.inference,
+        {"min_size": cfg.model.min_size, "max_size": cfg.model.max_size})
+    score_thresh = cfg.inference.score_thresh
     # AP needs the whole ranked list; the operating threshold applies afterwards.
     detector.config.inference.score_thresh = 0.0
     samples = []

@@ -13,8 +13,11 @@ import numpy as np
 from sonorisk.eval.intervals import Estimate
 
 
-def stratified_indices(y: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
-    """(n_resamples, n) indices; each row keeps the numbers of malignant and benign cases."""
+def stratified_indices(y: np.ndarray, n_resamples: int, seed: int | tuple[int, ...]) -> np.ndarray:
+    """(n_resamples, n) indices; each row keeps the numbers of malignant and benign cases.
+
+    ``seed`` may be a tuple (seed, chunk start) so chunked callers stay reproducible.
+    """
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
     rng = np.random.default_rng(seed)

@@ -82,6 +82,7 @@ def plot_reader_roc(
     path: Path,
     ci_method: str = "",
     note: str | None = None,
+    level_label: str = "95%",
 ) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 6.4))
     ax.plot(
@@ -136,7 +137,7 @@ def plot_reader_roc(
                 color=SESSION_COLOURS.get(m.session, "k"),
                 capsize=4,
                 lw=1.5,
-                label=f"reader mean ({m.session}), 95% CI",
+                label=f"reader mean ({m.session}), {level_label} CI",
             )
     _roc_axes(ax)
     ax.set_title(f"{model_name} against readers")

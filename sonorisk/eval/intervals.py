@@ -107,7 +107,17 @@ def logit_predictive_value(
             level,
         )
     var = 1.0 / true_calls - 1.0 / n_same + 1.0 / false_calls - 1.0 / n_other
-    var = max(var, 0.0)
+    if var <= 1e-15:
+        # Every case called the same way (sensitivity 100% and specificity 0%, or the
+        # reverse): the logit variance is zero, which would print a zero-width interval.
+        cp = clopper_pearson(true_calls, total, level)
+        return Estimate(
+            value,
+            cp.ci_low,
+            cp.ci_high,
+            "Clopper-Pearson exact (logit variance zero: every case called alike)",
+            level,
+        )
     centre = math.log(value / (1.0 - value))
     half = z_value(level) * math.sqrt(var)
     low = 1.0 / (1.0 + math.exp(-(centre - half)))

@@ -47,23 +47,28 @@ def rating_cube(
     part = reads[reads["session"].isin(modalities)]
     readers = tuple(sorted(part["reader"].unique()))
     cases = sorted(part["case_id"].unique())
+    # Integer codes and one scatter: pivoting per reader is ~50x slower.
+    mi = pd.Categorical(part["session"], categories=list(modalities)).codes
+    ri = pd.Categorical(part["reader"], categories=list(readers)).codes
+    ci = pd.Categorical(part["case_id"], categories=cases).codes
     cube = np.full((len(modalities), len(readers), len(cases)), np.nan)
-    table = part.pivot_table(
-        index=["session", "reader"], columns="case_id", values=rating, aggfunc="first"
-    )
+    seen = np.zeros(cube.shape, dtype=int)
+    np.add.at(seen, (mi, ri, ci), 1)
+    cube[mi, ri, ci] = pd.to_numeric(part[rating], errors="coerce").to_numpy(dtype=float)
     for i, mod in enumerate(modalities):
         for j, rd in enumerate(readers):
-            if (mod, rd) not in table.index:
+            if not seen[i, j].any():
                 raise EvalInputError(
                     "reads",
                     f"MRMC needs every reader in every session: reader {rd!r} has no {mod!r} reads",
                 )
-            cube[i, j] = table.loc[(mod, rd), cases].to_numpy(dtype=float)
-    if np.isnan(cube).any():
+    if (seen > 1).any():
+        raise EvalInputError("reads", "MRMC: a reader read a case twice in one session")
+    if (seen == 0).any() or np.isnan(cube).any():
         raise EvalInputError(
             "reads",
             "MRMC needs a fully crossed design: some reader did not "
-            "read some case in both sessions",
+            "read some case in both sessions (or a rating is missing)",
         )
     truth = part.drop_duplicates("case_id").set_index("case_id").loc[cases, "truth"]
     return cube, truth.to_numpy().astype(int), readers, cases
@@ -74,7 +79,8 @@ def _placements(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     pos, neg = scores[:, y == 1], scores[:, y == 0]
     m, n = pos.shape[1], neg.shape[1]
     tz = _midrank(np.concatenate([pos, neg], axis=1))
-    aucs = tz[:, :m].sum(axis=1) / (m * n) - (m + 1.0) / (2.0 * n)
+    # rank sums of halves are exact in floating point; this order keeps AUC in [0, 1]
+    aucs = (tz[:, :m].sum(axis=1) - m * (m + 1) / 2.0) / (m * n)
     v10 = (tz[:, :m] - _midrank(pos)) / n
     v01 = 1.0 - (tz[:, m:] - _midrank(neg)) / m
     return aucs, v10, v01

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sonorisk.errors import ConfigError
 from sonorisk.eval import figures
 from sonorisk.eval.agreement import ICC_FORMS, cohen_kappa, fleiss_kappa, icc
 from sonorisk.eval.binary import BinaryMetrics, multiclass_confusion
@@ -67,6 +68,8 @@ _METRIC_NAMES = {
 
 @dataclass(frozen=True)
 class ReportConfig:
+    """Settings of ``sonorisk eval report``; each key is also a flag (``--kappa-weights``)."""
+
     level: float = 0.95
     n_bootstrap: int = 2000
     seed: int = 0
@@ -75,12 +78,40 @@ class ReportConfig:
     target_specificity: float | None = None
     reference_model: str | None = None
     subgroups: tuple[str, ...] | None = None  # "column" or "column:cut"; None: standard
-    kappa_weights: str = "unweighted"
-    mrmc_covariance: str = "delong"
-    mrmc_rating: str = "birads_code"
+    kappa_weights: str = "unweighted"  # unweighted | linear | quadratic
+    mrmc_covariance: str = "delong"  # delong | jackknife
+    mrmc_rating: str = "birads"  # birads | confidence
     calibration_bins: int = 10
     note: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)  # names of the input files, for the header
+
+    def __post_init__(self) -> None:
+        def bad(key: str, reason: str) -> ConfigError:
+            return ConfigError(f"eval report config: {key}", reason)
+
+        if not 0.5 <= self.level < 1.0:
+            raise bad("level", f"must be in [0.5, 1), got {self.level}")
+        if self.n_bootstrap < 1:
+            raise bad("n_bootstrap", f"must be >= 1, got {self.n_bootstrap}")
+        if self.calibration_bins < 2:
+            raise bad("calibration_bins", f"must be >= 2, got {self.calibration_bins}")
+        rules = [k for k in ("threshold", "target_sensitivity", "target_specificity")
+                 if getattr(self, k) is not None]  # fmt: skip
+        if len(rules) > 1:
+            raise bad(rules[1], f"give one operating-point rule, not {rules}")
+        for key in ("target_sensitivity", "target_specificity"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise bad(key, f"must be in [0, 1], got {value}")
+        for key, allowed in (("kappa_weights", ("unweighted", "linear", "quadratic")),
+                             ("mrmc_covariance", ("delong", "jackknife")),
+                             ("mrmc_rating", ("birads", "confidence"))):  # fmt: skip
+            if getattr(self, key) not in allowed:
+                raise bad(key, f"must be one of {list(allowed)}, got {getattr(self, key)!r}")
+
+    @property
+    def mrmc_rating_column(self) -> str:
+        return "birads_code" if self.mrmc_rating == "birads" else "confidence"
 
 
 @dataclass
@@ -143,13 +174,20 @@ def choose_operating_point(
 
 
 def synthetic_warnings(predictions: Predictions, cfg: ReportConfig) -> list[str]:
+    """One line per distinct provenance note; synthetic/demo sources are flagged loudly."""
     out = []
     if cfg.note:
-        out.append(f"Note given with --note: {cfg.note}")
+        flag = any(w in cfg.note.lower() for w in SYNTHETIC_WORDS)
+        prefix = "SYNTHETIC/DEMO SCORES — not a clinical result. " if flag else ""
+        out.append(f"{prefix}Note given with --note: {cfg.note}")
+    by_note: dict[str, list[str]] = {}
     for model, note in predictions.notes.items():
+        by_note.setdefault(note, []).append(model)
+    for note, names in by_note.items():
         flag = any(w in note.lower() for w in SYNTHETIC_WORDS)
         prefix = "SYNTHETIC/DEMO SCORES — not a clinical result. " if flag else ""
-        out.append(f"{prefix}Model {model!r}: {note}")
+        label = "Model" if len(names) == 1 else "Models"
+        out.append(f"{prefix}{label} {', '.join(repr(n) for n in names)}: {note}")
     return out
 
 
@@ -168,6 +206,7 @@ def build_report(
     ref = cfg.reference_model or models[0]
     if ref not in models:
         raise EvalInputError("--reference-model", f"{ref!r} is not one of the models {models}")
+    models = [ref, *[m for m in models if m != ref]]  # the reference leads every table
     scores = {m: predictions.scores[m].to_numpy() for m in models}
     warnings = synthetic_warnings(predictions, cfg)
     fig_note = (
@@ -243,6 +282,8 @@ def build_report(
         cells.append(fmt_estimate(o.metrics.f1, digits=3))
         rows.append(cells)
         yo = youden_threshold(y, scores[m], cfg.level)
+        if m == ref and o.rule == yo.rule:
+            continue  # the reference already sits at its Youden point
         rows.append(
             [
                 m,
@@ -374,7 +415,7 @@ def build_report(
     figs["roc_models"] = figures.plot_model_rocs(
         {m: (curves[m], aucs_delong[m]) for m in models},
         out_dir / "figures" / "roc_models.png",
-        "ROC curves of the models (AUC with DeLong 95% CI)",
+        f"ROC curves of the models (AUC with DeLong {_level_pct(cfg.level)} CI)",
         fig_note,
     )
     figs["calibration"] = figures.plot_calibration(
@@ -598,7 +639,7 @@ def _reader_sections(
         tables["kappa_pairs"] = Table(
             "kappa_pairs",
             f"Cohen's kappa between reader pairs on BI-RADS ({cfg.kappa_weights})",
-            ["session", "reader A", "reader B", "n cases", "kappa (95% CI)"],
+            ["session", "reader A", "reader B", "n cases", f"kappa ({_level_pct(cfg.level)} CI)"],
             kappa_rows,
             [
                 f"{ci}: asymptotic normal, SE of Fleiss, Cohen & Everitt (1969). Categories in "
@@ -612,7 +653,7 @@ def _reader_sections(
         tables["fleiss_kappa"] = Table(
             "fleiss_kappa",
             "Fleiss' kappa across all readers",
-            ["session", "readers", "cases", "kappa (95% CI)", "method"],
+            ["session", "readers", "cases", f"kappa ({_level_pct(cfg.level)} CI)", "method"],
             fleiss_rows,
             [f"{ci} from a case bootstrap."],
         )
@@ -620,7 +661,7 @@ def _reader_sections(
         tables["icc"] = Table(
             "icc",
             "Intraclass correlation of BI-RADS codes across readers",
-            ["session", "form", "model", "ICC (95% CI)", "F test", "p"],
+            ["session", "form", "model", f"ICC ({_level_pct(cfg.level)} CI)", "F test", "p"],
             icc_rows,
             [
                 f"{ci}: F-distribution (Shrout & Fleiss 1979); ICC(2,*) with "
@@ -660,7 +701,7 @@ def _reader_sections(
     # --- MRMC ------------------------------------------------------------------------------------
     if {"unaided", "aided"} <= set(reads["session"]) and reads["reader"].nunique() >= 2:
         try:
-            res = obuchowski_rockette(reads, cfg.mrmc_rating, cfg.mrmc_covariance, cfg.level)
+            res = obuchowski_rockette(reads, cfg.mrmc_rating_column, cfg.mrmc_covariance, cfg.level)
             rows = [
                 [
                     rd,
@@ -696,7 +737,7 @@ def _reader_sections(
                     + "."
                 ],
             )
-            write_imrmc(reads, out_dir / "imrmc_input.txt", cfg.mrmc_rating)
+            write_imrmc(reads, out_dir / "imrmc_input.txt", cfg.mrmc_rating_column)
         except EvalInputError as exc:
             tables["mrmc"] = Table(
                 "mrmc", "Multi-reader multi-case AUC", ["result"], [[f"n/a ({exc.reason})"]]
@@ -730,7 +771,18 @@ def _reader_sections(
         out_dir / "figures" / "roc_readers.png",
         means[0].tpr.method if means else "",
         fig_note,
+        _level_pct(cfg.level),
     )
+
+
+def _html_line(line: str) -> str:
+    """One Markdown header line as HTML (title, bold label, bullet, warning)."""
+    text = html.escape(line.lstrip("#- ").replace("**", "").replace("`", ""))
+    if line.startswith("# "):
+        return f"<h1>{text}</h1>"
+    if "SYNTHETIC/DEMO" in line:
+        return f"<p class='warn'>{text}</p>"
+    return f"<p>{text}</p>"
 
 
 def _write_documents(
@@ -769,11 +821,7 @@ def _write_documents(
         "\n## Figures\n\n" + "\n".join(f"![{k}](figures/{p.name})" for k, p in figs.items()) + "\n"
     )
     (out_dir / "report.md").write_text(md)
-    body = "".join(
-        f"<p>{html.escape(line.lstrip('#- ').replace('**', ''))}</p>"
-        for line in header
-        if line.strip()
-    )
+    body = "".join(_html_line(line) for line in header if line.strip())
     body += "".join(t.to_html() for t in tables.values())
     body += "".join(
         f"<h3>{html.escape(k)}</h3><img src='figures/{p.name}' width='560'>"
@@ -783,6 +831,7 @@ def _write_documents(
         "body{font-family:sans-serif;max-width:1400px;margin:2em auto}"
         "table{border-collapse:collapse;font-size:12px;margin-bottom:0.5em}"
         "td,th{border:1px solid #ccc;padding:3px 6px}.note{font-size:11px;color:#555}"
+        ".warn{color:#b00000;font-weight:bold}"
     )
     (out_dir / "report.html").write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>sonorisk evaluation report"

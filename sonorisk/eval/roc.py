@@ -24,6 +24,8 @@ from sonorisk.eval.validation import (
     require_both_classes,
 )
 
+BOOTSTRAP_CELLS = 4_000_000  # resampled cases ranked at once (~100 MB of temporaries)
+
 
 @dataclass(frozen=True)
 class RocCurve:
@@ -74,7 +76,8 @@ def delong(
     pos, neg = mat[:, y == 1], mat[:, y == 0]
     tx, ty = _midrank(pos), _midrank(neg)
     tz = _midrank(np.concatenate([pos, neg], axis=1))
-    aucs = tz[:, :m].sum(axis=1) / (m * n) - (m + 1.0) / (2.0 * n)
+    # rank sums of halves are exact in floating point; this order keeps AUC in [0, 1]
+    aucs = (tz[:, :m].sum(axis=1) - m * (m + 1) / 2.0) / (m * n)
     v01 = (tz[:, :m] - tx) / n  # placement of each malignant case among benign ones
     v10 = 1.0 - (tz[:, m:] - ty) / m  # placement of each benign case among malignant ones
     sx = np.atleast_2d(np.cov(v01)) if m > 1 else np.zeros((mat.shape[0], mat.shape[0]))
@@ -110,12 +113,17 @@ def auc_bootstrap_ci(
 ) -> Estimate:
     """Percentile interval over stratified bootstrap resamples (pROC's default scheme)."""
     y, s = _clean(y_true, scores, source)
-    idx = stratified_indices(y, n_resamples, seed)
-    ys = y[idx]
-    ss = s[idx]
     m, n = int(y.sum()), int(len(y) - y.sum())
-    ranks = _midrank(ss)
-    boot = (np.where(ys == 1, ranks, 0.0).sum(axis=1) - m * (m + 1) / 2.0) / (m * n)
+    # Rank resamples in chunks so a large table never needs n_resamples x n_cases at once.
+    chunk = max(1, BOOTSTRAP_CELLS // len(y))
+    parts = []
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        idx = stratified_indices(y, size, (seed, start))
+        ys, ss = y[idx], s[idx]
+        ranks = _midrank(ss)
+        parts.append((np.where(ys == 1, ranks, 0.0).sum(axis=1) - m * (m + 1) / 2.0) / (m * n))
+    boot = np.concatenate(parts)
     alpha = 1.0 - level
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     return Estimate(

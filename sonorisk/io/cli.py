@@ -1,9 +1,133 @@
-"""Verbs of sonorisk.io (placeholder until its issue lands: registers nothing)."""
+"""``sonorisk info VIDEO... [--crop] [--json]``: what sonorisk sees in a video.
+
+Decodes every frame (so the frame count and the decode statistics are real,
+not the header's claim), optionally finds the scan region, and goes on with
+the next video when one fails.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from dataclasses import asdict
+from typing import Any
+
+LIVE_DEFAULT_FRAMES = 250  # a live stream never ends: read this many by default
+REGION_SAMPLE = 32  # frames used to find the scan region
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
-    return None
+    parser = groups["root"].add_parser(
+        "info",
+        help="show a video's metadata, frame count, decode stats (and scan region)",
+        description="Decode each VIDEO (file, DICOM cine or rtsp:// URL) and print its "
+        "metadata, the frames actually decoded, frames dropped and why reading ended.",
+    )
+    parser.add_argument("videos", nargs="+", metavar="VIDEO")
+    parser.add_argument("--crop", action="store_true",
+                        help="also find the scan region (the ultrasound image in the screen)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--max-frames", type=int, default=None,
+                        help=f"stop after N frames (default: all; {LIVE_DEFAULT_FRAMES} "
+                        "for live streams)")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="open/read timeout in seconds (default 10)")
+    parser.add_argument("--rtsp-transport", choices=["udp", "tcp"], default=None,
+                        help="RTSP transport (default: FFmpeg's choice)")
+    parser.set_defaults(func=run_info)
+
+
+def describe_video(source: str, *, crop: bool = False, max_frames: int | None = None,
+                   timeout_s: float = 10.0, rtsp_transport: str | None = None
+                   ) -> dict[str, Any]:
+    """Decode one video and summarise it; raises the typed VideoError on failure."""
+    from sonorisk.io import is_live_url, open_video
+    from sonorisk.io.scan_region import estimate_scan_region
+
+    live = is_live_url(source)
+    limit = max_frames if max_frames is not None else (LIVE_DEFAULT_FRAMES if live else None)
+    sample: list[Any] = []
+    with open_video(source, color="gray", open_timeout_s=timeout_s, read_timeout_s=timeout_s,
+                    frame_timeout_s=max(30.0, timeout_s),
+                    rtsp_transport=rtsp_transport) as src:
+        meta = src.meta
+        expected = meta.frame_count or (
+            round(meta.duration_s * meta.fps) if meta.duration_s and meta.fps else None)
+        if limit is not None:
+            expected = min(expected or limit, limit)
+        stride = max(1, (expected or 2 * REGION_SAMPLE) // REGION_SAMPLE)
+        decoded = 0
+        last_t = None
+        for frame in src:
+            if crop and frame.index % stride == 0 and len(sample) < REGION_SAMPLE:
+                sample.append(frame.image)
+            decoded += 1
+            last_t = frame.timestamp_s
+            if limit is not None and decoded >= limit:
+                break
+        stats = src.stats
+    region = estimate_scan_region(sample).as_dict() if crop and sample else None
+    return {
+        "source": source,
+        "ok": True,
+        "meta": asdict(meta),
+        "frames_decoded": decoded,
+        "last_timestamp_s": last_t,
+        "stopped_at_limit": limit is not None and decoded >= limit,
+        "stats": stats.as_dict(),
+        "scan_region": region,
+    }
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "unknown" if value is None else f"{value:{spec}}{unit}"
+
+
+def _print_text(info: dict[str, Any]) -> None:
+    meta, stats = info["meta"], info["stats"]
+    print(f"{info['source']}:")
+    print(f"  container {meta['container']}, codec {meta['codec']}, "
+          f"pixel format {meta['pixel_format'] or 'unknown'}"
+          + (", live" if meta["is_live"] else ""))
+    print(f"  size {meta['width']}x{meta['height']}, fps {_fmt(meta['fps'], '.3f')}, "
+          f"duration {_fmt(meta['duration_s'], '.2f', ' s')}")
+    declared = meta["frame_count"]
+    print(f"  frames: {info['frames_decoded']} decoded"
+          + (f" (header says {declared})" if declared is not None else " (header gives no count)")
+          + f", {stats['frames_dropped']} dropped")
+    end = stats["end_reason"]
+    if info["stopped_at_limit"]:
+        end = "stopped at --max-frames"
+    print(f"  end: {end}" + (f" ({stats['error']})" if stats["error"] else ""))
+    region = info.get("scan_region")
+    if region is not None:
+        x1, y1, x2, y2 = region["box"]
+        print(f"  scan region: {region['kind']} box x1={x1} y1={y1} x2={x2} y2={y2} "
+              f"({x2 - x1}x{y2 - y1}), moving {region['moving_fraction']:.0%} "
+              f"from {region['frames_used']} frames")
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from sonorisk.errors import VideoError
+
+    results: list[dict[str, Any]] = []
+    failed = 0
+    for source in args.videos:
+        try:
+            info = describe_video(source, crop=args.crop, max_frames=args.max_frames,
+                                  timeout_s=args.timeout, rtsp_transport=args.rtsp_transport)
+        except VideoError as exc:
+            failed += 1
+            info = {"source": source, "ok": False, "error": str(exc),
+                    "error_type": type(exc).__name__}
+            if not args.json:
+                print(f"{source}: error: {exc.reason} [{type(exc).__name__}]", file=sys.stderr)
+        else:
+            if not args.json:
+                _print_text(info)
+        results.append(info)
+    if args.json:
+        json.dump(results, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    return 1 if failed else 0

@@ -31,6 +31,8 @@ _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
 
 def is_dicom(path: Path) -> bool:
     """DICOM Part 10 magic ('DICM' at byte 128), or a .dcm file pydicom can parse."""
+    if not path.is_file():  # never read from a pipe here: it would eat the stream
+        return False
     try:
         with path.open("rb") as fh:
             head = fh.read(132)
@@ -154,8 +156,15 @@ class DicomSource(VideoSource):
 
         ds = self._ds
         n_frames = len(self._times)
-        # raw=True: keep the stored colour space; _to_uint8 converts explicitly.
-        frames = iter_pixels(self._path, raw=True)
+        photometric = str(ds.PhotometricInterpretation).strip()
+        compressed = ds.file_meta.TransferSyntaxUID.is_compressed
+        if photometric == "YBR_FULL_422" and not compressed:
+            # pydicom 3.0's iter_pixels sizes native 4:2:2 frames as 4:4:4
+            # and runs off the end; unpack them here instead.
+            frames: Iterator[np.ndarray] = _native_422_frames(ds, n_frames)
+        else:
+            # raw=True: keep the stored colour space; _to_uint8 converts explicitly.
+            frames = iter_pixels(self._path, raw=True)
         index = 0
         while index < n_frames:
             try:
@@ -191,6 +200,24 @@ class DicomSource(VideoSource):
 
     def _release(self) -> None:
         self._ds = None
+
+
+def _native_422_frames(ds: Any, n_frames: int) -> Iterator[np.ndarray]:
+    """Uncompressed YBR_FULL_422 (Y0 Y1 Cb Cr per pixel pair) -> HxWx3 YBR frames."""
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    frame_bytes = rows * cols * 2
+    data = ds.PixelData
+    for i in range(n_frames):
+        chunk = data[i * frame_bytes : (i + 1) * frame_bytes]
+        if len(chunk) < frame_bytes:
+            raise ValueError(f"frame {i} has {len(chunk)} of {frame_bytes} bytes")
+        quads = np.frombuffer(chunk, np.uint8).reshape(rows, cols // 2, 4)
+        out = np.empty((rows, cols // 2, 2, 3), np.uint8)
+        out[:, :, 0, 0] = quads[:, :, 0]
+        out[:, :, 1, 0] = quads[:, :, 1]
+        out[:, :, :, 1] = quads[:, :, 2:3]
+        out[:, :, :, 2] = quads[:, :, 3:4]
+        yield out.reshape(rows, cols, 3)
 
 
 def _to_uint8(arr: np.ndarray, ds: Any, color: Color) -> np.ndarray:

@@ -9,6 +9,7 @@ peer ends the read instead of blocking forever.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ class PyAVSource(VideoSource):
 
     # --- open ------------------------------------------------------------------
     def _open(self) -> VideoMeta:
+        started = time.monotonic()
         try:
             self._container = av.open(
                 self._url,
@@ -92,7 +94,7 @@ class PyAVSource(VideoSource):
                 timeout=(self._open_timeout_s, self._read_timeout_s),
             )
         except av.error.FFmpegError as exc:
-            raise self._open_error(exc) from exc
+            raise self._open_error(exc, time.monotonic() - started) from exc
         container = self._container
         fmt = container.format.name
         if _is_still_image_format(fmt):
@@ -140,10 +142,13 @@ class PyAVSource(VideoSource):
             is_live=self.live,
         )
 
-    def _open_error(self, exc: av.error.FFmpegError) -> VideoError:
+    def _open_error(self, exc: av.error.FFmpegError, elapsed_s: float) -> VideoError:
         text = f"{type(exc).__name__}: {exc.strerror or exc}"
         if self.live:
-            if isinstance(exc, av.error.ExitError | av.error.TimeoutError):
+            # An interrupted open surfaces as ExitError, TimeoutError or (RTSP
+            # mid-handshake) InvalidDataError: the elapsed time tells them apart.
+            timed_out = elapsed_s >= 0.9 * self._open_timeout_s
+            if timed_out or isinstance(exc, av.error.ExitError | av.error.TimeoutError):
                 return StreamTimeoutError(
                     self.source, f"no answer within {self._open_timeout_s:g} s ({text})"
                 )

@@ -27,7 +27,7 @@ import queue
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
@@ -60,7 +60,8 @@ class SourceStats:
             self.messages.append(message)
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {k: v for k, v in self.__dict__.items() if k != "error"}
+        out["messages"] = list(self.messages)
         out["error"] = None if self.error is None else str(self.error)
         out["error_type"] = None if self.error is None else type(self.error).__name__
         return out

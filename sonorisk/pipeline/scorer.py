@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import numpy as np
+
 from sonorisk.detector.predictor import FrameDetector
 from sonorisk.errors import InputError
 from sonorisk.pipeline.aggregate import lesion_risk, video_risk
@@ -82,6 +84,8 @@ class LesionRecord:
     boxes: dict[int, LesionBox] = field(default_factory=dict)
     scores: list[ClipScore] = field(default_factory=list)
     clips_made: int = 0
+    # The crops of each scored clip, kept only when heatmaps are asked for (to draw them).
+    crops: dict[int, np.ndarray] = field(default_factory=dict)
     ended: bool = False
     dropped: bool = False
 
@@ -302,6 +306,8 @@ class IncrementalScorer:
         for (clip, last_pushed_at), score in zip(queue, scores, strict=True):
             record = self.lesions[clip.track_id]
             record.scores.append(score)
+            if self.config.heatmaps:
+                record.crops[clip.clip_index] = clip.crops
             events.append(ClipScored(score, done - last_pushed_at))
             events.append(LesionUpdated(record.risk()))
         return events
@@ -326,6 +332,7 @@ class IncrementalScorer:
         self._clip_queue = [(c, t) for c, t in self._clip_queue if c.track_id != lesion_id]
         record.ended = record.dropped = True
         record.scores.clear()
+        record.crops.clear()
         frames = tuple(sorted(record.boxes))
         return [LesionEnded(lesion_id, frames[0] if frames else -1,
                             frames[-1] if frames else -1, True, None, frames)]

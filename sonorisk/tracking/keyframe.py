@@ -16,7 +16,7 @@ from sonorisk.detector.predictor import FrameDetector
 from sonorisk.records import Detection, Frame
 from sonorisk.tracking.config import TrackingConfig
 from sonorisk.tracking.lesion_tracker import LesionTrack, LesionTracker, TrackerUpdate
-from sonorisk.tracking.propagate import propagate_box, to_gray_small
+from sonorisk.tracking.propagate import propagate_boxes, to_gray_small
 
 
 @dataclass
@@ -62,15 +62,15 @@ class KeyframeTracker:
             self.stats.detector_frames += 1
             self._since_key = 1
         else:
+            boxes = [d.box for d in self._carry]
+            if need_flow and self._prev_gray is not None and gray is not None \
+                    and self._prev_gray.shape == gray.shape:
+                boxes = propagate_boxes(self._prev_gray, gray, boxes, scale)
             carried = []
-            for det in self._carry:
-                box = det.box
-                if need_flow and self._prev_gray is not None and gray is not None \
-                        and self._prev_gray.shape == gray.shape:
-                    box = propagate_box(self._prev_gray, gray, det.box, scale)
-                box = _clip(box, frame.width, frame.height)
-                if box is not None:
-                    carried.append(Detection(frame.index, box, det.score, det.label))
+            for det, box in zip(self._carry, boxes, strict=True):
+                clipped = _clip(box, frame.width, frame.height)
+                if clipped is not None:
+                    carried.append(Detection(frame.index, clipped, det.score, det.label))
             update = self.tracker.update(frame.index, carried, propagated=True)
             self._carry = carried
             self.stats.propagated_frames += 1

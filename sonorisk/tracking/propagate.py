@@ -26,9 +26,57 @@ def to_gray_small(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return gray, scale
 
 
+def _track_points(prev_gray: np.ndarray, next_gray: np.ndarray,
+                  max_corners: int) -> tuple[np.ndarray, np.ndarray]:
+    """Corner features of ``prev_gray`` and where Lucas-Kanade finds them in ``next_gray``."""
+    points = cv2.goodFeaturesToTrack(prev_gray, maxCorners=max_corners, qualityLevel=0.01,
+                                     minDistance=3)
+    if points is None or not len(points):
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_gray, next_gray, points, None,
+                                                winSize=(15, 15), maxLevel=2)
+    if moved is None:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    ok = status.reshape(-1) == 1
+    return points.reshape(-1, 2)[ok], moved.reshape(-1, 2)[ok]
+
+
+def _move(box: Box, p0: np.ndarray, p1: np.ndarray, scale: float, min_points: int) -> Box:
+    x1, y1, x2, y2 = (v * scale for v in box)
+    inside = ((p0[:, 0] >= x1) & (p0[:, 0] <= x2) & (p0[:, 1] >= y1) & (p0[:, 1] <= y2))
+    q0, q1 = p0[inside], p1[inside]
+    if len(q0) < min_points:
+        return box
+    dx, dy = np.median(q1 - q0, axis=0)
+    # Scale from the spread of the points around their centroid (robust to outliers).
+    s0 = np.median(np.linalg.norm(q0 - q0.mean(axis=0), axis=1))
+    s1 = np.median(np.linalg.norm(q1 - q1.mean(axis=0), axis=1))
+    zoom = float(np.clip(s1 / s0, 0.8, 1.25)) if s0 > 1e-3 else 1.0
+    cx, cy = (x1 + x2) / 2 + dx, (y1 + y2) / 2 + dy
+    hw, hh = (x2 - x1) / 2 * zoom, (y2 - y1) / 2 * zoom
+    out = np.array([cx - hw, cy - hh, cx + hw, cy + hh], dtype=np.float64) / scale
+    if not np.isfinite(out).all():
+        return box
+    return (float(out[0]), float(out[1]), float(out[2]), float(out[3]))
+
+
+def propagate_boxes(prev_gray: np.ndarray, next_gray: np.ndarray, boxes: list[Box],
+                    scale: float = 1.0, min_points: int = 5,
+                    max_corners: int = 400) -> list[Box]:
+    """Boxes (full-resolution coordinates) moved from ``prev_gray`` to ``next_gray``.
+
+    One feature detection and one optical-flow solve per frame, shared by all
+    boxes, so the cost does not grow with the number of boxes.
+    """
+    if not boxes:
+        return []
+    p0, p1 = _track_points(prev_gray, next_gray, max_corners)
+    return [_move(box, p0, p1, scale, min_points) for box in boxes]
+
+
 def propagate_box(prev_gray: np.ndarray, next_gray: np.ndarray, box: Box,
                   scale: float = 1.0, min_points: int = 5) -> Box:
-    """``box`` (full-resolution coordinates) moved from ``prev_gray`` to ``next_gray``."""
+    """One box moved from ``prev_gray`` to ``next_gray`` (features from inside the box)."""
     height, width = prev_gray.shape[:2]
     x1, y1, x2, y2 = (v * scale for v in box)
     ix1, iy1 = max(0, int(x1)), max(0, int(y1))
@@ -46,17 +94,4 @@ def propagate_box(prev_gray: np.ndarray, next_gray: np.ndarray, box: Box,
     if moved is None:
         return box
     ok = status.reshape(-1) == 1
-    p0, p1 = points.reshape(-1, 2)[ok], moved.reshape(-1, 2)[ok]
-    if len(p0) < min_points:
-        return box
-    dx, dy = np.median(p1 - p0, axis=0)
-    # Scale from the spread of the points around their centroid (robust to outliers).
-    s0 = np.median(np.linalg.norm(p0 - p0.mean(axis=0), axis=1))
-    s1 = np.median(np.linalg.norm(p1 - p1.mean(axis=0), axis=1))
-    zoom = float(np.clip(s1 / s0, 0.8, 1.25)) if s0 > 1e-3 else 1.0
-    cx, cy = (x1 + x2) / 2 + dx, (y1 + y2) / 2 + dy
-    hw, hh = (x2 - x1) / 2 * zoom, (y2 - y1) / 2 * zoom
-    out = np.array([cx - hw, cy - hh, cx + hw, cy + hh], dtype=np.float64) / scale
-    if not np.isfinite(out).all():
-        return box
-    return (float(out[0]), float(out[1]), float(out[2]), float(out[3]))
+    return _move(box, points.reshape(-1, 2)[ok], moved.reshape(-1, 2)[ok], scale, min_points)

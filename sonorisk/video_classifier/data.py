@@ -135,24 +135,29 @@ def clips_from_dataset(
                    list(classes), skipped)
 
 
-def describe_training_data(dataset: Any, used_ids: Sequence[str], clipset: ClipSet,
-                           n_train: int, n_val: int) -> dict[str, Any]:
+def describe_training_data(dataset: Any, train: ClipSet, val: ClipSet | None) -> dict[str, Any]:
     """The training-data description every checkpoint carries (medical honesty)."""
-    records = [dataset.video(v) for v in used_ids]
+    sets = [train] + ([val] if val is not None else [])
+    video_ids = sorted({v for s in sets for v in s.video_ids})
+    records = [dataset.video(v) for v in video_ids]
     synthetic = [bool(getattr(r, "synthetic", False)) for r in records]
     generators = sorted({str(r.generator) for r in records if getattr(r, "generator", None)})
-    n_videos = len(set(clipset.video_ids))
+    n_videos = len(video_ids)
+    counts = train.class_counts()
+    if val is not None:
+        counts = {k: counts[k] + val.class_counts()[k] for k in counts}
     return {
         "dataset": str(getattr(dataset, "root", "")),
         "synthetic": any(synthetic),
         "all_synthetic": all(synthetic) if synthetic else False,
         "generators": generators,
         "videos": n_videos,
-        "patients": len(set(clipset.patient_ids)),
-        "clips": len(clipset),
-        "train_clips": n_train,
-        "val_clips": n_val,
-        "class_counts": clipset.class_counts(),
+        "patients": len({p for s in sets for p in s.patient_ids}),
+        "clips": sum(len(s) for s in sets),
+        "train_clips": len(train),
+        "val_clips": len(val) if val is not None else 0,
+        "class_counts": counts,
+        "skipped_videos": {**train.skipped, **(val.skipped if val is not None else {})},
         # Fewer than a few hundred videos cannot support any clinical claim.
         "tiny": n_videos < 200,
         "note": "research use only; not a medical device",

@@ -10,6 +10,8 @@ generate heatmaps": any clip size works, and the CAM is exact.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -40,7 +42,10 @@ def build_i3d_backbone(
     # Imported here: pytorchvideo is heavy and only this model needs it. Only
     # pytorchvideo.models is used; pytorchvideo.transforms does not import with
     # torchvision >= 0.17 (it needs torchvision.transforms.functional_tensor).
-    from pytorchvideo.models.resnet import create_resnet
+    with warnings.catch_warnings():
+        # pytorchvideo 0.1.5 calls torch.jit.script at import (deprecated in torch 2.14).
+        warnings.simplefilter("ignore", FutureWarning)
+        from pytorchvideo.models.resnet import create_resnet
 
     if depth not in (50, 101, 152):
         raise ConfigError("model.i3d.depth", f"must be 50, 101 or 152, got {depth}")
@@ -93,8 +98,7 @@ class I3DClassifier(ClipClassifier):
         """ImageNet 2D ResNet (inflated) or a pytorchvideo I3D state dict (Kinetics)."""
         state = read_state_dict(path)
         if any(k.startswith("layer1.") for k in state):
-            inflated = inflate_resnet2d_to_i3d(state, self.blocks.state_dict(), STAGE_BLOCKS)
-            inflated = {f"blocks.{k}": v for k, v in inflated.items()}
+            inflated = inflate_resnet2d_to_i3d(state, self.state_dict(), STAGE_BLOCKS)
             return load_matching(self, inflated, path, "2d-resnet inflated to i3d")
         # A pytorchvideo model saves "blocks.N..." names; its Kinetics head
         # (blocks.6.proj) has another shape and stays unused.

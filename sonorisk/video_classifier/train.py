@@ -160,6 +160,7 @@ def train_on_clips(
         config = saved
         history = list(payload.get("history", []))
         start_epoch = int(payload.get("epoch", 0))
+    torch.manual_seed(tc.seed)  # reproducible random init
     model = build_classifier(config, load_weights=payload is None).to(device)
     if payload is not None:
         model.load_state_dict(payload["model_state"])
@@ -177,6 +178,9 @@ def train_on_clips(
         if payload.get("scheduler_state"):
             scheduler.load_state_dict(payload["scheduler_state"])
     k = model.num_classes
+    empty = [name for name, n in train.class_counts().items() if n == 0]
+    if empty:
+        log.warning("no training clips of class(es) %s: the model cannot learn them", empty)
     loss_weight = None
     if tc.class_balance == "loss":
         loss_weight = torch.as_tensor(_class_weights(train.labels, k), dtype=torch.float32,
@@ -189,6 +193,7 @@ def train_on_clips(
         # Seeded per epoch so a resumed run draws what an uninterrupted one would.
         rng = np.random.default_rng([tc.seed, epoch])
         gen = torch.Generator().manual_seed(tc.seed * 100_003 + epoch)
+        torch.manual_seed(tc.seed * 100_003 + epoch)  # dropout
         order = _epoch_order(train.labels, k, tc.class_balance, rng)
         steps = math.ceil(len(order) / tc.batch_size)
         if tc.max_steps_per_epoch is not None:
@@ -287,3 +292,68 @@ def _fit_pca_svm(model: Any, train: ClipSet, val: ClipSet | None, config: Classi
     best = out / "best.pt"
     best.write_bytes(last.read_bytes())
     return TrainResult(last, best, history, model)
+
+
+def split_video_ids(dataset: Any, val_fraction: float, seed: int,
+                    split_file: str | Path | None = None) -> tuple[list[str], list[str]]:
+    """Train/val video ids: from a splits CSV when given, else a patient-level split."""
+    if split_file is not None:
+        from sonorisk.data.splits import read_split_ids
+
+        return read_split_ids(split_file, "train"), read_split_ids(split_file, "val")
+    if val_fraction <= 0:
+        return list(dataset.video_ids), []
+    from sonorisk.data.splits import patient_split
+
+    table = dataset.table
+    split = patient_split(table, val=val_fraction, test=0.0, seed=seed)
+    train_ids = split.loc[split["split"] == "train", "video_id"].astype(str).tolist()
+    val_ids = split.loc[split["split"] == "val", "video_id"].astype(str).tolist()
+    return train_ids, val_ids
+
+
+def train_from_dataset(
+    data_dir: str | Path,
+    config: ClassifierConfig,
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    split_file: str | Path | None = None,
+    label_field: str = "auto",
+    progress: bool = True,
+) -> TrainResult:
+    """``sonorisk train classifier``: clips from a dataset folder's ground-truth boxes."""
+    from sonorisk.data.dataset import load_dataset
+    from sonorisk.video_classifier.data import clips_from_dataset, describe_training_data
+
+    config.validate()
+    if resume is not None:
+        # Clips must be cut as the checkpointed model was trained.
+        saved = config_from_checkpoint(read_checkpoint(resume), str(resume))
+        config.clips = saved.clips
+        config.model = saved.model
+    dataset = load_dataset(data_dir)
+    tc = config.train
+    train_ids, val_ids = split_video_ids(dataset, tc.val_fraction, tc.seed, split_file)
+    classes = config.model.classes
+
+    def build(ids: list[str]) -> ClipSet | None:
+        if not ids:
+            return None
+        return clips_from_dataset(dataset, config.clips, classes, label_field, ids,
+                                  tc.max_clips_per_video, tc.seed)
+
+    train = build(train_ids)
+    assert train is not None  # clips_from_dataset raises when it finds nothing
+    try:
+        val = build(val_ids)
+    except InputError as exc:  # a val side with no usable video: train without it, say so
+        log.warning("no validation clips: %s", exc)
+        val = None
+    description = describe_training_data(dataset, train, val)
+    description["label_field"] = label_field
+    if progress:
+        print(f"clips: train {len(train)} {train.class_counts()}, "
+              f"val {len(val) if val else 0}; synthetic data: {description['synthetic']}",
+              flush=True)
+    dataset.close()
+    return train_on_clips(train, val, config, out_dir, description, resume, progress)

@@ -55,14 +55,38 @@ def test_import_subset(busi_dir, tmp_path):
     assert (out / "masks" / pick[0].mask_paths[1].name).is_file()
 
 
+def _mini_busi(busi_dir, root, n_per_label=2):
+    """A BUSI-like folder with a few stills of each label (manifest rows + files)."""
+    import pandas as pd
+
+    manifest = pd.read_csv(busi_dir / "manifest.csv", dtype=str)
+    rows = manifest.groupby("label").head(n_per_label)
+    for row in rows.itertuples():
+        (root / row.label).mkdir(parents=True, exist_ok=True)
+        for path in (busi_dir / row.label).glob(f"{row.id}*.png"):
+            if path.stem == row.id or path.stem.startswith(f"{row.id}_mask"):
+                shutil.copyfile(path, root / row.label / path.name)
+    rows.to_csv(root / "manifest.csv", index=False)
+    return root
+
+
 def test_missing_still_file_is_named(busi_dir, tmp_path):
-    copy = tmp_path / "busi_copy"
-    shutil.copytree(busi_dir, copy)
+    copy = _mini_busi(busi_dir, tmp_path / "mini")
     stills = read_manifest(copy)
+    assert len(stills) == 6
     stills[0].image_path.unlink()
     with pytest.raises(DatasetError) as info:
         read_manifest(copy)
     assert stills[0].image_path.name in str(info.value) and "missing file" in str(info.value)
+
+
+def test_mask_count_mismatch_is_named(busi_dir, tmp_path):
+    copy = _mini_busi(busi_dir, tmp_path / "mini")
+    still = next(s for s in read_manifest(copy) if s.mask_paths)
+    still.mask_paths[0].unlink()
+    with pytest.raises(DatasetError, match=f"manifest.csv row .*n_lesions={len(still.boxes)} "
+                                           f"but {len(still.boxes) - 1} mask file"):
+        read_manifest(copy)
 
 
 def test_unknown_ids_rejected(busi_dir, tmp_path):

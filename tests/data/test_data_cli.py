@@ -68,3 +68,18 @@ def test_import_split_then_synth_from_train_only(busi_dir, tmp_path, capsys):
     used = set(load_dataset(out).table["source_id"])
     train = set(table.loc[table.split == "train", "video_id"])
     assert used <= train
+
+
+def test_synth_config_file_and_flag_override(tmp_path, capsys):
+    config = tmp_path / "synth.yaml"
+    config.write_text("n: 2\nframes: 3\nsize: [96, 72]\nfps: 50\nsweep:\n  speckle_strength: 0.1\n")
+    out = tmp_path / "configured"
+    assert main(["synth", "--phantom", "--config", str(config), "--out", str(out),
+                 "--frames", "4"]) == 0
+    dataset = load_dataset(out)
+    assert len(dataset) == 2
+    assert all(v.n_frames == 4 and v.fps == 50.0 and (v.width, v.height) == (96, 72)
+               for v in dataset.videos)
+    config.write_text("n: 2\nbogus: 1\n")
+    assert main(["synth", "--phantom", "--config", str(config), "--out", str(out)]) == 2
+    assert "bogus" in capsys.readouterr().err

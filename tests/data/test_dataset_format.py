@@ -48,7 +48,8 @@ def test_coco_entries_follow_the_contract(tiny_dataset):
     assert len(api.getImgIds()) == 12 and len(api.getAnnIds()) == 5
 
 
-@pytest.mark.parametrize("codec,tolerance", [("rawvideo", 0), ("mjpeg", 3)])
+@pytest.mark.parametrize("codec,tolerance", [("rawvideo", 0), ("mjpeg", 3), ("mpeg4", 6),
+                                             ("h264", 6)])
 def test_read_image_in_any_order(tmp_path, make_tiny, codec, tolerance):
     dataset = load_dataset(make_tiny(tmp_path / codec, codec=codec))
     frames = dataset.frames("v1")
@@ -77,3 +78,12 @@ def test_ids_stay_strings(tmp_path, make_tiny):
     root = make_tiny(tmp_path / "ids")
     dataset = load_dataset(root)
     assert all(isinstance(v.patient_id, str) for v in dataset.videos)
+
+
+def test_subset(tiny_dataset):
+    dataset = load_dataset(tiny_dataset)
+    part = dataset.subset(["v2"])
+    assert part.video_ids == ["v2"] and list(part.table["video_id"]) == ["v2"]
+    assert len(part.frames()) == 6
+    with pytest.raises(DatasetError, match="unknown video id 'v9'"):
+        dataset.subset(["v9"])

@@ -62,7 +62,8 @@ def test_boxes_match_the_masks_every_frame(busi_sweeps):
         saved = load_masks(root / "masks" / f"{record.video_id}.npz")  # frames x lesions x H x W
         assert saved.shape[0] == record.n_frames
         frames = dataset.frames(record.video_id)
-        lesion_order = sorted({lid for f in frames for lid in f.lesion_ids})
+        lesion_order = [int(v) for v in np.load(root / "masks" / f"{record.video_id}.npz")[
+            "lesion_ids"]]  # the dataset lesion_id of each mask channel
         for frame in frames:
             # The side-output mask and the in-memory mask agree.
             index, lesions, masks, _ = captured[record.video_id][frame.frame_index]
@@ -187,3 +188,12 @@ def test_contact_sheet_written(busi_sweeps):
     assert len(sheets) == 4
     image = cv2.imread(str(sheets[0]))
     assert image is not None and image.shape[0] > 100 and sheets[0].stat().st_size < 500_000
+
+
+def test_only_given_groups_are_used(busi_dir, tmp_path):
+    stills = read_manifest(busi_dir)
+    groups = {stills[0].group, stills[400].group}
+    root = synthesize_from_stills(busi_dir, 3, tmp_path / "groups", seed=0, frames=2,
+                                  size=(96, 72), groups=sorted(groups))
+    table = load_dataset(root).table
+    assert set(table["patient_id"]) <= groups and len(table) == 3

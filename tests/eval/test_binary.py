@@ -164,3 +164,11 @@ def test_confusion_counts_rejects_bad_predictions():
 
     with pytest.raises(NonBinaryLabelError, match="predicted label"):
         confusion_counts([0, 1, 1], [0, 2, 1])
+
+
+def test_logit_interval_falls_back_when_its_variance_is_zero():
+    # everything called malignant: sensitivity 100%, specificity 0%
+    m = metrics_from_counts(ConfusionCounts(tp=3, fn=0, tn=0, fp=2))
+    lo, hi = proportion_confint(3, 5, method="beta")
+    assert (m.ppv.ci_low, m.ppv.ci_high) == (pytest.approx(lo), pytest.approx(hi))
+    assert "variance zero" in m.ppv.method

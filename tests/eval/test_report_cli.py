@@ -262,3 +262,45 @@ def test_calibration_bins():
     assert counts.sum() == 100 and len(counts) == 4
     assert np.all(np.diff(mean_score) > 0)
     assert observed[0] == 0.0 and observed[-1] == 1.0
+
+
+def test_degenerate_inputs_print_reasons(tmp_path):
+    """Five cases, a constant model and a perfect one: every cell a number or n/a (reason)."""
+    truth = tmp_path / "t.csv"
+    preds = tmp_path / "p.csv"
+    pd.DataFrame({"id": list("abcde"), "truth": [1, 1, 1, 0, 0]}).to_csv(truth, index=False)
+    pd.DataFrame(
+        {"id": list("abcde"), "const": [0.5] * 5, "perfect": [0.9, 0.8, 0.7, 0.1, 0.2]}
+    ).to_csv(preds, index=False)
+    out = tmp_path / "out"
+    assert main(["eval", "report", str(preds), "--truth", str(truth), "--out", str(out),
+                 "--bootstrap", "50"]) == 0  # fmt: skip
+    ops = _table(out, "operating_points").set_index("model")
+    const = ops.loc["const"]
+    assert const["NPV % (95% CI)"] == "n/a (no negative calls)"
+    low, high = re.findall(r"\((\S+), (\S+)\)", const["PPV % (95% CI)"])[0]
+    assert float(low) < 60.0 < float(high)  # not a zero-width logit interval
+    auc_t = _table(out, "auc").set_index("model")
+    assert auc_t.loc["perfect", "p vs const"].startswith("n/a (")
+    for path in out.rglob("*"):
+        if path.suffix in (".md", ".html", ".csv"):
+            assert not NAN_WORD.search(path.read_text()), path
+
+
+def test_config_file_and_flag_precedence(study_files, tmp_path, capsys):
+    cfg = tmp_path / "report.yaml"
+    cfg.write_text("n_bootstrap: 40\nthreshold: 0.4\nsubgroups: [site, 'age:55']\n")
+    out = tmp_path / "out"
+    args = ["eval", "report", str(study_files.predictions), "--truth", str(study_files.truth),
+            "--out", str(out), "--config", str(cfg)]  # fmt: skip
+    assert main([*args, "--target-sensitivity", "0.9"]) == 0
+    md = (out / "report.md").read_text()
+    # the flag's rule replaced the file's threshold; the file's other keys stayed
+    assert "sensitivity >= 0.9000" in md and "fixed threshold" not in md
+    assert "40 resamples" in md and "age <= 55" in md
+    cfg.write_text("n_bootstrap: 0\n")
+    assert main(args) == 2
+    assert "n_bootstrap: must be >= 1" in capsys.readouterr().err
+    cfg.write_text("kappa: linear\n")
+    assert main(args) == 2
+    assert "unknown key(s) ['kappa']" in capsys.readouterr().err

@@ -137,3 +137,10 @@ def test_one_vs_rest_auc_matches_sklearn(rng):
     for i, c in enumerate(classes):
         assert ours[c].estimate == pytest.approx(ref[i])
         assert ours[c].ci_low < ours[c].estimate < ours[c].ci_high
+
+
+def test_perfect_separation_is_exactly_one():
+    # found by hypothesis: a rounding order once gave 1.0000000000000002
+    y = np.array([0, 1, 1, 0, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0])
+    assert auc(y, y.astype(float)) == 1.0
+    assert auc(y, -y.astype(float)) == 0.0

@@ -11,6 +11,15 @@ import pytest
 
 from sonorisk.io.writer import write_video
 
+# The clips in ../shared/data/real_ultrasound_video (see its README).
+REAL_VIDEO_NAMES = [
+    "Reg_Image_18122_crop.mp4",
+    "Reg_Image_181739_trimmed_crop.mp4",
+    "Reg_Image_182340_crop.mp4",
+    "Reg_pat1Image_133410.mpeg",
+    "Cov_convex_volpecelli_sonographic_v1.mov",
+]
+
 
 def moving_frames(n: int, width: int = 160, height: int = 120, seed: int = 0) -> list[np.ndarray]:
     """Textured frames with a bright disc moving right: each frame differs."""

@@ -35,7 +35,7 @@ def test_paper_clip_rule_on_track_length(tiny_i3d, visible: int, clips: int) -> 
     for score in scored:  # 8 adjacent frames, in order, inside the visible run
         assert list(score.frame_indices) == list(range(score.frame_indices[0],
                                                        score.frame_indices[0] + 8))
-        assert 5 <= score.frame_indices[0] and score.frame_indices[-1] < 5 + visible
+        assert score.frame_indices[0] >= 5 and score.frame_indices[-1] < 5 + visible
     if clips == 0:
         assert result.status is LesionStatus.NO_SCORABLE_LESION
         assert result.risk is None

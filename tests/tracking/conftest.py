@@ -74,3 +74,22 @@ def corrupt(sweep: Sweep, rng: np.random.Generator, *, jitter: float = 0.05,
             size = rng.uniform(10, 30)
             out[i].append(Detection(i, (x, y, x + size, y + size), float(rng.uniform(0.5, 0.95))))
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory: pytest.TempPathFactory, busi_dir: Path) -> Path:
+    """A two-iteration detector training run on BUSI (weights are junk; the loop is real)."""
+    from sonorisk.detector.config import DetectorConfig, ModelConfig, TrainConfig
+    from sonorisk.detector.train import train_detector
+
+    out = tmp_path_factory.mktemp("det_train_tracking")
+    cfg = DetectorConfig(
+        model=ModelConfig(backbone="mobilenet_v3_small", min_size=96, max_size=128,
+                          rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50,
+                          rpn_pre_nms_top_n_test=50, rpn_post_nms_top_n_test=20,
+                          rpn_batch_size_per_image=32, box_batch_size_per_image=32,
+                          detections_per_img=5),
+        train=TrainConfig(epochs=1, batch_size=2, max_iters_per_epoch=2, max_val_images=4,
+                          num_threads=1, out_dir=str(out), warmup_iters=2, lr=0.005))
+    train_detector([busi_dir], cfg, out, progress=False)
+    return out

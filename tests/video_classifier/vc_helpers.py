@@ -25,7 +25,7 @@ def tiny_config(kind: str, size: int = 32, classes: list[str] | None = None,
         cfg.model.malignant_classes = malignant or [classes[-1]]
     cfg.model.i3d = I3DOptions(width=4, dropout=0.0, spatial_strides=[1, 1, 1, 1])
     cfg.model.static2d = Static2DOptions(backbone="resnet18")
-    cfg.model.pca_svm = PcaSvmOptions(backbone="resnet18", pca_components=8)
+    cfg.model.pca_svm = PcaSvmOptions(backbone="mobilenet_v2", pca_components=8)
     cfg.model.timesformer = TimesformerOptions(
         patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32,

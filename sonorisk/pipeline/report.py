@@ -1,0 +1,132 @@
+"""The scoring document: one versioned JSON per video (docs/score-schema.md).
+
+Every number in it traces to clips and frames: a lesion's risk lists the clips
+it averages, each clip its frame indices and time range, each frame's box its
+source (detector, propagated, interpolated, back-filled). The document also
+carries the models' provenance and, always, a statement of what the result is
+not (a clinical finding).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from sonorisk import __version__
+from sonorisk.pipeline.scorer import LesionRecord, VideoResult
+from sonorisk.records import VideoMeta
+
+SCHEMA_ID = "sonorisk.score"
+SCHEMA_VERSION = 1
+SCHEMA_FILE = Path(__file__).with_name("score.schema.json")
+
+RESEARCH_NOTICE = (
+    "Research software, not a medical device: this is not a clinical result and must "
+    "not be used for diagnosis."
+)
+
+
+def honesty_statements(models: dict[str, dict[str, Any]]) -> list[str]:
+    """What every report must say about the models that made it."""
+    notes = [RESEARCH_NOTICE]
+    for role, card in models.items():
+        if card.get("demonstration"):
+            notes.append(f"The {role} is a DEMONSTRATION model trained in minutes on synthetic "
+                         "phantom videos; its numbers mean nothing about real patients.")
+        elif card.get("trained_on_synthetic_data"):
+            notes.append(f"The {role} was trained on synthetic data.")
+        disclaimer = card.get("disclaimer")
+        if disclaimer and disclaimer not in notes:
+            notes.append(str(disclaimer))
+    return notes
+
+
+def _clip_entry(score: Any, fps: float | None, heatmap_file: str | None) -> dict[str, Any]:
+    frames = [int(i) for i in score.frame_indices]
+    entry: dict[str, Any] = {
+        "clip_index": int(score.clip_index),
+        "frame_indices": frames,
+        "frame_range": [frames[0], frames[-1]],
+        "time_range_s": ([round(frames[0] / fps, 4), round((frames[-1] + 1) / fps, 4)]
+                         if fps else None),
+        "probability": float(score.probability),
+        "class_probabilities": {k: float(v) for k, v in score.class_probabilities.items()},
+        "heatmap": heatmap_file,
+    }
+    return entry
+
+
+def _lesion_entry(record: LesionRecord, fps: float | None,
+                  heatmaps: dict[tuple[int, int], str]) -> dict[str, Any]:
+    risk = record.risk()
+    frames = sorted(record.boxes)
+    return {
+        "lesion_id": record.lesion_id,
+        "status": risk.status.value,
+        "risk": risk.risk,
+        "clips_used": risk.clips_used,
+        "first_frame": frames[0],
+        "last_frame": frames[-1],
+        "frames_with_box": len(frames),
+        "box_sources": dict(Counter(record.boxes[i].source for i in frames)),
+        "clips": [_clip_entry(s, fps, heatmaps.get((record.lesion_id, s.clip_index)))
+                  for s in record.scores],
+        "boxes": [
+            {"frame": i, "box": [round(float(v), 2) for v in record.boxes[i].box],
+             "score": round(float(record.boxes[i].score), 4), "source": record.boxes[i].source}
+            for i in frames
+        ],
+    }
+
+
+def build_report(
+    result: VideoResult,
+    meta: VideoMeta,
+    *,
+    models: dict[str, dict[str, Any]],
+    pipeline_config: dict[str, Any],
+    decode: dict[str, Any] | None = None,
+    wall_s: float | None = None,
+    heatmaps: dict[tuple[int, int], str] | None = None,
+    outputs: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    fps = meta.fps if meta.fps and meta.fps > 0 else None
+    video_seconds = result.frames / fps if fps else None
+    timing: dict[str, Any] = {"stages": result.timing.as_dict(), "wall_s": wall_s}
+    if wall_s and video_seconds:
+        timing["realtime_factor"] = video_seconds / wall_s
+    return {
+        "schema": SCHEMA_ID,
+        "schema_version": SCHEMA_VERSION,
+        "sonorisk_version": __version__,
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "notice": honesty_statements(models),
+        "video": {**asdict(meta), "frames_scored": result.frames, "decode": decode or {}},
+        "status": result.status.value,
+        "risk": result.risk,
+        "risk_rule": "mean of the malignancy probabilities of every clip of every lesion "
+                     "(WAUVE); null when no lesion track reached one full clip",
+        "clips": result.clips,
+        "lesions": [_lesion_entry(r, fps, heatmaps or {}) for r in result.lesions],
+        "models": models,
+        "pipeline": pipeline_config,
+        "timing": timing,
+        "outputs": outputs or {},
+    }
+
+
+def write_report(document: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, allow_nan=False))
+    tmp.replace(path)  # a reader never sees half a report
+    return path
+
+
+def load_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_FILE.read_text())

@@ -1,0 +1,131 @@
+"""Score one video file end to end: decode, push every frame, write the outputs.
+
+The same ``IncrementalScorer`` the live server drives; a file is a finite
+stream. Outputs per video (``OUT/<stem>``): the scoring JSON, optionally an
+overlay video and heatmap strips.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from sonorisk.config import to_dict
+from sonorisk.errors import InputError
+from sonorisk.io import open_video
+from sonorisk.pipeline.config import PipelineConfig
+from sonorisk.pipeline.report import build_report, write_report
+from sonorisk.pipeline.scorer import ClipScorer, IncrementalScorer
+from sonorisk.pipeline.visualize import heatmap_strip, write_overlay, write_png
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScoringModels:
+    """A detector and a clip classifier, with what reports must say about them."""
+
+    detector: Any  # FrameDetector
+    classifier: ClipScorer
+    cards: dict[str, dict[str, Any]]
+
+
+def load_models(detector_checkpoint: str | Path, classifier_checkpoint: str | Path,
+                device: str = "cpu", detector_overrides: dict[str, Any] | None = None
+                ) -> ScoringModels:
+    """Rebuild both models from their checkpoints (each refuses the other's kind)."""
+    from sonorisk.detector.checkpoint import config_from_checkpoint, load_checkpoint
+    from sonorisk.detector.predictor import TorchvisionDetector
+    from sonorisk.video_classifier.registry import load_classifier, model_card
+
+    payload = load_checkpoint(detector_checkpoint)
+    inference = config_from_checkpoint(payload, str(detector_checkpoint)).inference
+    inference.device = device
+    detector = TorchvisionDetector.from_checkpoint(detector_checkpoint, inference,
+                                                   detector_overrides)
+    classifier = load_classifier(classifier_checkpoint, device=device)
+    detector_card = dict(detector.info)
+    detector_card["demonstration"] = bool(
+        (detector.info.get("training") or {}).get("demonstration"))
+    classifier_card = model_card(classifier)
+    classifier_card["demonstration"] = bool(classifier_card["training_data"].get("demonstration"))
+    return ScoringModels(detector, classifier,
+                         {"detector": detector_card, "classifier": classifier_card})
+
+
+def score_file(
+    path: str | Path,
+    models: ScoringModels,
+    config: PipelineConfig,
+    out_dir: str | Path,
+    *,
+    overlay: bool = False,
+    heatmaps: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score ``path``; write ``OUT/<stem>.json`` (+ overlay, heatmaps). Returns the document."""
+    path = Path(path)
+    out_dir = Path(out_dir)
+    stem = path.stem
+    if heatmaps and not config.heatmaps:
+        config = replace(config, heatmaps=True)
+    started = time.perf_counter()
+    with open_video(path, color="rgb") as source:
+        meta = source.meta
+        scorer = IncrementalScorer(models.detector, models.classifier, config, fps=meta.fps)
+        bar = tqdm(source, total=meta.frame_count, unit="frame", desc=path.name,
+                   disable=not progress, leave=False)
+        for frame in bar:
+            scorer.push(frame)
+        scorer.finish()
+        decode = source.stats.as_dict()
+    if scorer.timing.frames == 0:
+        raise InputError(path, "no decodable frame: nothing to score")
+    result = scorer.result()
+    wall = time.perf_counter() - started
+
+    outputs: dict[str, str] = {}
+    heatmap_files: dict[tuple[int, int], str] = {}
+    if heatmaps:
+        for lesion in result.lesions:
+            for score in lesion.scores:
+                crops = lesion.crops.get(score.clip_index)
+                if crops is None or score.heatmap is None:
+                    continue
+                name = f"{stem}.heatmaps/lesion{lesion.lesion_id}_clip{score.clip_index}.png"
+                write_png(out_dir / name, heatmap_strip(crops, score.heatmap))
+                heatmap_files[(lesion.lesion_id, score.clip_index)] = name
+    if overlay:
+        name = f"{stem}.overlay.mp4"
+        with open_video(path, color="rgb") as source:
+            write_overlay(out_dir / name, source, list(result.lesions), result.risk,
+                          meta.fps or 30.0)
+        outputs["overlay"] = name
+    document = build_report(
+        result, meta, models=models.cards, pipeline_config=to_dict(config),
+        decode=decode, wall_s=wall, heatmaps=heatmap_files, outputs=outputs,
+    )
+    write_report(document, out_dir / f"{stem}.json")
+    log.info("%s: %s, risk %s (%d clips, %d lesions) in %.1f s", path.name, document["status"],
+             "n/a" if result.risk is None else f"{result.risk:.3f}", result.clips,
+             len(result.lesions), wall)
+    return document
+
+
+def _risk_text(risk: float | None) -> str:
+    return "n/a" if risk is None else f"{risk:.3f}"
+
+
+def summary_line(document: dict[str, Any]) -> str:
+    lesions = ", ".join(
+        f"lesion {lz['lesion_id']}: {_risk_text(lz['risk'])} ({lz['clips_used']} clips, "
+        f"frames {lz['first_frame']}-{lz['last_frame']})"
+        for lz in document["lesions"]) or "no lesion track"
+    shown = ("no scorable lesion" if document["risk"] is None
+             else f"risk {_risk_text(document['risk'])}")
+    return f"{Path(document['video']['source']).name}: {shown} [{lesions}]"

@@ -1,0 +1,97 @@
+"""Pictures of a result: heatmap strips per clip, and an overlay video.
+
+Colours follow the paper's Fig. 6: on a heatmap red is malignant evidence and
+blue benign evidence (0.5 is neutral); on the overlay, lesion boxes are green
+with the probability of the clip that covers the frame above them. Every
+overlay frame carries a banner saying it is research output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sonorisk.io.writer import VideoWriter
+from sonorisk.pipeline.scorer import LesionRecord
+from sonorisk.records import ClipScore, Frame
+
+BANNER = "RESEARCH OUTPUT - NOT FOR CLINICAL USE"
+
+
+def heatmap_strip(crops: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """A clip's crops (T x H x W x 3 uint8) over its heatmap (T x H x W in [0, 1]),
+    side by side: top row the crops, bottom row the overlays (RGB uint8)."""
+    if crops.shape[:3] != heatmap.shape:
+        raise ValueError(f"crops {crops.shape[:3]} and heatmap {heatmap.shape} differ")
+    top, bottom = [], []
+    for crop, heat in zip(crops, heatmap, strict=True):
+        colour = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET)
+        colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
+        top.append(crop)
+        bottom.append(cv2.addWeighted(crop, 1 - alpha, colour, alpha, 0))
+    return np.vstack([np.hstack(top), np.hstack(bottom)])
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{path}: could not write PNG")
+    return path
+
+
+def clip_covering(scores: list[ClipScore], frame_index: int) -> ClipScore | None:
+    for score in scores:
+        if score.frame_indices and score.frame_indices[0] <= frame_index <= \
+                score.frame_indices[-1]:
+            return score
+    return None
+
+
+def draw_frame(image: np.ndarray, frame_index: int, lesions: Iterable[LesionRecord],
+               video_risk: float | None) -> np.ndarray:
+    """One overlay frame: lesion boxes, clip probabilities, running video risk."""
+    canvas = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    canvas = np.ascontiguousarray(canvas.copy())
+    scale = max(0.4, canvas.shape[1] / 1000)
+    thick = max(1, round(scale * 2))
+    for record in lesions:
+        box = record.boxes.get(frame_index)
+        if box is None:
+            continue
+        x1, y1, x2, y2 = (round(v) for v in box.box)
+        dashed = box.source in ("propagated", "interpolated")
+        colour = (0, 200, 0) if not dashed else (120, 220, 120)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thick)
+        clip = clip_covering(record.scores, frame_index)
+        label = f"L{record.lesion_id}"
+        if clip is not None:
+            label += f" clip {clip.clip_index}: p={clip.probability:.2f}"
+        cv2.putText(canvas, label, (x1, max(12, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5 * scale, colour, thick, cv2.LINE_AA)
+    risk = "n/a" if video_risk is None else f"{video_risk:.2f}"
+    cv2.rectangle(canvas, (0, 0), (canvas.shape[1], int(22 * scale)), (0, 0, 0), -1)
+    cv2.putText(canvas, f"{BANNER}   video risk {risk}", (4, int(16 * scale)),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale, (255, 255, 0), max(1, thick // 2),
+                cv2.LINE_AA)
+    return canvas
+
+
+def write_overlay(path: Path, frames: Iterable[Frame], lesions: list[LesionRecord],
+                  video_risk: float | None, fps: float) -> int:
+    """Encode the overlay video (H.264 MP4; even-sized frames). Returns frames written."""
+    writer: VideoWriter | None = None
+    try:
+        for frame in frames:
+            canvas = draw_frame(frame.image, frame.index, lesions, video_risk)
+            h, w = canvas.shape[:2]
+            canvas = canvas[: h - h % 2, : w - w % 2]
+            if writer is None:
+                writer = VideoWriter(path, fps, canvas.shape[1], canvas.shape[0], codec="h264")
+            writer.write(canvas)
+    finally:
+        if writer is not None:
+            writer.close()
+    return 0 if writer is None else writer.frames_written

@@ -1,0 +1,100 @@
+"""Verbs of sonorisk.video_classifier: ``train classifier``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    p = groups["train"].add_parser(
+        "classifier",
+        help="train a clip classifier (i3d, timesformer, static2d, pca-svm)",
+        description="Train a video classifier on 8-frame lesion clips cut from a sonorisk "
+        "dataset's ground-truth boxes; each clip carries its video's label. Writes "
+        "OUT/last.pt every epoch and OUT/best.pt at the best validation AUC. "
+        "Research use only: a model trained on synthetic or tiny data says so in its "
+        "checkpoint.",
+    )
+    p.add_argument("--data", required=True, help="dataset folder (videos.csv + annotations.json)")
+    p.add_argument("--model", dest="model.kind",
+                   choices=["i3d", "timesformer", "static2d", "pca-svm"],
+                   help="classifier family (default: the config's, else i3d)")
+    p.add_argument("--config", help="YAML config (configs/classifier*.yaml)")
+    p.add_argument("--out", default=None, help="output folder (default runs/classifier-KIND)")
+    p.add_argument("--resume", help="checkpoint to continue from (e.g. OUT/last.pt)")
+    p.add_argument("--split-file", help="splits CSV from `sonorisk dataset split` "
+                   "(default: a patient-level split with --val-fraction)")
+    p.add_argument("--label-field", default="auto", choices=["auto", "pathology", "subtype"],
+                   help="which table column is the label (auto: pathology for "
+                   "benign/malignant classes, else subtype)")
+    # model
+    p.add_argument("--classes", dest="model.classes", type=_csv,
+                   help="comma-separated class names (default benign,malignant)")
+    p.add_argument("--malignant-classes", dest="model.malignant_classes", type=_csv,
+                   help="comma-separated classes that count as cancer")
+    p.add_argument("--weights", dest="model.weights",
+                   help="local pretrained weights (ImageNet 2D state dict, pytorchvideo "
+                   "Kinetics I3D, or a saved TimeSformer); default random init")
+    p.add_argument("--weights-description", dest="model.weights_description",
+                   help="what the weights are (recorded in the checkpoint)")
+    p.add_argument("--backbone", help="2D backbone for static2d/pca-svm: resnet18|resnet50|"
+                   "densenet121|mobilenet_v2|googlenet")
+    p.add_argument("--i3d-width", dest="model.i3d.width", type=int)
+    # clips
+    p.add_argument("--crop-size", dest="clips.crop_size", type=int)
+    p.add_argument("--clip-length", dest="clips.length", type=int)
+    p.add_argument("--clip-stride", dest="clips.stride", type=int)
+    p.add_argument("--temporal-step", dest="clips.temporal_step", type=int)
+    p.add_argument("--target-fps", dest="clips.target_fps", type=float)
+    p.add_argument("--margin", dest="clips.margin", type=float)
+    # training
+    p.add_argument("--epochs", dest="train.epochs", type=int)
+    p.add_argument("--batch-size", dest="train.batch_size", type=int)
+    p.add_argument("--lr", dest="train.lr", type=float)
+    p.add_argument("--class-balance", dest="train.class_balance",
+                   choices=["loss", "sampler", "none"])
+    p.add_argument("--val-fraction", dest="train.val_fraction", type=float)
+    p.add_argument("--max-clips-per-video", dest="train.max_clips_per_video", type=int)
+    p.add_argument("--max-steps-per-epoch", dest="train.max_steps_per_epoch", type=int)
+    p.add_argument("--seed", dest="train.seed", type=int)
+    p.add_argument("--device", dest="train.device", help="auto|cpu|cuda|cuda:N")
+    p.add_argument("--threads", dest="train.num_threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out = {k: v for k, v in vars(args).items() if "." in k and v is not None}
+    if args.backbone is not None:
+        out["model.static2d.backbone"] = args.backbone
+        out["model.pca_svm.backbone"] = args.backbone
+    return out
+
+
+def _train(args: argparse.Namespace) -> int:
+    from sonorisk.config import load_config
+    from sonorisk.video_classifier.config import ClassifierConfig
+    from sonorisk.video_classifier.train import train_from_dataset
+
+    cfg = load_config(ClassifierConfig, args.config, _overrides(args))
+    out = args.out or f"runs/classifier-{cfg.model.kind}"
+    result = train_from_dataset(args.data, cfg, out, resume=args.resume,
+                                split_file=args.split_file, label_field=args.label_field,
+                                progress=not args.no_progress)
+    last = result.history[-1] if result.history else {}
+    summary = {
+        "kind": result.model.kind,
+        "last_checkpoint": str(result.last_checkpoint),
+        "best_checkpoint": str(result.best_checkpoint),
+        "epochs": len(result.history),
+        "val": last.get("val"),
+        "weights": result.model.provenance.get("init"),
+    }
+    print(json.dumps(summary, indent=2, default=str))
+    return 0

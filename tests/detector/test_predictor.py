@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sonorisk.detector.checkpoint import CheckpointError
+from sonorisk.detector.config import InferenceConfig
+from sonorisk.detector.predictor import TorchvisionDetector, clean_detections
+from sonorisk.errors import InputError
+from sonorisk.records import Frame
+
+
+@pytest.fixture(scope="module")
+def detector(trained_dir: Path) -> TorchvisionDetector:
+    torch.set_num_threads(1)
+    # Threshold 0: the junk weights' low-score boxes are what the checks need.
+    return TorchvisionDetector.from_checkpoint(
+        trained_dir / "last.pt", InferenceConfig(score_thresh=0.0, batch_size=3,
+                                                 max_side=2000, min_side=16))
+
+
+def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (h, w), dtype=np.uint8)
+
+
+def test_boxes_are_in_source_pixels_and_finite(detector: TorchvisionDetector):
+    frames = [textured(300, 500), textured(120, 90, 1), textured(700, 400, 2)]
+    results = detector.predict(frames, frame_indices=[10, 11, 12])
+    assert len(results) == 3
+    assert any(results)  # untrained weights still propose boxes at threshold 0
+    for frame, dets in zip(frames, results, strict=True):
+        h, w = frame.shape
+        for d in dets:
+            x1, y1, x2, y2 = d.box
+            assert np.isfinite(d.box).all() and np.isfinite(d.score)
+            assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+    assert {d.frame_index for d in results[1]} <= {11}
+
+
+def test_gray_rgb_and_frames_agree(detector: TorchvisionDetector):
+    gray = textured(160, 200, 3)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    rgba = np.concatenate([rgb, np.full_like(gray[:, :, None], 255)], axis=2)
+    a, b, c = detector.predict([gray, rgb, rgba])
+    assert [d.box for d in a] == [d.box for d in b] == [d.box for d in c]
+    (via_frame,) = detector.predict([Frame(42, 1.4, gray)])
+    assert all(d.frame_index == 42 for d in via_frame)
+    floats = detector.predict([gray.astype(np.float32) / 255.0])[0]
+    assert len(floats) == len(a)
+
+
+def test_blank_frames_give_empty_results(detector: TorchvisionDetector):
+    black = np.zeros((200, 200), np.uint8)
+    white = np.full((200, 200, 3), 255, np.uint8)
+    assert detector.predict([black, white]) == [[], []]
+
+
+def test_tiny_huge_and_malformed_frames_are_refused(detector: TorchvisionDetector):
+    with pytest.raises(InputError, match="frame 0.*too small"):
+        detector.predict([np.zeros((8, 8), np.uint8)])
+    with pytest.raises(InputError, match="frame 0.*too large"):
+        detector.predict([np.zeros((100, 2100), np.uint8)])
+    with pytest.raises(InputError, match="expected HxW gray or HxWx3"):
+        detector.predict([np.zeros((50, 50, 2), np.uint8)])
+    with pytest.raises(InputError, match="NaN"):
+        detector.predict([np.full((50, 50), np.nan, np.float32)])
+    with pytest.raises(InputError, match="numpy image"):
+        detector.predict(["not an image"])  # type: ignore[list-item]
+
+
+def test_clean_detections_drops_nan_and_degenerate_boxes():
+    boxes = np.array([[np.nan, 0, 10, 10], [5, 5, 5, 20], [-5, -5, 500, 40], [1, 1, 9, 9]])
+    scores = np.array([0.9, 0.9, 0.8, 0.1])
+    out = clean_detections(boxes, scores, 100, 50, 7, 0.2)
+    assert [d.box for d in out] == [(0.0, 0.0, 100.0, 40.0)]
+
+
+def test_wrong_checkpoints_are_refused(tmp_path: Path, trained_dir: Path):
+    state_only = tmp_path / "state.pt"
+    torch.save({"weight": torch.zeros(2)}, state_only)
+    with pytest.raises(CheckpointError, match="state.pt.*not a sonorisk detector"):
+        TorchvisionDetector.from_checkpoint(state_only)
+    text = tmp_path / "model.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match="model.pt.*not a readable"):
+        TorchvisionDetector.from_checkpoint(text)
+    with pytest.raises(CheckpointError, match="not found"):
+        TorchvisionDetector.from_checkpoint(tmp_path / "absent.pt")
+
+
+def test_inference_knobs_override_input_size(trained_dir: Path):
+    det = TorchvisionDetector.from_checkpoint(
+        trained_dir / "last.pt", InferenceConfig(score_thresh=0.0),
+        model_overrides={"min_size": 64, "max_size": 96})
+    assert det.model.transform.min_size == (64,)
+    assert det.info["weights_source"]["kind"] == "random"
+    det.config = replace(det.config)  # config is a plain dataclass: copyable
+    assert det.device.type == "cpu"  # no GPU here; the CUDA/autocast path is untested
