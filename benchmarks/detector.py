@@ -88,7 +88,7 @@ def keyframe_rate(detector, frames: list, k: int, propagation: str) -> float:
     return len(frames) / (time.perf_counter() - start)
 
 
-def track_dataset(path: str, checkpoint: str, k: int) -> None:
+def track_dataset(path: str, checkpoint: str, k: int, max_videos: int | None) -> None:
     import numpy as np
 
     from sonorisk.data import load_dataset
@@ -104,7 +104,7 @@ def track_dataset(path: str, checkpoint: str, k: int) -> None:
           f"(backbone init {det.info['weights_source'].get('kind')})")
     for interval in (1, k):
         rows, frames_total, seconds = [], 0, 0.0
-        for vid in ds.video_ids:
+        for vid in ds.video_ids[:max_videos]:
             gt = ds.boxes_for(vid)
             frames = [Frame(a.frame_index, a.frame_index / 30.0, img)
                       for a, img in ds.iter_images(vid)]
@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5, help="keyframe interval")
     parser.add_argument("--track-dataset", help="track a dataset end to end (needs "
                                                 "--checkpoint)")
+    parser.add_argument("--max-videos", type=int, help="with --track-dataset: first N videos")
     args = parser.parse_args()
 
     import torch
@@ -154,7 +155,7 @@ def main() -> None:
     if args.track_dataset:
         if not args.checkpoint:
             parser.error("--track-dataset needs --checkpoint")
-        track_dataset(args.track_dataset, args.checkpoint, args.k)
+        track_dataset(args.track_dataset, args.checkpoint, args.k, args.max_videos)
         return
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(args.video) if args.video else make_video(Path(tmp), args.frames)

@@ -4,6 +4,15 @@
 """
 
 from sonorisk.io.open import is_live_url, open_video
+from sonorisk.io.scan_region import RegionCropper, ScanRegion, estimate_scan_region
 from sonorisk.io.source import SourceStats, VideoSource
 
-__all__ = ["SourceStats", "VideoSource", "is_live_url", "open_video"]
+__all__ = [
+    "RegionCropper",
+    "ScanRegion",
+    "SourceStats",
+    "VideoSource",
+    "estimate_scan_region",
+    "is_live_url",
+    "open_video",
+]

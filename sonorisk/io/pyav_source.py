@@ -116,7 +116,9 @@ class PyAVSource(VideoSource):
             check_dimensions(self.source, *claimed)
         check_dimensions(self.source, int(ctx.width), int(ctx.height))
         self._constant_rate = fmt == "avi"
-        stream.thread_type = "AUTO"  # frame+slice threads; FFmpeg picks the count
+        # Files: frame + slice threads (throughput). Live: slice threads only,
+        # since frame threading holds back one frame per thread (latency).
+        stream.thread_type = "SLICE" if self.live else "AUTO"
         ctx.thread_count = self._threads
         self._stream = stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate

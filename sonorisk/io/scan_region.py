@@ -220,41 +220,38 @@ def _refine_box(
     content = (std_full > motion_thr) | (np.abs(mean_full - background) > CONTENT_LEVEL)
     x1, y1, x2, y2 = box
     r = int(np.ceil(2 * inv)) + 2  # two working pixels: the coarse box's uncertainty
-    inner_y = slice(max(0, y1 + r), max(y1 + r + 1, y2 - r))
-    inner_x = slice(max(0, x1 + r), max(x1 + r + 1, x2 - r))
+    # Profiles over the box's inner part, away from corners (fan corners,
+    # interface lines that run past the image).
+    inner_y = slice(max(0, y1 + 3 * r), max(y1 + 3 * r + 1, y2 - 3 * r))
+    inner_x = slice(max(0, x1 + 3 * r), max(x1 + 3 * r + 1, x2 - 3 * r))
     cols = content[inner_y].mean(axis=0)  # share of content per column
     rows = content[:, inner_x].mean(axis=1)
 
-    def find_edge(profile: np.ndarray, start: int, step: int) -> int | None:
-        """The outermost content line near a coarse edge.
+    def find_edge(profile: np.ndarray, coarse: int, step: int) -> int | None:
+        """The edge near ``coarse`` (``step`` points outwards) at full resolution.
 
-        From ``start`` (just inside the coarse edge) move inwards to the first
-        line that is mostly content (the coarse box may have swallowed a gap
-        and an interface line), then outwards while lines stay content.
+        Walk outwards from well inside the box while lines stay mostly content:
+        the walk stops at the gap between the image and an interface line that
+        the coarse box may have swallowed. If that starting line is not content
+        (a dark image border), start just inside the coarse edge instead.
         """
         n = len(profile)
-        pos = int(np.clip(start, 0, n - 1))
-        for _ in range(inward):
+        for depth in (3 * r, r):
+            pos = int(np.clip(coarse - step * depth, 0, n - 1))
             if profile[pos] > 0.5:
                 break
-            nxt = pos - step
-            if not 0 <= nxt < n:
-                return None
-            pos = nxt
         else:
             return None  # nothing convincing nearby: keep the coarse edge
         steps = 0
-        while 0 <= pos + step < n and steps < outward and profile[pos + step] > 0.5:
+        while 0 <= pos + step < n and steps < 5 * r and profile[pos + step] > 0.5:
             pos += step
             steps += 1
         return pos
 
-    outward = 2 * r
-    inward = int(np.ceil(12 * inv)) + r
-    nx1 = find_edge(cols, x1 + r, -1)
-    nx2 = find_edge(cols, x2 - 1 - r, +1)
-    ny1 = find_edge(rows, y1 + r, -1)
-    ny2 = find_edge(rows, y2 - 1 - r, +1)
+    nx1 = find_edge(cols, x1, -1)
+    nx2 = find_edge(cols, x2 - 1, +1)
+    ny1 = find_edge(rows, y1, -1)
+    ny2 = find_edge(rows, y2 - 1, +1)
     out = (
         x1 if nx1 is None else nx1,
         y1 if ny1 is None else ny1,

@@ -1,26 +1,32 @@
-"""The incremental scorer that every entry point drives (DESIGN.md)."""
+"""The incremental scorer that every entry point drives (DESIGN.md).
 
-from sonorisk.pipeline.config import PipelineConfig
-from sonorisk.pipeline.events import (
-    ClipScored,
-    Event,
-    FrameBoxes,
-    LesionBox,
-    LesionEnded,
-    LesionUpdated,
-)
-from sonorisk.pipeline.scorer import IncrementalScorer, LesionRecord, StageTiming, VideoResult
+Names resolve on first use, so ``sonorisk --help`` (which imports
+``sonorisk.pipeline.cli``) does not load torch.
+"""
 
-__all__ = [
-    "ClipScored",
-    "Event",
-    "FrameBoxes",
-    "IncrementalScorer",
-    "LesionBox",
-    "LesionEnded",
-    "LesionRecord",
-    "LesionUpdated",
-    "PipelineConfig",
-    "StageTiming",
-    "VideoResult",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "PipelineConfig": "sonorisk.pipeline.config",
+    "ClipScored": "sonorisk.pipeline.events",
+    "Event": "sonorisk.pipeline.events",
+    "FrameBoxes": "sonorisk.pipeline.events",
+    "LesionBox": "sonorisk.pipeline.events",
+    "LesionEnded": "sonorisk.pipeline.events",
+    "LesionUpdated": "sonorisk.pipeline.events",
+    "IncrementalScorer": "sonorisk.pipeline.scorer",
+    "LesionRecord": "sonorisk.pipeline.scorer",
+    "StageTiming": "sonorisk.pipeline.scorer",
+    "VideoResult": "sonorisk.pipeline.scorer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sonorisk.pipeline' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

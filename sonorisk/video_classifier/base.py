@@ -49,8 +49,10 @@ class ClipClassifier(nn.Module):
         std = torch.tensor(config.model.std, dtype=torch.float32).view(1, 3, 1, 1, 1)
         self.register_buffer("pixel_mean", mean, persistent=False)
         self.register_buffer("pixel_std", std, persistent=False)
-        # Provenance, filled by the builder/trainer and saved in checkpoints.
+        # Provenance, filled by the builder/trainer and saved in checkpoints;
+        # checkpoint_info (training data, metrics) is filled by load_classifier.
         self.provenance: dict[str, Any] = {}
+        self.checkpoint_info: dict[str, Any] = {}
 
     # --- what subclasses implement ---------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract

@@ -143,7 +143,7 @@ def load_classifier(
     except RuntimeError as exc:
         raise InputError(checkpoint, f"model weights do not match its config ({exc})") from exc
     model.provenance = dict(payload.get("weights_provenance", {}))
-    model.checkpoint_info = {  # type: ignore[attr-defined]
+    model.checkpoint_info = {
         k: payload.get(k) for k in ("training_data", "metrics", "epoch", "saved_at")
     }
     return model.to(device).eval()
@@ -151,8 +151,7 @@ def load_classifier(
 
 def model_card(model: ClipClassifier) -> dict[str, Any]:
     """What a report must show about a model (provenance, training data, honesty flags)."""
-    info = getattr(model, "checkpoint_info", {}) or {}
-    training = info.get("training_data") or {}
+    training = model.checkpoint_info.get("training_data") or {}
     return {
         "kind": model.kind,
         "classes": list(model.class_names),

@@ -75,19 +75,25 @@ class FrameFeatures(nn.Module):
         return f.reshape(b, t, *f.shape[1:]).permute(0, 2, 1, 3, 4)
 
     def load_pretrained(self, owner: nn.Module, prefix: str, path: str) -> LoadReport:
+        """Load a torchvision state dict into ``owner``'s backbone (at ``prefix``).
+
+        Accepts torchvision names (``layer1.*``, ``features.*``) or names already
+        under ``prefix`` (a backbone saved from sonorisk). The classifier of an
+        ImageNet file (``fc.*``/``classifier.*``) has no place here and is skipped.
+        """
         state = read_state_dict(path)
-        # Accept torchvision names (layer1.*, features.*) or names already under prefix.
-        remapped = {
-            (k if k.startswith(prefix) else f"{prefix}{k}"): v for k, v in state.items()
-        }
-        own_backbone = {k for k in owner.state_dict() if k.startswith(prefix)}
-        usable = {k: v for k, v in remapped.items() if k in own_backbone}
-        return load_matching(owner, usable, path, "torchvision 2d state dict",
-                             require_fraction=0.0) if usable else _no_match(path)
-
-
-def _no_match(path: str) -> LoadReport:
-    raise InputError(path, "no tensor in this file matches the 2D backbone by name")
+        remapped = {(k if k.startswith(prefix) else f"{prefix}{k}"): v for k, v in state.items()}
+        own = {k for k in owner.state_dict() if k.startswith(prefix)}
+        usable = {k: v for k, v in remapped.items() if k in own}
+        if not usable:
+            raise InputError(path, "no tensor in this file matches the 2D backbone by name")
+        report = load_matching(owner, usable, path, "torchvision 2d state dict",
+                               require_fraction=0.0)
+        params = [k for k in own if not k.endswith("num_batches_tracked")]
+        if len(report.loaded) < 0.9 * len(params):
+            raise InputError(path, f"only {len(report.loaded)} of {len(params)} backbone "
+                             "tensors match: weights of another backbone?")
+        return report
 
 
 class Static2DClassifier(ClipClassifier):
@@ -110,13 +116,7 @@ class Static2DClassifier(ClipClassifier):
         return logits, maps
 
     def load_pretrained(self, path: str) -> LoadReport:
-        report = self.backbone.load_pretrained(self, "backbone.body.", path)
-        params = [k for k in self.state_dict() if k.startswith("backbone.body.")
-                  and not k.endswith("num_batches_tracked")]
-        if len(report.loaded) < 0.9 * len(params):
-            raise InputError(path, f"only {len(report.loaded)} of {len(params)} backbone "
-                             f"tensors match {self.config.model.static2d.backbone}")
-        return report
+        return self.backbone.load_pretrained(self, "backbone.body.", path)
 
 
 InputPattern = Literal["key_frame", "two_key_frames", "all_frames"]

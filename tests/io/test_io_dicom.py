@@ -231,3 +231,37 @@ def test_jpeg_baseline_cine(tmp_path):
     assert len(got) == N
     for frame, expected in zip(got, rgb, strict=True):
         assert np.abs(frame.image.astype(int) - expected.astype(int)).mean() < 4
+
+
+def test_rle_lossless_cine_is_exact(tmp_path):
+    """RLE Lossless (common in ultrasound exports), decoded by pydicom's own decoder."""
+    from pydicom.uid import RLELossless
+
+    frames = _rgb_frames(seed=4)
+    ds = _dataset(frames.tobytes(), "RGB", 3, FrameTime=25.0)
+    ds.compress(RLELossless, frames)
+    path = _save(ds, tmp_path / "rle.dcm")
+    with open_video(path) as src:
+        assert "RLE" in src.meta.codec
+        got = list(src)
+    assert src.meta.fps == pytest.approx(40.0)
+    for frame, expected in zip(got, frames, strict=True):
+        np.testing.assert_array_equal(frame.image, expected)
+
+
+def test_compressed_syntax_without_decoder_is_refused(tmp_path):
+    from pydicom.encaps import encapsulate
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGLSLossless
+
+    if get_decoder(JPEGLSLossless).is_available:
+        pytest.skip("a JPEG-LS decoder is installed here")
+    ds = _dataset(b"", "MONOCHROME2", 1)
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    ds.PixelData = encapsulate([b"\xff\xd8not-really-jpeg-ls\xff\xd9"] * N)
+    ds["PixelData"].VR = "OB"
+    path = _save(ds, tmp_path / "jls.dcm")
+    with pytest.raises(UnsupportedVideoError) as info:
+        open_video(path)
+    assert str(path) in str(info.value)
+    assert "JPEG-LS" in info.value.reason and "not installed" in info.value.reason

@@ -50,7 +50,14 @@ def test_region_found_on_synthetic_screen_captures(busi_dir, shape):
     for image in _busi_images(busi_dir, 4, seed=len(shape)):
         frames = busi_sweep(image, 12, rng)
         layout = make_layout(frames[0].shape, rng, shape=shape)
-        region = estimate_scan_region([render(f, layout) for f in frames])
+        screens = []
+        for i, frame in enumerate(frames):
+            screen = render(frame, layout)
+            # Interface text that changes every frame (cine counter, clock).
+            cv2.putText(screen, f"Frame {i + 1}/300  00:00:{i:02d}", (40, 1040),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.8, (230, 230, 230), 2)
+            screens.append(screen)
+        region = estimate_scan_region(screens)
         assert region.kind == shape
         ious.append(iou(region.box, layout.region))
         mask_iou = (region.mask & layout.mask).sum() / (region.mask | layout.mask).sum()

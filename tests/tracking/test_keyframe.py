@@ -92,3 +92,21 @@ def test_every_frame_mode_and_offline_wrapper(phantom_dir: Path, sweeps: list):
         assert _mean_iou(tracks, gt) == pytest.approx(1.0)
     else:
         assert tracks == []
+
+
+def test_caller_supplied_keyframe_detections(phantom_dir: Path, sweeps: list):
+    """The pipeline batches keyframes through the detector itself and hands the
+    boxes in; the tracker then must not call the detector again."""
+    sweep = max(sweeps, key=lambda s: len(s.visible))
+    frames, gt = _frames(phantom_dir, sweep.video_id)
+    detector = ReferenceDetector(gt)
+    runner = KeyframeTracker(detector, TrackingConfig(keyframe_interval=4))
+    supplied = ReferenceDetector(gt)
+    finished = []
+    for frame in frames:
+        given = supplied.predict([frame])[0] if frame.index % 4 == 0 else None
+        finished += runner.process(frame, detections=given).finished
+    finished += runner.finish()
+    assert detector.calls == 0
+    assert runner.stats.detector_frames == len(range(0, len(frames), 4))
+    assert len(finished) == 1 and _mean_iou(finished, gt) > 0.8

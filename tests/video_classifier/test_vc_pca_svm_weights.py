@@ -179,7 +179,21 @@ def test_augmentation_moves_all_frames_together() -> None:
     clip = frame.repeat(1, 1, 8, 1, 1)
     cfg = AugmentConfig(blur_prob=1.0)
     out = augment_clips(clip, cfg, torch.Generator().manual_seed(0))
-    assert out.shape == clip.shape and 0 <= out.min() and out.max() <= 1
+    assert out.shape == clip.shape and out.min() >= 0 and out.max() <= 1
     assert not torch.allclose(out, clip)  # it did change the clip
     # ... but identically for every frame: no invented motion.
     assert torch.allclose(out, out[:, :, :1].expand_as(out), atol=1e-6)
+
+
+def test_2d_weights_of_another_backbone_refused(tmp_path) -> None:
+    path = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    cfg = tiny_config("pca-svm")  # mobilenet_v2 backbone
+    cfg.model.weights = str(path)
+    with pytest.raises(InputError, match="no tensor in this file matches"):
+        build_classifier(cfg)
+    cfg = tiny_config("static2d")
+    cfg.model.static2d.backbone = "resnet50"  # resnet18 names, other shapes
+    cfg.model.weights = str(path)
+    with pytest.raises(InputError, match="another backbone"):
+        build_classifier(cfg)
