@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from sonorisk.errors import ConfigError
 from sonorisk.tracking.config import TrackingConfig
@@ -17,6 +18,11 @@ class PipelineConfig:
     classifier_batch_size: int = 8
     # Heatmaps cost a backward pass per batch (CAM for I3D is nearly free).
     heatmaps: bool = False
+    # Scan-region crop (sonorisk.io.scan_region): "auto" finds the ultrasound
+    # image inside a screen capture from the first ``crop_sample`` frames and
+    # the detector sees only that; boxes are reported in source pixels.
+    crop: Literal["auto", "none"] = "auto"
+    crop_sample: int = 16
 
     def validate(self) -> None:
         if self.detector_batch_size < 1:
@@ -25,6 +31,8 @@ class PipelineConfig:
         if self.classifier_batch_size < 1:
             raise ConfigError("pipeline.classifier_batch_size",
                               f"must be >= 1, got {self.classifier_batch_size}")
+        if self.crop_sample < 1:
+            raise ConfigError("pipeline.crop_sample", f"must be >= 1, got {self.crop_sample}")
         if self.tracking.keyframe_interval < 1:
             raise ConfigError("pipeline.tracking.keyframe_interval",
                               f"must be >= 1, got {self.tracking.keyframe_interval}")

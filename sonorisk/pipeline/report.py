@@ -105,7 +105,9 @@ def build_report(
         "sonorisk_version": __version__,
         "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "notice": honesty_statements(models),
-        "video": {**asdict(meta), "frames_scored": result.frames, "decode": decode or {}},
+        "video": {**asdict(meta), "frames_scored": result.frames, "decode": decode or {},
+                  "scan_region": (result.scan_region.as_dict()
+                                  if result.scan_region is not None else None)},
         "status": result.status.value,
         "risk": result.risk,
         "risk_rule": "mean of the malignancy probabilities of every clip of every lesion "

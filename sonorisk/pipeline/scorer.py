@@ -6,6 +6,10 @@ frames as they arrive; the reader-study replay does the same as a file.
 
 Per frame, in order:
 
+0. With ``crop: auto`` the first ``crop_sample`` frames are held until the
+   scan region (the ultrasound image inside a screen capture) is found; from
+   then on the detector sees only that region. Its boxes are mapped back, so
+   the tracker, clips and reports work in source-frame pixels.
 1. Keyframes (every ``tracking.keyframe_interval``-th frame) are queued until
    ``detector_batch_size`` of them are waiting, then detected in one batch.
 2. The queued frames go through the tracker in order (``KeyframeTracker``:
@@ -35,6 +39,7 @@ import numpy as np
 
 from sonorisk.detector.predictor import FrameDetector
 from sonorisk.errors import InputError
+from sonorisk.io.scan_region import ScanRegion, estimate_scan_region
 from sonorisk.pipeline.aggregate import lesion_risk, video_risk
 from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.events import (
@@ -111,6 +116,7 @@ class VideoResult:
     clips: int
     lesions: tuple[LesionRecord, ...]
     timing: StageTiming
+    scan_region: ScanRegion | None = None  # None: the detector saw whole frames
 
 
 @dataclass
@@ -158,6 +164,8 @@ class IncrementalScorer:
         self._next_key = 0
         self._last_index: int | None = None
         self._finished = False
+        self.scan_region: ScanRegion | None = None
+        self._region_pending = self.config.crop == "auto"
 
     # ------------------------------------------------------------------ input
     def push(self, frame: Frame) -> list[Event]:
@@ -172,15 +180,21 @@ class IncrementalScorer:
         keyframe = self.timing.frames % self.tracking.keyframe_interval == 0
         self._queued.append(_Seen(frame, time.perf_counter(), keyframe))
         self.timing.frames += 1
+        if self._region_pending:
+            if len(self._queued) < self.config.crop_sample:
+                return []
+            self._find_region()
         waiting = sum(1 for s in self._queued if s.keyframe)
         if waiting >= self.config.detector_batch_size:
-            return self._drain()
+            return self._drain(everything=False)
         return []
 
     def finish(self) -> list[Event]:
         """End of the video or stream: run what is queued, finalise every lesion."""
         if self._finished:
             return []
+        if self._region_pending and self._queued:
+            self._find_region()
         events = self._drain()
         t0 = time.perf_counter()
         finished = self.tracker.finish()
@@ -199,29 +213,69 @@ class IncrementalScorer:
         kept = tuple(r for _, r in sorted(self.lesions.items()) if not r.dropped)
         risk, n_clips = video_risk(r.scores for r in kept)
         status = LesionStatus.SCORED if risk is not None else LesionStatus.NO_SCORABLE_LESION
-        return VideoResult(self.timing.frames, status, risk, n_clips, kept, self.timing)
+        return VideoResult(self.timing.frames, status, risk, n_clips, kept, self.timing,
+                           self.scan_region)
 
     # ---------------------------------------------------------------- stages
-    def _drain(self) -> list[Event]:
-        if not self._queued:
-            return []
-        keyframes = [s.frame for s in self._queued if s.keyframe]
+    def _find_region(self) -> None:
+        self._region_pending = False
+        images = [s.frame.image for s in self._queued]
+        if len({im.shape[:2] for im in images}) != 1:
+            raise InputError(f"frames {self._queued[0].frame.index}-"
+                             f"{self._queued[-1].frame.index}",
+                             "frame size changes within the video")
+        t0 = time.perf_counter()
+        region = estimate_scan_region(images)
+        self.timing.detector_s += time.perf_counter() - t0
+        height, width = images[0].shape[:2]
+        # A region that is (nearly) the whole frame is no crop at all.
+        if region.width * region.height < 0.98 * width * height:
+            self.scan_region = region
+
+    def _detector_view(self, frame: Frame) -> np.ndarray:
+        if self.scan_region is None:
+            return frame.image
+        return self.scan_region.crop(frame.image)
+
+    def _to_source(self, detections: list[Detection]) -> list[Detection]:
+        if self.scan_region is None:
+            return detections
+        return [replace(d, box=self.scan_region.to_frame_coords(d.box)) for d in detections]
+
+    def _drain(self, everything: bool = True) -> list[Event]:
+        """Detect queued keyframes in batches of ``detector_batch_size`` and track
+        the queued frames; ``everything=False`` leaves an incomplete batch queued."""
+        batch = self.config.detector_batch_size
+        events: list[Event] = []
+        while self._queued:
+            keys = [i for i, s in enumerate(self._queued) if s.keyframe]
+            if len(keys) < batch and not everything:
+                break
+            # Up to (not including) the first keyframe of the next batch.
+            cut = keys[batch] if len(keys) > batch else len(self._queued)
+            chunk, self._queued = self._queued[:cut], self._queued[cut:]
+            events += self._track(chunk)
+        events += self._score_clips(force=False)
+        return events
+
+    def _track(self, chunk: list[_Seen]) -> list[Event]:
+        keyframes = [s.frame for s in chunk if s.keyframe]
         detections: dict[int, list[Detection]] = {}
         if keyframes:
             t0 = time.perf_counter()
-            found = self.detector.predict(keyframes, [f.index for f in keyframes])
+            found = self.detector.predict([self._detector_view(f) for f in keyframes],
+                                          [f.index for f in keyframes])
             self.timing.detector_s += time.perf_counter() - t0
             self.timing.keyframes += len(keyframes)
-            detections = {f.index: d for f, d in zip(keyframes, found, strict=True)}
+            detections = {f.index: self._to_source(d)
+                          for f, d in zip(keyframes, found, strict=True)}
         events: list[Event] = []
-        for seen in self._queued:
+        for seen in chunk:
             self._remember(seen)
             t0 = time.perf_counter()
             update = self.tracker.process(seen.frame, detections=detections.get(seen.frame.index))
             self.timing.tracking_s += time.perf_counter() - t0
             events += self._apply(update, seen)
-        self._queued.clear()
-        events += self._score_clips(force=False)
         return events
 
     def _remember(self, seen: _Seen) -> None:

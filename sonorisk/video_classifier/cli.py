@@ -66,6 +66,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--device", dest="train.device", help="auto|cpu|cuda|cuda:N")
     p.add_argument("--threads", dest="train.num_threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for action in p._actions:  # readable metavars for the dotted config destinations
+        if "." in action.dest and action.metavar is None and action.choices is None:
+            action.metavar = action.dest.rsplit(".", 1)[-1].upper()
     p.set_defaults(func=_train)
 
 

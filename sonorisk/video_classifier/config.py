@@ -48,9 +48,8 @@ class TimesformerOptions:
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
     intermediate_size: int = 3072
-    attention_type: Literal["divided_space_time", "space_only", "joint_space_time"] = (
-        "divided_space_time"
-    )
+    # "space_only" is left out: its token layout differs and the heatmap assumes this one.
+    attention_type: Literal["divided_space_time", "joint_space_time"] = "divided_space_time"
     dropout: float = 0.0
 
 

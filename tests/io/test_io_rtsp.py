@@ -6,6 +6,7 @@ port over UDP (the only transport this server offers clients).
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -23,8 +24,11 @@ from sonorisk.io.writer import write_video
 
 from .conftest import moving_frames  # noqa: TID252
 
+# Skipped only off CI: CI installs both (scripts/setup.sh), so there a missing
+# tool fails the run instead of silently skipping the real-server tests.
 pytestmark = pytest.mark.skipif(
-    shutil.which("rtsp-server-perl") is None or shutil.which("ffmpeg") is None,
+    (shutil.which("rtsp-server-perl") is None or shutil.which("ffmpeg") is None)
+    and not os.environ.get("CI"),
     reason="needs Debian packages rtsp-server-perl and ffmpeg",
 )
 

@@ -63,3 +63,34 @@ def tiny_i3d():
     cfg.clips.crop_size = 32
     cfg.model.i3d.width = 8
     return build_classifier(cfg)
+
+
+@dataclass
+class BrightBlobDetector:
+    """A real (if simple) detector: connected components of very bright pixels.
+
+    It works in whatever pixels it is shown, so it tells whether the pipeline
+    maps boxes from the detector's view (e.g. a scan-region crop) back to the
+    source frame correctly.
+    """
+
+    threshold: int = 200
+    min_area: int = 30
+    seen_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=lambda: {"kind": "bright-blob (test)"})
+
+    def predict(self, images: Sequence[Any],
+                frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+        import cv2
+
+        out = []
+        for k, image in enumerate(images):
+            index = frame_indices[k] if frame_indices is not None else k
+            gray = image if image.ndim == 2 else image.max(axis=2)
+            self.seen_shapes.append(gray.shape)
+            n, _, stats, _ = cv2.connectedComponentsWithStats(
+                (gray >= self.threshold).astype(np.uint8))
+            dets = [Detection(index, (float(x), float(y), float(x + w), float(y + h)), 0.9)
+                    for x, y, w, h, area in stats[1:n] if area >= self.min_area]
+            out.append(dets)
+        return out

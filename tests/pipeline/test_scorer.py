@@ -135,3 +135,30 @@ def test_push_after_finish_is_refused(tiny_i3d) -> None:
     scorer.finish()
     with pytest.raises(RuntimeError, match="after finish"):
         scorer.push(frames[1])
+
+
+def test_screen_capture_is_cropped_and_boxes_come_back_in_source_pixels(tiny_i3d) -> None:
+    import numpy as np
+
+    from sonorisk.data.screen_capture import make_layout, render
+    from sonorisk.records import Frame
+
+    from .conftest import BrightBlobDetector
+
+    # A moving lesion inside a scanner screen (interface text, ruler, ...).
+    raw, truth = blob_video(40, range(40), size=320, seed=3)
+    layout = make_layout(raw[0].image.shape, np.random.default_rng(1), shape="linear",
+                         calipers=False, color_bar=False)
+    frames = [Frame(f.index, f.timestamp_s, render(f.image, layout)) for f in raw]
+    detector = BrightBlobDetector()
+    result, _ = run(frames, detector, tiny_i3d, crop="auto")
+
+    assert result.scan_region is not None
+    x1, y1, x2, y2 = result.scan_region.box
+    assert (x2 - x1) * (y2 - y1) < 0.5 * 1920 * 1080  # the detector saw less than the screen
+    assert all(shape == (y2 - y1, x2 - x1) for shape in detector.seen_shapes)
+    (lesion,) = result.lesions
+    for index, box in lesion.boxes.items():
+        expected = layout.map_box(truth[index][0])
+        assert np.allclose(box.box, expected, atol=3 * layout.scale + 1), (index, box.box)
+    assert result.clips == 5
