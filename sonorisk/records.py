@@ -10,7 +10,7 @@ recorded so boxes can be mapped back).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 import numpy as np
 
@@ -101,7 +101,7 @@ class ClipScore:
     heatmap: np.ndarray | None = None  # T x H x W float in [0, 1], or None
 
 
-class LesionStatus(str, Enum):
+class LesionStatus(StrEnum):
     SCORED = "scored"
     NO_SCORABLE_LESION = "no scorable lesion"
 

@@ -41,6 +41,7 @@ class DemoSettings:
     detector_epochs: int = 6
     detector_iters_per_epoch: int = 25
     detector_min_size: int = 192
+    detector_backbone: str = "mobilenet_v3_large"
     classifier_epochs: int = 6
     crop_size: int = 48
     threads: int = 2
@@ -69,7 +70,7 @@ def train_demo_models(train_dir: Path, models_dir: Path, s: DemoSettings,
     from sonorisk.video_classifier.train import train_from_dataset
 
     det = DetectorConfig()
-    det.model.backbone = "resnet18"
+    det.model.backbone = s.detector_backbone  # type: ignore[assignment]
     det.model.min_size = s.detector_min_size
     det.model.max_size = round(s.detector_min_size * 4 / 3)
     det.model.rpn_batch_size_per_image = 64

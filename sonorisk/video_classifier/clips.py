@@ -92,6 +92,42 @@ def crop_window(box: Box, margin: float, square: bool = True) -> Box:
     return (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
 
 
+def _integer_window(box: Box, margin: float, square: bool) -> tuple[int, int, int, int]:
+    wx1, wy1, wx2, wy2 = crop_window(box, margin, square)
+    ix1, iy1 = int(math.floor(wx1)), int(math.floor(wy1))
+    ix2, iy2 = int(math.ceil(wx2)), int(math.ceil(wy2))
+    return ix1, iy1, max(ix2, ix1 + 1), max(iy2, iy1 + 1)
+
+
+def paste_into_frame(
+    crop_map: np.ndarray,
+    box: Box,
+    frame_size: tuple[int, int],
+    margin: float = 0.25,
+    square: bool = True,
+    fill: float = float("nan"),
+) -> np.ndarray:
+    """Put a crop-sized map (``H x W``, e.g. one heatmap frame) back on its frame.
+
+    The inverse of :func:`crop_box`'s geometry: returns a float32 map of
+    ``frame_size`` (height, width) holding ``crop_map`` resized to the crop
+    window, and ``fill`` outside the window, so a heatmap can be drawn over the
+    original frame (the overlay video, the report's heatmap frames).
+    """
+    if crop_map.ndim != 2:
+        raise InputError("heatmap", f"expected an H x W map, got shape {crop_map.shape}")
+    _check_box(box, "heatmap box")
+    height, width = frame_size
+    ix1, iy1, ix2, iy2 = _integer_window(box, margin, square)
+    resized = cv2.resize(crop_map.astype(np.float32), (ix2 - ix1, iy2 - iy1),
+                         interpolation=cv2.INTER_LINEAR)
+    out = np.full((height, width), fill, dtype=np.float32)
+    sx1, sy1, sx2, sy2 = max(ix1, 0), max(iy1, 0), min(ix2, width), min(iy2, height)
+    if sx2 > sx1 and sy2 > sy1:
+        out[sy1:sy2, sx1:sx2] = resized[sy1 - iy1 : sy2 - iy1, sx1 - ix1 : sx2 - ix1]
+    return out
+
+
 def _as_rgb(image: np.ndarray, source: str) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         raise InputError(source, f"frame image must be a numpy array, got {type(image).__name__}")
@@ -131,11 +167,8 @@ def crop_box(
     """
     rgb = _as_rgb(image, source)
     _check_box(box, source)
-    wx1, wy1, wx2, wy2 = crop_window(box, margin, square)
-    # Integer window: round outward-consistent so the centre is preserved.
-    ix1, iy1 = int(math.floor(wx1)), int(math.floor(wy1))
-    ix2, iy2 = int(math.ceil(wx2)), int(math.ceil(wy2))
-    ix2, iy2 = max(ix2, ix1 + 1), max(iy2, iy1 + 1)
+    # Integer window (rounded outward); paste_into_frame uses the same one.
+    ix1, iy1, ix2, iy2 = _integer_window(box, margin, square)
     height, width = rgb.shape[:2]
     out = np.full((iy2 - iy1, ix2 - ix1, 3), pad_value, dtype=np.uint8)
     sx1, sy1 = max(ix1, 0), max(iy1, 0)

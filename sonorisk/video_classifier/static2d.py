@@ -118,6 +118,31 @@ class Static2DClassifier(ClipClassifier):
     def load_pretrained(self, path: str) -> LoadReport:
         return self.backbone.load_pretrained(self, "backbone.body.", path)
 
+    def predict_frames(self, crops: np.ndarray, batch_size: int = 64,
+                       source: str = "crops") -> np.ndarray:
+        """P(malignant) of single ROI crops (``N x H x W x 3`` uint8), one per frame.
+
+        The scorer for :func:`static_video_score`'s key-frame patterns.
+        """
+        size = self.config.clips.crop_size
+        if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 4 \
+                or crops.shape[1:] != (size, size, 3):
+            got = getattr(crops, "shape", type(crops).__name__)
+            raise InputError(source, f"expected uint8 crops N x {size} x {size} x 3, got {got}")
+        if len(crops) == 0:
+            raise InputError(source, "empty batch: no crops to score")
+        was_training = self.training
+        self.eval()
+        out = []
+        try:
+            with torch.no_grad():
+                for start in range(0, len(crops), batch_size):
+                    x = self.to_input(crops[start : start + batch_size, None])  # T = 1
+                    out.append(self.malignant_probability(self(x)).cpu().numpy())
+        finally:
+            self.train(was_training)
+        return np.concatenate(out)
+
 
 InputPattern = Literal["key_frame", "two_key_frames", "all_frames"]
 

@@ -5,9 +5,10 @@ from a local directory saved by ``save_pretrained`` or a state dict file. The
 public Kinetics TimeSformer/VideoMAE weights on the hub are CC-BY-NC, so no
 default points at them.
 
-Heatmap: gradient x activation on the patch tokens entering the last encoder
-layer (Grad-CAM for transformers). The tokens leaving the last layer cannot be
-used: only the CLS token reaches the classifier, so their gradient is zero.
+Heatmap: gradient x (token - mean token) on the patch tokens entering the last
+encoder layer, a first-order estimate of how much each token moves the malignant
+score. The tokens leaving the last layer cannot be used: only the CLS token
+reaches the classifier, so their gradient is zero.
 """
 
 from __future__ import annotations
@@ -60,7 +61,12 @@ class TimesformerClassifier(ClipClassifier):
         logits = self.net.classifier(out.last_hidden_state[:, 0])
         score = logits @ self.malignancy_weights().to(logits.dtype)
         (grad,) = torch.autograd.grad(score.sum(), tokens)
-        saliency = (grad * tokens).sum(dim=-1)[:, 1:]  # drop CLS
+        patches, patch_grad = tokens[:, 1:], grad[:, 1:]  # drop CLS
+        # First-order effect of replacing each token by the clip's mean token:
+        # signed like the CAMs (+ malignant), unlike plain grad x activation,
+        # whose sign follows the arbitrary sign of residual-stream activations.
+        baseline = patches.mean(dim=1, keepdim=True)
+        saliency = (patch_grad * (patches - baseline)).sum(dim=-1)
         b, t, g = x.shape[0], x.shape[2], self.grid
         # transformers orders patch tokens patch-major: index = patch * T + frame.
         maps = saliency.reshape(b, g * g, t).permute(0, 2, 1).reshape(b, t, g, g)

@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 def _few_threads():
     import torch
 
-    # The CI machine has 2 cores; more threads only add contention.
-    torch.set_num_threads(2)
+    # One thread: on a 2-core machine shared with another busy process, two
+    # OpenMP threads spin-wait on each other (measured: the I3D lesion test took
+    # 81 s with 2 threads, 5 s with 1, while a detector trained beside it).
+    torch.set_num_threads(1)
     yield

@@ -167,3 +167,19 @@ def test_tracks_from_boxes_split_on_gap_and_lesion() -> None:
     assert len(tracks) == 2 and tracks[1].detections[0].box == (10, 10, 20, 20)
     with pytest.raises(InputError, match="lesion ids"):
         tracks_from_boxes({0: [(0, 0, 5, 5)]}, {0: [1, 2]})
+
+
+def test_paste_into_frame_inverts_crop_geometry() -> None:
+    from sonorisk.video_classifier.clips import paste_into_frame
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (100, 120), dtype=np.uint8)
+    box = (100, 80, 120, 100)  # window 40 px (margin 0.5) runs past the bottom-right
+    crop = crop_box(img, box, size=40, margin=0.5)
+    back = paste_into_frame(crop[:, :, 0].astype(np.float32), box, (100, 120), margin=0.5)
+    inside = ~np.isnan(back)
+    assert inside.sum() == 30 * 30  # the window part within the frame: x 90-120, y 70-100
+    np.testing.assert_array_equal(back[70:100, 90:120], img[70:100, 90:120].astype(np.float32))
+    assert np.isnan(back[:70]).all() and np.isnan(back[:, :90]).all()
+    with pytest.raises(InputError, match="H x W"):
+        paste_into_frame(np.zeros((2, 4, 4)), box, (100, 120))

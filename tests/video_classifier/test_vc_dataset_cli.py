@@ -52,7 +52,7 @@ def test_cli_train_resume_and_load(phantom_dir, tmp_path, capsys) -> None:
     out = tmp_path / "run"
     common = ["train", "classifier", "--data", str(phantom_dir), "--out", str(out),
               "--crop-size", "16", "--i3d-width", "4", "--batch-size", "8",
-              "--val-fraction", "0.3", "--threads", "2", "--no-progress"]
+              "--val-fraction", "0.3", "--threads", "1", "--no-progress"]
     assert main([*common, "--model", "i3d", "--epochs", "1"]) == 0
     summary = json.loads(capsys.readouterr().out)  # --no-progress: stdout is the JSON only
     assert summary["kind"] == "i3d" and summary["epochs"] == 1

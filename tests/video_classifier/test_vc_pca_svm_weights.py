@@ -197,3 +197,16 @@ def test_2d_weights_of_another_backbone_refused(tmp_path) -> None:
     cfg.model.weights = str(path)
     with pytest.raises(InputError, match="another backbone"):
         build_classifier(cfg)
+
+
+def test_static2d_frame_scorer_feeds_the_patterns() -> None:
+    model = build_classifier(tiny_config("static2d"))
+    clip = np.random.default_rng(1).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    per_frame = model.predict_frames(clip)
+    assert per_frame.shape == (8,) and ((per_frame >= 0) & (per_frame <= 1)).all()
+    # A frame scored alone equals that frame as a one-frame batch entry.
+    assert model.predict_frames(clip[3:4])[0] == pytest.approx(per_frame[3], abs=1e-5)
+    video = static_video_score(model.predict_frames, clip, "all_frames")
+    assert video == pytest.approx(per_frame.mean(), abs=1e-6)
+    with pytest.raises(InputError, match="expected uint8 crops"):
+        model.predict_frames(clip.astype(np.float32))

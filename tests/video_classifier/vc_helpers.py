@@ -33,7 +33,7 @@ def tiny_config(kind: str, size: int = 32, classes: list[str] | None = None,
     cfg.train.epochs = 1
     cfg.train.batch_size = 4
     cfg.train.lr = 3e-3
-    cfg.train.num_threads = 2
+    cfg.train.num_threads = 1
     cfg.train.augment = AugmentConfig(rotate_deg=0.0, scale_min=1.0, brightness=0.0,
                                       contrast=0.0, blur_prob=0.0)
     return cfg
