@@ -55,6 +55,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quick", action="store_true",
                       help="smaller and faster (what the tests run); the models learn less")
+    demo.add_argument("--threads", type=int, default=None,
+                      help="torch CPU threads (default 2; use 1 on a machine busy with "
+                           "other work, where extra threads spin and slow everything)")
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(func=_demo)
 
@@ -113,5 +116,7 @@ def _demo(args: argparse.Namespace) -> int:
     from sonorisk.pipeline.demo import DemoSettings, run_demo
 
     settings = DemoSettings.quick() if args.quick else DemoSettings()
+    if args.threads:
+        settings.threads = args.threads
     run_demo(args.out, settings, seed=args.seed, progress=not args.no_progress)
     return 0

@@ -38,9 +38,9 @@ class DemoSettings:
     demo_videos: int = 3
     frames: int = 64
     size: tuple[int, int] = (256, 192)
-    detector_epochs: int = 6
+    detector_epochs: int = 10
     detector_iters_per_epoch: int = 25
-    detector_min_size: int = 192
+    detector_min_size: int = 160
     detector_backbone: str = "mobilenet_v3_large"
     classifier_epochs: int = 6
     crop_size: int = 48
@@ -49,7 +49,7 @@ class DemoSettings:
     @classmethod
     def quick(cls) -> DemoSettings:
         return cls(train_videos=10, demo_videos=3, frames=40, detector_epochs=2,
-                   detector_iters_per_epoch=10, classifier_epochs=2, crop_size=32)
+                   detector_iters_per_epoch=8, classifier_epochs=2, crop_size=32)
 
 
 def mark_demonstration(path: Path) -> None:

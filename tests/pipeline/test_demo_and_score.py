@@ -18,7 +18,7 @@ from sonorisk.pipeline.report import load_schema
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
     return out
 
 
@@ -105,3 +105,37 @@ def test_score_without_models_says_how_to_get_them(tmp_path: Path, capsys) -> No
     video.write_bytes(b"")
     assert main(["score", str(video)]) == 2
     assert "--models" in capsys.readouterr().err
+
+
+def test_score_file_writes_heatmaps_and_overlay_for_every_clip(demo_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """With the demo's real classifier and the videos' true boxes as the detector
+    (a test double for that stage only), clips are certain to exist."""
+    from sonorisk.data import load_dataset
+    from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.score_file import ScoringModels, score_file
+    from sonorisk.video_classifier.registry import load_classifier, model_card
+
+    from .conftest import BoxDetector
+
+    dataset = load_dataset(demo_dir / "videos")
+    record = next(r for r in dataset.videos if r.pathology == "malignant")
+    truth = dataset.boxes_for(record.video_id)
+    dataset.close()
+    classifier = load_classifier(demo_dir / "models" / "classifier.pt")
+    models = ScoringModels(BoxDetector(truth), classifier,
+                           {"detector": {"kind": "ground truth (test)"},
+                            "classifier": model_card(classifier)})
+    doc = score_file(demo_dir / "videos" / record.file, models, PipelineConfig(crop="none"),
+                     tmp_path, overlay=True, heatmaps=True, progress=False)
+    jsonschema.validate(doc, load_schema())
+    clips = [c for lesion in doc["lesions"] for c in lesion["clips"]]
+    visible = [i for i, boxes in truth.items() if boxes]
+    assert doc["status"] == "scored" and len(clips) >= (len(visible) // 8) - 1 >= 1
+    for clip in clips:
+        strip = cv2.imread(str(tmp_path / clip["heatmap"]))
+        size = classifier.config.clips.crop_size
+        assert strip.shape[:2] == (2 * size, 8 * size)
+    with av.open(str(tmp_path / doc["outputs"]["overlay"])) as container:
+        assert sum(1 for _ in container.decode(video=0)) == doc["video"]["frames_scored"]
+    assert "not a clinical result" in " ".join(doc["notice"])
