@@ -25,7 +25,12 @@ import numpy as np
 from sonorisk.errors import InputError
 from sonorisk.records import Detection, Track
 from sonorisk.tracking.config import TrackingConfig
-from sonorisk.tracking.postprocess import box_iou, continues, interpolate_gaps
+from sonorisk.tracking.postprocess import (
+    box_iou,
+    center_distance,
+    continues,
+    interpolate_gaps,
+)
 
 
 @dataclass
@@ -97,9 +102,11 @@ class LesionTracker:
         self._states: dict[int, _State] = {}  # by lesion id
         self._byte_to_lesion: dict[int, int] = {}
         self._next_id = 1
-        # Unassigned detections of the last few frames, for back-filling.
+        # Unassigned detections of recent frames, for back-filling a new
+        # track's start (held back by ByteTrack, or missed while the lesion
+        # grew into view faster than IoU association can follow).
         self._pending: deque[tuple[int, list[Detection]]] = deque(
-            maxlen=max(1, cfg.minimum_consecutive_frames))
+            maxlen=max(1, cfg.minimum_consecutive_frames, cfg.max_gap) + 1)
         self._last_index: int | None = None
 
     # ------------------------------------------------------------------ update
@@ -171,16 +178,32 @@ class LesionTracker:
         return best, True
 
     def _backfill(self, state: _State, det: Detection) -> list[tuple[int, Detection]]:
-        """Recover the unconfirmed detections ByteTrack withheld before confirming."""
+        """Recover unassigned detections just before a new track's first box.
+
+        Walks back frame by frame from the new box, taking in each earlier frame
+        the unassigned detection that overlaps the current anchor (IoU >= the
+        association threshold, or centres within ``merge_center_dist``
+        diagonals); frames without one are skipped, at most ``max_gap`` in a row.
+        """
+        cfg = self.config
         out: list[tuple[int, Detection]] = []
         anchor = det
+        skipped = 0
         for frame_index, dets in reversed(self._pending):
-            if frame_index in state.detections or not dets:
+            if frame_index in state.detections or frame_index <= state.last_frame:
                 break
-            ious = [box_iou(anchor.box, d.box) for d in dets]
-            best = int(np.argmax(ious))
-            if ious[best] < max(0.3, self.config.minimum_iou_threshold):
-                break
+            best, best_iou = None, -1.0
+            for i, cand in enumerate(dets):
+                iou = box_iou(anchor.box, cand.box)
+                near = center_distance(anchor.box, cand.box) <= cfg.merge_center_dist
+                if (iou >= cfg.minimum_iou_threshold or near) and iou > best_iou:
+                    best, best_iou = i, iou
+            if best is None:
+                skipped += 1
+                if skipped > cfg.max_gap:
+                    break
+                continue
+            skipped = 0
             found = dets.pop(best)
             state.detections[frame_index] = found
             out.append((state.lesion_id, found))
