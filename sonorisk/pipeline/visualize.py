@@ -50,31 +50,38 @@ def clip_covering(scores: list[ClipScore], frame_index: int) -> ClipScore | None
     return None
 
 
+MIN_OVERLAY_WIDTH = 640  # smaller videos are enlarged so the labels stay legible
+
+
 def draw_frame(image: np.ndarray, frame_index: int, lesions: Iterable[LesionRecord],
                video_risk: float | None) -> np.ndarray:
     """One overlay frame: lesion boxes, clip probabilities, running video risk."""
     canvas = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    zoom = max(1.0, MIN_OVERLAY_WIDTH / canvas.shape[1])
+    if zoom > 1.0:
+        canvas = cv2.resize(canvas, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_LINEAR)
     canvas = np.ascontiguousarray(canvas.copy())
-    scale = max(0.4, canvas.shape[1] / 1000)
+    scale = canvas.shape[1] / 1000
     thick = max(1, round(scale * 2))
     for record in lesions:
         box = record.boxes.get(frame_index)
         if box is None:
             continue
-        x1, y1, x2, y2 = (round(v) for v in box.box)
-        dashed = box.source in ("propagated", "interpolated")
-        colour = (0, 200, 0) if not dashed else (120, 220, 120)
+        x1, y1, x2, y2 = (round(v * zoom) for v in box.box)
+        observed = box.source in ("detector", "backfilled")
+        colour = (0, 220, 0) if observed else (150, 230, 150)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thick)
         clip = clip_covering(record.scores, frame_index)
         label = f"L{record.lesion_id}"
         if clip is not None:
             label += f" clip {clip.clip_index}: p={clip.probability:.2f}"
-        cv2.putText(canvas, label, (x1, max(12, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5 * scale, colour, thick, cv2.LINE_AA)
+        cv2.putText(canvas, label, (x1, max(int(40 * scale), y1 - 6)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, colour, thick, cv2.LINE_AA)
     risk = "n/a" if video_risk is None else f"{video_risk:.2f}"
-    cv2.rectangle(canvas, (0, 0), (canvas.shape[1], int(22 * scale)), (0, 0, 0), -1)
-    cv2.putText(canvas, f"{BANNER}   video risk {risk}", (4, int(16 * scale)),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale, (255, 255, 0), max(1, thick // 2),
+    bar = int(30 * scale)
+    cv2.rectangle(canvas, (0, 0), (canvas.shape[1], bar), (0, 0, 0), -1)
+    cv2.putText(canvas, f"{BANNER}   video risk {risk}", (6, int(bar * 0.72)),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 0), max(1, thick // 2),
                 cv2.LINE_AA)
     return canvas
 
