@@ -41,8 +41,8 @@ class DetectorEvaluation:
     still_detection_rate: float | None = None
     lesion_free_stills: int = 0
     false_positives_per_image: float | None = None  # on lesion-free stills
-    lesion_free_video_frames: int = 0
-    false_positives_per_minute: float | None = None  # on lesion-free video
+    lesion_free_video_frames: int = 0  # evaluated frames of videos without any lesion
+    false_positives_per_minute: float | None = None  # on lesion-free videos
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,14 +81,21 @@ def evaluate_detector(detector: FrameDetector, samples: Sequence[DetectionSample
     still_gt, still_pred, free_stills = [], [], []
     free_video: dict[str, list[np.ndarray]] = defaultdict(list)
     fps_of: dict[str, float] = {}
+    # A lesion-free video is one without a lesion box in any evaluated frame;
+    # frames of a lesion video where the lesion is out of view do not count
+    # (the lesion's edge may still be on screen below the annotation's size).
+    lesion_videos = {s.video_id for s, gt in zip(order, gts, strict=True)
+                     if s.video_id and len(gt)}
+    unknown_fps = False
     for sample, gt, pred in zip(order, gts, kept, strict=True):
         if sample.video_id:
             if len(gt):
                 video_gt[sample.video_id].append(gt)
                 video_pred[sample.video_id].append(pred)
-            else:
+            elif sample.video_id not in lesion_videos:
                 free_video[sample.video_id].append(pred)
             fps_of[sample.video_id] = sample.fps or default_fps
+            unknown_fps |= sample.fps is None
         elif len(gt):
             still_gt.append(gt)
             still_pred.append(pred)
@@ -112,7 +119,7 @@ def evaluate_detector(detector: FrameDetector, samples: Sequence[DetectionSample
         result.lesion_free_video_frames = n_frames
         # Frames may be sampled (stride); the rate uses the frames actually evaluated.
         result.false_positives_per_minute = n_fp / minutes if minutes > 0 else None
-        if any(k not in fps_of for k in free_video):
+        if unknown_fps:
             result.notes.append(f"fps unknown for some videos; assumed {default_fps}")
     return result
 

@@ -29,6 +29,7 @@ from sonorisk.tracking.postprocess import (
     box_iou,
     center_distance,
     continues,
+    drop_spikes,
     interpolate_gaps,
 )
 
@@ -40,6 +41,7 @@ class LesionTrack:
     track: Track
     observed_frames: list[int]  # frames with a box from the detector or keyframe carry
     interpolated_frames: list[int] = field(default_factory=list)
+    dropped_frames: list[int] = field(default_factory=list)  # spikes replaced by interpolation
     propagated_frames: list[int] = field(default_factory=list)
     merged_ids: list[int] = field(default_factory=list)  # ByteTrack ids folded in
 
@@ -77,8 +79,13 @@ class _State:
     def last(self) -> Detection:
         return self.detections[self.last_frame]
 
-    def first(self) -> Detection:
-        return self.detections[min(self.detections)]
+    def recent(self, n: int = 3) -> Detection:
+        """The element-wise median of the last ``n`` boxes: one stray box (a
+        false positive caught by the track) does not decide a merge."""
+        frames = sorted(self.detections)[-n:]
+        box = np.median(np.asarray([self.detections[i].box for i in frames]), axis=0)
+        last = self.last()
+        return Detection(last.frame_index, tuple(float(v) for v in box), last.score, last.label)
 
 
 class LesionTracker:
@@ -165,7 +172,9 @@ class LesionTracker:
             if state.last_frame >= det.frame_index:
                 continue  # seen in this frame already: a different lesion
             if continues(state.last(), det, cfg.merge_max_gap, cfg.merge_min_iou,
-                         cfg.merge_center_dist):
+                         cfg.merge_center_dist) or continues(
+                    state.recent(), det, cfg.merge_max_gap, cfg.merge_min_iou,
+                    cfg.merge_center_dist):
                 gap = det.frame_index - state.last_frame
                 if best_gap is None or gap < best_gap:
                     best, best_gap = state, gap
@@ -223,12 +232,14 @@ class LesionTracker:
         seen = [i for i in observed if i not in state.propagated]
         if len(seen) < max(1, self.config.min_track_length):
             return None  # flicker: too short to be a lesion
-        detections, filled = interpolate_gaps(
-            [state.detections[i] for i in observed], self.config.max_gap)
+        kept, spikes = drop_spikes([state.detections[i] for i in observed], self.config.max_gap)
+        detections, filled = interpolate_gaps(kept, self.config.max_gap)
+        observed = [i for i in observed if i not in set(spikes)]
         return LesionTrack(
             track=Track(state.lesion_id, detections),
             observed_frames=observed,
             interpolated_frames=filled,
+            dropped_frames=spikes,
             propagated_frames=sorted(state.propagated),
             merged_ids=list(state.byte_ids),
         )

@@ -53,6 +53,35 @@ def interpolate_gaps(detections: Sequence[Detection], max_gap: int) -> tuple[
     return out, filled
 
 
+def drop_spikes(detections: Sequence[Detection], max_gap: int, min_iou: float = 0.3,
+                neighbours_iou: float = 0.3) -> tuple[list[Detection], list[int]]:
+    """Remove single boxes that disagree with both neighbours while the neighbours agree.
+
+    A false positive caught by a lesion's track (a blip next to the lesion while
+    the lesion itself was missed) shows up as one box far from the line between
+    the boxes before and after it. Such a box is dropped (interpolation then
+    fills the frame); a real change of the lesion's box moves the neighbours too.
+    Returns the kept detections and the dropped frame indices.
+    """
+    ordered = sorted(detections, key=lambda d: d.frame_index)
+    if len(ordered) < 3:
+        return list(ordered), []
+    kept = [ordered[0]]
+    dropped: list[int] = []
+    for prev, cur, nxt in zip(ordered, ordered[1:], ordered[2:], strict=False):
+        span = nxt.frame_index - prev.frame_index
+        if span - 1 <= max_gap and box_iou(prev.box, nxt.box) >= neighbours_iou:
+            t = (cur.frame_index - prev.frame_index) / span
+            expected = tuple(float((1 - t) * a + t * b)
+                             for a, b in zip(prev.box, nxt.box, strict=True))
+            if box_iou(cur.box, expected) < min_iou:  # type: ignore[arg-type]
+                dropped.append(cur.frame_index)
+                continue
+        kept.append(cur)
+    kept.append(ordered[-1])
+    return kept, dropped
+
+
 def continues(last: Detection, first: Detection, max_gap: int, min_iou: float,
               max_center_dist: float) -> bool:
     """Whether a track starting with ``first`` plausibly continues one ending with ``last``."""

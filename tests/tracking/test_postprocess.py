@@ -30,3 +30,16 @@ def test_continues_needs_overlap_and_short_gap():
     assert not continues(last, Detection(12, (100, 100, 120, 120), 0.9), 15, 0.2, 0.5)
     assert not continues(last, Detection(10, (0, 0, 20, 20), 0.9), 15, 0.2, 0.5)  # same frame
     assert center_distance((0, 0, 30, 40), (30, 40, 60, 80)) == pytest.approx(1.0, rel=0.05)
+
+
+def test_drop_spikes_removes_a_stray_box_between_agreeing_neighbours():
+    from sonorisk.tracking.postprocess import drop_spikes
+
+    dets = [Detection(0, (100, 100, 140, 140), 0.9), Detection(3, (10, 10, 30, 30), 0.6),
+            Detection(5, (104, 100, 144, 140), 0.9), Detection(6, (106, 100, 146, 140), 0.9)]
+    kept, dropped = drop_spikes(dets, max_gap=10)
+    assert dropped == [3] and [d.frame_index for d in kept] == [0, 5, 6]
+    # A real jump (the neighbours move too) is kept.
+    moving = [Detection(0, (0, 0, 20, 20), 0.9), Detection(1, (60, 60, 80, 80), 0.9),
+              Detection(2, (62, 60, 82, 80), 0.9)]
+    assert drop_spikes(moving, max_gap=10)[1] == []
