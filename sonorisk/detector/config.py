@@ -88,6 +88,10 @@ class InferenceConfig:
     device: str = "auto"  # "auto" -> cuda if available else cpu
     amp: bool = True  # CUDA autocast (float16); ignored on CPU
     score_thresh: float = 0.3
+    # A box lying mostly inside a higher-scoring one (intersection over its own
+    # area above this) is the same lesion seen twice: dropped. NMS by IoU keeps
+    # such nested pairs, which would otherwise become two "lesions". 1.0: off.
+    containment_thresh: float = 0.8
     max_side: int = 8192  # larger frames are refused (clear error), not resized silently
     min_side: int = 16
 

@@ -88,7 +88,8 @@ class Detectron2Detector:
             boxes = instances.pred_boxes.tensor.numpy()[keep]
             scores = instances.scores.numpy()[keep]
             out.append(clean_detections(np.asarray(boxes), np.asarray(scores), rgb.shape[1],
-                                        rgb.shape[0], int(index), self.inference.score_thresh))
+                                        rgb.shape[0], int(index), self.inference.score_thresh,
+                                        self.inference.containment_thresh))
         return out
 
 

@@ -76,9 +76,29 @@ def is_blank(image: np.ndarray) -> bool:
     return float(small.std()) < 1.0
 
 
+def contained_fraction(inner: tuple[float, ...], outer: tuple[float, ...]) -> float:
+    """Share of ``inner``'s area that lies inside ``outer``."""
+    ix1, iy1 = max(inner[0], outer[0]), max(inner[1], outer[1])
+    ix2, iy2 = min(inner[2], outer[2]), min(inner[3], outer[3])
+    overlap = max(0.0, ix2 - ix1) * max(0.0, iy2 - iy1)
+    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
+    return overlap / area if area > 0 else 0.0
+
+
+def suppress_nested(detections: list[Detection], thresh: float) -> list[Detection]:
+    """Keep the higher-scoring box of any pair where one lies mostly inside the other."""
+    kept: list[Detection] = []
+    for det in sorted(detections, key=lambda d: -d.score):
+        if all(contained_fraction(det.box, k.box) <= thresh
+               and contained_fraction(k.box, det.box) <= thresh for k in kept):
+            kept.append(det)
+    return kept
+
+
 def clean_detections(boxes: np.ndarray, scores: np.ndarray, width: int, height: int,
-                     frame_index: int, score_thresh: float) -> list[Detection]:
-    """Drop non-finite, degenerate and low-score boxes; clip to the frame."""
+                     frame_index: int, score_thresh: float,
+                     containment_thresh: float = 1.0) -> list[Detection]:
+    """Drop non-finite, degenerate, low-score and nested boxes; clip to the frame."""
     out: list[Detection] = []
     for box, score in zip(boxes.reshape(-1, 4), scores.reshape(-1), strict=True):
         if not (np.isfinite(box).all() and math.isfinite(float(score))):
@@ -92,7 +112,7 @@ def clean_detections(boxes: np.ndarray, scores: np.ndarray, width: int, height: 
             continue
         out.append(Detection(frame_index, (x1, y1, x2, y2), float(score)))
     out.sort(key=lambda d: -d.score)
-    return out
+    return suppress_nested(out, containment_thresh) if containment_thresh < 1.0 else out
 
 
 class TorchvisionDetector:
@@ -166,7 +186,7 @@ class TorchvisionDetector:
                 height, width = arrays[i].shape[:2]
                 results[i] = clean_detections(
                     out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy(),
-                    width, height, indices[i], cfg.score_thresh)
+                    width, height, indices[i], cfg.score_thresh, cfg.containment_thresh)
         return results
 
 

@@ -100,3 +100,16 @@ def test_inference_knobs_override_input_size(trained_dir: Path):
     assert det.info["weights_source"]["kind"] == "random"
     det.config = replace(det.config)  # config is a plain dataclass: copyable
     assert det.device.type == "cpu"  # no GPU here; the CUDA/autocast path is untested
+
+
+def test_nested_box_of_the_same_lesion_is_dropped():
+    # An inner box (inside the outer one) passes IoU-NMS but is the same lesion.
+    boxes = np.array([[10, 10, 60, 50], [20, 20, 50, 30], [70, 10, 90, 40]], dtype=float)
+    scores = np.array([0.9, 0.8, 0.7])
+    kept = clean_detections(boxes, scores, 100, 60, 3, 0.2, containment_thresh=0.8)
+    assert [d.box for d in kept] == [(10.0, 10.0, 60.0, 50.0), (70.0, 10.0, 90.0, 40.0)]
+    # Off (1.0): all three remain, highest score first.
+    assert len(clean_detections(boxes, scores, 100, 60, 3, 0.2, containment_thresh=1.0)) == 3
+    # A lower-scoring outer box around a kept inner box is dropped too.
+    kept = clean_detections(boxes[[1, 0]], np.array([0.9, 0.5]), 100, 60, 3, 0.2, 0.8)
+    assert [d.box for d in kept] == [(20.0, 20.0, 50.0, 30.0)]
