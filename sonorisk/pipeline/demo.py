@@ -38,11 +38,11 @@ class DemoSettings:
     demo_videos: int = 3
     frames: int = 64
     size: tuple[int, int] = (256, 192)
-    detector_epochs: int = 10
+    detector_epochs: int = 13
     detector_iters_per_epoch: int = 25
-    detector_min_size: int = 160
+    detector_min_size: int = 128
     detector_backbone: str = "mobilenet_v3_large"
-    classifier_epochs: int = 12
+    classifier_epochs: int = 10
     crop_size: int = 48
     threads: int = 2
 
