@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from sonorisk.atomic import atomic_torch_save
 from sonorisk.config import from_dict, to_dict
 from sonorisk.detector.config import DetectorConfig
 from sonorisk.errors import InputError
@@ -52,10 +53,7 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: Detecto
         "scheduler": scheduler,
         "extra": extra or {},
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # atomic: a crash mid-save never leaves a half checkpoint
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

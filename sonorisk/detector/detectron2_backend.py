@@ -16,9 +16,15 @@ from typing import Any
 import numpy as np
 
 from sonorisk.detector.config import InferenceConfig
-from sonorisk.detector.predictor import ImageLike, clean_detections, is_blank, to_rgb_uint8
+from sonorisk.detector.predictor import (
+    ImageLike,
+    clean_detections,
+    indexed_images,
+    is_blank,
+    to_rgb_uint8,
+)
 from sonorisk.errors import ConfigError, InputError
-from sonorisk.records import Detection, Frame
+from sonorisk.records import Detection
 
 INSTALL_HINT = ("detectron2 is not installed; build it from source for your torch "
                 "(pip install 'git+https://github.com/facebookresearch/detectron2.git') "
@@ -72,12 +78,7 @@ class Detectron2Detector:
     def predict(self, images: Sequence[ImageLike],
                 frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
         out: list[list[Detection]] = []
-        for i, item in enumerate(images):
-            if isinstance(item, Frame):
-                index, image = item.index, item.image
-            else:
-                index = frame_indices[i] if frame_indices is not None else i
-                image = item
+        for index, image in indexed_images(images, frame_indices):
             rgb = to_rgb_uint8(image, f"frame {index}", self.inference)
             if is_blank(rgb):
                 out.append([])

@@ -34,6 +34,19 @@ class FrameDetector(Protocol):
                 frame_indices: Sequence[int] | None = None) -> list[list[Detection]]: ...
 
 
+def indexed_images(images: Sequence[ImageLike], frame_indices: Sequence[int] | None
+                   ) -> list[tuple[int, np.ndarray]]:
+    """``(frame index, image)`` for each item: a Frame carries its index; a bare
+    array takes it from ``frame_indices`` (or its position)."""
+    out: list[tuple[int, np.ndarray]] = []
+    for i, item in enumerate(images):
+        if isinstance(item, Frame):
+            out.append((item.index, item.image))
+        else:
+            out.append((int(frame_indices[i]) if frame_indices is not None else i, item))
+    return out
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -166,14 +179,9 @@ class TorchvisionDetector:
         cfg = self.config.inference
         arrays: list[np.ndarray] = []
         indices: list[int] = []
-        for i, item in enumerate(images):
-            if isinstance(item, Frame):
-                index, image = item.index, item.image
-            else:
-                index = frame_indices[i] if frame_indices is not None else i
-                image = item
+        for index, image in indexed_images(images, frame_indices):
             arrays.append(to_rgb_uint8(image, f"frame {index}", cfg))
-            indices.append(int(index))
+            indices.append(index)
         results: list[list[Detection]] = [[] for _ in arrays]
         todo = [i for i, a in enumerate(arrays) if not is_blank(a)]
         for start in range(0, len(todo), max(1, cfg.batch_size)):

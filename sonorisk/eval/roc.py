@@ -152,6 +152,20 @@ def roc_curve(
     return RocCurve(fpr, tpr, thresholds)
 
 
+def _z_test(diff: float, var: float, level: float, method: str) -> TestResult:
+    """Two-sided normal test of an AUC difference with its variance, and its CI."""
+    z = diff / math.sqrt(var)
+    ci = normal_interval(diff, math.sqrt(var), level, method, bounds=None)
+    return TestResult(
+        z,
+        float(2 * stats.norm.sf(abs(z))),
+        method,
+        estimate=diff,
+        ci_low=ci.ci_low,
+        ci_high=ci.ci_high,
+    )
+
+
 def delong_test_paired(
     y_true: Iterable[object],
     scores_a: Iterable[object],
@@ -179,16 +193,7 @@ def delong_test_paired(
             ci_high=diff,
             undefined=None if diff == 0 else "zero variance of the AUC difference",
         )
-    z = diff / math.sqrt(var)
-    ci = normal_interval(diff, math.sqrt(var), level, method, bounds=None)
-    return TestResult(
-        z,
-        float(2 * stats.norm.sf(abs(z))),
-        method,
-        estimate=diff,
-        ci_low=ci.ci_low,
-        ci_high=ci.ci_high,
-    )
+    return _z_test(diff, var, level, method)
 
 
 def delong_test_unpaired(
@@ -214,16 +219,7 @@ def delong_test_unpaired(
             estimate=diff,
             undefined="zero variance: both groups perfectly separated",
         )
-    z = diff / math.sqrt(var)
-    ci = normal_interval(diff, math.sqrt(var), level, method, bounds=None)
-    return TestResult(
-        z,
-        float(2 * stats.norm.sf(abs(z))),
-        method,
-        estimate=diff,
-        ci_low=ci.ci_low,
-        ci_high=ci.ci_high,
-    )
+    return _z_test(diff, var, level, method)
 
 
 def one_vs_rest_auc(

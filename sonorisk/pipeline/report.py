@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sonorisk import __version__
+from sonorisk.atomic import atomic_write_text
 from sonorisk.pipeline.scorer import LesionRecord, VideoResult
 from sonorisk.records import VideoMeta
 
@@ -124,10 +125,7 @@ def build_report(
 def write_report(document: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, allow_nan=False))
-    tmp.replace(path)  # a reader never sees half a report
-    return path
+    return atomic_write_text(json.dumps(document, indent=2, allow_nan=False), path)
 
 
 def load_schema() -> dict[str, Any]:

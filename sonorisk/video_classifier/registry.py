@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from sonorisk.atomic import atomic_torch_save
 from sonorisk.config import from_dict, to_dict
 from sonorisk.errors import InputError
 from sonorisk.video_classifier.base import ClipClassifier
@@ -95,10 +96,7 @@ def save_checkpoint(
         "optimizer_state": optimizer_state,
         "scheduler_state": scheduler_state,
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # atomic: an interrupted save never leaves half a checkpoint
-    return path
+    return atomic_torch_save(payload, path)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
