@@ -71,6 +71,53 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
             action.metavar = action.dest.rsplit(".", 1)[-1].upper()
     p.set_defaults(func=_train)
 
+    ev = groups["eval"].add_parser(
+        "classifier",
+        help="video-level scores and AUC of a classifier checkpoint on a dataset (split)",
+        description="Cut clips from each video's ground-truth boxes, score them, and write one "
+        "row per video (id, model, truth, score = mean clip P(malignant), n_clips). The CSV "
+        "feeds `sonorisk eval report` (several models side by side: AUC with CIs, DeLong).",
+    )
+    ev.add_argument("--data", required=True, help="dataset folder (videos.csv + annotations.json)")
+    ev.add_argument("--checkpoint", required=True, help="classifier checkpoint (.pt)")
+    ev.add_argument("--split-file", help="splits CSV (`sonorisk dataset split`)")
+    ev.add_argument("--split", default="test", help="side of --split-file to score (default test)")
+    ev.add_argument("--name", help="model name in the table (default: checkpoint folder name)")
+    ev.add_argument("--label-field", default="auto", choices=["auto", "pathology", "subtype"])
+    ev.add_argument("--pattern", choices=["key_frame", "two_key_frames", "all_frames"],
+                    help="static2d only: the paper's input patterns (default: mean of clips)")
+    ev.add_argument("--batch-size", type=int, default=16)
+    ev.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ev.add_argument("--out", required=True, help="per-video CSV to write (appends other models' "
+                    "rows kept: rows of the same model name are replaced)")
+    ev.set_defaults(func=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+    import torch
+
+    from sonorisk.atomic import atomic_write_text
+    from sonorisk.data.splits import read_split_ids
+    from sonorisk.video_classifier.evaluate import evaluate_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ids = read_split_ids(args.split_file, args.split) if args.split_file else None
+    table, summary = evaluate_checkpoint(args.checkpoint, args.data, ids, args.name,
+                                         args.label_field, args.batch_size, args.pattern)
+    out = Path(args.out)
+    if out.is_file():  # one table for all models: replace this model's rows, keep the rest
+        old = pd.read_csv(out, dtype={"id": str, "model": str})
+        table = pd.concat([old[old["model"] != summary["model"]], table], ignore_index=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(table.to_csv(index=False), out)
+    summary["skipped"] = len(summary["skipped"])
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out = {k: v for k, v in vars(args).items() if "." in k and v is not None}

@@ -33,6 +33,7 @@ class ClipSet:
     patient_ids: list[str]
     class_names: list[str]
     skipped: dict[str, str] = field(default_factory=dict)  # video id -> reason
+    boxes: np.ndarray | None = None  # N x T x 4 source-pixel boxes of each clip frame
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -42,6 +43,7 @@ class ClipSet:
         return ClipSet(
             self.clips[idx], self.labels[idx], [self.video_ids[i] for i in idx],
             [self.patient_ids[i] for i in idx], self.class_names, dict(self.skipped),
+            self.boxes[idx] if self.boxes is not None else None,
         )
 
     def class_counts(self) -> dict[str, int]:
@@ -86,6 +88,7 @@ def clips_from_dataset(
     field_name = label_field_for(classes, label_field)
     rng = np.random.default_rng(seed)
     crops: list[np.ndarray] = []
+    clip_boxes: list[np.ndarray] = []
     labels: list[int] = []
     vids: list[str] = []
     patients: list[str] = []
@@ -112,14 +115,15 @@ def clips_from_dataset(
                 for track_id, box in wanted.get(annotation.frame_index, []):
                     clip = builder.push(track_id, annotation.frame_index, image, box)
                     if clip is not None:
-                        video_clips.append(clip.crops)
+                        video_clips.append(clip)
         if not video_clips:
             skipped[video_id] = f"no track of {clip_config.length} annotated frames"
             continue
         if max_clips_per_video is not None and len(video_clips) > max_clips_per_video:
             keep = sorted(rng.choice(len(video_clips), max_clips_per_video, replace=False))
             video_clips = [video_clips[i] for i in keep]
-        crops.extend(video_clips)
+        crops.extend(c.crops for c in video_clips)
+        clip_boxes.extend(np.asarray(c.boxes, dtype=np.float32) for c in video_clips)
         labels.extend([label] * len(video_clips))
         vids.extend([video_id] * len(video_clips))
         patients.extend([str(record.patient_id)] * len(video_clips))
@@ -132,7 +136,7 @@ def clips_from_dataset(
     if skipped:
         log.info("skipped %d videos (first: %s)", len(skipped), next(iter(skipped.items())))
     return ClipSet(np.stack(crops), np.asarray(labels, dtype=np.int64), vids, patients,
-                   list(classes), skipped)
+                   list(classes), skipped, np.stack(clip_boxes))
 
 
 def describe_training_data(dataset: Any, train: ClipSet, val: ClipSet | None) -> dict[str, Any]:
