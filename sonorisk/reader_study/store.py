@@ -1,0 +1,413 @@
+"""The study store: every read the web app accepts is committed before it answers.
+
+One ``StudyStore`` wraps a SQLAlchemy engine (SQLite file by default, PostgreSQL by
+URL). It enforces the study's rules in one place, so the web pages and the tests
+share them:
+
+- a reader sees their own steps only, in their order, and cannot open a step ahead
+  of the first one they have not answered;
+- an aided step (the AI result) opens only once the unaided read of that case is
+  saved, and with a washout only after the whole unaided session plus the washout;
+- an unaided read cannot change after the AI result of that case was shown;
+- each answer is one transaction together with its audit row (old, new, who, when).
+
+Reading time = (submission time - first time the step's page was shown) - video
+duration (the paper's definition: total time minus the video's length).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, create_engine, event, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from sonorisk.errors import InputError
+from sonorisk.eval.birads import normalize_birads
+from sonorisk.reader_study import schema as s
+from sonorisk.reader_study.errors import ReadRejected, StudyError
+from sonorisk.reader_study.migrations import migrate
+from sonorisk.reader_study.security import check_password, token_hash
+
+SESSIONS = ("unaided", "aided")
+READ_CATEGORIES = ("2", "3", "4A", "4B", "4C", "5")  # what a reader may answer
+SQLITE_NAME = "study.sqlite"
+
+
+def default_db_url(study_dir: str | Path) -> str:
+    return f"sqlite:///{(Path(study_dir) / SQLITE_NAME).resolve()}"
+
+
+def iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).isoformat(timespec="seconds")
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked (for messages and logs)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported as given
+        return url.split("@")[-1]
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        engine = create_engine(url, pool_pre_ping=True)
+    except Exception as exc:  # ArgumentError, NoSuchModuleError ...
+        raise StudyError(safe_url(url), f"not a usable database URL ({exc})") from exc
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")  # a committed read survives a crash
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+    return engine
+
+
+@dataclass(frozen=True)
+class Step:
+    reader_id: str
+    step: int
+    case_id: str
+    session: str
+    position: int
+    opened_at: float | None
+
+
+def _answer(row: Any) -> dict[str, Any]:
+    return {"birads": row["birads"], "confidence": int(row["confidence"])}
+
+
+def validate_answer(birads: object, confidence: object, source: str = "answer") -> tuple[str, int]:
+    """The canonical (BI-RADS, confidence) of a reader's answer, or ``ReadRejected`` 400."""
+    if birads is None or str(birads).strip() == "":
+        raise ReadRejected(source, "BI-RADS is missing: choose one of "
+                                   + ", ".join(READ_CATEGORIES))
+    try:
+        category = normalize_birads(birads, "BI-RADS")
+    except InputError as exc:
+        raise ReadRejected(source, f"{exc.reason}; choose one of "
+                                   + ", ".join(READ_CATEGORIES)) from exc
+    if category not in READ_CATEGORIES:
+        raise ReadRejected(source, f"BI-RADS {category} is not offered in this study; choose one "
+                                   "of " + ", ".join(READ_CATEGORIES))
+    text = "" if confidence is None else str(confidence).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise ReadRejected(source, f"confidence must be a number from 0 to 100, got {text!r}"
+                           ) from None
+    if not value.is_integer() or not 0 <= value <= 100:
+        raise ReadRejected(source, f"confidence must be a whole number from 0 to 100, got {text}")
+    return category, int(value)
+
+
+class StudyStore:
+    """Reads and writes one study database. Thread-safe (one engine, short transactions)."""
+
+    def __init__(self, engine: Engine, source: str) -> None:
+        self.engine = engine
+        self.source = source
+        self._meta: dict[str, str] | None = None
+
+    # --- opening ---------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str, *, create: bool = False) -> StudyStore:
+        """Open (and upgrade) the study at ``url``; ``create`` allows an empty database."""
+        source = safe_url(url)
+        if url.startswith("sqlite:///") and not create:
+            path = Path(url[len("sqlite:///"):])
+            if not path.is_file():
+                raise StudyError(path, "no study database here (run `sonorisk reader-study "
+                                       "create` first, or pass --db)")
+        engine = make_engine(url)
+        try:
+            migrate(engine, source=source)
+            store = cls(engine, source)
+            if not create:
+                with engine.connect() as conn:
+                    if conn.execute(select(s.study_meta.c.key).limit(1)).first() is None:
+                        raise StudyError(source, "the database holds no study (run "
+                                                 "`sonorisk reader-study create`)")
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise StudyError(source, f"cannot open the study database: "
+                                     f"{str(exc).splitlines()[0]}") from exc
+        except StudyError:
+            engine.dispose()
+            raise
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- creation --------------------------------------------------------------
+    def initialize(self, meta: dict[str, str], readers: list[dict[str, Any]],
+                   cases: list[dict[str, Any]], steps: list[dict[str, Any]]) -> None:
+        """Write a new study in one transaction; refuses a database that holds one."""
+
+
+        with self.engine.begin() as conn:
+            if conn.execute(select(s.study_meta.c.key).limit(1)).first() is not None:
+                raise StudyError(self.source, "already holds a study; use a new database "
+                                              "(or a new --out folder)")
+            conn.execute(s.study_meta.insert(), [{"key": k, "value": v} for k, v in meta.items()])
+            conn.execute(s.readers.insert(), readers)
+            conn.execute(s.cases.insert(), cases)
+            conn.execute(s.steps.insert(), steps)
+        self._meta = None
+
+    # --- settings --------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+
+        if self._meta is None:  # written once at creation: safe to cache
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(s.study_meta)).all()
+            self._meta = {r.key: r.value for r in rows}
+        return self._meta
+
+    @property
+    def washout_s(self) -> float | None:
+        meta = self.meta()
+        if meta.get("washout") != "true":
+            return None
+        return float(meta.get("washout_days", "0")) * 86400.0
+
+    # --- readers and sign-in ---------------------------------------------------
+    def reader_ids(self) -> list[str]:
+
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(s.readers.c.reader_id).order_by(s.readers.c.reader_id)).scalars())
+
+    def reader(self, reader_id: str) -> dict[str, Any] | None:
+
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.readers).where(s.readers.c.reader_id == reader_id)).first()
+        return dict(row._mapping) if row else None
+
+    def reader_for_token(self, token: str) -> str | None:
+
+        with self.engine.connect() as conn:
+            return conn.execute(select(s.readers.c.reader_id).where(
+                s.readers.c.token_hash == token_hash(token))).scalar()
+
+    def admin_token_ok(self, token: str) -> bool:
+
+        return hmac.compare_digest(token_hash(token), self.meta().get("admin_token_hash", ""))
+
+    def password_ok(self, reader_id: str, password: str) -> bool:
+        reader = self.reader(reader_id)
+        return bool(reader) and check_password(password, reader.get("password_hash"))
+
+    def set_password(self, reader_id: str, password_hash: str | None) -> None:
+        with self.engine.begin() as conn:
+            done = conn.execute(s.readers.update().where(s.readers.c.reader_id == reader_id)
+                                .values(password_hash=password_hash)).rowcount
+        if not done:
+            raise StudyError(self.source, f"no reader {reader_id!r}")
+
+    def log_event(self, reader_id: str, kind: str, step: int | None = None,
+                  detail: str | None = None, now: float | None = None) -> None:
+
+        with self.engine.begin() as conn:
+            conn.execute(s.events.insert().values(at=now or time.time(), reader_id=reader_id,
+                                                  step=step, kind=kind, detail=detail))
+
+    # --- cases and steps -------------------------------------------------------
+    def case(self, case_id: str) -> dict[str, Any]:
+
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.cases).where(s.cases.c.case_id == case_id)).first()
+        if row is None:
+            raise StudyError(self.source, f"no case {case_id!r}")
+        out = dict(row._mapping)
+        for key in ("covariates", "ai_notice", "ai_lesions", "heatmaps"):
+            out[key] = json.loads(out[key])
+        return out
+
+    def cases(self) -> list[dict[str, Any]]:
+
+        with self.engine.connect() as conn:
+            ids = conn.execute(select(s.cases.c.case_id).order_by(s.cases.c.case_id)).scalars()
+            return [self.case(i) for i in list(ids)]
+
+    def steps(self, reader_id: str) -> list[Step]:
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.steps).where(s.steps.c.reader_id == reader_id)
+                                .order_by(s.steps.c.step)).all()
+        return [Step(r.reader_id, r.step, r.case_id, r.session, r.position, r.opened_at)
+                for r in rows]
+
+    def answers(self, reader_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.reads).where(s.reads.c.reader_id == reader_id)).all()
+        return {(r.case_id, r.session): dict(r._mapping) for r in rows}
+
+    def current_step(self, reader_id: str) -> Step | None:
+        """The first step without a saved read (None: the reader has finished)."""
+        done = self.answers(reader_id)
+        return next((st for st in self.steps(reader_id)
+                     if (st.case_id, st.session) not in done), None)
+
+    def aided_opens_at(self, reader_id: str) -> float | None:
+        """With a washout: when this reader's aided session opens (None: not yet known,
+        the unaided session is unfinished). Without a washout: 0."""
+        washout = self.washout_s
+        if washout is None:
+            return 0.0
+        steps = self.steps(reader_id)
+        done = self.answers(reader_id)
+        unaided = [done.get((st.case_id, st.session)) for st in steps if st.session == "unaided"]
+        if any(r is None for r in unaided):
+            return None
+        return max(r["submitted_at"] for r in unaided) + washout
+
+    def check_open(self, reader_id: str, number: int, now: float | None = None) -> Step:
+        """The step if this reader may open it now; else ``ReadRejected`` (403/404)."""
+        now = time.time() if now is None else now
+        steps = self.steps(reader_id)
+        if not steps:
+            raise ReadRejected(reader_id, "unknown reader", 404)
+        if not 0 <= number < len(steps):
+            raise ReadRejected(f"step {number}", f"no such step (this study has {len(steps)})",
+                               404)
+        step = steps[number]
+        done = self.answers(reader_id)
+        current = next((st for st in steps if (st.case_id, st.session) not in done), None)
+        if step.session == "aided" and (step.case_id, "unaided") not in done:
+            raise ReadRejected(f"step {number}", "the AI result of this case is shown only after "
+                                                 "your unaided read of it is saved", 403)
+        if current is not None and number > current.step:
+            raise ReadRejected(f"step {number}", f"not open yet: answer step {current.step} "
+                                                 "first", 403)
+        if step.session == "aided":
+            opens = self.aided_opens_at(reader_id)
+            if opens is None or now < opens:
+                when = "after your unaided session" if opens is None else f"at {iso(opens)}"
+                raise ReadRejected(f"step {number}", f"the aided session opens {when} "
+                                                     "(washout)", 403)
+        return step
+
+    def open_step(self, reader_id: str, number: int, now: float | None = None) -> Step:
+        """``check_open``, then record the first view (the reading clock starts there)."""
+        now = time.time() if now is None else now
+        step = self.check_open(reader_id, number, now)
+        with self.engine.begin() as conn:
+            conn.execute(s.steps.update().where(and_(
+                s.steps.c.reader_id == reader_id, s.steps.c.step == number,
+                s.steps.c.opened_at.is_(None))).values(opened_at=now))
+            conn.execute(s.events.insert().values(
+                at=now, reader_id=reader_id, step=number,
+                kind="ai_shown" if step.session == "aided" else "view", detail=step.session))
+        return self.steps(reader_id)[number]
+
+    # --- answers ---------------------------------------------------------------
+    def save_read(self, reader_id: str, number: int, birads: object, confidence: object,
+                  actor: str | None = None, now: float | None = None) -> dict[str, Any]:
+        """Validate and commit one answer with its audit row; returns the stored read."""
+
+
+        now = time.time() if now is None else now
+        category, conf = validate_answer(birads, confidence)
+        step = self.check_open(reader_id, number, now)
+        case = self.case(step.case_id)
+        key = and_(s.reads.c.reader_id == reader_id, s.reads.c.case_id == step.case_id,
+                   s.reads.c.session == step.session)
+        new = {"birads": category, "confidence": conf}
+        for _attempt in range(2):  # a concurrent first insert turns the retry into an update
+            try:
+                with self.engine.begin() as conn:
+                    old = conn.execute(select(s.reads).where(key)).first()
+                    if old is not None:
+                        old_answer = _answer(old._mapping)
+                        if old_answer == new:
+                            return dict(old._mapping)
+                        if step.session == "unaided":
+                            shown = conn.execute(select(s.steps.c.opened_at).where(and_(
+                                s.steps.c.reader_id == reader_id,
+                                s.steps.c.case_id == step.case_id,
+                                s.steps.c.session == "aided"))).scalar()
+                            if shown is not None:
+                                raise ReadRejected(
+                                    f"step {number}", "the unaided read cannot change after the "
+                                    f"AI result of this case was shown (at {iso(shown)})", 409)
+                        conn.execute(s.reads.update().where(key).values(
+                            birads=category, confidence=conf, updated_at=now))
+                        action, old_json = "update", json.dumps(old_answer)
+                    else:
+                        opened = step.opened_at if step.opened_at is not None else now
+                        if step.opened_at is None:
+                            conn.execute(s.steps.update().where(and_(
+                                s.steps.c.reader_id == reader_id, s.steps.c.step == number))
+                                .values(opened_at=opened))
+                        total = max(0.0, now - opened)
+                        conn.execute(s.reads.insert().values(
+                            reader_id=reader_id, case_id=step.case_id, session=step.session,
+                            step=number, birads=category, confidence=conf, opened_at=opened,
+                            submitted_at=now, total_time_s=total,
+                            video_duration_s=case["duration_s"],
+                            reading_time_s=total - case["duration_s"], updated_at=now))
+                        action, old_json = "insert", None
+                    conn.execute(s.audit.insert().values(
+                        at=now, actor=actor or reader_id, reader_id=reader_id,
+                        case_id=step.case_id, session=step.session, action=action,
+                        old=old_json, new=json.dumps(new)))
+                break
+            except IntegrityError:
+                continue
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(s.reads).where(key)).one()._mapping)
+
+    # --- tables for the admin pages and the export ------------------------------
+    def reads(self) -> list[dict[str, Any]]:
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.reads).order_by(
+                s.reads.c.reader_id, s.reads.c.step)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def audit(self) -> list[dict[str, Any]]:
+
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(s.audit).order_by(s.audit.c.id)).all()]
+
+    def events(self) -> list[dict[str, Any]]:
+
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(s.events).order_by(s.events.c.id)).all()]
+
+    def progress(self) -> list[dict[str, Any]]:
+        """Per reader: steps done, per session, the current step, last activity."""
+        out = []
+        for rid in self.reader_ids():
+            steps = self.steps(rid)
+            done = self.answers(rid)
+            current = next((st for st in steps if (st.case_id, st.session) not in done), None)
+            per = {sess: (sum(1 for st in steps if st.session == sess
+                              and (st.case_id, sess) in done),
+                          sum(1 for st in steps if st.session == sess)) for sess in SESSIONS}
+            last = max((r["updated_at"] for r in done.values()), default=None)
+            out.append({"reader_id": rid, "name": self.reader(rid)["name"],
+                        "done": len(done), "total": len(steps),
+                        "unaided_done": per["unaided"][0], "unaided_total": per["unaided"][1],
+                        "aided_done": per["aided"][0], "aided_total": per["aided"][1],
+                        "current_step": None if current is None else current.step,
+                        "finished": current is None, "last_activity": iso(last)})
+        return out
