@@ -27,6 +27,7 @@ VERB_MODULES = (
     "sonorisk.video_classifier.cli",
     "sonorisk.pipeline.cli",
     "sonorisk.eval.cli",
+    "sonorisk.serving.cli",
 )
 
 SHARED_GROUPS = {
