@@ -1,0 +1,392 @@
+"""The HTTP API (FastAPI) as the Ray Serve ingress deployment.
+
+Endpoints (all under ``/v1`` except health, metrics and docs):
+
+* ``POST /v1/jobs`` (the video's bytes as the body): 202 with a job id;
+  413/415/422 with the reason when the upload is refused.
+* ``GET /v1/jobs``, ``GET /v1/jobs/{id}``, ``GET /v1/jobs/{id}/result``.
+* ``POST /v1/streams`` (``{"url": "rtsp://..."}``): 201 with a stream id;
+  ``GET /v1/streams/{id}`` (status), ``GET /v1/streams/{id}/events``
+  (Server-Sent Events), ``DELETE /v1/streams/{id}``.
+* ``GET /health`` (no token needed), ``GET /metrics`` (Prometheus),
+  ``GET /docs`` and ``/openapi.json``.
+
+The ingress owns jobs and streams and drives one ``IncrementalScorer`` per
+job or stream; the detector and classifier run in their own deployments
+(``deployments.py``), reached through the adapters in ``remote.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from ray import serve
+
+from sonorisk import __version__
+from sonorisk.serving.config import ServeConfig
+
+log = logging.getLogger(__name__)
+
+api = FastAPI(
+    title="sonorisk",
+    version=__version__,
+    description="Lesion-by-lesion breast cancer risk from ultrasound video: upload jobs and "
+                "live RTSP streams. Research software, not a medical device: no output is a "
+                "clinical result. Send `Authorization: Bearer TOKEN` when auth is on.",
+)
+
+_EXTENSIONS = {"avi": ".avi", "mp4/mov": ".mp4", "mov": ".mov", "matroska/webm": ".mkv",
+               "mpeg-ps": ".mpg", "mpeg video": ".m2v", "mpeg-ts": ".ts", "flv": ".flv",
+               "asf/wmv": ".wmv", "dicom": ".dcm"}
+
+
+class StreamRequest(BaseModel):
+    url: str = Field(description="live source: rtsp://, rtsps://, rtmp://, srt://, udp://")
+    rtsp_transport: str | None = Field(default=None, description="udp or tcp (default: config)")
+
+
+def _reject(status: int, reason: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=reason)
+
+
+@serve.deployment(name="Ingress")
+@serve.ingress(api)
+class Ingress:
+    def __init__(self, config: ServeConfig, detector: Any, classifier: Any) -> None:
+        import torch
+
+        from sonorisk.config import load_config
+        from sonorisk.pipeline.config import PipelineConfig
+        from sonorisk.serving.auth import resolve_token
+        from sonorisk.serving.jobs import JobRunner, JobStore
+        from sonorisk.serving.metrics import Metrics
+
+        torch.set_num_threads(max(1, config.ingress.torch_threads))
+        self.config = config
+        self.detector = detector
+        self.classifier = classifier
+        self.token = resolve_token(config)
+        self.pipeline = load_config(PipelineConfig, config.pipeline)
+        self.pipeline.validate()
+        self.stream_pipeline = replace(
+            self.pipeline, detector_batch_size=config.streams.detector_batch_size,
+            classifier_batch_size=config.streams.classifier_batch_size)
+        data = config.data_path
+        self.uploads = data / "uploads"
+        self.results = data / "results"
+        for folder in (self.uploads, self.results):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.metrics = Metrics()
+        self.metrics.set_replica_source(self._replica_counts)
+        self.store = JobStore(data / "jobs.sqlite")
+        self._model_info: dict[str, Any] | None = None
+        self._info_lock = threading.Lock()
+        self._running: dict[str, tuple[Any, Any]] = {}
+        self.runner = JobRunner(self.store, self.results, self._score_job,
+                                workers=config.ingress.job_workers,
+                                max_attempts=config.jobs.max_attempts,
+                                on_final=lambda status: self.metrics.jobs.labels(status).inc())
+        self.streams: dict[str, Any] = {}
+        self._streams_lock = threading.Lock()
+        self.started_at = time.time()
+        self.resumed = self.runner.recover()
+
+    # ------------------------------------------------------------ helpers
+    def _auth(self, request: Request) -> None:
+        from sonorisk.serving.auth import token_matches
+
+        if not token_matches(self.token, request.headers.get("authorization")):
+            raise HTTPException(status_code=401, detail="missing or wrong token: send "
+                                "'Authorization: Bearer TOKEN'",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    def _adapters(self) -> tuple[Any, Any]:
+        from sonorisk.serving.remote import RemoteClassifier, RemoteDetector
+
+        info = self._models_sync()
+        jobs = self.config.jobs
+        kwargs = {"retry_s": jobs.model_retry_s, "call_timeout_s": jobs.model_call_timeout_s,
+                  "on_latency": self.metrics.observe_stage}
+        return (RemoteDetector(self.detector, info["detector"], **kwargs),
+                RemoteClassifier(self.classifier, info["classifier_config"], **kwargs))
+
+    def _set_info(self, det: dict[str, Any], cls: dict[str, Any]) -> dict[str, Any]:
+        from sonorisk.pipeline.report import honesty_statements
+
+        cards = {"detector": det, "classifier": cls["card"]}
+        info = {"detector": det, "classifier": cls["card"], "classifier_config": cls["config"],
+                "cards": cards, "notice": honesty_statements(cards)}
+        self._model_info = info
+        return info
+
+    def _models_sync(self) -> dict[str, Any]:
+        from sonorisk.serving.remote import RemoteClassifier, RemoteDetector
+
+        with self._info_lock:
+            if self._model_info is None:
+                retry = self.config.jobs.model_retry_s
+                det = RemoteDetector(self.detector, {}, retry_s=retry)._call("info")
+                cls = RemoteClassifier(self.classifier, None, retry_s=retry)._call("info")
+                self._set_info(det, cls)
+            return self._model_info  # type: ignore[return-value]
+
+    async def _models_async(self) -> dict[str, Any]:
+        if self._model_info is None:
+            det = await self.detector.info.remote()
+            cls = await self.classifier.info.remote()
+            with self._info_lock:
+                if self._model_info is None:
+                    self._set_info(det["result"], cls["result"])
+        return self._model_info  # type: ignore[return-value]
+
+    def _replica_counts(self) -> dict[str, int]:
+        status = serve.status().applications.get(self.config.app_name)
+        if status is None:
+            return {}
+        return {name: int(d.replica_states.get("RUNNING", 0))
+                for name, d in status.deployments.items()}
+
+    def _score_job(self, job: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        import tempfile
+
+        from sonorisk.pipeline.score_file import ScoringModels, score_file
+
+        detector, classifier = self._adapters()
+        info = self._models_sync()
+        self._running[job.job_id] = (detector, classifier)
+        try:
+            models = ScoringModels(detector, classifier, info["cards"])
+            with tempfile.TemporaryDirectory(dir=self.results) as tmp:
+                document = score_file(job.path, models, self.pipeline, tmp, progress=False)
+        finally:
+            self._running.pop(job.job_id, None)
+        document["video"]["source"] = job.filename
+        serving = {"detector": detector.usage(), "classifier": classifier.usage()}
+        return document, serving
+
+    # -------------------------------------------------------------- health
+    @api.get("/health", summary="liveness and readiness; no token needed")
+    async def health(self) -> dict[str, Any]:
+        info = None
+        try:
+            info = await asyncio.wait_for(self._models_async(), timeout=10)
+        except Exception as exc:  # noqa: BLE001 (health reports, never raises)
+            models: Any = {"error": f"{type(exc).__name__}: {exc}"}
+        else:
+            models = {role: {k: info[role].get(k) for k in ("architecture", "kind",
+                                                             "demonstration")}
+                      for role in ("detector", "classifier")}
+        return {"status": "ok" if info else "degraded", "version": __version__,
+                "uptime_s": round(time.time() - self.started_at, 1),
+                "jobs": self.store.counts(), "jobs_resumed_at_start": len(self.resumed),
+                "streams": len(self.streams), "models": models,
+                "auth": self.token is not None,
+                "notice": info["notice"] if info else None}
+
+    @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def prometheus(self, request: Request) -> PlainTextResponse:
+        self._auth(request)
+        self.metrics.queue_depth.labels("jobs").set(self.runner.pending)
+        with self._streams_lock:
+            sessions = list(self.streams.values())
+        self.metrics.queue_depth.labels("stream_backlog").set(
+            sum(s.ingest.backlog() for s in sessions))
+        self.metrics.streams_active.set(sum(1 for s in sessions if s.state != "stopped"))
+        body = await asyncio.to_thread(self.metrics.render)
+        return PlainTextResponse(body.decode(), media_type="text/plain; version=0.0.4")
+
+    # ---------------------------------------------------------------- jobs
+    @api.post("/v1/jobs", status_code=202,
+              summary="upload a video (raw bytes as the body); returns a job id")
+    async def create_job(self, request: Request, filename: str | None = None) -> JSONResponse:
+        from sonorisk.serving.uploads import (
+            UploadRejected,
+            check_content_type,
+            check_declared_size,
+            check_upload,
+            sniff_magic,
+        )
+
+        self._auth(request)
+        limit = self.config.upload.max_bytes
+        job_id = uuid.uuid4().hex[:16]
+        part = self.uploads / f"{job_id}.part"
+        try:
+            check_content_type(request.headers.get("content-type"),
+                               self.config.upload.allowed_content_types)
+            check_declared_size(request.headers.get("content-length"), limit)
+            size = 0
+            head = b""
+            with part.open("wb") as fh:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise UploadRejected(413, f"upload exceeds the limit of {limit} bytes")
+                    if len(head) < 1024:
+                        head += chunk[:1024 - len(head)]
+                    fh.write(chunk)
+            if size == 0:
+                raise UploadRejected(422, "empty upload (0 bytes): send the video's bytes as "
+                                          "the request body")
+            container = sniff_magic(head)  # 415 before anything is decoded
+            path = self.uploads / f"{job_id}{_EXTENSIONS.get(container, '')}"
+            part.rename(path)
+            try:
+                meta = await asyncio.to_thread(check_upload, path)
+            except UploadRejected:
+                path.unlink(missing_ok=True)
+                raise
+        except UploadRejected as exc:
+            part.unlink(missing_ok=True)
+            self.metrics.uploads_rejected.labels(str(exc.status)).inc()
+            raise _reject(exc.status, exc.reason) from None
+        name = Path(filename).name if filename else path.name
+        job = self.store.create(job_id, name, path, size)
+        self.runner.submit(job_id)
+        return JSONResponse(status_code=202, content={
+            **job.public(), "video": meta.__dict__,
+            "links": {"status": f"/v1/jobs/{job_id}", "result": f"/v1/jobs/{job_id}/result"}})
+
+    @api.get("/v1/jobs", summary="recent jobs")
+    async def list_jobs(self, request: Request, status: str | None = None,
+                        limit: int = 100) -> dict[str, Any]:
+        self._auth(request)
+        return {"jobs": [j.public() for j in self.store.list(status, min(limit, 1000))]}
+
+    @api.get("/v1/jobs/{job_id}", summary="a job's status")
+    async def job_status(self, job_id: str, request: Request) -> dict[str, Any]:
+        self._auth(request)
+        job = self.store.get(job_id)
+        if job is None:
+            raise _reject(404, f"no job {job_id!r}")
+        out = job.public()
+        running = self._running.get(job_id)
+        if running is not None:
+            out["serving"] = {"detector": running[0].usage(), "classifier": running[1].usage()}
+        return out
+
+    @api.get("/v1/jobs/{job_id}/result", summary="the scoring JSON (docs/score-schema.md)")
+    async def job_result(self, job_id: str, request: Request) -> JSONResponse:
+        self._auth(request)
+        job = self.store.get(job_id)
+        if job is None:
+            raise _reject(404, f"no job {job_id!r}")
+        if job.status == "failed":
+            raise _reject(409, f"job {job_id} failed: {job.error}")
+        if job.status != "done" or not job.result_path:
+            raise _reject(409, f"job {job_id} is {job.status}; poll /v1/jobs/{job_id}")
+        text = await asyncio.to_thread(Path(job.result_path).read_text)
+        return JSONResponse(json.loads(text))
+
+    # ------------------------------------------------------------- streams
+    @api.post("/v1/streams", status_code=201, summary="start scoring a live stream")
+    async def create_stream(self, body: StreamRequest, request: Request) -> JSONResponse:
+        from sonorisk.io.open import is_live_url
+        from sonorisk.pipeline.scorer import IncrementalScorer
+        from sonorisk.serving.streams import StreamSession
+
+        self._auth(request)
+        if not is_live_url(body.url):
+            raise _reject(422, f"{body.url!r} is not a live URL (rtsp://, rtsps://, rtmp://, "
+                               "srt://, udp://, tcp://); upload files to /v1/jobs")
+        with self._streams_lock:
+            active = sum(1 for s in self.streams.values() if s.state != "stopped")
+        if active >= self.config.streams.max_streams:
+            raise _reject(429, f"{active} streams already running "
+                               f"(streams.max_streams = {self.config.streams.max_streams})")
+        try:
+            info = await asyncio.wait_for(self._models_async(), timeout=60)
+        except Exception as exc:  # noqa: BLE001
+            raise _reject(503, f"models not ready: {type(exc).__name__}: {exc}") from None
+        cfg = self.config.streams
+        if body.rtsp_transport:
+            cfg = replace(cfg, rtsp_transport=body.rtsp_transport)
+        stream_id = uuid.uuid4().hex[:12]
+        detector, classifier = self._adapters()
+
+        def make_scorer(fps: float | None) -> IncrementalScorer:
+            return IncrementalScorer(detector, classifier, self.stream_pipeline, fps=fps)
+
+        session = StreamSession(stream_id, body.url, cfg, make_scorer, notice=info["notice"],
+                                metrics=self.metrics)
+        session.adapters = (detector, classifier)  # type: ignore[attr-defined]
+        with self._streams_lock:
+            self.streams[stream_id] = session
+        session.start()
+        return JSONResponse(status_code=201, content={
+            "stream_id": stream_id, "url": body.url, "notice": info["notice"],
+            "links": {"status": f"/v1/streams/{stream_id}",
+                      "events": f"/v1/streams/{stream_id}/events"}})
+
+    def _session(self, stream_id: str) -> Any:
+        with self._streams_lock:
+            session = self.streams.get(stream_id)
+        if session is None:
+            raise _reject(404, f"no stream {stream_id!r}")
+        return session
+
+    @api.get("/v1/streams", summary="streams")
+    async def list_streams(self, request: Request) -> dict[str, Any]:
+        self._auth(request)
+        with self._streams_lock:
+            sessions = list(self.streams.values())
+        return {"streams": [{"stream_id": s.stream_id, "url": s.url, "state": s.state}
+                            for s in sessions]}
+
+    @api.get("/v1/streams/{stream_id}", summary="a stream's status, lesions and latencies")
+    async def stream_status(self, stream_id: str, request: Request) -> dict[str, Any]:
+        self._auth(request)
+        session = self._session(stream_id)
+        out = session.status()
+        detector, classifier = session.adapters
+        out["serving"] = {"detector": detector.usage(), "classifier": classifier.usage()}
+        return out
+
+    @api.get("/v1/streams/{stream_id}/events",
+             summary="Server-Sent Events: boxes per frame, clip scores, lesion risks, stats")
+    async def stream_events(self, stream_id: str, request: Request) -> StreamingResponse:
+        self._auth(request)
+        session = self._session(stream_id)
+        q = session.subscribe()
+
+        async def generate():  # noqa: ANN202
+            last_beat = time.monotonic()
+            try:
+                while True:
+                    try:
+                        event = q.get_nowait()
+                    except queue.Empty:
+                        if session.state == "stopped" and q.empty():
+                            break
+                        if time.monotonic() - last_beat > 10:
+                            last_beat = time.monotonic()
+                            yield ": keep-alive\n\n"
+                        await asyncio.sleep(0.01)
+                        continue
+                    yield f"event: {event['event']}\ndata: {json.dumps(event)}\n\n"
+                    if event["event"] == "stopped":
+                        break
+            finally:
+                session.unsubscribe(q)
+
+        return StreamingResponse(generate(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache",
+                                          "X-Accel-Buffering": "no"})
+
+    @api.delete("/v1/streams/{stream_id}", summary="stop a stream; returns its final status")
+    async def stop_stream(self, stream_id: str, request: Request) -> dict[str, Any]:
+        self._auth(request)
+        session = self._session(stream_id)
+        return await asyncio.to_thread(session.stop)

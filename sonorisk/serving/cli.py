@@ -1,0 +1,85 @@
+"""Verbs of sonorisk.serving: ``serve`` (the HTTP service) and ``batch`` (archives)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    serve = groups["root"].add_parser(
+        "serve", help="run the HTTP service (Ray Serve): upload jobs, live RTSP streams",
+        description="Run the Ray Serve application: video upload jobs, live RTSP streams with "
+                    "Server-Sent Events, health, Prometheus metrics, OpenAPI docs at /docs. "
+                    "Starts a local Ray unless ray.address (or --address) names a cluster. "
+                    "See docs/serving.md. Research software: outputs are not clinical results.")
+    serve.add_argument("--config", help="serving YAML (configs/serve.yaml)")
+    serve.add_argument("--host", help="listen address (auth turns on beyond loopback)")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--models", help="folder holding detector.pt and classifier.pt")
+    serve.add_argument("--data-dir", dest="data_dir",
+                       help="uploads, job database, results, generated token")
+    serve.add_argument("--pipeline", help="pipeline YAML (configs/pipeline*.yaml)")
+    serve.add_argument("--address", dest="ray.address",
+                       help="Ray cluster to join ('auto', 'HOST:PORT'); default: start Ray here")
+    serve.add_argument("--device", dest="models.device", help="cpu|cuda|auto")
+    serve.set_defaults(func=_serve)
+
+    batch = groups["root"].add_parser(
+        "batch", help="score an archive of videos into a CSV/Parquet table and JSON per video",
+        description="Score every video in DIR (recursively) or matching GLOB: one row per "
+                    "video (risk, status, lesions, clips, errors, timing) in --out (CSV, and "
+                    "a Parquet copy beside it) plus the scoring JSON of each video. Reruns "
+                    "skip finished videos; a failing video is recorded and the batch goes on.")
+    batch.add_argument("inputs", nargs="+", metavar="DIR|GLOB|FILE")
+    batch.add_argument("--out", default="results.csv", help="results CSV (Parquet beside it)")
+    batch.add_argument("--json-dir", help="where the per-video JSON go (default: OUT stem + "
+                                          ".json/)")
+    batch.add_argument("--models", help="folder holding detector.pt and classifier.pt")
+    batch.add_argument("--detector", help="detector checkpoint (overrides --models)")
+    batch.add_argument("--classifier", help="classifier checkpoint (overrides --models)")
+    batch.add_argument("--config", help="pipeline YAML (configs/pipeline*.yaml)")
+    batch.add_argument("--device", default="cpu")
+    batch.add_argument("--workers", type=int, default=None,
+                       help="local worker processes (default: CPU count / threads)")
+    batch.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    batch.add_argument("--ray", metavar="ADDRESS",
+                       help="run on a Ray cluster ('auto', 'HOST:PORT') instead of local "
+                            "processes")
+    batch.add_argument("--no-progress", action="store_true")
+    batch.set_defaults(func=_batch)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sonorisk.serving.config import load_serve_config
+    from sonorisk.serving.server import serve_forever
+
+    overrides = {k: v for k, v in vars(args).items()
+                 if k in ("host", "port", "data_dir", "pipeline", "ray.address",
+                          "models.device")}
+    if args.models:
+        overrides["models.detector"] = str(Path(args.models) / "detector.pt")
+        overrides["models.classifier"] = str(Path(args.models) / "classifier.pt")
+    config = load_serve_config(args.config, overrides)
+    return serve_forever(config)
+
+
+def _batch(args: argparse.Namespace) -> int:
+    import os
+
+    from sonorisk.pipeline.cli import resolve_checkpoints
+    from sonorisk.serving.batch import BatchSettings, run_batch, summary_text
+
+    detector, classifier = resolve_checkpoints(args)
+    settings = BatchSettings(str(detector), str(classifier), device=args.device,
+                             pipeline=args.config, threads=max(1, args.threads))
+    workers = args.workers or max(1, (os.cpu_count() or 1) // settings.threads)
+    summary = run_batch(args.inputs, settings, args.out, json_dir=args.json_dir,
+                        workers=workers, ray_address=args.ray, progress=not args.no_progress)
+    for path, reason in summary.failures:
+        print(f"sonorisk: failed: {path}: {reason}", file=sys.stderr)
+    print(summary_text(summary))
+    print("research output, not a clinical result; see the notice in each JSON.")
+    return 1 if summary.failed else 0

@@ -1,0 +1,174 @@
+"""Serving configuration (``configs/serve.yaml``), loaded with ``sonorisk.config.load_config``.
+
+One file runs the service on a laptop (``ray.address: null`` starts a local
+Ray) and on a cluster (``ray.address: auto`` or ``ray://HOST:10001``; more
+replicas, GPUs per replica, fractional GPUs for co-located models).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sonorisk.errors import ConfigError
+
+
+@dataclass
+class ModelDeploymentConfig:
+    """One model deployment (detector or classifier)."""
+
+    num_replicas: int = 1
+    # Passed to Ray as is: num_cpus, num_gpus (fractions allowed: 0.5 puts two
+    # replicas on one GPU), memory, resources, ...
+    ray_actor_options: dict[str, Any] = field(default_factory=lambda: {"num_cpus": 1})
+    # @serve.batch: requests per model call and how long to wait to fill one.
+    max_batch_size: int = 8
+    batch_wait_timeout_s: float = 0.005
+    max_ongoing_requests: int = 32
+    torch_threads: int = 1
+
+
+@dataclass
+class IngressConfig:
+    """The HTTP ingress: owns jobs and streams (one replica; see docs/serving.md)."""
+
+    ray_actor_options: dict[str, Any] = field(default_factory=lambda: {"num_cpus": 0})
+    job_workers: int = 2  # videos scored at once
+    torch_threads: int = 1  # optical flow and clip cropping run here
+
+
+@dataclass
+class ModelsConfig:
+    detector: str = "models/detector.pt"
+    classifier: str = "models/classifier.pt"
+    device: str = "cpu"  # cpu | cuda | auto
+    detector_min_size: int | None = None  # detector input short side at inference
+
+
+@dataclass
+class AuthConfig:
+    # auto: on unless the server listens on a loopback address only.
+    enabled: Literal["auto", "on", "off"] = "auto"
+    token: str | None = None
+    token_file: str | None = None  # one line; read at start (env SONORISK_TOKEN also works)
+
+
+@dataclass
+class UploadConfig:
+    max_bytes: int = 2 * 1024**3
+    # Content types a client may declare (none declared is fine: the bytes are checked).
+    allowed_content_types: list[str] = field(default_factory=lambda: [
+        "application/octet-stream", "video/*", "application/dicom"])
+
+
+@dataclass
+class JobsConfig:
+    max_attempts: int = 3  # a job interrupted this often (server or replica died) fails
+    model_retry_s: float = 60.0  # how long a model call is retried while replicas recover
+    model_call_timeout_s: float = 120.0
+
+
+@dataclass
+class StreamsConfig:
+    max_streams: int = 8
+    rtsp_transport: str | None = "tcp"  # udp | tcp | None (FFmpeg's choice)
+    open_timeout_s: float = 5.0
+    read_timeout_s: float = 3.0
+    # Frames waiting for compute; beyond this the oldest are dropped (counted).
+    max_backlog: int = 64
+    # When more than this many frames wait, skip to the newest ``catchup_window``
+    # (contiguous, so clips still form) and count the rest as dropped.
+    catchup_threshold: int = 24
+    catchup_window: int = 12
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 8.0
+    give_up_after_s: float | None = None  # None: retry for ever (until stopped)
+    # A gap in the feed up to this long keeps lesion state; a longer one ends
+    # every lesion and starts a new segment.
+    short_gap_s: float = 3.0
+    # Streams favour latency: one keyframe per detector call.
+    detector_batch_size: int = 1
+    classifier_batch_size: int = 1
+    event_queue: int = 2048  # per subscriber; a slow client loses its oldest events
+
+
+@dataclass
+class RayConfig:
+    address: str | None = None  # None: start Ray on this machine; "auto": join a cluster
+    namespace: str = "sonorisk"
+    num_cpus: int | None = None  # local Ray only
+    num_gpus: int | None = None
+    object_store_memory: int | None = None  # bytes, local Ray only
+    include_dashboard: bool = False
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_name: str = "sonorisk"
+    data_dir: str = "sonorisk-serve"  # uploads, job database, results, generated token
+    pipeline: str | None = None  # a configs/pipeline*.yaml; None: PipelineConfig defaults
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    detector: ModelDeploymentConfig = field(default_factory=ModelDeploymentConfig)
+    classifier: ModelDeploymentConfig = field(default_factory=ModelDeploymentConfig)
+    ingress: IngressConfig = field(default_factory=IngressConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    streams: StreamsConfig = field(default_factory=StreamsConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def validate(self) -> None:
+        for name in ("detector", "classifier"):
+            dep: ModelDeploymentConfig = getattr(self, name)
+            if dep.num_replicas < 1:
+                raise ConfigError(f"{name}.num_replicas", f"must be >= 1, got {dep.num_replicas}")
+            if dep.max_batch_size < 1:
+                raise ConfigError(f"{name}.max_batch_size",
+                                  f"must be >= 1, got {dep.max_batch_size}")
+            if dep.batch_wait_timeout_s < 0:
+                raise ConfigError(f"{name}.batch_wait_timeout_s", "must be >= 0")
+            gpus = dep.ray_actor_options.get("num_gpus", 0) or 0
+            if not isinstance(gpus, int | float) or gpus < 0:
+                raise ConfigError(f"{name}.ray_actor_options.num_gpus",
+                                  f"must be a number >= 0 (fractions share a GPU), got {gpus!r}")
+        if not 0 < self.port < 65536:
+            raise ConfigError("port", f"must be 1-65535, got {self.port}")
+        if self.upload.max_bytes < 1:
+            raise ConfigError("upload.max_bytes", "must be >= 1")
+        if self.ingress.job_workers < 1:
+            raise ConfigError("ingress.job_workers", "must be >= 1")
+        s = self.streams
+        if s.catchup_window < 8 or s.catchup_window > s.catchup_threshold:
+            raise ConfigError("streams.catchup_window",
+                              "must be >= 8 (one clip) and <= streams.catchup_threshold")
+        if s.max_backlog < s.catchup_threshold:
+            raise ConfigError("streams.max_backlog", "must be >= streams.catchup_threshold")
+        if s.reconnect_initial_s <= 0 or s.reconnect_max_s < s.reconnect_initial_s:
+            raise ConfigError("streams.reconnect_initial_s",
+                              "must be > 0 and <= streams.reconnect_max_s")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_serve_config(path: str | Path | None = None,
+                      overrides: dict[str, Any] | None = None) -> ServeConfig:
+    from sonorisk.config import load_config
+
+    config = load_config(ServeConfig, path, overrides)
+    config.validate()
+    return config

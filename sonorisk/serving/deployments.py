@@ -1,0 +1,162 @@
+"""Ray Serve deployments: the detector and the clip classifier, each with
+dynamic batching (``@serve.batch``), and the composition behind the ingress.
+
+A request to ``Detector.predict`` is one scorer call (a few keyframes of one
+video or stream); concurrent requests from different jobs and streams are
+gathered into one model call of up to ``max_batch_size`` requests. Each reply
+names the Ray node that answered (the adapters count them; the cluster test
+uses that to show work spreading).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ray import serve
+
+from sonorisk.serving.config import ModelDeploymentConfig, ServeConfig
+
+log = logging.getLogger(__name__)
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def _set_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def _apply_batching(method: Any, cfg: ModelDeploymentConfig) -> None:
+    method.set_max_batch_size(cfg.max_batch_size)
+    method.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+
+
+@serve.deployment(name="Detector")
+class Detector:
+    """The lesion detector (``FrameDetector``) as a deployment."""
+
+    def __init__(self, checkpoint: str, device: str, min_size: int | None,
+                 cfg: ModelDeploymentConfig) -> None:
+        _set_threads(cfg.torch_threads)
+        from sonorisk.detector.checkpoint import config_from_checkpoint, load_checkpoint
+        from sonorisk.detector.predictor import TorchvisionDetector
+
+        inference = config_from_checkpoint(load_checkpoint(checkpoint), checkpoint).inference
+        inference.device = device
+        overrides = {"min_size": min_size} if min_size else None
+        self.model = TorchvisionDetector.from_checkpoint(checkpoint, inference, overrides)
+        card = dict(self.model.info)
+        card["demonstration"] = bool((card.get("training") or {}).get("demonstration"))
+        self.card = card
+        self.node = _node_id()
+        self.model_calls = 0
+        self.images = 0
+        _apply_batching(self._batched, cfg)
+
+    async def info(self) -> dict[str, Any]:
+        return {"node": self.node, "result": self.card}
+
+    async def stats(self) -> dict[str, Any]:
+        return {"node": self.node, "result": {"model_calls": self.model_calls,
+                                              "images": self.images}}
+
+    async def predict(self, images: list[Any], frame_indices: list[int]) -> dict[str, Any]:
+        result = await self._batched((images, frame_indices))
+        return {"node": self.node, "result": result}
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _batched(self, requests: list[tuple[list[Any], list[int]]]) -> list[Any]:
+        images = [im for imgs, _ in requests for im in imgs]
+        indices = [i for _, idx in requests for i in idx]
+        found = self.model.predict(images, indices)
+        self.model_calls += 1
+        self.images += len(images)
+        out, start = [], 0
+        for imgs, _ in requests:
+            out.append(found[start:start + len(imgs)])
+            start += len(imgs)
+        return out
+
+
+@serve.deployment(name="Classifier")
+class Classifier:
+    """The clip classifier (I3D, TimeSformer, ...) as a deployment."""
+
+    def __init__(self, checkpoint: str, device: str, cfg: ModelDeploymentConfig) -> None:
+        _set_threads(cfg.torch_threads)
+        from sonorisk.video_classifier.registry import load_classifier, model_card
+
+        self.model = load_classifier(checkpoint, device=device)
+        card = model_card(self.model)
+        card["demonstration"] = bool(card["training_data"].get("demonstration"))
+        self.card = card
+        self.node = _node_id()
+        self.max_clips = max(1, cfg.max_batch_size)
+        _apply_batching(self._batched, cfg)
+
+    async def info(self) -> dict[str, Any]:
+        return {"node": self.node, "result": {"card": self.card, "config": self.model.config}}
+
+    async def predict(self, clips: list[Any], heatmaps: bool) -> dict[str, Any]:
+        result = await self._batched((clips, heatmaps))
+        return {"node": self.node, "result": result}
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
+    async def _batched(self, requests: list[tuple[list[Any], bool]]) -> list[Any]:
+        out: list[Any] = [None] * len(requests)
+        for flag in (False, True):
+            group = [k for k, (_, h) in enumerate(requests) if h == flag]
+            if not group:
+                continue
+            clips = [c for k in group for c in requests[k][0]]
+            scores = self.model.predict(clips, heatmaps=flag, batch_size=self.max_clips * 4)
+            start = 0
+            for k in group:
+                n = len(requests[k][0])
+                out[k] = scores[start:start + n]
+                start += n
+        return out
+
+
+def _options(cfg: ModelDeploymentConfig) -> dict[str, Any]:
+    return {"num_replicas": cfg.num_replicas, "ray_actor_options": dict(cfg.ray_actor_options),
+            "max_ongoing_requests": cfg.max_ongoing_requests}
+
+
+def build_app(config: ServeConfig) -> Any:
+    """The application: ingress (FastAPI) composed with the two model deployments."""
+    from sonorisk.serving.app import Ingress
+
+    config.validate()
+    models = config.models
+    detector = Detector.options(**_options(config.detector)).bind(
+        str(models.detector), models.device, models.detector_min_size, config.detector)
+    classifier = Classifier.options(**_options(config.classifier)).bind(
+        str(models.classifier), models.device, config.classifier)
+    ingress = Ingress.options(num_replicas=1,
+                              ray_actor_options=dict(config.ingress.ray_actor_options),
+                              max_ongoing_requests=1000)
+    return ingress.bind(config, detector, classifier)
+
+
+def wait_until_ready(timeout_s: float = 300.0, app_name: str = "sonorisk") -> None:
+    """Block until every deployment of the app is RUNNING (raise with the reason if not)."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        status = serve.status().applications.get(app_name)
+        if status is not None:
+            last = f"{status.status}: {status.message}"
+            if status.status == "RUNNING":
+                return
+            if status.status == "DEPLOY_FAILED":
+                raise RuntimeError(f"deployment failed: {status.message}")
+        time.sleep(0.5)
+    raise TimeoutError(f"application {app_name!r} not running after {timeout_s} s ({last})")

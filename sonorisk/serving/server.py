@@ -1,0 +1,90 @@
+"""Start the service: Ray (local or a cluster), Serve's HTTP proxy, the application."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sonorisk.errors import ConfigError
+from sonorisk.serving.config import ServeConfig
+
+log = logging.getLogger(__name__)
+
+
+def resolve_paths(config: ServeConfig) -> ServeConfig:
+    """Absolute paths (replicas do not share the launcher's working directory);
+    checkpoints must exist (on a cluster: at the same path on every node)."""
+    models = config.models
+    detector = Path(models.detector).expanduser().resolve()
+    classifier = Path(models.classifier).expanduser().resolve()
+    for role, path in (("detector", detector), ("classifier", classifier)):
+        if not path.is_file():
+            raise ConfigError(f"models.{role}", f"checkpoint {path} not found (train a "
+                              "demonstration pair with `sonorisk demo`)")
+    pipeline = str(Path(config.pipeline).resolve()) if config.pipeline else None
+    if pipeline and not Path(pipeline).is_file():
+        raise ConfigError("pipeline", f"pipeline config {pipeline} not found")
+    token_file = (str(Path(config.auth.token_file).resolve()) if config.auth.token_file
+                  else None)
+    return replace(config, data_dir=str(Path(config.data_dir).resolve()), pipeline=pipeline,
+                   models=replace(models, detector=str(detector), classifier=str(classifier)),
+                   auth=replace(config.auth, token_file=token_file))
+
+
+def init_ray(config: ServeConfig) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    r = config.ray
+    if r.address:
+        ray.init(address=r.address, namespace=r.namespace, log_to_driver=False)
+    else:
+        ray.init(namespace=r.namespace, num_cpus=r.num_cpus, num_gpus=r.num_gpus,
+                 object_store_memory=r.object_store_memory,
+                 include_dashboard=r.include_dashboard, log_to_driver=False)
+
+
+def start_service(config: ServeConfig, *, blocking_ready_s: float = 600.0) -> Any:
+    """Deploy the application (Ray must be initialised); returns the ingress handle."""
+    from ray import serve
+
+    from sonorisk.serving.auth import resolve_token
+    from sonorisk.serving.deployments import build_app, wait_until_ready
+
+    config = resolve_paths(config)
+    resolve_token(config)  # generate/store the token before any replica reads it
+    serve.start(http_options={"host": config.host, "port": config.port})
+    handle = serve.run(build_app(config), name=config.app_name, route_prefix="/")
+    wait_until_ready(blocking_ready_s, config.app_name)
+    return handle
+
+
+def serve_forever(config: ServeConfig) -> int:
+    from ray import serve
+
+    from sonorisk.serving.auth import auth_enabled
+
+    config = resolve_paths(config)
+    init_ray(config)
+    start_service(config)
+    where = f"http://{config.host}:{config.port}"
+    if auth_enabled(config):
+        source = ("auth.token" if config.auth.token else config.auth.token_file
+                  or f"{config.data_path / 'token'} (or $SONORISK_TOKEN)")
+        print(f"sonorisk serving at {where} (token auth on: token in {source})", flush=True)
+    else:
+        print(f"sonorisk serving at {where} (no auth: loopback only)", flush=True)
+    print(f"API docs at {where}/docs; Ctrl-C stops. Research software: outputs are not "
+          "clinical results.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        serve.shutdown()
+    return 0
