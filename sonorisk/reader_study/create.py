@@ -100,8 +100,7 @@ def load_readers(path: str | Path) -> list[ReaderSpec]:
         if unknown:
             raise StudyError(path, f"unknown column(s) {unknown}; known: reader_id, name, "
                                    "password")
-        reader = csv.DictReader(lines)
-        reader.fieldnames = header
+        reader = csv.DictReader(lines[1:], fieldnames=header)
         rows = [(i + 2, {k: (v or "").strip() for k, v in row.items() if k})
                 for i, row in enumerate(reader)]
     elif "," in lines[0]:
