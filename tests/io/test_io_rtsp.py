@@ -6,11 +6,7 @@ port over UDP (the only transport this server offers clients).
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,64 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from sonorisk.errors import StreamDisconnectedError, StreamTimeoutError, VideoError
+from sonorisk.errors import StreamDisconnectedError, StreamTimeoutError
 from sonorisk.io import open_video
 from sonorisk.io.writer import write_video
 
+from ..rtsp_helpers import free_port as _free_port  # noqa: TID252
+from ..rtsp_helpers import needs_rtsp_tools, start_pusher, stop_process, wait_for_stream  # noqa: TID252
+from ..rtsp_helpers import rtsp_server as _rtsp_server  # noqa: TID252
 from .conftest import moving_frames  # noqa: TID252
 
-# Skipped only off CI: CI installs both (scripts/setup.sh), so there a missing
-# tool fails the run instead of silently skipping the real-server tests.
-pytestmark = pytest.mark.skipif(
-    (shutil.which("rtsp-server-perl") is None or shutil.which("ffmpeg") is None)
-    and not os.environ.get("CI"),
-    reason="needs Debian packages rtsp-server-perl and ffmpeg",
-)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_port(port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(3)
+pytestmark = needs_rtsp_tools
 
 
 @pytest.fixture(scope="module")
 def rtsp_server() -> Iterator[tuple[int, int]]:
     """(client_port, source_port) of a running server; high ports need no root."""
-    client_port, source_port = _free_port(), _free_port()
-    proc = subprocess.Popen(
-        ["rtsp-server-perl", "-c", str(client_port), "-s", str(source_port),
-         "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
-         "--rtp_start_port", str(20000 + client_port % 20000)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_port(client_port, 10)
-        _wait_port(source_port, 10)
-        yield client_port, source_port
-    finally:
-        _stop(proc)
+    with _rtsp_server() as ports:
+        yield ports
 
 
 @pytest.fixture(scope="module")
@@ -86,32 +41,17 @@ def push_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def pusher(rtsp_server, push_clip) -> Iterator[tuple[str, subprocess.Popen]]:
+def pusher(rtsp_server, push_clip) -> Iterator[tuple[str, object]]:
     """ffmpeg pushing the clip in a loop at real time; yields (client URL, process)."""
     client_port, source_port = rtsp_server
     name = f"live{time.monotonic_ns() % 100000}"
-    proc = subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1",
-         "-i", str(push_clip), "-c:v", "mpeg4", "-q:v", "5", "-f", "rtsp",
-         f"rtsp://127.0.0.1:{source_port}/{name}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    proc = start_pusher(push_clip, source_port, name)
     url = f"rtsp://127.0.0.1:{client_port}/{name}"
     try:
-        deadline = time.monotonic() + 15
-        while True:  # bounded: the push needs a moment to announce the stream
-            try:
-                with open_video(url, rtsp_transport="udp", open_timeout_s=2,
-                                read_timeout_s=2) as probe:
-                    next(probe)
-                break
-            except VideoError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.3)
+        wait_for_stream(url, proc)
         yield url, proc
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def test_frames_arrive_from_a_live_push(pusher):
