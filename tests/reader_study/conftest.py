@@ -143,10 +143,10 @@ class Server:
     """`sonorisk reader-study serve` as a subprocess on a free loopback port."""
 
     def __init__(self, study_dir: Path, db_url: str | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, port: int | None = None) -> None:
         self.study_dir = study_dir
         self.db_url = db_url
-        self.port = free_port()
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log or study_dir.parent / f"server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
@@ -196,8 +196,8 @@ class Server:
 def server_factory() -> Iterator:
     started: list[Server] = []
 
-    def make(study_dir: Path, db_url: str | None = None) -> Server:
-        server = Server(study_dir, db_url).start()
+    def make(study_dir: Path, db_url: str | None = None, port: int | None = None) -> Server:
+        server = Server(study_dir, db_url, port=port).start()
         started.append(server)
         return server
 

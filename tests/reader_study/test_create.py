@@ -45,7 +45,7 @@ def test_created_study_has_cases_steps_media_and_links(study_template: Path) -> 
             assert len(steps) == 2 * len(RISKS)
             # unaided then aided, case by case
             assert [s.session for s in steps] == ["unaided", "aided"] * len(RISKS)
-            assert all(a.case_id == b.case_id for a, b in zip(steps[::2], steps[1::2]))
+            assert all(a.case_id == b.case_id for a, b in zip(steps[::2], steps[1::2], strict=True))
         assert [s.case_id for s in store.steps("R1")] != [s.case_id for s in store.steps("R2")]
         assert store.reader("R2")["password_hash"].startswith("pbkdf2_sha256$")
         assert store.reader("R1")["password_hash"] is None
