@@ -17,3 +17,14 @@ def _few_threads():
     # 81 s with 2 threads, 5 s with 1, while a detector trained beside it).
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="session")
+def phantom_dir(tmp_path_factory):
+    """8 phantom sweeps (benign, malignant, normal) with boxes: a small video dataset."""
+    from sonorisk.data.synth import synthesize_phantom
+
+    out = tmp_path_factory.mktemp("phantom") / "ds"
+    synthesize_phantom(8, out, seed=0, frames=24, size=(96, 64),
+                       proportions={"benign": 0.4, "malignant": 0.4, "normal": 0.2})
+    return out

@@ -5,22 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from sonorisk.cli import main
 from sonorisk.video_classifier.clips import ClipConfig, crop_box
 from sonorisk.video_classifier.data import clips_from_dataset
 from sonorisk.video_classifier.registry import load_classifier, read_checkpoint
-
-
-@pytest.fixture(scope="module")
-def phantom_dir(tmp_path_factory):
-    from sonorisk.data.synth import synthesize_phantom
-
-    out = tmp_path_factory.mktemp("phantom") / "ds"
-    synthesize_phantom(8, out, seed=0, frames=24, size=(96, 64),
-                       proportions={"benign": 0.4, "malignant": 0.4, "normal": 0.2})
-    return out
 
 
 def test_clips_follow_ground_truth_boxes(phantom_dir) -> None:

@@ -18,16 +18,6 @@ from .vc_helpers import tiny_config  # noqa: TID252
 
 
 @pytest.fixture(scope="module")
-def phantom_dir(tmp_path_factory):
-    from sonorisk.data.synth import synthesize_phantom
-
-    out = tmp_path_factory.mktemp("phantom_eval") / "ds"
-    synthesize_phantom(10, out, seed=3, frames=20, size=(96, 64),
-                       proportions={"benign": 0.4, "malignant": 0.4, "normal": 0.2})
-    return out
-
-
-@pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     import torch
 
