@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from sonorisk.reader_study.errors import ReadRejected, StudyError
+from sonorisk.reader_study.errors import ReadRejected
 from sonorisk.reader_study.security import COOKIE_MAX_AGE_S, read_session, sign_session
 from sonorisk.reader_study.store import READ_CATEGORIES, Step, StudyStore, iso
 
@@ -165,7 +166,7 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
         waiting = None
         if current is not None and current.session == "aided":
             opens = store.aided_opens_at(reader_id)
-            if opens is not None and opens > _now():
+            if opens is not None and opens > time.time():
                 waiting = iso(opens)
         return page(request, "home.html", reader=store.reader(reader_id), n_done=len(done),
                     n_steps=len(steps), current=current, waiting=waiting,
@@ -209,7 +210,7 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
             "risk_text": NO_SCORE_TEXT if risk is None else f"{risk:.2f}",
             "risk_pct": None if risk is None else round(100 * risk),
             "notice": case["ai_notice"],
-            "lesions": [lz for lz in case["ai_lesions"]],
+            "lesions": case["ai_lesions"],
             "overlay_url": f"{base}/overlay.mp4" if case["overlay_file"] else None,
             "heatmap_urls": [f"{base}/heatmap/{k}.png" for k in range(len(case["heatmaps"]))],
         }
@@ -299,18 +300,9 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
     return app
 
 
-def _now() -> float:
-    import time
-
-    return time.time()
-
-
 def serve(study_dir: str | Path, db_url: str | None, host: str, port: int) -> None:
     import uvicorn
 
-    try:
-        app = create_app(study_dir, db_url)
-    except StudyError:
-        raise
+    app = create_app(study_dir, db_url)  # StudyError (no study, bad URL) before listening
     log.info("serving %s on http://%s:%d", study_dir, host, port)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
