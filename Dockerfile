@@ -11,7 +11,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 # APT_PACKAGES: python3 + the packages in scripts/setup.sh
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        python3 python3-venv python3-pip ffmpeg rtsp-server-perl \
+        python3 python3-venv python3-pip ffmpeg rtsp-server-perl chromium postgresql \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/sonorisk

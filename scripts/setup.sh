@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 # Debian packages:
 #   ffmpeg           ffprobe/ffmpeg for tests and RTSP pushing
 #   rtsp-server-perl a real RTSP server for the streaming tests
-APT_PACKAGES=(ffmpeg rtsp-server-perl)
+#   chromium         the browser the reader-study tests drive (Playwright, /usr/bin/chromium)
+#   postgresql       PostgreSQL server binaries for the reader-study storage tests
+APT_PACKAGES=(ffmpeg rtsp-server-perl chromium postgresql)
 
 if [[ -z "${SONORISK_NO_APT:-}" ]] && command -v apt-get >/dev/null 2>&1; then
     SUDO=""

@@ -28,6 +28,7 @@ VERB_MODULES = (
     "sonorisk.pipeline.cli",
     "sonorisk.eval.cli",
     "sonorisk.serving.cli",
+    "sonorisk.reader_study.cli",
 )
 
 SHARED_GROUPS = {
