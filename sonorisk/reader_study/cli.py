@@ -83,6 +83,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     progress.add_argument("--db", help=DB_HELP)
     progress.set_defaults(func=_progress)
 
+    relink = verbs.add_parser("relink", help="revoke a reader's sign-in link, print a new one")
+    relink.add_argument("study", type=Path)
+    relink.add_argument("reader_id")
+    relink.add_argument("--db", help=DB_HELP)
+    relink.set_defaults(func=_relink)
+
     migrate = verbs.add_parser("migrate", help="upgrade a study database to this version")
     migrate.add_argument("study", type=Path)
     migrate.add_argument("--db", help=DB_HELP)
@@ -158,6 +164,22 @@ def _progress(args: argparse.Namespace) -> int:
         print(f"{p['reader_id']:<16} {p['unaided_done']:>4}/{p['unaided_total']:<4} "
               f"{p['aided_done']:>4}/{p['aided_total']:<4} {p['done']:>4}/{p['total']:<4}  "
               f"{status}")
+    return 0
+
+
+def _relink(args: argparse.Namespace) -> int:
+    from sonorisk.reader_study.create import update_link
+    from sonorisk.reader_study.security import new_token
+
+    store = _open(args)
+    token = new_token()
+    try:
+        store.set_token(args.reader_id, token)
+    finally:
+        store.close()
+    link = f"/r/{token}"
+    update_link(args.study / "links.txt", args.reader_id, link)
+    print(f"new sign-in link of {args.reader_id} (the old one no longer works): {link}")
     return 0
 
 

@@ -348,6 +348,18 @@ def _write_links(path: Path, links: dict[str, str], admin: str, names: dict[str,
         fh.write("\n".join(lines) + "\n")
 
 
+def update_link(path: Path, reader_id: str, link: str) -> None:
+    """Replace one reader's link in ``links.txt`` (if the file is there)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[0] == "reader" and parts[1] == reader_id:
+            lines[i] = "\t".join([*parts[:3], link])
+    path.write_text("\n".join(lines) + "\n")
+
+
 def read_links(path: str | Path) -> dict[str, str]:
     """``links.txt`` as ``{reader id or 'admin': link path}``."""
     out = {}

@@ -219,6 +219,14 @@ class StudyStore:
         if not done:
             raise StudyError(self.source, f"no reader {reader_id!r}")
 
+    def set_token(self, reader_id: str, token: str) -> None:
+        """Replace a reader's sign-in link token (the old link stops working)."""
+        with self.engine.begin() as conn:
+            done = conn.execute(s.readers.update().where(s.readers.c.reader_id == reader_id)
+                                .values(token_hash=token_hash(token))).rowcount
+        if not done:
+            raise StudyError(self.source, f"no reader {reader_id!r}")
+
     def log_event(self, reader_id: str, kind: str, step: int | None = None,
                   detail: str | None = None, now: float | None = None) -> None:
 

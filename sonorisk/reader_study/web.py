@@ -83,7 +83,7 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
 
     def signed_in(response: Response, role: str, ident: str) -> Response:
         response.set_cookie(COOKIE, sign_session(secret, role, ident), max_age=COOKIE_MAX_AGE_S,
-                            httponly=True, samesite="strict", path="/")
+                            httponly=True, samesite="lax", path="/")
         return response
 
     def require_reader(request: Request, reader_id: str) -> None:

@@ -127,3 +127,25 @@ def test_export_policies_for_cases_without_an_ai_risk(study: Path) -> None:
     assert set(reads["session"]) == {"unaided", "aided"} and len(reads) == 20
     assert (out / "imrmc_input.txt").is_file() and (out / "imrmc_confidence.txt").is_file()
     assert not (out / "excluded_cases.csv").exists()
+
+
+def test_relink_revokes_the_old_link(study: Path, capsys: pytest.CaptureFixture) -> None:
+    from fastapi.testclient import TestClient
+
+    from sonorisk.reader_study.create import read_links
+    from sonorisk.reader_study.web import create_app
+
+    old = read_links(study / "links.txt")
+    assert main(["reader-study", "relink", str(study), "R1"]) == 0
+    new = read_links(study / "links.txt")
+    assert new["R1"] != old["R1"] and new["R2"] == old["R2"]
+    assert new["R1"] in capsys.readouterr().out
+    store = StudyStore.open(default_db_url(study))
+    try:
+        client = TestClient(create_app(study, store=store), follow_redirects=False)
+        assert client.get(old["R1"]).status_code == 404
+        assert client.get(new["R1"]).headers["location"] == "/reader/R1"
+    finally:
+        store.close()
+    assert main(["reader-study", "relink", str(study), "R9"]) == 2
+    assert "no reader 'R9'" in capsys.readouterr().err
