@@ -16,8 +16,8 @@ job or stream; the detector and classifier run in their own deployments
 (``deployments.py``), reached through the adapters in ``remote.py``.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads the handlers'
+# annotations at runtime, inside the Serve-wrapped class.
 import asyncio
 import json
 import logging

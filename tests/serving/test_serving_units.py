@@ -1,0 +1,324 @@
+"""Serving parts that need no Ray: config, auth, upload checks, the job store and
+runner, live ingest (reconnect, drops) and stream segments on real video files."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sonorisk.errors import ConfigError, InputError
+from sonorisk.serving.auth import auth_enabled, resolve_token, token_matches
+from sonorisk.serving.config import ServeConfig, StreamsConfig, load_serve_config
+from sonorisk.serving.jobs import DONE, FAILED, QUEUED, RUNNING, JobRunner, JobStore
+from sonorisk.serving.uploads import UploadRejected, check_upload, sniff_magic
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------- config/auth
+def test_shipped_config_loads_and_validates():
+    config = load_serve_config(REPO / "configs" / "serve.yaml")
+    assert config.host == "127.0.0.1" and config.detector.max_batch_size >= 1
+    assert config.ray.address is None  # one machine, no cluster, by default
+
+
+def test_bad_config_values_are_named(tmp_path: Path):
+    bad = tmp_path / "serve.yaml"
+    bad.write_text("detector:\n  num_replicas: 0\n")
+    with pytest.raises(ConfigError, match="detector.num_replicas"):
+        load_serve_config(bad)
+    bad.write_text("detector:\n  ray_actor_options: {num_gpus: -1}\n")
+    with pytest.raises(ConfigError, match="num_gpus"):
+        load_serve_config(bad)
+    bad.write_text("bogus: 1\n")
+    with pytest.raises(ConfigError, match="bogus"):
+        load_serve_config(bad)
+
+
+def test_auth_is_on_by_default_beyond_loopback(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("SONORISK_TOKEN", raising=False)
+    assert not auth_enabled(ServeConfig(host="127.0.0.1"))
+    assert not auth_enabled(ServeConfig(host="::1"))
+    public = ServeConfig(host="0.0.0.0", data_dir=str(tmp_path))
+    assert auth_enabled(public)
+    token = resolve_token(public)  # generated once, stored private, reused
+    path = tmp_path / "token"
+    assert token and path.read_text().strip() == token
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert resolve_token(public) == token
+    assert token_matches(token, f"Bearer {token}")
+    assert not token_matches(token, "Bearer wrong-token-wrong-token")
+    assert not token_matches(token, None) and not token_matches(token, token)
+    assert resolve_token(ServeConfig(host="127.0.0.1")) is None
+
+
+def test_short_tokens_are_refused():
+    config = ServeConfig(host="0.0.0.0")
+    config.auth.token = "short"
+    with pytest.raises(ConfigError, match="16 characters"):
+        resolve_token(config)
+
+
+# -------------------------------------------------------------------- uploads
+@pytest.mark.parametrize("head,status,words", [
+    (b"hello, this is a text file\n" * 10, 415, "text"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(200), 415, "PNG"),
+    (b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(200), 415, "WAV"),
+    (bytes(range(256)) * 2, 415, "unknown content"),
+])
+def test_magic_bytes_refuse_what_is_not_a_video(head: bytes, status: int, words: str):
+    with pytest.raises(UploadRejected) as info:
+        sniff_magic(head)
+    assert info.value.status == status and words in info.value.reason
+
+
+def test_a_good_sweep_passes_the_checks(sweeps):
+    info = check_upload(sweeps["benign"])
+    assert (info.container, info.width, info.height, info.frame_count) == ("avi", 256, 192, 80)
+
+
+def test_truncated_and_corrupt_files_are_422(sweeps, tmp_path: Path):
+    data = sweeps["benign"].read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UploadRejected) as info:
+        check_upload(cut)
+    assert info.value.status == 422 and "truncated" in info.value.reason
+    junk = tmp_path / "junk.avi"  # a RIFF/AVI header over random bytes
+    junk.write_bytes(data[:12] + os.urandom(20000))
+    with pytest.raises(UploadRejected) as info:
+        check_upload(junk)
+    assert info.value.status in (415, 422)
+    assert info.value.reason
+
+
+# ----------------------------------------------------------------------- jobs
+def test_job_store_survives_a_reopen(tmp_path: Path):
+    store = JobStore(tmp_path / "jobs.sqlite")
+    store.create("a1", "v.avi", tmp_path / "v.avi", 10)
+    assert store.start("a1") == 1
+    store.close()
+    again = JobStore(tmp_path / "jobs.sqlite")
+    job = again.get("a1")
+    assert job is not None and job.status == RUNNING and job.attempts == 1
+    assert [j.job_id for j in again.unfinished()] == ["a1"]
+
+
+def _wait(store: JobStore, job_id: str, timeout_s: float = 10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = store.get(job_id)
+        if job.status in (DONE, FAILED):
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {store.get(job_id).status}")
+
+
+def _document() -> dict:
+    return {"status": "scored", "risk": 0.5, "clips": 1, "lesions": [],
+            "video": {"frames_scored": 8}, "notice": ["research"]}
+
+
+def test_runner_retries_service_faults_then_fails_with_the_reason(tmp_path: Path):
+    store = JobStore(tmp_path / "jobs.sqlite")
+    calls: list[int] = []
+
+    def flaky(job):
+        calls.append(1)
+        if len(calls) < 2:
+            raise RuntimeError("replica died")
+        return _document(), {"detector": {}}
+
+    runner = JobRunner(store, tmp_path / "results", flaky, workers=1, max_attempts=3)
+    store.create("ok", "v.avi", tmp_path / "v.avi", 1)
+    runner.submit("ok")
+    job = _wait(store, "ok")
+    assert job.status == DONE and job.attempts == 2 and job.summary["risk"] == 0.5
+    assert Path(job.result_path).is_file()
+
+    def broken(job):
+        raise RuntimeError("model unavailable")
+
+    runner = JobRunner(store, tmp_path / "results", broken, workers=1, max_attempts=2)
+    store.create("bad", "v.avi", tmp_path / "v.avi", 1)
+    runner.submit("bad")
+    job = _wait(store, "bad")
+    assert job.status == FAILED and job.attempts == 2
+    assert "model unavailable" in job.error and "2 times" in job.error
+
+
+def test_runner_does_not_retry_the_videos_own_fault(tmp_path: Path):
+    store = JobStore(tmp_path / "jobs.sqlite")
+    calls: list[int] = []
+
+    def bad_video(job):
+        calls.append(1)
+        raise InputError(job.filename, "no decodable frame: nothing to score")
+
+    runner = JobRunner(store, tmp_path / "results", bad_video, workers=1, max_attempts=3)
+    store.create("v", "v.avi", tmp_path / "v.avi", 1)
+    runner.submit("v")
+    job = _wait(store, "v")
+    assert job.status == FAILED and len(calls) == 1 and "no decodable frame" in job.error
+
+
+def test_recover_requeues_interrupted_jobs_and_gives_up_after_max_attempts(tmp_path: Path):
+    store = JobStore(tmp_path / "jobs.sqlite")
+    for job_id in ("queued", "interrupted", "hopeless"):
+        store.create(job_id, "v.avi", tmp_path / "v.avi", 1)
+    store.start("interrupted")
+    for _ in range(3):
+        store.start("hopeless")
+    done = threading.Event()
+
+    def score(job):
+        return _document(), {}
+
+    runner = JobRunner(store, tmp_path / "results", score, workers=1, max_attempts=3,
+                       on_final=lambda status: done.set())
+    resumed = runner.recover()
+    assert sorted(resumed) == ["interrupted", "queued"]
+    assert _wait(store, "queued").status == DONE
+    assert _wait(store, "interrupted").status == DONE
+    hopeless = store.get("hopeless")
+    assert hopeless.status == FAILED and "interrupted 3 times" in hopeless.error
+    assert store.get("queued").status != QUEUED
+
+
+# ------------------------------------------------------------- live ingest
+def _file_opener(path: Path, opened: list[float]):
+    from sonorisk.io import open_video
+
+    def open_source(url, **kwargs):  # the "stream" is a real file: it ends, and reopens
+        opened.append(time.perf_counter())
+        return open_video(path)
+
+    return open_source
+
+
+def test_ingest_never_blocks_counts_drops_and_reconnects(sweeps):
+    opened: list[float] = []
+    cfg = StreamsConfig(max_backlog=24, catchup_threshold=24, catchup_window=12,
+                        reconnect_initial_s=0.2, reconnect_max_s=0.8)
+    from sonorisk.serving.streams import LiveIngest
+
+    ingest = LiveIngest("file-as-stream", cfg, _file_opener(sweeps["benign"], opened))
+    ingest.start()
+    time.sleep(2.5)  # nobody takes frames: the reader keeps reading, the backlog stays bounded
+    ingest.stop()
+    ingest.join(5)
+    assert not ingest.alive
+    assert ingest.frames_in >= 2 * 80  # it read the file more than once, never blocked
+    assert ingest.backlog() <= 24
+    assert ingest.dropped_full == ingest.frames_in - ingest.backlog()
+    assert ingest.reconnects >= 2 and ingest.connections >= 2
+
+
+def test_catch_up_keeps_the_newest_contiguous_frames(sweeps):
+    from sonorisk.serving.streams import LiveIngest
+
+    cfg = StreamsConfig(max_backlog=80, catchup_threshold=30, catchup_window=10,
+                        reconnect_initial_s=5, reconnect_max_s=5)
+    ingest = LiveIngest("file", cfg, _file_opener(sweeps["benign"], []))
+    ingest.start()
+    deadline = time.monotonic() + 10
+    while ingest.frames_in < 80 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    items = ingest.take(0.1)
+    ingest.stop()
+    indices = [i.frame.index for i in items]
+    assert indices == list(range(70, 80))  # the newest 10, contiguous
+    assert ingest.dropped_catchup == 70
+
+
+def test_reconnects_back_off_and_give_up_after_a_long_outage():
+    from sonorisk.errors import StreamDisconnectedError
+    from sonorisk.serving.streams import FAILED as STREAM_FAILED
+    from sonorisk.serving.streams import LiveIngest
+
+    tries: list[float] = []
+
+    def refuse(url, **kwargs):
+        tries.append(time.perf_counter())
+        raise StreamDisconnectedError(url, "could not connect")
+
+    cfg = StreamsConfig(reconnect_initial_s=0.05, reconnect_max_s=0.4, give_up_after_s=1.2)
+    ingest = LiveIngest("rtsp://127.0.0.1:9/none", cfg, refuse)
+    ingest.start()
+    ingest.join(5)
+    assert ingest.state == STREAM_FAILED and "gave up" in ingest.last_error
+    assert "could not connect" in ingest.last_error
+    gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)]
+    assert gaps[0] < 0.15 and gaps[2] > 1.5 * gaps[0] and max(gaps) < 0.6  # doubling, capped
+
+
+def _local_session(models, video: Path, cfg: StreamsConfig):
+    from sonorisk.config import load_config
+    from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.score_file import load_models
+    from sonorisk.pipeline.scorer import IncrementalScorer
+    from sonorisk.serving.streams import StreamSession
+
+    loaded = load_models(models.detector, models.classifier)
+    pipeline = load_config(PipelineConfig, REPO / "configs" / "pipeline-cpu.yaml")
+    pipeline.detector_batch_size = 1
+
+    def make_scorer(fps):
+        return IncrementalScorer(loaded.detector, loaded.classifier, pipeline, fps=fps)
+
+    return StreamSession("s1", "file", cfg, make_scorer, notice=["research"],
+                         open_source=_file_opener(video, []))
+
+
+def _events_until(session, q, seconds: float) -> list[dict]:
+    events, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            events.append(q.get(timeout=0.1))
+        except Exception:  # noqa: BLE001 (queue.Empty)
+            continue
+    return events
+
+
+def test_a_short_gap_keeps_the_lesions_a_long_gap_ends_them(serving_models, sweeps,
+                                                            torch_one_thread):
+    # The file ends after 80 frames and "reconnects" 0.3 s later: a short gap.
+    short = StreamsConfig(reconnect_initial_s=0.3, reconnect_max_s=0.3, short_gap_s=5.0,
+                          max_backlog=200, catchup_threshold=150, catchup_window=100)
+    session = _local_session(serving_models, sweeps["malignant"], short)
+    q = session.subscribe()
+    session.start()
+    deadline = time.monotonic() + 60
+    while session.frames_processed < 100 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    session.stop()
+    events = [q.get_nowait() for _ in range(q.qsize())]
+    kinds = {e["event"] for e in events}
+    assert {"boxes", "clip", "lesion", "reconnected"} <= kinds
+    assert session.segment == 1  # one segment across the gap: lesion state kept
+    frames = [e["frame"] for e in events if e["event"] == "boxes"]
+    assert frames == sorted(frames) and len(set(frames)) == len(frames)
+    assert max(frames) >= 80  # numbering went on after the reconnect
+
+    # A gap longer than short_gap_s ends every lesion and starts a new segment.
+    long = StreamsConfig(reconnect_initial_s=1.2, reconnect_max_s=1.2, short_gap_s=0.5,
+                         max_backlog=200, catchup_threshold=150, catchup_window=100)
+    session = _local_session(serving_models, sweeps["malignant"], long)
+    q = session.subscribe()
+    session.start()
+    deadline = time.monotonic() + 60
+    while session.segment < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    session.stop()
+    events = [q.get_nowait() for _ in range(q.qsize())]
+    ended = [e for e in events if e["event"] == "segment_ended"]
+    assert ended and ended[0]["segment"] == 1
+    assert ended[0]["reason"].startswith(("no frames for", "feed gap of"))
+    assert ended[0]["status"] == "scored" and ended[0]["risk"] is not None
+    assert any(e["event"] == "lesion_ended" and e["segment"] == 1 for e in events)
+    assert session.segment >= 2
