@@ -59,20 +59,38 @@ def safe_url(url: str) -> str:
         return url.split("@")[-1]
 
 
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3 (the driver sonorisk installs)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
     try:
         engine = create_engine(url, pool_pre_ping=True)
     except Exception as exc:  # ArgumentError, NoSuchModuleError ...
         raise StudyError(safe_url(url), f"not a usable database URL ({exc})") from exc
     if engine.dialect.name == "sqlite":
+        # SQLAlchemy's recipe for real SQLite transactions: pysqlite's own BEGIN handling
+        # off, BEGIN emitted here; a write transaction (execution option ``immediate``)
+        # takes the write lock at once, so read-then-write answers serialize.
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")  # a committed read survives a crash
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            immediate = conn.get_execution_options().get("immediate", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
     return engine
 
 
@@ -152,6 +170,10 @@ class StudyStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _writing(self) -> Any:
+        """A write transaction (SQLite: BEGIN IMMEDIATE)."""
+        return self.engine.execution_options(immediate=True).begin()
 
     # --- creation --------------------------------------------------------------
     def initialize(self, meta: dict[str, str], readers: list[dict[str, Any]],
@@ -315,7 +337,7 @@ class StudyStore:
         """``check_open``, then record the first view (the reading clock starts there)."""
         now = time.time() if now is None else now
         step = self.check_open(reader_id, number, now)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(s.steps.update().where(and_(
                 s.steps.c.reader_id == reader_id, s.steps.c.step == number,
                 s.steps.c.opened_at.is_(None))).values(opened_at=now))
@@ -339,8 +361,10 @@ class StudyStore:
         new = {"birads": category, "confidence": conf}
         for _attempt in range(2):  # a concurrent first insert turns the retry into an update
             try:
-                with self.engine.begin() as conn:
-                    old = conn.execute(select(s.reads).where(key)).first()
+                with self._writing() as conn:
+                    # the row lock (PostgreSQL) / write lock (SQLite) makes concurrent
+                    # changes of one answer take turns, so each audit row's "old" is right
+                    old = conn.execute(select(s.reads).where(key).with_for_update()).first()
                     if old is not None:
                         old_answer = _answer(old._mapping)
                         if old_answer == new:
@@ -349,7 +373,7 @@ class StudyStore:
                             shown = conn.execute(select(s.steps.c.opened_at).where(and_(
                                 s.steps.c.reader_id == reader_id,
                                 s.steps.c.case_id == step.case_id,
-                                s.steps.c.session == "aided"))).scalar()
+                                s.steps.c.session == "aided")).with_for_update()).scalar()
                             if shown is not None:
                                 raise ReadRejected(
                                     f"step {number}", "the unaided read cannot change after the "

@@ -1,10 +1,7 @@
 """The store on a real PostgreSQL server (started by the test): migrations from an old
-version, concurrent first answers, the audit trail."""
+version, concurrent answers and their audit trail."""
 
 from __future__ import annotations
-
-import json
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import create_engine, inspect, text
 
@@ -13,6 +10,7 @@ from sonorisk.reader_study.schema import SCHEMA_VERSION
 from sonorisk.reader_study.store import StudyStore
 
 from .conftest import make_study, needs_postgres
+from .test_store import check_concurrent_changes
 
 pytestmark = needs_postgres
 
@@ -25,7 +23,8 @@ def test_an_old_version_postgresql_database_is_upgraded(pg_db: str) -> None:
         conn.execute(text("INSERT INTO study_meta VALUES ('title', 'old'), ('secret', 'x')"))
         conn.execute(text("INSERT INTO readers VALUES ('R1', 'One', 'h', 1.0)"))
     engine.dispose()
-    store = StudyStore.open(pg_db)
+    # a plain postgresql:// URL means psycopg 3 too
+    store = StudyStore.open(pg_db.replace("postgresql+psycopg://", "postgresql://"))
     try:
         with store.engine.connect() as conn:
             assert "events" in inspect(conn).get_table_names()
@@ -38,23 +37,10 @@ def test_an_old_version_postgresql_database_is_upgraded(pg_db: str) -> None:
         store.close()
 
 
-def test_simultaneous_answers_store_one_read_and_audit_each_change(study_inputs, pg_db,
-                                                                   tmp_path) -> None:
+def test_simultaneous_answers_on_postgresql(study_inputs, pg_db, tmp_path) -> None:
     make_study(study_inputs, tmp_path / "s", db_url=pg_db)
     store = StudyStore.open(pg_db)
     try:
-        store.open_step("R1", 0)
-        answers = [("3", 10), ("4A", 60), ("3", 10), ("5", 95)]
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda a: store.save_read("R1", 0, *a), answers))
-        reads = store.reads()
-        assert len(reads) == 1
-        audit = store.audit()
-        assert audit[0]["action"] == "insert"
-        final = (reads[0]["birads"], reads[0]["confidence"])
-        assert json.loads(audit[-1]["new"]) == {"birads": final[0], "confidence": final[1]}
-        # each audit row's old value is the previous row's new value: no change unlogged
-        for before, after in zip(audit, audit[1:], strict=False):
-            assert json.loads(after["old"]) == json.loads(before["new"])
+        check_concurrent_changes(store)
     finally:
         store.close()

@@ -181,3 +181,27 @@ def test_opening_a_missing_or_empty_study_names_it(tmp_path: Path) -> None:
         StudyStore.open(url)
     with pytest.raises(StudyError, match="not a usable database URL"):
         StudyStore.open("nosuchdialect://x/y")
+
+
+def check_concurrent_changes(store: StudyStore) -> None:
+    """Answers to one step sent at once: one read, and an audit trail without gaps."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.open_step("R1", 0)
+    answers = [("3", 10), ("4A", 60), ("3", 10), ("5", 95), ("2", 5), ("4C", 85)] * 2
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda a: store.save_read("R1", 0, *a), answers))
+    reads = store.reads()
+    assert len(reads) == 1
+    audit = store.audit()
+    assert audit[0]["action"] == "insert" and audit[0]["old"] is None
+    assert all(a["action"] == "update" for a in audit[1:])
+    assert json.loads(audit[-1]["new"]) == {"birads": reads[0]["birads"],
+                                            "confidence": reads[0]["confidence"]}
+    # each audit row's old value is the previous row's new value: no change unlogged
+    for before, after in zip(audit, audit[1:], strict=False):
+        assert json.loads(after["old"]) == json.loads(before["new"])
+
+
+def test_simultaneous_answers_on_sqlite(store: StudyStore) -> None:
+    check_concurrent_changes(store)
