@@ -8,10 +8,13 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# APT_PACKAGES: python3 + the packages in scripts/setup.sh
+# python3 + RUNTIME_APT_PACKAGES of scripts/setup.sh. The test-only packages
+# (RTSP server, chromium, PostgreSQL server) stay out of the service image;
+# Ubuntu's chromium is a snap stub that cannot install in a docker build anyway.
+# PostgreSQL is reached by URL (psycopg[binary] brings its own libpq).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        python3 python3-venv python3-pip ffmpeg rtsp-server-perl chromium postgresql \
+        python3 python3-venv python3-pip ffmpeg \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/sonorisk

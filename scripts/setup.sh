@@ -7,12 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages:
-#   ffmpeg           ffprobe/ffmpeg for tests and RTSP pushing
+# Debian packages the service needs at run time (the Dockerfile installs these):
+#   ffmpeg           ffprobe/ffmpeg (probing, transcoding, RTSP pushing in tests)
+RUNTIME_APT_PACKAGES=(ffmpeg)
+# Debian packages only the tests need (real servers and a real browser):
 #   rtsp-server-perl a real RTSP server for the streaming tests
 #   chromium         the browser the reader-study tests drive (Playwright, /usr/bin/chromium)
 #   postgresql       PostgreSQL server binaries for the reader-study storage tests
-APT_PACKAGES=(ffmpeg rtsp-server-perl chromium postgresql)
+TEST_APT_PACKAGES=(rtsp-server-perl chromium postgresql)
+APT_PACKAGES=("${RUNTIME_APT_PACKAGES[@]}" "${TEST_APT_PACKAGES[@]}")
 
 if [[ -z "${SONORISK_NO_APT:-}" ]] && command -v apt-get >/dev/null 2>&1; then
     SUDO=""

@@ -39,11 +39,18 @@ def test_readme_setup_command_runs_setup_and_the_main_job() -> None:
 
 def test_dockerfile_installs_what_setup_installs() -> None:
     setup = (REPO / "scripts" / "setup.sh").read_text()
-    apt = re.search(r"APT_PACKAGES=\(([^)]*)\)", setup)
-    assert apt is not None
+    runtime = re.search(r"^RUNTIME_APT_PACKAGES=\(([^)]*)\)", setup, re.M)
+    tests_only = re.search(r"^TEST_APT_PACKAGES=\(([^)]*)\)", setup, re.M)
+    assert runtime is not None and tests_only is not None
+    assert re.search(r'^APT_PACKAGES=\("\$\{RUNTIME_APT_PACKAGES\[@\]\}" '
+                     r'"\$\{TEST_APT_PACKAGES\[@\]\}"\)', setup, re.M), "setup installs both"
     docker = (REPO / "Dockerfile").read_text()
-    for pkg in apt.group(1).split():
-        assert re.search(rf"\b{re.escape(pkg)}\b", docker), f"Dockerfile lacks {pkg}"
+    install = re.search(r"apt-get install[^\n]*\\\n(.*?)&&", docker, re.S)
+    assert install is not None
+    for pkg in runtime.group(1).split():
+        assert re.search(rf"\b{re.escape(pkg)}\b", install.group(1)), f"Dockerfile lacks {pkg}"
+    for pkg in tests_only.group(1).split():  # test tools stay out of the service image
+        assert not re.search(rf"\b{re.escape(pkg)}\b", install.group(1)), f"image has {pkg}"
     assert "-c constraints.txt" in docker and "-c constraints.txt" in setup
 
 
