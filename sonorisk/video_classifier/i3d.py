@@ -34,6 +34,8 @@ I3D_CONV_A = (
 )
 # With the stage-1 pool, torchvision's layer1..4 sit at blocks 1, 3, 4, 5.
 STAGE_BLOCKS = {1: 1, 2: 3, 3: 4, 4: 5}
+# Where a sonorisk 2D model (static2d, pca-svm) keeps its torchvision backbone.
+SONORISK_2D_PREFIX = "backbone.body."
 
 
 def build_i3d_backbone(
@@ -95,8 +97,17 @@ class I3DClassifier(ClipClassifier):
         return logits, maps
 
     def load_pretrained(self, path: str) -> LoadReport:
-        """ImageNet 2D ResNet (inflated) or a pytorchvideo I3D state dict (Kinetics)."""
+        """ImageNet 2D ResNet (inflated) or a pytorchvideo I3D state dict (Kinetics).
+
+        A sonorisk static2d or pca-svm checkpoint with a ResNet-50 backbone also
+        inflates: its backbone (``backbone.body.*``, torchvision names below that)
+        is the 2D ResNet, e.g. one trained on the same training split when no
+        ImageNet file is at hand.
+        """
         state = read_state_dict(path)
+        if any(k.startswith(SONORISK_2D_PREFIX) for k in state):
+            state = {k.removeprefix(SONORISK_2D_PREFIX): v for k, v in state.items()
+                     if k.startswith(SONORISK_2D_PREFIX)}
         if any(k.startswith("layer1.") for k in state):
             inflated = inflate_resnet2d_to_i3d(state, self.state_dict(), STAGE_BLOCKS)
             return load_matching(self, inflated, path, "2d-resnet inflated to i3d")

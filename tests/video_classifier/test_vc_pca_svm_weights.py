@@ -96,6 +96,35 @@ def test_i3d_inflated_from_2d_resnet50(tmp_path) -> None:
         assert not torch.allclose(got1[:, :, 0], want1, atol=1e-3)  # the edge does differ
 
 
+def test_i3d_inflated_from_a_sonorisk_static2d_checkpoint(tmp_path) -> None:
+    # A static ResNet-50 trained by sonorisk (no ImageNet file at hand) seeds the
+    # I3D: its backbone inflates exactly as a torchvision file would.
+    from sonorisk.video_classifier.registry import save_checkpoint
+
+    static_cfg = tiny_config("static2d")
+    static_cfg.model.static2d.backbone = "resnet50"
+    static = build_classifier(static_cfg).eval()
+    path = save_checkpoint(tmp_path / "static2d.pt", static, training_data=DATA)
+    cfg = tiny_config("i3d")
+    cfg.model.i3d.width = 64
+    cfg.model.weights = str(path)
+    model = build_classifier(cfg).eval()
+    assert model.provenance["method"] == "2d-resnet inflated to i3d"
+    assert model.provenance["tensors_missing"] == 2  # only the new head
+    body = static.backbone.body
+    kt = model.blocks[1].res_blocks[0].branch2.conv_a.weight.shape[2]
+    got = model.blocks[1].res_blocks[0].branch2.conv_a.weight
+    want = body.layer1[0].conv1.weight
+    assert torch.allclose(got * kt, want.unsqueeze(2).repeat(1, 1, kt, 1, 1))
+    assert torch.equal(model.blocks[0].norm.running_var, body.bn1.running_var)
+    # A 2D ResNet-18 checkpoint does not fit an I3D-R50: refused with the reason.
+    small = build_classifier(tiny_config("static2d"))  # resnet18
+    bad = save_checkpoint(tmp_path / "static2d_r18.pt", small, training_data=DATA)
+    cfg.model.weights = str(bad)
+    with pytest.raises(InputError, match="do not fit"):
+        build_classifier(cfg)
+
+
 def test_weights_files_errors_and_kinetics_style(tmp_path) -> None:
     cfg = tiny_config("i3d")
     cfg.model.weights = str(tmp_path / "missing.pth")
