@@ -77,7 +77,7 @@ def serving_models(tmp_path_factory: pytest.TempPathFactory, sweeps: dict[str, P
                                         sort_keys=True).encode()).hexdigest()[:12]
         folder = _cache_root() / f"serving-models-{key}"
         models = Models(folder / "detector.pt", folder / "classifier.pt")
-        if not (folder / "verified.json").is_file():
+        if not (models.detector.is_file() and models.classifier.is_file()):
             _train(folder, settings)
     marker = models.folder / "verified.json"
     if not marker.is_file():
@@ -113,3 +113,84 @@ def torch_one_thread() -> Iterator[None]:
 
     torch.set_num_threads(1)
     yield
+
+
+# ------------------------------------------------------------------ service
+TOKEN = "test-token-0123456789abcdef"
+
+
+@dataclass
+class Service:
+    config: object
+    base_url: str
+
+    def client(self, token: str | None = TOKEN, timeout: float = 60.0):
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+
+def ray_start(**kwargs) -> bool:
+    """Start a small local Ray (unless one runs); True if this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    ray.init(num_cpus=kwargs.pop("num_cpus", 4), object_store_memory=300 * 1024**2,
+             include_dashboard=False, namespace="sonorisk", log_to_driver=False, **kwargs)
+    return True
+
+
+def service_config(models: Models, data_dir: Path, **streams):
+    from sonorisk.serving.config import ServeConfig
+
+    from ..rtsp_helpers import free_port  # noqa: TID252
+
+    repo = Path(__file__).resolve().parents[2]
+    config = ServeConfig(host="127.0.0.1", port=free_port(), data_dir=str(data_dir),
+                         pipeline=str(repo / "configs" / "pipeline-cpu.yaml"))
+    config.models.detector = str(models.detector)
+    config.models.classifier = str(models.classifier)
+    config.auth.enabled = "on"
+    config.auth.token = TOKEN
+    config.upload.max_bytes = 5 * 1024 * 1024
+    config.jobs.model_retry_s = 90
+    config.streams.rtsp_transport = "udp"  # rtsp-server-perl serves clients over UDP only
+    for key, value in streams.items():
+        setattr(config.streams, key, value)
+    return config
+
+
+def wait_job(client, job_id: str, timeout_s: float = 180.0) -> dict:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    status: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            reply = client.get(f"/v1/jobs/{job_id}")
+        except httpx.TransportError:  # the ingress is being replaced
+            time.sleep(0.5)
+            continue
+        if reply.status_code == 200:
+            status = reply.json()
+            if status["status"] in ("done", "failed"):
+                return status
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} not finished after {timeout_s} s: {status}")
+
+
+def long_sweep(sweep: Path, out: Path, repeats: int) -> Path:
+    """The sweep played forth and back ``repeats`` times (a longer real video)."""
+    from sonorisk.io import open_video
+    from sonorisk.io.writer import write_video
+
+    with open_video(sweep) as source:
+        frames = [f.image for f in source]
+        fps = source.meta.fps or 30.0
+    sequence = []
+    for k in range(repeats):
+        sequence += frames if k % 2 == 0 else frames[::-1]
+    write_video(out, sequence, fps, "mjpeg")
+    return out
