@@ -19,6 +19,7 @@ import glob
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -35,7 +36,7 @@ VIDEO_EXTENSIONS = {".avi", ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".mpg", ".m
                     ".wmv", ".flv", ".dcm"}
 COLUMNS = ["video", "path", "status", "risk", "lesions", "clips", "frames", "fps",
            "duration_s", "error_type", "error", "wall_s", "realtime_factor", "json",
-           "size_bytes", "mtime", "finished_at", "worker"]
+           "size_bytes", "mtime", "finished_at", "worker", "node"]
 FINISHED = ("scored", "no scorable lesion")
 
 
@@ -139,7 +140,7 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     worker = f"{os.uname().nodename}:{os.getpid()}"
     stat = Path(path).stat()
     base = {"video": Path(path).name, "path": path, "size_bytes": stat.st_size,
-            "mtime": repr(stat.st_mtime), "worker": worker}
+            "mtime": repr(stat.st_mtime), "worker": worker, "node": _ray_node()}
     try:
         models = _models(settings)
         config = load_config(PipelineConfig, settings.pipeline)
@@ -169,6 +170,17 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
         row["error_type"] = video["decode"].get("error_type")
         row["error"] = decode_error
     return {"row": row, "document": document}
+
+
+def _ray_node() -> str | None:
+    """The Ray node id when running as a Ray task (None in local processes)."""
+    import sys
+
+    if "ray" not in sys.modules:
+        return None
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def _init_worker(threads: int) -> None:
@@ -258,7 +270,8 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
                 summary.failed += 1
                 summary.failures.append((str(path), f"{row.get('error_type')}: "
                                                     f"{row.get('error')}"))
-                bar.write(f"failed: {path.name}: {row.get('error')}")
+                if progress:
+                    bar.write(f"failed: {path.name}: {row.get('error')}", file=sys.stderr)
             elif row["status"] == "scored":
                 summary.scored += 1
             else:

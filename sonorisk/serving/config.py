@@ -109,6 +109,9 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     app_name: str = "sonorisk"
+    # Where Serve runs HTTP proxies: HeadOnly (one address; right for one machine and
+    # for nodes sharing an IP) or EveryNode (put a load balancer in front).
+    proxy_location: Literal["HeadOnly", "EveryNode"] = "HeadOnly"
     data_dir: str = "sonorisk-serve"  # uploads, job database, results, generated token
     pipeline: str | None = None  # a configs/pipeline*.yaml; None: PipelineConfig defaults
     models: ModelsConfig = field(default_factory=ModelsConfig)

@@ -57,7 +57,8 @@ def start_service(config: ServeConfig, *, blocking_ready_s: float = 600.0) -> An
 
     config = resolve_paths(config)
     resolve_token(config)  # generate/store the token before any replica reads it
-    serve.start(http_options={"host": config.host, "port": config.port})
+    serve.start(proxy_location=config.proxy_location,
+                http_options={"host": config.host, "port": config.port})
     handle = serve.run(build_app(config), name=config.app_name, route_prefix="/")
     wait_until_ready(blocking_ready_s, config.app_name)
     return handle

@@ -1,0 +1,86 @@
+"""``sonorisk batch``: CSV + Parquet + JSON per video, resumable, failures recorded."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import pytest
+
+from sonorisk.cli import main
+from sonorisk.pipeline.report import load_schema
+
+
+@pytest.fixture
+def archive(tmp_path: Path, sweeps) -> Path:
+    folder = tmp_path / "archive"
+    (folder / "day2").mkdir(parents=True)
+    shutil.copy(sweeps["malignant"], folder / "a.avi")
+    shutil.copy(sweeps["normal"], folder / "day2" / "a.avi")  # same name, other folder
+    (folder / "notes.avi").write_text("not a video")
+    data = sweeps["benign"].read_bytes()
+    (folder / "cut.avi").write_bytes(data[: len(data) * 2 // 3])
+    (folder / "readme.txt").write_text("ignored: not a video extension")
+    return folder
+
+
+def _rows(path: Path) -> dict[str, dict[str, str]]:
+    return {r["path"]: r for r in csv.DictReader(path.open())}
+
+
+def test_batch_scores_records_failures_and_resumes(archive: Path, tmp_path: Path,
+                                                   serving_models, capsys):
+    out = tmp_path / "results.csv"
+    args = ["batch", str(archive), "--models", str(serving_models.folder), "--out", str(out),
+            "--workers", "2", "--no-progress"]
+    assert main(args) == 1  # one file failed: said in the exit status, the batch went on
+    captured = capsys.readouterr()
+    assert "notes.avi" in captured.err
+    rows = _rows(out)
+    assert len(rows) == 4
+    by_name = {Path(p).relative_to(archive).as_posix(): r for p, r in rows.items()}
+    assert by_name["notes.avi"]["status"] == "failed"
+    assert "not a video" in by_name["notes.avi"]["error"] or by_name["notes.avi"]["error"]
+    assert by_name["a.avi"]["status"] == "scored" and 0 <= float(by_name["a.avi"]["risk"]) <= 1
+    normal = by_name["day2/a.avi"]
+    assert normal["status"] in ("scored", "no scorable lesion")
+    if normal["status"] == "no scorable lesion":
+        assert normal["risk"] == ""  # never a number without a lesion
+    cut = by_name["cut.avi"]  # scored up to the cut, the damage recorded
+    assert cut["status"] in ("scored", "no scorable lesion") and cut["error"]
+    json_dir = tmp_path / "results.json"
+    for name in ("a.json", "day2/a.json", "cut.json"):
+        document = json.loads((json_dir / name).read_text())
+        jsonschema.validate(document, load_schema())
+    table = pd.read_parquet(out.with_suffix(".parquet"))
+    assert len(table) == 4 and set(table["status"]) >= {"scored", "failed"}
+    assert {"risk", "lesions", "clips", "error", "wall_s"} <= set(table.columns)
+
+    # Rerun: finished files are skipped, the failed one is tried again.
+    assert main(args) == 1
+    summary = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert summary["skipped"] == 3 and summary["failed"] == 1
+    # A changed file is scored again; the table keeps one row per video.
+    os.utime(archive / "a.avi", None)
+    (archive / "notes.avi").unlink()
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert summary["skipped"] == 2 and summary["scored"] == 1
+    assert len(pd.read_parquet(out.with_suffix(".parquet"))) == 4  # the old failed row stays
+
+
+def test_batch_takes_a_glob_and_refuses_nothing_matching(tmp_path: Path, sweeps,
+                                                         serving_models, capsys):
+    out = tmp_path / "r.csv"
+    pattern = str(sweeps["benign"].parent / "*benign.avi")
+    assert main(["batch", pattern, "--models", str(serving_models.folder), "--out", str(out),
+                 "--workers", "1", "--no-progress"]) == 0
+    assert len(_rows(out)) == 1
+    assert main(["batch", str(tmp_path / "nothing*.avi"), "--models",
+                 str(serving_models.folder), "--out", str(out)]) == 2
+    assert "no file matches" in capsys.readouterr().err
