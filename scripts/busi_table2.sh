@@ -39,9 +39,14 @@ train() {  # name, config, extra flags...
         --no-progress "$@" | tee "$OUT/models/$name.json"
 }
 # 3. Models. Each keeps the epoch with the best validation video AUC (best.pt).
-train i3d configs/classifier_busi_cpu.yaml
-train timesformer configs/classifier_busi_timesformer_cpu.yaml
+#    The static ResNet-50 comes first: with no ImageNet/Kinetics file here, its
+#    backbone (trained on the same train split) seeds the main I3D by 2D->3D
+#    inflation and gives PCA+SVM its deep features. I3D from random init is
+#    kept as a row of its own.
 train static2d configs/classifier_busi_static2d_cpu.yaml
+train i3d configs/classifier_busi_i3d_inflated_cpu.yaml --weights "$OUT/models/static2d/best.pt"
+train i3d-random configs/classifier_busi_cpu.yaml
+train timesformer configs/classifier_busi_timesformer_cpu.yaml
 train pca-svm configs/classifier_busi_pca_svm.yaml --weights "$OUT/models/static2d/best.pt"
 
 # 4. Video-level scores on the test split, one table for all models.
@@ -53,6 +58,7 @@ score() {  # checkpoint, name, extra flags...
         --out "$OUT/test_scores.csv" "$@" > "$OUT/models/eval_$name.json"
 }
 score "$OUT/models/i3d/best.pt" I3D
+score "$OUT/models/i3d-random/best.pt" "I3D (random init)"
 score "$OUT/models/timesformer/best.pt" TimeSformer
 score "$OUT/models/static2d/best.pt" "ResNet50 key frame" --pattern key_frame
 score "$OUT/models/static2d/best.pt" "ResNet50 two key frames" --pattern two_key_frames
