@@ -32,6 +32,8 @@ ENV PATH=/opt/venv/bin:$PATH
 VOLUME ["/models", "/data"]
 EXPOSE 8000
 ENTRYPOINT ["sonorisk"]
-# `sonorisk serve` arrives with the serving issue; until then the image runs
-# any verb, e.g. `docker run IMAGE info /data/video.avi`.
-CMD ["--help"]
+# The service (docs/serving.md): token auth is on (not loopback); the token is
+# generated into /data/serve/token unless SONORISK_TOKEN is set. Any other verb
+# still runs, e.g. `docker run IMAGE batch /data/archive --models /models`.
+CMD ["serve", "--config", "configs/serve.yaml", "--host", "0.0.0.0", "--models", "/models", \
+     "--data-dir", "/data/serve"]

@@ -1,0 +1,165 @@
+"""Live-stream throughput and latency through the whole service, in one run.
+
+A real RTSP server (rtsp-server-perl) on loopback, ffmpeg pushing a phantom
+sweep in a loop at the input rate (`-re`), `sonorisk serve`'s application on a
+local Ray, N streams started through the HTTP API. After a warm-up it measures
+for --seconds: sustained processed frames/s per stream (and as a fraction of
+the input rate), frames dropped, p50/p99 latency from frame arrival to boxes
+out, and from a clip's last frame to its score.
+
+    python benchmarks/stream.py --models DIR [--fps 30] [--streams 1] [--seconds 30]
+        [--pipeline configs/pipeline-cpu.yaml]
+    python benchmarks/stream.py --models DIR --gpu      # CUDA only: 50 fps input,
+        # p99 box latency vs the 30 ms target, then streams per GPU (1, 2, 4, ...)
+
+Without CUDA the --gpu modes say so and measure nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.rtsp_helpers import (  # noqa: E402
+    rtsp_server,
+    start_pusher,
+    stop_process,
+    wait_for_stream,
+)
+
+
+def start(models: Path, data_dir: Path, pipeline: str, gpu: bool) -> tuple[str, object]:
+    import ray
+
+    from sonorisk.serving.config import ServeConfig
+    from sonorisk.serving.server import start_service
+    from tests.rtsp_helpers import free_port
+
+    ray.init(num_cpus=4, num_gpus=1 if gpu else 0, object_store_memory=300 * 1024**2,
+             include_dashboard=False, namespace="sonorisk-bench", log_to_driver=False)
+    config = ServeConfig(port=free_port(), data_dir=str(data_dir), pipeline=pipeline)
+    config.models.detector = str(models / "detector.pt")
+    config.models.classifier = str(models / "classifier.pt")
+    config.streams.rtsp_transport = "udp"
+    config.streams.max_streams = 64
+    if gpu:
+        config.models.device = "cuda"
+        config.detector.ray_actor_options = {"num_cpus": 1, "num_gpus": 0.5}
+        config.classifier.ray_actor_options = {"num_cpus": 1, "num_gpus": 0.5}
+    start_service(config)
+    return f"http://127.0.0.1:{config.port}", config
+
+
+def run(base: str, clip: Path, fps: float, streams: int, seconds: float,
+        warmup: float) -> dict:
+    client = httpx.Client(base_url=base, timeout=60)
+    with rtsp_server() as (client_port, source_port):
+        pushers, ids = [], []
+        try:
+            for k in range(streams):
+                name = f"bench{k}"
+                pusher = start_pusher(clip, source_port, name)
+                pushers.append(pusher)
+                url = f"rtsp://127.0.0.1:{client_port}/{name}"
+                wait_for_stream(url, pusher)
+                ids.append(client.post("/v1/streams", json={"url": url}).json()["stream_id"])
+            time.sleep(warmup)
+            first = {sid: client.get(f"/v1/streams/{sid}").json() for sid in ids}
+            t0 = time.perf_counter()
+            time.sleep(seconds)
+            span = time.perf_counter() - t0
+            last = {sid: client.delete(f"/v1/streams/{sid}").json() for sid in ids}
+        finally:
+            for pusher in pushers:
+                stop_process(pusher)
+    rows = []
+    for sid in ids:
+        a, b = first[sid], last[sid]
+        rows.append({
+            "in_fps": (b["frames_in"] - a["frames_in"]) / span,
+            "processed_fps": (b["frames_processed"] - a["frames_processed"]) / span,
+            "dropped": b["frames_dropped"] - a["frames_dropped"],
+            "box_p50": b["latency"]["box"]["p50_ms"], "box_p99": b["latency"]["box"]["p99_ms"],
+            "clip_p50": b["latency"]["clip"]["p50_ms"],
+            "clip_p99": b["latency"]["clip"]["p99_ms"],
+            "reconnects": b["reconnects"]})
+    return {"streams": streams, "fps": fps, "rows": rows}
+
+
+def report(result: dict) -> None:
+    fps = result["fps"]
+    print(f"{result['streams']} stream(s) at {fps:g} fps input:")
+    for k, r in enumerate(result["rows"]):
+        print(f"  stream {k}: in {r['in_fps']:.1f} fps, processed {r['processed_fps']:.1f} fps "
+              f"({r['processed_fps'] / fps:.2f} of input), dropped {r['dropped']}, "
+              f"box latency p50/p99 {r['box_p50']}/{r['box_p99']} ms, "
+              f"clip score p50/p99 {r['clip_p50']}/{r['clip_p99']} ms")
+
+
+def sweep_clip(folder: Path, fps: int) -> Path:
+    from sonorisk.data.synth import synthesize_phantom
+
+    data = synthesize_phantom(1, folder, seed=11, fps=fps, frames=120, size=(256, 192),
+                              proportions={"malignant": 1})
+    return next((data / "videos").glob("*.avi"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", required=True, type=Path)
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--warmup", type=float, default=8)
+    parser.add_argument("--pipeline", default=str(REPO / "configs" / "pipeline-cpu.yaml"))
+    parser.add_argument("--gpu", action="store_true",
+                        help="50 fps on CUDA with the 30 ms p99 target, then streams per GPU")
+    args = parser.parse_args()
+    if args.gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("--gpu: no CUDA device here; the 50 fps / streams-per-GPU figures were "
+                  "not measured")
+            return
+    from ray import serve
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        base, _ = start(args.models, root / "data", args.pipeline, args.gpu)
+        try:
+            if not args.gpu:
+                clip = sweep_clip(root / "clip", args.fps)
+                report(run(base, clip, args.fps, args.streams, args.seconds, args.warmup))
+                return
+            clip = sweep_clip(root / "clip50", 50)
+            one = run(base, clip, 50, 1, args.seconds, args.warmup)
+            report(one)
+            p99 = one["rows"][0]["box_p99"]
+            print(f"p99 box latency at 50 fps: {p99} ms (target <= 30 ms: "
+                  f"{'met' if p99 is not None and p99 <= 30 else 'NOT met'})")
+            n, best = 1, 0
+            while n <= 32:
+                result = run(base, clip, 50, n, args.seconds, args.warmup)
+                report(result)
+                ok = all(r["processed_fps"] >= 0.95 * 50 and r["box_p99"] is not None
+                         and r["box_p99"] <= 100 for r in result["rows"])
+                if not ok:
+                    break
+                best, n = n, n * 2
+            print(f"streams one GPU sustains at 50 fps (>= 95% processed, p99 <= 100 ms): "
+                  f"{best} (tried powers of two)")
+        finally:
+            serve.shutdown()
+
+
+if __name__ == "__main__":
+    main()
