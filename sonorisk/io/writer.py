@@ -89,16 +89,27 @@ class VideoWriter:
 
 
 def write_video(
-    path: str | Path, frames: Iterable[np.ndarray], fps: float, codec: str = "mjpeg"
+    path: str | Path, frames: Iterable[np.ndarray], fps: float, codec: str = "mjpeg",
+    even: bool = False,
 ) -> int:
-    """Encode ``frames`` to ``path``; returns the number of frames written."""
+    """Encode ``frames`` to ``path``; returns the number of frames written.
+
+    ``even`` trims a last odd row/column from every frame (H.264 and MPEG-4
+    need even sizes; browsers and players need H.264).
+    """
     iterator = iter(frames)
     first = next(iterator, None)
     if first is None:
         raise ValueError(f"{path}: no frames to write")
+
+    def trim(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        return image[: h - h % 2, : w - w % 2] if even else image
+
+    first = trim(first)
     height, width = first.shape[:2]
     with VideoWriter(path, fps, width, height, codec) as writer:
         writer.write(first)
         for image in iterator:
-            writer.write(image)
+            writer.write(trim(image))
         return writer.frames_written

@@ -8,13 +8,14 @@ overlay frame carries a banner saying it is research output.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from sonorisk.io.writer import VideoWriter
+from sonorisk.io.writer import write_video
 from sonorisk.pipeline.scorer import LesionRecord
 from sonorisk.records import ClipScore, Frame
 
@@ -89,16 +90,8 @@ def draw_frame(image: np.ndarray, frame_index: int, lesions: Iterable[LesionReco
 def write_overlay(path: Path, frames: Iterable[Frame], lesions: list[LesionRecord],
                   video_risk: float | None, fps: float) -> int:
     """Encode the overlay video (H.264 MP4; even-sized frames). Returns frames written."""
-    writer: VideoWriter | None = None
-    try:
-        for frame in frames:
-            canvas = draw_frame(frame.image, frame.index, lesions, video_risk)
-            h, w = canvas.shape[:2]
-            canvas = canvas[: h - h % 2, : w - w % 2]
-            if writer is None:
-                writer = VideoWriter(path, fps, canvas.shape[1], canvas.shape[0], codec="h264")
-            writer.write(canvas)
-    finally:
-        if writer is not None:
-            writer.close()
-    return 0 if writer is None else writer.frames_written
+    canvases = (draw_frame(frame.image, frame.index, lesions, video_risk) for frame in frames)
+    first = next(canvases, None)
+    if first is None:
+        return 0
+    return write_video(path, itertools.chain([first], canvases), fps, codec="h264", even=True)

@@ -7,8 +7,12 @@ transcodes each video once, at creation, through the project's own reader
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from sonorisk.errors import InputError
 
@@ -33,29 +37,29 @@ def transcode_h264(source: str | Path, target: str | Path,
     Odd frame sizes lose their last row/column (H.264 4:2:0 needs even sizes).
     """
     from sonorisk.io import open_video
-    from sonorisk.io.writer import VideoWriter
+    from sonorisk.io.writer import write_video
 
     source, target = Path(source), Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.stem + ".part.mp4")
-    writer: VideoWriter | None = None
-    try:
+    fps = 0.0
+    size = (0, 0)
+
+    def images() -> Iterator[np.ndarray]:
+        nonlocal fps, size
         with open_video(source, color="rgb") as video:
             fps = video.meta.fps or fallback_fps
             if not fps or fps <= 0:
                 raise InputError(source, "frame rate unknown: cannot time the video")
             for frame in video:
-                image = frame.image
-                h, w = image.shape[:2]
-                image = image[: h - h % 2, : w - w % 2]
-                if writer is None:
-                    writer = VideoWriter(tmp, fps, image.shape[1], image.shape[0], codec="h264")
-                writer.write(image)
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None or writer.frames_written == 0:
-        tmp.unlink(missing_ok=True)
+                h, w = frame.image.shape[:2]
+                size = (w - w % 2, h - h % 2)
+                yield frame.image
+
+    frames = images()
+    first = next(frames, None)
+    if first is None:
         raise InputError(source, "no decodable frame: nothing to show readers")
+    written = write_video(tmp, itertools.chain([first], frames), fps, codec="h264", even=True)
     tmp.replace(target)
-    return Transcoded(target, writer.frames_written, float(fps), image.shape[1], image.shape[0])
+    return Transcoded(target, written, float(fps), size[0], size[1])
