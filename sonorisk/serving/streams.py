@@ -173,7 +173,7 @@ class LiveIngest:
 def _quantiles(values: deque[float]) -> dict[str, float | None]:
     if not values:
         return {"p50_ms": None, "p99_ms": None, "mean_ms": None, "n": 0}
-    arr = np.asarray(values, float) * 1000
+    arr = np.asarray(list(values), float) * 1000  # list(): a C-level copy, safe vs. appends
     return {"p50_ms": round(float(np.percentile(arr, 50)), 2),
             "p99_ms": round(float(np.percentile(arr, 99)), 2),
             "mean_ms": round(float(arr.mean()), 2), "n": int(arr.size)}
@@ -310,6 +310,7 @@ class StreamSession:
         last_global = -1
         last_arrival: float | None = None
         last_connection: int | None = None
+        last_shape: tuple[int, ...] | None = None
         next_stats = time.perf_counter() + 1.0
         while not self._stop.is_set():
             items = self.ingest.take(0.2)
@@ -332,6 +333,12 @@ class StreamSession:
                     if gap > cfg.short_gap_s:
                         self._end_segment(scorer, f"feed gap of {gap:.1f} s")
                         scorer = None
+                shape = item.frame.image.shape
+                if scorer is not None and last_shape is not None and shape != last_shape:
+                    self._end_segment(scorer, f"frame size changed from {last_shape[:2]} to "
+                                              f"{shape[:2]}")
+                    scorer = None
+                last_shape = shape
                 if scorer is None:
                     scorer = self.make_scorer(self.ingest.fps)
                     self.segment += 1
