@@ -287,6 +287,15 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
     return summary
 
 
+def _lost(path: Path, exc: BaseException, what: str) -> dict[str, Any]:
+    """The row of a video whose worker (process, Ray task or node) was lost."""
+    stat = path.stat()
+    return {"row": {"video": path.name, "path": str(path), "status": "failed",
+                    "error_type": type(exc).__name__, "error": f"{what}: {str(exc)[:300]}",
+                    "size_bytes": stat.st_size, "mtime": repr(stat.st_mtime)},
+            "document": None}
+
+
 def _run_local(todo: list[Path], settings: BatchSettings,
                workers: int) -> Iterator[tuple[Path, dict[str, Any]]]:
     if not todo:
@@ -309,12 +318,7 @@ def _run_local(todo: list[Path], settings: BatchSettings,
                 try:
                     outcome = future.result()
                 except Exception as exc:  # noqa: BLE001 (a worker died: record it, go on)
-                    stat = path.stat()
-                    outcome = {"row": {"video": path.name, "path": str(path),
-                                       "status": "failed", "error_type": type(exc).__name__,
-                                       "error": f"worker process failed: {exc}",
-                                       "size_bytes": stat.st_size, "mtime": repr(stat.st_mtime)},
-                               "document": None}
+                    outcome = _lost(path, exc, "worker process failed")
                 yield path, outcome
 
 
@@ -337,12 +341,7 @@ def _run_ray(todo: list[Path], settings: BatchSettings,
                 try:
                     outcome = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 (node or worker lost: recorded)
-                    stat = path.stat()
-                    outcome = {"row": {"video": path.name, "path": str(path),
-                                       "status": "failed", "error_type": type(exc).__name__,
-                                       "error": f"Ray task failed: {str(exc)[:300]}",
-                                       "size_bytes": stat.st_size, "mtime": repr(stat.st_mtime)},
-                               "document": None}
+                    outcome = _lost(path, exc, "Ray task failed")
                 yield path, outcome
     finally:
         if started_here:

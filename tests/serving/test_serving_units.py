@@ -322,3 +322,27 @@ def test_a_short_gap_keeps_the_lesions_a_long_gap_ends_them(serving_models, swee
     assert ended[0]["status"] == "scored" and ended[0]["risk"] is not None
     assert any(e["event"] == "lesion_ended" and e["segment"] == 1 for e in events)
     assert session.segment >= 2
+
+
+# ------------------------------------------------------------------------ CLI
+def test_verbs_are_registered_without_importing_ray_or_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from sonorisk.cli import build_parser; p = build_parser(); "
+            "bad = [m for m in ('ray', 'torch') if m in sys.modules]; "
+            "assert not bad, bad; p.parse_args(['serve', '--port', '9000']); "
+            "p.parse_args(['batch', 'DIR', '--ray', 'auto'])")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_serve_names_a_missing_checkpoint_before_starting_anything(tmp_path: Path, capsys):
+    import sys
+
+    from sonorisk.cli import main
+
+    assert main(["serve", "--models", str(tmp_path / "none"), "--data-dir",
+                 str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "models.detector" in err and "not found" in err
+    assert "ray" not in sys.modules or not __import__("ray").is_initialized()
