@@ -73,6 +73,8 @@ scores.drop_duplicates("id")[["id", "truth"]].to_csv(sys.argv[2], index=False)
 EOF
 sonorisk eval report "$OUT/test_scores.csv" --truth "$OUT/test_truth.csv" \
     --reference-model I3D --out "$OUT/report" \
-    --note "Models trained from random init on synthetic sweeps made from BUSI stills \
-(group-aware split); a development benchmark, not a clinical validation."
+    --note "Synthetic sweeps made from BUSI stills, group-aware split. No ImageNet or \
+Kinetics weights: every model learned from this train split alone (the main I3D is \
+inflated from the static ResNet-50 trained on it). A development benchmark, not a \
+clinical validation."
 echo "Table 2 report: $OUT/report"
