@@ -187,6 +187,11 @@ class IncrementalScorer:
         waiting = sum(1 for s in self._queued if s.keyframe)
         if waiting >= self.config.detector_batch_size:
             return self._drain(everything=False)
+        if waiting == 0:
+            # Only frames after an already tracked keyframe: optical flow from
+            # the frame before needs nothing more, so their boxes go out now
+            # instead of waiting for the next keyframe (live latency).
+            return self._drain(everything=True)
         return []
 
     def finish(self) -> list[Event]:

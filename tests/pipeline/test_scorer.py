@@ -94,6 +94,26 @@ def test_detector_batches_keyframes(tiny_i3d) -> None:
     assert all(len(batch) <= 4 for batch in detector.calls)
 
 
+def test_frames_after_a_tracked_keyframe_get_their_boxes_at_once(tiny_i3d) -> None:
+    # Live latency: a frame between keyframes needs only optical flow from the
+    # frame before, so its boxes come out when it is pushed, not at the next
+    # keyframe. Only frames behind a keyframe still waiting for its batch wait.
+    frames, boxes = blob_video(12, range(12))
+
+    def emitted(batch: int) -> list[list[int]]:
+        config = PipelineConfig(detector_batch_size=batch, crop="none")
+        config.tracking.keyframe_interval = 3
+        scorer = IncrementalScorer(BoxDetector(boxes), tiny_i3d, config, fps=30.0)
+        return [[e.frame_index for e in scorer.push(f) if isinstance(e, FrameBoxes)]
+                for f in frames]
+
+    assert emitted(1) == [[i] for i in range(12)]
+    # Batches of 2 keyframes (0 and 3, 6 and 9): frames behind a keyframe wait
+    # for its batch, then go out together; frames after it go out at once.
+    assert emitted(2) == [[], [], [], [0, 1, 2, 3], [4], [5],
+                          [], [], [], [6, 7, 8, 9], [10], [11]]
+
+
 def test_keyframe_mode_still_scores_the_lesion(tiny_i3d) -> None:
     frames, boxes = blob_video(40, range(40))
     result, events = run(frames, BoxDetector(boxes), tiny_i3d,
