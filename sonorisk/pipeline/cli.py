@@ -25,6 +25,14 @@ def _pipeline_flags(p: argparse.ArgumentParser) -> None:
                    help="detector input short side (px) at inference; smaller is faster")
 
 
+def model_flags(p: argparse.ArgumentParser) -> None:
+    """The checkpoints to score with (read back by :func:`resolve_checkpoints`)."""
+    p.add_argument("--models", help="folder holding detector.pt and classifier.pt "
+                                    "(e.g. sonorisk-demo/models)")
+    p.add_argument("--detector", help="detector checkpoint (overrides --models)")
+    p.add_argument("--classifier", help="classifier checkpoint (overrides --models)")
+
+
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     score = groups["root"].add_parser(
         "score", help="score video files: lesion boxes, clip scores, lesion and video risk",
@@ -32,10 +40,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                     "per video (docs/score-schema.md), optionally an overlay video and heatmap "
                     "images. Research software: the output is not a clinical result.")
     score.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (or DICOM cine)")
-    score.add_argument("--models", help="folder holding detector.pt and classifier.pt "
-                                        "(e.g. sonorisk-demo/models)")
-    score.add_argument("--detector", help="detector checkpoint (overrides --models)")
-    score.add_argument("--classifier", help="classifier checkpoint (overrides --models)")
+    model_flags(score)
     score.add_argument("--out", default="sonorisk-scores", help="output folder")
     score.add_argument("--overlay", action="store_true",
                        help="also write an overlay video with boxes and clip probabilities")

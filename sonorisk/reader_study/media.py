@@ -43,17 +43,14 @@ def transcode_h264(source: str | Path, target: str | Path,
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.stem + ".part.mp4")
     fps = 0.0
-    size = (0, 0)
 
     def images() -> Iterator[np.ndarray]:
-        nonlocal fps, size
+        nonlocal fps  # known once the first frame has been asked for
         with open_video(source, color="rgb") as video:
             fps = video.meta.fps or fallback_fps
             if not fps or fps <= 0:
                 raise InputError(source, "frame rate unknown: cannot time the video")
             for frame in video:
-                h, w = frame.image.shape[:2]
-                size = (w - w % 2, h - h % 2)
                 yield frame.image
 
     frames = images()
@@ -62,4 +59,5 @@ def transcode_h264(source: str | Path, target: str | Path,
         raise InputError(source, "no decodable frame: nothing to show readers")
     written = write_video(tmp, itertools.chain([first], frames), fps, codec="h264", even=True)
     tmp.replace(target)
-    return Transcoded(target, written, float(fps), size[0], size[1])
+    height, width = first.shape[:2]  # the writer trims odd sizes to even ones
+    return Transcoded(target, written, float(fps), width - width % 2, height - height % 2)

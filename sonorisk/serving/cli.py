@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sonorisk.pipeline.cli import model_flags
+
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     serve = groups["root"].add_parser(
@@ -35,9 +37,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     batch.add_argument("--out", default="results.csv", help="results CSV (Parquet beside it)")
     batch.add_argument("--json-dir", help="where the per-video JSON go (default: OUT stem + "
                                           ".json/)")
-    batch.add_argument("--models", help="folder holding detector.pt and classifier.pt")
-    batch.add_argument("--detector", help="detector checkpoint (overrides --models)")
-    batch.add_argument("--classifier", help="classifier checkpoint (overrides --models)")
+    model_flags(batch)
     batch.add_argument("--config", help="pipeline YAML (configs/pipeline*.yaml)")
     batch.add_argument("--device", default="cpu")
     batch.add_argument("--workers", type=int, default=None,

@@ -21,7 +21,11 @@ import pandas as pd
 from sonorisk.errors import ConfigError
 from sonorisk.video_classifier.base import ClipClassifier
 from sonorisk.video_classifier.data import ClipSet
-from sonorisk.video_classifier.static2d import InputPattern
+from sonorisk.video_classifier.static2d import (
+    InputPattern,
+    Static2DClassifier,
+    static_video_score,
+)
 
 
 def video_scores(model: ClipClassifier, clipset: ClipSet, batch_size: int = 16,
@@ -43,6 +47,11 @@ def video_scores(model: ClipClassifier, clipset: ClipSet, batch_size: int = 16,
                            model.predict(clipset.clips, heatmaps=False, batch_size=batch_size)])
         video_p = {v: float(clip_p[idx].mean()) for v, idx in members.items()}
     else:
+        if not isinstance(model, Static2DClassifier):
+            raise ConfigError("pattern", f"input patterns apply to static2d models, not "
+                              f"{model.config.model.kind!r}")
+        if clipset.boxes is None:
+            raise ConfigError("pattern", "the clips carry no boxes to choose key frames from")
         video_p = {v: _pattern_score(model, clipset, idx, pattern, batch_size)
                    for v, idx in members.items()}
     rows = [{"id": v, "truth": int(malignant[idx[0]]), "score": video_p[v], "n_clips": len(idx)}
@@ -50,15 +59,8 @@ def video_scores(model: ClipClassifier, clipset: ClipSet, batch_size: int = 16,
     return pd.DataFrame(rows, columns=["id", "truth", "score", "n_clips"])
 
 
-def _pattern_score(model: ClipClassifier, clipset: ClipSet, idx: list[int],
+def _pattern_score(model: Static2DClassifier, clipset: ClipSet, idx: list[int],
                    pattern: InputPattern, batch_size: int) -> float:
-    from sonorisk.video_classifier.static2d import Static2DClassifier, static_video_score
-
-    if not isinstance(model, Static2DClassifier):
-        raise ConfigError("pattern", f"input patterns apply to static2d models, not "
-                          f"{model.config.model.kind!r}")
-    if clipset.boxes is None:
-        raise ConfigError("pattern", "the clips carry no boxes to choose key frames from")
     crops = clipset.clips[idx].reshape(-1, *clipset.clips.shape[2:])
     boxes = [tuple(b) for b in clipset.boxes[idx].reshape(-1, 4)]
 

@@ -275,6 +275,17 @@ def _local_session(models, video: Path, cfg: StreamsConfig):
                          open_source=_file_opener(video, []))
 
 
+def _run_until(session, done, timeout_s: float = 60) -> list[dict]:
+    """Run a session until ``done()`` (or the timeout), stop it; every event it sent."""
+    q = session.subscribe()
+    session.start()
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    session.stop()
+    return [q.get_nowait() for _ in range(q.qsize())]
+
+
 def _events_until(session, q, seconds: float) -> list[dict]:
     events, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -291,13 +302,7 @@ def test_a_short_gap_keeps_the_lesions_a_long_gap_ends_them(serving_models, swee
     short = StreamsConfig(reconnect_initial_s=0.3, reconnect_max_s=0.3, short_gap_s=5.0,
                           max_backlog=200, catchup_threshold=150, catchup_window=100)
     session = _local_session(serving_models, sweeps["malignant"], short)
-    q = session.subscribe()
-    session.start()
-    deadline = time.monotonic() + 60
-    while session.frames_processed < 100 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    session.stop()
-    events = [q.get_nowait() for _ in range(q.qsize())]
+    events = _run_until(session, lambda: session.frames_processed >= 100)
     kinds = {e["event"] for e in events}
     assert {"boxes", "clip", "lesion", "reconnected"} <= kinds
     assert session.segment == 1  # one segment across the gap: lesion state kept
@@ -309,13 +314,7 @@ def test_a_short_gap_keeps_the_lesions_a_long_gap_ends_them(serving_models, swee
     long = StreamsConfig(reconnect_initial_s=1.2, reconnect_max_s=1.2, short_gap_s=0.5,
                          max_backlog=200, catchup_threshold=150, catchup_window=100)
     session = _local_session(serving_models, sweeps["malignant"], long)
-    q = session.subscribe()
-    session.start()
-    deadline = time.monotonic() + 60
-    while session.segment < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    session.stop()
-    events = [q.get_nowait() for _ in range(q.qsize())]
+    events = _run_until(session, lambda: session.segment >= 2)
     ended = [e for e in events if e["event"] == "segment_ended"]
     assert ended and ended[0]["segment"] == 1
     assert ended[0]["reason"].startswith(("no frames for", "feed gap of"))
