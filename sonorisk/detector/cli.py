@@ -57,6 +57,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                     help="'val': only the images the checkpoint held out during training")
     ev.add_argument("--stride", type=int, default=1, help="evaluate every n-th video frame")
     ev.add_argument("--json", help="also write the results as JSON here")
+    ev.add_argument("--tta", dest="inference.tta_hflip", action="store_const", const=True,
+                    help="test-time augmentation: fuse the mirrored view (2x detector time)")
     ev.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ev.add_argument("--no-progress", action="store_true")
     _add_model_flags(ev)

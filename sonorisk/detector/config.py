@@ -79,6 +79,10 @@ class TrainConfig:
     out_dir: str = "runs/detector"
     amp: bool = True  # autocast on CUDA only
     device: str = "auto"
+    # Exponential moving average of the weights (sonorisk.detector.ema): validation,
+    # best.pt and the weights in every checkpoint are the average. null: off.
+    # 0.998 averages roughly the last 500 iterations.
+    ema_decay: float | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -92,6 +96,9 @@ class InferenceConfig:
     # area above this) is the same lesion seen twice: dropped. NMS by IoU keeps
     # such nested pairs, which would otherwise become two "lesions". 1.0: off.
     containment_thresh: float = 0.8
+    # Test-time augmentation: also run the horizontally mirrored frame and fuse
+    # both views (weighted box fusion). Twice the detector time; off for live use.
+    tta_hflip: bool = False
     max_side: int = 8192  # larger frames are refused (clear error), not resized silently
     min_side: int = 16
 

@@ -18,6 +18,7 @@ import torch
 
 from sonorisk.detector.checkpoint import DISCLAIMER, config_from_checkpoint, load_checkpoint
 from sonorisk.detector.config import DetectorConfig, InferenceConfig
+from sonorisk.detector.fusion import hflip_boxes, weighted_box_fusion
 from sonorisk.detector.model import build_model
 from sonorisk.errors import InputError
 from sonorisk.records import Detection, Frame
@@ -188,14 +189,31 @@ class TorchvisionDetector:
             chunk = todo[start:start + max(1, cfg.batch_size)]
             tensors = [torch.from_numpy(arrays[i]).to(self.device, non_blocking=True)
                        .permute(2, 0, 1).float().div_(255.0) for i in chunk]
-            with self._autocast():
-                outputs = self.model(tensors)
-            for i, out in zip(chunk, outputs, strict=True):
+            views = self._run(tensors)
+            for n, i in enumerate(chunk):
                 height, width = arrays[i].shape[:2]
-                results[i] = clean_detections(
-                    out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy(),
-                    width, height, indices[i], cfg.score_thresh, cfg.containment_thresh)
+                boxes, scores = views[n]
+                results[i] = clean_detections(boxes, scores, width, height, indices[i],
+                                              cfg.score_thresh, cfg.containment_thresh)
         return results
+
+    def _run(self, tensors: list[torch.Tensor]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Boxes and scores per image; with ``tta_hflip`` the mirrored view is run in
+        the same batch and fused back (sonorisk.detector.fusion)."""
+        batch = tensors + [t.flip(-1) for t in tensors] if self.config.inference.tta_hflip \
+            else tensors
+        with self._autocast():
+            outputs = self.model(batch)
+        found = [(out["boxes"].float().cpu().numpy(), out["scores"].float().cpu().numpy())
+                 for out in outputs]
+        if not self.config.inference.tta_hflip:
+            return found
+        fused = []
+        for n, tensor in enumerate(tensors):
+            mirrored_boxes, mirrored_scores = found[len(tensors) + n]
+            fused.append(weighted_box_fusion(
+                [found[n], (hflip_boxes(mirrored_boxes, tensor.shape[-1]), mirrored_scores)]))
+        return fused
 
 
 def load_detector(config: DetectorConfig, checkpoint: str | Path | None = None,

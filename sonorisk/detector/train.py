@@ -21,6 +21,7 @@ import torch
 from sonorisk.detector.augment import augment
 from sonorisk.detector.checkpoint import load_checkpoint, save_checkpoint
 from sonorisk.detector.config import DetectorConfig
+from sonorisk.detector.ema import ModelEMA
 from sonorisk.detector.evaluate import DetectorEvaluation, evaluate_detector
 from sonorisk.detector.model import build_model
 from sonorisk.detector.predictor import TorchvisionDetector, resolve_device
@@ -93,13 +94,14 @@ def lr_at(cfg: DetectorConfig, epoch: int, iteration: int) -> float:
 def validate(model: torch.nn.Module, cfg: DetectorConfig, samples: Sequence[DetectionSample],
              cache: ImageCache, progress: bool) -> DetectorEvaluation:
     eval_cfg = replace(cfg, inference=replace(cfg.inference, score_thresh=0.0))
-    detector = TorchvisionDetector(model, eval_cfg)
+    was_training = model.training
+    detector = TorchvisionDetector(model, eval_cfg)  # switches to eval mode
     try:
         return evaluate_detector(detector, samples, cfg.inference.score_thresh,
                                  reader=cache.get, batch_size=cfg.inference.batch_size,
                                  progress=progress)
     finally:
-        model.train()
+        model.train(was_training)
 
 
 def _append_log(path: Path, record: dict[str, Any]) -> None:
@@ -138,12 +140,20 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
     start_epoch, iteration, best_ap50 = 0, 0, -1.0
     weights_source = source.to_dict()
     last_path, best_path = out / "last.pt", out / "best.pt"
+    ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay is not None else None
     if resume and last_path.is_file():
         state = load_checkpoint(last_path)
-        model.load_state_dict(state["state_dict"])
+        extra = state.get("extra", {})
+        # With EMA the checkpoint's weights are the average; the trained weights
+        # travel beside them.
+        model.load_state_dict(extra.get("train_state_dict") or state["state_dict"])
+        if ema is not None:
+            ema = ModelEMA(model, cfg.train.ema_decay)
+            if "train_state_dict" in extra:
+                ema.load_state({"state_dict": state["state_dict"],
+                                "updates": extra.get("ema_updates", 0)})
         if state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
-        extra = state.get("extra", {})
         start_epoch = int(state.get("epoch", -1)) + 1
         iteration = int(extra.get("iteration", 0))
         best_ap50 = float(extra.get("best_ap50", -1.0))
@@ -194,6 +204,8 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update(model)
             iteration += 1
             for k, v in losses.items():
                 running[k] = running.get(k, 0.0) + float(v.detach())
@@ -207,7 +219,8 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
                                        "s_per_iter": (time.time() - started) / (step + 1)})
         bar.close()
         train_losses = {k: v / max(1, n_iters) for k, v in running.items()}
-        evaluation = validate(model, cfg, val_set, cache, progress)
+        evaluated = ema.module if ema is not None else model
+        evaluation = validate(evaluated, cfg, val_set, cache, progress)
         metrics = {"epoch": epoch, "val_AP": evaluation.ap, "val_AP50": evaluation.ap50,
                    "val_still_detection_rate": evaluation.still_detection_rate,
                    "val_fp_per_lesion_free_still": evaluation.false_positives_per_image,
@@ -218,10 +231,13 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         ap50 = evaluation.ap50 if evaluation.ap50 is not None else -1.0
         improved = ap50 > best_ap50
         best_ap50 = max(best_ap50, ap50)
-        common = {"model": model, "config": cfg, "weights_source": weights_source,
+        common = {"model": evaluated, "config": cfg, "weights_source": weights_source,
                   "epoch": epoch, "metrics": metrics, "training": training_meta}
-        save_checkpoint(last_path, optimizer=optimizer.state_dict(),
-                        extra={"iteration": iteration, "best_ap50": best_ap50}, **common)
+        resume_state: dict[str, Any] = {"iteration": iteration, "best_ap50": best_ap50}
+        if ema is not None:
+            resume_state.update(train_state_dict=model.state_dict(), ema_updates=ema.updates)
+        save_checkpoint(last_path, optimizer=optimizer.state_dict(), extra=resume_state,
+                        **common)
         if improved:
             save_checkpoint(best_path, **common)
     return metrics

@@ -113,3 +113,27 @@ def test_nested_box_of_the_same_lesion_is_dropped():
     # A lower-scoring outer box around a kept inner box is dropped too.
     kept = clean_detections(boxes[[1, 0]], np.array([0.9, 0.5]), 100, 60, 3, 0.2, 0.8)
     assert [d.box for d in kept] == [(20.0, 20.0, 50.0, 30.0)]
+
+
+def test_flip_tta_fuses_the_plain_and_the_mirrored_view(trained_dir: Path):
+    from sonorisk.detector.fusion import hflip_boxes, weighted_box_fusion
+
+    frame = textured(200, 320, 5)
+    raw = InferenceConfig(score_thresh=0.0, containment_thresh=1.0, batch_size=2)
+    plain = TorchvisionDetector.from_checkpoint(trained_dir / "last.pt", raw)
+    tta = TorchvisionDetector.from_checkpoint(trained_dir / "last.pt",
+                                              replace(raw, tta_hflip=True))
+
+    def arrays(dets):
+        return (np.array([d.box for d in dets], np.float32).reshape(-1, 4),
+                np.array([d.score for d in dets], np.float32))
+
+    a = arrays(plain.predict([frame])[0])
+    mirrored_boxes, mirrored_scores = arrays(plain.predict([frame[:, ::-1].copy()])[0])
+    b = (hflip_boxes(mirrored_boxes, frame.shape[1]), mirrored_scores)
+    assert len(a[0]) and len(b[0])
+    expected_boxes, expected_scores = weighted_box_fusion([a, b])
+    got_boxes, got_scores = arrays(tta.predict([frame, frame])[1])
+    assert len(got_boxes) == len(expected_boxes)
+    np.testing.assert_allclose(got_boxes, expected_boxes, atol=0.05)
+    np.testing.assert_allclose(got_scores, expected_scores, atol=1e-4)

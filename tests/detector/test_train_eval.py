@@ -88,3 +88,33 @@ def test_training_on_video_frames(tmp_path: Path):
     assert payload["training"]["data"] == [str(ds)]
     assert all(":" in k for k in payload["training"]["val_keys"])  # video:frame keys
     assert metrics["train_losses"]["loss"] > 0
+
+
+def test_ema_weights_are_saved_and_resumed(tmp_path: Path, busi_dir: Path):
+    import torch
+
+    from sonorisk.detector.train import train_detector
+
+    out = tmp_path / "ema"
+    train_detector([busi_dir], tiny_config(out, ema_decay=0.9), out, progress=False)
+    first = load_checkpoint(out / "last.pt")
+    averaged, trained = first["state_dict"], first["extra"]["train_state_dict"]
+    assert first["extra"]["ema_updates"] == 2
+    name = "roi_heads.box_predictor.cls_score.weight"  # trained in every configuration
+    # The average keeps a share of the earlier weights, so it is not the trained copy.
+    assert not torch.equal(averaged[name], trained[name])
+    best = load_checkpoint(out / "best.pt")
+    assert torch.equal(best["state_dict"][name], averaged[name])  # best.pt holds the average
+    train_detector([busi_dir], tiny_config(out, epochs=2, ema_decay=0.9), out, resume=True,
+                   progress=False)
+    second = load_checkpoint(out / "last.pt")
+    assert second["extra"]["ema_updates"] == 4 and second["epoch"] == 1
+
+
+def test_ema_decay_out_of_range_is_refused(tmp_path: Path, busi_dir: Path):
+    from sonorisk.detector.train import train_detector
+    from sonorisk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ema_decay"):
+        train_detector([busi_dir], tiny_config(tmp_path, ema_decay=1.5), tmp_path,
+                       progress=False)
