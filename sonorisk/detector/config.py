@@ -69,6 +69,10 @@ class TrainConfig:
     lr_milestones: tuple[float, ...] = (0.7, 0.9)  # fractions of total epochs
     val_fraction: float = 0.2
     seed: int = 0
+    # Keep an earlier held-out set when data is added (a warm restart on more
+    # data): a detector checkpoint (its held-out groups) or a text file of group
+    # ids, one a line. Samples of those groups are validation, all others train.
+    val_groups_from: str | None = None
     num_threads: int = 1
     workers: int = 0
     max_iters_per_epoch: int | None = None  # cap for smoke runs / tests

@@ -168,3 +168,33 @@ def group_split(samples: list[DetectionSample], val_fraction: float,
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train_idx, val_idx = next(splitter.split(np.zeros(len(samples)), labels, groups))
     return [samples[i] for i in train_idx], [samples[i] for i in val_idx]
+
+
+def read_val_groups(source: str | Path) -> set[str]:
+    """Held-out groups from a detector checkpoint (``training.val_groups``) or a text file."""
+    from sonorisk.detector.checkpoint import load_checkpoint
+
+    path = Path(source)
+    if not path.is_file():
+        raise DatasetError(path, "train.val_groups_from: file not found")
+    if path.suffix in {".pt", ".pth"}:
+        groups = load_checkpoint(path).get("training", {}).get("val_groups")
+        if not groups:
+            raise DatasetError(path, "checkpoint records no held-out groups")
+        return {str(g) for g in groups}
+    groups = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    if not groups:
+        raise DatasetError(path, "no group ids in the file")
+    return groups
+
+
+def split_by_groups(samples: list[DetectionSample],
+                    val_groups: set[str]) -> tuple[list[DetectionSample], list[DetectionSample]]:
+    """Validation = the samples of ``val_groups``; training = all others."""
+    train = [s for s in samples if s.group not in val_groups]
+    val = [s for s in samples if s.group in val_groups]
+    if not val:
+        raise DatasetError("split", "no sample belongs to the given held-out groups")
+    if not train:
+        raise DatasetError("split", "every sample belongs to the held-out groups")
+    return train, val

@@ -25,7 +25,13 @@ from sonorisk.detector.ema import ModelEMA
 from sonorisk.detector.evaluate import DetectorEvaluation, evaluate_detector
 from sonorisk.detector.model import build_model
 from sonorisk.detector.predictor import TorchvisionDetector, resolve_device
-from sonorisk.detector.samples import DetectionSample, group_split, load_samples
+from sonorisk.detector.samples import (
+    DetectionSample,
+    group_split,
+    load_samples,
+    read_val_groups,
+    split_by_groups,
+)
 from sonorisk.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -123,7 +129,13 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         samples += load_samples(folder, cfg.train.video_frame_stride)
     if not cfg.train.include_normals:
         samples = [s for s in samples if not s.lesion_free]
-    train_set, val_set = group_split(samples, cfg.train.val_fraction, cfg.train.seed)
+    if cfg.train.val_groups_from:
+        train_set, val_set = split_by_groups(samples, read_val_groups(cfg.train.val_groups_from))
+        split = f"held-out groups of {cfg.train.val_groups_from}"
+    else:
+        train_set, val_set = group_split(samples, cfg.train.val_fraction, cfg.train.seed)
+        split = (f"StratifiedGroupKFold val_fraction={cfg.train.val_fraction} "
+                 f"seed={cfg.train.seed}")
     if cfg.train.max_val_images is not None:
         val_set = val_set[: cfg.train.max_val_images]
     if not any(not s.lesion_free for s in train_set):
@@ -165,8 +177,7 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         "n_val_images": len(val_set),
         "val_keys": sorted(s.key for s in val_set),
         "val_groups": sorted({s.group for s in val_set}),
-        "split": f"StratifiedGroupKFold val_fraction={cfg.train.val_fraction} "
-                 f"seed={cfg.train.seed}",
+        "split": split,
     }
     _append_log(log_path, {"event": "start", "time": time.time(), "epoch": start_epoch,
                            "n_train": len(train_set), "n_val": len(val_set),

@@ -65,3 +65,41 @@ def test_unreadable_image_is_named(tmp_path: Path):
     with pytest.raises(Exception, match="broken.png"):
         read_image_file(broken)
     shutil.rmtree(tmp_path)
+
+
+def test_held_out_groups_carry_over_to_a_run_with_more_data(trained_dir: Path, busi_dir: Path,
+                                                           tmp_path: Path):
+    from sonorisk.detector.checkpoint import load_checkpoint
+    from sonorisk.detector.samples import read_val_groups, split_by_groups
+
+    training = load_checkpoint(trained_dir / "last.pt")["training"]
+    groups = read_val_groups(trained_dir / "last.pt")
+    assert groups == set(training["val_groups"])
+    samples = load_samples(busi_dir)
+    train, val = split_by_groups(samples, groups)
+    # The earlier run's held-out images are all held out again (it capped them at 6).
+    assert set(training["val_keys"]) <= {s.key for s in val}
+    assert not {s.group for s in train} & groups
+    listed = tmp_path / "groups.txt"
+    listed.write_text("\n".join(sorted(groups)) + "\n")
+    assert read_val_groups(listed) == groups
+    with pytest.raises(DatasetError, match="no sample belongs"):
+        split_by_groups(samples, {"no-such-group"})
+    with pytest.raises(DatasetError, match="not found"):
+        read_val_groups(tmp_path / "missing.txt")
+
+
+def test_training_keeps_the_held_out_groups_it_is_given(trained_dir: Path, busi_dir: Path,
+                                                       tmp_path: Path):
+    from sonorisk.detector.checkpoint import load_checkpoint
+    from sonorisk.detector.train import train_detector
+
+    from .conftest import tiny_config
+
+    out = tmp_path / "again"
+    cfg = tiny_config(out, val_groups_from=str(trained_dir / "last.pt"), max_val_images=None)
+    train_detector([busi_dir], cfg, out, progress=False)
+    before = load_checkpoint(trained_dir / "last.pt")["training"]
+    after = load_checkpoint(out / "last.pt")["training"]
+    assert after["val_groups"] == before["val_groups"]
+    assert "held-out groups of" in after["split"]
