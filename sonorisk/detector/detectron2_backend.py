@@ -90,7 +90,8 @@ class Detectron2Detector:
             scores = instances.scores.numpy()[keep]
             out.append(clean_detections(np.asarray(boxes), np.asarray(scores), rgb.shape[1],
                                         rgb.shape[0], int(index), self.inference.score_thresh,
-                                        self.inference.containment_thresh))
+                                        self.inference.containment_thresh,
+                                        self.inference.containment_score_factor))
         return out
 
 

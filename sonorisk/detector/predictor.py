@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -100,20 +101,30 @@ def contained_fraction(inner: tuple[float, ...], outer: tuple[float, ...]) -> fl
     return overlap / area if area > 0 else 0.0
 
 
-def suppress_nested(detections: list[Detection], thresh: float) -> list[Detection]:
-    """Keep the higher-scoring box of any pair where one lies mostly inside the other."""
+def suppress_nested(detections: list[Detection], thresh: float, factor: float = 0.0,
+                    score_thresh: float = 0.0) -> list[Detection]:
+    """Of any pair where one box lies mostly inside the other, the higher-scoring box
+    stays; the other's score is multiplied by ``factor`` (0: dropped), as Soft-NMS
+    does, and it stays only while that score reaches ``score_thresh``. So at the
+    operating threshold the same lesion never gives two boxes, while a ranked list
+    (AP) keeps the demoted box in case it was the better one."""
     kept: list[Detection] = []
+    demoted: list[Detection] = []
     for det in sorted(detections, key=lambda d: -d.score):
         if all(contained_fraction(det.box, k.box) <= thresh
                and contained_fraction(k.box, det.box) <= thresh for k in kept):
             kept.append(det)
-    return kept
+        elif det.score * factor > 0.0 and det.score * factor >= score_thresh:
+            demoted.append(replace(det, score=det.score * factor))
+    return sorted(kept + demoted, key=lambda d: -d.score)
 
 
 def clean_detections(boxes: np.ndarray, scores: np.ndarray, width: int, height: int,
                      frame_index: int, score_thresh: float,
-                     containment_thresh: float = 1.0) -> list[Detection]:
-    """Drop non-finite, degenerate, low-score and nested boxes; clip to the frame."""
+                     containment_thresh: float = 1.0,
+                     containment_factor: float = 0.0) -> list[Detection]:
+    """Drop non-finite, degenerate and low-score boxes, clip to the frame, and
+    suppress nested boxes (``suppress_nested``)."""
     out: list[Detection] = []
     for box, score in zip(boxes.reshape(-1, 4), scores.reshape(-1), strict=True):
         if not (np.isfinite(box).all() and math.isfinite(float(score))):
@@ -127,7 +138,9 @@ def clean_detections(boxes: np.ndarray, scores: np.ndarray, width: int, height: 
             continue
         out.append(Detection(frame_index, (x1, y1, x2, y2), float(score)))
     out.sort(key=lambda d: -d.score)
-    return suppress_nested(out, containment_thresh) if containment_thresh < 1.0 else out
+    if containment_thresh >= 1.0:
+        return out
+    return suppress_nested(out, containment_thresh, containment_factor, score_thresh)
 
 
 class TorchvisionDetector:
@@ -199,7 +212,8 @@ class TorchvisionDetector:
                                   dtype=np.float32)
                 boxes = boxes * factor
                 results[i] = clean_detections(boxes, scores, width, height, indices[i],
-                                              cfg.score_thresh, cfg.containment_thresh)
+                                              cfg.score_thresh, cfg.containment_thresh,
+                                              cfg.containment_score_factor)
         return results
 
     def _shrink(self, image: np.ndarray) -> np.ndarray:

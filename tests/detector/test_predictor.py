@@ -115,6 +115,20 @@ def test_nested_box_of_the_same_lesion_is_dropped():
     assert [d.box for d in kept] == [(20.0, 20.0, 50.0, 30.0)]
 
 
+
+def test_a_nested_box_is_demoted_below_the_operating_threshold_not_lost():
+    boxes = np.array([[10, 10, 60, 50], [20, 20, 50, 30], [70, 10, 90, 40]], dtype=float)
+    scores = np.array([0.9, 0.8, 0.7])
+    # Ranked list (threshold 0, as AP uses): the nested box stays, at 0.8 x 0.25.
+    ranked = clean_detections(boxes, scores, 100, 60, 3, 0.0, 0.8, containment_factor=0.25)
+    assert [(d.box, round(d.score, 3)) for d in ranked] == [
+        ((10.0, 10.0, 60.0, 50.0), 0.9), ((70.0, 10.0, 90.0, 40.0), 0.7),
+        ((20.0, 20.0, 50.0, 30.0), 0.2)]
+    # At an operating threshold above the demoted score it is gone.
+    operating = clean_detections(boxes, scores, 100, 60, 3, 0.3, 0.8, containment_factor=0.25)
+    assert len(operating) == 2
+
+
 def test_flip_tta_fuses_the_plain_and_the_mirrored_view(trained_dir: Path):
     from sonorisk.detector.fusion import hflip_boxes, weighted_box_fusion
 
