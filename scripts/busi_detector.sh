@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The detector evidence of docs/detector.md on BUSI, from random init on a CPU:
+# stages 1-2 (MobileNetV3-Large FPN Faster R-CNN at short side 256, 22 epochs),
+# then either stage 3 (12 more epochs with a weight average) or stage 3b (the same
+# restart, also on sweeps made from the training groups' stills), and the
+# held-out evaluation of each: BUSI stills (plain and with flip TTA) and sweeps
+# synthesised from the held-out stills, with lesion-free sweeps of held-out
+# normal stills for false positives per minute.
+#
+#   bash scripts/busi_detector.sh [BUSI_DIR] [OUT_DIR]
+#
+# Defaults: ../shared/data/busi and runs. Steps whose output exists are skipped,
+# so a stopped run continues. CPU training is not bit-reproducible: expect the
+# figures to move by a few points from run to run. Research software on public
+# data: not a clinical validation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUSI=${1:-../shared/data/busi}
+OUT=${2:-runs}
+export OMP_NUM_THREADS=${THREADS:-1}
+BASE=$OUT/detector_busi_mnv3
+
+# 1-2. Stages 1 and 2 (the configs name runs/detector_busi_mnv3 as out_dir).
+if [[ ! -f $BASE/stage2.done ]]; then
+    sonorisk train detector --data "$BUSI" --config configs/detector_busi_cpu.yaml \
+        --out "$BASE" --resume --no-progress
+    sonorisk train detector --data "$BUSI" --config configs/detector_busi_cpu_stage2.yaml \
+        --out "$BASE" --resume --no-progress
+    touch "$BASE/stage2.done"
+fi
+
+# Held-out and training groups of that split, one a line.
+if [[ ! -f $BASE/train_groups.txt ]]; then
+    python - "$BUSI" "$BASE" <<'PY'
+import sys
+from pathlib import Path
+from sonorisk.detector.samples import load_samples, read_val_groups
+busi, base = sys.argv[1], Path(sys.argv[2])
+held_out = read_val_groups(base / "last.pt")
+groups = {s.group for s in load_samples(busi)}
+(base / "val_groups.txt").write_text("\n".join(sorted(held_out)) + "\n")
+(base / "train_groups.txt").write_text("\n".join(sorted(groups - held_out)) + "\n")
+PY
+fi
+
+synth() {  # OUT_DIR GROUPS LABELS N FRAMES SEED
+    [[ -f $1/videos.csv ]] || sonorisk synth --source "$BUSI" --groups "$2" --labels "$3" \
+        --n "$4" --frames "$5" --seed "$6" --out "$1" > /dev/null
+}
+synth "$OUT/busi_val_sweeps" "$BASE/val_groups.txt" benign,malignant 24 60 5
+synth "$OUT/busi_val_normal_sweeps" "$BASE/val_groups.txt" normal 10 60 6
+synth "$OUT/busi_train_sweeps" "$BASE/train_groups.txt" benign,malignant 200 30 11
+synth "$OUT/busi_train_normal_sweeps" "$BASE/train_groups.txt" normal 60 30 12
+
+# 3 / 3b. Warm restarts of the stage-2 weights.
+for stage in 3 3b; do
+    dir=$OUT/detector_busi_mnv3_s$stage
+    [[ -f $dir/done ]] && continue
+    mkdir -p "$dir"
+    [[ -f $dir/last.pt ]] || cp "$BASE/last.pt" "$dir/"
+    data=(--data "$BUSI")
+    [[ $stage == 3b ]] && data+=(--data "$OUT/busi_train_sweeps"
+                                 --data "$OUT/busi_train_normal_sweeps")
+    sonorisk train detector "${data[@]}" --config "configs/detector_busi_cpu_stage$stage.yaml" \
+        --out "$dir" --resume --no-progress
+    touch "$dir/done"
+done
+
+# Held-out evaluation of the final weights of each run.
+for dir in "$BASE" "$OUT/detector_busi_mnv3_s3" "$OUT/detector_busi_mnv3_s3b"; do
+    ckpt=$dir/last.pt
+    [[ -f $dir/eval_stills.json ]] || sonorisk eval detector --data "$BUSI" --checkpoint "$ckpt" \
+        --split val --no-progress --json "$dir/eval_stills.json"
+    [[ -f $dir/eval_stills_tta.json ]] || sonorisk eval detector --data "$BUSI" \
+        --checkpoint "$ckpt" --split val --tta --no-progress --json "$dir/eval_stills_tta.json"
+    [[ -f $dir/eval_sweeps.json ]] || sonorisk eval detector --data "$OUT/busi_val_sweeps" \
+        --data "$OUT/busi_val_normal_sweeps" --checkpoint "$ckpt" --stride 2 --no-progress \
+        --json "$dir/eval_sweeps.json"
+done
