@@ -122,6 +122,9 @@ def validate_answer(birads: object, confidence: object, source: str = "answer") 
         raise ReadRejected(source, f"BI-RADS {category} is not offered in this study; choose one "
                                    "of " + ", ".join(READ_CATEGORIES))
     text = "" if confidence is None else str(confidence).strip()
+    if text == "":
+        raise ReadRejected(source, "confidence is missing: move the 0-100 slider to your "
+                                   "confidence that the lesion is malignant")
     try:
         value = float(text)
     except ValueError:

@@ -96,6 +96,14 @@ class Reader:
             self.check_player()
         birads, conf = planned_answer(truth, self.rid, step.session, step.position)
         page.check(f"#birads-{birads}")
+        if check_player and (step.case_id, step.session) not in self.submitted:
+            # An untouched slider is no answer (no default 50): refused with the
+            # reason, and the BI-RADS choice comes back checked.
+            assert page.text_content("#confidence-value").startswith("not set")
+            page.click("#submit")
+            page.wait_for_load_state()
+            assert "confidence is missing" in page.text_content("#error")
+            assert page.is_checked(f"#birads-{birads}") and self.at_step() == n
         page.evaluate("v => { const s = document.getElementById('confidence'); s.value = v;"
                       " s.dispatchEvent(new Event('input')); }", conf)
         assert page.text_content("#confidence-value") == str(conf)

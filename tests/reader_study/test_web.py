@@ -98,11 +98,15 @@ def test_bad_answers_get_400_with_the_reason_and_nothing_is_stored(app_store,
                                                                    study: Path) -> None:
     app, store = app_store
     c = client_for(app, links(study)["R1"])
-    c.get("/reader/R1/step/0")
+    page = c.get("/reader/R1/step/0").text
+    # No default confidence is pre-filled: the reader must set it.
+    assert 'name="confidence" id="confidence-field" value=""' in page
     for data, reason in (({"birads": "7", "confidence": "50"}, "outside the scale"),
                          ({"birads": "4", "confidence": "50"}, "ambiguous"),
                          ({"confidence": "50"}, "BI-RADS is missing"),
-                         ({"birads": "3", "confidence": "250"}, "from 0 to 100")):
+                         ({"birads": "3", "confidence": "250"}, "from 0 to 100"),
+                         ({"birads": "3"}, "confidence is missing"),
+                         ({"birads": "3", "confidence": " "}, "move the 0-100 slider")):
         r = c.post("/reader/R1/step/0", data=data)
         assert r.status_code == 400 and reason in r.text, data
         assert 'id="read-form"' in r.text  # the form comes back with the reason

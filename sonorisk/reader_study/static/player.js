@@ -40,5 +40,10 @@
   });
   var slider = document.getElementById("confidence");
   var out = document.getElementById("confidence-value");
-  if (slider && out) slider.addEventListener("input", function () { out.textContent = slider.value; });
+  var field = document.getElementById("confidence-field");
+  if (slider && out && field) slider.addEventListener("input", function () {
+    out.textContent = slider.value;
+    field.value = slider.value;
+    slider.classList.remove("unset");
+  });
 })();
