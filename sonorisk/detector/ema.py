@@ -48,9 +48,6 @@ class ModelEMA:
             else:  # integer buffers (BN's num_batches_tracked): follow the live model
                 avg.copy_(value)
 
-    def state(self) -> dict[str, Any]:
-        return {"state_dict": self.module.state_dict(), "updates": self.updates}
-
     def load_state(self, state: dict[str, Any]) -> None:
         self.module.load_state_dict(state["state_dict"])
         self.updates = int(state.get("updates", 0))

@@ -101,6 +101,16 @@ def contained_fraction(inner: tuple[float, ...], outer: tuple[float, ...]) -> fl
     return overlap / area if area > 0 else 0.0
 
 
+def area_shrink(image: np.ndarray, scale: float) -> np.ndarray:
+    """``image`` scaled by ``scale`` < 1 with area averaging (anti-aliased, unlike the
+    bilinear resize in torchvision's detection transform); ``scale >= 1``: unchanged."""
+    if scale >= 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def suppress_nested(detections: list[Detection], thresh: float, factor: float = 0.0,
                     score_thresh: float = 0.0) -> list[Detection]:
     """Of any pair where one box lies mostly inside the other, the higher-scoring box
@@ -114,8 +124,8 @@ def suppress_nested(detections: list[Detection], thresh: float, factor: float = 
         if all(contained_fraction(det.box, k.box) <= thresh
                and contained_fraction(k.box, det.box) <= thresh for k in kept):
             kept.append(det)
-        elif det.score * factor > 0.0 and det.score * factor >= score_thresh:
-            demoted.append(replace(det, score=det.score * factor))
+        elif (score := det.score * factor) > 0.0 and score >= score_thresh:
+            demoted.append(replace(det, score=score))
     return sorted(kept + demoted, key=lambda d: -d.score)
 
 
@@ -217,20 +227,13 @@ class TorchvisionDetector:
         return results
 
     def _shrink(self, image: np.ndarray) -> np.ndarray:
-        """Downscale to the model's input size with area averaging.
-
-        The model's own transform resizes bilinearly without anti-aliasing, which
-        aliases ultrasound speckle when a frame is shrunk by 2x or more (BUSI
-        held-out AP50 0.709 -> see docs/detector.md); training sees frames shrunk
-        this way too (ImageCache). Frames at or below the input size pass as they are.
-        """
+        """Downscale to the model's input size with area averaging, as training's
+        ImageCache does, so inference sees frames shrunk the way training saw them
+        (on the BUSI held-out stills this changed AP50 by less than a box)."""
         model = self.config.model
         height, width = image.shape[:2]
-        scale = min(model.min_size / min(height, width), model.max_size / max(height, width))
-        if scale >= 1.0:
-            return image
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        return area_shrink(image, min(model.min_size / min(height, width),
+                                      model.max_size / max(height, width)))
 
     def _run(self, tensors: list[torch.Tensor]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Boxes and scores per image; with ``tta_hflip`` the mirrored view is run in

@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -24,7 +23,7 @@ from sonorisk.detector.config import DetectorConfig
 from sonorisk.detector.ema import ModelEMA
 from sonorisk.detector.evaluate import DetectorEvaluation, evaluate_detector
 from sonorisk.detector.model import build_model
-from sonorisk.detector.predictor import TorchvisionDetector, resolve_device
+from sonorisk.detector.predictor import TorchvisionDetector, area_shrink, resolve_device
 from sonorisk.detector.samples import (
     DetectionSample,
     group_split,
@@ -54,12 +53,10 @@ class ImageCache:
         if hit is None:
             image = sample.load()
             boxes = sample.boxes.astype(np.float32).copy()
-            factor = self.short_side / min(image.shape[:2])
-            if factor < 1.0:
-                height, width = image.shape[:2]
-                size = (max(1, round(width * factor)), max(1, round(height * factor)))
-                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-                boxes *= np.array([size[0] / width, size[1] / height] * 2, dtype=np.float32)
+            height, width = image.shape[:2]
+            image = area_shrink(image, self.short_side / min(height, width))
+            boxes *= np.array([image.shape[1] / width, image.shape[0] / height] * 2,
+                              dtype=np.float32)
             hit = (image, boxes)
             self._store[sample.key] = hit
         return hit
@@ -152,18 +149,16 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
     start_epoch, iteration, best_ap50 = 0, 0, -1.0
     weights_source = source.to_dict()
     last_path, best_path = out / "last.pt", out / "best.pt"
-    ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay is not None else None
+    ema_state: dict[str, Any] | None = None
     if resume and last_path.is_file():
         state = load_checkpoint(last_path)
         extra = state.get("extra", {})
         # With EMA the checkpoint's weights are the average; the trained weights
         # travel beside them.
         model.load_state_dict(extra.get("train_state_dict") or state["state_dict"])
-        if ema is not None:
-            ema = ModelEMA(model, cfg.train.ema_decay)
-            if "train_state_dict" in extra:
-                ema.load_state({"state_dict": state["state_dict"],
-                                "updates": extra.get("ema_updates", 0)})
+        if "train_state_dict" in extra:
+            ema_state = {"state_dict": state["state_dict"],
+                         "updates": extra.get("ema_updates", 0)}
         if state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
         start_epoch = int(state.get("epoch", -1)) + 1
@@ -171,6 +166,10 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         best_ap50 = float(extra.get("best_ap50", -1.0))
         weights_source = state.get("weights_source", weights_source)
         log.info("resumed from %s at epoch %d", last_path, start_epoch)
+    # The average starts from the (resumed) trained weights, or continues its own.
+    ema = ModelEMA(model, cfg.train.ema_decay) if cfg.train.ema_decay is not None else None
+    if ema is not None and ema_state is not None:
+        ema.load_state(ema_state)
     training_meta = {
         "data": [str(d) for d in data],
         "n_train_images": len(train_set),

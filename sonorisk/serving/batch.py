@@ -174,8 +174,6 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
 
 def _ray_node() -> str | None:
     """The Ray node id when running as a Ray task (None in local processes)."""
-    import sys
-
     if "ray" not in sys.modules:
         return None
     import ray
