@@ -45,7 +45,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _norm_layer(cfg: ModelConfig, pretrained: bool, eps: float = 1e-5) -> Callable[[int], nn.Module]:
+def _norm_layer(cfg: ModelConfig, pretrained: bool,
+                eps: float = 1e-5) -> Callable[[int], nn.Module]:
     from torchvision.ops import FrozenBatchNorm2d
 
     norm = cfg.norm

@@ -16,6 +16,8 @@ from .conftest import tiny_model
     ("fasterrcnn", "mobilenet_v3_small"),
     ("retinanet", "resnet18"),
     ("retinanet", "mobilenet_v3_small"),
+    ("fasterrcnn", "efficientnet_lite0"),
+    ("retinanet", "efficientnet_lite0"),
 ])
 def test_models_build_train_and_infer(architecture: str, backbone: str):
     torch.manual_seed(0)
