@@ -174,10 +174,12 @@ class TorchvisionDetector:
         for key, value in (model_overrides or {}).items():
             # Only inference-time knobs (input size, proposal counts) may change.
             setattr(config.model, key, value)
-        pretrained = config.model.pretrained
-        config.model.pretrained = None  # weights come from the checkpoint, not the file/hub
-        model, _ = build_model(config.model)
-        config.model.pretrained = pretrained
+        # Weights come from the checkpoint, not the file/hub; the normalisation
+        # layers stay those of training ("auto" froze BN for pretrained weights).
+        build_cfg = replace(config.model, pretrained=None)
+        if build_cfg.norm == "auto":
+            build_cfg.norm = "frozen_bn" if config.model.pretrained else "bn"
+        model, _ = build_model(build_cfg)
         model.load_state_dict(payload["state_dict"])
         info = {
             "checkpoint": str(path),

@@ -98,3 +98,30 @@ def test_packaged_imagenet_weights_classify_a_photograph():
     with torch.no_grad():
         probs = net(x).softmax(1)[0]
     assert int(probs.argmax()) == 652 and float(probs[652]) > 0.3
+
+
+def test_checkpoint_of_a_pretrained_detector_loads_without_the_weights_file(tmp_path: Path):
+    """Inference rebuilds the trained network (frozen batch norm included) from the
+    checkpoint alone: the ImageNet file may be gone on the serving machine."""
+    from sonorisk.detector.checkpoint import save_checkpoint
+    from sonorisk.detector.config import DetectorConfig, InferenceConfig
+    from sonorisk.detector.predictor import TorchvisionDetector
+
+    weights = tmp_path / "lite0.pth"
+    torch.save(lite.EfficientNetLite0().state_dict(), weights)
+    config = DetectorConfig(model=tiny_model(backbone="efficientnet_lite0",
+                                             pretrained=str(weights)))
+    model, source = build_model(config.model)
+    save_checkpoint(tmp_path / "det.pt", model=model, config=config,
+                    weights_source=source.to_dict())
+    weights.unlink()
+    detector = TorchvisionDetector.from_checkpoint(tmp_path / "det.pt",
+                                                   InferenceConfig(score_thresh=0.0))
+    assert type(detector.model.backbone.body._bn0).__name__ == "FrozenBatchNorm2d"
+    assert detector.info["weights_source"]["kind"] == "file"
+    image = torch.rand(3, 96, 128)
+    model.eval()
+    with torch.no_grad():
+        expected = model([image])[0]["scores"]
+        got = detector.model([image])[0]["scores"]
+    assert torch.allclose(expected, got)
