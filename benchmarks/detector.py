@@ -28,7 +28,8 @@ from pathlib import Path
 
 DEFAULT_CONFIGS = ("fasterrcnn:resnet34:512,fasterrcnn:resnet34:320,fasterrcnn:resnet18:320,"
                    "fasterrcnn:resnet18:256,fasterrcnn:mobilenet_v3_large:320,"
-                   "fasterrcnn:mobilenet_v3_large:256,retinanet:resnet18:256")
+                   "fasterrcnn:mobilenet_v3_large:256,fasterrcnn:efficientnet_lite0:320,"
+                   "retinanet:resnet18:256")
 
 
 def make_video(tmp: Path, frames: int) -> Path:
