@@ -77,8 +77,18 @@ if [[ ! -f $LITE/done ]]; then
     touch "$LITE/done"
 fi
 
+# 4b. A second LR cycle of the same run, 4 epochs (session 4).
+if [[ ! -f $OUT/detector_busi_lite0_s4b/done ]]; then
+    mkdir -p "$OUT/detector_busi_lite0_s4b"
+    [[ -f $OUT/detector_busi_lite0_s4b/last.pt ]] || cp "$LITE/last.pt" "$OUT/detector_busi_lite0_s4b/"
+    sonorisk train detector --data "$BUSI" --config configs/detector_busi_lite0_stage4b.yaml \
+        --out "$OUT/detector_busi_lite0_s4b" --resume --no-progress
+    touch "$OUT/detector_busi_lite0_s4b/done"
+fi
+
 # Held-out evaluation of the final weights of each run.
-for dir in "$BASE" "$OUT/detector_busi_mnv3_s3" "$OUT/detector_busi_mnv3_s3b" "$LITE"; do
+for dir in "$BASE" "$OUT/detector_busi_mnv3_s3" "$OUT/detector_busi_mnv3_s3b" "$LITE" \
+           "$OUT/detector_busi_lite0_s4b"; do
     ckpt=$dir/last.pt
     [[ -f $dir/eval_stills.json ]] || sonorisk eval detector --data "$BUSI" --checkpoint "$ckpt" \
         --split val --no-progress --json "$dir/eval_stills.json"
