@@ -85,14 +85,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
 
 def _read_ids(path: Path, split: str | None) -> list[str]:
-    from sonorisk.data.splits import read_split_ids
-    from sonorisk.errors import ConfigError
+    from sonorisk.data.splits import read_id_lines, read_split_ids
 
     if split is not None:
         return read_split_ids(path, split)
-    if not path.is_file():
-        raise ConfigError(path, "id list not found")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return read_id_lines(path)
 
 
 def _synth(args: argparse.Namespace) -> int:

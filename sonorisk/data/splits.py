@@ -107,3 +107,13 @@ def read_split_ids(path: str | Path, split: str, id_col: str | None = None) -> l
     if not chosen:
         raise DatasetError(path, f"no rows with split == {split!r}")
     return chosen
+
+
+def read_id_lines(path: str | Path) -> list[str]:
+    """Ids one a line (still ids, group ids); blank lines and ``#`` comments skipped,
+    so a committed list can say what it is (configs/release/heldout_groups.txt)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(path, "id list not found")
+    return [line.strip() for line in path.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]

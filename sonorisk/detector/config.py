@@ -41,6 +41,10 @@ class ModelConfig:
     rpn_post_nms_top_n_test: int = 300
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
+    # Width of Faster R-CNN's two-layer box head (torchvision's is 1024). Its
+    # first layer (256*7*7 x this) is most of the detector's weights and much of
+    # its CPU time; the released detector uses 256 to fit the bundle size limit.
+    box_representation_size: int = 1024
     box_score_thresh: float = 0.05
     box_nms_thresh: float = 0.5
     detections_per_img: int = 20

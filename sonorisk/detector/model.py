@@ -20,6 +20,7 @@ from torch import nn
 from sonorisk.detector import efficientnet_lite as lite
 from sonorisk.detector.config import ModelConfig, Norm
 from sonorisk.errors import ConfigError, InputError
+from sonorisk.models.envelope import read_state_dict
 
 NUM_CLASSES = 2  # background + lesion
 LABEL_NAMES = {1: "lesion"}
@@ -65,28 +66,14 @@ def _norm_layer(cfg: ModelConfig, pretrained: bool,
     return lambda channels: nn.GroupNorm(32 if channels % 32 == 0 else 8, channels)
 
 
-def _load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise InputError(path, "pretrained backbone weights file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise InputError(path, f"not a readable torch weights file ({exc})") from exc
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InputError(path, "expected a state dict of tensors (torchvision classification "
-                               "backbone weights)")
-    return obj
-
-
 def _load_trunk_weights(net: nn.Module, spec: str, backbone: str,
                         head_prefixes: tuple[str, ...]) -> WeightsSource:
     """Load a classification weights file into ``net``. The classifier head (keys
     starting with ``head_prefixes``) may be absent or of another size; the trunk
     must fit."""
     path = Path(spec).expanduser()
-    result = net.load_state_dict(_load_state_dict_file(path), strict=False)
+    state = read_state_dict(path, what="pretrained backbone weights file")
+    result = net.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(head_prefixes)]
     if missing:
         raise InputError(path, f"weights do not fit backbone {backbone}: "
@@ -220,9 +207,22 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
                           nms_thresh=cfg.box_nms_thresh,
                           topk_candidates=max(cfg.rpn_pre_nms_top_n_test, 1), **common)
     else:
+        box_head: dict[str, Any] = {}
+        if cfg.box_representation_size != 1024:  # torchvision builds the default itself
+            from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+
+            if cfg.box_representation_size < 16:
+                raise ConfigError("model.box_representation_size",
+                                  f"need >= 16, got {cfg.box_representation_size}")
+            resolution = 7  # torchvision's MultiScaleRoIAlign output size
+            box_head = {
+                "box_head": TwoMLPHead(backbone.out_channels * resolution ** 2,
+                                       cfg.box_representation_size),
+                "box_predictor": FastRCNNPredictor(cfg.box_representation_size, NUM_CLASSES),
+            }
         model = FasterRCNN(
             backbone,
-            num_classes=NUM_CLASSES,
+            num_classes=None if box_head else NUM_CLASSES,
             rpn_pre_nms_top_n_train=cfg.rpn_pre_nms_top_n_train,
             rpn_post_nms_top_n_train=cfg.rpn_post_nms_top_n_train,
             rpn_pre_nms_top_n_test=cfg.rpn_pre_nms_top_n_test,
@@ -235,6 +235,7 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
             min_size=cfg.min_size,
             max_size=cfg.max_size,
             rpn_anchor_generator=anchors,
+            **box_head,
             **scaling,
         )
     return model, source

@@ -182,7 +182,9 @@ def read_val_groups(source: str | Path) -> set[str]:
         if not groups:
             raise DatasetError(path, "checkpoint records no held-out groups")
         return {str(g) for g in groups}
-    groups = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    from sonorisk.data.splits import read_id_lines
+
+    groups = set(read_id_lines(path))
     if not groups:
         raise DatasetError(path, "no group ids in the file")
     return groups

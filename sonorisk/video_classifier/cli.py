@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from sonorisk.video_classifier.config import MODEL_KINDS
+
 
 def _csv(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
@@ -14,7 +16,7 @@ def _csv(text: str) -> list[str]:
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     p = groups["train"].add_parser(
         "classifier",
-        help="train a clip classifier (i3d, timesformer, static2d, pca-svm)",
+        help="train a clip classifier (i3d, lite3d, timesformer, static2d, pca-svm)",
         description="Train a video classifier on 8-frame lesion clips cut from a sonorisk "
         "dataset's ground-truth boxes; each clip carries its video's label. Writes "
         "OUT/last.pt every epoch and OUT/best.pt at the best validation AUC. "
@@ -23,7 +25,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     p.add_argument("--data", required=True, help="dataset folder (videos.csv + annotations.json)")
     p.add_argument("--model", dest="model.kind",
-                   choices=["i3d", "timesformer", "static2d", "pca-svm"],
+                   choices=list(MODEL_KINDS),
                    help="classifier family (default: the config's, else i3d)")
     p.add_argument("--config", help="YAML config (configs/classifier*.yaml)")
     p.add_argument("--out", default=None, help="output folder (default runs/classifier-KIND)")

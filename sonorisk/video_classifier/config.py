@@ -13,8 +13,8 @@ from typing import Literal
 from sonorisk.errors import ConfigError
 from sonorisk.video_classifier.clips import ClipConfig
 
-ModelKind = Literal["i3d", "timesformer", "static2d", "pca-svm"]
-MODEL_KINDS: tuple[str, ...] = ("i3d", "timesformer", "static2d", "pca-svm")
+ModelKind = Literal["i3d", "lite3d", "timesformer", "static2d", "pca-svm"]
+MODEL_KINDS: tuple[str, ...] = ("i3d", "lite3d", "timesformer", "static2d", "pca-svm")
 Backbone2D = Literal["resnet18", "resnet50", "densenet121", "mobilenet_v2", "googlenet"]
 
 # ImageNet statistics: both torchvision's ImageNet weights and an ImageNet
@@ -37,6 +37,21 @@ class I3DOptions:
     # Spatial stride of stages 1-4 (ResNet: 1,2,2,2 -> heatmaps at 1/32 of the
     # crop). Smaller strides give finer heatmaps for small crops at more compute.
     spatial_strides: list[int] = field(default_factory=lambda: [1, 2, 2, 2])
+
+
+@dataclass
+class Lite3DOptions:
+    """I3D-Lite0: EfficientNet-Lite0 inflated in time (``sonorisk.video_classifier.lite3d``).
+
+    Its ImageNet weights expect inputs in [-1, 1]: set ``model.mean`` and
+    ``model.std`` to 0.498 / 0.502 (configs/release/classifier.yaml does).
+    """
+
+    temporal_kernel: int = 3  # taps of the inflated 1x1 expansion convolutions
+    inflate_from_stage: int = 3  # MBConv stages from this index (0-6) on are inflated
+    inflate_every: int = 2  # every n-th block from there (I3D-R50 alternates too)
+    last_stride: int = 1  # 1: features at 1/16 of the crop (finer CAMs); 2: ImageNet's 1/32
+    dropout: float = 0.3
 
 
 @dataclass
@@ -85,6 +100,7 @@ class ModelConfig:
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     i3d: I3DOptions = field(default_factory=I3DOptions)
+    lite3d: Lite3DOptions = field(default_factory=Lite3DOptions)
     timesformer: TimesformerOptions = field(default_factory=TimesformerOptions)
     static2d: Static2DOptions = field(default_factory=Static2DOptions)
     pca_svm: PcaSvmOptions = field(default_factory=PcaSvmOptions)

@@ -1,7 +1,8 @@
 """Build a classifier from its config; save and load checkpoints.
 
 A checkpoint is one ``torch.save`` file of plain data and tensors (loaded with
-``weights_only=True``): format tag and version, model kind, the whole config,
+``weights_only=True``), or the same as a safetensors envelope
+(``sonorisk.models.envelope``): format tag and version, model kind, the whole config,
 class names, weights provenance, a description of the training data (and
 whether it was synthetic or tiny: reports must show it), metrics, and the
 model/optimizer state.
@@ -31,6 +32,10 @@ def classifier_class(kind: str) -> type[ClipClassifier]:
         from sonorisk.video_classifier.i3d import I3DClassifier
 
         return I3DClassifier
+    if kind == "lite3d":
+        from sonorisk.video_classifier.lite3d import Lite3DClassifier
+
+        return Lite3DClassifier
     if kind == "timesformer":
         from sonorisk.video_classifier.timesformer import TimesformerClassifier
 
@@ -100,13 +105,11 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise InputError(path, f"not a readable checkpoint ({exc})") from exc
+    from sonorisk.models.envelope import read_model_file
+
+    # A training .pt file (weights_only) or a safetensors envelope (weights under
+    # "model_state"); a file that needs pickle is refused.
+    payload = read_model_file(path, what="checkpoint")
     tag = payload.get("format") if isinstance(payload, dict) else None
     if tag != CHECKPOINT_FORMAT:
         raise InputError(path, f"not a sonorisk video-classifier checkpoint (format tag {tag!r})")

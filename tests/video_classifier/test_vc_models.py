@@ -18,7 +18,7 @@ def _clips(n: int = 2, size: int = 32, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (n, 8, size, size, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("kind", ["i3d", "timesformer", "static2d"])
+@pytest.mark.parametrize("kind", ["i3d", "lite3d", "timesformer", "static2d"])
 @pytest.mark.parametrize("task", ["binary", "subtype"])
 def test_scores_and_heatmaps(kind: str, task: str) -> None:
     if task == "binary":
@@ -112,14 +112,15 @@ def test_shipped_configs_load_and_validate() -> None:
     from sonorisk.config import load_config
     from sonorisk.video_classifier.config import ClassifierConfig
 
-    files = sorted((Path(__file__).parents[2] / "configs").glob("classifier*.yaml"))
-    assert len(files) >= 5
+    configs = Path(__file__).parents[2] / "configs"
+    files = sorted(configs.glob("classifier*.yaml")) + [configs / "release" / "classifier.yaml"]
+    assert len(files) >= 6
     kinds = set()
     for path in files:
         cfg = load_config(ClassifierConfig, path)
         cfg.validate()
         kinds.add(cfg.model.kind)
-    assert kinds == {"i3d", "timesformer", "static2d", "pca-svm"}
+    assert kinds == {"i3d", "lite3d", "timesformer", "static2d", "pca-svm"}
     with pytest.raises(ConfigError, match="unknown key"):
         load_config(ClassifierConfig, files[0], {"model.i3d.widht": 3})
 
