@@ -57,6 +57,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     ev.add_argument("--checkpoint", required=True, help="detector checkpoint (.pt)")
     ev.add_argument("--split", choices=["all", "val"], default="all",
                     help="'val': only the images the checkpoint held out during training")
+    ev.add_argument("--groups", help="only samples of these near-duplicate groups / patients "
+                                     "(a file, one id a line; e.g. configs/release/"
+                                     "heldout_groups.txt)")
+    ev.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                    help="95%% bootstrap intervals of AP and AP50 from N resamples of the images")
     ev.add_argument("--stride", type=int, default=1, help="evaluate every n-th video frame")
     ev.add_argument("--json", help="also write the results as JSON here")
     ev.add_argument("--tta", dest="inference.tta_hflip", action="store_const", const=True,
@@ -136,13 +141,23 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"sonorisk: error: {args.checkpoint}: no image of --data is in the "
                   "checkpoint's validation split", file=sys.stderr)
             return 2
+    if args.groups:
+        from sonorisk.data.splits import read_id_lines
+
+        wanted = set(read_id_lines(args.groups))
+        samples = [s for s in samples if s.group in wanted]
+        if not samples:
+            print(f"sonorisk: error: {args.groups}: no image of --data is in these groups",
+                  file=sys.stderr)
+            return 2
     result = evaluate_detector(detector, samples, score_thresh,
                                batch_size=detector.config.inference.batch_size,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, bootstrap=args.bootstrap)
     print(f"checkpoint: {args.checkpoint} ({detector.info['architecture']} "
           f"{detector.info['backbone']}, backbone init: "
           f"{detector.info['weights_source'].get('kind', '?')})")
-    print(f"data: {', '.join(args.data)}  split: {args.split}")
+    print(f"data: {', '.join(args.data)}  split: {args.split}"
+          + (f"  groups: {args.groups}" if args.groups else ""))
     print(format_evaluation(result))
     print(detector.info["disclaimer"])
     if args.json:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sonorisk.detector.metrics import (
+    bootstrap_ap_ci,
     coco_ap,
     detection_rate,
     false_positive_count,
@@ -36,6 +37,10 @@ class DetectorEvaluation:
     n_images: int
     n_lesion_boxes: int
     score_thresh: float
+    # 95% percentile-bootstrap intervals over images (when asked for).
+    ap_ci: tuple[float, float] | None = None
+    ap50_ci: tuple[float, float] | None = None
+    bootstrap_resamples: int = 0
     per_video_detection_rate: dict[str, float] = field(default_factory=dict)
     mean_video_detection_rate: float | None = None
     still_detection_rate: float | None = None
@@ -52,7 +57,7 @@ class DetectorEvaluation:
 def evaluate_detector(detector: FrameDetector, samples: Sequence[DetectionSample],
                       score_thresh: float, reader: SampleReader = read_sample,
                       batch_size: int = 4, default_fps: float = 30.0,
-                      progress: bool = False) -> DetectorEvaluation:
+                      progress: bool = False, bootstrap: int = 0) -> DetectorEvaluation:
     from tqdm import tqdm
 
     gts: list[np.ndarray] = []
@@ -75,6 +80,10 @@ def evaluate_detector(detector: FrameDetector, samples: Sequence[DetectionSample
     coco = coco_ap(gts, boxes, scores, sizes)
     kept = [b[s >= score_thresh] for b, s in zip(boxes, scores, strict=True)]
     result = DetectorEvaluation(coco.ap, coco.ap50, coco.n_images, coco.n_boxes, score_thresh)
+    if bootstrap and coco.ap50 is not None:
+        ci = bootstrap_ap_ci(gts, boxes, scores, sizes, n_boot=bootstrap)
+        result.ap_ci, result.ap50_ci = ci["ap"], ci["ap50"]
+        result.bootstrap_resamples = bootstrap
 
     video_gt: dict[str, list[np.ndarray]] = defaultdict(list)
     video_pred: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -130,11 +139,17 @@ def format_evaluation(ev: DetectorEvaluation) -> str:
             return "n/a"
         return f"{value:.1%}" if pct else f"{value:.4f}"
 
+    def ci(bounds: tuple[float, float] | None) -> str:
+        if bounds is None:
+            return ""
+        return (f"  (95% CI {bounds[0]:.4f}-{bounds[1]:.4f}, bootstrap over images, "
+                f"{ev.bootstrap_resamples} resamples)")
+
     lines = [
         f"images: {ev.n_images}  lesion boxes: {ev.n_lesion_boxes}  "
         f"operating score threshold: {ev.score_thresh}",
-        f"COCO AP@[.50:.95]: {fmt(ev.ap)}",
-        f"COCO AP50:         {fmt(ev.ap50)}",
+        f"COCO AP@[.50:.95]: {fmt(ev.ap)}{ci(ev.ap_ci)}",
+        f"COCO AP50:         {fmt(ev.ap50)}{ci(ev.ap50_ci)}",
     ]
     if ev.still_detection_rate is not None:
         lines.append(f"still detection rate (IoU>=0.5): {fmt(ev.still_detection_rate, True)}")

@@ -104,3 +104,31 @@ def false_positives_per_minute(n_false_positives: int, n_frames: int, fps: float
     if fps <= 0 or n_frames <= 0:
         raise ValueError("fps and frame count must be positive")
     return n_false_positives / (n_frames / fps / 60.0)
+
+
+def bootstrap_ap_ci(gt_boxes: Sequence[np.ndarray], pred_boxes: Sequence[np.ndarray],
+                    pred_scores: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]],
+                    n_boot: int = 1000, level: float = 0.95,
+                    seed: int = 0) -> dict[str, tuple[float, float] | None]:
+    """Percentile bootstrap intervals of COCO AP and AP50, resampling images.
+
+    Images are the unit (each held-out still is its own near-duplicate group
+    once the split is group-aware), so the interval reflects which images were
+    held out. A resample with no ground-truth box is drawn again.
+    """
+    if n_boot < 1:
+        raise ValueError("n_boot must be >= 1")
+    rng = np.random.default_rng(seed)
+    n = len(gt_boxes)
+    aps, ap50s = [], []
+    while len(ap50s) < n_boot:
+        pick = rng.integers(0, n, n)
+        result = coco_ap([gt_boxes[i] for i in pick], [pred_boxes[i] for i in pick],
+                         [pred_scores[i] for i in pick], [sizes[i] for i in pick])
+        if result.ap50 is None:
+            continue
+        aps.append(result.ap)
+        ap50s.append(result.ap50)
+    tail = (1.0 - level) / 2 * 100
+    return {name: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
+            for name, v in (("ap", aps), ("ap50", ap50s))}

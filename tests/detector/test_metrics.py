@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sonorisk.detector.metrics import (
+    bootstrap_ap_ci,
     box_iou,
     coco_ap,
     detection_rate,
@@ -55,3 +56,24 @@ def test_rates():
     assert false_positives_per_minute(3, 1800, 30.0) == pytest.approx(3.0)
     with pytest.raises(ValueError):
         false_positives_per_minute(1, 0, 30.0)
+
+
+def test_bootstrap_interval_of_ap50():
+    # 20 images: 12 lesions found, 8 missed (the hit is elsewhere), each with a score.
+    rng = np.random.default_rng(1)
+    gts, preds, scores = [], [], []
+    for i in range(20):
+        gts.append(np.array([[10, 10, 40, 40]], float))
+        preds.append(np.array([[10, 10, 40, 40]] if i < 12 else [[60, 60, 90, 90]], float))
+        scores.append(rng.uniform(0.1, 1.0, 1))
+    sizes = [(100, 100)] * 20
+    point = coco_ap(gts, preds, scores, sizes)
+    ci = bootstrap_ap_ci(gts, preds, scores, sizes, n_boot=200, seed=0)
+    low, high = ci["ap50"]
+    assert low < point.ap50 < high  # a real interval around the estimate
+    assert 0.0 <= low and high <= 1.0 and high - low > 0.1  # 20 images: wide
+    # Perfect detections: every resample gives 1.
+    assert bootstrap_ap_ci(GT[:2], GT[:2], [np.ones(1)] * 2, SIZES[:2], n_boot=20)["ap50"] == (
+        pytest.approx(1.0), pytest.approx(1.0))
+    with pytest.raises(ValueError):
+        bootstrap_ap_ci(gts, preds, scores, sizes, n_boot=0)
