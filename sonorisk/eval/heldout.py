@@ -1,0 +1,138 @@
+"""The held-out figures of a model release, each a value with its 95% CI.
+
+Pure functions from the outputs of the project's own evaluation commands
+(``sonorisk eval detector --json``, ``sonorisk eval classifier --out``,
+``sonorisk batch --out``) to the ``metrics`` mapping of a bundle's
+metadata.json: ``{name: {value, ci_low, ci_high, n, method, note}}``.
+
+``python -m sonorisk.eval.heldout`` runs them for scripts/release.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sonorisk.errors import InputError
+from sonorisk.eval.intervals import Estimate, clopper_pearson
+from sonorisk.eval.roc import auc_delong_ci
+
+
+def figure(value: float | None, ci: tuple[float | None, float | None] | None, n: int,
+           method: str, note: str) -> dict[str, Any]:
+    low, high = ci if ci is not None else (None, None)
+    return {"value": _round(value), "ci_low": _round(low), "ci_high": _round(high), "n": int(n),
+            "method": method, "note": note}
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 4)
+
+
+def _from_estimate(est: Estimate, n: int, note: str) -> dict[str, Any]:
+    return figure(est.estimate, (est.ci_low, est.ci_high), n, est.method, note)
+
+
+def detector_figures(evaluation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """AP50/AP (bootstrap CIs) and rates from ``sonorisk eval detector --json``."""
+    n = int(evaluation["n_images"])
+    boxes = int(evaluation["n_lesion_boxes"])
+    where = f"{n} held-out BUSI stills ({boxes} lesion boxes), no test-time augmentation"
+    boot = f"percentile bootstrap over images, {evaluation.get('bootstrap_resamples', 0)} resamples"
+    out = {
+        "detector_ap50_stills": figure(evaluation["ap50"], evaluation.get("ap50_ci"), n,
+                                       f"COCO AP50; {boot}", where),
+        "detector_ap_stills": figure(evaluation["ap"], evaluation.get("ap_ci"), n,
+                                     f"COCO AP@[.50:.95]; {boot}", where),
+    }
+    rate = evaluation.get("still_detection_rate")
+    if rate is not None:
+        hits = round(rate * boxes)
+        out["detector_detection_rate_stills"] = _from_estimate(
+            clopper_pearson(hits, boxes), boxes,
+            f"lesion boxes found at IoU >= 0.5 at the operating threshold "
+            f"{evaluation['score_thresh']}; {where}")
+    return out
+
+
+def _truth(videos_csv: Path) -> pd.Series:
+    table = pd.read_csv(videos_csv)
+    if "pathology" not in table or "video_id" not in table:
+        raise InputError(videos_csv, "needs video_id and pathology columns (a dataset's videos.csv)")
+    return table.set_index("video_id")["pathology"]
+
+
+def classifier_figures(scores_csv: Path, videos_csv: Path) -> dict[str, dict[str, Any]]:
+    """Video AUC of the classifier alone, on clips cut along ground-truth boxes."""
+    scores = pd.read_csv(scores_csv)
+    truth = _truth(videos_csv)
+    scores = scores[scores["id"].isin(truth.index)]
+    y = (truth.loc[scores["id"]] == "malignant").astype(int).to_numpy()
+    est = auc_delong_ci(y, scores["score"].to_numpy(), source=str(scores_csv))
+    return {"classifier_auc_gt_boxes": _from_estimate(
+        est, len(y), f"video AUC (mean of clip P(malignant)) on clips cut along the ground-truth "
+                     f"boxes of {len(y)} sweeps made from held-out BUSI stills "
+                     f"({int(y.sum())} malignant)")}
+
+
+def end_to_end_figures(batch_csv: Path, videos_csv: Path,
+                       lesion_free_csv: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Through ``sonorisk batch``: video AUC where a risk was given, the share of
+    lesion videos left without one, and lesion-free videos wrongly given a risk."""
+    rows = pd.read_csv(batch_csv)
+    rows["video_id"] = rows["video"].map(lambda name: Path(str(name)).stem)
+    truth = _truth(videos_csv)
+    lesion = rows[rows["video_id"].isin(truth.index)]
+    if lesion.empty:
+        raise InputError(batch_csv, f"no row names a video of {videos_csv}")
+    scored = lesion[lesion["risk"].notna()]
+    y = (truth.loc[scored["video_id"]] == "malignant").astype(int).to_numpy()
+    est = auc_delong_ci(y, scored["risk"].to_numpy(float), source=str(batch_csv))
+    out = {
+        "end_to_end_auc": _from_estimate(
+            est, len(y), f"video AUC of the pipeline's video risk (own detector, tracker, "
+                         f"classifier) on {len(y)} of {len(lesion)} held-out lesion sweeps "
+                         f"that got a risk ({int(y.sum())} malignant)"),
+        "end_to_end_lesion_videos_scored": _from_estimate(
+            clopper_pearson(len(scored), len(lesion)), len(lesion),
+            "share of held-out lesion sweeps given a risk (the rest: no scorable lesion)"),
+    }
+    if lesion_free_csv is not None:
+        free_ids = set(_truth(lesion_free_csv).index)
+        free = rows[rows["video_id"].isin(free_ids)]
+        if len(free):
+            out["end_to_end_lesion_free_given_risk"] = _from_estimate(
+                clopper_pearson(int(free["risk"].notna().sum()), len(free)), len(free),
+                "share of lesion-free sweeps (held-out normal stills) wrongly given a risk")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sonorisk.eval.heldout",
+                                description="Held-out figures of a release as metadata JSON.")
+    p.add_argument("--detector-eval", type=Path, help="JSON of `sonorisk eval detector --json`")
+    p.add_argument("--classifier-scores", type=Path, help="CSV of `sonorisk eval classifier`")
+    p.add_argument("--batch", type=Path, help="CSV of `sonorisk batch` on held-out sweeps")
+    p.add_argument("--sweeps", type=Path, help="videos.csv of the held-out lesion sweeps")
+    p.add_argument("--lesion-free", type=Path, help="videos.csv of the lesion-free sweeps")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    figures: dict[str, dict[str, Any]] = {}
+    if args.detector_eval:
+        figures |= detector_figures(json.loads(args.detector_eval.read_text()))
+    if args.classifier_scores:
+        figures |= classifier_figures(args.classifier_scores, args.sweeps)
+    if args.batch:
+        figures |= end_to_end_figures(args.batch, args.sweeps, args.lesion_free)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    for name, f in figures.items():
+        print(f"{name}: {f['value']} (95% CI {f['ci_low']}-{f['ci_high']}, n={f['n']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Release figures from the evaluation commands' outputs (sonorisk.eval.heldout)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from sonorisk.errors import InputError
+from sonorisk.eval.heldout import classifier_figures, detector_figures, end_to_end_figures, main
+
+
+def _videos(path, ids, labels):
+    pd.DataFrame({"video_id": ids, "pathology": labels}).to_csv(path, index=False)
+    return path
+
+
+def test_end_to_end_auc_counts_only_videos_given_a_risk(tmp_path):
+    ids = [f"v{i}" for i in range(8)]
+    labels = ["benign", "malignant"] * 4
+    sweeps = _videos(tmp_path / "videos.csv", ids, labels)
+    free = _videos(tmp_path / "free.csv", ["n0", "n1", "n2"], ["normal"] * 3)
+    risks = [0.1, 0.9, 0.4, 0.3, 0.2, 0.8, None, 0.7]  # v6 (benign): no scorable lesion
+    rows = [{"video": f"{v}.avi", "risk": r} for v, r in zip(ids, risks, strict=True)]
+    rows += [{"video": "n0.avi", "risk": 0.5}, {"video": "n1.avi", "risk": None},
+             {"video": "n2.avi", "risk": None}]
+    pd.DataFrame(rows).to_csv(tmp_path / "batch.csv", index=False)
+    figs = end_to_end_figures(tmp_path / "batch.csv", sweeps, free)
+    kept = [(lab == "malignant", r) for lab, r in zip(labels, risks, strict=True) if r is not None]
+    want = roc_auc_score([k for k, _ in kept], [r for _, r in kept])
+    auc = figs["end_to_end_auc"]
+    assert auc["value"] == pytest.approx(want, abs=1e-4) and auc["n"] == 7
+    assert auc["ci_low"] < auc["value"] <= auc["ci_high"] and "DeLong" in auc["method"]
+    assert figs["end_to_end_lesion_videos_scored"]["value"] == pytest.approx(7 / 8, abs=1e-4)
+    assert figs["end_to_end_lesion_free_given_risk"]["value"] == pytest.approx(1 / 3, abs=1e-4)
+    with pytest.raises(InputError, match="no row"):
+        end_to_end_figures(tmp_path / "batch.csv", _videos(tmp_path / "o.csv", ["x"], ["benign"]))
+
+
+def test_classifier_and_detector_figures_and_cli(tmp_path):
+    sweeps = _videos(tmp_path / "videos.csv", ["a", "b", "c", "d"],
+                     ["benign", "malignant", "benign", "malignant"])
+    pd.DataFrame({"id": ["a", "b", "c", "d"], "model": "m", "truth": [0, 1, 0, 1],
+                  "score": [0.2, 0.7, 0.6, 0.9]}).to_csv(tmp_path / "scores.csv", index=False)
+    fig = classifier_figures(tmp_path / "scores.csv", sweeps)["classifier_auc_gt_boxes"]
+    assert fig["value"] == pytest.approx(roc_auc_score([0, 1, 0, 1], [0.2, 0.7, 0.6, 0.9]))
+    evaluation = {"n_images": 10, "n_lesion_boxes": 8, "ap50": 0.8, "ap": 0.5,
+                  "ap50_ci": [0.6, 0.95], "ap_ci": [0.3, 0.6], "bootstrap_resamples": 100,
+                  "still_detection_rate": 0.75, "score_thresh": 0.3}
+    det = detector_figures(evaluation)
+    assert det["detector_ap50_stills"] == {
+        "value": 0.8, "ci_low": 0.6, "ci_high": 0.95, "n": 10,
+        "method": "COCO AP50; percentile bootstrap over images, 100 resamples",
+        "note": "10 held-out BUSI stills (8 lesion boxes), no test-time augmentation"}
+    rate = det["detector_detection_rate_stills"]
+    assert rate["value"] == 0.75 and rate["ci_low"] < 0.75 < rate["ci_high"]
+    (tmp_path / "det.json").write_text(json.dumps(evaluation))
+    assert main(["--detector-eval", str(tmp_path / "det.json"), "--classifier-scores",
+                 str(tmp_path / "scores.csv"), "--sweeps", str(sweeps),
+                 "--out", str(tmp_path / "m.json")]) == 0
+    written = json.loads((tmp_path / "m.json").read_text())
+    assert set(written) == {"detector_ap50_stills", "detector_ap_stills",
+                            "detector_detection_rate_stills", "classifier_auc_gt_boxes"}
