@@ -1,8 +1,11 @@
-"""Detector checkpoints: one ``.pt`` file with weights, config and provenance.
+"""Detector checkpoints: one file with weights, config and provenance.
 
-A checkpoint is a dict with ``kind == "sonorisk.detector"``; anything else (a
-classifier checkpoint, a bare state dict, a random file) is refused with a
-clear error naming the file.
+A checkpoint is a dict with ``kind == "sonorisk.detector"``, saved by training
+as a ``.pt`` file of plain data and tensors (it loads with
+``torch.load(weights_only=True)``) or exported as a safetensors envelope
+(``sonorisk.models.envelope``, weights under ``state_dict``). Anything else (a
+classifier checkpoint, a bare state dict, a random file, a file that needs
+pickle) is refused with a clear error naming the file.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sonorisk.atomic import atomic_torch_save
 from sonorisk.config import from_dict, to_dict
 from sonorisk.detector.config import DetectorConfig
 from sonorisk.errors import InputError
+from sonorisk.models.envelope import read_model_file
 
 KIND = "sonorisk.detector"
 FORMAT_VERSION = 1
@@ -58,13 +62,7 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: Detecto
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "checkpoint file not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise CheckpointError(path, f"not a readable torch checkpoint ({type(exc).__name__}: "
-                                    f"{exc})") from exc
+    payload = read_model_file(path, what="detector checkpoint", error=CheckpointError)
     if not isinstance(payload, dict) or payload.get("kind") != KIND:
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(path, f"not a sonorisk detector checkpoint (kind={found!r}, "

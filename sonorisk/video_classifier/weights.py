@@ -1,9 +1,10 @@
 """Pretrained weights from local files (nothing here downloads anything).
 
-- :func:`read_state_dict` reads a state dict saved by torch (plain, or wrapped
+- :func:`read_state_dict` (from ``sonorisk.models.envelope``, the one model-file
+  reader) reads a state dict saved by torch or safetensors (plain, or wrapped
   as ``{"state_dict": ...}`` / ``{"model_state": ...}`` / ``{"model": ...}``,
-  ``module.`` prefixes of DataParallel stripped), always with
-  ``weights_only=True`` so a weights file cannot run code.
+  ``module.`` prefixes of DataParallel stripped); a file that needs pickle is
+  refused, so a weights file cannot run code.
 - :func:`inflate_resnet2d_to_i3d` turns a torchvision 2D ResNet state dict
   (ImageNet) into I3D weights: each 2D kernel is repeated over the temporal
   kernel and divided by its length (Carreira & Zisserman 2017), so a clip of
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from sonorisk.errors import InputError
+from sonorisk.models.envelope import read_state_dict
+
+__all__ = ["LoadReport", "inflate_resnet2d_to_i3d", "load_matching", "read_state_dict",
+           "resnet2d_to_i3d_names"]
 
 
 @dataclass
@@ -41,26 +45,6 @@ class LoadReport:
             "tensors_skipped": len(self.skipped),
             "missing_examples": self.missing[:8],
         }
-
-
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "weights file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise InputError(path, f"not a readable torch weights file ({exc})") from exc
-    for key in ("state_dict", "model_state", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not obj:
-        raise InputError(path, "holds no state dict (a mapping of names to tensors)")
-    tensors = {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise InputError(path, "holds no tensors")
-    return tensors
 
 
 def load_matching(
