@@ -29,6 +29,7 @@ VERB_MODULES = (
     "sonorisk.eval.cli",
     "sonorisk.serving.cli",
     "sonorisk.reader_study.cli",
+    "sonorisk.models.cli",
 )
 
 SHARED_GROUPS = {

@@ -54,7 +54,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         description="Evaluate a detector checkpoint on a data folder.")
     ev.add_argument("--data", action="append", required=True,
                     help="data folder (repeat to add lesion-free video or normal stills)")
-    ev.add_argument("--checkpoint", required=True, help="detector checkpoint (.pt)")
+    ev.add_argument("--checkpoint", required=True,
+                    help="detector checkpoint (.pt or .safetensors), or a model bundle "
+                         "NAME[@VERSION] or folder (its detector)")
     ev.add_argument("--split", choices=["all", "val"], default="all",
                     help="'val': only the images the checkpoint held out during training")
     ev.add_argument("--groups", help="only samples of these near-duplicate groups / patients "
@@ -117,9 +119,11 @@ def _eval(args: argparse.Namespace) -> int:
     from sonorisk.detector.evaluate import evaluate_detector, format_evaluation
     from sonorisk.detector.predictor import TorchvisionDetector
     from sonorisk.detector.samples import load_samples
+    from sonorisk.models.resolve import resolve_model_file
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.checkpoint = str(resolve_model_file(args.checkpoint, "detector"))
     payload = load_checkpoint(args.checkpoint)
     # The checkpoint's own config, then --config, then flags (inference knobs only
     # matter here: architecture and weights come from the checkpoint).

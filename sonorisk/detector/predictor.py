@@ -167,7 +167,13 @@ class TorchvisionDetector:
     def from_checkpoint(cls, path: str | Path,
                         inference: InferenceConfig | None = None,
                         model_overrides: dict[str, Any] | None = None) -> TorchvisionDetector:
-        payload = load_checkpoint(path)
+        return cls.from_payload(load_checkpoint(path), path, inference, model_overrides)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], path: str | Path,
+                     inference: InferenceConfig | None = None,
+                     model_overrides: dict[str, Any] | None = None) -> TorchvisionDetector:
+        """From a checkpoint dict already read (``load_checkpoint``) from ``path``."""
         config = config_from_checkpoint(payload, str(path))
         if inference is not None:
             config.inference = inference
@@ -269,4 +275,22 @@ def load_detector(config: DetectorConfig, checkpoint: str | Path | None = None,
                                   config.inference)
     if checkpoint is None:
         raise InputError("config", "a torchvision detector needs a checkpoint file")
-    return TorchvisionDetector.from_checkpoint(checkpoint, config.inference, model_overrides)
+    return load_detector_checkpoint(checkpoint, config.inference, model_overrides)
+
+
+def load_detector_checkpoint(path: str | Path, inference: InferenceConfig | None = None,
+                             model_overrides: dict[str, Any] | None = None,
+                             device: str | None = None) -> FrameDetector:
+    """The detector a checkpoint file holds (``.pt`` or envelope), on the backend it
+    names: torchvision, or detectron2 (imported only then). ``inference`` None:
+    the checkpoint's own inference settings; ``device`` replaces theirs."""
+    payload = load_checkpoint(path)
+    if inference is None:
+        inference = config_from_checkpoint(payload, str(path)).inference
+    if device is not None:
+        inference = replace(inference, device=device)
+    if payload.get("backend", "torchvision") == "detectron2":
+        from sonorisk.detector.detectron2_backend import Detectron2Detector
+
+        return Detectron2Detector.from_payload(payload, path, inference)
+    return TorchvisionDetector.from_payload(payload, path, inference, model_overrides)

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -26,11 +25,15 @@ def _pipeline_flags(p: argparse.ArgumentParser) -> None:
 
 
 def model_flags(p: argparse.ArgumentParser) -> None:
-    """The checkpoints to score with (read back by :func:`resolve_checkpoints`)."""
-    p.add_argument("--models", help="folder holding detector.pt and classifier.pt "
-                                    "(e.g. sonorisk-demo/models)")
-    p.add_argument("--detector", help="detector checkpoint (overrides --models)")
-    p.add_argument("--classifier", help="classifier checkpoint (overrides --models)")
+    """The models to score with (read back by :func:`resolve_model_flags`)."""
+    p.add_argument("--models", metavar="NAME|DIR",
+                   help="a model bundle: NAME[@VERSION] (see `sonorisk models list`) or its "
+                        "folder, or a folder holding detector.pt and classifier.pt (e.g. "
+                        "sonorisk-demo/models); default: the default bundle")
+    p.add_argument("--detector", metavar="FILE",
+                   help="detector checkpoint (.pt or .safetensors; overrides --models)")
+    p.add_argument("--classifier", metavar="FILE",
+                   help="classifier checkpoint (.pt or .safetensors; overrides --models)")
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -67,19 +70,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     demo.set_defaults(func=_demo)
 
 
-def resolve_checkpoints(args: argparse.Namespace) -> tuple[Path, Path]:
-    from sonorisk.errors import InputError
+def resolve_model_flags(args: argparse.Namespace) -> Any:
+    """``--models/--detector/--classifier`` -> ``sonorisk.models.ResolvedModels``."""
+    from sonorisk.models.resolve import resolve_models
 
-    models = Path(args.models) if args.models else None
-    detector = Path(args.detector) if args.detector else (models / "detector.pt" if models
-                                                          else None)
-    classifier = Path(args.classifier) if args.classifier else (
-        models / "classifier.pt" if models else None)
-    if detector is None or classifier is None:
-        raise InputError("sonorisk score", "name the models: --models DIR (with detector.pt and "
-                         "classifier.pt) or --detector FILE --classifier FILE; `sonorisk demo` "
-                         "trains a demonstration pair")
-    return detector, classifier
+    return resolve_models(args.models, args.detector, args.classifier)
 
 
 def pipeline_config(args: argparse.Namespace) -> Any:
@@ -96,10 +91,11 @@ def _score(args: argparse.Namespace) -> int:
     from sonorisk.errors import InputError
     from sonorisk.pipeline.score_file import load_models, score_file, summary_line
 
-    detector, classifier = resolve_checkpoints(args)
+    resolved = resolve_model_flags(args)
     config = pipeline_config(args)
     overrides = {"min_size": args.detector_min_size} if args.detector_min_size else None
-    models = load_models(detector, classifier, device=args.device, detector_overrides=overrides)
+    models = load_models(resolved, device=args.device, detector_overrides=overrides)
+    print(f"models: {resolved.label()}", file=sys.stderr)
     failures = 0
     for video in args.videos:
         try:
@@ -110,10 +106,12 @@ def _score(args: argparse.Namespace) -> int:
             print(f"sonorisk: error: {exc}", file=sys.stderr)
             continue
         print(summary_line(document))
-    notice = json.dumps(models.cards["classifier"].get("training_data", {}).get("description",
-                                                                                ""))
-    print(f"outputs in {args.out}/ — research output, not a clinical result. "
-          f"Classifier training data: {notice}")
+    if resolved.bundle is not None:
+        about = resolved.bundle.notice
+    else:
+        about = "Classifier training data: " + json.dumps(
+            models.cards["classifier"].get("training_data", {}).get("description", ""))
+    print(f"outputs in {args.out}/ — research output, not a clinical result. {about}")
     return 1 if failures else 0
 
 

@@ -3,8 +3,9 @@
 Every number in it traces to clips and frames: a lesion's risk lists the clips
 it averages, each clip its frame indices and time range, each frame's box its
 source (detector, propagated, interpolated, back-filled). The document also
-carries the models' provenance and, always, a statement of what the result is
-not (a clinical finding).
+carries the models' provenance, the bundle they came from (name, version,
+sha256; ``models.bundle``) and, always, a statement of what the result is not
+(a clinical finding).
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ RESEARCH_NOTICE = (
 def honesty_statements(models: dict[str, dict[str, Any]]) -> list[str]:
     """What every report must say about the models that made it."""
     notes = [RESEARCH_NOTICE]
+    bundle_notice = (models.get("bundle") or {}).get("notice")
+    if bundle_notice:  # the released bundle's own line: what it was trained on, what not
+        notes.append(str(bundle_notice))
     for role, card in models.items():
+        if role == "bundle":
+            continue
         if card.get("demonstration"):
             notes.append(f"The {role} is a DEMONSTRATION model trained in minutes on synthetic "
                          "phantom videos; its numbers mean nothing about real patients.")
@@ -120,6 +126,13 @@ def build_report(
         "timing": timing,
         "outputs": outputs or {},
     }
+
+
+def bundle_summary(document: dict[str, Any]) -> dict[str, Any]:
+    """The bundle a document's models came from: name, version, sha256 (None for
+    loose checkpoint files). Batch rows and job summaries carry it."""
+    bundle = (document.get("models") or {}).get("bundle") or {}
+    return {k: bundle.get(k) for k in ("name", "version", "sha256")}
 
 
 def write_report(document: dict[str, Any], path: str | Path) -> Path:

@@ -2,14 +2,15 @@
 
 The same ``IncrementalScorer`` the live server drives; a file is a finite
 stream. Outputs per video (``OUT/<stem>``): the scoring JSON, optionally an
-overlay video and heatmap strips.
+overlay video and heatmap strips. Models come from
+``sonorisk.models.load_models`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,44 +19,15 @@ from tqdm import tqdm
 from sonorisk.config import to_dict
 from sonorisk.errors import InputError
 from sonorisk.io import open_video
+from sonorisk.models.load import ScoringModels, load_models
 from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.report import build_report, write_report
-from sonorisk.pipeline.scorer import ClipScorer, IncrementalScorer
+from sonorisk.pipeline.scorer import IncrementalScorer
 from sonorisk.pipeline.visualize import heatmap_strip, write_overlay, write_png
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class ScoringModels:
-    """A detector and a clip classifier, with what reports must say about them."""
-
-    detector: Any  # FrameDetector
-    classifier: ClipScorer
-    cards: dict[str, dict[str, Any]]
-
-
-def load_models(detector_checkpoint: str | Path, classifier_checkpoint: str | Path,
-                device: str = "cpu", detector_overrides: dict[str, Any] | None = None
-                ) -> ScoringModels:
-    """Rebuild both models from their checkpoints (each refuses the other's kind)."""
-    from sonorisk.detector.checkpoint import config_from_checkpoint, load_checkpoint
-    from sonorisk.detector.predictor import TorchvisionDetector
-    from sonorisk.video_classifier.registry import load_classifier, model_card
-
-    payload = load_checkpoint(detector_checkpoint)
-    inference = config_from_checkpoint(payload, str(detector_checkpoint)).inference
-    inference.device = device
-    detector = TorchvisionDetector.from_checkpoint(detector_checkpoint, inference,
-                                                   detector_overrides)
-    classifier = load_classifier(classifier_checkpoint, device=device)
-    detector_card = dict(detector.info)
-    detector_card["demonstration"] = bool(
-        (detector.info.get("training") or {}).get("demonstration"))
-    classifier_card = model_card(classifier)
-    classifier_card["demonstration"] = bool(classifier_card["training_data"].get("demonstration"))
-    return ScoringModels(detector, classifier,
-                         {"detector": detector_card, "classifier": classifier_card})
+__all__ = ["ScoringModels", "load_models", "score_file", "summary_line"]
 
 
 def score_file(

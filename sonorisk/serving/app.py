@@ -64,7 +64,8 @@ def _reject(status: int, reason: str) -> HTTPException:
 @serve.deployment(name="Ingress")
 @serve.ingress(api)
 class Ingress:
-    def __init__(self, config: ServeConfig, detector: Any, classifier: Any) -> None:
+    def __init__(self, config: ServeConfig, detector: Any, classifier: Any,
+                 models: Any = None) -> None:
         import torch
 
         from sonorisk.config import load_config
@@ -75,6 +76,7 @@ class Ingress:
 
         torch.set_num_threads(max(1, config.ingress.torch_threads))
         self.config = config
+        self.models = models  # sonorisk.models.ResolvedModels: the bundle every result names
         self.detector = detector
         self.classifier = classifier
         self.token = resolve_token(config)
@@ -123,9 +125,10 @@ class Ingress:
                 RemoteClassifier(self.classifier, info["classifier_config"], **kwargs))
 
     def _set_info(self, det: dict[str, Any], cls: dict[str, Any]) -> dict[str, Any]:
+        from sonorisk.models.load import scoring_cards
         from sonorisk.pipeline.report import honesty_statements
 
-        cards = {"detector": det, "classifier": cls["card"]}
+        cards = scoring_cards(det, cls["card"], self.models)
         info = {"detector": det, "classifier": cls["card"], "classifier_config": cls["config"],
                 "cards": cards, "notice": honesty_statements(cards)}
         self._model_info = info
@@ -188,6 +191,8 @@ class Ingress:
             models = {role: {k: info[role].get(k) for k in ("architecture", "kind",
                                                              "demonstration")}
                       for role in ("detector", "classifier")}
+            bundle = info["cards"]["bundle"]
+            models["bundle"] = {k: bundle.get(k) for k in ("name", "version", "sha256")}
         return {"status": "ok" if info else "degraded", "version": __version__,
                 "uptime_s": round(time.time() - self.started_at, 1),
                 "jobs": self.store.counts(), "jobs_resumed_at_start": len(self.resumed),

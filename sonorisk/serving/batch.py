@@ -7,8 +7,10 @@ and modification time, JSON present) and retries the failed ones. A failing
 video gets a row with status ``failed`` and the reason; the batch goes on.
 
 Embedded (default): local worker processes, no cluster. ``--ray ADDRESS``:
-the same work as Ray tasks on a cluster (checkpoints, videos and output
-folders must be at the same paths on every node, e.g. a shared filesystem).
+the same work as Ray tasks on a cluster (models, videos and output folders
+must be at the same paths on every node, e.g. a shared filesystem). Every row
+names the model bundle, its version and sha256; a video finished with another
+bundle is scored again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import glob
+import io
 import json
 import logging
 import os
@@ -36,18 +39,22 @@ VIDEO_EXTENSIONS = {".avi", ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".mpg", ".m
                     ".wmv", ".flv", ".dcm"}
 COLUMNS = ["video", "path", "status", "risk", "lesions", "clips", "frames", "fps",
            "duration_s", "error_type", "error", "wall_s", "realtime_factor", "json",
-           "size_bytes", "mtime", "finished_at", "worker", "node"]
+           "size_bytes", "mtime", "finished_at", "worker", "node", "model_bundle",
+           "model_version", "model_sha256"]
 FINISHED = ("scored", "no scorable lesion")
 
 
 @dataclass
 class BatchSettings:
-    detector: str
-    classifier: str
+    # Checkpoint files; or ``models`` (sonorisk.models.ResolvedModels, e.g. a bundle),
+    # which run_batch fills from these when it is not given.
+    detector: str = ""
+    classifier: str = ""
     device: str = "cpu"
     pipeline: str | None = None  # configs/pipeline*.yaml
     threads: int = 1  # torch threads per worker
     detector_min_size: int | None = None
+    models: Any = None
 
 
 @dataclass
@@ -102,9 +109,12 @@ def read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
         return {row["path"]: row for row in csv.DictReader(fh) if row.get("path")}
 
 
-def _is_done(row: dict[str, str] | None, path: Path, json_dir: Path) -> bool:
+def _is_done(row: dict[str, str] | None, path: Path, json_dir: Path,
+             model_sha256: str | None = None) -> bool:
     if row is None or row.get("status") not in FINISHED:
         return False
+    if row.get("model_sha256") and row["model_sha256"] != (model_sha256 or ""):
+        return False  # scored by another bundle: score again with this one
     stat = path.stat()
     return (row.get("size_bytes") == str(stat.st_size)
             and row.get("mtime") == repr(stat.st_mtime)
@@ -118,15 +128,17 @@ _MODELS: dict[tuple[Any, ...], Any] = {}
 def _models(settings: BatchSettings) -> Any:
     import torch
 
-    from sonorisk.pipeline.score_file import load_models
+    from sonorisk.models.load import load_models
 
-    key = (settings.detector, settings.classifier, settings.device, settings.detector_min_size)
+    resolved = settings.models
+    key = (str(resolved.detector), str(resolved.classifier), settings.device,
+           settings.detector_min_size)
     if key not in _MODELS:
         torch.set_num_threads(max(1, settings.threads))
         overrides = ({"min_size": settings.detector_min_size} if settings.detector_min_size
                      else None)
-        _MODELS[key] = load_models(settings.detector, settings.classifier, settings.device,
-                                   overrides)
+        _MODELS[key] = load_models(resolved, device=settings.device,
+                                   detector_overrides=overrides)
     return _MODELS[key]
 
 
@@ -140,7 +152,8 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     worker = f"{os.uname().nodename}:{os.getpid()}"
     stat = Path(path).stat()
     base = {"video": Path(path).name, "path": path, "size_bytes": stat.st_size,
-            "mtime": repr(stat.st_mtime), "worker": worker, "node": _ray_node()}
+            "mtime": repr(stat.st_mtime), "worker": worker, "node": _ray_node(),
+            **model_columns(settings.models)}
     try:
         models = _models(settings)
         config = load_config(PipelineConfig, settings.pipeline)
@@ -172,6 +185,14 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     return {"row": row, "document": document}
 
 
+def model_columns(resolved: Any) -> dict[str, Any]:
+    """The bundle every row names (empty for loose checkpoint files)."""
+    bundle = resolved.bundle if resolved is not None else None
+    return {"model_bundle": bundle.name if bundle else None,
+            "model_version": bundle.version if bundle else None,
+            "model_sha256": bundle.sha256 if bundle else None}
+
+
 def _ray_node() -> str | None:
     """The Ray node id when running as a Ray task (None in local processes)."""
     if "ray" not in sys.modules:
@@ -195,6 +216,8 @@ class _Writer:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.is_file() or path.stat().st_size == 0
+        if not new:
+            _upgrade_header(path)
         self.fh = path.open("a", newline="")
         self.writer = csv.DictWriter(self.fh, fieldnames=COLUMNS, extrasaction="ignore")
         if new:
@@ -207,6 +230,24 @@ class _Writer:
 
     def close(self) -> None:
         self.fh.close()
+
+
+def _upgrade_header(path: Path) -> None:
+    """A results CSV written with other columns (an older sonorisk) is rewritten
+    with today's, so appended rows line up."""
+    with path.open(newline="") as fh:
+        header = next(csv.reader(fh), [])
+    if header == COLUMNS:
+        return
+    from sonorisk.atomic import atomic_write_text
+
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out.getvalue(), path)
 
 
 def _finalise(csv_path: Path, order: list[Path]) -> Path:
@@ -237,18 +278,21 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
     out_csv = Path(out_csv).resolve()
     json_dir = Path(json_dir).resolve() if json_dir else out_csv.with_suffix("").with_name(
         out_csv.stem + ".json")
-    for role, ckpt in (("detector", settings.detector), ("classifier", settings.classifier)):
-        if not Path(ckpt).is_file():
-            raise InputError(ckpt, f"{role} checkpoint not found")
-    settings.detector = str(Path(settings.detector).resolve())
-    settings.classifier = str(Path(settings.classifier).resolve())
+    if settings.models is None:
+        from sonorisk.models.resolve import resolve_models
+
+        settings.models = resolve_models(None, settings.detector or None,
+                                         settings.classifier or None)
+    settings.detector = str(settings.models.detector)  # absolute: workers may run elsewhere
+    settings.classifier = str(settings.models.classifier)
     if settings.pipeline:
         settings.pipeline = str(Path(settings.pipeline).resolve())
     paths = expand_inputs(inputs)
     roots = {Path(s).resolve() for s in inputs if Path(s).is_dir()}
     root = next(iter(roots)) if len(roots) == 1 else None
     previous = read_rows(out_csv)
-    todo = [p for p in paths if not _is_done(previous.get(str(p)), p, json_dir)]
+    sha = model_columns(settings.models)["model_sha256"]
+    todo = [p for p in paths if not _is_done(previous.get(str(p)), p, json_dir, sha)]
     summary = BatchSummary(total=len(paths), skipped=len(paths) - len(todo), csv=str(out_csv))
     writer = _Writer(out_csv)
     bar = tqdm(total=len(todo), unit="video", desc="batch", disable=not progress,

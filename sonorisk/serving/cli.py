@@ -18,7 +18,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     serve.add_argument("--config", help="serving YAML (configs/serve.yaml)")
     serve.add_argument("--host", help="listen address (auth turns on beyond loopback)")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--models", help="folder holding detector.pt and classifier.pt")
+    serve.add_argument("--models", dest="models.bundle", metavar="NAME|DIR",
+                       help="model bundle NAME[@VERSION] or folder (or a folder with "
+                            "detector.pt and classifier.pt); default: models.bundle of the "
+                            "config, else the default bundle")
     serve.add_argument("--data-dir", dest="data_dir",
                        help="uploads, job database, results, generated token")
     serve.add_argument("--pipeline", help="pipeline YAML (configs/pipeline*.yaml)")
@@ -51,30 +54,28 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from sonorisk.serving.config import load_serve_config
     from sonorisk.serving.server import serve_forever
 
     overrides = {k: v for k, v in vars(args).items()
                  if k in ("host", "port", "data_dir", "pipeline", "ray.address",
-                          "models.device")}
-    if args.models:
-        overrides["models.detector"] = str(Path(args.models) / "detector.pt")
-        overrides["models.classifier"] = str(Path(args.models) / "classifier.pt")
+                          "models.device", "models.bundle")}
     config = load_serve_config(args.config, overrides)
+    if overrides.get("models.bundle"):  # --models names the pair: the config's files give way
+        config.models.detector = config.models.classifier = None
     return serve_forever(config)
 
 
 def _batch(args: argparse.Namespace) -> int:
     import os
 
-    from sonorisk.pipeline.cli import resolve_checkpoints
+    from sonorisk.pipeline.cli import resolve_model_flags
     from sonorisk.serving.batch import BatchSettings, run_batch, summary_text
 
-    detector, classifier = resolve_checkpoints(args)
-    settings = BatchSettings(str(detector), str(classifier), device=args.device,
-                             pipeline=args.config, threads=max(1, args.threads))
+    resolved = resolve_model_flags(args)
+    print(f"models: {resolved.label()}", file=sys.stderr)
+    settings = BatchSettings(device=args.device, pipeline=args.config,
+                             threads=max(1, args.threads), models=resolved)
     workers = args.workers or max(1, (os.cpu_count() or 1) // settings.threads)
     summary = run_batch(args.inputs, settings, args.out, json_dir=args.json_dir,
                         workers=workers, ray_address=args.ray, progress=not args.no_progress)

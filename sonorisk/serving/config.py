@@ -41,8 +41,14 @@ class IngressConfig:
 
 @dataclass
 class ModelsConfig:
-    detector: str = "models/detector.pt"
-    classifier: str = "models/classifier.pt"
+    """Which models serve (resolved by ``sonorisk.models.resolve_models``)."""
+
+    # A bundle NAME[@VERSION] or folder (or a folder with detector.pt and
+    # classifier.pt); None: the default bundle.
+    bundle: str | None = None
+    # Checkpoint files that override the bundle's (both given: no bundle needed).
+    detector: str | None = None
+    classifier: str | None = None
     device: str = "cpu"  # cpu | cuda | auto
     detector_min_size: int | None = None  # detector input short side at inference
 

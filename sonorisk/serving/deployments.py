@@ -45,16 +45,11 @@ class Detector:
     def __init__(self, checkpoint: str, device: str, min_size: int | None,
                  cfg: ModelDeploymentConfig) -> None:
         _set_threads(cfg.torch_threads)
-        from sonorisk.detector.checkpoint import config_from_checkpoint, load_checkpoint
-        from sonorisk.detector.predictor import TorchvisionDetector
+        from sonorisk.models.load import detector_card, load_detector_file
 
-        inference = config_from_checkpoint(load_checkpoint(checkpoint), checkpoint).inference
-        inference.device = device
         overrides = {"min_size": min_size} if min_size else None
-        self.model = TorchvisionDetector.from_checkpoint(checkpoint, inference, overrides)
-        card = dict(self.model.info)
-        card["demonstration"] = bool((card.get("training") or {}).get("demonstration"))
-        self.card = card
+        self.model = load_detector_file(checkpoint, device, overrides)
+        self.card = detector_card(self.model)
         self.node = _node_id()
         self.model_calls = 0
         self.images = 0
@@ -91,12 +86,10 @@ class Classifier:
 
     def __init__(self, checkpoint: str, device: str, cfg: ModelDeploymentConfig) -> None:
         _set_threads(cfg.torch_threads)
-        from sonorisk.video_classifier.registry import load_classifier, model_card
+        from sonorisk.models.load import classifier_card, load_classifier_file
 
-        self.model = load_classifier(checkpoint, device=device)
-        card = model_card(self.model)
-        card["demonstration"] = bool(card["training_data"].get("demonstration"))
-        self.card = card
+        self.model = load_classifier_file(checkpoint, device)
+        self.card = classifier_card(self.model)
         self.node = _node_id()
         self.max_clips = max(1, cfg.max_batch_size)
         _apply_batching(self._batched, cfg)
@@ -133,17 +126,19 @@ def _options(cfg: ModelDeploymentConfig) -> dict[str, Any]:
 def build_app(config: ServeConfig) -> Any:
     """The application: ingress (FastAPI) composed with the two model deployments."""
     from sonorisk.serving.app import Ingress
+    from sonorisk.serving.server import resolve_models_config
 
     config.validate()
     models = config.models
+    resolved = resolve_models_config(config)  # the bundle, its files checked
     detector = Detector.options(**_options(config.detector)).bind(
-        str(models.detector), models.device, models.detector_min_size, config.detector)
+        str(resolved.detector), models.device, models.detector_min_size, config.detector)
     classifier = Classifier.options(**_options(config.classifier)).bind(
-        str(models.classifier), models.device, config.classifier)
+        str(resolved.classifier), models.device, config.classifier)
     ingress = Ingress.options(num_replicas=1,
                               ray_actor_options=dict(config.ingress.ray_actor_options),
                               max_ongoing_requests=1000)
-    return ingress.bind(config, detector, classifier)
+    return ingress.bind(config, detector, classifier, resolved)
 
 
 def wait_until_ready(timeout_s: float = 300.0, app_name: str = "sonorisk") -> None:

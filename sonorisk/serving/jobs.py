@@ -225,7 +225,7 @@ class JobRunner:
                 self.on_final(job.status)
 
     def _run_once(self, job_id: str) -> None:
-        from sonorisk.pipeline.report import write_report
+        from sonorisk.pipeline.report import bundle_summary, write_report
 
         while True:
             job = self.store.get(job_id)
@@ -250,6 +250,7 @@ class JobRunner:
             summary = {"status": document["status"], "risk": document["risk"],
                        "clips": document["clips"], "lesions": len(document["lesions"]),
                        "frames": document["video"]["frames_scored"],
+                       "models": bundle_summary(document),
                        "notice": document["notice"]}
             self.store.finish(job_id, path, summary, serving)
             return

@@ -14,24 +14,42 @@ from sonorisk.serving.config import ServeConfig
 log = logging.getLogger(__name__)
 
 
+def resolve_models_config(config: ServeConfig) -> Any:
+    """``models.bundle/detector/classifier`` -> ``ResolvedModels`` (ConfigError naming
+    the key when they name nothing usable)."""
+    from sonorisk.errors import InputError
+    from sonorisk.models.resolve import resolve_models
+
+    models = config.models
+    try:
+        return resolve_models(models.bundle, models.detector, models.classifier)
+    except InputError as exc:
+        key = "bundle"
+        for role in ("detector", "classifier"):
+            given = getattr(models, role)
+            if given and Path(exc.source) == Path(given).expanduser():
+                key = role
+        raise ConfigError(f"models.{key}", str(exc)) from exc
+
+
 def resolve_paths(config: ServeConfig) -> ServeConfig:
     """Absolute paths (replicas do not share the launcher's working directory);
-    checkpoints must exist (on a cluster: at the same path on every node)."""
+    the models must resolve (on a cluster: at the same path on every node)."""
     models = config.models
-    detector = Path(models.detector).expanduser().resolve()
-    classifier = Path(models.classifier).expanduser().resolve()
-    for role, path in (("detector", detector), ("classifier", classifier)):
-        if not path.is_file():
-            raise ConfigError(f"models.{role}", f"checkpoint {path} not found (train a "
-                              "demonstration pair with `sonorisk demo`)")
+    resolved = resolve_models_config(config)
+    if resolved.bundle is not None:  # the bundle folder; its own files
+        models = replace(models, bundle=str(resolved.bundle.path.resolve()), detector=None,
+                         classifier=None)
+    else:
+        models = replace(models, bundle=None, detector=str(resolved.detector),
+                         classifier=str(resolved.classifier))
     pipeline = str(Path(config.pipeline).resolve()) if config.pipeline else None
     if pipeline and not Path(pipeline).is_file():
         raise ConfigError("pipeline", f"pipeline config {pipeline} not found")
     token_file = (str(Path(config.auth.token_file).resolve()) if config.auth.token_file
                   else None)
     return replace(config, data_dir=str(Path(config.data_dir).resolve()), pipeline=pipeline,
-                   models=replace(models, detector=str(detector), classifier=str(classifier)),
-                   auth=replace(config.auth, token_file=token_file))
+                   models=models, auth=replace(config.auth, token_file=token_file))
 
 
 def init_ray(config: ServeConfig) -> None:

@@ -81,7 +81,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "feeds `sonorisk eval report` (several models side by side: AUC with CIs, DeLong).",
     )
     ev.add_argument("--data", required=True, help="dataset folder (videos.csv + annotations.json)")
-    ev.add_argument("--checkpoint", required=True, help="classifier checkpoint (.pt)")
+    ev.add_argument("--checkpoint", required=True,
+                    help="classifier checkpoint (.pt or .safetensors), or a model bundle "
+                         "NAME[@VERSION] or folder (its classifier)")
     ev.add_argument("--split-file", help="splits CSV (`sonorisk dataset split`)")
     ev.add_argument("--split", default="test", help="side of --split-file to score (default test)")
     ev.add_argument("--name", help="model name in the table (default: checkpoint folder name)")
@@ -103,10 +105,12 @@ def _eval(args: argparse.Namespace) -> int:
 
     from sonorisk.atomic import atomic_write_text
     from sonorisk.data.splits import read_split_ids
+    from sonorisk.models.resolve import resolve_model_file
     from sonorisk.video_classifier.evaluate import evaluate_checkpoint
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    args.checkpoint = str(resolve_model_file(args.checkpoint, "classifier"))
     ids = read_split_ids(args.split_file, args.split) if args.split_file else None
     table, summary = evaluate_checkpoint(args.checkpoint, args.data, ids, args.name,
                                          args.label_field, args.batch_size, args.pattern)

@@ -343,5 +343,5 @@ def test_serve_names_a_missing_checkpoint_before_starting_anything(tmp_path: Pat
     assert main(["serve", "--models", str(tmp_path / "none"), "--data-dir",
                  str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
-    assert "models.detector" in err and "not found" in err
+    assert "models.bundle" in err and "not found" in err and "none" in err
     assert "ray" not in sys.modules or not __import__("ray").is_initialized()

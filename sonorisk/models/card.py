@@ -1,0 +1,107 @@
+"""The model card (a bundle's README.md), rendered from its metadata.
+
+Written for a clinician or a reviewer who reads it once: what the models are
+for, what they must not be used for, what they learned from, how well they do
+on data they never saw (with 95% CIs), and the notice every output repeats.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def metric_rows(metrics: dict[str, dict[str, Any]]) -> list[str]:
+    rows = ["| metric | value | 95% CI | n | method | note |", "|---|---|---|---|---|---|"]
+    for name, m in metrics.items():
+        ci = ("–" if m.get("ci_low") is None or m.get("ci_high") is None
+              else f"{_fmt(m['ci_low'])}–{_fmt(m['ci_high'])}")
+        rows.append(f"| {name} | {_fmt(m.get('value'))} | {ci} | {_fmt(m.get('n'))} | "
+                    f"{m.get('method') or '–'} | {m.get('note') or ''} |")
+    return rows
+
+
+def _text(value: Any) -> str:
+    """A metadata value as card text: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return "```json\n" + json.dumps(value, indent=2) + "\n```"
+
+
+def _training(training: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if training.get("command"):
+        lines += ["Command (from a clone of the repository):", "", "```bash",
+                  str(training["command"]), "```", ""]
+    for key, value in training.items():
+        if key in ("command", "config"):
+            continue
+        shown = value if isinstance(value, str | int | float) else json.dumps(value)
+        lines.append(f"- {key}: {shown}")
+    config = training.get("config")
+    if isinstance(config, dict):
+        for name, content in config.items():
+            lines += ["", f"Config `{name}`:", "", "```yaml" if isinstance(content, str)
+                      else "```json", content if isinstance(content, str)
+                      else json.dumps(content, indent=2), "```"]
+    elif config:
+        lines += ["", f"Config: {config}"]
+    return lines
+
+
+def _heldout(groups: Any) -> list[str]:
+    if groups is None:
+        return ["Not given."]
+    if isinstance(groups, list):
+        shown = ", ".join(str(g) for g in groups[:40])
+        more = f" … ({len(groups)} in all)" if len(groups) > 40 else ""
+        return [f"{len(groups)} groups, never seen in training: {shown}{more}"]
+    return [_text(groups)]
+
+
+def render_card(metadata: dict[str, Any]) -> str:
+    name, version = metadata["name"], metadata["version"]
+    data = metadata["training_data"]
+    lines = [f"# {name} {version}", "", f"> {metadata['notice']}", ""]
+    if metadata.get("description"):
+        lines += [str(metadata["description"]), ""]
+    lines += [f"Task: {metadata['task']}", "", "## Intended use", "",
+              _text(metadata["intended_use"]), "", "## Limitations", ""]
+    lines += [f"- {item}" for item in metadata["limitations"]]
+    lines += ["", "## Models", "", "| role | file | what |", "|---|---|---|"]
+    for role, model in metadata["models"].items():
+        what = ", ".join(f"{k}: {v}" for k, v in model.items()
+                         if k not in ("file", "weights_init") and v not in (None, {}, []))
+        lines.append(f"| {role} | `{model['file']}` | {what} |")
+    lines += ["", f"Weights stored as {metadata['weights']['stored_dtype']}, computed in "
+              f"{metadata['weights']['loaded_dtype']}.", "",
+              "## Training data", "", _text(data["description"]), "",
+              f"- Licence: {data['licence']}", f"- Citation: {data['citation']}"]
+    lines += [f"- {k}: {_text(v)}" for k, v in data.items()
+              if k not in ("description", "licence", "citation")]
+    lines += ["", "## Training", ""] + (_training(metadata.get("training") or {})
+                                        or ["Not recorded."])
+    lines += ["", "## Evaluation", "", "Held-out groups:", ""]
+    lines += _heldout(metadata.get("heldout_groups"))
+    lines += [""] + (metric_rows(metadata["metrics"]) if metadata.get("metrics")
+                     else ["No held-out figures recorded."])
+    lines += ["", "## Input and output", "", f"- Input: {_text(metadata['input_format'])}",
+              f"- Output: {_text(metadata['output_format'])}", "",
+              "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
+    for file, entry in sorted(metadata.get("files", {}).items()):
+        lines.append(f"| `{file}` | {entry['bytes']} | `{entry['sha256']}` |")
+    lines += ["", "`metadata.json` lists the sha256 of every file including this card; "
+              "`sonorisk models verify` checks them.", "",
+              "## Package versions", ""]
+    lines += [f"- {k} {v}" for k, v in metadata["package_versions"].items()]
+    lines += ["", "## Licence", "", str(metadata["licence"]), "", "## Notice", "",
+              metadata["notice"], ""]
+    return "\n".join(lines)

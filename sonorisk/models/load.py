@@ -1,0 +1,89 @@
+"""Load the models to score with, and the cards that every output carries.
+
+:func:`load_models` is what score, batch, the demo, the benchmarks and the
+tests call; the serving deployments call :func:`load_detector_file` and
+:func:`load_classifier_file` (one model per replica) and the ingress joins
+their cards with :func:`scoring_cards`. One set of card functions for all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sonorisk.models.resolve import ResolvedModels, resolve_models, unrecorded_section
+
+
+@dataclass
+class ScoringModels:
+    """A detector and a clip classifier, with what reports must say about them."""
+
+    detector: Any  # FrameDetector
+    classifier: Any  # ClipScorer (pipeline.scorer)
+    cards: dict[str, dict[str, Any]]
+    resolved: ResolvedModels | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.cards.setdefault("bundle", unrecorded_section())
+
+
+def load_detector_file(path: str | Path, device: str = "cpu",
+                       overrides: dict[str, Any] | None = None) -> Any:
+    """The detector of one checkpoint file (``.pt`` or envelope; torchvision or
+    detectron2 backend), with its own inference settings on ``device``.
+    ``overrides``: inference-time model knobs (``min_size``, ...)."""
+    from sonorisk.detector.predictor import load_detector_checkpoint
+
+    return load_detector_checkpoint(path, None, overrides, device=device)
+
+
+def load_classifier_file(path: str | Path, device: str = "cpu") -> Any:
+    from sonorisk.video_classifier.registry import load_classifier
+
+    return load_classifier(path, device=device)
+
+
+def detector_card(detector: Any) -> dict[str, Any]:
+    card = dict(detector.info)
+    card["demonstration"] = bool((card.get("training") or {}).get("demonstration"))
+    return card
+
+
+def classifier_card(classifier: Any) -> dict[str, Any]:
+    from sonorisk.video_classifier.registry import model_card
+
+    card = model_card(classifier)
+    card["demonstration"] = bool(card["training_data"].get("demonstration"))
+    return card
+
+
+def scoring_cards(detector: dict[str, Any], classifier: dict[str, Any],
+                  resolved: ResolvedModels | None) -> dict[str, dict[str, Any]]:
+    """The ``models`` section of a score document: both cards and the bundle."""
+    return {"detector": detector, "classifier": classifier,
+            "bundle": resolved.section() if resolved is not None else unrecorded_section()}
+
+
+def load_models(models: ResolvedModels | str | os.PathLike[str] | None = None,
+                classifier: str | os.PathLike[str] | None = None, device: str = "cpu",
+                detector_overrides: dict[str, Any] | None = None) -> ScoringModels:
+    """Load the detector and the classifier.
+
+    ``models``: a :class:`ResolvedModels`, or a spec for :func:`resolve_models`
+    (None: the default bundle; a bundle name or folder). With ``classifier``,
+    ``models`` is the detector file and ``classifier`` the classifier file.
+    """
+    if isinstance(models, ResolvedModels):
+        resolved = models
+    elif classifier is not None:
+        if models is None:
+            raise TypeError("load_models(detector, classifier): the detector file is missing")
+        resolved = resolve_models(None, Path(models), Path(classifier))
+    else:
+        resolved = resolve_models(models)
+    detector = load_detector_file(resolved.detector, device, detector_overrides)
+    clip_classifier = load_classifier_file(resolved.classifier, device)
+    cards = scoring_cards(detector_card(detector), classifier_card(clip_classifier), resolved)
+    return ScoringModels(detector, clip_classifier, cards, resolved)
