@@ -60,7 +60,9 @@ def test_constraints_pin_torch_and_torchvision() -> None:
         for line in (REPO / "constraints.txt").read_text().splitlines()
         if "==" in line and not line.startswith("#")
     }
-    assert pins == {"torch": "2.14.1", "torchvision": "0.29.1"}
+    assert {k: pins[k] for k in ("torch", "torchvision")} == {"torch": "2.14.1",
+                                                               "torchvision": "0.29.1"}
+    assert set(pins) <= {"torch", "torchvision", "safetensors"}  # only what must be pinned
 
 
 def test_console_script_help_lists_verbs() -> None:

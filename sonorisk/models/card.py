@@ -40,10 +40,12 @@ def _training(training: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     if training.get("command"):
         lines += ["Command (from a clone of the repository):", "", "```bash",
-                  str(training["command"]), "```", ""]
-    for key, value in training.items():
-        if key in ("command", "config"):
-            continue
+                  str(training["command"]), "```"]
+    facts = [k for k in training if k not in ("command", "config")]
+    if lines and facts:
+        lines.append("")
+    for key in facts:
+        value = training[key]
         shown = value if isinstance(value, str | int | float) else json.dumps(value)
         lines.append(f"- {key}: {shown}")
     config = training.get("config")

@@ -100,11 +100,20 @@ def test_score_verb_goes_on_after_a_bad_file(demo_dir: Path, tmp_path: Path, cap
     assert not (tmp_path / "out" / "notes.json").exists()
 
 
-def test_score_without_models_says_how_to_get_them(tmp_path: Path, capsys) -> None:
+def test_score_without_models_says_how_to_get_them(tmp_path: Path, capsys,
+                                                   monkeypatch) -> None:
+    from sonorisk.models import store
+
+    # A machine with no default bundle (none bundled, none installed).
+    monkeypatch.setattr(store, "BUNDLED_DIR", tmp_path / "bundled")
+    monkeypatch.setenv(store.ENV_MODELS, str(tmp_path / "models"))
+    monkeypatch.delenv(store.ENV_DEFAULT, raising=False)
     video = tmp_path / "v.avi"
     video.write_bytes(b"")
     assert main(["score", str(video)]) == 2
-    assert "--models" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--models" in err
+    assert "sonorisk models install" in err and "sonorisk demo" in err
 
 
 def test_score_file_writes_heatmaps_and_overlay_for_every_clip(demo_dir: Path,
