@@ -34,7 +34,9 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", required=True, help="folder with detector.pt, classifier.pt")
+    parser.add_argument("--models", required=True, metavar="NAME|DIR",
+                        help="model bundle NAME or folder, or a folder with detector.pt and "
+                             "classifier.pt")
     parser.add_argument("--videos", type=int, default=8)
     parser.add_argument("--frames", type=int, default=80)
     parser.add_argument("--workers", type=int, default=2)

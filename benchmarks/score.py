@@ -10,9 +10,10 @@ Prints, measured side by side on this machine:
   no crop, batch 1, one clip at a time), timed on the first --naive-frames
   frames, and the speed-up of the CPU profile over it.
 
-    python benchmarks/score.py [--models DIR] [--seconds 60] [--naive-frames 60]
+    python benchmarks/score.py [--models NAME|DIR] [--seconds 60] [--naive-frames 60]
 
-Without --models it trains the demonstration models first (sonorisk demo's).
+Without --models it uses the default bundle, or, when none is installed, trains the
+demonstration models first (sonorisk demo's).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ import torch
 from sonorisk.config import load_config
 from sonorisk.data.synth import synthesize_phantom
 from sonorisk.io import open_video
+from sonorisk.models import load_models, resolve_models
+from sonorisk.models.store import default_spec
 from sonorisk.pipeline.config import PipelineConfig
-from sonorisk.pipeline.score_file import load_models, score_file
+from sonorisk.pipeline.score_file import score_file
 from sonorisk.pipeline.scorer import IncrementalScorer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,13 +45,12 @@ def decode_rate(path: Path) -> tuple[float, int]:
     return n / (time.perf_counter() - started), n
 
 
-def naive_rate(path: Path, models_dir: Path, frames: int) -> float:
-    # Same checkpoints, inference at the full frame size.
+def naive_rate(path: Path, resolved, frames: int) -> float:
+    # Same models, inference at the full frame size.
     with open_video(path) as source:
         full = max(source.meta.width, source.meta.height)
         short = min(source.meta.width, source.meta.height)
-    models = load_models(models_dir / "detector.pt", models_dir / "classifier.pt",
-                         detector_overrides={"min_size": short, "max_size": full})
+    models = load_models(resolved, detector_overrides={"min_size": short, "max_size": full})
     config = PipelineConfig(detector_batch_size=1, classifier_batch_size=1, crop="none")
     config.tracking.keyframe_interval = 1
     started = time.perf_counter()
@@ -64,7 +66,10 @@ def naive_rate(path: Path, models_dir: Path, frames: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", type=Path, help="folder with detector.pt, classifier.pt")
+    parser.add_argument("--models", metavar="NAME|DIR",
+                        help="model bundle NAME or folder, or a folder with detector.pt and "
+                             "classifier.pt (default: the default bundle; without one, the "
+                             "demonstration models are trained first)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--naive-frames", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2)
@@ -74,7 +79,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="sonorisk-bench-"))
 
     models_dir = args.models
-    if models_dir is None:
+    if models_dir is None and default_spec() is None:
         from sonorisk.pipeline.demo import DemoSettings, train_demo_models
 
         models_dir = work / "models"
@@ -99,13 +104,15 @@ def main() -> None:
     video_s = n_frames / fps
 
     cpu = load_config(PipelineConfig, REPO / "configs" / "pipeline-cpu.yaml")
-    models = load_models(models_dir / "detector.pt", models_dir / "classifier.pt")
+    resolved = resolve_models(models_dir)
+    print(f"models: {resolved.label()}", flush=True)
+    models = load_models(resolved)
     started = time.perf_counter()
     doc = score_file(video, models, cpu, work / "scores", progress=False)
     wall = time.perf_counter() - started
     profile_fps = n_frames / wall
 
-    naive_fps = naive_rate(video, models_dir, args.naive_frames)
+    naive_fps = naive_rate(video, resolved, args.naive_frames)
     stages = doc["timing"]["stages"]
     print()
     print(f"video: {video.name}, {n_frames} frames, {size}, {fps:g} fps ({video_s:.1f} s)")

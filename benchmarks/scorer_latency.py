@@ -5,7 +5,7 @@ profile, detector batch 1 as for live streams) and records, for every frame,
 how long after its push its boxes came out, and how many frames later. This
 is the floor under the service's stream latency (benchmarks/stream.py).
 
-    python benchmarks/scorer_latency.py --models DIR [--frames 240] [--config FILE]
+    python benchmarks/scorer_latency.py [--models NAME|DIR] [--frames 240] [--config FILE]
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ import torch
 from sonorisk.config import load_config
 from sonorisk.data.synth import synthesize_phantom
 from sonorisk.io import open_video
+from sonorisk.models import load_models, resolve_models
 from sonorisk.pipeline import FrameBoxes, IncrementalScorer, PipelineConfig
-from sonorisk.pipeline.score_file import load_models
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", required=True, type=Path,
-                        help="folder with detector.pt, classifier.pt")
+    parser.add_argument("--models", metavar="NAME|DIR",
+                        help="model bundle NAME or folder, or a folder with detector.pt and "
+                             "classifier.pt (default: the default bundle)")
     parser.add_argument("--frames", type=int, default=240)
     parser.add_argument("--config", default=str(REPO / "configs" / "pipeline-cpu.yaml"))
     parser.add_argument("--threads", type=int, default=1)
@@ -42,7 +43,7 @@ def main() -> None:
         data = synthesize_phantom(1, Path(tmp) / "ds", seed=3, frames=args.frames,
                                   size=(320, 240), proportions={"malignant": 1.0})
         video = next((data / "videos").glob("*.avi"))
-        models = load_models(args.models / "detector.pt", args.models / "classifier.pt")
+        models = load_models(resolve_models(args.models))
         config = load_config(PipelineConfig, args.config,
                              {"detector_batch_size": 1, "classifier_batch_size": 1})
         lag_frames: collections.Counter[int] = collections.Counter()

@@ -7,9 +7,9 @@ for --seconds: sustained processed frames/s per stream (and as a fraction of
 the input rate), frames dropped, p50/p99 latency from frame arrival to boxes
 out, and from a clip's last frame to its score.
 
-    python benchmarks/stream.py --models DIR [--fps 30] [--streams 1] [--seconds 30]
+    python benchmarks/stream.py [--models NAME|DIR] [--fps 30] [--streams 1] [--seconds 30]
         [--pipeline configs/pipeline-cpu.yaml]
-    python benchmarks/stream.py --models DIR --gpu      # CUDA only: 50 fps input,
+    python benchmarks/stream.py [--models NAME|DIR] --gpu      # CUDA only: 50 fps input,
         # p99 box latency vs the 30 ms target, then streams per GPU (1, 2, 4, ...)
 
 Without CUDA the --gpu modes say so and measure nothing.
@@ -36,7 +36,8 @@ from tests.rtsp_helpers import (  # noqa: E402
 )
 
 
-def start(models: Path, data_dir: Path, pipeline: str, gpu: bool) -> tuple[str, object]:
+def start(models: str | None, data_dir: Path, pipeline: str,
+          gpu: bool) -> tuple[str, object]:
     import ray
 
     from sonorisk.serving.config import ServeConfig
@@ -46,8 +47,7 @@ def start(models: Path, data_dir: Path, pipeline: str, gpu: bool) -> tuple[str, 
     ray.init(num_cpus=4, num_gpus=1 if gpu else 0, object_store_memory=300 * 1024**2,
              include_dashboard=False, namespace="sonorisk-bench", log_to_driver=False)
     config = ServeConfig(port=free_port(), data_dir=str(data_dir), pipeline=pipeline)
-    config.models.detector = str(models / "detector.pt")
-    config.models.classifier = str(models / "classifier.pt")
+    config.models.bundle = models  # NAME|DIR; None: the default bundle
     config.streams.rtsp_transport = "udp"
     config.streams.max_streams = 64
     if gpu:
@@ -114,7 +114,9 @@ def sweep_clip(folder: Path, fps: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", required=True, type=Path)
+    parser.add_argument("--models", metavar="NAME|DIR",
+                        help="model bundle NAME or folder, or a folder with detector.pt and "
+                             "classifier.pt (default: the default bundle)")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=30)
