@@ -273,3 +273,38 @@ def test_serve_resolves_the_default_bundle_when_nothing_is_configured(exported: 
     config = resolve_paths(ServeConfig())
     assert config.models.bundle == str(bundle.resolve())
     assert config.models.detector is None and config.models.classifier is None
+
+
+def test_batch_csv_names_the_bundle_and_rescores_for_another(exported: Path, tmp_path: Path,
+                                                            capsys):
+    """`sonorisk batch` end to end (one worker process): every row names the bundle;
+    a rerun with the same bundle skips, with another bundle scores again; a CSV of
+    an older sonorisk (fewer columns) is upgraded, not misaligned."""
+    import csv
+
+    from sonorisk.serving.batch import COLUMNS
+
+    video = _phantom_video(tmp_path)
+    one = copy_bundle(exported, tmp_path / "b", "tiny", "1.0.0")
+    two = copy_bundle(exported, tmp_path / "b", "tiny", "2.0.0")  # other metadata, other sha
+    out = tmp_path / "results.csv"
+    old_columns = COLUMNS[: COLUMNS.index("model_bundle")]
+    with out.open("w", newline="") as fh:  # a results table of an older sonorisk
+        writer = csv.DictWriter(fh, fieldnames=old_columns)
+        writer.writeheader()
+        writer.writerow({"video": "old.avi", "path": "/nowhere/old.avi", "status": "failed"})
+    args = ["batch", str(video), "--out", str(out), "--workers", "1", "--no-progress",
+            "--models", str(one)]
+    assert main(args) == 0
+    rows = {r["path"]: r for r in csv.DictReader(out.open())}
+    row = rows[str(video.resolve())]
+    assert (row["model_bundle"], row["model_version"]) == ("tiny", "1.0.0")
+    assert row["model_sha256"] == sha256_file(one / METADATA)
+    assert rows["/nowhere/old.avi"]["status"] == "failed"  # kept, in its columns
+    capsys.readouterr()
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["skipped"] == 1
+    assert main(args[:-1] + [str(two)]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["skipped"] == 0
+    rows = {r["path"]: r for r in csv.DictReader(out.open())}
+    assert rows[str(video.resolve())]["model_version"] == "2.0.0"
