@@ -36,36 +36,53 @@ def _text(value: Any) -> str:
     return "```json\n" + json.dumps(value, indent=2) + "\n```"
 
 
+def _yaml(value: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False).rstrip()
+
+
 def _training(training: dict[str, Any]) -> list[str]:
     lines: list[str] = []
-    if training.get("command"):
-        lines += ["Command (from a clone of the repository):", "", "```bash",
-                  str(training["command"]), "```"]
-    facts = [k for k in training if k not in ("command", "config")]
+    commands = training.get("commands") or training.get("command")
+    if commands:
+        commands = [commands] if isinstance(commands, str) else list(commands)
+        lines += ["Commands (from a clone of the repository):", "", "```bash",
+                  *map(str, commands), "```"]
+    facts = [k for k in training if k not in ("command", "commands", "config", "configs")]
     if lines and facts:
         lines.append("")
     for key in facts:
         value = training[key]
         shown = value if isinstance(value, str | int | float) else json.dumps(value)
         lines.append(f"- {key}: {shown}")
-    config = training.get("config")
-    if isinstance(config, dict):
-        for name, content in config.items():
-            lines += ["", f"Config `{name}`:", "", "```yaml" if isinstance(content, str)
-                      else "```json", content if isinstance(content, str)
-                      else json.dumps(content, indent=2), "```"]
-    elif config:
-        lines += ["", f"Config: {config}"]
+    configs = training.get("configs") or training.get("config")
+    if isinstance(configs, dict):
+        for name, content in configs.items():
+            text = content if isinstance(content, str) else _yaml(content)
+            lines += ["", f"Config `{name}`:", "", "```yaml", text.rstrip(), "```"]
+    elif configs:
+        lines += ["", f"Config: {configs}"]
     return lines
+
+
+def _groups_line(groups: list[Any]) -> str:
+    shown = ", ".join(str(g) for g in groups[:40])
+    more = f" … ({len(groups)} in all)" if len(groups) > 40 else ""
+    return f"{len(groups)} groups, never seen in training: {shown}{more}"
 
 
 def _heldout(groups: Any) -> list[str]:
     if groups is None:
         return ["Not given."]
     if isinstance(groups, list):
-        shown = ", ".join(str(g) for g in groups[:40])
-        more = f" … ({len(groups)} in all)" if len(groups) > 40 else ""
-        return [f"{len(groups)} groups, never seen in training: {shown}{more}"]
+        return [_groups_line(groups)]
+    if isinstance(groups, dict):
+        lines = [f"- {k}: {v if isinstance(v, str | int | float) else json.dumps(v)}"
+                 for k, v in groups.items() if k != "groups"]
+        if isinstance(groups.get("groups"), list):
+            lines.append(f"- {_groups_line(groups['groups'])}")
+        return lines
     return [_text(groups)]
 
 
