@@ -308,3 +308,29 @@ def test_batch_csv_names_the_bundle_and_rescores_for_another(exported: Path, tmp
     assert json.loads(capsys.readouterr().out.splitlines()[0])["skipped"] == 0
     rows = {r["path"]: r for r in csv.DictReader(out.open())}
     assert rows[str(video.resolve())]["model_version"] == "2.0.0"
+
+
+def test_eval_takes_a_bundle_folder_or_name(exported: Path, tmp_path: Path, busi_dir: Path,
+                                            isolated_model_dirs: Path):
+    import pandas as pd
+
+    from sonorisk.data.splits import read_id_lines
+    from sonorisk.data.synth import synthesize_phantom
+
+    repo = Path(__file__).resolve().parents[2]
+    groups = tmp_path / "groups.txt"
+    groups.write_text("\n".join(read_id_lines(repo / "configs/release/heldout_groups.txt")[:2]))
+    bundle = copy_bundle(exported, tmp_path / "b")
+    result = tmp_path / "det.json"
+    assert main(["eval", "detector", "--data", str(busi_dir), "--checkpoint", str(bundle),
+                 "--groups", str(groups), "--no-progress", "--json", str(result)]) == 0
+    assert json.loads(result.read_text())["checkpoint"] == str(
+        (bundle / "detector.safetensors").resolve())
+
+    copy_bundle(exported, isolated_model_dirs)  # installed as tiny 1.0.0
+    data = synthesize_phantom(2, tmp_path / "ds", seed=5, frames=24, size=(96, 64),
+                              proportions={"benign": 1, "malignant": 1})
+    table = tmp_path / "scores.csv"
+    assert main(["eval", "classifier", "--data", str(data), "--checkpoint", "tiny@1.0.0",
+                 "--out", str(table)]) == 0
+    assert len(pd.read_csv(table)) == 2
