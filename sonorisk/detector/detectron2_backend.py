@@ -63,10 +63,17 @@ class Detectron2Detector:
         for path, what in files:
             if not path.is_file():
                 raise InputError(path, f"{what} not found")
+        _check_plain_yaml(Path(config_file))
         self.inference = inference or InferenceConfig()
         cfg = get_cfg()
         cfg.merge_from_file(str(config_file))
-        cfg.MODEL.WEIGHTS = str(weights or "")
+        # Weights are read here without pickle (weights_only), never by detectron2's
+        # own checkpointer, which unpickles .pkl files.
+        cfg.MODEL.WEIGHTS = ""
+        if weights is not None:
+            from sonorisk.models.envelope import read_state_dict
+
+            state_dict = read_state_dict(weights, what="detectron2 checkpoint")
         cfg.MODEL.DEVICE = "cuda" if self.inference.device in ("auto", "cuda") and \
             _cuda_available() else "cpu"
         # Let everything through; the operating threshold is applied below.
@@ -129,6 +136,17 @@ class Detectron2Detector:
                                         self.inference.containment_thresh,
                                         self.inference.containment_score_factor))
         return out
+
+
+def _check_plain_yaml(path: Path) -> None:
+    """detectron2 falls back to ``yaml.unsafe_load`` (which can run code) when a
+    config is not plain YAML: refuse such a file first."""
+    import yaml
+
+    try:
+        yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(path, f"not plain YAML ({exc}); configs must not run code") from exc
 
 
 def _require_detectron2() -> None:
