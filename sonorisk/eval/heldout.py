@@ -62,7 +62,8 @@ def detector_figures(evaluation: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _truth(videos_csv: Path) -> pd.Series:
     table = pd.read_csv(videos_csv)
     if "pathology" not in table or "video_id" not in table:
-        raise InputError(videos_csv, "needs video_id and pathology columns (a dataset's videos.csv)")
+        raise InputError(videos_csv, "needs video_id and pathology columns (a dataset's "
+                                     "videos.csv)")
     return table.set_index("video_id")["pathology"]
 
 

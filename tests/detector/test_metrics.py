@@ -71,7 +71,7 @@ def test_bootstrap_interval_of_ap50():
     ci = bootstrap_ap_ci(gts, preds, scores, sizes, n_boot=200, seed=0)
     low, high = ci["ap50"]
     assert low < point.ap50 < high  # a real interval around the estimate
-    assert 0.0 <= low and high <= 1.0 and high - low > 0.1  # 20 images: wide
+    assert low >= 0.0 and high <= 1.0 and high - low > 0.1  # 20 images: wide
     # Perfect detections: every resample gives 1.
     assert bootstrap_ap_ci(GT[:2], GT[:2], [np.ones(1)] * 2, SIZES[:2], n_boot=20)["ap50"] == (
         pytest.approx(1.0), pytest.approx(1.0))

@@ -103,4 +103,4 @@ def test_the_shipped_bundle_verifies_and_scores_an_example(tmp_path: Path) -> No
     assert bundle.notice in doc["notice"]
     assert not any("DEMONSTRATION" in line for line in doc["notice"])  # a real model, no toy
     # The real detector finds the lesion of this held-out still's sweep.
-    assert doc["lesions"] and max(len(l["boxes"]) for l in doc["lesions"]) >= 15
+    assert doc["lesions"] and max(len(les["boxes"]) for les in doc["lesions"]) >= 15

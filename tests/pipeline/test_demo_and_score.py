@@ -18,7 +18,8 @@ from sonorisk.pipeline.report import load_schema
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--train", "--quick", "--out", str(out), "--no-progress", "--threads", "1"]) == 0
+    assert main(["demo", "--train", "--quick", "--out", str(out), "--no-progress",
+                 "--threads", "1"]) == 0
     return out
 
 
