@@ -7,7 +7,7 @@ benchmarks): :func:`resolve_models`.
 - a bundle folder (holds ``metadata.json``), or a folder of versions of one
   bundle (its highest version);
 - a legacy folder holding ``detector.pt`` and ``classifier.pt`` (what
-  ``sonorisk demo`` writes) or the same as ``.safetensors``;
+  ``sonorisk demo --train`` writes) or the same as ``.safetensors``;
 - a bundle ``NAME`` or ``NAME@VERSION``, installed or bundled.
 
 ``detector=`` / ``classifier=`` files override the spec's (both given: the spec
@@ -49,7 +49,7 @@ NO_MODELS_HINT = ("name the models with --models NAME|DIR (a bundle, or a folder
                   "detector.pt and classifier.pt) or --detector FILE --classifier FILE. "
                   "No default bundle is installed: install one with `sonorisk models install "
                   "PATH_OR_URL` (see docs/models.md), or train a demonstration pair with "
-                  "`sonorisk demo` and use --models sonorisk-demo/models")
+                  "`sonorisk demo --train` and use --models sonorisk-demo/models")
 
 
 @dataclass(frozen=True)
