@@ -20,6 +20,7 @@ import jsonschema
 import numpy as np
 import pytest
 
+from sonorisk.models.resolve import unrecorded_section
 from sonorisk.reader_study.create import StudyConfig, create_study, read_links
 
 N_VIDEOS = 5
@@ -64,7 +65,8 @@ def score_document(video: Path, risk: float | None, n_frames: int, fps: float,
         "status": "scored" if risk is not None else "no scorable lesion",
         "risk": risk, "risk_rule": "mean of the clips", "clips": 1 if risk is not None else 0,
         "lesions": lesions,
-        "models": {"classifier": {"demonstration": True}}, "pipeline": {},
+        "models": {"detector": {"demonstration": True}, "classifier": {"demonstration": True},
+                   "bundle": unrecorded_section()}, "pipeline": {},
         "timing": {"stages": {}}, "outputs": {"overlay": overlay} if overlay else {},
     }
 
