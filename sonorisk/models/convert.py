@@ -24,10 +24,14 @@ CLASSIFIER_FORMAT = "sonorisk-video-classifier"  # video_classifier.registry.CHE
 class RoleSpec:
     state_key: str
     training_only: tuple[str, ...]
+    # Keys of the checkpoint's ``extra`` mapping that only resuming needs.
+    training_only_extra: tuple[str, ...] = ()
 
 
 ROLES = {
-    "detector": RoleSpec("state_dict", ("optimizer", "scheduler")),
+    # A detector trained with a weight average (train.ema_decay) keeps the raw
+    # trained weights beside the averaged ones for --resume: extra.train_state_dict.
+    "detector": RoleSpec("state_dict", ("optimizer", "scheduler"), ("train_state_dict",)),
     "classifier": RoleSpec("model_state", ("optimizer_state", "scheduler_state")),
 }
 
@@ -59,5 +63,8 @@ def to_envelope(source: str | Path, target: str | Path, *, dtype: str | None = N
     drop = {spec.state_key, *spec.training_only, "envelope_version", "state_key",
             "stored_dtype"}
     rest = {k: v for k, v in payload.items() if k not in drop}
+    if isinstance(rest.get("extra"), dict):
+        rest["extra"] = {k: v for k, v in rest["extra"].items()
+                         if k not in spec.training_only_extra}
     write_envelope(target, rest, state, state_key=spec.state_key, dtype=dtype)
     return role

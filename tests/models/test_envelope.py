@@ -186,3 +186,20 @@ def test_a_detectron2_envelope_dispatches_to_its_backend(tmp_path: Path, checkpo
     resolved = resolve_models(None, envelope, checkpoints.classifier)
     with pytest.raises(ConfigError, match="detectron2 is not installed"):
         load_models(resolved)
+
+
+def test_resume_only_state_of_a_weight_averaged_detector_stays_out(checkpoints, tmp_path: Path):
+    # A detector trained with train.ema_decay keeps its raw trained weights in
+    # extra.train_state_dict for --resume; the envelope keeps the averaged ones only.
+    payload = torch.load(checkpoints.detector, map_location="cpu", weights_only=True)
+    raw = {k: v.clone() + 1.0 if v.is_floating_point() else v.clone()
+           for k, v in payload["state_dict"].items()}
+    payload["extra"] = {"iteration": 7, "train_state_dict": raw, "ema_updates": 7}
+    source = tmp_path / "ema.pt"
+    torch.save(payload, source)
+    to_envelope(source, tmp_path / "det.safetensors", dtype="float16", expect="detector")
+    back = read_envelope(tmp_path / "det.safetensors")
+    assert back["extra"] == {"iteration": 7, "ema_updates": 7}
+    for name, tensor in payload["state_dict"].items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(back["state_dict"][name], tensor, atol=2e-2, rtol=1e-2)
