@@ -80,8 +80,10 @@ def classifier_figures(scores_csv: Path, videos_csv: Path) -> dict[str, dict[str
                      f"({int(y.sum())} malignant)")}
 
 
-def end_to_end_figures(batch_csv: Path, videos_csv: Path,
-                       lesion_free_csv: Path | None = None) -> dict[str, dict[str, Any]]:
+def end_to_end_figures(batch_csv: Path, videos_csv: Path, lesion_free_csv: Path | None = None,
+                       pipeline: str = "default pipeline settings: detector on every frame, "
+                                       "video risk = mean of every clip of every track"
+                       ) -> dict[str, dict[str, Any]]:
     """Through ``sonorisk batch``: video AUC where a risk was given, the share of
     lesion videos left without one, and lesion-free videos wrongly given a risk."""
     rows = pd.read_csv(batch_csv)
@@ -96,8 +98,8 @@ def end_to_end_figures(batch_csv: Path, videos_csv: Path,
     out = {
         "end_to_end_auc": _from_estimate(
             est, len(y), f"video AUC of the pipeline's video risk (own detector, tracker, "
-                         f"classifier) on {len(y)} of {len(lesion)} held-out lesion sweeps "
-                         f"that got a risk ({int(y.sum())} malignant)"),
+                         f"classifier; {pipeline}) on {len(y)} of {len(lesion)} held-out lesion "
+                         f"sweeps that got a risk ({int(y.sum())} malignant)"),
         "end_to_end_lesion_videos_scored": _from_estimate(
             clopper_pearson(len(scored), len(lesion)), len(lesion),
             "share of held-out lesion sweeps given a risk (the rest: no scorable lesion)"),
