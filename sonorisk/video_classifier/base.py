@@ -210,3 +210,23 @@ class GAPHead(nn.Module):
         """
         w = weights.to(self.fc.weight.dtype) @ self.fc.weight  # (D,)
         return torch.einsum("d,bd...->b...", w, features)
+
+
+class GAPClassifier(ClipClassifier):
+    """A feature extractor (``features``: ``B x D x t x h x w``) and a :class:`GAPHead`
+    (``self.head``): logits, and the exact class activation map as evidence."""
+
+    head: GAPHead
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def evidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            feats = self.features(x)
+            logits = self.head(feats)
+            maps = self.head.cam(feats, self.malignancy_weights())
+        return logits, maps

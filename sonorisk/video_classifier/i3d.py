@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from sonorisk.errors import ConfigError
-from sonorisk.video_classifier.base import ClipClassifier, GAPHead
+from sonorisk.video_classifier.base import GAPClassifier, GAPHead
 from sonorisk.video_classifier.config import ClassifierConfig
 from sonorisk.video_classifier.weights import (
     LoadReport,
@@ -71,7 +71,7 @@ def build_i3d_backbone(
     return net.blocks
 
 
-class I3DClassifier(ClipClassifier):
+class I3DClassifier(GAPClassifier):
     kind = "i3d"
 
     def __init__(self, config: ClassifierConfig) -> None:
@@ -85,16 +85,6 @@ class I3DClassifier(ClipClassifier):
         for block in self.blocks:
             x = block(x)
         return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-    def evidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
-            feats = self.features(x)
-            logits = self.head(feats)
-            maps = self.head.cam(feats, self.malignancy_weights())
-        return logits, maps
 
     def load_pretrained(self, path: str) -> LoadReport:
         """ImageNet 2D ResNet (inflated) or a pytorchvideo I3D state dict (Kinetics).

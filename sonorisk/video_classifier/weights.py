@@ -105,10 +105,17 @@ def inflate_resnet2d_to_i3d(
         new = resnet2d_to_i3d_names(name, stage_blocks)
         if new is None or new not in target:
             continue
-        want = target[new]
-        if tensor.ndim == 4 and want.ndim == 5:
-            kt = want.shape[2]
-            tensor = tensor.unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt
-        if tensor.shape == want.shape:
-            out[new] = tensor
+        inflated = inflate_kernel(tensor, target[new])
+        if inflated is not None:
+            out[new] = inflated
     return out
+
+
+def inflate_kernel(tensor: torch.Tensor, want: torch.Tensor) -> torch.Tensor | None:
+    """``tensor`` shaped as ``want``: a 2D kernel (4-D) whose target is 3D (5-D) is
+    repeated over the temporal taps and divided by their number, so a clip of
+    identical frames gives the 2D activations; None when the shapes cannot fit."""
+    if tensor.ndim == 4 and want.ndim == 5:
+        kt = want.shape[2]
+        tensor = tensor.unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt
+    return tensor if tensor.shape == want.shape else None
