@@ -19,7 +19,7 @@ from torch import nn
 
 from sonorisk.errors import ConfigError, InputError
 from sonorisk.records import Box
-from sonorisk.video_classifier.base import ClipClassifier, GAPHead
+from sonorisk.video_classifier.base import GAPClassifier, GAPHead
 from sonorisk.video_classifier.config import ClassifierConfig
 from sonorisk.video_classifier.weights import LoadReport, load_matching, read_state_dict
 
@@ -96,7 +96,7 @@ class FrameFeatures(nn.Module):
         return report
 
 
-class Static2DClassifier(ClipClassifier):
+class Static2DClassifier(GAPClassifier):
     kind = "static2d"
 
     def __init__(self, config: ClassifierConfig) -> None:
@@ -105,15 +105,8 @@ class Static2DClassifier(ClipClassifier):
         self.backbone = FrameFeatures(opts.backbone)
         self.head = GAPHead(self.backbone.dim, self.num_classes, opts.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
-
-    def evidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
-            feats = self.backbone(x)
-            logits = self.head(feats)
-            maps = self.head.cam(feats, self.malignancy_weights())
-        return logits, maps
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
 
     def load_pretrained(self, path: str) -> LoadReport:
         return self.backbone.load_pretrained(self, "backbone.body.", path)
