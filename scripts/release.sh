@@ -111,9 +111,13 @@ mkdir -p "$EV"
 [[ -f $EV/classifier_gt.csv ]] || sonorisk eval classifier --data "$OUT/heldout_sweeps" \
     --checkpoint "$BUNDLE" --name "$NAME" --threads 2 --out "$EV/classifier_gt.csv" \
     > "$EV/classifier_gt.json"
-say "end to end: sonorisk batch on $n_lesion + $n_normal held-out sweeps"
-sonorisk batch "$OUT/heldout_sweeps/videos" "$OUT/heldout_normal_sweeps/videos" \
-    --models "$BUNDLE" --out "$EV/end_to_end.csv" --workers 1 --threads 2 --no-progress
+# (The batch CSV records the bundle's digest; the final export below rewrites the
+# metadata, so a rerun after it would score everything again: skip once measured.)
+if [[ ! -f $EV/metrics.json ]]; then
+    say "end to end: sonorisk batch on $n_lesion + $n_normal held-out sweeps"
+    sonorisk batch "$OUT/heldout_sweeps/videos" "$OUT/heldout_normal_sweeps/videos" \
+        --models "$BUNDLE" --out "$EV/end_to_end.csv" --workers 2 --threads 1 --no-progress
+fi
 python3 -m sonorisk.eval.heldout --detector-eval "$EV/detector_stills.json" \
     --classifier-scores "$EV/classifier_gt.csv" --batch "$EV/end_to_end.csv" \
     --sweeps "$OUT/heldout_sweeps/videos.csv" \

@@ -51,10 +51,12 @@ def detector_figures(evaluation: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
     rate = evaluation.get("still_detection_rate")
     if rate is not None:
-        hits = round(rate * boxes)
+        # The rate is per lesion still (a hit on any of its lesions), not per box.
+        stills = n - int(evaluation.get("lesion_free_stills") or 0)
+        hits = round(rate * stills)
         out["detector_detection_rate_stills"] = _from_estimate(
-            clopper_pearson(hits, boxes), boxes,
-            f"lesion boxes found at IoU >= 0.5 at the operating threshold "
+            clopper_pearson(hits, stills), stills,
+            f"lesion stills with a box at IoU >= 0.5 at the operating threshold "
             f"{evaluation['score_thresh']}; {where}")
     return out
 
