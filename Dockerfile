@@ -21,19 +21,24 @@ WORKDIR /opt/sonorisk
 COPY pyproject.toml constraints.txt README.md ./
 COPY sonorisk ./sonorisk
 COPY configs ./configs
+COPY examples ./examples
 
 # torch/torchvision pinned by constraints.txt, as in scripts/setup.sh.
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt . \
     && /opt/venv/bin/sonorisk --version
-ENV PATH=/opt/venv/bin:$PATH
+ENV PATH=/opt/venv/bin:$PATH \
+    SONORISK_MODELS=/models \
+    SONORISK_EXAMPLES=/opt/sonorisk/examples/busi
 
-# Model checkpoints are mounted, never baked in: -v /models:/models
+# The default bundle (sonorisk-busi) ships inside the package and serves when
+# nothing else is named; other bundles install into the /models volume
+# (`docker run -v models:/models IMAGE models install URL --sha256 HEX`).
 VOLUME ["/models", "/data"]
 EXPOSE 8000
 ENTRYPOINT ["sonorisk"]
 # The service (docs/serving.md): token auth is on (not loopback); the token is
 # generated into /data/serve/token unless SONORISK_TOKEN is set. Any other verb
-# still runs, e.g. `docker run IMAGE batch /data/archive --models /models`.
-CMD ["serve", "--config", "configs/serve.yaml", "--host", "0.0.0.0", "--models", "/models", \
-     "--data-dir", "/data/serve"]
+# still runs, e.g. `docker run IMAGE batch /data/archive --out /data/results.csv`
+# or `docker run IMAGE demo --out /data/demo`.
+CMD ["serve", "--config", "configs/serve.yaml", "--host", "0.0.0.0", "--data-dir", "/data/serve"]

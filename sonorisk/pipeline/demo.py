@@ -121,7 +121,12 @@ def train_demo_models(train_dir: Path, models_dir: Path, s: DemoSettings,
 
 
 def default_examples() -> Path:
-    """``examples/busi`` of the source tree (the README's setup installs it editable)."""
+    """``$SONORISK_EXAMPLES``, else ``examples/busi`` of the source tree (the README's
+    setup installs sonorisk editable; the Docker image sets the variable)."""
+    import os
+
+    if os.environ.get("SONORISK_EXAMPLES"):
+        return Path(os.environ["SONORISK_EXAMPLES"])
     return Path(__file__).resolve().parents[2] / "examples" / "busi"
 
 
