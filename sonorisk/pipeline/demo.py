@@ -133,12 +133,11 @@ def default_examples() -> Path:
 def run_demo(out: str | Path, models: str | None = None, examples: str | Path | None = None,
              frames: int = 60, threads: int = 2, progress: bool = True) -> dict[str, Any]:
     """Score one synthetic sweep of each example still with the released models."""
-    from sonorisk.data import load_dataset
+    from sonorisk.data.busi import read_manifest
     from sonorisk.data.synth import synthesize_from_stills
     from sonorisk.errors import InputError
     from sonorisk.models.load import load_models
     from sonorisk.models.resolve import resolve_models
-    from sonorisk.pipeline.score_file import score_file, summary_line
 
     out = Path(out)
     examples = Path(examples) if examples else default_examples()
@@ -154,7 +153,7 @@ def run_demo(out: str | Path, models: str | None = None, examples: str | Path | 
     name = f"{bundle.name} {bundle.version}" if bundle else "the given model files"
     say(f"[1/3] models: {name} ({resolved.where})", flush=True)
 
-    n_stills = sum(1 for _ in (examples / "manifest.csv").open()) - 1
+    n_stills = len(read_manifest(examples))
     say(f"[2/3] synthesizing {n_stills} sweep videos from the stills in {examples} ...",
         flush=True)
     videos_dir = synthesize_from_stills(examples, n_stills, out / "videos", seed=0,
@@ -166,19 +165,42 @@ def run_demo(out: str | Path, models: str | None = None, examples: str | Path | 
     config = PipelineConfig(heatmaps=True)
     config.tracking.keyframe_interval = 3
     config.tracking.propagation = "flow"
-    dataset = load_dataset(videos_dir)
-    rows = []
-    for record in dataset.videos:
-        document = score_file(videos_dir / record.file, scoring, config, out / "scores",
-                              overlay=True, heatmaps=True, progress=False)
-        rows.append((record, document))
-        say("   " + summary_line(document), flush=True)
-    dataset.close()
+    rows = score_videos(videos_dir, scoring, config, out / "scores", say)
     seconds = time.perf_counter() - started
     report = write_release_report(out / "REPORT.md", rows, resolved, seconds)
     say(f"done in {seconds:.0f} s: {report}")
     return {"report": str(report), "documents": [d for _, d in rows],
             "models": {"detector": str(resolved.detector), "classifier": str(resolved.classifier)}}
+
+
+def score_videos(videos_dir: Path, models: Any, config: PipelineConfig, out: Path,
+                 say: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """Score every video of a dataset folder with overlays and heatmaps: (record, document)."""
+    from sonorisk.data import load_dataset
+    from sonorisk.pipeline.score_file import score_file, summary_line
+
+    dataset = load_dataset(videos_dir)
+    rows = []
+    try:
+        for record in dataset.videos:
+            document = score_file(videos_dir / record.file, models, config, out, overlay=True,
+                                  heatmaps=True, progress=False)
+            rows.append((record, document))
+            say("   " + summary_line(document), flush=True)
+    finally:
+        dataset.close()
+    return rows
+
+
+def video_table(rows: list[tuple[Any, dict[str, Any]]], truth: str) -> list[str]:
+    """The per-video table of a demo report; ``truth`` heads the label column."""
+    lines = [f"| video | {truth} | status | video risk | lesions | clips | overlay |",
+             "|---|---|---|---|---|---|---|"]
+    for record, doc in rows:
+        lines.append(f"| {record.video_id} | {record.pathology} | {doc['status']} | "
+                     f"{_risk(doc['risk'])} | {len(doc['lesions'])} | {doc['clips']} | "
+                     f"scores/{doc['outputs'].get('overlay', '')} |")
+    return lines
 
 
 def _risk(value: float | None) -> str:
@@ -211,13 +233,8 @@ def write_release_report(path: Path, rows: list[tuple[Any, dict[str, Any]]], res
         "held-out groups (`examples/busi`); the still's label is the truth. Five videos say "
         "nothing about accuracy: the figures above do.",
         "",
-        "| video | still's label | status | video risk | lesions | clips | overlay |",
-        "|---|---|---|---|---|---|---|",
+        *video_table(rows, "still's label"),
     ]
-    for record, doc in rows:
-        lines.append(f"| {record.video_id} | {record.pathology} | {doc['status']} | "
-                     f"{_risk(doc['risk'])} | {len(doc['lesions'])} | {doc['clips']} | "
-                     f"scores/{doc['outputs'].get('overlay', '')} |")
     lines += ["", "## Lesions", "",
               "| video | lesion | frames | frames with a box | clips | lesion risk | heatmaps |",
               "|---|---|---|---|---|---|---|"]
@@ -247,9 +264,8 @@ def write_release_report(path: Path, rows: list[tuple[Any, dict[str, Any]]], res
 
 def run_training_demo(out: str | Path, settings: DemoSettings | None = None, seed: int = 0,
                       progress: bool = True) -> dict[str, Any]:
-    from sonorisk.data import load_dataset
     from sonorisk.data.synth import synthesize_phantom
-    from sonorisk.pipeline.score_file import load_models, score_file, summary_line
+    from sonorisk.pipeline.score_file import load_models
 
     s = settings or DemoSettings()
     out = Path(out)
@@ -272,15 +288,7 @@ def run_training_demo(out: str | Path, settings: DemoSettings | None = None, see
 
     say("[3/3] scoring the demo videos ...", flush=True)
     models = load_models(detector, classifier)
-    config = PipelineConfig()
-    demo_set = load_dataset(videos_dir)
-    rows = []
-    for record in demo_set.videos:
-        document = score_file(videos_dir / record.file, models, config, out / "scores",
-                              overlay=True, heatmaps=True, progress=False)
-        rows.append((record, document))
-        say("   " + summary_line(document), flush=True)
-    demo_set.close()
+    rows = score_videos(videos_dir, models, PipelineConfig(), out / "scores", say)
     summary = write_summary(out / "REPORT.md", rows, time.perf_counter() - started)
     say(f"done in {time.perf_counter() - started:.0f} s: {summary}")
     return {"report": str(summary), "documents": [d for _, d in rows],
@@ -294,14 +302,8 @@ def write_summary(path: Path, rows: list[tuple[Any, dict[str, Any]]], seconds: f
         f"> {RESEARCH_NOTICE}",
         f"> {DEMO_NOTE}",
         "",
-        "| video | synthetic truth | status | video risk | lesions | clips | overlay |",
-        "|---|---|---|---|---|---|---|",
+        *video_table(rows, "synthetic truth"),
     ]
-    for record, doc in rows:
-        risk = "n/a" if doc["risk"] is None else f"{doc['risk']:.3f}"
-        lines.append(f"| {record.video_id} | {record.pathology} | {doc['status']} | {risk} | "
-                     f"{len(doc['lesions'])} | {doc['clips']} | "
-                     f"scores/{doc['outputs'].get('overlay', '')} |")
     lines += [
         "",
         "Per-video JSON documents (schema: docs/score-schema.md), overlay videos and heatmap "
