@@ -19,7 +19,8 @@
 # 5. Held-out figures, measured on the bundle itself (after the float16
 #    conversion): detector AP50/AP on held-out stills (no TTA), the classifier's
 #    video AUC on ground-truth boxes of sweeps from held-out stills, and the
-#    end-to-end video AUC through `sonorisk batch` on the same sweeps.
+#    end-to-end video AUC through `sonorisk batch` on the same sweeps, and how
+#    many real lung ultrasound clips (no breast at all) get a risk.
 # 6. The figures go into the metadata and the card; the bundle is copied into
 #    the package (sonorisk/bundled/) when INSTALL=1.
 set -euo pipefail
@@ -118,7 +119,16 @@ if [[ ! -f $EV/metrics.json ]]; then
     sonorisk batch "$OUT/heldout_sweeps/videos" "$OUT/heldout_normal_sweeps/videos" \
         --models "$BUNDLE" --out "$EV/end_to_end.csv" --workers 2 --threads 1 --no-progress
 fi
-python3 -m sonorisk.eval.heldout --detector-eval "$EV/detector_stills.json" \
+# Out of scope: real scanner video with no breast in it (lung clips, CC BY 4.0).
+REAL=${REAL_VIDEO:-$(dirname "$BUSI")/real_ultrasound_video}
+if [[ ! -f $EV/out_of_scope.csv && -d $REAL ]]; then
+    say "out of scope: sonorisk batch on the real lung clips in $REAL"
+    sonorisk batch "$REAL" --models "$BUNDLE" --out "$EV/out_of_scope.csv" --workers 2 \
+        --threads 1 --no-progress
+fi
+oos=()
+[[ -f $EV/out_of_scope.csv ]] && oos=(--out-of-scope "$EV/out_of_scope.csv")
+python3 -m sonorisk.eval.heldout "${oos[@]}" --detector-eval "$EV/detector_stills.json" \
     --classifier-scores "$EV/classifier_gt.csv" --batch "$EV/end_to_end.csv" \
     --sweeps "$OUT/heldout_sweeps/videos.csv" \
     --lesion-free "$OUT/heldout_normal_sweeps/videos.csv" --out "$EV/metrics.json"

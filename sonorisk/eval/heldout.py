@@ -116,6 +116,19 @@ def end_to_end_figures(batch_csv: Path, videos_csv: Path, lesion_free_csv: Path 
     return out
 
 
+def out_of_scope_figures(batch_csv: Path, what: str) -> dict[str, dict[str, Any]]:
+    """Videos with no breast lesion at all (``what`` says which: e.g. real lung
+    ultrasound clips) that ``sonorisk batch`` wrongly gave a breast-cancer risk."""
+    rows = pd.read_csv(batch_csv)
+    rows = rows[rows["status"] != "failed"]
+    if rows.empty:
+        raise InputError(batch_csv, "no scored row")
+    given = int(rows["risk"].notna().sum())
+    return {"out_of_scope_given_risk": _from_estimate(
+        clopper_pearson(given, len(rows)), len(rows),
+        f"share of {what} wrongly given a breast-cancer risk")}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sonorisk.eval.heldout",
                                 description="Held-out figures of a release as metadata JSON.")
@@ -124,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=Path, help="CSV of `sonorisk batch` on held-out sweeps")
     p.add_argument("--sweeps", type=Path, help="videos.csv of the held-out lesion sweeps")
     p.add_argument("--lesion-free", type=Path, help="videos.csv of the lesion-free sweeps")
+    p.add_argument("--out-of-scope", type=Path,
+                   help="CSV of `sonorisk batch` on videos with no breast lesion at all")
+    p.add_argument("--out-of-scope-what", default="real lung ultrasound clips (no breast)",
+                   help="what those videos are, for the figure's note")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     figures: dict[str, dict[str, Any]] = {}
@@ -133,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         figures |= classifier_figures(args.classifier_scores, args.sweeps)
     if args.batch:
         figures |= end_to_end_figures(args.batch, args.sweeps, args.lesion_free)
+    if args.out_of_scope:
+        figures |= out_of_scope_figures(args.out_of_scope, args.out_of_scope_what)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     for name, f in figures.items():
         print(f"{name}: {f['value']} (95% CI {f['ci_low']}-{f['ci_high']}, n={f['n']})")

@@ -63,3 +63,18 @@ def test_classifier_and_detector_figures_and_cli(tmp_path):
     written = json.loads((tmp_path / "m.json").read_text())
     assert set(written) == {"detector_ap50_stills", "detector_ap_stills",
                             "detector_detection_rate_stills", "classifier_auc_gt_boxes"}
+
+
+def test_out_of_scope_videos_given_a_risk(tmp_path):
+    from sonorisk.eval.heldout import out_of_scope_figures
+
+    pd.DataFrame({"video": ["a.mp4", "b.mp4", "c.mov", "d.avi"],
+                  "status": ["scored", "no scorable lesion", "scored", "failed"],
+                  "risk": [0.7, None, 0.2, None]}).to_csv(tmp_path / "oos.csv", index=False)
+    fig = out_of_scope_figures(tmp_path / "oos.csv", "lung clips")["out_of_scope_given_risk"]
+    assert fig["value"] == pytest.approx(2 / 3, abs=1e-4) and fig["n"] == 3  # failed: not counted
+    assert fig["ci_low"] < fig["value"] < fig["ci_high"] and "lung clips" in fig["note"]
+    pd.DataFrame({"video": ["x"], "status": ["failed"], "risk": [None]}).to_csv(
+        tmp_path / "bad.csv", index=False)
+    with pytest.raises(InputError, match="no scored row"):
+        out_of_scope_figures(tmp_path / "bad.csv", "lung clips")
