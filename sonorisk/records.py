@@ -99,11 +99,17 @@ class ClipScore:
     probability: float  # P(malignant)
     class_probabilities: dict[str, float] = field(default_factory=dict)
     heatmap: np.ndarray | None = None  # T x H x W float in [0, 1], or None
+    # P(the crops show a lesion at all), from the classifier's lesion check;
+    # None when the model has none.
+    lesion_probability: float | None = None
 
 
 class LesionStatus(StrEnum):
     SCORED = "scored"
     NO_SCORABLE_LESION = "no scorable lesion"
+    # A track the system is not confident is a lesion (pipeline.lesions):
+    # reported with its boxes and confidence, never scored.
+    CANDIDATE = "candidate"
 
 
 @dataclass(frozen=True)
@@ -118,3 +124,4 @@ class LesionRisk:
     risk: float | None
     clips_used: int
     status: LesionStatus
+    confidence: float | None = None  # that it is a lesion at all (pipeline.lesions)

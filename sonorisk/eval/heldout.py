@@ -84,10 +84,13 @@ def classifier_figures(scores_csv: Path, videos_csv: Path) -> dict[str, dict[str
 
 def end_to_end_figures(batch_csv: Path, videos_csv: Path, lesion_free_csv: Path | None = None,
                        pipeline: str = "default pipeline settings: detector on every frame, "
-                                       "video risk = mean of every clip of every track"
+                                       "lesion rules of pipeline.lesions",
+                       prefix: str = "", what: str = "sweeps"
                        ) -> dict[str, dict[str, Any]]:
     """Through ``sonorisk batch``: video AUC where a risk was given, the share of
-    lesion videos left without one, and lesion-free videos wrongly given a risk."""
+    lesion videos left without one, the share giving exactly one scored lesion,
+    and lesion-free videos wrongly given a risk (and scored lesions per such
+    video). ``prefix`` names another set of the same figures (e.g. ``screen_``)."""
     rows = pd.read_csv(batch_csv)
     rows["video_id"] = rows["video"].map(lambda name: Path(str(name)).stem)
     truth = _truth(videos_csv)
@@ -98,21 +101,32 @@ def end_to_end_figures(batch_csv: Path, videos_csv: Path, lesion_free_csv: Path 
     y = (truth.loc[scored["video_id"]] == "malignant").astype(int).to_numpy()
     est = auc_delong_ci(y, scored["risk"].to_numpy(float), source=str(batch_csv))
     out = {
-        "end_to_end_auc": _from_estimate(
+        f"{prefix}end_to_end_auc": _from_estimate(
             est, len(y), f"video AUC of the pipeline's video risk (own detector, tracker, "
                          f"classifier; {pipeline}) on {len(y)} of {len(lesion)} held-out lesion "
-                         f"sweeps that got a risk ({int(y.sum())} malignant)"),
-        "end_to_end_lesion_videos_scored": _from_estimate(
+                         f"{what} that got a risk ({int(y.sum())} malignant)"),
+        f"{prefix}end_to_end_lesion_videos_scored": _from_estimate(
             clopper_pearson(len(scored), len(lesion)), len(lesion),
-            "share of held-out lesion sweeps given a risk (the rest: no scorable lesion)"),
+            f"share of held-out lesion {what} given a risk (the rest: no scorable lesion)"),
     }
+    if "scored_lesions" in lesion:
+        one = int((lesion["scored_lesions"] == 1).sum())
+        out[f"{prefix}end_to_end_exactly_one_lesion"] = _from_estimate(
+            clopper_pearson(one, len(lesion)), len(lesion),
+            f"share of held-out one-lesion {what} that gave exactly one scored lesion")
     if lesion_free_csv is not None:
         free_ids = set(_truth(lesion_free_csv).index)
         free = rows[rows["video_id"].isin(free_ids)]
         if len(free):
-            out["end_to_end_lesion_free_given_risk"] = _from_estimate(
+            out[f"{prefix}end_to_end_lesion_free_given_risk"] = _from_estimate(
                 clopper_pearson(int(free["risk"].notna().sum()), len(free)), len(free),
-                "share of lesion-free sweeps (held-out normal stills) wrongly given a risk")
+                f"share of lesion-free {what} (held-out normal stills) wrongly given a risk")
+            if "scored_lesions" in free:
+                n_false = int(free["scored_lesions"].sum())
+                out[f"{prefix}end_to_end_lesion_free_scored_lesions_per_video"] = figure(
+                    n_false / len(free), None, len(free), "count / videos",
+                    f"scored (false) lesions per lesion-free {what}: {n_false} in "
+                    f"{len(free)}")
     return out
 
 
@@ -137,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=Path, help="CSV of `sonorisk batch` on held-out sweeps")
     p.add_argument("--sweeps", type=Path, help="videos.csv of the held-out lesion sweeps")
     p.add_argument("--lesion-free", type=Path, help="videos.csv of the lesion-free sweeps")
+    p.add_argument("--screen-batch", type=Path,
+                   help="CSV of `sonorisk batch` on 1920x1080 screen captures of held-out stills")
+    p.add_argument("--screen-sweeps", type=Path, help="videos.csv of the screen-capture sweeps")
+    p.add_argument("--screen-lesion-free", type=Path,
+                   help="videos.csv of the lesion-free screen-capture sweeps")
     p.add_argument("--out-of-scope", type=Path,
                    help="CSV of `sonorisk batch` on videos with no breast lesion at all")
     p.add_argument("--out-of-scope-what", default="real lung ultrasound clips (no breast)",
@@ -150,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         figures |= classifier_figures(args.classifier_scores, args.sweeps)
     if args.batch:
         figures |= end_to_end_figures(args.batch, args.sweeps, args.lesion_free)
+    if args.screen_batch:
+        figures |= end_to_end_figures(args.screen_batch, args.screen_sweeps,
+                                      args.screen_lesion_free, prefix="screen_",
+                                      what="1920x1080 screen-capture sweeps")
     if args.out_of_scope:
         figures |= out_of_scope_figures(args.out_of_scope, args.out_of_scope_what)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")

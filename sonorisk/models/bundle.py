@@ -362,6 +362,8 @@ def _metadata(stage: Path, name: str, version: str, info: dict[str, Any],
 
 DEFAULT_INPUT = ("B-mode breast ultrasound video (AVI, MP4, MOV, MPEG; DICOM cine; RTSP), "
                  "any frame rate and size; see docs/video-input.md")
-DEFAULT_OUTPUT = ("one JSON document per video (docs/score-schema.md): lesion tracks with "
-                  "boxes, 8-frame clip malignancy probabilities, lesion risk (mean of its "
-                  "clips) and video risk; 'no scorable lesion' when no track reaches 8 frames")
+DEFAULT_OUTPUT = ("one JSON document per video (docs/score-schema.md): lesions with boxes, "
+                  "a confidence that each is a lesion, 8-frame clip malignancy "
+                  "probabilities, lesion risk (mean of its clips) and a video risk by the "
+                  "named risk_rule; low-confidence tracks are candidates, never scored; 'no "
+                  "scorable lesion' with the reason when no lesion gets a risk")

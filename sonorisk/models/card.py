@@ -112,6 +112,12 @@ def render_card(metadata: dict[str, Any]) -> str:
     lines += _heldout(metadata.get("heldout_groups"))
     lines += [""] + (metric_rows(metadata["metrics"]) if metadata.get("metrics")
                      else ["No held-out figures recorded."])
+    rules = (metadata.get("pipeline") or {}).get("lesions")
+    if rules:
+        lines += ["", "## Lesion rules", "",
+                  "The figures above were measured with these `pipeline.lesions` settings "
+                  "(sonorisk's defaults; docs/end-to-end.md says how they were chosen):", "",
+                  "```yaml", _yaml({"lesions": rules}).rstrip(), "```"]
     lines += ["", "## Input and output", "", f"- Input: {_text(metadata['input_format'])}",
               f"- Output: {_text(metadata['output_format'])}", "",
               "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]

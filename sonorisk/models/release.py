@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sonorisk.config import load_yaml
+from sonorisk.config import load_yaml, to_dict
+from sonorisk.pipeline.lesions import LesionRules
 
 NAME = "sonorisk-busi"
 DETECTOR_CONFIG = "configs/release/detector.yaml"
@@ -46,7 +47,9 @@ def release_info(heldout_groups_file: str | Path,
     return {
         "description": ("Lesion detector (Faster R-CNN, EfficientNet-Lite0 FPN) and clip "
                         "classifier (I3D-Lite0) for freehand breast ultrasound video, both "
-                        "from ImageNet weights, fine-tuned on BUSI."),
+                        "from ImageNet weights, fine-tuned on BUSI; the classifier carries a "
+                        "'not a lesion' check that, with the detector's scores, gives every "
+                        "lesion a confidence (sonorisk.pipeline.lesions)."),
         "task": ("Find breast lesions frame by frame, track them, and give each lesion a "
                  "probability of malignancy from 8-frame clips of its crops."),
         "intended_use": ("Research and software development: running and testing the "
@@ -61,8 +64,9 @@ def release_info(heldout_groups_file: str | Path,
             "video.",
             "BUSI images carry burned-in calipers and text that a model can learn as a "
             "shortcut; held-out figures on BUSI may overstate accuracy elsewhere.",
-            "False-positive tracks can enter the video risk (the paper's mean of all clips); "
-            "per-lesion risks are reported beside it.",
+            "The lesion-confidence model, its threshold and the video risk rule were chosen "
+            "on synthetic sweeps of training stills, where the detector is surer than on "
+            "unseen images: on other scanners expect more lesions left as candidates.",
             "Risks are uncalibrated scores in [0, 1], not probabilities for any population.",
             "Not validated on patients; not a medical device.",
         ],
@@ -89,11 +93,18 @@ def release_info(heldout_groups_file: str | Path,
                 "--out runs/release/train_sweeps",
                 "sonorisk train classifier --data runs/release/train_sweeps --config "
                 f"{CLASSIFIER_CONFIG}",
+                "python -m sonorisk.video_classifier.lesion_check (scripts/e2e_release.sh: "
+                "lesion crops vs background and false-track crops of development groups A)",
+                "python -m sonorisk.eval.lesion_rules (scripts/e2e_release.sh: confidence "
+                "model, threshold and video risk rule on development groups B)",
             ],
             "configs": {"detector": load_yaml(root / DETECTOR_CONFIG),
                         "classifier": load_yaml(root / CLASSIFIER_CONFIG)},
             "hardware": "2-core CPU, no GPU",
         },
+        # The lesion rules its figures were measured with: the defaults of
+        # sonorisk.pipeline.lesions.LesionRules (tests check they agree).
+        "pipeline": {"lesions": to_dict(LesionRules())},
         "heldout_groups": {
             "file": str(heldout_groups_file),
             "n_groups": len(groups),

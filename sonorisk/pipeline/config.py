@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sonorisk.errors import ConfigError
+from sonorisk.pipeline.lesions import LesionRules
 from sonorisk.tracking.config import TrackingConfig
 
 
@@ -23,8 +24,11 @@ class PipelineConfig:
     # the detector sees only that; boxes are reported in source pixels.
     crop: Literal["auto", "none"] = "auto"
     crop_sample: int = 16
+    # From tracks to lesions: duplicates, lesion confidence, the video risk rule.
+    lesions: LesionRules = field(default_factory=LesionRules)
 
     def validate(self) -> None:
+        self.lesions.validate()
         if self.detector_batch_size < 1:
             raise ConfigError("pipeline.detector_batch_size",
                               f"must be >= 1, got {self.detector_batch_size}")

@@ -236,22 +236,25 @@ def write_release_report(path: Path, rows: list[tuple[Any, dict[str, Any]]], res
         *video_table(rows, "still's label"),
     ]
     lines += ["", "## Lesions", "",
-              "| video | lesion | frames | frames with a box | clips | lesion risk | heatmaps |",
-              "|---|---|---|---|---|---|---|"]
+              "| video | lesion | frames | frames with a box | confidence | clips | lesion risk "
+              "| heatmaps |",
+              "|---|---|---|---|---|---|---|---|"]
     for record, doc in rows:
         if not doc["lesions"]:
-            lines.append(f"| {record.video_id} | none found | | | | n/a | |")
+            lines.append(f"| {record.video_id} | none found | | | | | n/a | |")
         for lesion in doc["lesions"]:
             strips = [c["heatmap"] for c in lesion["clips"] if c.get("heatmap")]
             shown = f"scores/{strips[0]}" + (f" (+{len(strips) - 1})" if len(strips) > 1
                                               else "") if strips else ""
+            risk = ("candidate, not scored" if lesion["status"] == "candidate"
+                    else _risk(lesion["risk"]))
             lines.append(f"| {record.video_id} | {lesion['lesion_id']} | "
                          f"{lesion['first_frame']}-{lesion['last_frame']} | "
-                         f"{lesion['frames_with_box']} | {lesion['clips_used']} | "
-                         f"{_risk(lesion['risk'])} | {shown} |")
+                         f"{lesion['frames_with_box']} | {_risk(lesion.get('confidence'))} | "
+                         f"{lesion['clips_used']} | {risk} | {shown} |")
     lines += [
         "",
-        f"Video risk rule: {rows[0][1]['risk_rule'] if rows else ''}.",
+        f"Video risk rule: {rows[0][1]['risk_rule']['text'] if rows else ''}.",
         "",
         "Per-video JSON documents (schema: docs/score-schema.md), overlay videos and heatmap "
         "strips (red: malignant evidence, blue: benign) are in `scores/`; the sweeps and their "

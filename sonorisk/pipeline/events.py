@@ -42,6 +42,8 @@ class ClipScored:
 
     score: ClipScore
     latency_s: float  # clip's last frame pushed -> score emitted
+    # Its lesion is (so far) a candidate: the clip's malignancy must not be shown.
+    candidate: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 
 from sonorisk import __version__
 from sonorisk.atomic import atomic_write_text
+from sonorisk.pipeline.lesions import RULE_TEXT
 from sonorisk.pipeline.scorer import LesionRecord, VideoResult
 from sonorisk.records import VideoMeta
 
@@ -52,7 +53,10 @@ def honesty_statements(models: dict[str, dict[str, Any]]) -> list[str]:
     return notes
 
 
-def _clip_entry(score: Any, fps: float | None, heatmap_file: str | None) -> dict[str, Any]:
+def _clip_entry(score: Any, fps: float | None, heatmap_file: str | None,
+                scored: bool = True) -> dict[str, Any]:
+    """One clip; a candidate's clips keep their frames but show no malignancy
+    number (a candidate is never scored)."""
     frames = [int(i) for i in score.frame_indices]
     entry: dict[str, Any] = {
         "clip_index": int(score.clip_index),
@@ -60,9 +64,12 @@ def _clip_entry(score: Any, fps: float | None, heatmap_file: str | None) -> dict
         "frame_range": [frames[0], frames[-1]],
         "time_range_s": ([round(frames[0] / fps, 4), round((frames[-1] + 1) / fps, 4)]
                          if fps else None),
-        "probability": float(score.probability),
-        "class_probabilities": {k: float(v) for k, v in score.class_probabilities.items()},
-        "heatmap": heatmap_file,
+        "probability": float(score.probability) if scored else None,
+        "class_probabilities": ({k: float(v) for k, v in score.class_probabilities.items()}
+                                if scored else {}),
+        "lesion_probability": (float(score.lesion_probability)
+                               if score.lesion_probability is not None else None),
+        "heatmap": heatmap_file if scored else None,
     }
     return entry
 
@@ -75,13 +82,17 @@ def _lesion_entry(record: LesionRecord, fps: float | None,
         "lesion_id": record.lesion_id,
         "status": risk.status.value,
         "risk": risk.risk,
+        "confidence": (round(record.confidence, 4) if record.confidence is not None
+                       else None),
+        "evidence": record.evidence.as_dict() if record.evidence is not None else None,
+        "merged_ids": list(record.merged_ids),
         "clips_used": risk.clips_used,
         "first_frame": frames[0],
         "last_frame": frames[-1],
         "frames_with_box": len(frames),
         "box_sources": dict(Counter(record.boxes[i].source for i in frames)),
-        "clips": [_clip_entry(s, fps, heatmaps.get((record.lesion_id, s.clip_index)))
-                  for s in record.scores],
+        "clips": [_clip_entry(s, fps, heatmaps.get((record.lesion_id, s.clip_index)),
+                              not record.candidate) for s in record.scores],
         "boxes": [
             {"frame": i, "box": [round(float(v), 2) for v in record.boxes[i].box],
              "score": round(float(record.boxes[i].score), 4), "source": record.boxes[i].source}
@@ -102,6 +113,7 @@ def build_report(
     outputs: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     fps = meta.fps if meta.fps and meta.fps > 0 else None
+    lesion_rules = pipeline_config.get("lesions") or {}
     video_seconds = result.frames / fps if fps else None
     timing: dict[str, Any] = {"stages": result.timing.as_dict(), "wall_s": wall_s}
     if wall_s and video_seconds:
@@ -117,8 +129,9 @@ def build_report(
                                   if result.scan_region is not None else None)},
         "status": result.status.value,
         "risk": result.risk,
-        "risk_rule": "mean of the malignancy probabilities of every clip of every lesion "
-                     "(WAUVE); null when no lesion track reached one full clip",
+        "risk_rule": {"name": result.risk_rule, "text": RULE_TEXT[result.risk_rule],
+                      "min_confidence": lesion_rules.get("min_confidence")},
+        "reason": result.reason,
         "clips": result.clips,
         "lesions": [_lesion_entry(r, fps, heatmaps or {}) for r in result.lesions],
         "models": models,
@@ -133,6 +146,11 @@ def bundle_summary(document: dict[str, Any]) -> dict[str, Any]:
     loose checkpoint files). Batch rows and job summaries carry it."""
     bundle = (document.get("models") or {}).get("bundle") or {}
     return {k: bundle.get(k) for k in ("name", "version", "sha256")}
+
+
+def scored_lesions(document: dict[str, Any]) -> int:
+    """Lesions that got a risk (candidates and clip-less tracks do not)."""
+    return sum(1 for lesion in document["lesions"] if lesion["risk"] is not None)
 
 
 def write_report(document: dict[str, Any], path: str | Path) -> Path:

@@ -94,10 +94,16 @@ def _risk_text(risk: float | None) -> str:
 
 
 def summary_line(document: dict[str, Any]) -> str:
-    lesions = ", ".join(
-        f"lesion {lz['lesion_id']}: {_risk_text(lz['risk'])} ({lz['clips_used']} clips, "
-        f"frames {lz['first_frame']}-{lz['last_frame']})"
-        for lz in document["lesions"]) or "no lesion track"
-    shown = ("no scorable lesion" if document["risk"] is None
-             else f"risk {_risk_text(document['risk'])}")
+    def lesion_text(lz: dict[str, Any]) -> str:
+        where = f"frames {lz['first_frame']}-{lz['last_frame']}"
+        confidence = lz.get("confidence")
+        sure = f", confidence {confidence:.2f}" if confidence is not None else ""
+        if lz["status"] == "candidate":
+            return f"lesion {lz['lesion_id']}: candidate, not scored ({where}{sure})"
+        return (f"lesion {lz['lesion_id']}: {_risk_text(lz['risk'])} ({lz['clips_used']} clips, "
+                f"{where}{sure})")
+
+    lesions = ", ".join(lesion_text(lz) for lz in document["lesions"]) or "no lesion track"
+    shown = (f"no scorable lesion ({document.get('reason') or 'no lesion'})"
+             if document["risk"] is None else f"risk {_risk_text(document['risk'])}")
     return f"{Path(document['video']['source']).name}: {shown} [{lesions}]"

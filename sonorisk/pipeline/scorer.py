@@ -40,7 +40,7 @@ import numpy as np
 from sonorisk.detector.predictor import FrameDetector
 from sonorisk.errors import InputError
 from sonorisk.io.scan_region import ScanRegion, estimate_scan_region
-from sonorisk.pipeline.aggregate import lesion_risk, video_risk
+from sonorisk.pipeline.aggregate import lesion_risk
 from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.events import (
     BoxSource,
@@ -50,6 +50,16 @@ from sonorisk.pipeline.events import (
     LesionBox,
     LesionEnded,
     LesionUpdated,
+)
+from sonorisk.pipeline.lesions import (
+    DETECTED,
+    LesionEvidence,
+    LesionRules,
+    LesionVerdict,
+    confidence_of,
+    duplicate_groups,
+    evidence_of,
+    video_risk,
 )
 from sonorisk.records import Clip, ClipScore, Detection, Frame, LesionRisk, LesionStatus
 from sonorisk.tracking.keyframe import KeyframeTracker
@@ -93,6 +103,11 @@ class LesionRecord:
     crops: dict[int, np.ndarray] = field(default_factory=dict)
     ended: bool = False
     dropped: bool = False
+    # Set by the lesion rules (sonorisk.pipeline.lesions) as evidence arrives.
+    evidence: LesionEvidence | None = None
+    confidence: float | None = None
+    candidate: bool = False  # not confidently a lesion: never scored
+    merged_ids: tuple[int, ...] = ()  # duplicate tracks folded into this lesion
 
     @property
     def first_frame(self) -> int:
@@ -102,8 +117,53 @@ class LesionRecord:
     def last_frame(self) -> int:
         return max(self.boxes)
 
+    def judge(self, rules: LesionRules) -> None:
+        """(Re)compute the lesion's evidence, confidence and candidate flag."""
+        self.evidence = evidence_of({i: (b.score, b.source) for i, b in self.boxes.items()},
+                                    self.scores)
+        self.confidence = confidence_of(self.evidence, rules.confidence)
+        self.candidate = self.confidence < rules.min_confidence
+
     def risk(self) -> LesionRisk:
-        return lesion_risk(self.lesion_id, self.scores)
+        if self.candidate:
+            return LesionRisk(self.lesion_id, None, 0, LesionStatus.CANDIDATE, self.confidence)
+        return replace(lesion_risk(self.lesion_id, self.scores), confidence=self.confidence)
+
+
+def merge_records(records: Sequence[LesionRecord], rules: LesionRules) -> list[LesionRecord]:
+    """Concurrent duplicate tracks folded into one lesion each (judged afresh).
+
+    The track with the most detector frames keeps its id and boxes; the others
+    add their boxes where it has none and all their clips (re-numbered).
+    """
+    by_id = {r.lesion_id: r for r in records}
+    groups = duplicate_groups({r.lesion_id: {i: b.box for i, b in r.boxes.items()}
+                               for r in records}, rules)
+    out: list[LesionRecord] = []
+    for group in groups:
+        members = sorted((by_id[i] for i in group), key=lambda r: (
+            -sum(b.source in DETECTED for b in r.boxes.values()), r.lesion_id))
+        main = members[0]
+        if len(members) == 1:
+            merged = replace(main)
+        else:
+            boxes = dict(main.boxes)
+            scores: list[ClipScore] = []
+            crops: dict[int, np.ndarray] = {}
+            for member in members:
+                for i, b in member.boxes.items():
+                    boxes.setdefault(i, replace(b, lesion_id=main.lesion_id))
+                for score in member.scores:
+                    k = len(scores)
+                    scores.append(replace(score, track_id=main.lesion_id, clip_index=k))
+                    if score.clip_index in member.crops:
+                        crops[k] = member.crops[score.clip_index]
+            merged = replace(main, boxes=dict(sorted(boxes.items())), scores=scores,
+                             crops=crops, clips_made=len(scores),
+                             merged_ids=tuple(sorted(m.lesion_id for m in members[1:])))
+        merged.judge(rules)
+        out.append(merged)
+    return sorted(out, key=lambda r: r.lesion_id)
 
 
 @dataclass(frozen=True)
@@ -112,11 +172,13 @@ class VideoResult:
 
     frames: int
     status: LesionStatus
-    risk: float | None  # mean of every clip of every lesion (paper); None: not scorable
-    clips: int
-    lesions: tuple[LesionRecord, ...]
+    risk: float | None  # by ``risk_rule`` from the scored lesions; None: not scorable
+    clips: int  # clips the risk rests on
+    lesions: tuple[LesionRecord, ...]  # duplicates merged; candidates included
     timing: StageTiming
     scan_region: ScanRegion | None = None  # None: the detector saw whole frames
+    risk_rule: str = "most_confident_lesion"
+    reason: str | None = None  # why there is no risk (None when there is one)
 
 
 @dataclass
@@ -215,11 +277,16 @@ class IncrementalScorer:
 
     def result(self) -> VideoResult:
         """The answer so far (final after ``finish``)."""
-        kept = tuple(r for _, r in sorted(self.lesions.items()) if not r.dropped)
-        risk, n_clips = video_risk(r.scores for r in kept)
+        rules = self.config.lesions
+        kept = [r for _, r in sorted(self.lesions.items()) if not r.dropped]
+        lesions = tuple(merge_records(kept, rules))
+        verdicts = [LesionVerdict(r.lesion_id, r.confidence or 0.0, not r.candidate,
+                                  r.risk().risk, r.scores) for r in lesions]
+        risk, n_clips = video_risk(verdicts, rules.risk_rule)
         status = LesionStatus.SCORED if risk is not None else LesionStatus.NO_SCORABLE_LESION
-        return VideoResult(self.timing.frames, status, risk, n_clips, kept, self.timing,
-                           self.scan_region)
+        return VideoResult(self.timing.frames, status, risk, n_clips, lesions, self.timing,
+                           self.scan_region, rules.risk_rule,
+                           None if risk is not None else no_risk_reason(lesions))
 
     # ---------------------------------------------------------------- stages
     def _find_region(self) -> None:
@@ -365,9 +432,10 @@ class IncrementalScorer:
         for (clip, last_pushed_at), score in zip(queue, scores, strict=True):
             record = self.lesions[clip.track_id]
             record.scores.append(score)
+            record.judge(self.config.lesions)
             if self.config.heatmaps:
                 record.crops[clip.clip_index] = clip.crops
-            events.append(ClipScored(score, done - last_pushed_at))
+            events.append(ClipScored(score, done - last_pushed_at, record.candidate))
             events.append(LesionUpdated(record.risk()))
         return events
 
@@ -379,6 +447,7 @@ class IncrementalScorer:
             if any(c.track_id == lesion.track_id for c, _ in self._clip_queue):
                 events += self._score_clips(force=True)  # its risk must be complete
             record.ended = True
+            record.judge(self.config.lesions)
             frames = tuple(sorted(record.boxes))
             events.append(LesionEnded(lesion.track_id, frames[0] if frames else -1,
                                       frames[-1] if frames else -1, False, record.risk(),
@@ -397,14 +466,27 @@ class IncrementalScorer:
                             frames[-1] if frames else -1, True, None, frames)]
 
 
+def no_risk_reason(lesions: Sequence[LesionRecord]) -> str:
+    """Why a video has no number, in words a report can show."""
+    if not lesions:
+        return "no lesion found: the detector tracked nothing long enough to be a lesion"
+    if all(r.candidate for r in lesions):
+        return ("no confident lesion: every track found was judged unlikely to be a lesion "
+                "(lesion confidence below the threshold)")
+    return "no lesion stayed in view for one full clip"
+
+
 def describe(result: VideoResult) -> dict[str, Any]:
     """A short human summary (the full, versioned document is in ``report``)."""
     return {
         "status": result.status.value,
         "risk": result.risk,
+        "risk_rule": result.risk_rule,
+        "reason": result.reason,
         "clips": result.clips,
         "lesions": [
-            {"lesion_id": r.lesion_id, "risk": r.risk().risk, "clips": len(r.scores),
+            {"lesion_id": r.lesion_id, "status": r.risk().status.value, "risk": r.risk().risk,
+             "confidence": r.confidence, "clips": 0 if r.candidate else len(r.scores),
              "frames": [r.first_frame, r.last_frame] if r.boxes else None}
             for r in result.lesions
         ],

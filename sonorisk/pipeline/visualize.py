@@ -71,10 +71,14 @@ def draw_frame(image: np.ndarray, frame_index: int, lesions: Iterable[LesionReco
         x1, y1, x2, y2 = (round(v * zoom) for v in box.box)
         observed = box.source in ("detector", "backfilled")
         colour = (0, 220, 0) if observed else (150, 230, 150)
+        if record.candidate:  # not confidently a lesion: grey, and no number
+            colour = (160, 160, 160)
         cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thick)
         clip = clip_covering(record.scores, frame_index)
         label = f"L{record.lesion_id}"
-        if clip is not None:
+        if record.candidate:
+            label += " candidate (not scored)"
+        elif clip is not None:
             label += f" clip {clip.clip_index}: p={clip.probability:.2f}"
         cv2.putText(canvas, label, (x1, max(int(40 * scale), y1 - 6)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, colour, thick, cv2.LINE_AA)

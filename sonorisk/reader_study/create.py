@@ -189,7 +189,8 @@ def _find_ai(ai_dir: Path, video_id: str, video_file: str) -> Path:
 
 def _lesions(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"lesion_id": lz["lesion_id"], "status": lz["status"], "risk": lz["risk"],
-             "clips_used": lz["clips_used"], "first_frame": lz["first_frame"],
+             "clips_used": lz["clips_used"], "confidence": lz.get("confidence"),
+             "first_frame": lz["first_frame"],
              "last_frame": lz["last_frame"]} for lz in doc["lesions"]]
 
 

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = {".avi", ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".mpg", ".mpeg", ".ts",
                     ".wmv", ".flv", ".dcm"}
-COLUMNS = ["video", "path", "status", "risk", "lesions", "clips", "frames", "fps",
+COLUMNS = ["video", "path", "status", "risk", "lesions", "scored_lesions", "clips", "frames", "fps",
            "duration_s", "error_type", "error", "wall_s", "realtime_factor", "json",
            "size_bytes", "mtime", "finished_at", "worker", "node", "model_bundle",
            "model_version", "model_sha256"]
@@ -146,6 +146,7 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     """Score one video (in a worker); returns ``{"row": ..., "document": ...}``."""
     from sonorisk.config import load_config
     from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.report import scored_lesions
     from sonorisk.pipeline.score_file import score_file
 
     started = time.perf_counter()
@@ -172,7 +173,8 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     video = document["video"]
     timing = document["timing"]
     row = {**base, "status": document["status"], "risk": document["risk"],
-           "lesions": len(document["lesions"]), "clips": document["clips"],
+           "lesions": len(document["lesions"]),
+           "scored_lesions": scored_lesions(document), "clips": document["clips"],
            "frames": video["frames_scored"], "fps": video.get("fps"),
            "duration_s": video.get("duration_s"),
            "wall_s": round(time.perf_counter() - started, 3),

@@ -225,7 +225,7 @@ class JobRunner:
                 self.on_final(job.status)
 
     def _run_once(self, job_id: str) -> None:
-        from sonorisk.pipeline.report import bundle_summary, write_report
+        from sonorisk.pipeline.report import bundle_summary, scored_lesions, write_report
 
         while True:
             job = self.store.get(job_id)
@@ -249,6 +249,7 @@ class JobRunner:
             path = write_report(document, self.results_dir / f"{job_id}.json")
             summary = {"status": document["status"], "risk": document["risk"],
                        "clips": document["clips"], "lesions": len(document["lesions"]),
+                       "scored_lesions": scored_lesions(document),
                        "frames": document["video"]["frames_scored"],
                        "models": bundle_summary(document),
                        "notice": document["notice"]}

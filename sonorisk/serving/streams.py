@@ -421,13 +421,19 @@ class StreamSession:
                     "event": "clip", "segment": self.segment, "lesion_id": score.track_id,
                     "clip_index": score.clip_index,
                     "frames": [int(i) for i in score.frame_indices],
-                    "probability": round(float(score.probability), 4),
+                    # A candidate's clips are not scored in public: no number shown.
+                    "probability": (None if event.candidate
+                                    else round(float(score.probability), 4)),
+                    "candidate": event.candidate,
+                    "lesion_probability": (round(float(score.lesion_probability), 4)
+                                           if score.lesion_probability is not None else None),
                     "latency_ms": round(latency * 1000, 2)})
             elif isinstance(event, LesionUpdated):
                 risk = event.risk
                 entry = {"segment": self.segment, "lesion_id": risk.track_id,
                          "risk": risk.risk, "clips": risk.clips_used,
-                         "status": risk.status.value, "ended": False}
+                         "status": risk.status.value, "confidence": risk.confidence,
+                         "ended": False}
                 self.lesions[(self.segment, risk.track_id)] = entry
                 self._publish({"event": "lesion", **entry})
             elif isinstance(event, LesionEnded):
@@ -441,6 +447,7 @@ class StreamSession:
                         "risk": risk.risk if risk else None,
                         "clips": risk.clips_used if risk else 0,
                         "status": risk.status.value if risk else "no scorable lesion",
+                        "confidence": risk.confidence if risk else None,
                         "ended": True}
                 self._publish({"event": "lesion_ended", "segment": self.segment,
                                "lesion_id": event.lesion_id, "dropped": event.dropped,

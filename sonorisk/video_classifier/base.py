@@ -127,6 +127,17 @@ class ClipClassifier(nn.Module):
         scale = up.flatten(1).abs().amax(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
         return (0.5 + 0.5 * up / scale).clamp_(0.0, 1.0)
 
+    def score_batch(self, x: torch.Tensor, heatmaps: bool) -> tuple[
+            torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Logits, the evidence maps (when asked for) and the lesion-check
+        logits (None: the model has no lesion check) of one normalised batch."""
+        if heatmaps:
+            with torch.enable_grad():
+                logits, maps = self.evidence(x)
+            return logits, maps, None
+        with torch.no_grad():
+            return self(x), None, None
+
     # --- the public entry point --------------------------------------------------------
     def predict(
         self,
@@ -157,15 +168,13 @@ class ClipClassifier(nn.Module):
         try:
             for start in range(0, len(array), batch_size):
                 chunk = self.to_input(array[start : start + batch_size])
-                if heatmaps:
-                    with torch.enable_grad():
-                        logits, maps = self.evidence(chunk)
+                logits, maps, lesion = self.score_batch(chunk, heatmaps)
+                hm_np = None
+                if maps is not None:
                     hm = self.heatmap_to_clip(maps.detach(), tuple(chunk.shape[2:]))  # type: ignore[arg-type]
                     hm_np = hm.cpu().numpy().astype(np.float32)
-                else:
-                    with torch.no_grad():
-                        logits = self(chunk)
-                    hm_np = None
+                lesion_np = (torch.sigmoid(lesion.float()).cpu().numpy()
+                             if lesion is not None else None)
                 logits = logits.detach()
                 probs = logits.float().softmax(dim=1).cpu().numpy()
                 p_mal = self.malignant_probability(logits).cpu().numpy()
@@ -182,6 +191,8 @@ class ClipClassifier(nn.Module):
                                 name: float(probs[i, j]) for j, name in enumerate(self.class_names)
                             },
                             heatmap=hm_np[i] if hm_np is not None else None,
+                            lesion_probability=(float(lesion_np[i]) if lesion_np is not None
+                                                else None),
                         )
                     )
         finally:
@@ -217,9 +228,33 @@ class GAPClassifier(ClipClassifier):
     (``self.head``): logits, and the exact class activation map as evidence."""
 
     head: GAPHead
+    lesion_head: nn.Linear | None  # set by make_heads
+
+    def make_heads(self, feature_dim: int, dropout: float) -> None:
+        """The malignancy head, and the lesion check when the config asks for one."""
+        self.head = GAPHead(feature_dim, self.num_classes, dropout)
+        self.lesion_head = nn.Linear(feature_dim, 1) if self.config.model.lesion_check else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``B x D``: the globally pooled features both heads read."""
+        with torch.no_grad():
+            return self.features(x).flatten(2).mean(dim=2)
+
+    def score_batch(self, x: torch.Tensor, heatmaps: bool) -> tuple[
+            torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        # One pass through the trunk feeds the malignancy head, its CAM and the
+        # lesion check (CAMs of a linear head after GAP need no gradient).
+        with torch.no_grad():
+            feats = self.features(x)
+            logits = self.head(feats)
+            maps = self.head.cam(feats, self.malignancy_weights()) if heatmaps else None
+            lesion = None
+            if getattr(self, "lesion_head", None) is not None:
+                lesion = self.lesion_head(feats.flatten(2).mean(dim=2)).squeeze(1)
+        return logits, maps, lesion
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -104,6 +104,12 @@ class ModelConfig:
     timesformer: TimesformerOptions = field(default_factory=TimesformerOptions)
     static2d: Static2DOptions = field(default_factory=Static2DOptions)
     pca_svm: PcaSvmOptions = field(default_factory=PcaSvmOptions)
+    # A "not a lesion" check beside the malignancy head (GAP models only): a
+    # logistic layer on the pooled clip features, fitted after training on
+    # lesion crops against background crops and false-track crops
+    # (sonorisk.video_classifier.lesion_check). Each ClipScore then carries
+    # P(lesion); the pipeline folds it into each lesion's confidence.
+    lesion_check: bool = False
 
     def validate(self, source: str = "model") -> None:
         if self.kind not in MODEL_KINDS:

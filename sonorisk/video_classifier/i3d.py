@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from sonorisk.errors import ConfigError
-from sonorisk.video_classifier.base import GAPClassifier, GAPHead
+from sonorisk.video_classifier.base import GAPClassifier
 from sonorisk.video_classifier.config import ClassifierConfig
 from sonorisk.video_classifier.weights import (
     LoadReport,
@@ -79,7 +79,7 @@ class I3DClassifier(GAPClassifier):
         opts = config.model.i3d
         self.blocks = build_i3d_backbone(opts.depth, opts.width, tuple(opts.spatial_strides))
         self.feature_dim = opts.width * 32  # create_resnet doubles 4x width over 4 stages
-        self.head = GAPHead(self.feature_dim, self.num_classes, opts.dropout)
+        self.make_heads(self.feature_dim, opts.dropout)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:

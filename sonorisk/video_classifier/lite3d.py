@@ -25,7 +25,7 @@ from torch import nn
 
 from sonorisk.detector import efficientnet_lite as lite
 from sonorisk.errors import ConfigError
-from sonorisk.video_classifier.base import GAPClassifier, GAPHead
+from sonorisk.video_classifier.base import GAPClassifier
 from sonorisk.video_classifier.config import ClassifierConfig
 from sonorisk.video_classifier.weights import (
     LoadReport,
@@ -102,7 +102,7 @@ class Lite3DClassifier(GAPClassifier):
         elif opts.last_stride != 2:
             raise ConfigError("model.lite3d.last_stride", f"must be 1 or 2, got {opts.last_stride}")
         self.feature_dim = lite.HEAD_CHANNELS
-        self.head = GAPHead(self.feature_dim, self.num_classes, opts.dropout)
+        self.make_heads(self.feature_dim, opts.dropout)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``B x 3 x T x H x W`` -> ``B x 1280 x T x h x w``."""

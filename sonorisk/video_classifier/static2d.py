@@ -19,7 +19,7 @@ from torch import nn
 
 from sonorisk.errors import ConfigError, InputError
 from sonorisk.records import Box
-from sonorisk.video_classifier.base import GAPClassifier, GAPHead
+from sonorisk.video_classifier.base import GAPClassifier
 from sonorisk.video_classifier.config import ClassifierConfig
 from sonorisk.video_classifier.weights import LoadReport, load_matching, read_state_dict
 
@@ -103,7 +103,7 @@ class Static2DClassifier(GAPClassifier):
         super().__init__(config)
         opts = config.model.static2d
         self.backbone = FrameFeatures(opts.backbone)
-        self.head = GAPHead(self.backbone.dim, self.num_classes, opts.dropout)
+        self.make_heads(self.backbone.dim, opts.dropout)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)

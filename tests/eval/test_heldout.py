@@ -78,3 +78,24 @@ def test_out_of_scope_videos_given_a_risk(tmp_path):
         tmp_path / "bad.csv", index=False)
     with pytest.raises(InputError, match="no scored row"):
         out_of_scope_figures(tmp_path / "bad.csv", "lung clips")
+
+
+def test_exactly_one_lesion_and_false_lesions_per_lesion_free_video(tmp_path):
+    sweeps = _videos(tmp_path / "videos.csv", ["a", "b", "c", "d"],
+                     ["benign", "malignant", "benign", "malignant"])
+    free = _videos(tmp_path / "free.csv", ["n0", "n1"], ["normal"] * 2)
+    rows = [{"video": "a.avi", "risk": 0.1, "scored_lesions": 1},
+            {"video": "b.avi", "risk": 0.9, "scored_lesions": 2},
+            {"video": "c.avi", "risk": 0.3, "scored_lesions": 1},
+            {"video": "d.avi", "risk": None, "scored_lesions": 0},
+            {"video": "n0.avi", "risk": 0.5, "scored_lesions": 3},
+            {"video": "n1.avi", "risk": None, "scored_lesions": 0}]
+    pd.DataFrame(rows).to_csv(tmp_path / "screen.csv", index=False)
+    figs = end_to_end_figures(tmp_path / "screen.csv", sweeps, free, prefix="screen_",
+                              what="screen captures")
+    one = figs["screen_end_to_end_exactly_one_lesion"]
+    assert one["value"] == pytest.approx(0.5) and one["n"] == 4
+    per = figs["screen_end_to_end_lesion_free_scored_lesions_per_video"]
+    assert per["value"] == pytest.approx(1.5) and per["n"] == 2 and "3 in 2" in per["note"]
+    assert "screen captures" in figs["screen_end_to_end_auc"]["note"]
+    assert not any(name.startswith("end_to_end") for name in figs)

@@ -8,6 +8,7 @@ import pytest
 
 from sonorisk.errors import InputError
 from sonorisk.pipeline import ClipScored, FrameBoxes, IncrementalScorer, LesionEnded, PipelineConfig
+from sonorisk.pipeline.lesions import LesionRules
 from sonorisk.records import LesionStatus
 
 from .conftest import BoxDetector, blob_video
@@ -55,13 +56,14 @@ def test_no_lesion_video_gets_no_number(tiny_i3d) -> None:
     assert all(e.boxes == () for e in boxes)
 
 
-def test_lesion_and_video_risk_are_means_of_clips(tiny_i3d) -> None:
+def test_lesion_and_video_risk_are_means_of_clips_by_the_paper_rule(tiny_i3d) -> None:
     # Two lesions: one visible 0-31 (4 clips), another 40-55 (2 clips).
     frames, boxes = blob_video(70, list(range(0, 32)) + list(range(40, 56)))
     far = {i: [(60.0, 5.0, 80.0, 25.0)] for i in range(40, 56)}
     for i, extra in far.items():
         boxes[i] = extra
-    result, events = run(frames, BoxDetector(boxes), tiny_i3d)
+    paper = LesionRules(risk_rule="mean_of_clips")  # the paper's video rule
+    result, events = run(frames, BoxDetector(boxes), tiny_i3d, lesions=paper)
     assert [len(r.scores) for r in result.lesions] == [4, 2]
     for record in result.lesions:
         expected = math.fsum(s.probability for s in record.scores) / len(record.scores)

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Held-out figures of the end-to-end release (after scripts/e2e_release.sh, with
+# the chosen lesion rules as sonorisk's defaults): `sonorisk batch` with default
+# settings on sweeps of held-out BUSI stills (480x360 and 1920x1080 screen
+# captures, with and without a lesion) and on real lung ultrasound clips; then
+# the bundle is exported with its figures (INSTALL=1 copies it into the package).
+#
+#   bash scripts/e2e_heldout.sh
+#
+# The detector and the classifier's malignancy head are those of 1.0.0, so their
+# own held-out figures (runs/release/eval) carry over. Steps whose output exists
+# are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REL=${REL:-runs/release}
+OUT=${OUT:-runs/e2e}
+NAME=sonorisk-busi
+VERSION=${VERSION:-1.1.0}
+HELD=configs/release/heldout_groups.txt
+REAL=${REAL_VIDEO:-../shared/data/real_ultrasound_video}
+export OMP_WAIT_POLICY=PASSIVE
+started=$(date +%s)
+say() { echo "[heldout $(( $(date +%s) - started ))s] $*"; }
+EV=$OUT/eval
+mkdir -p "$EV"
+batch() {  # OUT_CSV INPUTS...
+    local csv=$1; shift
+    [[ -f ${csv%.csv}.done ]] && return 0
+    sonorisk batch --models "$BUNDLE" --out "$csv" --workers 2 --threads 1 --no-progress "$@"
+    touch "${csv%.csv}.done"
+}
+export_bundle() {  # [METRICS_JSON]
+    python3 -m sonorisk.models.release --detector "$REL/detector/last.pt" \
+        --classifier "$OUT/classifier_check.pt" --out "$OUT/bundle" --name "$NAME" \
+        --version "$VERSION" --heldout-groups "$HELD" ${1:+--metrics "$1"}
+}
+BUNDLE=$OUT/bundle/$NAME/$VERSION
+[[ -f $BUNDLE/metadata.json ]] || export_bundle
+say "held-out sweeps (480x360)"
+batch "$EV/end_to_end.csv" "$REL/heldout_sweeps/videos" "$REL/heldout_normal_sweeps/videos"
+say "held-out screen captures (1920x1080)"
+batch "$EV/screen.csv" "$OUT/heldout_screen_sweeps/videos" \
+    "$OUT/heldout_normal_screen_sweeps/videos"
+say "out of scope: real lung clips"
+batch "$EV/out_of_scope.csv" "$REAL"
+python3 -m sonorisk.eval.heldout --detector-eval "$REL/eval/detector_stills.json" \
+    --classifier-scores "$REL/eval/classifier_gt.csv" --sweeps "$REL/heldout_sweeps/videos.csv" \
+    --batch "$EV/end_to_end.csv" --lesion-free "$REL/heldout_normal_sweeps/videos.csv" \
+    --screen-batch "$EV/screen.csv" --screen-sweeps "$OUT/heldout_screen_sweeps/videos.csv" \
+    --screen-lesion-free "$OUT/heldout_normal_screen_sweeps/videos.csv" \
+    --out-of-scope "$EV/out_of_scope.csv" --out "$EV/metrics.json"
+rm -rf "$BUNDLE"
+export_bundle "$EV/metrics.json"
+sonorisk models verify "$BUNDLE"
+if [[ ${INSTALL:-0} == 1 ]]; then
+    rm -rf "sonorisk/bundled/$NAME"
+    mkdir -p "sonorisk/bundled/$NAME"
+    cp -r "$BUNDLE" "sonorisk/bundled/$NAME/$VERSION"
+    sonorisk models verify "sonorisk/bundled/$NAME/$VERSION"
+fi
+say "done: $BUNDLE"

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The end-to-end rules of the default bundle (issue 14), after scripts/release.sh:
+# a "not a lesion" check fitted beside the clip classifier, the lesion
+# confidence model, its threshold and the video risk rule, all chosen on
+# development sweeps from TRAINING groups; then the held-out figures, measured
+# with the chosen defaults through `sonorisk batch`.
+#
+#   bash scripts/release.sh && bash scripts/e2e_release.sh
+#
+# Development groups are split in two by a hash of the group name: A trains the
+# lesion check (with the false tracks the pipeline makes on A), B chooses the
+# confidence model, threshold and rule. Held-out groups are never used to choose.
+# Steps whose output exists are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUSI=${BUSI:-../shared/data/busi}
+REL=${REL:-runs/release}
+OUT=${OUT:-runs/e2e}
+NAME=sonorisk-busi
+VERSION=${VERSION:-1.1.0}
+HELD=configs/release/heldout_groups.txt
+export OMP_WAIT_POLICY=PASSIVE
+started=$(date +%s)
+say() { echo "[e2e $(( $(date +%s) - started ))s] $*"; }
+batch() {  # OUT_CSV MODELS [EXTRA...] -- INPUTS...
+    local csv=$1 models=$2; shift 2
+    [[ -f ${csv%.csv}.done ]] && return 0
+    sonorisk batch --models "$models" --out "$csv" --workers 2 --threads 1 --no-progress "$@"
+    touch "${csv%.csv}.done"
+}
+
+# 1. Sweeps: development (training groups, new seeds) and held-out screen captures.
+bash scripts/e2e_data.sh
+
+# 2. Development groups split A/B by a hash of the group name.
+python3 - "$REL/train_groups.txt" "$OUT" <<'PY'
+import hashlib, sys
+from sonorisk.data.splits import read_id_lines
+groups, out = read_id_lines(sys.argv[1]), sys.argv[2]
+a = [g for g in groups if int(hashlib.sha256(g.encode()).hexdigest(), 16) % 2 == 0]
+b = [g for g in groups if g not in set(a)]
+open(f"{out}/groups_A.txt", "w").write("\n".join(a) + "\n")
+open(f"{out}/groups_B.txt", "w").write("\n".join(b) + "\n")
+PY
+python3 - "$OUT" <<'PY'
+import os, sys
+import pandas as pd
+out = sys.argv[1]
+for split in "AB":
+    groups = set(open(f"{out}/groups_{split}.txt").read().split())
+    for name in ("dev_sweeps", "dev_normal_sweeps", "dev_screen_sweeps"):
+        table = pd.read_csv(f"{out}/{name}/videos.csv")
+        folder = f"{out}/dev{split}/{name}"
+        os.makedirs(folder, exist_ok=True)
+        for file in table[table.group.isin(groups)].file:
+            link = f"{folder}/{os.path.basename(file)}"
+            if not os.path.exists(link):
+                os.symlink(os.path.abspath(f"{out}/{name}/{file}"), link)
+PY
+
+# 3. The pipeline's own false tracks on A (the release bundle's detector).
+BASE=$REL/bundle/$NAME/1.0.0
+[[ -d $BASE ]] || BASE=sonorisk/bundled/$NAME/1.0.0
+say "tracks on development split A"
+batch "$OUT/devA/batch.csv" "$BASE" "$OUT/devA/dev_sweeps" "$OUT/devA/dev_normal_sweeps" \
+    "$OUT/devA/dev_screen_sweeps"
+
+# 4. The lesion check: lesions vs background and false tracks, groups A only.
+if [[ ! -f $OUT/classifier_check.pt ]]; then
+    say "fitting the lesion check"
+    python3 -m sonorisk.video_classifier.lesion_check --classifier "$REL/classifier/best.pt" \
+        --groups "$OUT/groups_A.txt" --lesions "$REL/train_sweeps" "$OUT/dev_sweeps" \
+        --lesion-free "$OUT/dev_normal_sweeps" \
+        --false-tracks "$OUT/devA/batch.json" "$OUT/dev_sweeps" \
+        --false-tracks "$OUT/devA/batch.json" "$OUT/dev_normal_sweeps" \
+        --false-tracks "$OUT/devA/batch.json" "$OUT/dev_screen_sweeps" \
+        --out "$OUT/classifier_check.pt"
+fi
+
+# 5. A bundle with the check (no figures yet), run on B with every track scored.
+DEV_BUNDLE=$OUT/dev_bundle/$NAME/$VERSION
+[[ -f $DEV_BUNDLE/metadata.json ]] || python3 -m sonorisk.models.release \
+    --detector "$REL/detector/last.pt" --classifier "$OUT/classifier_check.pt" \
+    --out "$OUT/dev_bundle" --version "$VERSION"
+say "every track scored on development split B"
+batch "$OUT/devB/batch.csv" "$DEV_BUNDLE" --config configs/release/pipeline-development.yaml \
+    "$OUT/devB/dev_sweeps" "$OUT/devB/dev_normal_sweeps" "$OUT/devB/dev_screen_sweeps"
+
+# 6. Confidence model, threshold and video rule from B.
+[[ -f $OUT/lesion_rules.json ]] || python3 -m sonorisk.eval.lesion_rules \
+    --run "$OUT/devB/batch.json" "$OUT/dev_sweeps" \
+    --run "$OUT/devB/batch.json" "$OUT/dev_normal_sweeps" \
+    --run "$OUT/devB/batch.json" "$OUT/dev_screen_sweeps" --out "$OUT/lesion_rules.json"
+echo "The chosen rules are in $OUT/lesion_rules.json: they must equal the defaults of"
+echo "sonorisk.pipeline.lesions.LesionRules (tests/models/test_release.py checks the bundle's)."

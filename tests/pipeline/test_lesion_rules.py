@@ -1,0 +1,192 @@
+"""From tracks to lesions: duplicates merged, low-confidence tracks never scored,
+false tracks unable to move the video risk (sonorisk.pipeline.lesions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sonorisk.errors import ConfigError
+from sonorisk.pipeline import IncrementalScorer, PipelineConfig
+from sonorisk.pipeline.lesions import (
+    ConfidenceModel,
+    LesionEvidence,
+    LesionRules,
+    LesionVerdict,
+    are_duplicates,
+    box_overlap,
+    confidence_of,
+    duplicate_groups,
+    video_risk,
+)
+from sonorisk.records import ClipScore, Detection, Frame, LesionStatus
+
+from .conftest import blob_video
+
+# Confidence = the mean detector score alone, so the tests set what is confident.
+DETECTOR_ONLY = ConfidenceModel(intercept=0.0, detector=1.0, check=0.0, frames=0.0)
+
+
+@dataclass
+class ScoredBoxDetector:
+    """Returns ``boxes[frame_index]``: (box, score) pairs, for each frame asked."""
+
+    boxes: dict[int, list[tuple[tuple[float, float, float, float], float]]]
+    info: dict[str, Any] = field(default_factory=lambda: {"kind": "scored boxes (test)"})
+
+    def predict(self, images: Sequence[Any],
+                frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+        indices = list(frame_indices) if frame_indices is not None else list(range(len(images)))
+        return [[Detection(i, b, s) for b, s in self.boxes.get(i, [])] for i in indices]
+
+
+def _run(frames: list[Frame], detector: Any, classifier: Any,
+         rules: LesionRules) -> Any:
+    config = PipelineConfig(lesions=rules, crop="none")
+    scorer = IncrementalScorer(detector, classifier, config, fps=30.0)
+    for frame in frames:
+        scorer.push(frame)
+    scorer.finish()
+    return scorer.result()
+
+
+def _with_false_track(boxes: dict[int, list[Any]], score: float, frames: range,
+                      size: int = 96) -> dict[int, list[Any]]:
+    """The lesion's boxes (score 0.95) plus a box in a blank corner on ``frames``."""
+    out: dict[int, list[Any]] = {i: [(b, 0.95) for b in bs] for i, bs in boxes.items()}
+    for i in frames:
+        out.setdefault(i, []).append(((4.0, 4.0, 24.0, 24.0), score))
+    return out
+
+
+# ---------------------------------------------------------------- pure rules
+def test_box_overlap_is_one_for_a_box_inside_another() -> None:
+    assert box_overlap((0, 0, 10, 10), (2, 2, 6, 6)) == pytest.approx(1.0)
+    assert box_overlap((0, 0, 10, 10), (10, 10, 20, 20)) == 0.0
+    assert box_overlap((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(0.5)
+
+
+def test_concurrent_overlapping_tracks_are_duplicates_and_chain() -> None:
+    rules = LesionRules()
+    a = {i: (10.0, 10.0, 50.0, 50.0) for i in range(20)}
+    b = {i: (20.0, 20.0, 45.0, 45.0) for i in range(5, 25)}  # inside a, concurrent
+    c = {i: (25.0, 25.0, 55.0, 55.0) for i in range(22, 40)}  # overlaps b only
+    far = {i: (100.0, 100.0, 130.0, 130.0) for i in range(20)}
+    before = {i: (10.0, 10.0, 50.0, 50.0) for i in range(30, 40)}  # same place, later
+    assert are_duplicates(a, b, rules)
+    assert not are_duplicates(a, far, rules)
+    assert not are_duplicates(a, before, rules)  # never seen together: not concurrent
+    groups = duplicate_groups({1: a, 2: b, 3: c, 4: far}, rules)
+    assert groups == [[1, 2, 3], [4]]
+
+
+def test_tracks_sharing_too_few_frames_are_not_merged() -> None:
+    rules = LesionRules(merge_min_frames=3)
+    a = {i: (0.0, 0.0, 10.0, 10.0) for i in range(10)}
+    b = {i: (0.0, 0.0, 10.0, 10.0) for i in range(8, 20)}  # 2 shared frames
+    assert not are_duplicates(a, b, rules)
+
+
+def test_confidence_grows_with_each_kind_of_evidence() -> None:
+    model = ConfidenceModel(intercept=-1.0, detector=1.0, check=1.0, frames=0.5)
+    base = confidence_of(LesionEvidence(0.6, 5, 0.5), model)
+    assert confidence_of(LesionEvidence(0.9, 5, 0.5), model) > base
+    assert confidence_of(LesionEvidence(0.6, 50, 0.5), model) > base
+    assert confidence_of(LesionEvidence(0.6, 5, 0.9), model) > base
+    # No lesion check (or no clip yet) counts as no evidence either way.
+    assert confidence_of(LesionEvidence(0.6, 5, None), model) == pytest.approx(base)
+    assert 0.0 < base < 1.0
+
+
+def _verdict(lesion_id: int, confidence: float, risks: list[float],
+             scored: bool = True) -> LesionVerdict:
+    clips = [ClipScore(lesion_id, k, tuple(range(8)), p) for k, p in enumerate(risks)]
+    return LesionVerdict(lesion_id, confidence, scored, float(np.mean(risks)), clips)
+
+
+def test_video_risk_rules() -> None:
+    lesions = [_verdict(1, 0.9, [0.2, 0.2, 0.2]), _verdict(2, 0.6, [0.8]),
+               _verdict(3, 0.2, [0.99], scored=False)]
+    assert video_risk(lesions, "most_confident_lesion") == (pytest.approx(0.2), 3)
+    assert video_risk(lesions, "mean_of_clips") == (pytest.approx(0.35), 4)
+    assert video_risk(lesions, "max_lesion_risk") == (pytest.approx(0.8), 1)
+    # Only candidates: no number, whatever the rule.
+    only = [_verdict(3, 0.2, [0.99], scored=False)]
+    for rule in ("most_confident_lesion", "mean_of_clips", "max_lesion_risk"):
+        assert video_risk(only, rule) == (None, 0)  # type: ignore[arg-type]
+
+
+def test_rules_are_validated() -> None:
+    with pytest.raises(ConfigError, match="risk_rule"):
+        LesionRules(risk_rule="median").validate()  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="min_confidence"):
+        LesionRules(min_confidence=1.5).validate()
+
+
+# ---------------------------------------------------------------- the scorer
+def test_two_boxes_on_one_lesion_become_one_lesion(tiny_i3d) -> None:
+    frames, boxes = blob_video(40, range(0, 32))
+    inner = {i: [(b[0] + 3, b[1] + 3, b[2] - 3, b[3] - 3) for b in bs]
+             for i, bs in boxes.items()}
+    both = {i: [(b, 0.95) for b in boxes[i]] + [(b, 0.9) for b in inner[i]] for i in boxes}
+    result = _run(frames, ScoredBoxDetector(both), tiny_i3d,
+                  LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
+    assert len(result.lesions) == 1
+    lesion = result.lesions[0]
+    assert len(lesion.merged_ids) == 1
+    assert len(lesion.scores) == 8  # both tracks' clips, one lesion
+    assert sorted(s.clip_index for s in lesion.scores) == list(range(8))
+    assert result.status is LesionStatus.SCORED
+
+
+def test_low_confidence_track_is_a_candidate_never_scored(tiny_i3d) -> None:
+    frames, boxes = blob_video(40, range(0, 32))
+    rules = LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.8)
+    detector = ScoredBoxDetector(_with_false_track(boxes, 0.6, range(0, 32)))
+    result = _run(frames, detector, tiny_i3d, rules)
+    assert len(result.lesions) == 2
+    lesion, candidate = sorted(result.lesions, key=lambda r: -(r.confidence or 0))
+    assert candidate.candidate and candidate.confidence == pytest.approx(0.6, abs=0.01)
+    assert candidate.risk().status is LesionStatus.CANDIDATE
+    assert candidate.risk().risk is None and candidate.risk().clips_used == 0
+    assert not lesion.candidate and lesion.risk().risk is not None
+    assert result.risk == pytest.approx(lesion.risk().risk)
+
+
+def test_a_false_track_does_not_change_the_video_risk(tiny_i3d) -> None:
+    frames, boxes = blob_video(40, range(0, 32))
+    alone = _run(frames, ScoredBoxDetector(_with_false_track(boxes, 0.6, range(0))),
+                 tiny_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
+    # A confident false track (it passes the threshold), shorter and less sure than
+    # the lesion: the default rule still reports the lesion's risk.
+    spoiled = _run(frames, ScoredBoxDetector(_with_false_track(boxes, 0.7, range(4, 24))),
+                   tiny_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
+    assert len(alone.lesions) == 1 and len(spoiled.lesions) == 2
+    assert all(not r.candidate for r in spoiled.lesions)
+    assert spoiled.risk == pytest.approx(alone.risk)
+    # The paper's mean of all clips is moved by it: why it is not the default.
+    paper = _run(frames, ScoredBoxDetector(_with_false_track(boxes, 0.7, range(4, 24))),
+                 tiny_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5,
+                                       risk_rule="mean_of_clips"))
+    assert paper.clips > alone.clips
+    assert paper.risk != pytest.approx(alone.risk, abs=1e-9)
+
+
+def test_only_candidates_give_no_number_and_say_why(tiny_i3d) -> None:
+    frames, boxes = blob_video(40, range(0, 32))
+    weak = {i: [(b, 0.6) for b in bs] for i, bs in boxes.items()}
+    result = _run(frames, ScoredBoxDetector(weak), tiny_i3d,
+                  LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.8))
+    assert result.risk is None and result.status is LesionStatus.NO_SCORABLE_LESION
+    assert "no confident lesion" in (result.reason or "")
+    assert [r.candidate for r in result.lesions] == [True]
+
+
+def test_no_track_at_all_says_no_lesion_found(tiny_i3d) -> None:
+    frames, _ = blob_video(30, [])
+    result = _run(frames, ScoredBoxDetector({}), tiny_i3d, LesionRules())
+    assert result.risk is None and "no lesion found" in (result.reason or "")

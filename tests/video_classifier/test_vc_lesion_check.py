@@ -1,0 +1,90 @@
+"""The "not a lesion" check: fitted on pooled features, stored in the classifier,
+reported per clip (sonorisk.video_classifier.lesion_check)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sonorisk.data.dataset import load_dataset
+from sonorisk.errors import InputError
+from sonorisk.tracking.postprocess import box_iou
+from sonorisk.video_classifier import lesion_check as lc
+from sonorisk.video_classifier.registry import build_classifier, load_classifier, save_checkpoint
+
+from .vc_helpers import blob_clips, tiny_config
+
+
+def test_background_track_moves_with_the_lesion_and_avoids_it() -> None:
+    rng = np.random.default_rng(0)
+    lesion = {i: (100.0 + i, 80.0, 160.0 + i, 130.0) for i in range(20)}
+    moved = lc.background_boxes(lesion, [], 480, 360, rng)
+    assert moved is not None and sorted(moved) == sorted(lesion)
+    offsets = {(round(moved[i][0] - lesion[i][0], 6), round(moved[i][1] - lesion[i][1], 6))
+               for i in lesion}
+    assert len(offsets) == 1  # one shift: the same motion as the lesion
+    assert all(box_iou(moved[i], b) < 0.05 for i in moved for b in lesion.values())
+    assert all(b[0] >= 0 and b[2] <= 480 and b[1] >= 0 and b[3] <= 360 for b in moved.values())
+    # A lesion that fills the frame leaves no place for background.
+    assert lc.background_boxes({0: (0.0, 0.0, 470.0, 350.0)}, [], 480, 360, rng) is None
+
+
+def test_random_track_stays_in_the_frame() -> None:
+    rng = np.random.default_rng(1)
+    track = lc.random_track(48, 320, 240, rng)
+    assert len(track) == 24 and sorted(track) == list(range(min(track), min(track) + 24))
+    assert all(0 <= b[0] < b[2] <= 320 and 0 <= b[1] < b[3] <= 240 for b in track.values())
+
+
+def test_overlaps_truth_counts_frames() -> None:
+    truth = {0: [(0.0, 0.0, 10.0, 10.0)], 1: [(0.0, 0.0, 10.0, 10.0)]}
+    boxes = {0: (0.0, 0.0, 10.0, 10.0), 1: (50.0, 50.0, 60.0, 60.0)}
+    assert lc.overlaps_truth(boxes, truth) == pytest.approx(0.5)
+    assert lc.overlaps_truth({}, truth) == 0.0
+
+
+def test_fitted_check_is_reported_on_every_clip() -> None:
+    cfg = tiny_config("i3d")
+    model = build_classifier(cfg)
+    clips, labels, _ = blob_clips(24, 32, seed=3)
+    # Without a check every clip says so (None), never a made-up number.
+    assert all(s.lesion_probability is None for s in model.predict(clips, heatmaps=False))
+    feats = lc.pooled_features(model, clips)
+    weight, bias = lc.fit_check(feats, labels, c=10.0)
+    lc.attach_check(model, weight, bias)
+    for heatmaps in (False, True):
+        scores = model.predict(clips, heatmaps=heatmaps)
+        p = np.asarray([s.lesion_probability for s in scores])
+        assert np.all((p > 0) & (p < 1))
+        assert p[labels == 1].mean() > p[labels == 0].mean() + 0.2
+    # The malignancy head is untouched by the check.
+    assert model.config.model.lesion_check
+
+
+def test_check_needs_both_kinds_of_example() -> None:
+    with pytest.raises(InputError, match="both"):
+        lc.fit_check(np.zeros((4, 3)), np.ones(4, dtype=int))
+
+
+def test_check_is_fitted_from_a_dataset_and_survives_a_checkpoint(tmp_path, phantom_dir) -> None:
+    cfg = tiny_config("i3d")
+    model = build_classifier(cfg)
+    ckpt = save_checkpoint(tmp_path / "cls.pt", model, training_data={"synthetic": True})
+    out = tmp_path / "with_check.pt"
+    assert lc.main(["--classifier", str(ckpt), "--lesions", str(phantom_dir),
+                    "--lesion-free", str(phantom_dir), "--c", "10", "--out", str(out)]) == 0
+    loaded = load_classifier(out)
+    assert loaded.lesion_head is not None and loaded.config.model.lesion_check
+    info = loaded.checkpoint_info["training_data"]["lesion_check"]
+    assert info["tracks"]["lesion"] >= 1 and info["tracks"]["background"] >= 1
+    # On what it was fitted on, lesion tracks score above background tracks.
+    rng = np.random.default_rng(0)
+    samples = lc._dataset_samples(phantom_dir, rng, background=True, lesions=True, groups=None)
+    feats, labels, _ = lc.sample_features(loaded, samples)
+    assert len(set(labels.tolist())) == 2
+    dataset = load_dataset(phantom_dir)
+    assert dataset.video_ids  # the samples came from this dataset
+    crops = [c for s in samples for c in lc.track_crops(s.video, s.boxes, loaded.config.clips)]
+    scores = loaded.predict(np.stack(crops), heatmaps=False)
+    p = np.asarray([s.lesion_probability for s in scores])
+    assert p[labels == 1].mean() > p[labels == 0].mean()
