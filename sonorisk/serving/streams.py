@@ -385,7 +385,9 @@ class StreamSession:
         events = scorer.finish()
         self._emit(events)
         result = describe(scorer.result())
-        summary = {"segment": self.segment, "reason": reason, **result}
+        # ``reason`` says why the segment ended; ``risk_reason`` why it has no risk.
+        summary = {"segment": self.segment, **result, "reason": reason,
+                   "risk_reason": result["reason"]}
         self.segments.append(summary)
         self._publish({"event": "segment_ended", **summary})
 

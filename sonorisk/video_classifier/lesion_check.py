@@ -22,7 +22,7 @@ import argparse
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,17 +162,22 @@ def attach_check(model: GAPClassifier, weight: np.ndarray, bias: float) -> GAPCl
 
 
 # ------------------------------------------------------------------ samples
-def _dataset_samples(root: Path, rng: np.random.Generator, background: bool,
-                     lesions: bool, groups: set[str] | None) -> list[TrackSample]:
+def _videos_of(root: Path, groups: set[str] | None) -> Iterator[tuple[Any, str, Any, str]]:
+    """(dataset, video id, record, group) of every video in ``groups`` (None: all)."""
     from sonorisk.data.dataset import load_dataset
 
     dataset = load_dataset(root)
-    out: list[TrackSample] = []
     for video_id in dataset.video_ids:
         record = dataset.video(video_id)
         group = str(record.extra.get("group") or record.patient_id)
-        if groups is not None and group not in groups:
-            continue
+        if groups is None or group in groups:
+            yield dataset, video_id, record, group
+
+
+def _dataset_samples(root: Path, rng: np.random.Generator, background: bool,
+                     lesions: bool, groups: set[str] | None) -> list[TrackSample]:
+    out: list[TrackSample] = []
+    for dataset, video_id, record, group in _videos_of(root, groups):
         path = dataset.path(video_id)
         boxes = dataset.boxes_for(video_id)
         per_lesion: dict[int, dict[int, Box]] = {}
@@ -200,15 +205,8 @@ def _dataset_samples(root: Path, rng: np.random.Generator, background: bool,
 def false_track_samples(batch_dir: Path, dataset_root: Path,
                         groups: set[str] | None) -> list[TrackSample]:
     """Tracks of a ``sonorisk batch`` run that overlap no ground-truth box."""
-    from sonorisk.data.dataset import load_dataset
-
-    dataset = load_dataset(dataset_root)
     out: list[TrackSample] = []
-    for video_id in dataset.video_ids:
-        record = dataset.video(video_id)
-        group = str(record.extra.get("group") or record.patient_id)
-        if groups is not None and group not in groups:
-            continue
+    for dataset, video_id, _, group in _videos_of(dataset_root, groups):
         doc_path = batch_dir / f"{video_id}.json"
         if not doc_path.exists():
             continue

@@ -37,3 +37,24 @@ def test_release_bundle_says_what_it_is(tmp_path, checkpoints):
     assert meta["metrics"] == figures
     card = (folder / "README.md").read_text()
     assert NOTICE in card and "0.8" in card and "CC0" in card
+    # The lesion rules the figures were measured with travel with the bundle.
+    assert meta["pipeline"]["lesions"]["risk_rule"] == "most_confident_lesion"
+    assert "## Lesion rules" in card and "min_confidence" in card
+
+
+def test_the_shipped_bundle_was_measured_with_todays_default_lesion_rules():
+    """Figures in the bundled card hold only for the rules it was measured with:
+    a change of the defaults must come with a new release (scripts/e2e_release.sh)."""
+    from sonorisk.config import to_dict
+    from sonorisk.models.load import load_classifier_file
+    from sonorisk.pipeline.lesions import LesionRules
+
+    # The package's own folder (the fixtures point the store elsewhere).
+    folders = sorted(p.parent for p in (REPO / "sonorisk/bundled").glob("*/*/metadata.json"))
+    assert folders, "no bundled model"
+    for folder in folders:
+        meta = json.loads((folder / "metadata.json").read_text())
+        assert meta["pipeline"]["lesions"] == to_dict(LesionRules()), folder
+        # ... and the classifier it ships carries the lesion check those rules use.
+        classifier = load_classifier_file(folder / meta["models"]["classifier"]["file"])
+        assert classifier.lesion_head is not None, folder

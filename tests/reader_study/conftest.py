@@ -47,7 +47,8 @@ def score_document(video: Path, risk: float | None, n_frames: int, fps: float,
     if risk is not None:
         frames = list(range(0, 8))
         lesions.append({
-            "lesion_id": 1, "status": "scored", "risk": risk, "clips_used": 1,
+            "lesion_id": 1, "status": "scored", "risk": risk, "confidence": 0.9,
+            "clips_used": 1,
             "first_frame": 0, "last_frame": n_frames - 1, "frames_with_box": n_frames,
             "box_sources": {"detector": n_frames},
             "clips": [{"clip_index": 0, "frame_indices": frames, "frame_range": [0, 7],
@@ -63,7 +64,10 @@ def score_document(video: Path, risk: float | None, n_frames: int, fps: float,
                   "frame_count": n_frames, "duration_s": n_frames / fps, "codec": "mjpeg",
                   "frames_scored": n_frames, "decode": {}, "scan_region": None},
         "status": "scored" if risk is not None else "no scorable lesion",
-        "risk": risk, "risk_rule": "mean of the clips", "clips": 1 if risk is not None else 0,
+        "risk": risk, "clips": 1 if risk is not None else 0,
+        "risk_rule": {"name": "most_confident_lesion", "text": "risk of the most confident "
+                      "lesion", "min_confidence": 0.55},
+        "reason": None if risk is not None else "no lesion found",
         "lesions": lesions,
         "models": {"detector": {"demonstration": True}, "classifier": {"demonstration": True},
                    "bundle": unrecorded_section()}, "pipeline": {},
