@@ -15,6 +15,9 @@ turn the scorer's tracks into what a report states (configured under
    logistic model whose coefficients were fitted on development sweeps (see
    docs/end-to-end.md). Below ``min_confidence`` a lesion is a *candidate*:
    reported with its boxes and confidence, never scored, never in a risk.
+   The threshold applies to lesions judged with the classifier's lesion check
+   (the model was fitted with it): with a classifier that has none, every
+   track is scored and its confidence is for information only.
 3. **Video risk.** ``risk_rule`` picks the number: ``most_confident_lesion``
    (default: the risk of the lesion the system is surest of, so an extra
    track cannot move it), ``mean_of_clips`` (WAUVE: the mean of every clip of
@@ -132,6 +135,14 @@ def confidence_of(evidence: LesionEvidence, model: ConfidenceModel) -> float:
          + model.check * _logit(check)
          + model.frames * math.log(min(max(1, evidence.detector_frames), model.max_frames)))
     return 1.0 / (1.0 + math.exp(-z))
+
+
+def is_candidate(evidence: LesionEvidence, confidence: float, rules: LesionRules) -> bool:
+    """Below the threshold, and judged with the lesion check the confidence model
+    was fitted with. Models without a check (demonstration models, bundles
+    before 1.1.0) score every track: a threshold fitted for other models would
+    only guess; their confidence is reported, for information."""
+    return evidence.lesion_check is not None and confidence < rules.min_confidence
 
 
 def box_overlap(a: Box, b: Box) -> float:

@@ -59,6 +59,7 @@ from sonorisk.pipeline.lesions import (
     confidence_of,
     duplicate_groups,
     evidence_of,
+    is_candidate,
     video_risk,
 )
 from sonorisk.records import Clip, ClipScore, Detection, Frame, LesionRisk, LesionStatus
@@ -122,7 +123,7 @@ class LesionRecord:
         self.evidence = evidence_of({i: (b.score, b.source) for i, b in self.boxes.items()},
                                     self.scores)
         self.confidence = confidence_of(self.evidence, rules.confidence)
-        self.candidate = self.confidence < rules.min_confidence
+        self.candidate = is_candidate(self.evidence, self.confidence, rules)
 
     def risk(self) -> LesionRisk:
         if self.candidate:
@@ -470,9 +471,9 @@ def no_risk_reason(lesions: Sequence[LesionRecord]) -> str:
     """Why a video has no number, in words a report can show."""
     if not lesions:
         return "no lesion found: the detector tracked nothing long enough to be a lesion"
-    if all(r.candidate for r in lesions):
-        return ("no confident lesion: every track found was judged unlikely to be a lesion "
-                "(lesion confidence below the threshold)")
+    if any(r.candidate for r in lesions):
+        return ("no confident lesion: the tracks found were judged unlikely to be lesions "
+                "(lesion confidence below the threshold) or too short for a clip")
     return "no lesion stayed in view for one full clip"
 
 

@@ -31,6 +31,18 @@ from .conftest import blob_video
 DETECTOR_ONLY = ConfidenceModel(intercept=0.0, detector=1.0, check=0.0, frames=0.0)
 
 
+@pytest.fixture(scope="module")
+def checked_i3d(tiny_i3d):
+    """The tiny I3D with a lesion check that always says 0.5 (weight 0, bias 0):
+    the threshold applies only to lesions judged with a check."""
+    import copy
+
+    from sonorisk.video_classifier.lesion_check import attach_check
+
+    model = copy.deepcopy(tiny_i3d)
+    return attach_check(model, np.zeros(model.head.fc.in_features, dtype=np.float32), 0.0)
+
+
 @dataclass
 class ScoredBoxDetector:
     """Returns ``boxes[frame_index]``: (box, score) pairs, for each frame asked."""
@@ -128,12 +140,12 @@ def test_rules_are_validated() -> None:
 
 
 # ---------------------------------------------------------------- the scorer
-def test_two_boxes_on_one_lesion_become_one_lesion(tiny_i3d) -> None:
+def test_two_boxes_on_one_lesion_become_one_lesion(checked_i3d) -> None:
     frames, boxes = blob_video(40, range(0, 32))
     inner = {i: [(b[0] + 3, b[1] + 3, b[2] - 3, b[3] - 3) for b in bs]
              for i, bs in boxes.items()}
     both = {i: [(b, 0.95) for b in boxes[i]] + [(b, 0.9) for b in inner[i]] for i in boxes}
-    result = _run(frames, ScoredBoxDetector(both), tiny_i3d,
+    result = _run(frames, ScoredBoxDetector(both), checked_i3d,
                   LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
     assert len(result.lesions) == 1
     lesion = result.lesions[0]
@@ -143,11 +155,11 @@ def test_two_boxes_on_one_lesion_become_one_lesion(tiny_i3d) -> None:
     assert result.status is LesionStatus.SCORED
 
 
-def test_low_confidence_track_is_a_candidate_never_scored(tiny_i3d) -> None:
+def test_low_confidence_track_is_a_candidate_never_scored(checked_i3d) -> None:
     frames, boxes = blob_video(40, range(0, 32))
     rules = LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.8)
     detector = ScoredBoxDetector(_with_false_track(boxes, 0.6, range(0, 32)))
-    result = _run(frames, detector, tiny_i3d, rules)
+    result = _run(frames, detector, checked_i3d, rules)
     assert len(result.lesions) == 2
     lesion, candidate = sorted(result.lesions, key=lambda r: -(r.confidence or 0))
     assert candidate.candidate and candidate.confidence == pytest.approx(0.6, abs=0.01)
@@ -157,36 +169,47 @@ def test_low_confidence_track_is_a_candidate_never_scored(tiny_i3d) -> None:
     assert result.risk == pytest.approx(lesion.risk().risk)
 
 
-def test_a_false_track_does_not_change_the_video_risk(tiny_i3d) -> None:
+def test_a_false_track_does_not_change_the_video_risk(checked_i3d) -> None:
     frames, boxes = blob_video(40, range(0, 32))
     alone = _run(frames, ScoredBoxDetector(_with_false_track(boxes, 0.6, range(0))),
-                 tiny_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
+                 checked_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
     # A confident false track (it passes the threshold), shorter and less sure than
     # the lesion: the default rule still reports the lesion's risk.
     spoiled = _run(frames, ScoredBoxDetector(_with_false_track(boxes, 0.7, range(4, 24))),
-                   tiny_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
+                   checked_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
     assert len(alone.lesions) == 1 and len(spoiled.lesions) == 2
     assert all(not r.candidate for r in spoiled.lesions)
     assert spoiled.risk == pytest.approx(alone.risk)
     # The paper's mean of all clips is moved by it: why it is not the default.
     paper = _run(frames, ScoredBoxDetector(_with_false_track(boxes, 0.7, range(4, 24))),
-                 tiny_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5,
+                 checked_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5,
                                        risk_rule="mean_of_clips"))
     assert paper.clips > alone.clips
     assert paper.risk != pytest.approx(alone.risk, abs=1e-9)
 
 
-def test_only_candidates_give_no_number_and_say_why(tiny_i3d) -> None:
+def test_only_candidates_give_no_number_and_say_why(checked_i3d) -> None:
     frames, boxes = blob_video(40, range(0, 32))
     weak = {i: [(b, 0.6) for b in bs] for i, bs in boxes.items()}
-    result = _run(frames, ScoredBoxDetector(weak), tiny_i3d,
+    result = _run(frames, ScoredBoxDetector(weak), checked_i3d,
                   LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.8))
     assert result.risk is None and result.status is LesionStatus.NO_SCORABLE_LESION
     assert "no confident lesion" in (result.reason or "")
     assert [r.candidate for r in result.lesions] == [True]
 
 
-def test_no_track_at_all_says_no_lesion_found(tiny_i3d) -> None:
+def test_no_track_at_all_says_no_lesion_found(checked_i3d) -> None:
     frames, _ = blob_video(30, [])
-    result = _run(frames, ScoredBoxDetector({}), tiny_i3d, LesionRules())
+    result = _run(frames, ScoredBoxDetector({}), checked_i3d, LesionRules())
     assert result.risk is None and "no lesion found" in (result.reason or "")
+
+
+def test_without_a_lesion_check_every_track_is_scored(tiny_i3d) -> None:
+    """A threshold fitted with the check is not applied to models without one."""
+    frames, boxes = blob_video(40, range(0, 32))
+    weak = {i: [(b, 0.6) for b in bs] for i, bs in boxes.items()}
+    result = _run(frames, ScoredBoxDetector(weak), tiny_i3d,
+                  LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.8))
+    assert [r.candidate for r in result.lesions] == [False]
+    assert result.lesions[0].confidence == pytest.approx(0.6, abs=0.01)  # still reported
+    assert result.risk is not None and result.status is LesionStatus.SCORED
