@@ -1,8 +1,9 @@
 """Pure aggregation rules (WAUVE): clip scores -> lesion risk -> video risk.
 
-A lesion's risk is the mean of its clips' malignancy probabilities; a video's
-risk is the mean of all its clips (the paper's score, which weights a lesion by
-how many clips it gave). Without a single clip there is no number: the status
+A lesion's risk is the mean of its clips' malignancy probabilities; the
+paper's video risk is the mean of all its clips (which weights a lesion by how
+many clips it gave): the ``mean_of_clips`` rule of ``sonorisk.pipeline.lesions``,
+which chooses among the video rules. Without a single clip there is no number: the status
 says "no scorable lesion".
 """
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sonorisk.errors import ConfigError
+from sonorisk.pipeline.aggregate import video_risk as mean_of_clips
 from sonorisk.records import Box, ClipScore
 
 RiskRule = Literal["most_confident_lesion", "mean_of_clips", "max_lesion_risk"]
@@ -203,8 +204,7 @@ def video_risk(lesions: Iterable[LesionVerdict], rule: RiskRule) -> tuple[float 
     if not scored:
         return None, 0
     if rule == "mean_of_clips":
-        every = [c.probability for v in scored for c in v.clips]
-        return math.fsum(every) / len(every), len(every)
+        return mean_of_clips(v.clips for v in scored)
     if rule == "max_lesion_risk":
         best = max(scored, key=lambda v: (v.risk, v.confidence))
     elif rule == "most_confident_lesion":

@@ -208,9 +208,13 @@ class GAPHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(in_features, num_classes)
 
+    @staticmethod
+    def pool(features: torch.Tensor) -> torch.Tensor:
+        """``B x D x ...`` -> ``B x D``: global average pooling (both heads read it)."""
+        return features.flatten(2).mean(dim=2)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        pooled = features.flatten(2).mean(dim=2)
-        return self.fc(self.dropout(pooled))
+        return self.fc(self.dropout(self.pool(features)))
 
     def cam(self, features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Class activation map of the class combination ``weights`` (K,).
@@ -241,7 +245,7 @@ class GAPClassifier(ClipClassifier):
     def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
         """``B x D``: the globally pooled features both heads read."""
         with torch.no_grad():
-            return self.features(x).flatten(2).mean(dim=2)
+            return GAPHead.pool(self.features(x))
 
     def score_batch(self, x: torch.Tensor, heatmaps: bool) -> tuple[
             torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -253,7 +257,7 @@ class GAPClassifier(ClipClassifier):
             maps = self.head.cam(feats, self.malignancy_weights()) if heatmaps else None
             lesion = None
             if getattr(self, "lesion_head", None) is not None:
-                lesion = self.lesion_head(feats.flatten(2).mean(dim=2)).squeeze(1)
+                lesion = self.lesion_head(GAPHead.pool(feats)).squeeze(1)
         return logits, maps, lesion
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
