@@ -16,6 +16,9 @@ REL=${REL:-runs/release}
 OUT=${OUT:-runs/e2e}
 NAME=sonorisk-busi
 VERSION=${VERSION:-1.1.0}
+DETECTOR=${DETECTOR:-$REL/detector/last.pt}
+# The detector's own held-out figures on stills (sonorisk eval detector --json).
+DETECTOR_EVAL=${DETECTOR_EVAL:-$REL/eval/detector_stills.json}
 HELD=configs/release/heldout_groups.txt
 REAL=${REAL_VIDEO:-../shared/data/real_ultrasound_video}
 export OMP_WAIT_POLICY=PASSIVE
@@ -23,14 +26,30 @@ started=$(date +%s)
 say() { echo "[heldout $(( $(date +%s) - started ))s] $*"; }
 EV=$OUT/eval
 mkdir -p "$EV"
+# A candidate whose rules are not yet sonorisk's defaults: RULES=lesion_rules.json
+# measures it with the chosen rules written as a config (the same numbers the
+# defaults give once they are set to them).
+RULES=${RULES:-}
+CONFIG_ARGS=()
+if [[ -n $RULES ]]; then
+    python3 - "$RULES" "$OUT/rules.yaml" <<'PY'
+import json, sys
+import yaml
+chosen = json.load(open(sys.argv[1]))["chosen"]
+lesions = {k: chosen[k] for k in ("min_confidence", "risk_rule", "confidence")}
+yaml.safe_dump({"lesions": lesions}, open(sys.argv[2], "w"), sort_keys=False)
+PY
+    CONFIG_ARGS=(--config "$OUT/rules.yaml")
+fi
 batch() {  # OUT_CSV INPUTS...
     local csv=$1; shift
     [[ -f ${csv%.csv}.done ]] && return 0
-    sonorisk batch --models "$BUNDLE" --out "$csv" --workers 2 --threads 1 --no-progress "$@"
+    sonorisk batch --models "$BUNDLE" --out "$csv" --workers 2 --threads 1 --no-progress \
+        "${CONFIG_ARGS[@]}" "$@"
     touch "${csv%.csv}.done"
 }
 export_bundle() {  # [METRICS_JSON]
-    python3 -m sonorisk.models.release --detector "$REL/detector/last.pt" \
+    python3 -m sonorisk.models.release --detector "$DETECTOR" \
         --classifier "$OUT/classifier_check.pt" --out "$OUT/bundle" --name "$NAME" \
         --version "$VERSION" --heldout-groups "$HELD" ${1:+--metrics "$1"}
 }
@@ -43,7 +62,7 @@ batch "$EV/screen.csv" "$OUT/heldout_screen_sweeps/videos" \
     "$OUT/heldout_normal_screen_sweeps/videos"
 say "out of scope: real lung clips"
 batch "$EV/out_of_scope.csv" "$REAL"
-python3 -m sonorisk.eval.heldout --detector-eval "$REL/eval/detector_stills.json" \
+python3 -m sonorisk.eval.heldout --detector-eval "$DETECTOR_EVAL" \
     --classifier-scores "$REL/eval/classifier_gt.csv" --sweeps "$REL/heldout_sweeps/videos.csv" \
     --batch "$EV/end_to_end.csv" --lesion-free "$REL/heldout_normal_sweeps/videos.csv" \
     --screen-batch "$EV/screen.csv" --screen-sweeps "$OUT/heldout_screen_sweeps/videos.csv" \

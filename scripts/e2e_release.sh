@@ -11,6 +11,11 @@
 # lesion check (with the false tracks the pipeline makes on A), B chooses the
 # confidence model, threshold and rule. Held-out groups are never used to choose.
 # Steps whose output exists are skipped.
+#
+# Another detector (the one trained for video, scripts/video_detector.sh):
+#   DETECTOR=runs/video_detector2/last.pt OUT=runs/e2e_v2 VERSION=1.2.0 \
+#       DATA=runs/e2e bash scripts/e2e_release.sh
+# (DATA: where the development sweeps already are; they do not depend on the models.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUSI=${BUSI:-../shared/data/busi}
@@ -18,6 +23,8 @@ REL=${REL:-runs/release}
 OUT=${OUT:-runs/e2e}
 NAME=sonorisk-busi
 VERSION=${VERSION:-1.1.0}
+DETECTOR=${DETECTOR:-$REL/detector/last.pt}
+DATA=${DATA:-$OUT}
 HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE
 started=$(date +%s)
@@ -30,7 +37,14 @@ batch() {  # OUT_CSV MODELS [EXTRA...] -- INPUTS...
 }
 
 # 1. Sweeps: development (training groups, new seeds) and held-out screen captures.
-bash scripts/e2e_data.sh
+OUT=$DATA bash scripts/e2e_data.sh
+mkdir -p "$OUT"
+if [[ $DATA != "$OUT" ]]; then
+    for name in dev_sweeps dev_normal_sweeps dev_screen_sweeps heldout_screen_sweeps \
+            heldout_normal_screen_sweeps; do
+        [[ -e $OUT/$name ]] || ln -s "$(realpath "$DATA/$name")" "$OUT/$name"
+    done
+fi
 
 # 2. Development groups split A/B by a hash of the group name.
 python3 - "$REL/train_groups.txt" "$OUT" <<'PY'
@@ -58,9 +72,16 @@ for split in "AB":
                 os.symlink(os.path.abspath(f"{out}/{name}/{file}"), link)
 PY
 
-# 3. The pipeline's own false tracks on A (the release bundle's detector).
-BASE=$REL/bundle/$NAME/1.0.0
-[[ -d $BASE ]] || BASE=sonorisk/bundled/$NAME/1.0.0
+# 3. The pipeline's own false tracks on A: this detector with the release's
+# classifier, which has no lesion check (so every track is scored).
+if [[ $DETECTOR == "$REL/detector/last.pt" ]]; then
+    BASE=$REL/bundle/$NAME/1.0.0
+    [[ -d $BASE ]] || BASE=sonorisk/bundled/$NAME/1.0.0
+else
+    BASE=$OUT/base_bundle/$NAME/$VERSION
+    [[ -f $BASE/metadata.json ]] || python3 -m sonorisk.models.release --detector "$DETECTOR" \
+        --classifier "$REL/classifier/best.pt" --out "$OUT/base_bundle" --version "$VERSION"
+fi
 say "tracks on development split A"
 batch "$OUT/devA/batch.csv" "$BASE" "$OUT/devA/dev_sweeps" "$OUT/devA/dev_normal_sweeps" \
     "$OUT/devA/dev_screen_sweeps"
@@ -80,7 +101,7 @@ fi
 # 5. A bundle with the check (no figures yet), run on B with every track scored.
 DEV_BUNDLE=$OUT/dev_bundle/$NAME/$VERSION
 [[ -f $DEV_BUNDLE/metadata.json ]] || python3 -m sonorisk.models.release \
-    --detector "$REL/detector/last.pt" --classifier "$OUT/classifier_check.pt" \
+    --detector "$DETECTOR" --classifier "$OUT/classifier_check.pt" \
     --out "$OUT/dev_bundle" --version "$VERSION"
 say "every track scored on development split B"
 batch "$OUT/devB/batch.csv" "$DEV_BUNDLE" --config configs/release/pipeline-development.yaml \

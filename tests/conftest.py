@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+# Before any test imports torch: OpenMP threads must not spin while Ray
+# replicas, batch workers and the tests share the cores (sonorisk/threads.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SONORISK_SHARED", REPO.parent / "shared")).resolve()

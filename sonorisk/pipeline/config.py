@@ -24,6 +24,11 @@ class PipelineConfig:
     # the detector sees only that; boxes are reported in source pixels.
     crop: Literal["auto", "none"] = "auto"
     crop_sample: int = 16
+    # While the region is estimated: True holds the first ``crop_sample``
+    # frames until it is known (files: the detector sees every frame at its
+    # trained scale); False detects them on the whole frame meanwhile and crops
+    # from then on (live streams: the first boxes do not wait ~0.5 s).
+    crop_wait: bool = True
     # From tracks to lesions: duplicates, lesion confidence, the video risk rule.
     lesions: LesionRules = field(default_factory=LesionRules)
 

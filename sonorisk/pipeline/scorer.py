@@ -229,6 +229,7 @@ class IncrementalScorer:
         self._finished = False
         self.scan_region: ScanRegion | None = None
         self._region_pending = self.config.crop == "auto"
+        self._region_sample: list[np.ndarray] = []  # first frames, for the estimate
 
     # ------------------------------------------------------------------ input
     def push(self, frame: Frame) -> list[Event]:
@@ -244,9 +245,11 @@ class IncrementalScorer:
         self._queued.append(_Seen(frame, time.perf_counter(), keyframe))
         self.timing.frames += 1
         if self._region_pending:
-            if len(self._queued) < self.config.crop_sample:
+            self._region_sample.append(frame.image)
+            if len(self._region_sample) >= self.config.crop_sample:
+                self._find_region()
+            elif self.config.crop_wait:
                 return []
-            self._find_region()
         waiting = sum(1 for s in self._queued if s.keyframe)
         if waiting >= self.config.detector_batch_size:
             return self._drain(everything=False)
@@ -261,7 +264,7 @@ class IncrementalScorer:
         """End of the video or stream: run what is queued, finalise every lesion."""
         if self._finished:
             return []
-        if self._region_pending and self._queued:
+        if self._region_pending and self._region_sample:
             self._find_region()
         events = self._drain()
         t0 = time.perf_counter()
@@ -292,10 +295,9 @@ class IncrementalScorer:
     # ---------------------------------------------------------------- stages
     def _find_region(self) -> None:
         self._region_pending = False
-        images = [s.frame.image for s in self._queued]
+        images, self._region_sample = self._region_sample, []
         if len({im.shape[:2] for im in images}) != 1:
-            raise InputError(f"frames {self._queued[0].frame.index}-"
-                             f"{self._queued[-1].frame.index}",
+            raise InputError(f"the first {len(images)} frames",
                              "frame size changes within the video")
         t0 = time.perf_counter()
         region = estimate_scan_region(images)

@@ -66,15 +66,14 @@ def _reject(status: int, reason: str) -> HTTPException:
 class Ingress:
     def __init__(self, config: ServeConfig, detector: Any, classifier: Any,
                  models: Any = None) -> None:
-        import torch
-
         from sonorisk.config import load_config
         from sonorisk.pipeline.config import PipelineConfig
         from sonorisk.serving.auth import resolve_token
         from sonorisk.serving.jobs import JobRunner, JobStore
         from sonorisk.serving.metrics import Metrics
+        from sonorisk.threads import set_torch_threads
 
-        torch.set_num_threads(max(1, config.ingress.torch_threads))
+        set_torch_threads(config.ingress.torch_threads)
         self.config = config
         self.models = models  # sonorisk.models.ResolvedModels: the bundle every result names
         self.detector = detector
@@ -84,7 +83,8 @@ class Ingress:
         self.pipeline.validate()
         self.stream_pipeline = replace(
             self.pipeline, detector_batch_size=config.streams.detector_batch_size,
-            classifier_batch_size=config.streams.classifier_batch_size)
+            classifier_batch_size=config.streams.classifier_batch_size,
+            crop_wait=config.streams.crop_wait)
         data = config.data_path
         self.uploads = data / "uploads"
         self.results = data / "results"

@@ -55,6 +55,7 @@ class BatchSettings:
     threads: int = 1  # torch threads per worker
     detector_min_size: int | None = None
     models: Any = None
+    runtime: str = "torch"  # torch | onnx (sonorisk.runtime)
 
 
 @dataclass
@@ -126,19 +127,19 @@ _MODELS: dict[tuple[Any, ...], Any] = {}
 
 
 def _models(settings: BatchSettings) -> Any:
-    import torch
-
     from sonorisk.models.load import load_models
+    from sonorisk.threads import set_torch_threads
 
     resolved = settings.models
     key = (str(resolved.detector), str(resolved.classifier), settings.device,
-           settings.detector_min_size)
+           settings.detector_min_size, settings.runtime)
     if key not in _MODELS:
-        torch.set_num_threads(max(1, settings.threads))
+        set_torch_threads(settings.threads)
         overrides = ({"min_size": settings.detector_min_size} if settings.detector_min_size
                      else None)
         _MODELS[key] = load_models(resolved, device=settings.device,
-                                   detector_overrides=overrides)
+                                   detector_overrides=overrides,
+                                   runtime=settings.runtime)  # type: ignore[arg-type]
     return _MODELS[key]
 
 
@@ -205,9 +206,9 @@ def _ray_node() -> str | None:
 
 
 def _init_worker(threads: int) -> None:
-    import torch
+    from sonorisk.threads import set_torch_threads
 
-    torch.set_num_threads(max(1, threads))
+    set_torch_threads(threads)
 
 
 # ------------------------------------------------------------------ driver
@@ -373,10 +374,16 @@ def _run_ray(todo: list[Path], settings: BatchSettings,
     import ray
 
     started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, namespace="sonorisk-batch", log_to_driver=False)
+    if started_here:  # a cluster's workers do not inherit our environment (threads.py)
+        from sonorisk.threads import child_env
+
+        ray.init(address=address, namespace="sonorisk-batch", log_to_driver=False,
+                 runtime_env={"env_vars": child_env(settings.threads)})
     try:
-        task = ray.remote(num_cpus=1, max_retries=2, retry_exceptions=False)(score_one)
+        # Reserve as many CPUs as the task runs threads, so Ray never packs more
+        # threads than cores onto a node.
+        task = ray.remote(num_cpus=max(1, settings.threads), max_retries=2,
+                          retry_exceptions=False)(score_one)
         refs = {task.remote(str(p), settings): p for p in todo}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)

@@ -9,6 +9,8 @@ from sonorisk.pipeline.cli import model_flags
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    from sonorisk.runtime import RUNTIMES
+
     serve = groups["root"].add_parser(
         "serve", help="run the HTTP service (Ray Serve): upload jobs, live RTSP streams",
         description="Run the Ray Serve application: video upload jobs, live RTSP streams with "
@@ -28,6 +30,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     serve.add_argument("--address", dest="ray.address",
                        help="Ray cluster to join ('auto', 'HOST:PORT'); default: start Ray here")
     serve.add_argument("--device", dest="models.device", help="cpu|cuda|auto")
+    serve.add_argument("--runtime", dest="models.runtime", choices=RUNTIMES,
+                       help="torch or onnx (ONNX Runtime on the CPU; docs/runtime.md)")
     serve.set_defaults(func=_serve)
 
     batch = groups["root"].add_parser(
@@ -43,8 +47,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     model_flags(batch)
     batch.add_argument("--config", help="pipeline YAML (configs/pipeline*.yaml)")
     batch.add_argument("--device", default="cpu")
+    batch.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                       help="torch (default) or onnx: ONNX Runtime on the CPU (docs/runtime.md)")
     batch.add_argument("--workers", type=int, default=None,
-                       help="local worker processes (default: CPU count / threads)")
+                       help="local worker processes (default: usable CPUs / threads, so "
+                            "workers x threads never exceeds the cores)")
     batch.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     batch.add_argument("--ray", metavar="ADDRESS",
                        help="run on a Ray cluster ('auto', 'HOST:PORT') instead of local "
@@ -59,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in vars(args).items()
                  if k in ("host", "port", "data_dir", "pipeline", "ray.address",
-                          "models.device", "models.bundle")}
+                          "models.device", "models.bundle", "models.runtime")}
     config = load_serve_config(args.config, overrides)
     if overrides.get("models.bundle"):  # --models names the pair: the config's files give way
         config.models.detector = config.models.classifier = None
@@ -67,16 +74,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _batch(args: argparse.Namespace) -> int:
-    import os
-
     from sonorisk.pipeline.cli import resolve_model_flags
     from sonorisk.serving.batch import BatchSettings, run_batch, summary_text
+    from sonorisk.threads import processes_for
 
     resolved = resolve_model_flags(args)
     print(f"models: {resolved.label()}", file=sys.stderr)
     settings = BatchSettings(device=args.device, pipeline=args.config,
-                             threads=max(1, args.threads), models=resolved)
-    workers = args.workers or max(1, (os.cpu_count() or 1) // settings.threads)
+                             threads=max(1, args.threads), models=resolved,
+                             runtime=args.runtime)
+    workers = args.workers or processes_for(settings.threads)
     summary = run_batch(args.inputs, settings, args.out, json_dir=args.json_dir,
                         workers=workers, ray_address=args.ray, progress=not args.no_progress)
     for path, reason in summary.failures:

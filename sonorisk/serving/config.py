@@ -51,6 +51,7 @@ class ModelsConfig:
     classifier: str | None = None
     device: str = "cpu"  # cpu | cuda | auto
     detector_min_size: int | None = None  # detector input short side at inference
+    runtime: str = "torch"  # torch | onnx: ONNX Runtime on the CPU (sonorisk.runtime)
 
 
 @dataclass
@@ -97,6 +98,9 @@ class StreamsConfig:
     # Streams favour latency: one keyframe per detector call.
     detector_batch_size: int = 1
     classifier_batch_size: int = 1
+    # Do not hold the first frames while the scan region is estimated: they are
+    # detected on the whole frame meanwhile (pipeline ``crop_wait``).
+    crop_wait: bool = False
     event_queue: int = 2048  # per subscriber; a slow client loses its oldest events
 
 
@@ -144,6 +148,12 @@ class ServeConfig:
             if not isinstance(gpus, int | float) or gpus < 0:
                 raise ConfigError(f"{name}.ray_actor_options.num_gpus",
                                   f"must be a number >= 0 (fractions share a GPU), got {gpus!r}")
+        if self.models.runtime not in ("torch", "onnx"):
+            raise ConfigError("models.runtime",
+                              f"must be torch or onnx, got {self.models.runtime!r}")
+        if self.models.runtime == "onnx" and self.models.device not in ("cpu", "auto"):
+            raise ConfigError("models.runtime", "onnx runs on the CPU only "
+                                                f"(models.device is {self.models.device!r})")
         if not 0 < self.port < 65536:
             raise ConfigError("port", f"must be 1-65535, got {self.port}")
         if self.upload.max_bytes < 1:

@@ -28,9 +28,9 @@ def _node_id() -> str:
 
 
 def _set_threads(n: int) -> None:
-    import torch
+    from sonorisk.threads import set_torch_threads
 
-    torch.set_num_threads(max(1, n))
+    set_torch_threads(n)
 
 
 def _apply_batching(method: Any, cfg: ModelDeploymentConfig) -> None:
@@ -43,12 +43,13 @@ class Detector:
     """The lesion detector (``FrameDetector``) as a deployment."""
 
     def __init__(self, checkpoint: str, device: str, min_size: int | None,
-                 cfg: ModelDeploymentConfig) -> None:
+                 cfg: ModelDeploymentConfig, runtime: str = "torch") -> None:
         _set_threads(cfg.torch_threads)
         from sonorisk.models.load import detector_card, load_detector_file
 
         overrides = {"min_size": min_size} if min_size else None
-        self.model = load_detector_file(checkpoint, device, overrides)
+        self.model = load_detector_file(checkpoint, device, overrides,
+                                        runtime)  # type: ignore[arg-type]
         self.card = detector_card(self.model)
         self.node = _node_id()
         self.model_calls = 0
@@ -84,11 +85,12 @@ class Detector:
 class Classifier:
     """The clip classifier (I3D, TimeSformer, ...) as a deployment."""
 
-    def __init__(self, checkpoint: str, device: str, cfg: ModelDeploymentConfig) -> None:
+    def __init__(self, checkpoint: str, device: str, cfg: ModelDeploymentConfig,
+                 runtime: str = "torch") -> None:
         _set_threads(cfg.torch_threads)
         from sonorisk.models.load import classifier_card, load_classifier_file
 
-        self.model = load_classifier_file(checkpoint, device)
+        self.model = load_classifier_file(checkpoint, device, runtime)  # type: ignore[arg-type]
         self.card = classifier_card(self.model)
         self.node = _node_id()
         self.max_clips = max(1, cfg.max_batch_size)
@@ -132,9 +134,10 @@ def build_app(config: ServeConfig) -> Any:
     models = config.models
     resolved = resolve_models_config(config)  # the bundle, its files checked
     detector = Detector.options(**_options(config.detector)).bind(
-        str(resolved.detector), models.device, models.detector_min_size, config.detector)
+        str(resolved.detector), models.device, models.detector_min_size, config.detector,
+        models.runtime)
     classifier = Classifier.options(**_options(config.classifier)).bind(
-        str(resolved.classifier), models.device, config.classifier)
+        str(resolved.classifier), models.device, config.classifier, models.runtime)
     ingress = Ingress.options(num_replicas=1,
                               ray_actor_options=dict(config.ingress.ray_actor_options),
                               max_ongoing_requests=1000)

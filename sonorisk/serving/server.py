@@ -57,9 +57,15 @@ def init_ray(config: ServeConfig) -> None:
 
     if ray.is_initialized():
         return
+    from sonorisk.threads import child_env
+
     r = config.ray
     if r.address:
-        ray.init(address=r.address, namespace=r.namespace, log_to_driver=False)
+        # Workers of a running cluster do not inherit this process's environment:
+        # pass the OpenMP wait policy on (sonorisk/threads.py).
+        env = {"OMP_WAIT_POLICY": child_env(1)["OMP_WAIT_POLICY"]}
+        ray.init(address=r.address, namespace=r.namespace, log_to_driver=False,
+                 runtime_env={"env_vars": env})
     else:
         ray.init(namespace=r.namespace, num_cpus=r.num_cpus, num_gpus=r.num_gpus,
                  object_store_memory=r.object_store_memory,

@@ -184,3 +184,49 @@ def test_screen_capture_is_cropped_and_boxes_come_back_in_source_pixels(tiny_i3d
         expected = layout.map_box(truth[index][0])
         assert np.allclose(box.box, expected, atol=3 * layout.scale + 1), (index, box.box)
     assert result.clips == 5
+
+
+def test_live_mode_detects_on_the_whole_frame_until_the_region_is_known(tiny_i3d) -> None:
+    import numpy as np
+
+    from sonorisk.data.screen_capture import make_layout, render
+    from sonorisk.records import Frame
+
+    from .conftest import BrightBlobDetector
+
+    raw, truth = blob_video(40, range(40), size=320, seed=3)
+    layout = make_layout(raw[0].image.shape, np.random.default_rng(1), shape="linear",
+                         calipers=False, color_bar=False)
+    frames = [Frame(f.index, f.timestamp_s, render(f.image, layout)) for f in raw]
+
+    def first_boxes(crop_wait: bool) -> tuple[int, BrightBlobDetector, IncrementalScorer]:
+        detector = BrightBlobDetector()
+        config = PipelineConfig(crop="auto", crop_sample=16, crop_wait=crop_wait,
+                                detector_batch_size=1)
+        scorer = IncrementalScorer(detector, tiny_i3d, config, fps=30.0)
+        for frame in frames:
+            if any(isinstance(e, FrameBoxes) and e.boxes for e in scorer.push(frame)):
+                return frame.index, detector, scorer
+        raise AssertionError("no box before the end")
+
+    # Files: the first boxes wait for the region estimate (16 frames).
+    held_at, held, _ = first_boxes(crop_wait=True)
+    assert held_at == 15
+    # Live: boxes from the first frames, found on the whole frame, in source pixels.
+    live_at, live, scorer = first_boxes(crop_wait=False)
+    assert live_at < 3
+    assert live.seen_shapes[0] == (1080, 1920)
+    # Once 16 frames are in, the detector sees the scan region only.
+    for frame in frames[live_at + 1:]:
+        scorer.push(frame)
+    scorer.finish()
+    result = scorer.result()
+    x1, y1, x2, y2 = result.scan_region.box
+    assert live.seen_shapes[-1] == (y2 - y1, x2 - x1)
+    # (The whole frame also shows the interface's bright text to this blob
+    # detector: short tracks of it may exist; the lesion is the long track.)
+    lesion = max(result.lesions, key=lambda r: len(r.boxes))
+    assert len(lesion.boxes) >= 38
+    for index, box in lesion.boxes.items():
+        expected = layout.map_box(truth[index][0])
+        assert np.allclose(box.box, expected, atol=3 * layout.scale + 1), (index, box.box)
