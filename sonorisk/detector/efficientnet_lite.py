@@ -21,7 +21,6 @@ Grace Hopper) as ImageNet does.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -64,6 +63,16 @@ HEAD_CHANNELS = 1280
 NormLayer = Callable[[int], nn.Module]
 
 
+def same_pad_total(size: int, kernel: int, stride: int) -> int:
+    """TensorFlow's total "same" padding of one axis: ``max((ceil(size/s) - 1)*s + k - size, 0)``,
+    written as ``k - s + (-size mod s)`` so that an ONNX trace keeps it a function of
+    the input size (sonorisk.runtime exports with dynamic height and width); the
+    ``ceil`` form would freeze the padding of the traced size. The ``max`` with 0 is
+    only needed when the kernel is smaller than the stride."""
+    total = kernel - stride + (-size) % stride
+    return max(total, 0) if kernel < stride else total
+
+
 class SamePadConv2d(nn.Conv2d):
     """Conv2d with TensorFlow's "same" padding, computed from the input size."""
 
@@ -71,7 +80,7 @@ class SamePadConv2d(nn.Conv2d):
         pads = []
         for size, k, s in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1],
                               strict=True):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            total = same_pad_total(size, k, s)
             pads += [total // 2, total - total // 2]
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0,
                         self.dilation, self.groups)

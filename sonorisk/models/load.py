@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sonorisk.models.resolve import ResolvedModels, resolve_models, unrecorded_section
+from sonorisk.runtime import Runtime, check_runtime
+from sonorisk.runtime.sessions import OrtOptions
 
 
 @dataclass
@@ -30,16 +32,35 @@ class ScoringModels:
 
 
 def load_detector_file(path: str | Path, device: str = "cpu",
-                       overrides: dict[str, Any] | None = None) -> Any:
+                       overrides: dict[str, Any] | None = None, runtime: Runtime = "torch",
+                       ort: OrtOptions | None = None) -> Any:
     """The detector of one checkpoint file (``.pt`` or envelope; torchvision or
     detectron2 backend), with its own inference settings on ``device``.
-    ``overrides``: inference-time model knobs (``min_size``, ...)."""
+    ``overrides``: inference-time model knobs (``min_size``, ...). ``runtime``:
+    ``onnx`` runs its backbone with ONNX Runtime (sonorisk.runtime; CPU only)."""
     from sonorisk.detector.predictor import load_detector_checkpoint
 
-    return load_detector_checkpoint(path, None, overrides, device=device)
+    check_runtime(runtime, device)
+    if runtime == "onnx":
+        device = "cpu"
+    detector = load_detector_checkpoint(path, None, overrides, device=device)
+    if runtime == "onnx":
+        from sonorisk.models.bundle import sha256_file
+        from sonorisk.runtime.onnx_detector import to_onnx_detector
+
+        detector = to_onnx_detector(detector, path, sha256_file(path), ort)
+    return detector
 
 
-def load_classifier_file(path: str | Path, device: str = "cpu") -> Any:
+def load_classifier_file(path: str | Path, device: str = "cpu", runtime: Runtime = "torch",
+                         ort: OrtOptions | None = None) -> Any:
+    """The clip classifier of one checkpoint file; ``runtime: onnx`` as for the detector."""
+    check_runtime(runtime, device)
+    if runtime == "onnx":
+        from sonorisk.models.bundle import sha256_file
+        from sonorisk.runtime.onnx_classifier import load_onnx_classifier
+
+        return load_onnx_classifier(path, sha256_file(path), ort)
     from sonorisk.video_classifier.registry import load_classifier
 
     return load_classifier(path, device=device)
@@ -56,6 +77,9 @@ def classifier_card(classifier: Any) -> dict[str, Any]:
 
     card = model_card(classifier)
     card["demonstration"] = bool(card["training_data"].get("demonstration"))
+    runtime = getattr(classifier, "runtime_info", None)  # set by runtime onnx only
+    if runtime:
+        card["runtime"] = dict(runtime)
     return card
 
 
@@ -68,12 +92,15 @@ def scoring_cards(detector: dict[str, Any], classifier: dict[str, Any],
 
 def load_models(models: ResolvedModels | str | os.PathLike[str] | None = None,
                 classifier: str | os.PathLike[str] | None = None, device: str = "cpu",
-                detector_overrides: dict[str, Any] | None = None) -> ScoringModels:
+                detector_overrides: dict[str, Any] | None = None,
+                runtime: Runtime = "torch", ort: OrtOptions | None = None) -> ScoringModels:
     """Load the detector and the classifier.
 
     ``models``: a :class:`ResolvedModels`, or a spec for :func:`resolve_models`
     (None: the default bundle; a bundle name or folder). With ``classifier``,
     ``models`` is the detector file and ``classifier`` the classifier file.
+    ``runtime``: ``torch`` (default) or ``onnx`` (ONNX Runtime on the CPU, graphs
+    exported once and cached; ``ort``: its threads and cache folder).
     """
     if isinstance(models, ResolvedModels):
         resolved = models
@@ -83,7 +110,7 @@ def load_models(models: ResolvedModels | str | os.PathLike[str] | None = None,
         resolved = resolve_models(None, Path(models), Path(classifier))
     else:
         resolved = resolve_models(models)
-    detector = load_detector_file(resolved.detector, device, detector_overrides)
-    clip_classifier = load_classifier_file(resolved.classifier, device)
+    detector = load_detector_file(resolved.detector, device, detector_overrides, runtime, ort)
+    clip_classifier = load_classifier_file(resolved.classifier, device, runtime, ort)
     cards = scoring_cards(detector_card(detector), classifier_card(clip_classifier), resolved)
     return ScoringModels(detector, clip_classifier, cards, resolved)

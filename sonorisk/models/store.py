@@ -33,16 +33,21 @@ DEFAULT_FILE = "default.txt"
 Where = Literal["bundled", "installed"]
 
 
-def user_model_dir() -> Path:
-    env = os.environ.get(ENV_MODELS)
-    if env:
-        return Path(env).expanduser()
+def user_cache_root() -> Path:
+    """sonorisk's platform cache folder (installed bundles, exported ONNX graphs)."""
     try:
         import platformdirs
     except ImportError:
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        return cache.expanduser() / "sonorisk" / "models"
-    return Path(platformdirs.user_cache_dir("sonorisk")) / "models"
+        return cache.expanduser() / "sonorisk"
+    return Path(platformdirs.user_cache_dir("sonorisk"))
+
+
+def user_model_dir() -> Path:
+    env = os.environ.get(ENV_MODELS)
+    if env:
+        return Path(env).expanduser()
+    return user_cache_root() / "models"
 
 
 def bundled_dir() -> Path:

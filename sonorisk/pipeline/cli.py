@@ -12,6 +12,8 @@ log = logging.getLogger(__name__)
 
 
 def _pipeline_flags(p: argparse.ArgumentParser) -> None:
+    from sonorisk.runtime import RUNTIMES
+
     p.add_argument("--config", help="pipeline YAML (configs/pipeline*.yaml)")
     p.add_argument("--keyframe-interval", dest="tracking.keyframe_interval", type=int,
                    help="run the detector every k-th frame (1: every frame, as the paper)")
@@ -20,6 +22,9 @@ def _pipeline_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classifier-batch", dest="classifier_batch_size", type=int,
                    help="clips scored per batch")
     p.add_argument("--device", default="cpu", help="cpu|cuda (models' device)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                   help="run the models in torch (default) or ONNX Runtime (CPU; exported "
+                        "once and cached; needs the onnx extra; docs/runtime.md)")
     p.add_argument("--detector-min-size", type=int, default=None,
                    help="detector input short side (px) at inference; smaller is faster")
 
@@ -104,7 +109,8 @@ def _score(args: argparse.Namespace) -> int:
     resolved = resolve_model_flags(args)
     config = pipeline_config(args)
     overrides = {"min_size": args.detector_min_size} if args.detector_min_size else None
-    models = load_models(resolved, device=args.device, detector_overrides=overrides)
+    models = load_models(resolved, device=args.device, detector_overrides=overrides,
+                         runtime=args.runtime)
     print(f"models: {resolved.label()}", file=sys.stderr)
     failures = 0
     for video in args.videos:

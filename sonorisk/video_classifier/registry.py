@@ -144,10 +144,13 @@ def load_classifier(
     except RuntimeError as exc:
         raise InputError(checkpoint, f"model weights do not match its config ({exc})") from exc
     model.provenance = dict(payload.get("weights_provenance", {}))
-    model.checkpoint_info = {
-        k: payload.get(k) for k in ("training_data", "metrics", "epoch", "saved_at")
-    }
+    model.checkpoint_info = checkpoint_info(payload)
     return model.to(device).eval()
+
+
+def checkpoint_info(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a loaded classifier keeps of its checkpoint for its card (``model_card``)."""
+    return {k: payload.get(k) for k in ("training_data", "metrics", "epoch", "saved_at")}
 
 
 def model_card(model: ClipClassifier) -> dict[str, Any]:

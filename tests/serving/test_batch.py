@@ -84,3 +84,24 @@ def test_batch_takes_a_glob_and_refuses_nothing_matching(tmp_path: Path, sweeps,
     assert main(["batch", str(tmp_path / "nothing*.avi"), "--models",
                  str(serving_models.folder), "--out", str(out)]) == 2
     assert "no file matches" in capsys.readouterr().err
+
+
+def test_batch_with_the_onnx_runtime_agrees_with_torch(tmp_path: Path, sweeps, serving_models,
+                                                       monkeypatch, capsys):
+    # Worker processes inherit the cache folder; graphs are exported once per model file.
+    monkeypatch.setenv("SONORISK_ONNX_CACHE", str(tmp_path / "onnx-cache"))
+    risks = {}
+    for runtime in ("torch", "onnx"):
+        out = tmp_path / f"{runtime}.csv"
+        assert main(["batch", str(sweeps["malignant"]), "--models", str(serving_models.folder),
+                     "--out", str(out), "--workers", "1", "--runtime", runtime,
+                     "--no-progress"]) == 0
+        (row,) = _rows(out).values()
+        assert row["status"] == "scored", row
+        risks[runtime] = float(row["risk"])
+        (written,) = (tmp_path / f"{runtime}.json").glob("*.json")
+        document = json.loads(written.read_text())
+        cards = document["models"]
+        assert ("runtime" in cards["classifier"]) == (runtime == "onnx")
+    assert any((tmp_path / "onnx-cache").iterdir())
+    assert abs(risks["onnx"] - risks["torch"]) < 1e-4  # docs/runtime.md: the tolerance
