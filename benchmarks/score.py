@@ -1,135 +1,215 @@
-"""Scoring speed on a 60 s, 30 fps, 1920x1080 screen-capture sweep, all in one run.
+"""Scoring speed with the released models on 1920x1080, 30 fps screen captures.
 
-Prints, measured side by side on this machine:
-- decode-only rate of the video (frames/s), the ceiling of any pipeline;
+Two inputs, made here: a screen-capture sweep of a held-out BUSI still
+(configs/release/heldout_groups.txt, never trained on) and one of the
+malignant phantom. For each, measured side by side in one run, each
+measurement in a fresh process (so its peak memory is its own):
+
+- decode only: the ceiling of any pipeline (frames/s);
 - `sonorisk score` with the CPU profile (configs/pipeline-cpu.yaml: scan-region
-  crop, keyframes every 3rd frame, batched detector and classifier): its
-  real-time factor (video seconds / wall seconds) and its rate as a fraction of
-  the decode-only rate;
+  crop, keyframes every 3rd frame, batched detector and classifier): real-time
+  factor (video seconds / wall seconds);
 - a naive pipeline with the same models (every frame detected at full size,
-  no crop, batch 1, one clip at a time), timed on the first --naive-frames
-  frames, and the speed-up of the CPU profile over it.
+  no crop, batch 1, one clip at a time) on the first --naive-frames frames, and
+  the CPU profile's speed-up over it.
 
-    python benchmarks/score.py [--models NAME|DIR] [--seconds 60] [--naive-frames 60]
+Beside every rate: the clips the classifier scored, the scored lesions and
+the peak resident memory of the process. A rate is refused (exit status 2)
+when a lesion video gave no lesion or no scored clip: a pipeline whose
+classifier never ran is not fast, it is idle.
 
-Without --models it uses the default bundle, or, when none is installed, trains the
-demonstration models first (sonorisk demo's).
+    python benchmarks/score.py [--models NAME|DIR] [--seconds 30] [--naive-frames 90]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import multiprocessing
+import resource
+import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from sonorisk.config import load_config
-from sonorisk.data.synth import synthesize_phantom
-from sonorisk.io import open_video
-from sonorisk.models import load_models, resolve_models
-from sonorisk.models.store import default_spec
-from sonorisk.pipeline.config import PipelineConfig
-from sonorisk.pipeline.score_file import score_file
-from sonorisk.pipeline.scorer import IncrementalScorer
-
 REPO = Path(__file__).resolve().parents[1]
+BUSI = REPO.parent / "shared" / "data" / "busi"
 
 
-def decode_rate(path: Path) -> tuple[float, int]:
+@dataclass(frozen=True)
+class Measured:
+    what: str
+    frames: int
+    wall_s: float
+    clips: int  # clips the classifier scored (candidates' clips included)
+    scored_lesions: int
+    risk: float | None
+    peak_rss_mb: float
+    note: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _decode(video: str, threads: int) -> Measured:
+    from sonorisk.io import open_video
+
     started = time.perf_counter()
-    with open_video(path) as source:
+    with open_video(video) as source:
         n = sum(1 for _ in source)
-    return n / (time.perf_counter() - started), n
+    return Measured("decode only", n, time.perf_counter() - started, 0, 0, None, _peak_rss_mb())
 
 
-def naive_rate(path: Path, resolved, frames: int) -> float:
-    # Same models, inference at the full frame size.
-    with open_video(path) as source:
+def _profile(video: str, models_spec: str | None, threads: int) -> Measured:
+    from sonorisk.config import load_config
+    from sonorisk.models import load_models
+    from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.report import scored_lesions
+    from sonorisk.pipeline.score_file import score_file
+    from sonorisk.threads import set_torch_threads
+
+    set_torch_threads(threads)
+    cpu = load_config(PipelineConfig, REPO / "configs" / "pipeline-cpu.yaml")
+    models = load_models(models_spec)
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        doc = score_file(video, models, cpu, out, progress=False)
+        wall = time.perf_counter() - started
+    timing = doc["timing"]["stages"]
+    return Measured("sonorisk score, CPU profile", doc["video"]["frames_scored"], wall,
+                    int(timing["clips"]), scored_lesions(doc), doc["risk"], _peak_rss_mb(),
+                    doc.get("reason") or "")
+
+
+def _naive(video: str, models_spec: str | None, threads: int, frames: int) -> Measured:
+    from sonorisk.io import open_video
+    from sonorisk.models import load_models
+    from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.scorer import IncrementalScorer
+    from sonorisk.threads import set_torch_threads
+
+    set_torch_threads(threads)
+    with open_video(video) as source:
         full = max(source.meta.width, source.meta.height)
         short = min(source.meta.width, source.meta.height)
-    models = load_models(resolved, detector_overrides={"min_size": short, "max_size": full})
+    # The same models, inference at the full frame size.
+    models = load_models(models_spec, detector_overrides={"min_size": short, "max_size": full})
     config = PipelineConfig(detector_batch_size=1, classifier_batch_size=1, crop="none")
     config.tracking.keyframe_interval = 1
     started = time.perf_counter()
-    with open_video(path) as source:
+    with open_video(video) as source:
         scorer = IncrementalScorer(models.detector, models.classifier, config,
                                    fps=source.meta.fps)
+        n = 0
         for frame in itertools.islice(source, frames):
             scorer.push(frame)
+            n += 1
         scorer.finish()
-    return frames / (time.perf_counter() - started)
+    wall = time.perf_counter() - started
+    result = scorer.result()
+    scored = sum(1 for r in result.lesions if not r.candidate and r.scores)
+    return Measured(f"naive, first {n} frames", n, wall, result.timing.clips, scored,
+                    result.risk, _peak_rss_mb(), result.reason or "")
 
 
-def main() -> None:
+def in_fresh_process(fn, *args) -> Measured:  # noqa: ANN001
+    """Run one measurement in a new process: its own peak memory, no warm caches."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def make_inputs(work: Path, seconds: float) -> list[tuple[str, Path]]:
+    from sonorisk.data.synth import synthesize_from_stills, synthesize_phantom
+
+    inputs = []
+    busi = work / "busi"
+    if not (busi / "videos.csv").is_file():
+        print(f"synthesizing a {seconds:g} s 1920x1080 screen capture of a held-out "
+              "BUSI still ...", flush=True)
+        held = (REPO / "configs" / "release" / "heldout_groups.txt").read_text().split()
+        synthesize_from_stills(BUSI, 1, busi, seed=5, groups=held, labels=["malignant"],
+                               seconds=seconds, screen_capture="linear")
+    inputs.append(("BUSI held-out still, screen capture", next((busi / "videos").glob("*.avi"))))
+    phantom = work / "phantom"
+    if not (phantom / "videos.csv").is_file():
+        print(f"synthesizing a {seconds:g} s 1920x1080 screen capture of the phantom ...",
+              flush=True)
+        synthesize_phantom(1, phantom, seed=7, seconds=seconds, size=(480, 360),
+                           screen_capture="linear", proportions={"malignant": 1})
+    inputs.append(("malignant phantom, screen capture",
+                   next((phantom / "videos").glob("*.avi"))))
+    return inputs
+
+
+def refusal(m: Measured) -> str | None:
+    """Why a rate must not be printed for a lesion video (None: it may)."""
+    if m.clips == 0:
+        return "the classifier scored no clip"
+    if m.scored_lesions == 0:
+        return f"no scored lesion ({m.note or 'no lesion found'})"
+    return None
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", metavar="NAME|DIR",
-                        help="model bundle NAME or folder, or a folder with detector.pt and "
-                             "classifier.pt (default: the default bundle; without one, the "
-                             "demonstration models are trained first)")
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--naive-frames", type=int, default=60)
+                        help="model bundle NAME or folder (default: the default bundle)")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--naive-frames", type=int, default=90)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--work", type=Path, default=None, help="keep files here")
+    parser.add_argument("--work", type=Path, default=None, help="keep the videos here")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    work = args.work or Path(tempfile.mkdtemp(prefix="sonorisk-bench-"))
 
-    models_dir = args.models
-    if models_dir is None and default_spec() is None:
-        from sonorisk.pipeline.demo import DemoSettings, train_demo_models
+    from sonorisk.io import open_video
+    from sonorisk.models import resolve_models
 
-        models_dir = work / "models"
-        if not (models_dir / "classifier.pt").is_file():
-            print("training the demonstration models ...", flush=True)
-            train_dir = synthesize_phantom(24, work / "train", seed=0, frames=64,
-                                           size=(256, 192))
-            train_demo_models(train_dir, models_dir, DemoSettings(), progress=False)
-
-    videos = work / "sweep"
-    if not (videos / "videos.csv").is_file():
-        print(f"synthesizing a {args.seconds:.0f} s 1920x1080 screen-capture sweep ...",
-              flush=True)
-        synthesize_phantom(1, videos, seed=7, seconds=args.seconds, size=(480, 360),
-                           screen_capture="linear", proportions={"malignant": 1})
-    video = next((videos / "videos").glob("*.avi"))
-
-    dec_fps, n_frames = decode_rate(video)
-    with open_video(video) as source:
-        fps = source.meta.fps or 30.0
-        size = f"{source.meta.width}x{source.meta.height}"
-    video_s = n_frames / fps
-
-    cpu = load_config(PipelineConfig, REPO / "configs" / "pipeline-cpu.yaml")
-    resolved = resolve_models(models_dir)
+    resolved = resolve_models(args.models)  # a clear error when no bundle is installed
     print(f"models: {resolved.label()}", flush=True)
-    models = load_models(resolved)
-    started = time.perf_counter()
-    doc = score_file(video, models, cpu, work / "scores", progress=False)
-    wall = time.perf_counter() - started
-    profile_fps = n_frames / wall
-
-    naive_fps = naive_rate(video, resolved, args.naive_frames)
-    stages = doc["timing"]["stages"]
-    print()
-    print(f"video: {video.name}, {n_frames} frames, {size}, {fps:g} fps ({video_s:.1f} s)")
-    print(f"threads: {torch.get_num_threads()}")
-    print(f"{'what':42s} {'frames/s':>10s}")
-    print(f"{'decode only':42s} {dec_fps:10.1f}")
-    print(f"{'sonorisk score, CPU profile':42s} {profile_fps:10.1f}")
-    print(f"{'naive (full size, every frame, batch 1)':42s} {naive_fps:10.2f}")
-    print()
-    print(f"real-time factor, CPU profile: {video_s / wall:.2f} (target >= 1.0)")
-    print(f"CPU profile / decode-only rate: {profile_fps / dec_fps:.2f}")
-    print(f"speed-up over naive: {profile_fps / naive_fps:.1f}x")
-    print("stage seconds (CPU profile): " + ", ".join(
-        f"{k} {v:.1f}" for k, v in stages.items() if k.endswith("_s")))
-    print(f"result: {doc['status']}, risk {doc['risk']}, clips {doc['clips']}, "
-          f"scan region {doc['video']['scan_region']}")
+    work = args.work or Path(tempfile.mkdtemp(prefix="sonorisk-bench-"))
+    refused = []
+    for name, video in make_inputs(work, args.seconds):
+        with open_video(video) as source:
+            fps = source.meta.fps or 30.0
+            size = f"{source.meta.width}x{source.meta.height}"
+        decode = in_fresh_process(_decode, str(video), args.threads)
+        profile = in_fresh_process(_profile, str(video), args.models, args.threads)
+        naive = in_fresh_process(_naive, str(video), args.models, args.threads,
+                                 args.naive_frames)
+        print()
+        print(f"{name}: {video.name}, {decode.frames} frames, {size}, {fps:g} fps "
+              f"({decode.frames / fps:.1f} s), {args.threads} threads")
+        print(f"  {'what':32s} {'frames/s':>9s} {'clips':>6s} {'lesions':>8s} "
+              f"{'peak MB':>8s}")
+        for m in (decode, profile, naive):
+            why = refusal(m) if m is not decode else None
+            rate = "refused" if why else f"{m.fps:9.2f}"
+            print(f"  {m.what:32s} {rate:>9s} {m.clips:6d} {m.scored_lesions:8d} "
+                  f"{m.peak_rss_mb:8.0f}" + (f"  ({why})" if why else ""))
+        whys = [w for w in (refusal(profile), refusal(naive)) if w]
+        if whys:
+            refused.append(name)
+            print(f"  no rate: {'; '.join(whys)}. A lesion video that scores no clip "
+                  "measures an idle classifier.")
+            continue
+        print(f"  real-time factor, CPU profile: {decode.frames / fps / profile.wall_s:.2f} "
+              "(target >= 2)")
+        print(f"  CPU profile / decode-only rate: {profile.fps / decode.fps:.2f}")
+        print(f"  speed-up over naive: {profile.fps / naive.fps:.1f}x (target >= 10)")
+        print(f"  risk {profile.risk} ({profile.scored_lesions} scored lesion(s), "
+              f"{profile.clips} clips)")
+    if refused:
+        print(f"\nrefused to print rates for: {', '.join(refused)}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
