@@ -25,7 +25,7 @@ COPY examples ./examples
 
 # torch/torchvision pinned by constraints.txt, as in scripts/setup.sh.
 RUN python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt . \
+    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt ".[onnx]" \
     && /opt/venv/bin/sonorisk --version
 ENV PATH=/opt/venv/bin:$PATH \
     SONORISK_MODELS=/models \
