@@ -19,6 +19,7 @@ the evidence map resized to the clip (``T x H x W``) and mapped to [0, 1] with
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -138,6 +139,15 @@ class ClipClassifier(nn.Module):
         with torch.no_grad():
             return self(x), None, None
 
+    # Mixed precision at inference: float16 autocast on CUDA (about twice the
+    # clips per second on tensor cores); the CPU always runs float32.
+    amp: ClassVar[bool] = True
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
     # --- the public entry point --------------------------------------------------------
     def predict(
         self,
@@ -168,7 +178,8 @@ class ClipClassifier(nn.Module):
         try:
             for start in range(0, len(array), batch_size):
                 chunk = self.to_input(array[start : start + batch_size])
-                logits, maps, lesion = self.score_batch(chunk, heatmaps)
+                with self.autocast():
+                    logits, maps, lesion = self.score_batch(chunk, heatmaps)
                 hm_np = None
                 if maps is not None:
                     hm = self.heatmap_to_clip(maps.detach(), tuple(chunk.shape[2:]))  # type: ignore[arg-type]

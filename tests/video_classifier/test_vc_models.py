@@ -135,3 +135,17 @@ def test_full_size_i3d_r50_shape() -> None:
     assert 27e6 < n_params < 29e6  # I3D-R50 is ~28M parameters
     s = model.predict(_clips(1, size=64))[0]
     assert s.heatmap.shape == (8, 64, 64)
+
+
+def test_mixed_precision_only_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    model = build_classifier(tiny_config("i3d"))
+    assert isinstance(model.autocast(), contextlib.nullcontext)  # the CPU runs float32
+    # On a CUDA device the scoring step runs under float16 autocast (no GPU here:
+    # only which context is chosen is checked).
+    monkeypatch.setattr(type(model), "device", property(lambda self: torch.device("cuda")))
+    chosen = model.autocast()
+    assert isinstance(chosen, torch.autocast) and chosen.fast_dtype == torch.float16
+    monkeypatch.setattr(type(model), "amp", False)
+    assert isinstance(model.autocast(), contextlib.nullcontext)
