@@ -51,6 +51,23 @@ def is_dicom(path: Path) -> bool:
     return False
 
 
+def _frames_the_file_can_hold(size_bytes: int, ds: Any, rows: int, cols: int,
+                              compressed: bool) -> int:
+    """An upper bound on the frames a file of ``size_bytes`` can really contain.
+
+    Native pixel data stores every frame in full; encapsulated (compressed)
+    data needs at least an 8-byte item header per frame.
+    """
+    if compressed:
+        return size_bytes // 8
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    bits = int(ds.get("BitsAllocated", 8) or 8)
+    frame_bytes = rows * cols * samples * bits // 8
+    if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+        frame_bytes = rows * cols * 2 * bits // 8  # 4:2:2: Y per pixel, Cb and Cr per pair
+    return size_bytes // max(1, frame_bytes)
+
+
 def _frame_times(ds: Any, n_frames: int, fallback_fps: float) -> tuple[np.ndarray, float | None]:
     """Frame timestamps in seconds, and the frame rate the tags give (or None)."""
     vector = ds.get("FrameTimeVector")
@@ -89,6 +106,7 @@ class DicomSource(VideoSource):
         self._fallback_fps = fallback_fps
         self._ds: Any = None
         self._times = np.zeros(0)
+        self._claimed = 0  # NumberOfFrames as the header states it
         super().__init__(source, color=color, open_timeout_s=open_timeout_s,
                          frame_timeout_s=frame_timeout_s, live=False, strict=strict)
 
@@ -135,6 +153,14 @@ class DicomSource(VideoSource):
                     f"transfer syntax {tsyntax.name} needs a decoder plugin that is not "
                     f"installed (missing: {', '.join(decoder.missing_dependencies)})",
                 )
+        # The header's NumberOfFrames is a claim; the file's size bounds what it
+        # can hold (work and memory follow the file, never the claim).
+        # Frames beyond that are reported missing at the end (truncated), as
+        # for a cut file.
+        held = _frames_the_file_can_hold(self._path.stat().st_size, ds, rows, cols,
+                                         tsyntax is not None and tsyntax.is_compressed)
+        self._claimed = n_frames
+        n_frames = max(1, min(n_frames, held))
         self._ds = ds
         self._times, fps = _frame_times(ds, n_frames, self._fallback_fps)
         duration = (n_frames / fps) if fps else None
@@ -143,7 +169,7 @@ class DicomSource(VideoSource):
             width=cols,
             height=rows,
             fps=fps,
-            frame_count=n_frames,
+            frame_count=n_frames,  # at most what the file can hold
             codec=f"dicom:{tsyntax.name if tsyntax is not None else 'unknown'}",
             duration_s=duration,
             container="dicom",
@@ -172,7 +198,7 @@ class DicomSource(VideoSource):
             except StopIteration:
                 break
             except Exception as exc:  # noqa: BLE001 - pydicom raises plain ValueErrors
-                yield self._damaged(index, n_frames, exc)
+                yield self._damaged(index, self._claimed, exc)
                 return
             try:
                 image = _to_uint8(raw, ds, self.color)
@@ -182,9 +208,9 @@ class DicomSource(VideoSource):
                 continue
             yield Frame(index=index, timestamp_s=float(self._times[index]), image=image)
             index += 1
-        if index < n_frames:
+        if index < self._claimed:
             yield Ended("truncated", TruncatedVideoError(
-                self.source, f"pixel data ends after {index} of {n_frames} frames"))
+                self.source, f"pixel data ends after {index} of {self._claimed} frames"))
             return
         yield Ended("eof")
 

@@ -72,6 +72,7 @@ class PyAVSource(VideoSource):
         # frame index over the rate is the timestamp; elsewhere trust the pts.
         self._constant_rate = False
         self._expected_frames: int | None = None  # duration x fps, when no count is declared
+        self._duration_s: float | None = None
         # The worker's own deadlines sit just behind PyAV's so PyAV's typed
         # error (not the watchdog) normally reports a network stall.
         super().__init__(
@@ -129,6 +130,7 @@ class PyAVSource(VideoSource):
             duration = container.duration / 1_000_000
         else:
             duration = None
+        self._duration_s = duration
         if fps and duration and not stream.frames:
             self._expected_frames = round(duration * fps)
         return VideoMeta(
@@ -235,19 +237,30 @@ class PyAVSource(VideoSource):
                 self.source, f"file is cut short after {position} frames ({cut})"))
             return
         expected = self._expected_frames
-        if declared is None and expected is not None and position < 0.9 * expected - 1:
-            # No frame count in the header (MPEG-PS/TS): the container's
-            # duration at its frame rate is the only sign of lost frames.
+        if (declared is None and expected is not None and position < 0.9 * expected - 1
+                and not self._reached_the_end()):
+            # No frame count in the header (MPEG-PS/TS) and the frames stop well
+            # before the container's duration: the duration at the frame rate
+            # is the only sign of lost frames. (Frames that reach the end at
+            # uneven intervals are a variable frame rate, not a loss.)
             declared = expected
         missing = declared - position if declared is not None and position < declared else 0
-        for k in range(missing):  # frames the header lists that the demuxer never found
-            yield Dropped(f"frame {position + k}: missing from the container (damaged data)")
+        if missing:  # frames the header lists that the demuxer never found: one notice
+            yield Dropped(f"frames {position}-{position + missing - 1}: listed in the header, "
+                          "missing from the container (damaged data or a false header)",
+                          count=missing)
         lost = dropped + missing
         if lost:
             yield Ended("eof", CorruptVideoError(
                 self.source, f"{lost} of {position + missing} frames were undecodable or missing"))
             return
         yield Ended("eof")
+
+    def _reached_the_end(self) -> bool:
+        """Whether the last frame's timestamp is near the container's duration."""
+        if self._duration_s is None or self._constant_rate or self._last_t < 0:
+            return False
+        return self._last_t >= 0.9 * self._duration_s - 0.1
 
     def _frame(self, frame: Any, position: int, first_pts: int | None, fps: float | None,
                time_base: Any, fmt: str) -> Frame:

@@ -69,9 +69,12 @@ class SourceStats:
 
 @dataclass(frozen=True)
 class Dropped:
-    """Produced instead of a frame when a packet/frame cannot be decoded."""
+    """Produced instead of a frame (or a run of ``count`` frames) that cannot be decoded."""
 
     reason: str
+    # A run of frames in one notice: a header that lists 4 billion frames the
+    # file does not hold must cost one notice, not 4 billion (hours of work).
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ class VideoSource(ABC):
                 self.stats.frames_delivered += 1
                 return item
             if isinstance(item, Dropped):
-                self.stats.frames_dropped += 1
+                self.stats.frames_dropped += item.count
                 self.stats.note(item.reason)
                 continue
             assert isinstance(item, Ended)

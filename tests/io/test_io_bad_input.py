@@ -218,3 +218,23 @@ def test_open_of_silent_fifo_times_out(tmp_path):
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
     assert time.monotonic() - start < 8
     _assert_names(info.value, fifo, "could not open within")
+
+
+def test_header_claiming_four_billion_frames_costs_what_the_file_holds(make_video, tmp_path):
+    """An AVI whose header lists 2**32-1 frames: the frames it holds, one notice, no hang."""
+    good = make_video("five.avi", n=5, codec="mjpeg")
+    data = bytearray(good.read_bytes())
+    struct.pack_into("<I", data, data.index(b"avih") + 24, 0xFFFFFFFF)  # dwTotalFrames
+    struct.pack_into("<I", data, data.index(b"strh") + 40, 0xFFFFFFFF)  # the stream's dwLength
+    path = tmp_path / "claims.avi"
+    path.write_bytes(bytes(data))
+    started = time.perf_counter()
+    with open_video(path) as src:
+        frames = src.read_all()
+        stats = src.stats
+    assert time.perf_counter() - started < 30
+    assert len(frames) == 5
+    if stats.frames_dropped:  # the claim was believed: said once, in one notice
+        assert stats.frames_dropped == 0xFFFFFFFF - 5
+        assert isinstance(stats.error, CorruptVideoError)
+        assert sum("listed in the header" in n for n in stats.messages) == 1

@@ -13,7 +13,11 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from sonorisk.errors import NotAVideoError, TruncatedVideoError, UnsupportedVideoError
+from sonorisk.errors import (
+    NotAVideoError,
+    TruncatedVideoError,
+    UnsupportedVideoError,
+)
 from sonorisk.io import open_video
 
 H, W, N = 24, 32, 6
@@ -265,3 +269,23 @@ def test_compressed_syntax_without_decoder_is_refused(tmp_path):
         open_video(path)
     assert str(path) in str(info.value)
     assert "JPEG-LS" in info.value.reason and "not installed" in info.value.reason
+
+
+def test_frame_count_claim_beyond_the_file_costs_what_the_file_holds(tmp_path):
+    """NumberOfFrames of 300 million in a small file: its 6 frames, then "truncated";
+    memory and work follow the file (the timestamps of 300 million frames were 4.5 GB)."""
+    import resource
+
+    frames = _rgb_frames()
+    path = _save(_dataset(frames.tobytes(), "RGB", 3, n_frames=300_000_000, FrameTime=40.0),
+                 tmp_path / "claims.dcm")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open_video(path) as src:
+        assert src.meta.frame_count <= N + 1
+        got = list(src)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200
+    assert len(got) == N
+    np.testing.assert_array_equal(got[-1].image, frames[-1])
+    assert isinstance(src.stats.error, TruncatedVideoError)
+    assert f"{N} of 300000000" in str(src.stats.error)
