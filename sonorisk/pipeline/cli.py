@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def pipeline_config(args: argparse.Namespace) -> Any:
 
 def _score(args: argparse.Namespace) -> int:
     from sonorisk.errors import InputError
+    from sonorisk.pipeline.output_names import output_stems
     from sonorisk.pipeline.score_file import load_models, score_file, summary_line
 
     resolved = resolve_model_flags(args)
@@ -113,10 +115,12 @@ def _score(args: argparse.Namespace) -> int:
                          runtime=args.runtime)
     print(f"models: {resolved.label()}", file=sys.stderr)
     failures = 0
+    stems = output_stems([Path(v) for v in args.videos])  # never two results on one name
     for video in args.videos:
         try:
             document = score_file(video, models, config, args.out, overlay=args.overlay,
-                                  heatmaps=args.heatmaps, progress=not args.no_progress)
+                                  heatmaps=args.heatmaps, progress=not args.no_progress,
+                                  stem=stems[Path(video)])
         except InputError as exc:  # one bad file does not stop the others
             failures += 1
             print(f"sonorisk: error: {exc}", file=sys.stderr)

@@ -39,11 +39,16 @@ def score_file(
     overlay: bool = False,
     heatmaps: bool = False,
     progress: bool = True,
+    stem: str | None = None,
 ) -> dict[str, Any]:
-    """Score ``path``; write ``OUT/<stem>.json`` (+ overlay, heatmaps). Returns the document."""
+    """Score ``path``; write ``OUT/<stem>.json`` (+ overlay, heatmaps). Returns the document.
+
+    ``stem``: the output name (default: the file's stem; several inputs into one
+    folder get distinct ones from :func:`sonorisk.pipeline.output_names.output_stems`).
+    """
     path = Path(path)
     out_dir = Path(out_dir)
-    stem = path.stem
+    stem = stem or path.stem
     if heatmaps and not config.heatmaps:
         config = replace(config, heatmaps=True)
     started = time.perf_counter()

@@ -94,14 +94,6 @@ def expand_inputs(specs: Iterable[str]) -> list[Path]:
     return [found[k] for k in sorted(found)]
 
 
-def _json_name(path: Path, root: Path | None) -> str:
-    try:
-        rel = path.relative_to(root) if root else Path(path.name)
-    except ValueError:
-        rel = Path(path.name)
-    return str(rel.with_suffix(".json"))
-
-
 def read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
     """The latest row per video path of an existing results CSV."""
     if not csv_path.is_file():
@@ -111,9 +103,11 @@ def read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
 
 
 def _is_done(row: dict[str, str] | None, path: Path, json_dir: Path,
-             model_sha256: str | None = None) -> bool:
+             model_sha256: str | None = None, json_name: str | None = None) -> bool:
     if row is None or row.get("status") not in FINISHED:
         return False
+    if json_name is not None and row.get("json") != json_name:
+        return False  # its result is under another name (maybe another input's): score again
     if row.get("model_sha256") and row["model_sha256"] != (model_sha256 or ""):
         return False  # scored by another bundle: score again with this one
     stat = path.stat()
@@ -275,6 +269,7 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
               ray_address: str | None = None, progress: bool = True) -> BatchSummary:
     from tqdm import tqdm
 
+    from sonorisk.pipeline.output_names import output_stems
     from sonorisk.pipeline.report import write_report
 
     started = time.perf_counter()
@@ -293,9 +288,11 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
     paths = expand_inputs(inputs)
     roots = {Path(s).resolve() for s in inputs if Path(s).is_dir()}
     root = next(iter(roots)) if len(roots) == 1 else None
+    json_names = {p: f"{stem}.json" for p, stem in output_stems(paths, root).items()}
     previous = read_rows(out_csv)
     sha = model_columns(settings.models)["model_sha256"]
-    todo = [p for p in paths if not _is_done(previous.get(str(p)), p, json_dir, sha)]
+    todo = [p for p in paths
+            if not _is_done(previous.get(str(p)), p, json_dir, sha, json_names[p])]
     summary = BatchSummary(total=len(paths), skipped=len(paths) - len(todo), csv=str(out_csv))
     writer = _Writer(out_csv)
     bar = tqdm(total=len(todo), unit="video", desc="batch", disable=not progress,
@@ -308,7 +305,7 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
             row["finished_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             document = outcome["document"]
             if document is not None:
-                name = _json_name(path, root)
+                name = json_names[path]
                 write_report(document, json_dir / name)
                 row["json"] = name
             if row["status"] == "failed":

@@ -101,6 +101,23 @@ def test_score_verb_goes_on_after_a_bad_file(demo_dir: Path, tmp_path: Path, cap
     assert not (tmp_path / "out" / "notes.json").exists()
 
 
+def test_score_of_two_files_with_one_name_writes_two_results(demo_dir: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    import shutil
+
+    videos = sorted((demo_dir / "videos" / "videos").glob("*.avi"))[:2]
+    copies = []
+    for k, video in enumerate(videos):
+        (tmp_path / f"c{k}").mkdir()
+        copies.append(shutil.copy(video, tmp_path / f"c{k}" / "v.avi"))
+    assert main(["score", *map(str, copies), "--models", str(demo_dir / "models"),
+                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    written = sorted((tmp_path / "out").glob("*.json"))
+    assert len(written) == 2  # not one v.json holding the second result
+    sources = {json.loads(p.read_text())["video"]["source"] for p in written}
+    assert sources == {str(c) for c in copies}
+
+
 def test_score_without_models_says_how_to_get_them(tmp_path: Path, capsys,
                                                    monkeypatch) -> None:
     from sonorisk.models import store

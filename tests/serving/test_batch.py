@@ -105,3 +105,48 @@ def test_batch_with_the_onnx_runtime_agrees_with_torch(tmp_path: Path, sweeps, s
         assert ("runtime" in cards["classifier"]) == (runtime == "onnx")
     assert any((tmp_path / "onnx-cache").iterdir())
     assert abs(risks["onnx"] - risks["torch"]) < 1e-4  # docs/runtime.md: the tolerance
+
+
+def test_two_inputs_with_one_stem_get_two_results_and_reruns_keep_them_apart(
+        tmp_path: Path, sweeps, serving_models, capsys):
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    shutil.copy(sweeps["malignant"], folder / "good.avi")
+    shutil.copy(sweeps["normal"], folder / "good.mkv")  # same stem, another container
+    out = tmp_path / "r.csv"
+    args = ["batch", str(folder), "--models", str(serving_models.folder), "--out", str(out),
+            "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    rows = _rows(out)
+    names = {Path(p).name: r["json"] for p, r in rows.items()}
+    assert names == {"good.avi": "good.avi.json", "good.mkv": "good.mkv.json"}
+    for video, name in names.items():
+        document = json.loads((tmp_path / "r.json" / name).read_text())
+        assert Path(document["video"]["source"]).name == video  # each its own result
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-2])["skipped"] == 2
+
+
+def test_a_row_naming_a_shared_result_is_scored_again(tmp_path: Path, sweeps, serving_models,
+                                                      capsys):
+    """A results table from before unique names (good.avi and good.mkv both on
+    good.json): the rerun must not take that JSON for either input's result."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    shutil.copy(sweeps["benign"], folder / "good.avi")
+    shutil.copy(sweeps["benign"], folder / "good.mkv")
+    out = tmp_path / "r.csv"
+    args = ["batch", str(folder), "--models", str(serving_models.folder), "--out", str(out),
+            "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    rows = list(_rows(out).values())
+    (tmp_path / "r.json" / "good.json").write_text("{}")
+    with out.open("w", newline="") as fh:  # the table as the old naming left it
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "json": "good.json"})
+    capsys.readouterr()
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-2])
+    assert summary["skipped"] == 0 and summary["scored"] + summary["no_lesion"] == 2
