@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sonorisk.csv_safe import read_frame
 from sonorisk.eval.birads import BIRADS_CODE, normalize_birads
 from sonorisk.eval.errors import (
     EvalInputError,
@@ -53,7 +54,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if df.empty:
         raise EvalInputError(p, "table has no rows")
     df.columns = [str(c).strip() for c in df.columns]
-    return df
+    return read_frame(df)  # cells escaped against spreadsheet formulas read back as written
 
 
 def _require(df: pd.DataFrame, columns: tuple[str, ...], source: str) -> None:

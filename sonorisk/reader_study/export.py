@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sonorisk.csv_safe import safe_frame
 from sonorisk.errors import ConfigError, InputError
 from sonorisk.reader_study.store import StudyStore, iso
 
@@ -131,7 +132,7 @@ def export_study(store: StudyStore, out: str | Path, no_score: str = "exclude") 
     warnings: list[str] = []
 
     def write(frame: pd.DataFrame, name: str) -> None:
-        frame.to_csv(out / name, index=False)
+        safe_frame(frame).to_csv(out / name, index=False)  # no live formulas in a spreadsheet
         files.append(out / name)
 
     write(tables.reads, "reads.csv")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sonorisk.csv_safe import read_frame, read_row, safe_frame, safe_row
 from sonorisk.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,8 @@ def read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
     if not csv_path.is_file():
         return {}
     with csv_path.open(newline="") as fh:
-        return {row["path"]: row for row in csv.DictReader(fh) if row.get("path")}
+        rows = (read_row(row) for row in csv.DictReader(fh))
+        return {row["path"]: row for row in rows if row.get("path")}
 
 
 def _is_done(row: dict[str, str] | None, path: Path, json_dir: Path,
@@ -221,7 +223,7 @@ class _Writer:
             self.writer.writeheader()
 
     def write(self, row: dict[str, Any]) -> None:
-        self.writer.writerow(row)
+        self.writer.writerow(safe_row(row))
         self.fh.flush()
         os.fsync(self.fh.fileno())
 
@@ -239,7 +241,7 @@ def _upgrade_header(path: Path) -> None:
     from sonorisk.atomic import atomic_write_text
 
     with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh))  # cells stay as written (escaped)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
@@ -257,8 +259,8 @@ def _finalise(csv_path: Path, order: list[Path]) -> Path:
     ordered = [rows[str(p)] for p in order if str(p) in rows]
     ordered += [r for k, r in rows.items() if k not in {str(p) for p in order}]
     frame = pd.DataFrame(ordered, columns=COLUMNS)
-    atomic_write_text(frame.to_csv(index=False), csv_path)
-    typed = pd.read_csv(csv_path)
+    atomic_write_text(safe_frame(frame).to_csv(index=False), csv_path)
+    typed = read_frame(pd.read_csv(csv_path))  # the Parquet copy holds the raw values
     parquet = csv_path.with_suffix(".parquet")
     typed.to_parquet(parquet, index=False)
     return parquet

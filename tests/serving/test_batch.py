@@ -150,3 +150,24 @@ def test_a_row_naming_a_shared_result_is_scored_again(tmp_path: Path, sweeps, se
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out.splitlines()[-2])
     assert summary["skipped"] == 0 and summary["scored"] + summary["no_lesion"] == 2
+
+
+def test_a_formula_file_name_is_text_in_the_table_and_reruns_still_skip_it(
+        tmp_path: Path, sweeps, serving_models, capsys):
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    hostile = "=cmd|' -C calc'!A0.avi"
+    shutil.copy(sweeps["benign"], folder / hostile)
+    out = tmp_path / "r.csv"
+    args = ["batch", str(folder), "--models", str(serving_models.folder), "--out", str(out),
+            "--workers", "1", "--no-progress"]
+    assert main(args) == 0
+    with out.open(newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["video"] == "'" + hostile  # shown as text by a spreadsheet, never run
+    assert not any(v.startswith(("=", "+", "@")) for v in row.values())
+    table = pd.read_parquet(out.with_suffix(".parquet"))
+    assert table["video"][0] == hostile  # the Parquet copy keeps the real name
+    capsys.readouterr()
+    assert main(args) == 0  # the escaped path is read back: finished, skipped
+    assert json.loads(capsys.readouterr().out.splitlines()[-2])["skipped"] == 1
