@@ -57,8 +57,11 @@ def score_file(
         scorer = IncrementalScorer(models.detector, models.classifier, config, fps=meta.fps)
         bar = tqdm(source, total=meta.frame_count, unit="frame", desc=path.name,
                    disable=not progress, leave=False)
-        for frame in bar:
-            scorer.push(frame)
+        try:
+            for frame in bar:
+                scorer.push(frame)
+        except InputError as exc:  # e.g. the frame size changed: name the file too
+            raise InputError(path, f"{exc.source}: {exc.reason}") from exc
         scorer.finish()
         decode = source.stats.as_dict()
     if scorer.timing.frames == 0:

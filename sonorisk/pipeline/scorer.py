@@ -226,6 +226,7 @@ class IncrementalScorer:
         self._last_pushed: dict[int, int] = {}
         self._next_key = 0
         self._last_index: int | None = None
+        self._frame_shape: tuple[int, ...] | None = None
         self._finished = False
         self.scan_region: ScanRegion | None = None
         self._region_pending = self.config.crop == "auto"
@@ -241,6 +242,16 @@ class IncrementalScorer:
                              f"frames must arrive in increasing order (last was "
                              f"{self._last_index})")
         self._last_index = frame.index
+        shape = frame.image.shape[:2]
+        if self._frame_shape is None:
+            self._frame_shape = shape
+        elif shape != self._frame_shape:
+            # Boxes, tracks and the scan region are in the first frames' pixels:
+            # scoring on would report boxes outside the frame size.
+            (h0, w0), (h, w) = self._frame_shape, shape
+            raise InputError(f"frame {frame.index}",
+                             f"frame size changed from {w0}x{h0} to {w}x{h} within the "
+                             "video; score each part as its own video")
         keyframe = self.timing.frames % self.tracking.keyframe_interval == 0
         self._queued.append(_Seen(frame, time.perf_counter(), keyframe))
         self.timing.frames += 1

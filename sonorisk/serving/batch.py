@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import stat as stat_module
 import sys
 import tempfile
 import time
@@ -78,7 +79,9 @@ def expand_inputs(specs: Iterable[str]) -> list[Path]:
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            matches = [p for p in path.rglob("*") if p.is_file()
+            # Not only regular files: a FIFO, device or dangling link with a video
+            # name gets a failed row saying so, never silence.
+            matches = [p for p in path.rglob("*") if not p.is_dir()
                        and p.suffix.lower() in VIDEO_EXTENSIONS]
             if not matches:
                 raise InputError(spec, "folder holds no video files "
@@ -112,6 +115,8 @@ def _is_done(row: dict[str, str] | None, path: Path, json_dir: Path,
         return False  # its result is under another name (maybe another input's): score again
     if row.get("model_sha256") and row["model_sha256"] != (model_sha256 or ""):
         return False  # scored by another bundle: score again with this one
+    if _not_a_file(path):
+        return False
     stat = path.stat()
     return (row.get("size_bytes") == str(stat.st_size)
             and row.get("mtime") == repr(stat.st_mtime)
@@ -139,6 +144,17 @@ def _models(settings: BatchSettings) -> Any:
     return _MODELS[key]
 
 
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be scored without reading it (None: a regular file)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc}; a dangling link?)"
+    if not stat_module.S_ISREG(mode):
+        return "not a regular file (a FIFO, device or socket): not read"
+    return None
+
+
 def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     """Score one video (in a worker); returns ``{"row": ..., "document": ...}``."""
     from sonorisk.config import load_config
@@ -148,6 +164,11 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
 
     started = time.perf_counter()
     worker = f"{os.uname().nodename}:{os.getpid()}"
+    unreadable = _not_a_file(Path(path))
+    if unreadable:
+        return {"row": {"video": Path(path).name, "path": path, "worker": worker,
+                        "status": "failed", "error_type": "NotAVideoError",
+                        "error": unreadable, "wall_s": 0.0}, "document": None}
     stat = Path(path).stat()
     base = {"video": Path(path).name, "path": path, "size_bytes": stat.st_size,
             "mtime": repr(stat.st_mtime), "worker": worker, "node": _ray_node(),
@@ -333,10 +354,14 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
 
 def _lost(path: Path, exc: BaseException, what: str) -> dict[str, Any]:
     """The row of a video whose worker (process, Ray task or node) was lost."""
-    stat = path.stat()
+    try:
+        stat = path.stat()
+        size, mtime = stat.st_size, repr(stat.st_mtime)
+    except OSError:
+        size, mtime = None, None
     return {"row": {"video": path.name, "path": str(path), "status": "failed",
                     "error_type": type(exc).__name__, "error": f"{what}: {str(exc)[:300]}",
-                    "size_bytes": stat.st_size, "mtime": repr(stat.st_mtime)},
+                    "size_bytes": size, "mtime": mtime},
             "document": None}
 
 

@@ -230,3 +230,19 @@ def test_live_mode_detects_on_the_whole_frame_until_the_region_is_known(tiny_i3d
     for index, box in lesion.boxes.items():
         expected = layout.map_box(truth[index][0])
         assert np.allclose(box.box, expected, atol=3 * layout.scale + 1), (index, box.box)
+
+
+def test_a_frame_size_change_after_the_first_frames_is_refused(tiny_i3d) -> None:
+    """It used to be scored on, with boxes outside the reported frame size."""
+    import numpy as np
+
+    from sonorisk.records import Frame
+
+    frames, boxes = blob_video(30, range(30), size=96)
+    bigger = Frame(30, 1.0, np.zeros((120, 160), np.uint8))
+    scorer = IncrementalScorer(BoxDetector(boxes), tiny_i3d, PipelineConfig(crop="auto"))
+    for frame in frames:
+        scorer.push(frame)
+    with pytest.raises(InputError) as info:
+        scorer.push(bigger)
+    assert "96x96 to 160x120" in info.value.reason and info.value.source == "frame 30"

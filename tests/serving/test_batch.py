@@ -171,3 +171,21 @@ def test_a_formula_file_name_is_text_in_the_table_and_reruns_still_skip_it(
     capsys.readouterr()
     assert main(args) == 0  # the escaped path is read back: finished, skipped
     assert json.loads(capsys.readouterr().out.splitlines()[-2])["skipped"] == 1
+
+
+def test_a_fifo_or_dangling_link_with_a_video_name_gets_a_failed_row(tmp_path: Path, sweeps,
+                                                                     serving_models, capsys):
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    shutil.copy(sweeps["benign"], folder / "real.avi")
+    os.mkfifo(folder / "pipe.avi")
+    (folder / "gone.avi").symlink_to(tmp_path / "nowhere.avi")
+    out = tmp_path / "r.csv"
+    assert main(["batch", str(folder), "--models", str(serving_models.folder), "--out",
+                 str(out), "--workers", "1", "--no-progress"]) == 1
+    rows = {Path(p).name: r for p, r in _rows(out).items()}
+    # (Paths are resolved: the dangling link's row names where it points.)
+    assert set(rows) == {"real.avi", "pipe.avi", "nowhere.avi"}
+    assert rows["pipe.avi"]["status"] == "failed" and "FIFO" in rows["pipe.avi"]["error"]
+    assert rows["nowhere.avi"]["status"] == "failed" and "dangling" in rows["nowhere.avi"]["error"]
+    assert rows["real.avi"]["status"] != "failed"
