@@ -8,7 +8,7 @@ the input rate), frames dropped, p50/p99 latency from frame arrival to boxes
 out, and from a clip's last frame to its score.
 
     python benchmarks/stream.py [--models NAME|DIR] [--fps 30] [--streams 1] [--seconds 30]
-        [--pipeline configs/pipeline-cpu.yaml]
+        [--pipeline configs/pipeline-cpu.yaml] [--hosts 1]
     python benchmarks/stream.py [--models NAME|DIR] --gpu      # CUDA only: 50 fps input,
         # p99 box latency vs the 30 ms target, then streams per GPU (1, 2, 4, ...)
 
@@ -37,7 +37,7 @@ from tests.rtsp_helpers import (  # noqa: E402
 
 
 def start(models: str | None, data_dir: Path, pipeline: str,
-          gpu: bool) -> tuple[str, object]:
+          gpu: bool, hosts: int = 1) -> tuple[str, object]:
     import ray
 
     from sonorisk.serving.config import ServeConfig
@@ -50,6 +50,7 @@ def start(models: str | None, data_dir: Path, pipeline: str,
     config.models.bundle = models  # NAME|DIR; None: the default bundle
     config.streams.rtsp_transport = "udp"
     config.streams.max_streams = 64
+    config.streams.replicas = hosts  # stream hosts: streams spread over processes
     if gpu:
         config.models.device = "cuda"
         config.detector.ray_actor_options = {"num_cpus": 1, "num_gpus": 0.5}
@@ -122,6 +123,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=8)
     parser.add_argument("--pipeline", default=str(REPO / "configs" / "pipeline-cpu.yaml"))
+    parser.add_argument("--hosts", type=int, default=1,
+                        help="stream hosts (streams.replicas): processes the streams spread "
+                             "over")
     parser.add_argument("--gpu", action="store_true",
                         help="50 fps on CUDA with the 30 ms p99 target, then streams per GPU")
     args = parser.parse_args()
@@ -132,11 +136,10 @@ def main() -> None:
             print("--gpu: no CUDA device here; the 50 fps / streams-per-GPU figures were "
                   "not measured")
             return
-    from ray import serve
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        base, _ = start(args.models, root / "data", args.pipeline, args.gpu)
+        base, config = start(args.models, root / "data", args.pipeline, args.gpu, args.hosts)
         try:
             if not args.gpu:
                 clip = sweep_clip(root / "clip", args.fps)
@@ -160,7 +163,9 @@ def main() -> None:
             print(f"streams one GPU sustains at 50 fps (>= 95% processed, p99 <= 100 ms): "
                   f"{best} (tried powers of two)")
         finally:
-            serve.shutdown()
+            from sonorisk.serving.server import stop_service
+
+            stop_service(config)
 
 
 if __name__ == "__main__":

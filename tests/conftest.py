@@ -38,3 +38,13 @@ def stats_reference_dir() -> Path:
     if not STATS_REFERENCE.is_dir():
         pytest.fail(f"shared stats reference missing at {STATS_REFERENCE}")
     return STATS_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL server for the session (tests/pg_helpers.py): its URL
+    without a database; ``pg_helpers.new_database`` makes one per test."""
+    from .pg_helpers import postgres_server  # noqa: TID252
+
+    with postgres_server() as url:
+        yield url

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, create_engine, event, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import and_, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from sonorisk import db
+from sonorisk.db import normalize_url, safe_url  # noqa: F401 (re-exported)
 from sonorisk.errors import InputError
 from sonorisk.eval.birads import normalize_birads
 from sonorisk.reader_study import schema as s
@@ -51,47 +53,12 @@ def iso(t: float | None) -> str | None:
     return _dt.datetime.fromtimestamp(t, _dt.UTC).isoformat(timespec="seconds")
 
 
-def safe_url(url: str) -> str:
-    """The URL with any password masked (for messages and logs)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is reported as given
-        return url.split("@")[-1]
-
-
-def normalize_url(url: str) -> str:
-    """``postgresql://`` and ``postgres://`` mean psycopg 3 (the driver sonorisk installs)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
 def make_engine(url: str) -> Engine:
-    url = normalize_url(url)
+    """The shared engine (``sonorisk.db``), its errors as ``StudyError``."""
     try:
-        engine = create_engine(url, pool_pre_ping=True)
-    except Exception as exc:  # ArgumentError, NoSuchModuleError ...
-        raise StudyError(safe_url(url), f"not a usable database URL ({exc})") from exc
-    if engine.dialect.name == "sqlite":
-        # SQLAlchemy's recipe for real SQLite transactions: pysqlite's own BEGIN handling
-        # off, BEGIN emitted here; a write transaction (execution option ``immediate``)
-        # takes the write lock at once, so read-then-write answers serialize.
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")  # a committed read survives a crash
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=10000")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            immediate = conn.get_execution_options().get("immediate", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-    return engine
+        return db.make_engine(url)
+    except InputError as exc:
+        raise StudyError(exc.source, exc.reason) from exc
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ Endpoints (all under ``/v1`` except health, metrics and docs):
 * ``GET /health`` (no token needed), ``GET /metrics`` (Prometheus),
   ``GET /docs`` and ``/openapi.json``.
 
-The ingress owns jobs and streams and drives one ``IncrementalScorer`` per
-job or stream; the detector and classifier run in their own deployments
+The ingress owns jobs and drives one ``IncrementalScorer`` per job; each live
+stream runs in a stream host (``streamhost.py``), reached through
+``streampool.py``; the detector and classifier run in their own deployments
 (``deployments.py``), reached through the adapters in ``remote.py``.
 """
 
@@ -21,7 +22,6 @@ job or stream; the detector and classifier run in their own deployments
 import asyncio
 import json
 import logging
-import queue
 import threading
 import time
 import uuid
@@ -61,6 +61,18 @@ def _reject(status: int, reason: str) -> HTTPException:
     return HTTPException(status_code=status, detail=reason)
 
 
+def _replica_name() -> str:
+    """This ingress replica, as the owner of its jobs' leases (unique per start)."""
+    import os
+    import socket
+
+    try:
+        replica = serve.get_replica_context().replica_id.unique_id
+    except Exception:  # noqa: BLE001 (outside Serve: a process-unique name)
+        replica = uuid.uuid4().hex[:8]
+    return f"ingress-{replica}@{socket.gethostname()}:{os.getpid()}"
+
+
 @serve.deployment(name="Ingress")
 @serve.ingress(api)
 class Ingress:
@@ -71,6 +83,7 @@ class Ingress:
         from sonorisk.serving.auth import resolve_token
         from sonorisk.serving.jobs import JobRunner, JobStore
         from sonorisk.serving.metrics import Metrics
+        from sonorisk.serving.streampool import StreamPool
         from sonorisk.threads import set_torch_threads
 
         set_torch_threads(config.ingress.torch_threads)
@@ -92,16 +105,20 @@ class Ingress:
             folder.mkdir(parents=True, exist_ok=True)
         self.metrics = Metrics()
         self.metrics.set_replica_source(self._replica_counts)
-        self.store = JobStore(data / "jobs.sqlite")
+        self.store = JobStore(config.jobs_database, owner=_replica_name(),
+                              lease_s=config.jobs.lease_s)
         self._model_info: dict[str, Any] | None = None
         self._info_lock = threading.Lock()
         self._running: dict[str, tuple[Any, Any]] = {}
+        # One replica: whatever is unfinished at start was left by a dead ingress.
+        # Several: only jobs whose lease ran out (jobstore.py).
         self.runner = JobRunner(self.store, self.results, self._score_job,
                                 workers=config.ingress.job_workers,
                                 max_attempts=config.jobs.max_attempts,
-                                on_final=lambda status: self.metrics.jobs.labels(status).inc())
-        self.streams: dict[str, Any] = {}
-        self._streams_lock = threading.Lock()
+                                on_final=lambda status: self.metrics.jobs.labels(status).inc(),
+                                exclusive=config.ingress.num_replicas == 1)
+        self.streams = StreamPool(config)
+        self.streams.start_all()
         self.started_at = time.time()
         self.resumed = self.runner.recover()
 
@@ -176,7 +193,8 @@ class Ingress:
         finally:
             self._running.pop(job.job_id, None)
         document["video"]["source"] = job.filename
-        serving = {"detector": detector.usage(), "classifier": classifier.usage()}
+        serving = {"detector": detector.usage(), "classifier": classifier.usage(),
+                   "ingress": self.store.owner}
         return document, serving
 
     # -------------------------------------------------------------- health
@@ -195,22 +213,36 @@ class Ingress:
             models["bundle"] = {k: bundle.get(k) for k in ("name", "version", "sha256")}
         return {"status": "ok" if info else "degraded", "version": __version__,
                 "uptime_s": round(time.time() - self.started_at, 1),
-                "jobs": self.store.counts(), "jobs_resumed_at_start": len(self.resumed),
-                "streams": len(self.streams), "models": models,
+                "jobs": await asyncio.to_thread(self.store.counts),
+                "jobs_resumed_at_start": len(self.resumed),
+                "jobs_adopted": self.runner.adopted,
+                **await self._stream_counts(), "models": models,
                 "auth": self.token is not None,
                 "notice": info["notice"] if info else None}
 
     @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus(self, request: Request) -> PlainTextResponse:
         self._auth(request)
+        from sonorisk.serving.metrics import merge_exposition
+
         self.metrics.queue_depth.labels("jobs").set(self.runner.pending)
-        with self._streams_lock:
-            sessions = list(self.streams.values())
-        self.metrics.queue_depth.labels("stream_backlog").set(
-            sum(s.ingest.backlog() for s in sessions))
-        self.metrics.streams_active.set(sum(1 for s in sessions if s.state != "stopped"))
-        body = await asyncio.to_thread(self.metrics.render)
+        loads = await self.streams.loads(timeout_s=10.0)
+        self.metrics.queue_depth.labels("stream_backlog").set(sum(h["backlog"] for h in loads))
+        self.metrics.streams_active.set(sum(h["active"] for h in loads))
+        hosts = await self.streams.metrics_texts()  # stream counters live in the hosts
+        own = await asyncio.to_thread(self.metrics.render)
+        body = await asyncio.to_thread(merge_exposition, [own, *hosts])
         return PlainTextResponse(body.decode(), media_type="text/plain; version=0.0.4")
+
+    async def _stream_counts(self) -> dict[str, Any]:
+        """Streams running, and the stream hosts that answered (of ``streams.replicas``)."""
+        try:
+            loads = await self.streams.loads(timeout_s=5.0)
+        except Exception as exc:  # noqa: BLE001 (health reports, never raises)
+            return {"streams": None, "stream_hosts": f"{type(exc).__name__}: {exc}"}
+        return {"streams": sum(h["active"] for h in loads),
+                "stream_hosts": [{k: h[k] for k in ("replica", "pid", "node", "active")}
+                                 for h in loads]}
 
     # ---------------------------------------------------------------- jobs
     @api.post("/v1/jobs", status_code=202,
@@ -258,7 +290,7 @@ class Ingress:
             self.metrics.uploads_rejected.labels(str(exc.status)).inc()
             raise _reject(exc.status, exc.reason) from None
         name = Path(filename).name if filename else path.name
-        job = self.store.create(job_id, name, path, size)
+        job = await asyncio.to_thread(self.store.create, job_id, name, path, size)
         self.runner.submit(job_id)
         return JSONResponse(status_code=202, content={
             **job.public(), "video": meta.__dict__,
@@ -268,12 +300,13 @@ class Ingress:
     async def list_jobs(self, request: Request, status: str | None = None,
                         limit: int = 100) -> dict[str, Any]:
         self._auth(request)
-        return {"jobs": [j.public() for j in self.store.list(status, min(limit, 1000))]}
+        jobs = await asyncio.to_thread(self.store.list, status, min(limit, 1000))
+        return {"jobs": [j.public() for j in jobs]}
 
     @api.get("/v1/jobs/{job_id}", summary="a job's status")
     async def job_status(self, job_id: str, request: Request) -> dict[str, Any]:
         self._auth(request)
-        job = self.store.get(job_id)
+        job = await asyncio.to_thread(self.store.get, job_id)
         if job is None:
             raise _reject(404, f"no job {job_id!r}")
         out = job.public()
@@ -285,7 +318,7 @@ class Ingress:
     @api.get("/v1/jobs/{job_id}/result", summary="the scoring JSON (docs/score-schema.md)")
     async def job_result(self, job_id: str, request: Request) -> JSONResponse:
         self._auth(request)
-        job = self.store.get(job_id)
+        job = await asyncio.to_thread(self.store.get, job_id)
         if job is None:
             raise _reject(404, f"no job {job_id!r}")
         if job.status == "failed":
@@ -299,18 +332,12 @@ class Ingress:
     @api.post("/v1/streams", status_code=201, summary="start scoring a live stream")
     async def create_stream(self, body: StreamRequest, request: Request) -> JSONResponse:
         from sonorisk.io.open import is_live_url
-        from sonorisk.pipeline.scorer import IncrementalScorer
-        from sonorisk.serving.streams import StreamSession
+        from sonorisk.serving.streampool import NoHost, PoolFull
 
         self._auth(request)
         if not is_live_url(body.url):
             raise _reject(422, f"{body.url!r} is not a live URL (rtsp://, rtsps://, rtmp://, "
                                "srt://, udp://, tcp://); upload files to /v1/jobs")
-        with self._streams_lock:
-            active = sum(1 for s in self.streams.values() if s.state != "stopped")
-        if active >= self.config.streams.max_streams:
-            raise _reject(429, f"{active} streams already running "
-                               f"(streams.max_streams = {self.config.streams.max_streams})")
         try:
             info = await asyncio.wait_for(self._models_async(), timeout=60)
         except Exception as exc:  # noqa: BLE001
@@ -318,73 +345,82 @@ class Ingress:
         cfg = self.config.streams
         if body.rtsp_transport:
             cfg = replace(cfg, rtsp_transport=body.rtsp_transport)
-        stream_id = uuid.uuid4().hex[:12]
-        detector, classifier = self._adapters()
-
-        def make_scorer(fps: float | None) -> IncrementalScorer:
-            return IncrementalScorer(detector, classifier, self.stream_pipeline, fps=fps)
-
-        session = StreamSession(stream_id, body.url, cfg, make_scorer, notice=info["notice"],
-                                metrics=self.metrics)
-        session.adapters = (detector, classifier)  # type: ignore[attr-defined]
-        with self._streams_lock:
-            self.streams[stream_id] = session
-        session.start()
+        try:
+            stream_id = await self.streams.place(body.url, cfg, self.stream_pipeline, info)
+        except PoolFull as exc:
+            raise _reject(429, str(exc)) from None
+        except NoHost as exc:
+            raise _reject(503, f"no stream host available: {exc}") from None
         return JSONResponse(status_code=201, content={
             "stream_id": stream_id, "url": body.url, "notice": info["notice"],
             "links": {"status": f"/v1/streams/{stream_id}",
                       "events": f"/v1/streams/{stream_id}/events"}})
 
-    def _session(self, stream_id: str) -> Any:
-        with self._streams_lock:
-            session = self.streams.get(stream_id)
-        if session is None:
-            raise _reject(404, f"no stream {stream_id!r}")
-        return session
-
     @api.get("/v1/streams", summary="streams")
     async def list_streams(self, request: Request) -> dict[str, Any]:
         self._auth(request)
-        with self._streams_lock:
-            sessions = list(self.streams.values())
-        return {"streams": [{"stream_id": s.stream_id, "url": s.url, "state": s.state}
-                            for s in sessions]}
+        return {"streams": await self.streams.list()}
 
     @api.get("/v1/streams/{stream_id}", summary="a stream's status, lesions and latencies")
     async def stream_status(self, stream_id: str, request: Request) -> dict[str, Any]:
+        from sonorisk.serving.streampool import StreamNotFound
+
         self._auth(request)
-        session = self._session(stream_id)
-        out = session.status()
-        detector, classifier = session.adapters
-        out["serving"] = {"detector": detector.usage(), "classifier": classifier.usage()}
-        return out
+        try:
+            return await self.streams.status(stream_id)
+        except StreamNotFound:
+            raise _reject(404, f"no stream {stream_id!r}") from None
 
     @api.get("/v1/streams/{stream_id}/events",
              summary="Server-Sent Events: boxes per frame, clip scores, lesion risks, stats")
     async def stream_events(self, stream_id: str, request: Request) -> StreamingResponse:
+        from sonorisk.serving.streampool import StreamNotFound, lost_status
+
         self._auth(request)
-        session = self._session(stream_id)
-        q = session.subscribe()
+        try:
+            first = await self.streams.subscribe(stream_id)
+        except StreamNotFound:
+            raise _reject(404, f"no stream {stream_id!r}") from None
+
+        def sse(event: dict[str, Any]) -> str:
+            return f"event: {event['event']}\ndata: {json.dumps(event)}\n\n"
+
+        def lost(reason: str) -> list[str]:
+            status = lost_status(stream_id, reason)
+            return [sse({"event": "error", "error": reason}),
+                    sse({"event": "stopped", "status": status})]
 
         async def generate():  # noqa: ANN202
+            if first.get("missing"):
+                status = lost_status(stream_id, first["reason"])
+                yield sse({"event": "hello", "stream_id": stream_id, "url": None,
+                           "notice": None, "status": status})
+                for text in lost(first["reason"]):
+                    yield text
+                return
+            yield sse(first["hello"])
+            after = first["seq"]
             last_beat = time.monotonic()
-            try:
-                while True:
-                    try:
-                        event = q.get_nowait()
-                    except queue.Empty:
-                        if session.state == "stopped" and q.empty():
-                            break
-                        if time.monotonic() - last_beat > 10:
-                            last_beat = time.monotonic()
-                            yield ": keep-alive\n\n"
-                        await asyncio.sleep(0.01)
-                        continue
-                    yield f"event: {event['event']}\ndata: {json.dumps(event)}\n\n"
+            while True:
+                # A long poll of the stream's host: it answers as soon as events
+                # are there, or after a second with none (then a keep-alive).
+                batch = await self.streams.events(stream_id, after, 1.0)
+                if batch.get("missing"):
+                    for text in lost(batch["reason"]):
+                        yield text
+                    return
+                for event in batch["events"]:
+                    yield sse(event)
                     if event["event"] == "stopped":
-                        break
-            finally:
-                session.unsubscribe(q)
+                        return
+                after = batch["next"]
+                if batch["ended"]:
+                    return
+                if batch["events"]:
+                    last_beat = time.monotonic()
+                elif time.monotonic() - last_beat > 10:
+                    last_beat = time.monotonic()
+                    yield ": keep-alive\n\n"
 
         return StreamingResponse(generate(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
@@ -392,6 +428,10 @@ class Ingress:
 
     @api.delete("/v1/streams/{stream_id}", summary="stop a stream; returns its final status")
     async def stop_stream(self, stream_id: str, request: Request) -> dict[str, Any]:
+        from sonorisk.serving.streampool import StreamNotFound
+
         self._auth(request)
-        session = self._session(stream_id)
-        return await asyncio.to_thread(session.stop)
+        try:
+            return await self.streams.stop(stream_id)
+        except StreamNotFound:
+            raise _reject(404, f"no stream {stream_id!r}") from None

@@ -32,8 +32,11 @@ class ModelDeploymentConfig:
 
 @dataclass
 class IngressConfig:
-    """The HTTP ingress: owns jobs and streams (one replica; see docs/serving.md)."""
+    """The HTTP ingress: upload checks, the job runner, the stream API (docs/serving.md)."""
 
+    # More than one needs a job store every replica reaches (jobs.database_url:
+    # PostgreSQL) and a data_dir they share (uploads and results).
+    num_replicas: int = 1
     ray_actor_options: dict[str, Any] = field(default_factory=lambda: {"num_cpus": 0})
     job_workers: int = 2  # videos scored at once
     torch_threads: int = 1  # optical flow and clip cropping run here
@@ -72,6 +75,12 @@ class UploadConfig:
 
 @dataclass
 class JobsConfig:
+    # None: SQLite in data_dir (jobs.sqlite), one node and one ingress replica.
+    # postgresql://USER:PASSWORD@HOST/DB: one store for several ingress replicas.
+    database_url: str | None = None
+    # A replica renews the leases of its jobs every lease_s / 3; another replica
+    # takes over a job only once its lease ran out (its holder died).
+    lease_s: float = 30.0
     max_attempts: int = 3  # a job interrupted this often (server or replica died) fails
     model_retry_s: float = 60.0  # how long a model call is retried while replicas recover
     model_call_timeout_s: float = 120.0
@@ -79,7 +88,17 @@ class JobsConfig:
 
 @dataclass
 class StreamsConfig:
-    max_streams: int = 8
+    max_streams: int = 8  # over all stream hosts
+    # Stream hosts (streamhost.py): the processes where streams are read, tracked,
+    # flowed and cropped; each new stream goes to the least loaded one and stays.
+    replicas: int = 1
+    torch_threads: int = 1  # per host
+    # Passed to Ray as is. Empty (the default): Ray's actor default, which holds no
+    # CPU while running (fits beside the models on a small machine); on a cluster
+    # give each host its CPUs (docs/serving.md). Not num_cpus: 0: Ray places an
+    # actor asking for nothing on the node that creates it, ignoring the spread.
+    # Host k prefers the k-th node (round robin) unless a scheduling_strategy is given.
+    ray_actor_options: dict[str, Any] = field(default_factory=dict)
     rtsp_transport: str | None = "tcp"  # udp | tcp | None (FFmpeg's choice)
     open_timeout_s: float = 5.0
     read_timeout_s: float = 3.0
@@ -160,7 +179,14 @@ class ServeConfig:
             raise ConfigError("upload.max_bytes", "must be >= 1")
         if self.ingress.job_workers < 1:
             raise ConfigError("ingress.job_workers", "must be >= 1")
+        self._validate_jobs()
         s = self.streams
+        if s.replicas < 1:
+            raise ConfigError("streams.replicas", f"must be >= 1, got {s.replicas}")
+        if s.torch_threads < 1:
+            raise ConfigError("streams.torch_threads", f"must be >= 1, got {s.torch_threads}")
+        if s.max_streams < 1:
+            raise ConfigError("streams.max_streams", f"must be >= 1, got {s.max_streams}")
         if s.catchup_window < 8 or s.catchup_window > s.catchup_threshold:
             raise ConfigError("streams.catchup_window",
                               "must be >= 8 (one clip) and <= streams.catchup_threshold")
@@ -170,9 +196,37 @@ class ServeConfig:
             raise ConfigError("streams.reconnect_initial_s",
                               "must be > 0 and <= streams.reconnect_max_s")
 
+    def _validate_jobs(self) -> None:
+        from sonorisk.db import is_sqlite
+
+        replicas = self.ingress.num_replicas
+        if replicas < 1:
+            raise ConfigError("ingress.num_replicas", f"must be >= 1, got {replicas}")
+        url = self.jobs.database_url
+        if replicas > 1 and (url is None or is_sqlite(url)):
+            where = "SQLite in data_dir" if url is None else "a SQLite URL"
+            raise ConfigError("ingress.num_replicas",
+                              f"{replicas} ingress replicas need a job store they all reach: "
+                              f"set jobs.database_url to a PostgreSQL URL "
+                              f"(postgresql://USER:PASSWORD@HOST/DB); jobs.database_url is "
+                              f"{where}, which one replica alone may write")
+        if url is not None and not (is_sqlite(url) or url.startswith(("postgresql", "postgres:"))):
+            raise ConfigError("jobs.database_url",
+                              "must be a postgresql:// or sqlite:/// URL (or null: SQLite in "
+                              "data_dir)")
+        if self.jobs.lease_s <= 0:
+            raise ConfigError("jobs.lease_s", f"must be > 0, got {self.jobs.lease_s}")
+        if self.jobs.max_attempts < 1:
+            raise ConfigError("jobs.max_attempts", "must be >= 1")
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def jobs_database(self) -> str:
+        """Where the job store lives: ``jobs.database_url``, or SQLite in data_dir."""
+        return self.jobs.database_url or str(self.data_path / "jobs.sqlite")
 
 
 def is_loopback(host: str) -> bool:

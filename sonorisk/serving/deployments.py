@@ -138,7 +138,7 @@ def build_app(config: ServeConfig) -> Any:
         models.runtime)
     classifier = Classifier.options(**_options(config.classifier)).bind(
         str(resolved.classifier), models.device, config.classifier, models.runtime)
-    ingress = Ingress.options(num_replicas=1,
+    ingress = Ingress.options(num_replicas=config.ingress.num_replicas,
                               ray_actor_options=dict(config.ingress.ray_actor_options),
                               max_ongoing_requests=1000)
     return ingress.bind(config, detector, classifier, resolved)

@@ -1,4 +1,4 @@
-"""Upload jobs: a SQLite-backed store and the runner that scores them.
+"""Upload jobs: the runner that scores them (the store: ``jobstore.py``).
 
 Nothing accepted is lost: an upload is on disk and its job row committed
 before the client hears its job id. A job that was queued or running when the
@@ -7,160 +7,34 @@ after ``jobs.max_attempts`` interruptions it is failed with that reason. A
 model replica that dies mid-job is handled below the job (the adapters retry
 the call); if the model stays unavailable the job is retried, then failed
 with the reason. Every job ends ``done`` or ``failed``, never silently.
+
+With several ingress replicas (PostgreSQL), each runner holds leases on its
+jobs and renews them; a runner adopts the jobs of a replica whose leases ran
+out (it died) and never those of a live one (``jobstore.py`` says how).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import logging
-import sqlite3
 import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sonorisk.errors import InputError
+from sonorisk.serving.jobstore import (  # noqa: F401 (re-exported: the job API in one place)
+    DONE,
+    FAILED,
+    FINAL,
+    QUEUED,
+    RUNNING,
+    Job,
+    JobStore,
+)
 
 log = logging.getLogger(__name__)
-
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-FINAL = (DONE, FAILED)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY,
-    filename TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    error_type TEXT,
-    result_path TEXT,
-    summary TEXT,
-    created_at TEXT NOT NULL,
-    started_at TEXT,
-    finished_at TEXT,
-    serving TEXT
-)
-"""
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True)
-class Job:
-    job_id: str
-    filename: str
-    path: str
-    size_bytes: int
-    status: str
-    attempts: int
-    error: str | None
-    error_type: str | None
-    result_path: str | None
-    summary: dict[str, Any] | None
-    created_at: str
-    started_at: str | None
-    finished_at: str | None
-    serving: dict[str, Any] | None
-
-    def public(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("path", "result_path")}
-        out["result"] = f"/v1/jobs/{self.job_id}/result" if self.status == DONE else None
-        return out
-
-
-class JobStore:
-    """Jobs in one SQLite file (WAL mode: readers never wait on the runner)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30,
-                                   isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _exec(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
-    def create(self, job_id: str, filename: str, path: Path, size: int) -> Job:
-        self._exec("INSERT INTO jobs (job_id, filename, path, size_bytes, status, created_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?)", (job_id, filename, str(path), size, QUEUED,
-                                                 _now()))
-        return self.get(job_id)  # type: ignore[return-value]
-
-    def get(self, job_id: str) -> Job | None:
-        rows = self._exec("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
-        return _job(rows[0]) if rows else None
-
-    def list(self, status: str | None = None, limit: int = 100) -> list[Job]:
-        if status:
-            rows = self._exec("SELECT * FROM jobs WHERE status = ? ORDER BY created_at DESC "
-                              "LIMIT ?", (status, limit))
-        else:
-            rows = self._exec("SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
-        return [_job(r) for r in rows]
-
-    def counts(self) -> dict[str, int]:
-        rows = self._exec("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
-        return {r["status"]: int(r["n"]) for r in rows}
-
-    def start(self, job_id: str) -> int:
-        """Mark running; returns the attempt number (1 for the first run)."""
-        self._exec("UPDATE jobs SET status = ?, attempts = attempts + 1, started_at = ? "
-                   "WHERE job_id = ?", (RUNNING, _now(), job_id))
-        job = self.get(job_id)
-        return job.attempts if job else 0
-
-    def set_serving(self, job_id: str, serving: dict[str, Any]) -> None:
-        self._exec("UPDATE jobs SET serving = ? WHERE job_id = ?", (json.dumps(serving), job_id))
-
-    def requeue(self, job_id: str, reason: str) -> None:
-        self._exec("UPDATE jobs SET status = ?, error = ? WHERE job_id = ?",
-                   (QUEUED, f"retrying: {reason}", job_id))
-
-    def finish(self, job_id: str, result_path: Path, summary: dict[str, Any],
-               serving: dict[str, Any]) -> None:
-        self._exec("UPDATE jobs SET status = ?, result_path = ?, summary = ?, serving = ?, "
-                   "error = NULL, error_type = NULL, finished_at = ? WHERE job_id = ?",
-                   (DONE, str(result_path), json.dumps(summary), json.dumps(serving), _now(),
-                    job_id))
-
-    def fail(self, job_id: str, error: str, error_type: str,
-             serving: dict[str, Any] | None = None) -> None:
-        self._exec("UPDATE jobs SET status = ?, error = ?, error_type = ?, finished_at = ?, "
-                   "serving = COALESCE(?, serving) WHERE job_id = ?",
-                   (FAILED, error, error_type, _now(),
-                    json.dumps(serving) if serving is not None else None, job_id))
-
-    def unfinished(self) -> list[Job]:
-        rows = self._exec("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_at",
-                          (QUEUED, RUNNING))
-        return [_job(r) for r in rows]
-
-
-def _job(row: sqlite3.Row) -> Job:
-    data = dict(row)
-    for key in ("summary", "serving"):
-        data[key] = json.loads(data[key]) if data[key] else None
-    return Job(**data)
-
 
 # A scoring function: (job, attempt) -> (document, serving info). Raises
 # InputError for the video's own faults (no retry) and anything else for
@@ -169,18 +43,32 @@ ScoreFn = Callable[[Job], tuple[dict[str, Any], dict[str, Any]]]
 
 
 class JobRunner:
-    """Scores queued jobs on a few worker threads."""
+    """Scores queued jobs on a few worker threads.
+
+    ``exclusive``: this runner is the only one on its store (one ingress replica),
+    so at start every unfinished job is a leftover of a dead ingress and is taken
+    at once. Otherwise (several replicas) only jobs whose lease expired are taken,
+    at start and by the sweep that runs with each lease renewal."""
 
     def __init__(self, store: JobStore, results_dir: Path, score: ScoreFn, *, workers: int,
-                 max_attempts: int, on_final: Callable[[str], None] | None = None) -> None:
+                 max_attempts: int, on_final: Callable[[str], None] | None = None,
+                 exclusive: bool = True, heartbeat: bool = True) -> None:
         self.store = store
         self.results_dir = Path(results_dir)
         self.score = score
         self.max_attempts = max_attempts
         self.on_final = on_final
+        self.exclusive = exclusive
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self._pending = 0
+        self.adopted = 0  # jobs taken over from dead replicas after the start
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+        if heartbeat:
+            self._beat = threading.Thread(target=self._heartbeat, name="job-leases",
+                                          daemon=True)
+            self._beat.start()
 
     @property
     def pending(self) -> int:
@@ -194,57 +82,82 @@ class JobRunner:
 
     def recover(self) -> list[str]:
         """Requeue what a previous ingress left unfinished (or fail it, with the reason)."""
-        resumed = []
-        for job in self.store.unfinished():
-            if job.status == RUNNING and job.attempts >= self.max_attempts:
-                self.store.fail(job.job_id, f"interrupted {job.attempts} times (the server or "
-                                "a model replica died while scoring it); giving up",
-                                "Interrupted")
-                continue
-            if job.status == RUNNING:
-                self.store.requeue(job.job_id, f"the server restarted during attempt "
-                                   f"{job.attempts}")
-            resumed.append(job.job_id)
-            self.submit(job.job_id)
+        leftovers = self.store.unfinished() if self.exclusive else self.store.expired()
+        resumed = self._adopt(leftovers, expired_only=not self.exclusive)
         if resumed:
             log.warning("resuming %d unfinished job(s): %s", len(resumed), resumed)
         return resumed
 
+    def sweep(self) -> list[str]:
+        """Adopt the jobs of replicas whose leases ran out (they died); their ids."""
+        adopted = self._adopt(self.store.expired(), expired_only=True)
+        if adopted:
+            with self._lock:
+                self.adopted += len(adopted)
+            log.warning("adopted %d job(s) of a replica that stopped renewing its leases: "
+                        "%s", len(adopted), adopted)
+        return adopted
+
+    def _adopt(self, leftovers: list[Job], *, expired_only: bool) -> list[str]:
+        taken = []
+        for job in leftovers:
+            status = self.store.adopt(job, expired_only=expired_only,
+                                      max_attempts=self.max_attempts)
+            if status == QUEUED:  # None: another replica took it first; FAILED: gave up
+                taken.append(job.job_id)
+                self.submit(job.job_id)
+        return taken
+
+    def _heartbeat(self) -> None:
+        # Renewing at a third of the lease leaves two renewals of slack before
+        # another replica may take this runner's jobs.
+        interval = max(0.05, self.store.lease_s / 3)
+        while not self._stop.wait(interval):
+            try:
+                self.store.renew()
+                self.sweep()
+            except Exception as exc:  # noqa: BLE001 (the database may be down a while)
+                log.warning("job leases: %s: %s", type(exc).__name__, exc)
+
     def _run(self, job_id: str) -> None:
+        final = False
         try:
-            self._run_once(job_id)
+            final = self._run_once(job_id)
         except Exception:  # the runner itself must never die silently
             log.exception("job %s: unexpected error in the runner", job_id)
-            self.store.fail(job_id, "internal error: " + traceback.format_exc(limit=3)[-500:],
-                            "InternalError")
+            final = self.store.fail(job_id, "internal error: "
+                                    + traceback.format_exc(limit=3)[-500:], "InternalError")
         finally:
             with self._lock:
                 self._pending -= 1
-            job = self.store.get(job_id)
+            job = self.store.get(job_id) if final else None
             if job is not None and job.status in FINAL and self.on_final is not None:
                 self.on_final(job.status)
 
-    def _run_once(self, job_id: str) -> None:
+    def _run_once(self, job_id: str) -> bool:
+        """Run a job to its end; True when this runner wrote its final state."""
         from sonorisk.pipeline.report import bundle_summary, scored_lesions, write_report
 
         while True:
             job = self.store.get(job_id)
             if job is None or job.status in FINAL:
-                return
-            attempt = self.store.start(job_id)
+                return False
+            attempt = self.store.claim(job_id)
+            if attempt is None:  # another runner holds it
+                return False
+            job = self.store.get(job_id) or job
             try:
                 document, serving = self.score(job)
             except InputError as exc:  # the video's own fault: retrying cannot help
-                self.store.fail(job_id, str(exc.reason), type(exc).__name__)
-                return
+                return self.store.fail(job_id, str(exc.reason), type(exc).__name__)
             except Exception as exc:  # a fault of the service: retry, then fail with it
                 reason = f"{type(exc).__name__}: {str(exc)[:500]}"
                 if attempt >= self.max_attempts:
-                    self.store.fail(job_id, f"failed {attempt} times; last error: {reason}",
-                                    type(exc).__name__)
-                    return
+                    return self.store.fail(job_id, f"failed {attempt} times; last error: "
+                                           f"{reason}", type(exc).__name__)
                 log.warning("job %s attempt %d failed (%s); retrying", job_id, attempt, reason)
-                self.store.requeue(job_id, reason)
+                if not self.store.requeue(job_id, reason):
+                    return False  # lost the lease: the new owner runs it
                 continue
             path = write_report(document, self.results_dir / f"{job_id}.json")
             summary = {"status": document["status"], "risk": document["risk"],
@@ -253,8 +166,8 @@ class JobRunner:
                        "frames": document["video"]["frames_scored"],
                        "models": bundle_summary(document),
                        "notice": document["notice"]}
-            self.store.finish(job_id, path, summary, serving)
-            return
+            return self.store.finish(job_id, path, summary, serving)
 
     def shutdown(self) -> None:
+        self._stop.set()
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,8 +1,10 @@
-"""Prometheus metrics of the service (``GET /metrics``), on a registry of its own."""
+"""Prometheus metrics of the service (``GET /metrics``), on registries of their own:
+one in the ingress, one in each stream host, merged when scraped."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -11,7 +13,10 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0
                     1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
-class Metrics:
+class StreamMetrics:
+    """What live streams and model calls record: a stream host's whole registry
+    (one per host process; the ingress merges them into ``/metrics``)."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -35,6 +40,21 @@ class Metrics:
         self.stage_latency = Histogram("sonorisk_stage_latency_seconds",
                                        "model call round trip through Ray Serve", ["stage"],
                                        registry=r, buckets=_LATENCY_BUCKETS)
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.stage_latency.labels(stage).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class Metrics(StreamMetrics):
+    """The ingress's metrics: jobs, uploads, queues, replicas, and (empty until the
+    stream hosts' are merged in, ``merge_exposition``) the stream families."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        r = self.registry
         self.jobs = Counter("sonorisk_jobs_finished", "upload jobs finished", ["status"],
                             registry=r)
         self.uploads_rejected = Counter("sonorisk_uploads_rejected",
@@ -48,11 +68,48 @@ class Metrics:
     def set_replica_source(self, source: Callable[[], dict[str, int]]) -> None:
         self._replicas = source
 
-    def observe_stage(self, stage: str, seconds: float) -> None:
-        self.stage_latency.labels(stage).observe(seconds)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+def merge_exposition(texts: Iterable[bytes | str]) -> bytes:
+    """Several processes' Prometheus text as one: families of the same name become
+    one family, samples with the same name and labels are added (counters and
+    histogram buckets of different processes sum; per-stream series are disjoint).
+    ``*_created`` series are dropped: a sum of creation times means nothing."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families: dict[str, Any] = {}
+    samples: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], Any]] = {}
+    for text in texts:
+        if isinstance(text, bytes):
+            text = text.decode()
+        for family in text_string_to_metric_families(text):
+            if family.name.endswith("_created"):
+                continue
+            families.setdefault(family.name, family)
+            merged = samples.setdefault(family.name, {})
+            for sample in family.samples:
+                if sample.name.endswith("_created"):
+                    continue
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                old = merged.get(key)
+                merged[key] = sample if old is None else old._replace(
+                    value=old.value + sample.value)
+    out = []
+    for name, family in families.items():
+        family.samples = list(samples[name].values())
+        out.append(family)
+    registry = CollectorRegistry()
+    registry.register(_Fixed(out))
+    return generate_latest(registry)
+
+
+class _Fixed:
+    """A collector yielding families already made."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self):  # noqa: ANN201 (prometheus collector protocol)
+        return iter(self.families)
 
 
 class _ReplicaCollector:

@@ -78,9 +78,13 @@ def start_service(config: ServeConfig, *, blocking_ready_s: float = 600.0) -> An
 
     from sonorisk.serving.auth import resolve_token
     from sonorisk.serving.deployments import build_app, wait_until_ready
+    from sonorisk.serving.streampool import stop_hosts
 
     config = resolve_paths(config)
     resolve_token(config)  # generate/store the token before any replica reads it
+    # Stream hosts are detached actors named after the app: those of an earlier
+    # deployment would keep its config (and its streams) under the new one.
+    stop_hosts(config.app_name, config.ray.namespace)
     serve.start(proxy_location=config.proxy_location,
                 http_options={"host": config.host, "port": config.port})
     handle = serve.run(build_app(config), name=config.app_name, route_prefix="/")
@@ -88,9 +92,17 @@ def start_service(config: ServeConfig, *, blocking_ready_s: float = 600.0) -> An
     return handle
 
 
-def serve_forever(config: ServeConfig) -> int:
+def stop_service(config: ServeConfig) -> None:
+    """Delete the application and its stream hosts (Ray keeps running)."""
     from ray import serve
 
+    from sonorisk.serving.streampool import stop_hosts
+
+    serve.shutdown()
+    stop_hosts(config.app_name, config.ray.namespace)
+
+
+def serve_forever(config: ServeConfig) -> int:
     from sonorisk.serving.auth import auth_enabled
 
     config = resolve_paths(config)
@@ -111,5 +123,5 @@ def serve_forever(config: ServeConfig) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        serve.shutdown()
+        stop_service(config)
     return 0

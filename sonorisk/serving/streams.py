@@ -199,6 +199,10 @@ class StreamSession:
         self._stop = threading.Event()
         self._subscribers: list[queue.Queue[dict[str, Any]]] = []
         self._sub_lock = threading.Lock()
+        # Numbered events for readers in other processes (the ingress polls a
+        # stream host with ``events_after``); bounded like a subscriber's queue.
+        self._log: deque[tuple[int, dict[str, Any]]] = deque(maxlen=config.event_queue)
+        self._seq = 0
         self.frames_processed = 0
         self.segment = 0
         self.segments: list[dict[str, Any]] = []  # results of ended segments
@@ -247,8 +251,27 @@ class StreamSession:
             if q in self._subscribers:
                 self._subscribers.remove(q)
 
+    @property
+    def seq(self) -> int:
+        """The number of the newest event (0 before the first)."""
+        with self._sub_lock:
+            return self._seq
+
+    @property
+    def running(self) -> bool:
+        """The processor is alive: the stream holds one of the ``max_streams`` slots."""
+        return self._thread.is_alive()
+
+    def events_after(self, after: int) -> tuple[list[dict[str, Any]], int]:
+        """Events numbered above ``after`` still held (a reader too slow loses its
+        oldest, never the stream) and the newest number."""
+        with self._sub_lock:
+            return [e for n, e in self._log if n > after], self._seq
+
     def _publish(self, event: dict[str, Any]) -> None:
         with self._sub_lock:
+            self._seq += 1
+            self._log.append((self._seq, event))
             subscribers = list(self._subscribers)
         for q in subscribers:
             while True:

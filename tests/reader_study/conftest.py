@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +21,8 @@ import pytest
 
 from sonorisk.models.resolve import unrecorded_section
 from sonorisk.reader_study.create import StudyConfig, create_study, read_links
+
+from ..pg_helpers import needs_postgres, new_database  # noqa: F401, TID252 (re-exported)
 
 N_VIDEOS = 5
 FRAMES = 12
@@ -212,64 +213,12 @@ def server_factory() -> Iterator:
         server.stop()
 
 
-# --- a throwaway PostgreSQL cluster ------------------------------------------------------
-def _pg_bin() -> Path | None:
-    for base in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (base / "initdb").is_file() and (base / "pg_ctl").is_file():
-            return base
-    return None
-
-
-PG_BIN = _pg_bin()
-needs_postgres = pytest.mark.skipif(PG_BIN is None and not ON_CI,
-                                    reason="PostgreSQL server binaries not installed")
+# --- chromium; PostgreSQL: tests/pg_helpers.py, ``postgres_url`` in tests/conftest.py
 needs_chromium = pytest.mark.skipif(shutil.which(CHROMIUM) is None and not ON_CI,
                                     reason="Debian chromium not installed")
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL server started for the test session, in a temp dir, on a free port.
-
-    PostgreSQL refuses to run as root: as root, the cluster belongs to the ``postgres``
-    user (Debian's package creates it), lives in a directory that user owns, and its
-    commands run through ``runuser``."""
-    if PG_BIN is None:
-        pytest.fail("PostgreSQL server binaries missing (apt-get install postgresql)")
-    base = Path(tempfile.mkdtemp(prefix="sonorisk-pg-"))
-    data = base / "data"
-    port = free_port()
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-
-    def run(*cmd: str) -> None:
-        subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True,
-                       timeout=120)
-
-    try:
-        run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "study", "--auth=trust", "-E",
-            "UTF8", "--no-sync")
-        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w",
-            "-t", "60", "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start")
-        yield f"postgresql+psycopg://study@127.0.0.1:{port}/"
-    finally:
-        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "-w", "stop"], capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
 def pg_db(postgres_url: str) -> str:
     """A fresh, empty database on the session's PostgreSQL server."""
-    import uuid
-
-    import psycopg
-
-    name = "study_" + uuid.uuid4().hex[:10]
-    dsn = postgres_url.replace("postgresql+psycopg://", "postgresql://") + "postgres"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return postgres_url + name
+    return new_database(postgres_url, "study")

@@ -197,3 +197,55 @@ def long_sweep(sweep: Path, out: Path, repeats: int) -> Path:
         sequence += frames if k % 2 == 0 else frames[::-1]
     write_video(out, sequence, fps, "mjpeg")
     return out
+
+
+class EventReader:
+    """Reads a stream's Server-Sent Events in a thread into a list."""
+
+    def __init__(self, service: Service, stream_id: str) -> None:
+        import threading
+
+        self.events: list[dict] = []
+        self._stop = threading.Event()
+        self._client = service.client(timeout=None)
+        self._thread = threading.Thread(target=self._run, args=(stream_id,), daemon=True)
+        self._thread.start()
+
+    def _run(self, stream_id: str) -> None:
+        import httpx
+
+        try:
+            with self._client.stream("GET", f"/v1/streams/{stream_id}/events") as reply:
+                assert reply.headers["content-type"].startswith("text/event-stream")
+                for line in reply.iter_lines():
+                    if line.startswith("data: "):
+                        self.events.append(json.loads(line[6:]))
+                    if self._stop.is_set():
+                        return
+        except httpx.HTTPError:
+            return
+
+    def wait_for(self, predicate, timeout_s: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout_s
+        seen = 0
+        while time.monotonic() < deadline:
+            for event in self.events[seen:]:
+                if predicate(event):
+                    return event
+            seen = len(self.events)
+            time.sleep(0.05)
+        kinds = sorted({e["event"] for e in self.events})
+        raise AssertionError(f"no {what} within {timeout_s} s (saw {len(self.events)} "
+                             f"events: {kinds})")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._client.close()
+
+
+def boxes_event(event: dict) -> bool:
+    return event["event"] == "boxes" and bool(event["boxes"])
+
+
+def risk_event(event: dict) -> bool:
+    return event["event"] == "lesion" and event["risk"] is not None

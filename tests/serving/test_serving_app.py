@@ -3,8 +3,6 @@ files, a real RTSP server and ffmpeg pushers. One service for the module."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,15 +21,23 @@ from ..rtsp_helpers import (  # noqa: TID252
     stop_process,
     wait_for_stream,
 )
-from .conftest import Service, long_sweep, ray_start, service_config, wait_job  # noqa: TID252
+from .conftest import (  # noqa: TID252
+    EventReader,
+    Service,
+    boxes_event,
+    long_sweep,
+    ray_start,
+    risk_event,
+    service_config,
+    wait_job,
+)
 
 
 @pytest.fixture(scope="module")
 def service(serving_models, tmp_path_factory) -> Iterator[Service]:
     import ray
-    from ray import serve
 
-    from sonorisk.serving.server import start_service
+    from sonorisk.serving.server import start_service, stop_service
 
     started = ray_start()
     # A long short-gap so a pusher restart keeps the lesion state (tested below).
@@ -41,7 +47,7 @@ def service(serving_models, tmp_path_factory) -> Iterator[Service]:
     try:
         yield Service(config, f"http://127.0.0.1:{config.port}")
     finally:
-        serve.shutdown()
+        stop_service(config)
         if started:
             ray.shutdown()
 
@@ -236,54 +242,6 @@ def test_metrics_report_models_jobs_and_rejections(client, sweeps):
 
 
 # ------------------------------------------------------------------ streams
-class EventReader:
-    """Reads a stream's Server-Sent Events in a thread into a list."""
-
-    def __init__(self, service: Service, stream_id: str) -> None:
-        self.events: list[dict] = []
-        self._stop = threading.Event()
-        self._client = service.client(timeout=None)
-        self._thread = threading.Thread(target=self._run, args=(stream_id,), daemon=True)
-        self._thread.start()
-
-    def _run(self, stream_id: str) -> None:
-        try:
-            with self._client.stream("GET", f"/v1/streams/{stream_id}/events") as reply:
-                assert reply.headers["content-type"].startswith("text/event-stream")
-                for line in reply.iter_lines():
-                    if line.startswith("data: "):
-                        self.events.append(json.loads(line[6:]))
-                    if self._stop.is_set():
-                        return
-        except httpx.HTTPError:
-            return
-
-    def wait_for(self, predicate, timeout_s: float, what: str) -> dict:
-        deadline = time.monotonic() + timeout_s
-        seen = 0
-        while time.monotonic() < deadline:
-            for event in self.events[seen:]:
-                if predicate(event):
-                    return event
-            seen = len(self.events)
-            time.sleep(0.05)
-        kinds = sorted({e["event"] for e in self.events})
-        raise AssertionError(f"no {what} within {timeout_s} s (saw {len(self.events)} "
-                             f"events: {kinds})")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._client.close()
-
-
-def _boxes(event: dict) -> bool:
-    return event["event"] == "boxes" and bool(event["boxes"])
-
-
-def _risk(event: dict) -> bool:
-    return event["event"] == "lesion" and event["risk"] is not None
-
-
 @needs_rtsp_tools
 def test_a_live_stream_gives_boxes_and_risk_and_survives_a_pusher_restart(client, service,
                                                                           sweeps):
@@ -298,9 +256,9 @@ def test_a_live_stream_gives_boxes_and_risk_and_survives_a_pusher_restart(client
             assert any("not a clinical result" in n for n in reply.json()["notice"])
             reader = EventReader(service, stream_id)
             reader.wait_for(lambda e: e["event"] == "hello", 10, "hello")
-            box = reader.wait_for(_boxes, 60, "boxes")
+            box = reader.wait_for(boxes_event, 60, "boxes")
             assert box["latency_ms"] > 0 and len(box["boxes"][0]["box"]) == 4
-            risk = reader.wait_for(_risk, 60, "a lesion risk")
+            risk = reader.wait_for(risk_event, 60, "a lesion risk")
             assert 0 <= risk["risk"] <= 1 and risk["clips"] >= 1
             reader.wait_for(lambda e: e["event"] == "clip", 10, "a clip score")
 
@@ -314,7 +272,7 @@ def test_a_live_stream_gives_boxes_and_risk_and_survives_a_pusher_restart(client
             reader.wait_for(lambda e: e["event"] == "reconnected", 60, "a reconnect")
             mark = len(reader.events)
             deadline = time.monotonic() + 60
-            while not any(_boxes(e) for e in reader.events[mark:]):
+            while not any(boxes_event(e) for e in reader.events[mark:]):
                 assert time.monotonic() < deadline, "no boxes after the reconnect"
                 time.sleep(0.1)
             after = client.get(f"/v1/streams/{stream_id}").json()
@@ -348,7 +306,7 @@ def test_four_concurrent_streams(client, service, sweeps):
                 ids.append(reply.json()["stream_id"])
             readers = [EventReader(service, sid) for sid in ids]
             for reader in readers:
-                reader.wait_for(_boxes, 90, "boxes")
+                reader.wait_for(boxes_event, 90, "boxes")
             not_live = client.post("/v1/streams", json={"url": "/data/file.avi"})
             assert not_live.status_code == 422 and "live URL" in not_live.json()["detail"]
             statuses = [client.get(f"/v1/streams/{sid}").json() for sid in ids]

@@ -41,9 +41,7 @@ def cluster() -> Iterator[object]:
 
 @pytest.fixture(scope="module")
 def service(cluster, serving_models, tmp_path_factory) -> Iterator[Service]:
-    from ray import serve
-
-    from sonorisk.serving.server import start_service
+    from sonorisk.serving.server import start_service, stop_service
 
     config = service_config(serving_models, tmp_path_factory.mktemp("cluster") / "data")
     # The ingress (jobs database, HTTP) stays on the head; models go to workers.
@@ -51,11 +49,12 @@ def service(cluster, serving_models, tmp_path_factory) -> Iterator[Service]:
     config.detector.num_replicas = 2
     config.detector.ray_actor_options = {"num_cpus": 1, "resources": {"worker": 1}}
     config.classifier.ray_actor_options = {"num_cpus": 0.5, "resources": {"worker": 0.5}}
+    config.streams.replicas = 3  # stream hosts: spread over the three nodes
     start_service(config)
     try:
         yield Service(config, f"http://127.0.0.1:{config.port}")
     finally:
-        serve.shutdown()
+        stop_service(config)
 
 
 def _upload(client, path):
@@ -84,6 +83,8 @@ def test_work_spreads_over_nodes_and_survives_losing_one(cluster, service, sweep
     worker_ids = {w.node_id for w in cluster.workers}
     with service.client() as client:
         assert sorted(_detector_nodes()) == sorted(worker_ids)  # one per worker node
+        hosts = client.get("/health").json()["stream_hosts"]
+        assert len({h["node"] for h in hosts}) == 3, hosts  # one stream host per node
         with ThreadPoolExecutor(4) as pool:
             ids = list(pool.map(lambda _: _upload(client, sweeps["malignant"]), range(4)))
         finals = [wait_job(client, job_id) for job_id in ids]
