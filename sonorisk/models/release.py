@@ -21,6 +21,9 @@ from sonorisk.pipeline.lesions import LesionRules
 
 NAME = "sonorisk-busi"
 DETECTOR_CONFIG = "configs/release/detector.yaml"
+# Since 1.2.0 the detector is trained for video: DETECTOR_CONFIG's detector
+# resumed on stills plus sweep frames (scripts/video_detector.sh).
+DETECTOR_VIDEO_CONFIG = "configs/release/detector-video.yaml"
 CLASSIFIER_CONFIG = "configs/release/classifier.yaml"
 
 # The line every output made with this bundle carries. Neither "demonstration"
@@ -78,8 +81,11 @@ def release_info(heldout_groups_file: str | Path,
                             "development copy of 540 stills (298 benign, 144 malignant, 98 "
                             "normal) with lesion masks, near-duplicate groups kept on one side "
                             "of every split. The detector trained on the stills of the "
-                            "training groups; the classifier on one synthetic 24-frame sweep "
-                            "per benign or malignant training still (sonorisk synth)."),
+                            "training groups, then on those stills plus frames of synthetic "
+                            "sweeps of the same groups (lesion sweeps and lesion-free sweeps "
+                            "of the training normals); the classifier on one synthetic "
+                            "24-frame sweep per benign or malignant training still "
+                            "(sonorisk synth)."),
             "licence": "CC0 1.0",
             "citation": BUSI_CITATION,
             "pretrained_initialisation": LITE0_CITATION,
@@ -88,6 +94,9 @@ def release_info(heldout_groups_file: str | Path,
             "script": "scripts/release.sh",
             "commands": [
                 f"sonorisk train detector --data ../shared/data/busi --config {DETECTOR_CONFIG}",
+                "sonorisk train detector --data ../shared/data/busi --data runs/release/"
+                "train_sweeps --data runs/video_detector/train_normal_sweeps --config "
+                f"{DETECTOR_VIDEO_CONFIG} --resume (scripts/video_detector.sh)",
                 "sonorisk synth --source ../shared/data/busi --groups runs/release/"
                 "train_groups.txt --labels benign,malignant --n 353 --frames 24 --seed 21 "
                 "--out runs/release/train_sweeps",
@@ -99,6 +108,7 @@ def release_info(heldout_groups_file: str | Path,
                 "model, threshold and video risk rule on development groups B)",
             ],
             "configs": {"detector": load_yaml(root / DETECTOR_CONFIG),
+                        "detector_video": load_yaml(root / DETECTOR_VIDEO_CONFIG),
                         "classifier": load_yaml(root / CLASSIFIER_CONFIG)},
             "hardware": "2-core CPU, no GPU",
         },

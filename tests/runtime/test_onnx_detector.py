@@ -54,7 +54,8 @@ def test_feature_maps_agree_at_any_input_size(tmp_path, ort_options, backbone) -
 
 
 # The copy inside the package (an installed bundle of the same name would win by name).
-BUNDLE = bundled_dir() / "sonorisk-busi" / "1.1.0"
+# (The one version that ships; the release tests check there is exactly one.)
+BUNDLE = max((bundled_dir() / "sonorisk-busi").iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,8 @@ def test_bundled_detector_boxes_agree(bundled_paths, ort_options, sweep_frames) 
     frames = sweep_frames[::2]  # 12 frames, in batches of 4 as the pipeline sends them
     want = [d for i in range(0, len(frames), 4) for d in reference.predict(frames[i:i + 4])]
     got = [d for i in range(0, len(frames), 4) for d in exported.predict(frames[i:i + 4])]
-    assert sum(len(d) for d in want) >= len(frames)  # the lesion is found: not a vacuous check
+    # The lesion is found on most frames: the comparison is not vacuous.
+    assert sum(1 for d in want if d) >= len(frames) // 2
     for g, w in zip(got, want, strict=True):
         assert_same_detections(g, w)
     assert exported.info["runtime"]["name"] == "onnxruntime"
