@@ -53,7 +53,8 @@ _EXTENSIONS = {"avi": ".avi", "mp4/mov": ".mp4", "mov": ".mov", "matroska/webm":
 
 
 class StreamRequest(BaseModel):
-    url: str = Field(description="live source: rtsp://, rtsps://, rtmp://, srt://, udp://")
+    url: str = Field(description="live source: rtsp:// or rtsps:// (others only where the "
+                                 "operator allows them: streams.allowed_schemes)")
     rtsp_transport: str | None = Field(default=None, description="udp or tcp (default: config)")
 
 
@@ -331,18 +332,20 @@ class Ingress:
     # ------------------------------------------------------------- streams
     @api.post("/v1/streams", status_code=201, summary="start scoring a live stream")
     async def create_stream(self, body: StreamRequest, request: Request) -> JSONResponse:
-        from sonorisk.io.open import is_live_url
+        from sonorisk.serving.stream_policy import StreamRefused, check_stream_url
         from sonorisk.serving.streampool import NoHost, PoolFull
 
         self._auth(request)
-        if not is_live_url(body.url):
-            raise _reject(422, f"{body.url!r} is not a live URL (rtsp://, rtsps://, rtmp://, "
-                               "srt://, udp://, tcp://); upload files to /v1/jobs")
+        cfg = self.config.streams
+        try:
+            check_stream_url(body.url, body.rtsp_transport, cfg.allowed_schemes,
+                             cfg.allowed_hosts)
+        except StreamRefused as exc:
+            raise _reject(422, f"{body.url!r}: {exc}") from None
         try:
             info = await asyncio.wait_for(self._models_async(), timeout=60)
         except Exception as exc:  # noqa: BLE001
             raise _reject(503, f"models not ready: {type(exc).__name__}: {exc}") from None
-        cfg = self.config.streams
         if body.rtsp_transport:
             cfg = replace(cfg, rtsp_transport=body.rtsp_transport)
         try:

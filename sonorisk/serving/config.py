@@ -100,6 +100,11 @@ class StreamsConfig:
     # Host k prefers the k-th node (round robin) unless a scheduling_strategy is given.
     ray_actor_options: dict[str, Any] = field(default_factory=dict)
     rtsp_transport: str | None = "tcp"  # udp | tcp | None (FFmpeg's choice)
+    # What a client may ask the service to open (sonorisk.serving.stream_policy):
+    # schemes (rtmp, srt, udp, tcp only when added here) and, when not empty,
+    # hosts: names, ".domain" suffixes, IP addresses or CIDR networks.
+    allowed_schemes: list[str] = field(default_factory=lambda: ["rtsp", "rtsps"])
+    allowed_hosts: list[str] = field(default_factory=list)
     open_timeout_s: float = 5.0
     read_timeout_s: float = 3.0
     # Frames waiting for compute; beyond this the oldest are dropped (counted).
@@ -110,7 +115,9 @@ class StreamsConfig:
     catchup_window: int = 12
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 8.0
-    give_up_after_s: float | None = None  # None: retry for ever (until stopped)
+    # A stream that stays unreachable this long is given up and its slot freed
+    # (None: retry for ever, which lets dead streams take every slot).
+    give_up_after_s: float | None = 300.0
     # A gap in the feed up to this long keeps lesion state; a longer one ends
     # every lesion and starts a new segment.
     short_gap_s: float = 3.0
@@ -187,6 +194,17 @@ class ServeConfig:
             raise ConfigError("streams.torch_threads", f"must be >= 1, got {s.torch_threads}")
         if s.max_streams < 1:
             raise ConfigError("streams.max_streams", f"must be >= 1, got {s.max_streams}")
+        from sonorisk.serving.stream_policy import KNOWN_SCHEMES, TRANSPORTS
+
+        unknown = [x for x in s.allowed_schemes if x not in KNOWN_SCHEMES]
+        if unknown or not s.allowed_schemes:
+            raise ConfigError("streams.allowed_schemes",
+                              f"must be some of {list(KNOWN_SCHEMES)}, got {s.allowed_schemes}")
+        if s.rtsp_transport is not None and s.rtsp_transport not in TRANSPORTS:
+            raise ConfigError("streams.rtsp_transport",
+                              f"must be udp, tcp or null, got {s.rtsp_transport!r}")
+        if s.give_up_after_s is not None and s.give_up_after_s <= 0:
+            raise ConfigError("streams.give_up_after_s", "must be > 0 or null (never)")
         if s.catchup_window < 8 or s.catchup_window > s.catchup_threshold:
             raise ConfigError("streams.catchup_window",
                               "must be >= 8 (one clip) and <= streams.catchup_threshold")
