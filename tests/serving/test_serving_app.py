@@ -308,7 +308,11 @@ def test_four_concurrent_streams(client, service, sweeps):
             for reader in readers:
                 reader.wait_for(boxes_event, 90, "boxes")
             not_live = client.post("/v1/streams", json={"url": "/data/file.avi"})
-            assert not_live.status_code == 422 and "live URL" in not_live.json()["detail"]
+            assert not_live.status_code == 422 and "/v1/jobs" in not_live.json()["detail"]
+            # The service is not a network tool: no listening, no port probing.
+            for url in ("tcp://127.0.0.1:18799?listen=1", "udp://10.0.0.1:9"):
+                refused = client.post("/v1/streams", json={"url": url})
+                assert refused.status_code == 422 and "scheme" in refused.json()["detail"]
             statuses = [client.get(f"/v1/streams/{sid}").json() for sid in ids]
             for status in statuses:
                 assert status["state"] == "live" and status["frames_processed"] > 0
