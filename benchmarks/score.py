@@ -11,14 +11,15 @@ measurement in a fresh process (so its peak memory is its own):
   factor (video seconds / wall seconds);
 - a naive pipeline with the same models (every frame detected at full size,
   no crop, batch 1, one clip at a time) on the first --naive-frames frames, and
-  the CPU profile's speed-up over it.
+  the CPU profile's speed-up over it;
+- the CPU profile again with ONNX Runtime (`--runtime onnx`; --no-onnx skips it).
 
 Beside every rate: the clips the classifier scored, the scored lesions and
 the peak resident memory of the process. A rate is refused (exit status 2)
 when a lesion video gave no lesion or no scored clip: a pipeline whose
 classifier never ran is not fast, it is idle.
 
-    python benchmarks/score.py [--models NAME|DIR] [--seconds 30] [--naive-frames 90]
+    python benchmarks/score.py [--models NAME|DIR] [--seconds 30] [--naive-frames 90] [--no-onnx]
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def _decode(video: str, threads: int) -> Measured:
     return Measured("decode only", n, time.perf_counter() - started, 0, 0, None, _peak_rss_mb())
 
 
-def _profile(video: str, models_spec: str | None, threads: int) -> Measured:
+def _profile(video: str, models_spec: str | None, threads: int,
+             runtime: str = "torch") -> Measured:
     from sonorisk.config import load_config
     from sonorisk.models import load_models
     from sonorisk.pipeline.config import PipelineConfig
@@ -77,13 +79,14 @@ def _profile(video: str, models_spec: str | None, threads: int) -> Measured:
 
     set_torch_threads(threads)
     cpu = load_config(PipelineConfig, REPO / "configs" / "pipeline-cpu.yaml")
-    models = load_models(models_spec)
+    models = load_models(models_spec, runtime=runtime)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         doc = score_file(video, models, cpu, out, progress=False)
         wall = time.perf_counter() - started
     timing = doc["timing"]["stages"]
-    return Measured("sonorisk score, CPU profile", doc["video"]["frames_scored"], wall,
+    what = "sonorisk score, CPU profile" + (", onnx" if runtime == "onnx" else "")
+    return Measured(what, doc["video"]["frames_scored"], wall,
                     int(timing["clips"]), scored_lesions(doc), doc["risk"], _peak_rss_mb(),
                     doc.get("reason") or "")
 
@@ -166,6 +169,8 @@ def main() -> int:
     parser.add_argument("--naive-frames", type=int, default=90)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="keep the videos here")
+    parser.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
+                        help="also the CPU profile with --runtime onnx (default: on)")
     args = parser.parse_args()
 
     from sonorisk.io import open_video
@@ -181,6 +186,8 @@ def main() -> int:
             size = f"{source.meta.width}x{source.meta.height}"
         decode = in_fresh_process(_decode, str(video), args.threads)
         profile = in_fresh_process(_profile, str(video), args.models, args.threads)
+        onnx = (in_fresh_process(_profile, str(video), args.models, args.threads, "onnx")
+                if args.onnx else None)
         naive = in_fresh_process(_naive, str(video), args.models, args.threads,
                                  args.naive_frames)
         print()
@@ -188,12 +195,15 @@ def main() -> int:
               f"({decode.frames / fps:.1f} s), {args.threads} threads")
         print(f"  {'what':32s} {'frames/s':>9s} {'clips':>6s} {'lesions':>8s} "
               f"{'peak MB':>8s}")
-        for m in (decode, profile, naive):
+        for m in (decode, profile, onnx, naive):
+            if m is None:
+                continue
             why = refusal(m) if m is not decode else None
             rate = "refused" if why else f"{m.fps:9.2f}"
             print(f"  {m.what:32s} {rate:>9s} {m.clips:6d} {m.scored_lesions:8d} "
                   f"{m.peak_rss_mb:8.0f}" + (f"  ({why})" if why else ""))
-        whys = [w for w in (refusal(profile), refusal(naive)) if w]
+        whys = [w for w in (refusal(profile), refusal(naive),
+                            refusal(onnx) if onnx else None) if w]
         if whys:
             refused.append(name)
             print(f"  no rate: {'; '.join(whys)}. A lesion video that scores no clip "
@@ -203,6 +213,10 @@ def main() -> int:
               "(target >= 2)")
         print(f"  CPU profile / decode-only rate: {profile.fps / decode.fps:.2f}")
         print(f"  speed-up over naive: {profile.fps / naive.fps:.1f}x (target >= 10)")
+        if onnx is not None:
+            print(f"  real-time factor, CPU profile with ONNX Runtime: "
+                  f"{decode.frames / fps / onnx.wall_s:.2f} ({onnx.fps / profile.fps:.2f}x torch; "
+                  f"risk {onnx.risk} against {profile.risk})")
         print(f"  risk {profile.risk} ({profile.scored_lesions} scored lesion(s), "
               f"{profile.clips} clips)")
     if refused:
