@@ -20,6 +20,7 @@ stream runs in a stream host (``streamhost.py``), reached through
 # No ``from __future__ import annotations`` here: FastAPI reads the handlers'
 # annotations at runtime, inside the Serve-wrapped class.
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -29,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from ray import serve
@@ -56,6 +57,18 @@ class StreamRequest(BaseModel):
     url: str = Field(description="live source: rtsp:// or rtsps:// (others only where the "
                                  "operator allows them: streams.allowed_schemes)")
     rtsp_transport: str | None = Field(default=None, description="udp or tcp (default: config)")
+
+
+def _remove_stale_parts(uploads: Path, older_than_s: float = 3600.0) -> None:
+    """Partial uploads left by a crash. Only old ones: another ingress replica
+    sharing the folder may be receiving a fresh one right now."""
+    import time
+
+    cutoff = time.time() - older_than_s
+    for part in uploads.glob("*.part"):
+        with contextlib.suppress(OSError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
 
 
 def _reject(status: int, reason: str) -> HTTPException:
@@ -104,6 +117,7 @@ class Ingress:
         self.results = data / "results"
         for folder in (self.uploads, self.results):
             folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(self.uploads)
         self.metrics = Metrics()
         self.metrics.set_replica_source(self._replica_counts)
         self.store = JobStore(config.jobs_database, owner=_replica_name(),
@@ -290,6 +304,9 @@ class Ingress:
             part.unlink(missing_ok=True)
             self.metrics.uploads_rejected.labels(str(exc.status)).inc()
             raise _reject(exc.status, exc.reason) from None
+        except BaseException:  # the client went away mid-upload, or worse: keep no partial file
+            part.unlink(missing_ok=True)
+            raise
         name = Path(filename).name if filename else path.name
         job = await asyncio.to_thread(self.store.create, job_id, name, path, size)
         self.runner.submit(job_id)
@@ -299,9 +316,9 @@ class Ingress:
 
     @api.get("/v1/jobs", summary="recent jobs")
     async def list_jobs(self, request: Request, status: str | None = None,
-                        limit: int = 100) -> dict[str, Any]:
+                        limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
         self._auth(request)
-        jobs = await asyncio.to_thread(self.store.list, status, min(limit, 1000))
+        jobs = await asyncio.to_thread(self.store.list, status, limit)
         return {"jobs": [j.public() for j in jobs]}
 
     @api.get("/v1/jobs/{job_id}", summary="a job's status")

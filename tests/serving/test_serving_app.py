@@ -140,6 +140,32 @@ def test_bad_uploads_get_4xx_with_reasons_and_the_server_keeps_serving(client, s
     assert set(kept) <= jobs and not list(uploads.glob("*.part"))
 
 
+def test_a_client_that_drops_mid_upload_leaves_no_partial_file(client, service):
+    import socket
+    from urllib.parse import urlsplit
+
+    from .conftest import TOKEN
+
+    uploads = Path(service.config.data_dir) / "uploads"
+    before = set(uploads.iterdir())
+    url = urlsplit(service.base_url)
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall((f"POST /v1/jobs?filename=cut.avi HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                      f"Authorization: Bearer {TOKEN}\r\n"
+                      "Content-Type: application/octet-stream\r\n"
+                      "Content-Length: 5000000\r\n\r\n").encode() + b"RIFF" + b"\0" * 65536)
+        time.sleep(1.0)  # the server is receiving: its partial file exists now
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and list(uploads.glob("*.part")):
+        time.sleep(0.2)
+    assert not list(uploads.glob("*.part")), "a dropped upload left its partial file"
+    assert set(uploads.iterdir()) <= before  # and nothing else was kept
+    assert client.get("/health").status_code == 200  # the server keeps serving
+    refused = client.get("/v1/jobs", params={"limit": -1})  # no way past the 1000-row cap
+    assert refused.status_code == 422 and "limit" in refused.text
+    assert client.get("/v1/jobs", params={"limit": 5000}).status_code == 422
+
+
 def test_concurrent_uploads_all_finish_with_the_same_answer(client, sweeps):
     def one(_):
         reply = _upload(client, sweeps["malignant"])
