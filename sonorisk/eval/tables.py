@@ -34,6 +34,11 @@ NOTE_COLUMNS = ("note", "notes", "metadata")
 SUBTYPE_PREFIX = "subtype:"
 
 
+# Ids compare as strings (docs/evaluation.md): "007" is not "7", so they are
+# read as text, never parsed as numbers.
+ID_TEXT = {"id": str, "case_id": str, "reader": str}
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
@@ -42,9 +47,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if p.suffix.lower() in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         elif p.suffix.lower() in (".csv", ".txt"):
-            df = pd.read_csv(p)
+            df = pd.read_csv(p, dtype=ID_TEXT)
         elif p.suffix.lower() == ".tsv":
-            df = pd.read_csv(p, sep="\t")
+            df = pd.read_csv(p, sep="\t", dtype=ID_TEXT)
         else:
             raise EvalInputError(p, f"unsupported table type {p.suffix!r} (use .csv or .parquet)")
     except EvalInputError:

@@ -119,3 +119,17 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     pd.DataFrame({"id": list("abcd"), "m": [0.1, 0.2, 0.3, 0.4]}).to_csv(preds, index=False)
     code = main(["eval", "report", str(preds), "--truth", str(truth), "--out", str(tmp_path / "o")])
     assert code == 2 and "only malignant" in capsys.readouterr().err
+
+
+def test_ids_compare_as_text_in_files(tmp_path):
+    """"007" in the truth file is not "7" in the predictions file (they matched before)."""
+    truth = tmp_path / "truth.csv"
+    truth.write_text("id,truth\n007,1\n008,0\n009,1\n010,0\n")
+    predictions = tmp_path / "pred.csv"
+    predictions.write_text("id,m\n7,0.9\n8,0.1\n9,0.8\n10,0.2\n")
+    t = load_truth(truth)
+    assert list(t.index) == ["007", "008", "009", "010"]
+    with pytest.raises(MismatchedIdsError, match="not in the truth table"):
+        load_predictions(predictions, t)
+    predictions.write_text("id,m\n007,0.9\n008,0.1\n009,0.8\n010,0.2\n")
+    assert load_predictions(predictions, t).scores.loc["007", "m"] == pytest.approx(0.9)
