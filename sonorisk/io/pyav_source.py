@@ -44,6 +44,10 @@ def _is_still_image_format(name: str) -> bool:
                for part in name.split(","))
 
 
+# Frame rates a scanner's cine can have; outside them the header is suspect.
+MIN_PLAUSIBLE_FPS, MAX_PLAUSIBLE_FPS = 1.0, 240.0
+
+
 class PyAVSource(VideoSource):
     """A file or network URL decoded by PyAV."""
 
@@ -124,6 +128,12 @@ class PyAVSource(VideoSource):
         self._stream = stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else None
+        if fps is not None and not MIN_PLAUSIBLE_FPS <= fps <= MAX_PLAUSIBLE_FPS:
+            # Kept (timestamps follow the file), but said: clip lengths in
+            # seconds and real-time factors built on it mean nothing.
+            self.stats.note(f"implausible frame rate {fps:g} fps in the header (ultrasound "
+                            f"cine runs {MIN_PLAUSIBLE_FPS:g}-{MAX_PLAUSIBLE_FPS:g} fps)")
+            log.warning("%s: implausible frame rate %g fps in the header", self.source, fps)
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:

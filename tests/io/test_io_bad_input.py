@@ -238,3 +238,21 @@ def test_header_claiming_four_billion_frames_costs_what_the_file_holds(make_vide
         assert stats.frames_dropped == 0xFFFFFFFF - 5
         assert isinstance(stats.error, CorruptVideoError)
         assert sum("listed in the header" in n for n in stats.messages) == 1
+
+
+def test_an_implausible_header_frame_rate_is_said(make_video, tmp_path):
+    good = make_video("rate.avi", n=5, codec="mjpeg")
+    data = bytearray(good.read_bytes())
+    strh = data.index(b"strh")
+    struct.pack_into("<II", data, strh + 28, 1, 1_000_000)  # dwScale, dwRate: 1e6 fps
+    path = tmp_path / "million_fps.avi"
+    path.write_bytes(bytes(data))
+    with open_video(path) as src:
+        frames = src.read_all()
+        assert src.meta.fps == 1_000_000
+        messages = src.stats.messages
+    assert len(frames) == 5
+    assert any("implausible frame rate 1e+06 fps" in m for m in messages), messages
+    with open_video(good) as src:  # an ordinary rate says nothing
+        src.read_all()
+        assert not any("implausible" in m for m in src.stats.messages)
