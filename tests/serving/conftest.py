@@ -13,6 +13,7 @@ scorable lesion in a phantom sweep it was not trained on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -145,6 +146,24 @@ def ray_start(**kwargs) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def running_service(config) -> Iterator[Service]:
+    """The application deployed on a local Ray (started unless one runs), torn
+    down afterwards (the Ray too, when this started it)."""
+    import ray
+
+    from sonorisk.serving.server import start_service, stop_service
+
+    started = ray_start()
+    start_service(config)
+    try:
+        yield Service(config, f"http://127.0.0.1:{config.port}")
+    finally:
+        stop_service(config)
+        if started:
+            ray.shutdown()
+
+
 def service_config(models: Models, data_dir: Path, **streams):
     from sonorisk.serving.config import ServeConfig
 
@@ -163,6 +182,25 @@ def service_config(models: Models, data_dir: Path, **streams):
     for key, value in streams.items():
         setattr(config.streams, key, value)
     return config
+
+
+def scored_document() -> dict:
+    """The smallest score document a job runner stores (for store and runner tests)."""
+    return {"status": "scored", "risk": 0.5, "clips": 1, "lesions": [],
+            "video": {"frames_scored": 8}, "notice": ["research"]}
+
+
+def wait_stored(store, job_id: str, timeout_s: float) -> object:
+    """The job once its stored status is final (done or failed)."""
+    from sonorisk.serving.jobs import DONE, FAILED
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = store.get(job_id)
+        if job.status in (DONE, FAILED):
+            return job
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {store.get(job_id).status}")
 
 
 def wait_job(client, job_id: str, timeout_s: float = 180.0) -> dict:

@@ -16,6 +16,7 @@ from sonorisk.serving.config import ServeConfig
 from sonorisk.serving.jobs import DONE, FAILED, QUEUED, RUNNING, JobRunner, JobStore
 
 from ..pg_helpers import needs_postgres, new_database  # noqa: TID252
+from .conftest import scored_document, wait_stored  # noqa: TID252
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_postgres)])
@@ -23,21 +24,6 @@ def db_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'jobs.sqlite'}"
     return new_database(request.getfixturevalue("postgres_url"), "jobs")
-
-
-def _document() -> dict:
-    return {"status": "scored", "risk": 0.5, "clips": 1, "lesions": [],
-            "video": {"frames_scored": 8}, "notice": ["research"]}
-
-
-def _wait(store: JobStore, job_id: str, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = store.get(job_id)
-        if job.status in (DONE, FAILED):
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} still {store.get(job_id).status}")
 
 
 def test_submit_read_and_list(db_url: str, tmp_path: Path):
@@ -118,7 +104,7 @@ def test_a_dead_replicas_jobs_are_adopted_once_its_lease_expired(db_url: str,
     def stuck(job):  # replica a hangs mid-job, then "dies" (stops renewing)
         started.set()
         release.wait(30)
-        return _document(), {"by": "a"}
+        return scored_document(), {"by": "a"}
 
     runner_a = JobRunner(a, tmp_path / "ra", stuck, workers=1, max_attempts=3)
     a.create("j", "v.avi", tmp_path / "v.avi", 1)
@@ -127,7 +113,7 @@ def test_a_dead_replicas_jobs_are_adopted_once_its_lease_expired(db_url: str,
     assert started.wait(10)
 
     b = JobStore(db_url, owner="b", lease_s=0.6)
-    runner_b = JobRunner(b, tmp_path / "rb", lambda job: (_document(), {"by": "b"}),
+    runner_b = JobRunner(b, tmp_path / "rb", lambda job: (scored_document(), {"by": "b"}),
                          workers=1, max_attempts=3, exclusive=False, heartbeat=False)
     assert runner_b.recover() == []  # a is alive: its leases are fresh
     time.sleep(1.0)
@@ -137,7 +123,7 @@ def test_a_dead_replicas_jobs_are_adopted_once_its_lease_expired(db_url: str,
     time.sleep(1.0)
     assert sorted(runner_b.sweep()) == ["j", "k"]
     for job_id in ("j", "k"):
-        job = _wait(b, job_id)
+        job = wait_stored(b, job_id, 15.0)
         assert job.status == DONE and job.owner == "b" and job.serving == {"by": "b"}
     assert b.get("j").attempts == 2 and b.get("k").attempts == 1
     release.set()  # a wakes up: its late result must not overwrite b's
@@ -157,12 +143,12 @@ def test_interrupted_jobs_fail_after_max_attempts(db_url: str, tmp_path: Path):
     a.start("once")
     time.sleep(0.4)
     b = JobStore(db_url, owner="b", lease_s=5)
-    runner = JobRunner(b, tmp_path / "r", lambda job: (_document(), {}), workers=1,
+    runner = JobRunner(b, tmp_path / "r", lambda job: (scored_document(), {}), workers=1,
                        max_attempts=3, exclusive=False, heartbeat=False)
     assert runner.recover() == ["once"]
     hopeless = b.get("hopeless")
     assert hopeless.status == FAILED and "interrupted 3 times" in hopeless.error
-    assert _wait(b, "once").attempts == 2
+    assert wait_stored(b, "once", 15.0).attempts == 2
 
     def broken(job):
         raise RuntimeError("model unavailable")
@@ -170,7 +156,7 @@ def test_interrupted_jobs_fail_after_max_attempts(db_url: str, tmp_path: Path):
     runner = JobRunner(b, tmp_path / "r", broken, workers=1, max_attempts=2, heartbeat=False)
     b.create("bad", "v.avi", tmp_path / "v.avi", 1)
     runner.submit("bad")
-    job = _wait(b, "bad")
+    job = wait_stored(b, "bad", 15.0)
     assert job.status == FAILED and job.attempts == 2 and "2 times" in job.error
     for store in (a, b):
         store.close()
@@ -187,10 +173,10 @@ def test_a_sqlite_file_of_the_previous_version_opens_and_upgrades(tmp_path: Path
         conn.execute("INSERT INTO jobs (job_id, filename, path, size_bytes, status, attempts, "
                      "created_at) VALUES ('old', 'v.avi', '/x', 1, 'running', 1, '2026')")
     store = JobStore(path)
-    runner = JobRunner(store, tmp_path / "r", lambda job: (_document(), {}), workers=1,
+    runner = JobRunner(store, tmp_path / "r", lambda job: (scored_document(), {}), workers=1,
                        max_attempts=3, heartbeat=False)
     assert runner.recover() == ["old"]
-    assert _wait(store, "old").attempts == 2
+    assert wait_stored(store, "old", 15.0).attempts == 2
     store.close()
 
 

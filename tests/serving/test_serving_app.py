@@ -26,8 +26,8 @@ from .conftest import (  # noqa: TID252
     Service,
     boxes_event,
     long_sweep,
-    ray_start,
     risk_event,
+    running_service,
     service_config,
     wait_job,
 )
@@ -35,21 +35,11 @@ from .conftest import (  # noqa: TID252
 
 @pytest.fixture(scope="module")
 def service(serving_models, tmp_path_factory) -> Iterator[Service]:
-    import ray
-
-    from sonorisk.serving.server import start_service, stop_service
-
-    started = ray_start()
     # A long short-gap so a pusher restart keeps the lesion state (tested below).
     config = service_config(serving_models, tmp_path_factory.mktemp("serve") / "data",
                             short_gap_s=30.0, max_streams=5)
-    start_service(config)
-    try:
-        yield Service(config, f"http://127.0.0.1:{config.port}")
-    finally:
-        stop_service(config)
-        if started:
-            ray.shutdown()
+    with running_service(config) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from .conftest import (  # noqa: TID252
     EventReader,
     Service,
     boxes_event,
-    ray_start,
+    running_service,
     service_config,
     wait_job,
 )
@@ -33,23 +33,13 @@ pytestmark = needs_postgres
 
 @pytest.fixture(scope="module")
 def service(serving_models, postgres_url, tmp_path_factory) -> Iterator[Service]:
-    import ray
-
-    from sonorisk.serving.server import start_service, stop_service
-
-    started = ray_start()
     config = service_config(serving_models, tmp_path_factory.mktemp("replicas") / "data",
                             replicas=2, max_streams=2)
     config.ingress.num_replicas = 2
     config.ingress.job_workers = 1
     config.jobs.database_url = new_database(postgres_url, "serve")
-    start_service(config)
-    try:
-        yield Service(config, f"http://127.0.0.1:{config.port}")
-    finally:
-        stop_service(config)
-        if started:
-            ray.shutdown()
+    with running_service(config) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ from sonorisk.serving.config import ServeConfig, StreamsConfig, load_serve_confi
 from sonorisk.serving.jobs import DONE, FAILED, QUEUED, RUNNING, JobRunner, JobStore
 from sonorisk.serving.uploads import UploadRejected, check_upload, sniff_magic
 
+from .conftest import scored_document, wait_stored  # noqa: TID252
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -109,21 +111,6 @@ def test_job_store_survives_a_reopen(tmp_path: Path):
     assert [j.job_id for j in again.unfinished()] == ["a1"]
 
 
-def _wait(store: JobStore, job_id: str, timeout_s: float = 10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        job = store.get(job_id)
-        if job.status in (DONE, FAILED):
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} still {store.get(job_id).status}")
-
-
-def _document() -> dict:
-    return {"status": "scored", "risk": 0.5, "clips": 1, "lesions": [],
-            "video": {"frames_scored": 8}, "notice": ["research"]}
-
-
 def test_runner_retries_service_faults_then_fails_with_the_reason(tmp_path: Path):
     store = JobStore(tmp_path / "jobs.sqlite")
     calls: list[int] = []
@@ -132,12 +119,12 @@ def test_runner_retries_service_faults_then_fails_with_the_reason(tmp_path: Path
         calls.append(1)
         if len(calls) < 2:
             raise RuntimeError("replica died")
-        return _document(), {"detector": {}}
+        return scored_document(), {"detector": {}}
 
     runner = JobRunner(store, tmp_path / "results", flaky, workers=1, max_attempts=3)
     store.create("ok", "v.avi", tmp_path / "v.avi", 1)
     runner.submit("ok")
-    job = _wait(store, "ok")
+    job = wait_stored(store, "ok", 10.0)
     assert job.status == DONE and job.attempts == 2 and job.summary["risk"] == 0.5
     assert Path(job.result_path).is_file()
 
@@ -147,7 +134,7 @@ def test_runner_retries_service_faults_then_fails_with_the_reason(tmp_path: Path
     runner = JobRunner(store, tmp_path / "results", broken, workers=1, max_attempts=2)
     store.create("bad", "v.avi", tmp_path / "v.avi", 1)
     runner.submit("bad")
-    job = _wait(store, "bad")
+    job = wait_stored(store, "bad", 10.0)
     assert job.status == FAILED and job.attempts == 2
     assert "model unavailable" in job.error and "2 times" in job.error
 
@@ -163,7 +150,7 @@ def test_runner_does_not_retry_the_videos_own_fault(tmp_path: Path):
     runner = JobRunner(store, tmp_path / "results", bad_video, workers=1, max_attempts=3)
     store.create("v", "v.avi", tmp_path / "v.avi", 1)
     runner.submit("v")
-    job = _wait(store, "v")
+    job = wait_stored(store, "v", 10.0)
     assert job.status == FAILED and len(calls) == 1 and "no decodable frame" in job.error
 
 
@@ -177,14 +164,14 @@ def test_recover_requeues_interrupted_jobs_and_gives_up_after_max_attempts(tmp_p
     done = threading.Event()
 
     def score(job):
-        return _document(), {}
+        return scored_document(), {}
 
     runner = JobRunner(store, tmp_path / "results", score, workers=1, max_attempts=3,
                        on_final=lambda status: done.set())
     resumed = runner.recover()
     assert sorted(resumed) == ["interrupted", "queued"]
-    assert _wait(store, "queued").status == DONE
-    assert _wait(store, "interrupted").status == DONE
+    assert wait_stored(store, "queued", 10.0).status == DONE
+    assert wait_stored(store, "interrupted", 10.0).status == DONE
     hopeless = store.get("hopeless")
     assert hopeless.status == FAILED and "interrupted 3 times" in hopeless.error
     assert store.get("queued").status != QUEUED
