@@ -87,6 +87,11 @@ class TrainConfig:
     include_normals: bool = True  # lesion-free images as negatives
     # Frames sampled per video from video datasets (every n-th frame).
     video_frame_stride: int = 5
+    # Hard examples (sonorisk.detector.hard_examples): CSVs of frames the
+    # pipeline got wrong (false tracks, missed lesions), drawn beside the other
+    # samples so that they make up this share of every epoch.
+    hard_examples: tuple[str, ...] = ()
+    hard_example_share: float = 0.25
     out_dir: str = "runs/detector"
     amp: bool = True  # autocast on CUDA only
     device: str = "auto"

@@ -28,10 +28,11 @@ from sonorisk.detector.samples import (
     DetectionSample,
     group_split,
     load_samples,
+    load_video_dataset,
     read_val_groups,
     split_by_groups,
 )
-from sonorisk.errors import DatasetError
+from sonorisk.errors import DatasetError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,37 @@ def make_batch(samples: Sequence[DetectionSample], cache: ImageCache, cfg: Detec
         targets.append({"boxes": torch.from_numpy(boxes.reshape(-1, 4)).float(),
                         "labels": torch.ones(len(boxes), dtype=torch.int64)})
     return images, targets
+
+
+def hard_samples(files: Sequence[str | Path], val_groups: set[str]) -> list[DetectionSample]:
+    """The frames listed in hard-example CSVs, as samples (none of a validation group)."""
+    from sonorisk.detector.hard_examples import read_csv
+
+    wanted: dict[str, set[str]] = {}
+    for file in files:
+        for frame in read_csv(file):
+            wanted.setdefault(frame.dataset, set()).add(frame.key)
+    out: list[DetectionSample] = []
+    for dataset, keys in wanted.items():
+        found = [s for s in load_video_dataset(dataset, stride=1) if s.key in keys]
+        if len(found) != len(keys):
+            raise DatasetError(dataset, f"{len(keys) - len(found)} hard-example frames are "
+                                        "not in this dataset")
+        # Keys name the dataset too: sweep ids repeat across synthesised datasets.
+        out += [replace(s, key=f"hard:{dataset}:{s.key}") for s in found
+                if s.group not in val_groups]
+    return out
+
+
+def repeat_to_share(hard: Sequence[DetectionSample], n_other: int,
+                    share: float) -> list[DetectionSample]:
+    """``hard`` repeated so it is about ``share`` of the samples once added to ``n_other``."""
+    if not hard:
+        return []
+    if not 0.0 < share < 1.0:
+        raise InputError("train.hard_example_share", f"must be in (0, 1), got {share}")
+    repeats = max(1, round(share / (1.0 - share) * n_other / len(hard)))
+    return list(hard) * repeats
 
 
 def lr_at(cfg: DetectorConfig, epoch: int, iteration: int) -> float:
@@ -135,6 +167,12 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
                  f"seed={cfg.train.seed}")
     if cfg.train.max_val_images is not None:
         val_set = val_set[: cfg.train.max_val_images]
+    n_hard = 0
+    if cfg.train.hard_examples:
+        hard = hard_samples(cfg.train.hard_examples, {s.group for s in val_set})
+        n_hard = len(hard)
+        train_set += repeat_to_share(hard, len(train_set), cfg.train.hard_example_share)
+        samples += hard
     if not any(not s.lesion_free for s in train_set):
         raise DatasetError(", ".join(map(str, data)), "training split holds no lesion boxes")
     cache = ImageCache(samples, short_side=round(cfg.model.min_size * max(
@@ -177,6 +215,8 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         "val_keys": sorted(s.key for s in val_set),
         "val_groups": sorted({s.group for s in val_set}),
         "split": split,
+        "hard_examples": list(cfg.train.hard_examples),
+        "n_hard_frames": n_hard,
     }
     _append_log(log_path, {"event": "start", "time": time.time(), "epoch": start_epoch,
                            "n_train": len(train_set), "n_val": len(val_set),
