@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
+import signal
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -103,25 +104,54 @@ def stop_service(config: ServeConfig) -> None:
 
 
 def serve_forever(config: ServeConfig) -> int:
+    """Serve until SIGINT, SIGTERM or SIGHUP, then shut down cleanly.
+
+    A service manager (systemd, Docker, Kubernetes) stops with SIGTERM: the
+    application, its stream hosts and the Ray this process started are all
+    stopped before it exits 0, so no Ray process outlives it.
+    """
+    import ray
+
     from sonorisk.serving.auth import auth_enabled
 
     config = resolve_paths(config)
+    stop = threading.Event()
+    received: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    started_ray = not ray.is_initialized()
     init_ray(config)
-    start_service(config)
-    where = f"http://{config.host}:{config.port}"
-    if auth_enabled(config):
-        source = ("auth.token" if config.auth.token else config.auth.token_file
-                  or f"{config.data_path / 'token'} (or $SONORISK_TOKEN)")
-        print(f"sonorisk serving at {where} (token auth on: token in {source})", flush=True)
-    else:
-        print(f"sonorisk serving at {where} (no auth: loopback only)", flush=True)
-    print(f"API docs at {where}/docs; Ctrl-C stops. Research software: outputs are not "
-          "clinical results.", flush=True)
+    # After ray.init, which installs its own fatal-signal handlers (a SIGTERM
+    # then dumps a stack and aborts, leaving Ray's processes behind).
+    previous = {sig: signal.signal(sig, on_signal)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        start_service(config)
+        where = f"http://{config.host}:{config.port}"
+        if auth_enabled(config):
+            source = ("auth.token" if config.auth.token else config.auth.token_file
+                      or f"{config.data_path / 'token'} (or $SONORISK_TOKEN)")
+            print(f"sonorisk serving at {where} (token auth on: token in {source})", flush=True)
+        else:
+            print(f"sonorisk serving at {where} (no auth: loopback only)", flush=True)
+        print(f"API docs at {where}/docs; Ctrl-C stops. Research software: outputs are not "
+              "clinical results.", flush=True)
+        stop.wait()
+        print(f"sonorisk: {received[0]} received, shutting down", flush=True)
     finally:
-        stop_service(config)
+        # Ignore further signals while stopping: a second SIGTERM must not
+        # interrupt the teardown half-way (that is what leaves Ray processes).
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            if ray.is_initialized():
+                stop_service(config)
+        finally:
+            if started_ray and ray.is_initialized():
+                ray.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return 0
