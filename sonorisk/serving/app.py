@@ -131,7 +131,8 @@ class Ingress:
                                 workers=config.ingress.job_workers,
                                 max_attempts=config.jobs.max_attempts,
                                 on_final=lambda status: self.metrics.jobs.labels(status).inc(),
-                                exclusive=config.ingress.num_replicas == 1)
+                                exclusive=config.ingress.num_replicas == 1,
+                                redact=self._redact)
         self.streams = StreamPool(config)
         self.streams.start_all()
         self.started_at = time.time()
@@ -193,20 +194,32 @@ class Ingress:
         return {name: int(d.replica_states.get("RUNNING", 0))
                 for name, d in status.deployments.items()}
 
+    def _redact(self, job: Any, text: str) -> str:
+        from sonorisk.serving.redact import job_replacements, redact_text
+
+        return redact_text(text, job_replacements(str(job.path), job.filename,
+                                                  str(self.config.data_path)))
+
     def _score_job(self, job: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         import tempfile
 
+        from sonorisk.errors import InputError
         from sonorisk.pipeline.score_file import ScoringModels, score_file
+        from sonorisk.serving.redact import job_replacements, redact_document, redact_text
 
         detector, classifier = self._adapters()
         info = self._models_sync()
         self._running[job.job_id] = (detector, classifier)
+        hidden = job_replacements(str(job.path), job.filename, str(self.config.data_path))
         try:
             models = ScoringModels(detector, classifier, info["cards"])
             with tempfile.TemporaryDirectory(dir=self.results) as tmp:
                 document = score_file(job.path, models, self.pipeline, tmp, progress=False)
+        except InputError as exc:  # its reason reaches the client: no server paths
+            raise InputError(job.filename, redact_text(str(exc.reason), hidden)) from exc
         finally:
             self._running.pop(job.job_id, None)
+        document = redact_document(document, hidden)
         document["video"]["source"] = job.filename
         serving = {"detector": detector.usage(), "classifier": classifier.usage(),
                    "ingress": self.store.owner}

@@ -52,8 +52,11 @@ class JobRunner:
 
     def __init__(self, store: JobStore, results_dir: Path, score: ScoreFn, *, workers: int,
                  max_attempts: int, on_final: Callable[[str], None] | None = None,
-                 exclusive: bool = True, heartbeat: bool = True) -> None:
+                 exclusive: bool = True, heartbeat: bool = True,
+                 redact: Callable[[Job, str], str] | None = None) -> None:
         self.store = store
+        # Error reasons reach clients: this takes the server's paths out of them.
+        self.redact = redact or (lambda _job, text: text)
         self.results_dir = Path(results_dir)
         self.score = score
         self.max_attempts = max_attempts
@@ -149,9 +152,10 @@ class JobRunner:
             try:
                 document, serving = self.score(job)
             except InputError as exc:  # the video's own fault: retrying cannot help
-                return self.store.fail(job_id, str(exc.reason), type(exc).__name__)
+                return self.store.fail(job_id, self.redact(job, str(exc.reason)),
+                                       type(exc).__name__)
             except Exception as exc:  # a fault of the service: retry, then fail with it
-                reason = f"{type(exc).__name__}: {str(exc)[:500]}"
+                reason = self.redact(job, f"{type(exc).__name__}: {str(exc)[:500]}")
                 if attempt >= self.max_attempts:
                     return self.store.fail(job_id, f"failed {attempt} times; last error: "
                                            f"{reason}", type(exc).__name__)

@@ -3,6 +3,7 @@ files, a real RTSP server and ffmpeg pushers. One service for the module."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -74,7 +75,7 @@ def test_health_needs_no_token_everything_else_does(service):
         assert ok.get("/docs").status_code == 200
 
 
-def test_an_upload_is_scored_into_the_documented_json(client, sweeps):
+def test_an_upload_is_scored_into_the_documented_json(client, service, sweeps):
     reply = _upload(client, sweeps["malignant"])
     assert reply.status_code == 202, reply.text
     job = reply.json()
@@ -85,6 +86,8 @@ def test_an_upload_is_scored_into_the_documented_json(client, sweeps):
     document = client.get(f"/v1/jobs/{job['job_id']}/result").json()
     jsonschema.validate(document, load_schema())
     assert document["video"]["source"] == sweeps["malignant"].name
+    # Nothing of the server's layout reaches the client (issue 15).
+    assert str(Path(service.config.data_dir).resolve()) not in json.dumps(document)
     assert document["status"] == "scored" and 0 <= document["risk"] <= 1
     assert document["lesions"] and document["lesions"][0]["clips"]
     notices = " ".join(document["notice"])
