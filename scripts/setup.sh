@@ -14,7 +14,12 @@ RUNTIME_APT_PACKAGES=(ffmpeg)
 #   rtsp-server-perl a real RTSP server for the streaming tests
 #   chromium         the browser the reader-study tests drive (Playwright, /usr/bin/chromium)
 #   postgresql       PostgreSQL server binaries for the reader-study storage tests
-TEST_APT_PACKAGES=(rtsp-server-perl chromium postgresql)
+#   r-base-core r-cran-proc r-cran-psych r-cran-epir r-cran-vcd
+#                    R with the reference packages tests/eval/test_against_r.py checks
+#                    sonorisk.eval against: pROC (DeLong), psych (kappa, ICC), epiR
+#                    (exact intervals), vcd (weighted kappa interval: psych's is wrong)
+TEST_APT_PACKAGES=(rtsp-server-perl chromium postgresql
+                   r-base-core r-cran-proc r-cran-psych r-cran-epir r-cran-vcd)
 APT_PACKAGES=("${RUNTIME_APT_PACKAGES[@]}" "${TEST_APT_PACKAGES[@]}")
 
 if [[ -z "${SONORISK_NO_APT:-}" ]] && command -v apt-get >/dev/null 2>&1; then

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +53,13 @@ class _Problems:
 
 
 def _none_if_nan(value: Any) -> Any:
-    if value is None:
+    """None for every spelling of "missing" (None, NaN, pd.NA, NaT); numpy scalars as Python."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
-    if hasattr(value, "item"):
-        value = value.item()
-        if isinstance(value, float) and math.isnan(value):
-            return None
     return value
 
 
@@ -72,14 +71,52 @@ def _opt_str(value: Any) -> str | None:
     return text or None
 
 
-def _opt_float(value: Any) -> float | None:
+def _is_int(value: Any) -> bool:
+    """An integer that is not a bool (JSON ``true`` is an int to Python)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None for anything else (text, bool, NaN, inf, 1e400)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _parse_number(value: Any, integer: bool = False) -> float | int | None:
+    """A table cell as a finite number, None when empty; ValueError says what is wrong."""
     value = _none_if_nan(value)
-    return None if value is None or value == "" else float(value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise ValueError("true/false is not a number")
+    if integer and _is_int(value):
+        return value  # exact, also beyond float precision (seeds)
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("not a number") from None
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    if integer:
+        if number != int(number):
+            raise ValueError("not a whole number")
+        return int(number)
+    return number
+
+
+def _opt_float(value: Any) -> float | None:
+    number = _parse_number(value)
+    return None if number is None else float(number)
 
 
 def _opt_int(value: Any) -> int | None:
-    value = _opt_float(value)
-    return None if value is None else int(value)
+    number = _parse_number(value, integer=True)
+    return None if number is None else int(number)
 
 
 def _as_bool(value: Any) -> bool:
@@ -97,7 +134,8 @@ def read_table(root: Path) -> tuple[pd.DataFrame, Path]:
             # Ids stay strings ("007" must not become 7).
             table = pd.read_csv(csv_path, dtype={"video_id": str, "patient_id": str,
                                                  "source_id": str, "birads": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
+                OSError) as exc:
             raise DatasetError(csv_path, f"not a readable CSV table ({exc})") from exc
         return table, csv_path
     if parquet_path.is_file():
@@ -119,7 +157,7 @@ def _record_from_row(row: dict[str, Any]) -> VideoRecord:
         file=str(row["file"]),
         pathology=str(row["pathology"]).strip().lower(),
         patient_id=str(row["patient_id"]),
-        n_frames=int(row["n_frames"]),
+        n_frames=_opt_int(row["n_frames"]) or 0,  # checked before: a positive integer
         fps=_opt_float(row.get("fps")),
         width=_opt_int(row.get("width")),
         height=_opt_int(row.get("height")),
@@ -242,12 +280,44 @@ def _load_coco(path: Path) -> dict[str, Any]:
         coco = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(path, f"not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise DatasetError(path, f"cannot read the file ({exc.strerror or exc})") from exc
+    except RecursionError:  # the parser recurses once per level: [[[[...]]]] 100,000 deep
+        raise DatasetError(path, "JSON nested too deeply to read (not annotations)") from None
     if not isinstance(coco, dict):
         raise DatasetError(path, "top level must be a JSON object")
     for key in ("images", "annotations", "categories", "videos"):
         if not isinstance(coco.get(key), list):
             raise DatasetError(path, f"missing list {key!r}")
     return coco
+
+
+# Numeric columns of the table: (whole numbers only, what a value must be, the test).
+_NUMERIC_COLUMNS: dict[str, tuple[bool, str, Callable[[float], bool]]] = {
+    "n_frames": (True, "a positive integer", lambda v: v >= 1),
+    "width": (True, "a positive integer", lambda v: v >= 1),
+    "height": (True, "a positive integer", lambda v: v >= 1),
+    "n_lesions": (True, "an integer >= 0", lambda v: v >= 0),
+    "seed": (True, "an integer", lambda v: True),
+    "fps": (False, "a positive number", lambda v: v > 0),
+    "age": (False, "a number >= 0", lambda v: v >= 0),
+    "lesion_size_mm": (False, "a number >= 0", lambda v: v >= 0),
+}
+
+
+def _numeric_problems(row: dict[str, Any]) -> list[str]:
+    """One line per numeric cell of ``row`` that is not what its column needs (empty: fine)."""
+    found = []
+    for column, (integer, expected, valid) in _NUMERIC_COLUMNS.items():
+        raw = _none_if_nan(row.get(column))
+        try:
+            number = _parse_number(raw, integer)
+        except ValueError as exc:
+            found.append(f"{column} must be {expected}, got {raw!r} ({exc})")
+            continue
+        if number is not None and not valid(number):
+            found.append(f"{column} must be {expected}, got {raw!r}")
+    return found
 
 
 def _check_table(
@@ -278,10 +348,14 @@ def _check_table(
         if _opt_str(row.get("patient_id")) is None:
             problems.add(where, f"missing patient_id for video {video_id!r}")
             continue
-        n_frames = _opt_float(row.get("n_frames"))
-        if n_frames is None or n_frames < 1 or n_frames != int(n_frames):
+        bad_numbers = _numeric_problems(row)
+        for problem in bad_numbers:
+            problems.add(where, f"{problem} for video {video_id!r}")
+        if bad_numbers:
+            continue
+        if _opt_int(row.get("n_frames")) is None:
             problems.add(where, f"n_frames must be a positive integer for video {video_id!r}, "
-                                f"got {row.get('n_frames')!r}")
+                                "got nothing")
             continue
         file = _opt_str(row.get("file"))
         if file is None:
@@ -294,113 +368,179 @@ def _check_table(
     return records
 
 
-def _check_coco(
-    coco: dict[str, Any],
-    coco_path: Path,
-    records: list[VideoRecord],
-    problems: _Problems,
-) -> dict[str, list[FrameAnnotation]]:
-    by_video = {r.video_id: r for r in records}
-    categories = {c.get("id") for c in coco["categories"] if isinstance(c, dict)}
-    if LESION_CATEGORY["id"] not in categories:
-        problems.add(coco_path, "categories must contain {id: 1, name: 'lesion'}")
+def _short(value: Any, limit: int = 80) -> str:
+    """repr of a value from a user's file, cut to ``limit`` characters for a problem line."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
+
+def _id_text(value: Any) -> str | None:
+    """A video id from the JSON as the table's text (7 and "7" both mean "7"); None if neither."""
+    if isinstance(value, str):
+        return value
+    return str(value) if _is_int(value) else None
+
+
+def _entries(coco: dict[str, Any], key: str, coco_path: Path,
+             problems: _Problems) -> Iterator[dict[str, Any]]:
+    """The objects in list ``key``; anything else there is a problem line, not a crash."""
+    for position, entry in enumerate(coco[key]):
+        if isinstance(entry, dict):
+            yield entry
+        else:
+            problems.add(coco_path, f"{key}[{position}] must be an object, got {_short(entry)}")
+
+
+def _check_videos_list(coco: dict[str, Any], coco_path: Path, by_video: dict[str, VideoRecord],
+                       rejected: set[str], problems: _Problems) -> None:
     video_ids_seen: set[str] = set()
-    for entry in coco["videos"]:
-        vid = str(entry.get("id"))
+    for entry in _entries(coco, "videos", coco_path, problems):
+        vid = _id_text(entry.get("id"))
+        if vid is None:
+            problems.add(coco_path, f"'videos' entry without a text id: {_short(entry)}")
+            continue
         if vid in video_ids_seen:
             problems.add(coco_path, f"duplicate video id {vid!r} in 'videos'")
         video_ids_seen.add(vid)
-        if vid not in by_video:
+        if vid not in by_video and vid not in rejected:
             problems.add(coco_path, f"unknown video id {vid!r} in 'videos' (not in the table)")
     for vid in by_video:
         if vid not in video_ids_seen:
             problems.add(coco_path, f"video {vid!r} of the table has no entry in 'videos'")
 
+
+def _image_problem(entry: dict[str, Any], by_video: dict[str, VideoRecord],
+                   frame_keys: set[tuple[str, int]]) -> str | None:
+    """What is wrong with one image entry (a frame), or None."""
+    vid = _id_text(entry.get("video_id"))
+    if vid not in by_video:
+        return f"unknown video id {_short(entry.get('video_id'))}"
+    record = by_video[vid]
+    index = entry.get("frame_index")
+    if not _is_int(index) or index < 0:
+        return f"bad frame_index {_short(index)}"
+    if index >= record.n_frames:
+        return f"frame index {index} beyond the video {vid!r} ({record.n_frames} frames)"
+    if (vid, index) in frame_keys:
+        return f"duplicate frame {index} of video {vid!r}"
+    if entry.get("file_name") != record.file:
+        return (f"file_name {_short(entry.get('file_name'))} differs from the table's "
+                f"file {record.file!r}")
+    width, height = entry.get("width"), entry.get("height")
+    if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
+        return f"bad width/height {_short(width)}x{_short(height)}"
+    if record.width is not None and record.height is not None and (
+        (width, height) != (record.width, record.height)
+    ):
+        return (f"size {width}x{height} differs from the table's "
+                f"{record.width}x{record.height} for {vid!r}")
+    return None
+
+
+def _check_images(
+    coco: dict[str, Any], coco_path: Path, by_video: dict[str, VideoRecord],
+    rejected: set[str], problems: _Problems,
+) -> tuple[dict[int, dict[str, Any]], set[int]]:
+    """image id -> its valid image entry (video id as the table's text); ids of skipped images."""
     images: dict[int, dict[str, Any]] = {}
+    skipped: set[int] = set()
     frame_keys: set[tuple[str, int]] = set()
-    for entry in coco["images"]:
+    for entry in _entries(coco, "images", coco_path, problems):
         image_id = entry.get("id")
-        if not isinstance(image_id, int):
-            problems.add(coco_path, f"image entry without an integer id: {entry!r:.120}")
+        if not _is_int(image_id):
+            problems.add(coco_path, f"image entry without an integer id: {_short(entry, 120)}")
             continue
         if image_id in images:
             problems.add(coco_path, f"duplicate image id {image_id}")
             continue
-        vid = str(entry.get("video_id"))
-        if vid not in by_video:
-            problems.add(coco_path, f"image {image_id}: unknown video id {vid!r}")
+        if _id_text(entry.get("video_id")) in rejected:
+            skipped.add(image_id)
             continue
-        record = by_video[vid]
-        index = entry.get("frame_index")
-        if not isinstance(index, int) or index < 0:
-            problems.add(coco_path, f"image {image_id}: bad frame_index {index!r}")
+        problem = _image_problem(entry, by_video, frame_keys)
+        if problem is not None:
+            problems.add(coco_path, f"image {image_id}: {problem}")
             continue
-        if index >= record.n_frames:
-            problems.add(
-                coco_path,
-                f"image {image_id}: frame index {index} beyond the video {vid!r} "
-                f"({record.n_frames} frames)",
-            )
-            continue
-        if (vid, index) in frame_keys:
-            problems.add(coco_path, f"image {image_id}: duplicate frame {index} of video {vid!r}")
-            continue
-        if entry.get("file_name") != record.file:
-            problems.add(coco_path, f"image {image_id}: file_name {entry.get('file_name')!r} "
-                                    f"differs from the table's file {record.file!r}")
-            continue
-        width, height = entry.get("width"), entry.get("height")
-        if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
-            problems.add(coco_path, f"image {image_id}: bad width/height {width!r}x{height!r}")
-            continue
-        if record.width is not None and record.height is not None and (
-            (width, height) != (record.width, record.height)
-        ):
-            problems.add(coco_path, f"image {image_id}: size {width}x{height} differs from the "
-                                    f"table's {record.width}x{record.height} for {vid!r}")
-            continue
-        frame_keys.add((vid, index))
+        entry = {**entry, "video_id": _id_text(entry["video_id"])}
+        frame_keys.add((entry["video_id"], entry["frame_index"]))
         images[image_id] = entry
+    return images, skipped
+
+
+def _annotation_box(ann: dict[str, Any],
+                    images: dict[int, dict[str, Any]]) -> tuple[int, Box, int] | str:
+    """(image id, box xyxy, lesion id) of one annotation, or what is wrong with it."""
+    image_id = ann.get("image_id")
+    if not _is_int(image_id):
+        return f"image_id must be an integer, got {_short(image_id)}"
+    if image_id not in images:
+        return f"unknown image id {image_id!r}"
+    category = ann.get("category_id")
+    if not (_is_int(category) and category == LESION_CATEGORY["id"]):
+        return f"category_id must be 1 (lesion), got {_short(category)}"
+    image = images[image_id]
+    frame = f"(frame {image['frame_index']} of {image['video_id']!r})"
+    bbox = ann.get("bbox")
+    # NaN, inf and true/false would pass every comparison below: only finite numbers are a box.
+    values = [_finite(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else [None]
+    if None in values:
+        return f"bbox must be [x, y, w, h] of finite numbers, got {_short(bbox)} {frame}"
+    x, y, w, h = values
+    if w <= 0 or h <= 0:
+        return f"empty box {bbox} {frame}"
+    tol = BOX_TOLERANCE_PX
+    if x < -tol or y < -tol or x + w > image["width"] + tol or y + h > image["height"] + tol:
+        return (f"box outside frame: {bbox} in a {image['width']}x{image['height']} frame "
+                f"{frame}")
+    lesion_id = ann.get("lesion_id", ann["id"])
+    if not _is_int(lesion_id):
+        return f"lesion_id must be an integer, got {_short(lesion_id)} {frame}"
+    return image_id, (x, y, x + w, y + h), lesion_id
+
+
+def _rejected_ids(table: pd.DataFrame, records: list[VideoRecord]) -> set[str]:
+    """Video ids of table rows that had a problem (already said: their frames are not checked)."""
+    listed = (_opt_str(v) for v in table.get("video_id", pd.Series(dtype=object)))
+    return {v for v in listed if v is not None} - {r.video_id for r in records}
+
+
+def _check_coco(
+    coco: dict[str, Any],
+    coco_path: Path,
+    records: list[VideoRecord],
+    problems: _Problems,
+    rejected: set[str] | None = None,
+) -> dict[str, list[FrameAnnotation]]:
+    """Frame annotations per video; frames of ``rejected`` videos are skipped, not reported."""
+    by_video = {r.video_id: r for r in records}
+    rejected = rejected or set()
+    categories = list(_entries(coco, "categories", coco_path, problems))
+    if not any(_is_int(c.get("id")) and c["id"] == LESION_CATEGORY["id"] for c in categories):
+        problems.add(coco_path, "categories must contain {id: 1, name: 'lesion'}")
+    _check_videos_list(coco, coco_path, by_video, rejected, problems)
+    images, skipped = _check_images(coco, coco_path, by_video, rejected, problems)
 
     boxes: dict[int, list[tuple[Box, int]]] = defaultdict(list)
     annotation_ids: set[int] = set()
-    for ann in coco["annotations"]:
+    for ann in _entries(coco, "annotations", coco_path, problems):
         ann_id = ann.get("id")
+        if _is_int(ann.get("image_id")) and ann["image_id"] in skipped:
+            continue
+        if not _is_int(ann_id):
+            problems.add(coco_path, f"annotation without an integer id: {_short(ann, 120)}")
+            continue
         if ann_id in annotation_ids:
             problems.add(coco_path, f"duplicate annotation id {ann_id}")
             continue
         annotation_ids.add(ann_id)
-        image_id = ann.get("image_id")
-        if image_id not in images:
-            problems.add(coco_path, f"annotation {ann_id}: unknown image id {image_id!r}")
+        checked = _annotation_box(ann, images)
+        if isinstance(checked, str):
+            problems.add(coco_path, f"annotation {ann_id}: {checked}")
             continue
-        if ann.get("category_id") != LESION_CATEGORY["id"]:
-            problems.add(coco_path, f"annotation {ann_id}: category_id must be 1 (lesion), "
-                                    f"got {ann.get('category_id')!r}")
-            continue
-        image = images[image_id]
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4
-                and all(isinstance(v, int | float) for v in bbox)):
-            problems.add(coco_path, f"annotation {ann_id}: bbox must be [x, y, w, h], got {bbox!r}")
-            continue
-        x, y, w, h = (float(v) for v in bbox)
-        if w <= 0 or h <= 0:
-            problems.add(coco_path, f"annotation {ann_id}: empty box {bbox} "
-                                    f"(frame {image['frame_index']} of {image['video_id']!r})")
-            continue
-        tol = BOX_TOLERANCE_PX
-        if x < -tol or y < -tol or x + w > image["width"] + tol or y + h > image["height"] + tol:
-            problems.add(
-                coco_path,
-                f"annotation {ann_id}: box outside frame: {bbox} in a "
-                f"{image['width']}x{image['height']} frame "
-                f"(frame {image['frame_index']} of {image['video_id']!r})",
-            )
-            continue
-        lesion_id = ann.get("lesion_id", ann_id)
-        boxes[image_id].append(((x, y, x + w, y + h), int(lesion_id)))
+        image_id, box, lesion_id = checked
+        boxes[image_id].append((box, lesion_id))
 
     frames: dict[str, list[FrameAnnotation]] = {r.video_id: [] for r in records}
     for image_id, entry in images.items():
@@ -471,7 +611,7 @@ def _build(
     records = _check_table(table, table_path, root, problems, check_files)
     if not records and not problems.items:
         problems.add(table_path, "the table lists no videos")
-    frames = _check_coco(coco, coco_path, records, problems)
+    frames = _check_coco(coco, coco_path, records, problems, _rejected_ids(table, records))
     if probe:
         _probe(records, root, problems)
     dataset = VideoDataset(root, table, records, frames, coco)

@@ -191,6 +191,45 @@ def synthetic_warnings(predictions: Predictions, cfg: ReportConfig) -> list[str]
     return out
 
 
+NOT_PROBABILITIES = "SCORES NOT PROBABILITIES"
+
+
+def score_range_warnings(scores: dict[str, np.ndarray]) -> list[str]:
+    """A loud line per model whose scores leave [0, 1] (logits, ranks, decision values).
+
+    Ranks, AUC and thresholds do not need probabilities, but a calibration plot
+    of such scores would compare them with a fraction malignant and mean nothing.
+    """
+    out = []
+    for model, s in scores.items():
+        low, high = float(np.min(s)), float(np.max(s))
+        if low < 0.0 or high > 1.0:
+            out.append(
+                f"{NOT_PROBABILITIES} — model {model!r} has scores from {low:.4g} to {high:.4g}, "
+                "outside [0, 1]: it is left out of the calibration plot. AUC, tests and "
+                "operating points hold for any score; thresholds are in its own score units."
+            )
+    return out
+
+
+def _calibration_figure(
+    y: np.ndarray, scores: dict[str, np.ndarray], out_dir: Path, cfg: ReportConfig,
+    fig_note: str | None,
+) -> Path | None:
+    """The calibration plot of the models whose scores are probabilities (None: no such model)."""
+    shown = {m: s for m, s in scores.items() if np.min(s) >= 0.0 and np.max(s) <= 1.0}
+    if not shown:
+        return None
+    left_out = [m for m in scores if m not in shown]
+    notes = [fig_note] if fig_note else []
+    if left_out:
+        notes.append(f"left out, scores not probabilities: {', '.join(left_out)}")
+    return figures.plot_calibration(
+        y, shown, out_dir / "figures" / "calibration.png", cfg.calibration_bins,
+        "; ".join(notes) or None,
+    )
+
+
 def build_report(
     truth: pd.DataFrame,
     predictions: Predictions,
@@ -208,10 +247,11 @@ def build_report(
         raise EvalInputError("--reference-model", f"{ref!r} is not one of the models {models}")
     models = [ref, *[m for m in models if m != ref]]  # the reference leads every table
     scores = {m: predictions.scores[m].to_numpy() for m in models}
-    warnings = synthetic_warnings(predictions, cfg)
+    provenance = synthetic_warnings(predictions, cfg)
+    range_warnings = score_range_warnings(scores)
     fig_note = (
         "Synthetic/demo scores: not a clinical result"
-        if any(w.startswith("SYNTHETIC") for w in warnings) or cfg.note
+        if any(w.startswith("SYNTHETIC") for w in provenance) or cfg.note
         else None
     )
     tables: dict[str, Table] = {}
@@ -418,9 +458,12 @@ def build_report(
         f"ROC curves of the models (AUC with DeLong {_level_pct(cfg.level)} CI)",
         fig_note,
     )
-    figs["calibration"] = figures.plot_calibration(
-        y, scores, out_dir / "figures" / "calibration.png", cfg.calibration_bins, fig_note
-    )
+    calibration = _calibration_figure(y, scores, out_dir, cfg, fig_note)
+    if calibration is not None:
+        figs["calibration"] = calibration
+    elif range_warnings:
+        range_warnings.append(f"{NOT_PROBABILITIES} — no calibration plot: no model's scores "
+                              "are probabilities.")
 
     if reads is not None:
         _reader_sections(
@@ -441,8 +484,9 @@ def build_report(
 
     for t in tables.values():
         t.write_csv(out_dir / "tables" / f"{t.name}.csv")
-    _write_documents(out_dir, tables, figs, warnings, cfg, truth, models, op, ref)
-    return ReportResult(out_dir, tables, figs, op, warnings)
+    _write_documents(out_dir, tables, figs, range_warnings, provenance, cfg, truth, models, op,
+                     ref)
+    return ReportResult(out_dir, tables, figs, op, range_warnings + provenance)
 
 
 def _subtype_section(
@@ -780,7 +824,7 @@ def _html_line(line: str) -> str:
     text = html.escape(line.lstrip("#- ").replace("**", "").replace("`", ""))
     if line.startswith("# "):
         return f"<h1>{text}</h1>"
-    if "SYNTHETIC/DEMO" in line:
+    if "SYNTHETIC/DEMO" in line or NOT_PROBABILITIES in line:
         return f"<p class='warn'>{text}</p>"
     return f"<p>{text}</p>"
 
@@ -789,7 +833,8 @@ def _write_documents(
     out_dir: Path,
     tables: dict[str, Table],
     figs: dict[str, Path],
-    warnings: list[str],
+    range_warnings: list[str],
+    provenance: list[str],
     cfg: ReportConfig,
     truth: pd.DataFrame,
     models: list[str],
@@ -803,8 +848,10 @@ def _write_documents(
         "Research software output, not a medical device; numbers describe the inputs below only.",
         "",
     ]
-    if warnings:
-        header += ["**Provenance notes:**", ""] + [f"- {w}" for w in warnings] + [""]
+    if range_warnings:
+        header += ["**Warnings:**", ""] + [f"- {w}" for w in range_warnings] + [""]
+    if provenance:
+        header += ["**Provenance notes:**", ""] + [f"- {w}" for w in provenance] + [""]
     header += [
         "- Inputs: " + ", ".join(f"{k} = `{v}`" for k, v in cfg.inputs.items())
         if cfg.inputs

@@ -37,9 +37,10 @@ class RocCurve:
 @dataclass(frozen=True)
 class DeLongResult:
     aucs: np.ndarray  # one per score vector
-    covariance: np.ndarray  # DeLong covariance matrix of the AUCs
+    covariance: np.ndarray  # DeLong covariance matrix of the AUCs; NaN when undefined
     n_positive: int
     n_negative: int
+    undefined: str | None = None  # why the covariance is undefined (one case of a class)
 
 
 def _clean(
@@ -80,9 +81,18 @@ def delong(
     aucs = (tz[:, :m].sum(axis=1) - m * (m + 1) / 2.0) / (m * n)
     v01 = (tz[:, :m] - tx) / n  # placement of each malignant case among benign ones
     v10 = 1.0 - (tz[:, m:] - ty) / m  # placement of each benign case among malignant ones
-    sx = np.atleast_2d(np.cov(v01)) if m > 1 else np.zeros((mat.shape[0], mat.shape[0]))
-    sy = np.atleast_2d(np.cov(v10)) if n > 1 else np.zeros((mat.shape[0], mat.shape[0]))
+    if min(m, n) < 2:
+        # A single case of a class has no sample variance of its placements: pROC's
+        # var() is NA there, and so are its CI and tests. Say so instead of inventing 0.
+        k = mat.shape[0]
+        return DeLongResult(aucs, np.full((k, k), np.nan), m, n, _single_case_reason(m, n))
+    sx, sy = np.atleast_2d(np.cov(v01)), np.atleast_2d(np.cov(v10))
     return DeLongResult(aucs, sx / m + sy / n, m, n)
+
+
+def _single_case_reason(m: int, n: int) -> str:
+    cls = "malignant" if m < 2 else "benign"
+    return f"DeLong variance undefined: only 1 {cls} case"
 
 
 def auc(y_true: Iterable[object], scores: Iterable[object], source: str = "scores") -> float:
@@ -95,11 +105,11 @@ def auc_delong_ci(
 ) -> Estimate:
     y, s = _clean(y_true, scores, source)
     res = delong(y, s[None, :], source)
+    method = "DeLong (asymptotic normal, clipped to [0,1])"
+    if res.undefined:
+        return Estimate(float(res.aucs[0]), None, None, method, level, res.undefined)
     return normal_interval(
-        float(res.aucs[0]),
-        math.sqrt(max(res.covariance[0, 0], 0.0)),
-        level,
-        "DeLong (asymptotic normal, clipped to [0,1])",
+        float(res.aucs[0]), math.sqrt(max(res.covariance[0, 0], 0.0)), level, method
     )
 
 
@@ -182,6 +192,8 @@ def delong_test_paired(
     diff = float(res.aucs[0] - res.aucs[1])
     var = float(res.covariance[0, 0] + res.covariance[1, 1] - 2 * res.covariance[0, 1])
     method = "DeLong test for two correlated ROC curves (paired)"
+    if res.undefined:
+        return TestResult(None, None, method, estimate=diff, undefined=res.undefined)
     if var <= 1e-15:
         # Identical rankings (or perfect separation by both): no variance to test against.
         return TestResult(
@@ -211,6 +223,9 @@ def delong_test_unpaired(
     diff = float(ra.aucs[0] - rb.aucs[0])
     var = float(ra.covariance[0, 0] + rb.covariance[0, 0])
     method = "DeLong test for two independent ROC curves (unpaired)"
+    undefined = [f"group {g}: {r.undefined}" for g, r in (("A", ra), ("B", rb)) if r.undefined]
+    if undefined:
+        return TestResult(None, None, method, estimate=diff, undefined="; ".join(undefined))
     if var <= 1e-15:
         return TestResult(
             None,
