@@ -9,6 +9,8 @@ import argparse
 import os
 from pathlib import Path
 
+from sonorisk.reader_study.throttle import SignInLimits  # stdlib only: cheap to import
+
 DB_ENV = "SONORISK_STUDY_DB"
 DB_HELP = (f"database URL (default: sqlite file study.sqlite in the study folder; or set "
            f"{DB_ENV}, which keeps a password out of the process list), e.g. "
@@ -67,6 +69,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="address to listen on (default 127.0.0.1; put a TLS proxy in "
                        "front for anything beyond this machine)")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-sign-in-failures", type=int, default=SignInLimits.account_failures,
+                       metavar="N", help="wrong passwords for one reader before sign-in is "
+                       "locked (default %(default)s; one client address gets 4x as many)")
+    serve.add_argument("--lockout-seconds", type=float, default=SignInLimits.lockout_s,
+                       metavar="S", help="the first lockout; it doubles with each further "
+                       "failure, up to 30x (default %(default)s)")
     serve.set_defaults(func=_serve)
 
     export = verbs.add_parser("export", help="reads.csv, truth, predictions, iMRMC, audit")
@@ -129,10 +137,18 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sonorisk.errors import ConfigError
     from sonorisk.reader_study.store import default_db_url
     from sonorisk.reader_study.web import serve
 
-    serve(args.study, _db(args) or default_db_url(args.study), args.host, args.port)
+    if args.max_sign_in_failures < 1 or args.lockout_seconds <= 0:
+        raise ConfigError("serve", "--max-sign-in-failures must be >= 1 and "
+                                   "--lockout-seconds > 0")
+    limits = SignInLimits(account_failures=args.max_sign_in_failures,
+                          client_failures=4 * args.max_sign_in_failures,
+                          lockout_s=args.lockout_seconds,
+                          max_lockout_s=30 * args.lockout_seconds)
+    serve(args.study, _db(args) or default_db_url(args.study), args.host, args.port, limits)
     return 0
 
 

@@ -49,6 +49,10 @@ def _v2(conn: Connection) -> None:
     s.events.create(conn)
 
 
+def _v3(conn: Connection) -> None:
+    s.drafts.create(conn)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -59,6 +63,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "study, readers, cases, steps, reads, audit", _v1),
     Migration(2, "reader passwords; event log", _v2),
+    Migration(3, "drafts: unsaved answers kept as the reader works (autosave)", _v3),
 )
 assert MIGRATIONS[-1].version == s.SCHEMA_VERSION
 

@@ -13,6 +13,9 @@ newest schema the code queries. Times are UNIX seconds (float) in UTC.
 - ``reads``: one answer per (reader, case, session).
 - ``audit``: every insert and change of an answer: old and new values, who, when.
 - ``events`` (v2): page views and displays of the AI result, for the study log.
+- ``drafts`` (v3): an answer being entered but not yet saved (autosave), one per
+  reader and step, deleted when the answer is saved. Never a read: the export and
+  the progress count only ``reads``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -30,7 +34,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -136,4 +140,16 @@ events = Table(  # v2
     Column("step", Integer),
     Column("kind", String(32), nullable=False),  # view | ai_shown | sign_in
     Column("detail", Text),
+)
+
+drafts = Table(  # v3
+    "drafts",
+    metadata,
+    Column("reader_id", String(64), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("birads", String(4)),  # null: not chosen yet
+    Column("confidence", Integer),  # null: slider not moved yet
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("reader_id", "step"),
+    ForeignKeyConstraint(["reader_id", "step"], ["steps.reader_id", "steps.step"]),
 )

@@ -1,10 +1,15 @@
-"""Sign-in secrets: link tokens, password hashes, signed session cookies.
+"""Sign-in secrets: link tokens, password hashes, signed session cookies, CSRF tokens.
 
 Tokens and passwords are stored only as hashes (SHA-256 for random link tokens,
 PBKDF2-SHA256 with a salt for passwords). A session cookie is
 ``role:id:issued:signature`` signed with HMAC-SHA256 under the study's secret
 (kept in the database), so it survives a server restart and cannot be forged to
 name another reader.
+
+An anti-forgery (CSRF) token is an HMAC of the browser's session under the same
+secret: another site can make a browser send its cookie, but cannot read a page to
+learn the token, nor compute it. Being derived rather than stored, it needs no
+table and survives a restart; a new sign-in (a new session) gives a new token.
 """
 
 from __future__ import annotations
@@ -73,3 +78,16 @@ def read_session(secret: str, cookie: str | None,
     if (now if now is not None else time.time()) - issued_at > COOKIE_MAX_AGE_S:
         return None
     return role, ident
+
+
+def csrf_token(secret: str, basis: str) -> str:
+    """The anti-forgery token of one browser session (``basis``: its session cookie,
+    or before sign-in its random pre-session nonce)."""
+    return hmac.new(secret.encode(), f"csrf|{basis}".encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_ok(secret: str, basis: str | None, token: str | None) -> bool:
+    """Whether ``token`` belongs to this session; compared in constant time."""
+    if not basis or not token:
+        return False
+    return hmac.compare_digest(token.encode(), csrf_token(secret, basis).encode())

@@ -9,7 +9,9 @@ share them:
 - an aided step (the AI result) opens only once the unaided read of that case is
   saved, and with a washout only after the whole unaided session plus the washout;
 - an unaided read cannot change after the AI result of that case was shown;
-- each answer is one transaction together with its audit row (old, new, who, when).
+- each answer is one transaction together with its audit row (old, new, who, when);
+- an answer being entered is kept as a draft (autosave) until the answer is saved,
+  which deletes it in the same transaction. A draft is never a read.
 
 Reading time = (submission time - first time the step's page was shown) - video
 duration (the paper's definition: total time minus the video's length).
@@ -100,6 +102,60 @@ def validate_answer(birads: object, confidence: object, source: str = "answer") 
     if not value.is_integer() or not 0 <= value <= 100:
         raise ReadRejected(source, f"confidence must be a whole number from 0 to 100, got {text}")
     return category, int(value)
+
+
+def _draft_key(reader_id: str, number: int) -> Any:
+    return and_(s.drafts.c.reader_id == reader_id, s.drafts.c.step == number)
+
+
+def validate_draft(birads: object, confidence: object) -> tuple[str | None, int | None]:
+    """The canonical parts of a draft: either may be unset (None), but a part that is
+    set must be valid, so a restored form never holds a value that Save would refuse."""
+    def given(value: object) -> bool:
+        return value is not None and str(value).strip() != ""
+
+    # each half is checked by validate_answer, with a valid stand-in for the other half
+    category = validate_answer(birads, 50, "draft")[0] if given(birads) else None
+    conf = validate_answer(READ_CATEGORIES[0], confidence, "draft")[1] if given(confidence) \
+        else None
+    return category, conf
+
+
+def _ai_shown_at(conn: Any, reader_id: str, case_id: str) -> float | None:
+    """When the AI result of this case was first shown to this reader (locks the row)."""
+    return conn.execute(select(s.steps.c.opened_at).where(and_(
+        s.steps.c.reader_id == reader_id, s.steps.c.case_id == case_id,
+        s.steps.c.session == "aided")).with_for_update()).scalar()
+
+
+def _locked(number: int, shown: float) -> ReadRejected:
+    return ReadRejected(f"step {number}", "the unaided read cannot change after the AI result "
+                                          f"of this case was shown (at {iso(shown)})", 409)
+
+
+def _replace_draft(conn: Any, step: Step, draft: dict[str, Any],
+                   saved_at: float | None) -> dict[str, Any] | None:
+    """In one write transaction: check the step's saved answer, then replace its draft
+    (``StudyStore.save_draft``)."""
+    reader_id, number = step.reader_id, step.step
+    saved = conn.execute(select(s.reads).where(and_(
+        s.reads.c.reader_id == reader_id, s.reads.c.case_id == step.case_id,
+        s.reads.c.session == step.session))).first()
+    if saved is not None and step.session == "unaided":
+        shown = _ai_shown_at(conn, reader_id, step.case_id)
+        if shown is not None:
+            raise _locked(number, shown)
+    if (saved.updated_at if saved else None) != saved_at:
+        raise ReadRejected(f"step {number}", "the answer of this step was saved after this "
+                                             "page was shown: reload the page", 409)
+    conn.execute(s.drafts.delete().where(_draft_key(reader_id, number)))
+    values = {"birads": draft["birads"], "confidence": draft["confidence"]}
+    if values == {"birads": None, "confidence": None}:
+        return None  # nothing chosen: nothing to keep
+    if saved is not None and _answer(saved._mapping) == values:
+        return None  # what is already saved
+    conn.execute(s.drafts.insert().values(reader_id=reader_id, step=number, **draft))
+    return draft
 
 
 class StudyStore:
@@ -335,19 +391,16 @@ class StudyStore:
                     # the row lock (PostgreSQL) / write lock (SQLite) makes concurrent
                     # changes of one answer take turns, so each audit row's "old" is right
                     old = conn.execute(select(s.reads).where(key).with_for_update()).first()
+                    # the answer is saved: its draft goes in the same transaction
+                    conn.execute(s.drafts.delete().where(_draft_key(reader_id, number)))
                     if old is not None:
                         old_answer = _answer(old._mapping)
                         if old_answer == new:
                             return dict(old._mapping)
                         if step.session == "unaided":
-                            shown = conn.execute(select(s.steps.c.opened_at).where(and_(
-                                s.steps.c.reader_id == reader_id,
-                                s.steps.c.case_id == step.case_id,
-                                s.steps.c.session == "aided")).with_for_update()).scalar()
+                            shown = _ai_shown_at(conn, reader_id, step.case_id)
                             if shown is not None:
-                                raise ReadRejected(
-                                    f"step {number}", "the unaided read cannot change after the "
-                                    f"AI result of this case was shown (at {iso(shown)})", 409)
+                                raise _locked(number, shown)
                         conn.execute(s.reads.update().where(key).values(
                             birads=category, confidence=conf, updated_at=now))
                         action, old_json = "update", json.dumps(old_answer)
@@ -374,6 +427,44 @@ class StudyStore:
                 continue
         with self.engine.connect() as conn:
             return dict(conn.execute(select(s.reads).where(key)).one()._mapping)
+
+    # --- drafts (autosave) -----------------------------------------------------
+    def save_draft(self, reader_id: str, number: int, birads: object, confidence: object,
+                   saved_at: float | None = None, now: float | None = None
+                   ) -> dict[str, Any] | None:
+        """Keep the answer a reader is entering on an open step; returns the draft, or
+        None when there is nothing to keep (empty, or equal to the saved answer).
+
+        ``saved_at`` is the ``updated_at`` of the saved answer the reader's page showed
+        (None: none). If the answer was saved since, the draft is older than it (a late
+        autosave request, another tab) and is refused (409) rather than shadowing it.
+        """
+        now = time.time() if now is None else now
+        category, conf = validate_draft(birads, confidence)
+        step = self.check_open(reader_id, number, now)  # the same 403s as an answer
+        draft = {"birads": category, "confidence": conf, "updated_at": now}
+        for attempt in range(2):  # a concurrent first insert turns the retry into a replace
+            try:
+                with self._writing() as conn:
+                    return _replace_draft(conn, step, draft, saved_at)
+            except IntegrityError:
+                if attempt:
+                    raise
+        return None  # not reached: the second attempt returns or raises
+
+    def draft(self, reader_id: str, number: int) -> dict[str, Any] | None:
+        """The unsaved answer of a step (None: none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.drafts).where(_draft_key(reader_id, number))).first()
+        if row is None:
+            return None
+        return {"birads": row.birads, "confidence": row.confidence,
+                "updated_at": row.updated_at}
+
+    def drafts(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(s.drafts).order_by(s.drafts.c.reader_id, s.drafts.c.step)).all()]
 
     # --- tables for the admin pages and the export ------------------------------
     def reads(self) -> list[dict[str, Any]]:

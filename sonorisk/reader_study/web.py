@@ -12,28 +12,54 @@ case is saved. Readers never see case ids, file names or pathology: pages and
 media URLs use step numbers only.
 
 Admin pages (``/admin/login/TOKEN``): progress per reader and the exports.
+
+Every state-changing request (POST: an answer, a draft, sign-in, sign-out) must carry
+the session's anti-forgery token, as the form field ``csrf_token`` or the header
+``X-CSRF-Token`` (fetch); one app-wide dependency checks it before any route runs, so
+a request without it gets 403 and changes nothing. Failed password sign-ins are
+throttled (``throttle.py``). The answer being entered is autosaved as a draft
+(``POST .../step/N/draft``, debounced by ``static/draft.js``) and put back into the
+form when the step is opened again, after a reload or a server restart.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Form, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi import Depends, FastAPI, Form, Request
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from sonorisk.reader_study.errors import ReadRejected
-from sonorisk.reader_study.security import COOKIE_MAX_AGE_S, read_session, sign_session
+from sonorisk.reader_study.security import (
+    COOKIE_MAX_AGE_S,
+    csrf_ok,
+    csrf_token,
+    read_session,
+    sign_session,
+)
 from sonorisk.reader_study.store import READ_CATEGORIES, Step, StudyStore, iso
+from sonorisk.reader_study.throttle import SignInLimits, SignInThrottle
 
 log = logging.getLogger(__name__)
 
 COOKIE = "sonorisk_study"
+CSRF_COOKIE = "sonorisk_csrf"  # a random nonce binding the token before sign-in
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HERE = Path(__file__).parent
 NO_SCORE_TEXT = ("No scorable lesion: the AI found no lesion track long enough to score "
                  "(8 frames) and gives no risk for this video.")
@@ -50,19 +76,61 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def _set_cookie(request: Request, response: Response, name: str, value: str,
+                max_age: int | None = None) -> None:
+    """HttpOnly (no script reads it), SameSite=Lax (no cross-site POST carries it) and,
+    behind a TLS proxy, Secure."""
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax", path="/",
+                        secure=request.url.scheme == "https")
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 def create_app(study_dir: str | Path, db_url: str | None = None,
-               store: StudyStore | None = None) -> FastAPI:
+               store: StudyStore | None = None,
+               throttle: SignInThrottle | None = None) -> FastAPI:
+    """The app; ``throttle`` carries the sign-in limits (default ``SignInLimits()``)."""
     from sonorisk.reader_study.store import default_db_url
 
     study_dir = Path(study_dir).resolve()
     if store is None:
         store = StudyStore.open(db_url or default_db_url(study_dir))
+    throttle = throttle or SignInThrottle()
     meta = store.meta()
     secret = meta["secret"]
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+    def csrf_basis(request: Request) -> str | None:
+        """What this browser's token is bound to: its session once signed in, before that
+        its nonce cookie (so the sign-in form is protected too); None: neither."""
+        session = request.cookies.get(COOKIE)
+        if read_session(secret, session) is not None:
+            return f"session|{session}"
+        nonce = request.cookies.get(CSRF_COOKIE)
+        return f"nonce|{nonce}" if nonce else None
+
+    async def check_csrf(request: Request) -> None:
+        """Runs before every route: a state-changing request without this session's token
+        is refused before it can change anything."""
+        if request.method in SAFE_METHODS:
+            return
+        token = request.headers.get(CSRF_HEADER)
+        if token is None:
+            token = (await request.form()).get(CSRF_FIELD)  # cached: the route reads it too
+        if not csrf_ok(secret, csrf_basis(request), token if isinstance(token, str) else None):
+            log.warning("refused %s %s: anti-forgery token missing or wrong", request.method,
+                        request.url.path)
+            raise ReadRejected("request", "the anti-forgery token of this form is missing or "
+                                          "wrong (it may come from another site, or from a page "
+                                          "opened before you signed in again). Nothing was "
+                                          "changed: reload the page and try again.", 403)
+
     app = FastAPI(title="sonorisk reader study", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, dependencies=[Depends(check_csrf)])
     app.state.store = store
+    app.state.throttle = throttle
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     @app.middleware("http")
@@ -72,7 +140,15 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("title", meta.get("title", "reader study"))
         context.setdefault("user", _user(request))
-        return templates.TemplateResponse(request, name, context, status_code=status)
+        basis, nonce = csrf_basis(request), None
+        if basis is None:  # a first visit: a fresh nonce binds the sign-in form's token
+            nonce = secrets.token_urlsafe(24)
+            basis = f"nonce|{nonce}"
+        context["csrf_token"] = csrf_token(secret, basis)  # in every form and <meta>
+        response = templates.TemplateResponse(request, name, context, status_code=status)
+        if nonce:
+            _set_cookie(request, response, CSRF_COOKIE, nonce)
+        return response
 
     def message(request: Request, status: int, heading: str, text: str,
                 link: tuple[str, str] | None = None) -> HTMLResponse:
@@ -81,9 +157,11 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
     def _user(request: Request) -> tuple[str, str] | None:
         return read_session(secret, request.cookies.get(COOKIE))
 
-    def signed_in(response: Response, role: str, ident: str) -> Response:
-        response.set_cookie(COOKIE, sign_session(secret, role, ident), max_age=COOKIE_MAX_AGE_S,
-                            httponly=True, samesite="lax", path="/")
+    def signed_in(request: Request, role: str, ident: str) -> Response:
+        home = f"/reader/{ident}" if role == "reader" else "/admin"
+        response = RedirectResponse(home, 303)
+        _set_cookie(request, response, COOKIE, sign_session(secret, role, ident),
+                    max_age=COOKIE_MAX_AGE_S)
         return response
 
     def require_reader(request: Request, reader_id: str) -> None:
@@ -100,9 +178,11 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
             raise ReadRejected("admin", "administrators only: open the admin link", 403)
 
     @app.exception_handler(ReadRejected)
-    async def rejected(request: Request, exc: ReadRejected) -> HTMLResponse:
+    async def rejected(request: Request, exc: ReadRejected) -> Response:
         heading = {401: "Please sign in", 403: "Not available", 404: "Not found",
                    409: "Cannot change this answer"}.get(exc.status, "Not accepted")
+        if "application/json" in request.headers.get("accept", ""):  # autosave's fetch
+            return JSONResponse({"error": heading, "reason": exc.reason}, exc.status)
         link = ("/login", "Sign in") if exc.status == 401 else None
         return message(request, exc.status, heading, exc.reason, link)
 
@@ -122,31 +202,67 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
 
     @app.post("/login", response_class=HTMLResponse)
     def login(request: Request, reader_id: str = Form(""), password: str = Form("")) -> Response:
-        reader_id = reader_id.strip()
+        reader_id, client = reader_id.strip(), _client(request)
+        wait = throttle.retry_after(reader_id, client)
+        if wait:  # locked: the password is not even checked
+            response = page(request, "login.html", 429,
+                            error=f"Too many failed sign-ins: try again in {wait} s.")
+            response.headers["Retry-After"] = str(wait)
+            return response
         if not reader_id or not password or not store.password_ok(reader_id, password):
+            throttle.failed(reader_id, client)
             return page(request, "login.html", 401,
                         error="Unknown reader or wrong password (readers without a password "
                               "sign in with their personal link).")
+        throttle.succeeded(reader_id, client)
         store.log_event(reader_id, "sign_in", detail="password")
-        return signed_in(RedirectResponse(f"/reader/{reader_id}", 303), "reader", reader_id)
+        return signed_in(request, "reader", reader_id)
+
+    def link_target(kind: str, token: str) -> tuple[str, str] | None:
+        """(role, id) that a sign-in link names; None: not a valid link."""
+        if kind == "admin":
+            return ("admin", "admin") if store.admin_token_ok(token) else None
+        reader_id = store.reader_for_token(token)
+        return None if reader_id is None else ("reader", reader_id)
+
+    def follow_link(request: Request, kind: str, token: str) -> Response:
+        target = link_target(kind, token)
+        if target is None:
+            return message(request, 404, "Unknown link",
+                           f"This {'admin' if kind == 'admin' else 'sign-in'} link is not valid "
+                           "for this study.")
+        current = _user(request)
+        if request.method == "GET" and current is not None and current != target:
+            # switching who this browser reads as takes a click on our own page, so a
+            # link planted elsewhere cannot silently swap a signed-in reader's account
+            return page(request, "switch.html", current=current, target=target,
+                        action=request.url.path)
+        if target[0] == "reader":
+            store.log_event(target[1], "sign_in", detail="link")
+        return signed_in(request, *target)
 
     @app.get("/r/{token}")
     def link_sign_in(request: Request, token: str) -> Response:
-        reader_id = store.reader_for_token(token)
-        if reader_id is None:
-            return message(request, 404, "Unknown link",
-                           "This sign-in link is not valid for this study.")
-        store.log_event(reader_id, "sign_in", detail="link")
-        return signed_in(RedirectResponse(f"/reader/{reader_id}", 303), "reader", reader_id)
+        return follow_link(request, "reader", token)
+
+    @app.post("/r/{token}")
+    def link_sign_in_confirmed(request: Request, token: str) -> Response:
+        return follow_link(request, "reader", token)
 
     @app.get("/admin/login/{token}")
     def admin_sign_in(request: Request, token: str) -> Response:
-        if not store.admin_token_ok(token):
-            return message(request, 404, "Unknown link",
-                           "This admin link is not valid for this study.")
-        return signed_in(RedirectResponse("/admin", 303), "admin", "admin")
+        return follow_link(request, "admin", token)
 
-    @app.get("/logout")
+    @app.post("/admin/login/{token}")
+    def admin_sign_in_confirmed(request: Request, token: str) -> Response:
+        return follow_link(request, "admin", token)
+
+    @app.get("/logout", response_class=HTMLResponse)
+    def logout_form(request: Request) -> Response:
+        # signing out changes state, so it is a POST with the token; this page offers it
+        return page(request, "logout.html")
+
+    @app.post("/logout")
     def logout() -> Response:
         response = RedirectResponse("/login", 303)
         response.delete_cookie(COOKIE, path="/")
@@ -192,14 +308,19 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
             aided = next(st for st in store.steps(reader_id)
                          if st.case_id == step.case_id and st.session == "aided")
             locked = aided.opened_at is not None
+        # what the reader entered but did not save comes back (autosave); what they just
+        # submitted and got refused wins over an older draft
+        draft = None if entered is not None or locked else store.draft(reader_id, step.step)
         ai = _ai_view(case, reader_id, step) if step.session == "aided" else None
         n_cases = sum(1 for st in store.steps(reader_id) if st.session == step.session)
         base = f"/reader/{reader_id}/step/{step.step}"
         return page(request, "case.html", status, reader_id=reader_id, step=step,
                     n_steps=len(store.steps(reader_id)), n_cases=n_cases,
                     video_url=f"{base}/video.mp4", fps=case["fps"], n_frames=case["n_frames"],
-                    duration=case["duration_s"], answer=entered or answer, unaided=unaided,
+                    duration=case["duration_s"],
+                    answer=entered or _draft_form(draft) or answer, unaided=unaided,
                     saved=answer, locked=locked, ai=ai, error=error,
+                    draft_at=iso(draft["updated_at"]) if draft else None,
                     categories=READ_CATEGORIES, action=base)
 
     def _ai_view(case: dict[str, Any], reader_id: str, step: Step) -> dict[str, Any]:
@@ -234,6 +355,20 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
             return case_page(request, reader_id, step, 400, error=exc.reason,
                              entered={"birads": birads, "confidence": confidence})
         return RedirectResponse(f"/reader/{reader_id}/next", 303)
+
+    @app.post("/reader/{reader_id}/step/{number}/draft")
+    def save_draft(request: Request, reader_id: str, number: int, birads: str = Form(""),
+                   confidence: str = Form(""), saved_at: str = Form("")) -> Response:
+        """Autosave (fetch from draft.js): keep what the reader is entering; not a read.
+        ``saved_at``: the saved answer's time as the page showed it ('' for none)."""
+        require_reader(request, reader_id)
+        try:
+            base = float(saved_at) if saved_at else None
+        except ValueError:
+            raise ReadRejected("saved_at", f"not a time: {saved_at!r}") from None
+        draft = store.save_draft(reader_id, number, birads, confidence, saved_at=base)
+        return JSONResponse({"kept": draft is not None,
+                             "updated_at": iso(draft["updated_at"]) if draft else None})
 
     def media(request: Request, reader_id: str, number: int, kind: str) -> FileResponse:
         require_reader(request, reader_id)
@@ -300,9 +435,19 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
     return app
 
 
-def serve(study_dir: str | Path, db_url: str | None, host: str, port: int) -> None:
+def _draft_form(draft: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A draft as the form's values ('' where the reader has not chosen yet)."""
+    if draft is None:
+        return None
+    return {"birads": draft["birads"] or "",
+            "confidence": "" if draft["confidence"] is None else draft["confidence"]}
+
+
+def serve(study_dir: str | Path, db_url: str | None, host: str, port: int,
+          limits: SignInLimits | None = None) -> None:
     import uvicorn
 
-    app = create_app(study_dir, db_url)  # StudyError (no study, bad URL) before listening
+    # StudyError (no study, bad URL) before listening
+    app = create_app(study_dir, db_url, throttle=SignInThrottle(limits))
     log.info("serving %s on http://%s:%d", study_dir, host, port)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

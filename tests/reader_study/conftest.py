@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -137,6 +138,41 @@ def study(study_template: Path, tmp_path: Path) -> Path:
 
 def links(study_dir: Path) -> dict[str, str]:
     return read_links(study_dir / "links.txt")
+
+
+# --- the web app in-process ------------------------------------------------------------
+@pytest.fixture
+def app_store(study: Path):
+    """The web app on the study's SQLite database, and its store."""
+    from sonorisk.reader_study.store import StudyStore, default_db_url
+    from sonorisk.reader_study.web import create_app
+
+    store = StudyStore.open(default_db_url(study))
+    yield create_app(study, store=store), store
+    store.close()
+
+
+def client_for(app, link: str | None):
+    """A TestClient (no redirects followed), signed in by ``link`` when given."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app, follow_redirects=False)
+    if link:
+        r = client.get(link)
+        assert r.status_code == 303, r.text
+    return client
+
+
+def page_token(html: str) -> str:
+    """The anti-forgery token a page hands its forms and scripts."""
+    match = re.search(r'<meta name="csrf-token" content="([0-9a-f]{64})">', html)
+    assert match, "page without an anti-forgery token"
+    return match.group(1)
+
+
+def form_token(client, url: str = "/login") -> str:
+    """This client's token, read from a page as a browser would."""
+    return page_token(client.get(url).text)
 
 
 # --- a real server process ---------------------------------------------------------------

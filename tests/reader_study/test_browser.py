@@ -218,3 +218,47 @@ def test_browser_study_on_postgresql_survives_a_server_kill(study_inputs, pg_db,
     study = make_study(study_inputs, tmp_path / "pgstudy", db_url=pg_db, show_overlay=True)
     assert not (study / "study.sqlite").exists()
     run_study(study, pg_db, server_factory, tmp_path, report_too=False)
+
+
+def test_browser_autosave_restores_an_unsaved_answer(study, server_factory) -> None:
+    """A reader chooses an answer and leaves without saving: a reload and a server restart
+    bring it back into the form (autosave, issue 15); Save stores it and ends the draft."""
+    from playwright.sync_api import sync_playwright
+
+    server = server_factory(study)
+    store = StudyStore.open(default_db_url(study))
+
+    def restored(page) -> None:
+        assert page.is_checked("#birads-4C")
+        assert page.text_content("#confidence-value") == "53"
+        assert page.input_value("#confidence-field") == "53"
+        assert page.locator("#draft-restored").count() == 1
+
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM)
+            page = browser.new_context().new_page()
+            page.goto(server.base + links(study)["R1"])
+            page.goto(server.base + "/reader/R1/step/0")
+            page.check("#birads-4C")
+            page.focus("#confidence")  # the slider starts unset (shown at 50)
+            for _ in range(3):
+                page.keyboard.press("ArrowRight")
+            page.wait_for_function("() => document.getElementById('draft-status').textContent"
+                                   ".startsWith('Draft kept')", timeout=10000)
+            page.reload()
+            restored(page)
+            assert store.reads() == []  # a draft is not a read
+
+            server.kill()
+            server = server_factory(study, port=server.port)
+            page.reload()
+            restored(page)
+
+            page.click("#submit")
+            page.wait_for_url("**/reader/R1/step/1")
+            browser.close()
+        assert stored(store, "R1") == {(store.steps("R1")[0].case_id, "unaided"): ("4C", 53)}
+        assert store.drafts() == []
+    finally:
+        store.close()

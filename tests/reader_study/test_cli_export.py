@@ -11,6 +11,7 @@ import pytest
 
 from sonorisk.cli import main
 from sonorisk.reader_study.export import export_tables
+from sonorisk.reader_study.schema import SCHEMA_VERSION
 from sonorisk.reader_study.store import StudyStore, default_db_url
 
 from .conftest import NOTICE, RISKS
@@ -55,7 +56,7 @@ def test_create_progress_migrate_through_the_cli(study_inputs: dict, tmp_path: P
     table = capsys.readouterr().out
     assert "R1" in table and "   1/3" in table and "at step 2" in table
     assert main(["reader-study", "migrate", str(out)]) == 0
-    assert "schema version 2" in capsys.readouterr().out
+    assert f"schema version {SCHEMA_VERSION}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("args", "message"), [

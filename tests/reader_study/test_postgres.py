@@ -44,3 +44,19 @@ def test_simultaneous_answers_on_postgresql(study_inputs, pg_db, tmp_path) -> No
         check_concurrent_changes(store)
     finally:
         store.close()
+
+
+def test_drafts_on_postgresql(study_inputs, pg_db, tmp_path) -> None:
+    """Autosave on PostgreSQL: replaced in place, deleted with the saved answer."""
+    make_study(study_inputs, tmp_path / "s", db_url=pg_db)
+    store = StudyStore.open(pg_db)
+    try:
+        store.open_step("R1", 0)
+        store.save_draft("R1", 0, "3", "")
+        store.save_draft("R1", 0, "4B", "66")
+        assert [(d["birads"], d["confidence"]) for d in store.drafts()] == [("4B", 66)]
+        assert store.reads() == []
+        store.save_read("R1", 0, "4B", 66)
+        assert store.drafts() == [] and len(store.reads()) == 1
+    finally:
+        store.close()

@@ -6,28 +6,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
-from sonorisk.reader_study.store import StudyStore, default_db_url
-from sonorisk.reader_study.web import NO_SCORE_TEXT, create_app
+from sonorisk.reader_study.web import NO_SCORE_TEXT
 
-from .conftest import NOTICE, links
-
-
-@pytest.fixture
-def app_store(study: Path):
-    store = StudyStore.open(default_db_url(study))
-    yield create_app(study, store=store), store
-    store.close()
-
-
-def client_for(app, link: str | None) -> TestClient:
-    client = TestClient(app, follow_redirects=False)
-    if link:
-        r = client.get(link)
-        assert r.status_code == 303, r.text
-    return client
+from .conftest import NOTICE, client_for, form_token, links, page_token
 
 
 def test_sign_in_by_link_and_password(app_store, study: Path) -> None:
@@ -39,11 +22,15 @@ def test_sign_in_by_link_and_password(app_store, study: Path) -> None:
     anon = client_for(app, None)
     assert anon.get("/r/not-a-token").status_code == 404
     assert anon.get("/reader/R1").status_code == 401
-    r = anon.post("/login", data={"reader_id": "R2", "password": "wrong-pass"})
+    token = form_token(anon)
+    r = anon.post("/login", data={"reader_id": "R2", "password": "wrong-pass",
+                                  "csrf_token": token})
     assert r.status_code == 401 and "wrong password" in r.text
-    r = anon.post("/login", data={"reader_id": "R1", "password": "anything-at-all"})
+    r = anon.post("/login", data={"reader_id": "R1", "password": "anything-at-all",
+                                  "csrf_token": token})
     assert r.status_code == 401  # R1 has no password: link only
-    r = anon.post("/login", data={"reader_id": "R2", "password": "secret-pass-2"})
+    r = anon.post("/login", data={"reader_id": "R2", "password": "secret-pass-2",
+                                  "csrf_token": token})
     assert r.status_code == 303 and r.headers["location"] == "/reader/R2"
     assert anon.get("/reader/R2").status_code == 200
     # a forged cookie naming another reader is not accepted
@@ -61,8 +48,9 @@ def test_a_reader_cannot_open_another_readers_pages_or_admin(app_store, study: P
         r = c.get(url)
         assert r.status_code == 403, url
         assert "another reader" in r.text
-    assert c.post("/reader/R2/step/0", data={"birads": "3", "confidence": "5"}
-                  ).status_code == 403
+    r = c.post("/reader/R2/step/0", data={"birads": "3", "confidence": "5",
+                                          "csrf_token": form_token(c)})
+    assert r.status_code == 403 and "another reader" in r.text
     assert c.get("/admin").status_code == 403
     assert c.get("/admin/export/reads.csv").status_code == 403
 
@@ -83,8 +71,9 @@ def test_no_ai_and_no_label_before_the_unaided_read_is_saved(app_store, study: P
                 "/reader/R1/step/1/heatmap/0.png"):
         r = c.get(url)
         assert r.status_code == 403 and "only after your unaided read" in r.text, url
-    assert c.post("/reader/R1/step/1", data={"birads": "3", "confidence": "5"}
-                  ).status_code == 403
+    r = c.post("/reader/R1/step/1", data={"birads": "3", "confidence": "5",
+                                          "csrf_token": page_token(page.text)})
+    assert r.status_code == 403 and "only after your unaided read" in r.text
     # a step ahead is not open either
     assert c.get("/reader/R1/step/2").status_code == 403
     # the video is served (with HTTP ranges, as browsers ask)
@@ -99,6 +88,7 @@ def test_bad_answers_get_400_with_the_reason_and_nothing_is_stored(app_store,
     app, store = app_store
     c = client_for(app, links(study)["R1"])
     page = c.get("/reader/R1/step/0").text
+    token = page_token(page)
     # No default confidence is pre-filled: the reader must set it.
     assert 'name="confidence" id="confidence-field" value=""' in page
     for data, reason in (({"birads": "7", "confidence": "50"}, "outside the scale"),
@@ -107,15 +97,17 @@ def test_bad_answers_get_400_with_the_reason_and_nothing_is_stored(app_store,
                          ({"birads": "3", "confidence": "250"}, "from 0 to 100"),
                          ({"birads": "3"}, "confidence is missing"),
                          ({"birads": "3", "confidence": " "}, "move the 0-100 slider")):
-        r = c.post("/reader/R1/step/0", data=data)
+        r = c.post("/reader/R1/step/0", data={**data, "csrf_token": token})
         assert r.status_code == 400 and reason in r.text, data
         assert 'id="read-form"' in r.text  # the form comes back with the reason
     assert store.reads() == [] and store.audit() == []
 
 
 def _answer(c: TestClient, rid: str, n: int, birads: str, conf: int) -> str:
-    assert c.get(f"/reader/{rid}/step/{n}").status_code == 200
-    r = c.post(f"/reader/{rid}/step/{n}", data={"birads": birads, "confidence": str(conf)})
+    page = c.get(f"/reader/{rid}/step/{n}")
+    assert page.status_code == 200
+    r = c.post(f"/reader/{rid}/step/{n}", data={"birads": birads, "confidence": str(conf),
+                                                "csrf_token": page_token(page.text)})
     assert r.status_code == 303, r.text
     return c.get(r.headers["location"]).headers.get("location", "")
 
@@ -146,7 +138,8 @@ def test_the_aided_step_shows_the_ai_result_honestly(app_store, study: Path) -> 
             assert c.get(f"/reader/R2/step/{st.step}/heatmap/0.png").status_code == 200
         assert c.get(f"/reader/R2/step/{st.step}/overlay.mp4").status_code == 200
         # the unaided read of this case is now final
-        r = c.post(f"/reader/R2/step/{st.step - 1}", data={"birads": "5", "confidence": "90"})
+        r = c.post(f"/reader/R2/step/{st.step - 1}", data={"birads": "5", "confidence": "90",
+                                                          "csrf_token": form_token(c)})
         assert r.status_code == 409 and "cannot change after the AI" in r.text
         _answer(c, "R2", st.step, "4A", 60)
     assert seen_no_score and seen_score
