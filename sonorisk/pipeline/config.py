@@ -31,6 +31,10 @@ class PipelineConfig:
     crop_wait: bool = True
     # From tracks to lesions: duplicates, lesion confidence, the video risk rule.
     lesions: LesionRules = field(default_factory=LesionRules)
+    # Memory one video may need (sonorisk.pipeline.budget: about 1.25 GB plus
+    # 110 bytes a pixel): larger frames are refused on the first frame with the
+    # reason. 4096 MB admits about 5200x5200; null: no limit.
+    memory_budget_mb: float | None = 4096.0
 
     def validate(self) -> None:
         self.lesions.validate()
@@ -40,6 +44,9 @@ class PipelineConfig:
         if self.classifier_batch_size < 1:
             raise ConfigError("pipeline.classifier_batch_size",
                               f"must be >= 1, got {self.classifier_batch_size}")
+        if self.memory_budget_mb is not None and self.memory_budget_mb <= 0:
+            raise ConfigError("pipeline.memory_budget_mb",
+                              f"must be > 0 (or null: no limit), got {self.memory_budget_mb}")
         if self.crop_sample < 1:
             raise ConfigError("pipeline.crop_sample", f"must be >= 1, got {self.crop_sample}")
         if self.tracking.keyframe_interval < 1:

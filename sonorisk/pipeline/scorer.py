@@ -41,6 +41,7 @@ from sonorisk.detector.predictor import FrameDetector
 from sonorisk.errors import InputError
 from sonorisk.io.scan_region import ScanRegion, estimate_scan_region
 from sonorisk.pipeline.aggregate import lesion_risk
+from sonorisk.pipeline.budget import check_memory
 from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.events import (
     BoxSource,
@@ -244,6 +245,7 @@ class IncrementalScorer:
         self._last_index = frame.index
         shape = frame.image.shape[:2]
         if self._frame_shape is None:
+            check_memory(shape[1], shape[0], self.config.memory_budget_mb, f"frame {frame.index}")
             self._frame_shape = shape
         elif shape != self._frame_shape:
             # Boxes, tracks and the scan region are in the first frames' pixels:
