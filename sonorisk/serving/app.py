@@ -239,9 +239,14 @@ class Ingress:
                       for role in ("detector", "classifier")}
             bundle = info["cards"]["bundle"]
             models["bundle"] = {k: bundle.get(k) for k in ("name", "version", "sha256")}
-        return {"status": "ok" if info else "degraded", "version": __version__,
+        workers = self.runner.workers_report(self.config.jobs.timeout_s)
+        # Every job worker blocked: accepted jobs would wait for ever.
+        all_stuck = len(workers["stuck"]) >= workers["total"]
+        return {"status": "ok" if info and not all_stuck else "degraded",
+                "version": __version__,
                 "uptime_s": round(time.time() - self.started_at, 1),
                 "jobs": await asyncio.to_thread(self.store.counts),
+                "job_workers": workers,
                 "jobs_resumed_at_start": len(self.resumed),
                 "jobs_adopted": self.runner.adopted,
                 **await self._stream_counts(), "models": models,

@@ -84,6 +84,10 @@ class JobsConfig:
     max_attempts: int = 3  # a job interrupted this often (server or replica died) fails
     model_retry_s: float = 60.0  # how long a model call is retried while replicas recover
     model_call_timeout_s: float = 120.0
+    # A job still scoring after this long fails ("ScoringTimeout"), checked
+    # between frames; one running this long plus a minute is reported stuck by
+    # /health (its worker is blocked in a call). null: no limit.
+    timeout_s: float | None = 1800.0
 
 
 @dataclass
@@ -234,6 +238,9 @@ class ServeConfig:
                               "data_dir)")
         if self.jobs.lease_s <= 0:
             raise ConfigError("jobs.lease_s", f"must be > 0, got {self.jobs.lease_s}")
+        if self.jobs.timeout_s is not None and self.jobs.timeout_s <= 0:
+            raise ConfigError("jobs.timeout_s",
+                              f"must be > 0 (or null: no limit), got {self.jobs.timeout_s}")
         if self.jobs.max_attempts < 1:
             raise ConfigError("jobs.max_attempts", "must be >= 1")
 

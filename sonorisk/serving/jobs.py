@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +65,8 @@ class JobRunner:
         self.exclusive = exclusive
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self._pending = 0
+        self._workers = workers
+        self._started: dict[str, float] = {}  # job id -> monotonic start, while it runs
         self.adopted = 0  # jobs taken over from dead replicas after the start
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -77,6 +80,22 @@ class JobRunner:
     def pending(self) -> int:
         with self._lock:
             return self._pending
+
+    def running(self) -> dict[str, float]:
+        """Seconds each job on a worker has been running, by job id."""
+        now = time.monotonic()
+        with self._lock:
+            return {job_id: now - t for job_id, t in self._started.items()}
+
+    def workers_report(self, timeout_s: float | None, grace_s: float = 60.0) -> dict[str, Any]:
+        """Workers busy, and those stuck: still on a job ``grace_s`` past ``timeout_s``
+        (the job's own deadline would have stopped it between frames: the worker is
+        blocked in a call)."""
+        running = self.running()
+        stuck = sorted(j for j, s in running.items()
+                       if timeout_s is not None and s > timeout_s + grace_s)
+        return {"total": self._workers, "busy": len(running), "stuck": stuck,
+                "longest_s": round(max(running.values(), default=0.0), 1)}
 
     def submit(self, job_id: str) -> None:
         with self._lock:
@@ -124,6 +143,8 @@ class JobRunner:
 
     def _run(self, job_id: str) -> None:
         final = False
+        with self._lock:
+            self._started[job_id] = time.monotonic()
         try:
             final = self._run_once(job_id)
         except Exception:  # the runner itself must never die silently
@@ -133,6 +154,7 @@ class JobRunner:
         finally:
             with self._lock:
                 self._pending -= 1
+                self._started.pop(job_id, None)
             job = self.store.get(job_id) if final else None
             if job is not None and job.status in FINAL and self.on_final is not None:
                 self.on_final(job.status)
