@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sonorisk.threads import set_torch_threads
+
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="detector YAML config (configs/detector*.yaml)")
@@ -112,7 +114,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import torch
 
     from sonorisk.config import load_yaml
     from sonorisk.detector.checkpoint import load_checkpoint
@@ -122,7 +123,7 @@ def _eval(args: argparse.Namespace) -> int:
     from sonorisk.models.resolve import resolve_model_file
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_torch_threads(args.threads)
     args.checkpoint = str(resolve_model_file(args.checkpoint, "detector"))
     payload = load_checkpoint(args.checkpoint)
     # The checkpoint's own config, then --config, then flags (inference knobs only

@@ -33,6 +33,7 @@ from sonorisk.detector.samples import (
     split_by_groups,
 )
 from sonorisk.errors import DatasetError, InputError
+from sonorisk.threads import set_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
     """Train on ``data`` folders (stills and/or video datasets); returns the final metrics."""
     from tqdm import tqdm
 
-    torch.set_num_threads(max(1, cfg.train.num_threads))
+    set_torch_threads(cfg.train.num_threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"

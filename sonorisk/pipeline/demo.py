@@ -32,6 +32,7 @@ import torch
 
 from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.report import RESEARCH_NOTICE
+from sonorisk.threads import set_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def run_demo(out: str | Path, models: str | None = None, examples: str | Path | 
         raise InputError(examples, "no example stills here (a BUSI-layout folder with "
                                    "manifest.csv); pass --examples DIR")
     started = time.perf_counter()
-    torch.set_num_threads(threads)
+    set_torch_threads(threads)
     say = print if progress else (lambda *a, **k: None)
     resolved = resolve_models(models)
     scoring = load_models(resolved)
@@ -273,7 +274,7 @@ def run_training_demo(out: str | Path, settings: DemoSettings | None = None, see
     s = settings or DemoSettings()
     out = Path(out)
     started = time.perf_counter()
-    torch.set_num_threads(s.threads)
+    set_torch_threads(s.threads)
     say = print if progress else (lambda *a, **k: None)
 
     say(f"[1/3] synthesizing {s.train_videos} phantom training sweeps and "

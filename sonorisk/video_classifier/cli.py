@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from sonorisk.threads import set_torch_threads
 from sonorisk.video_classifier.config import MODEL_KINDS
 
 
@@ -101,7 +102,6 @@ def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import pandas as pd
-    import torch
 
     from sonorisk.atomic import atomic_write_text
     from sonorisk.data.splits import read_split_ids
@@ -109,7 +109,7 @@ def _eval(args: argparse.Namespace) -> int:
     from sonorisk.video_classifier.evaluate import evaluate_checkpoint
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_torch_threads(args.threads)
     args.checkpoint = str(resolve_model_file(args.checkpoint, "classifier"))
     ids = read_split_ids(args.split_file, args.split) if args.split_file else None
     table, summary = evaluate_checkpoint(args.checkpoint, args.data, ids, args.name,

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from sonorisk.config import to_dict
 from sonorisk.errors import ConfigError, InputError
+from sonorisk.threads import set_torch_threads
 from sonorisk.video_classifier.augment import augment_clips
 from sonorisk.video_classifier.base import ClipClassifier
 from sonorisk.video_classifier.config import ClassifierConfig
@@ -144,7 +145,7 @@ def train_on_clips(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tc = config.train
-    torch.set_num_threads(max(1, tc.num_threads))
+    set_torch_threads(tc.num_threads)
     device = pick_device(tc.device)
     history: list[dict[str, Any]] = []
     start_epoch = 0
