@@ -59,6 +59,12 @@ class StreamDisconnectedError(VideoError):
     """A live source dropped its connection."""
 
 
+class ScoringTimeout(InputError):
+    """A video was still being scored when its time limit (a job's, a file's) ran out.
+
+    An input error: the same video would take as long again, so it is not retried."""
+
+
 # --- datasets ----------------------------------------------------------------
 class DatasetError(InputError):
     """A dataset folder or annotation file breaks the dataset format."""

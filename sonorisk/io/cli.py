@@ -43,7 +43,6 @@ def describe_video(source: str, *, crop: bool = False, max_frames: int | None = 
                    ) -> dict[str, Any]:
     """Decode one video and summarise it; raises the typed VideoError on failure."""
     from sonorisk.io import is_live_url, open_video
-    from sonorisk.io.scan_region import estimate_scan_region
 
     live = is_live_url(source)
     limit = max_frames if max_frames is not None else (LIVE_DEFAULT_FRAMES if live else None)
@@ -59,7 +58,9 @@ def describe_video(source: str, *, crop: bool = False, max_frames: int | None = 
         stride = max(1, (expected or 2 * REGION_SAMPLE) // REGION_SAMPLE)
         decoded = 0
         last_t = None
+        sizes: set[tuple[int, ...]] = set()
         for frame in src:
+            sizes.add(frame.image.shape[:2])
             if crop and frame.index % stride == 0 and len(sample) < REGION_SAMPLE:
                 sample.append(frame.image)
             decoded += 1
@@ -67,7 +68,7 @@ def describe_video(source: str, *, crop: bool = False, max_frames: int | None = 
             if limit is not None and decoded >= limit:
                 break
         stats = src.stats
-    region = estimate_scan_region(sample).as_dict() if crop and sample else None
+    region = _scan_region(source, sample, sizes, stats.messages) if crop and sample else None
     return {
         "source": source,
         "ok": True,
@@ -78,6 +79,20 @@ def describe_video(source: str, *, crop: bool = False, max_frames: int | None = 
         "stats": stats.as_dict(),
         "scan_region": region,
     }
+
+
+def _scan_region(source: str, sample: list[Any], sizes: set[tuple[int, ...]],
+                 notes: list[str]) -> dict[str, Any]:
+    """The scan region of the sampled frames; one region needs one frame size."""
+    from sonorisk.errors import UnsupportedVideoError
+    from sonorisk.io.scan_region import estimate_scan_region
+
+    if len(sizes) > 1:
+        where = next((n for n in notes if "frame size changed" in n), "")
+        raise UnsupportedVideoError(source, "frame size changes within the video"
+                                    + (f" ({where})" if where else "")
+                                    + ": no single scan region")
+    return estimate_scan_region(sample).as_dict()
 
 
 def _fmt(value: float | None, spec: str, unit: str = "") -> str:
@@ -100,6 +115,8 @@ def _print_text(info: dict[str, Any]) -> None:
     if info["stopped_at_limit"]:
         end = "stopped at --max-frames"
     print(f"  end: {end}" + (f" ({stats['error']})" if stats["error"] else ""))
+    for note in stats["messages"][:5]:  # e.g. where the frame size changes
+        print(f"  note: {note}")
     region = info.get("scan_region")
     if region is not None:
         x1, y1, x2, y2 = region["box"]

@@ -23,7 +23,7 @@ from sonorisk.errors import (
     UnsupportedVideoError,
     VideoError,
 )
-from sonorisk.io.source import Color, Dropped, Ended, VideoSource, check_dimensions
+from sonorisk.io.source import Color, Dropped, Ended, VideoSource, check_dimensions, error_text
 from sonorisk.records import Frame, VideoMeta
 
 _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
@@ -118,9 +118,11 @@ class DicomSource(VideoSource):
             # defer_size: leave the pixel data on disk; frames are read lazily.
             ds = pydicom.dcmread(self._path, defer_size="64 KB")
         except InvalidDicomError as exc:
-            raise NotAVideoError(self.source, f"not a readable DICOM file ({exc})") from exc
+            raise NotAVideoError(self.source,
+                                 f"not a readable DICOM file ({error_text(exc)})") from exc
         except (OSError, ValueError, EOFError) as exc:
-            raise CorruptVideoError(self.source, f"DICOM header unreadable ({exc})") from exc
+            raise CorruptVideoError(self.source,
+                                    f"DICOM header unreadable ({error_text(exc)})") from exc
         if "PixelData" not in ds and "FloatPixelData" not in ds:
             raise NotAVideoError(self.source, "DICOM file holds no pixel data")
         rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
@@ -204,7 +206,7 @@ class DicomSource(VideoSource):
                 image = _to_uint8(raw, ds, self.color)
             except (ValueError, IndexError) as exc:
                 index += 1
-                yield Dropped(f"frame {index - 1}: {exc}")
+                yield Dropped(f"frame {index - 1}: {error_text(exc)}")
                 continue
             yield Frame(index=index, timestamp_s=float(self._times[index]), image=image)
             index += 1
@@ -217,10 +219,10 @@ class DicomSource(VideoSource):
     def _damaged(self, index: int, n_frames: int, exc: Exception) -> Ended:
         error: VideoError
         if index == 0:
-            error = CorruptVideoError(self.source, f"no frame could be read ({exc})")
+            error = CorruptVideoError(self.source, f"no frame could be read ({error_text(exc)})")
             return Ended("error", error)
         error = TruncatedVideoError(
-            self.source, f"pixel data ends after {index} of {n_frames} frames ({exc})"
+            self.source, f"pixel data ends after {index} of {n_frames} frames ({error_text(exc)})"
         )
         return Ended("truncated", error)
 

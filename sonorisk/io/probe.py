@@ -3,11 +3,13 @@
 FFmpeg reads a cut-off AVI until the bytes run out and a cut-off MP4 not at all
 (its index is at the end); neither says "truncated". The container's own size
 fields do: an AVI's RIFF chunk and an MP4/MOV's top-level boxes declare their
-lengths, so a file shorter than declared was cut short.
+lengths, so a file shorter than declared was cut short, and an MP4 cut at a box
+boundary lacks its index ('moov') or its media data ('mdat').
 """
 
 from __future__ import annotations
 
+import stat
 import struct
 from pathlib import Path
 
@@ -35,20 +37,22 @@ def truncation_reason(path: Path) -> str | None:
 
 def _mp4_truncation(fh: object, size: int) -> str | None:
     offset = 0
+    seen: set[bytes] = set()
     for _ in range(10_000):  # bounded: a real file has a handful of top-level boxes
         if offset >= size:
-            return None
+            return _mp4_missing_box(seen)
         fh.seek(offset)  # type: ignore[attr-defined]
         header = fh.read(16)  # type: ignore[attr-defined]
         if len(header) < 8:
             return f"box header cut at byte {offset} of {size}"
         box_size, kind = struct.unpack(">I4s", header[:8])
+        seen.add(kind)
         if box_size == 1:
             if len(header) < 16:
                 return f"box header cut at byte {offset} of {size}"
             box_size = struct.unpack(">Q", header[8:16])[0]
         elif box_size == 0:  # extends to the end of the file
-            return None
+            return _mp4_missing_box(seen)
         if box_size < 8:
             return None  # not a box structure we understand; let FFmpeg judge
         if offset + box_size > size:
@@ -56,6 +60,21 @@ def _mp4_truncation(fh: object, size: int) -> str | None:
             return (f"'{name}' box at byte {offset} declares {box_size} bytes, "
                     f"only {size - offset} remain")
         offset += box_size
+    return None
+
+
+def _mp4_missing_box(seen: set[bytes]) -> str | None:
+    """An MP4 whose boxes are whole but whose index or media data is absent.
+
+    A recorder writes the index ('moov') last unless it moves it to the front
+    (faststart); a file cut at a box boundary then lacks the index, or holds
+    the index without the frames ('mdat') it points to. FFmpeg says "invalid
+    data" or finds zero frames; both are a cut file.
+    """
+    if b"moov" not in seen:
+        return "no 'moov' box: the index, which a recorder writes last, is missing"
+    if b"mdat" not in seen:
+        return "no 'mdat' box: the index lists frames the file does not hold"
     return None
 
 
@@ -87,3 +106,15 @@ def avi_declared_size(path: Path) -> tuple[int, int] | None:
         return None
     # The stream format (strf) is what decoders use; report it when present.
     return sizes[-1]
+
+
+def special_file_kind(mode: int) -> str | None:
+    """What a non-regular file is ("character device", ...), None for a regular file.
+
+    Devices and sockets are no recording: /dev/zero reports 0 bytes yet never
+    ends, a block device is a whole disk. Naming the kind says why it is refused.
+    """
+    kinds = ((stat.S_ISDIR, "directory"), (stat.S_ISCHR, "character device"),
+             (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"),
+             (stat.S_ISFIFO, "FIFO (named pipe)"))
+    return next((name for test, name in kinds if test(mode)), None)

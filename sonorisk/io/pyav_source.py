@@ -9,6 +9,7 @@ peer ends the read instead of blocking forever.
 from __future__ import annotations
 
 import logging
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +28,15 @@ from sonorisk.errors import (
     UnsupportedVideoError,
     VideoError,
 )
-from sonorisk.io.probe import avi_declared_size, truncation_reason
-from sonorisk.io.source import Color, Dropped, Ended, VideoSource, check_dimensions
+from sonorisk.io.probe import avi_declared_size, special_file_kind, truncation_reason
+from sonorisk.io.source import (
+    Color,
+    Dropped,
+    Ended,
+    VideoSource,
+    check_dimensions,
+    error_text,
+)
 from sonorisk.records import Frame, VideoMeta
 
 log = logging.getLogger(__name__)
@@ -157,7 +165,7 @@ class PyAVSource(VideoSource):
         )
 
     def _open_error(self, exc: av.error.FFmpegError, elapsed_s: float) -> VideoError:
-        text = f"{type(exc).__name__}: {exc.strerror or exc}"
+        text = error_text(exc)
         if self.live:
             # An interrupted open surfaces as ExitError, TimeoutError or (RTSP
             # mid-handshake) InvalidDataError: the elapsed time tells them apart.
@@ -208,7 +216,7 @@ class PyAVSource(VideoSource):
             except av.error.FFmpegError as exc:
                 position += 1
                 dropped += 1
-                yield Dropped(f"frame {position - 1}: {type(exc).__name__}: {exc.strerror}")
+                yield Dropped(f"frame {position - 1}: {error_text(exc)}")
                 continue
             for frame in frames:
                 if first_pts is None and frame.pts is not None:
@@ -231,15 +239,9 @@ class PyAVSource(VideoSource):
                 StreamDisconnectedError(self.source, f"stream ended after {position} frames"),
             )
             return
-        delivered = position - dropped
-        if position == 0:
+        if position == dropped:
             # Raised, not just reported: there is nothing for the caller to use.
-            yield Ended("error", EmptyVideoError(self.source,
-                                                 "holds a video stream with zero frames"))
-            return
-        if delivered == 0:
-            yield Ended("error", CorruptVideoError(
-                self.source, f"none of its {position} frames could be decoded"))
+            yield Ended("error", self._nothing_decoded(position, declared))
             return
         cut = self._truncation()
         if cut is not None:
@@ -266,6 +268,19 @@ class PyAVSource(VideoSource):
             return
         yield Ended("eof")
 
+    def _nothing_decoded(self, position: int, declared: int | None) -> VideoError:
+        """Why a file that opened gave no frame at all: cut short, damaged or empty."""
+        cut = self._truncation()  # first: a cut file also "holds zero frames"
+        if cut is not None:
+            return TruncatedVideoError(self.source, f"file is cut short, no frame readable ({cut})")
+        if position:
+            return CorruptVideoError(self.source,
+                                     f"none of its {position} frames could be decoded")
+        if declared:
+            return CorruptVideoError(self.source, f"its header lists {declared} frames but none "
+                                                  "could be read (truncated or damaged)")
+        return EmptyVideoError(self.source, "holds a video stream with zero frames")
+
     def _reached_the_end(self) -> bool:
         """Whether the last frame's timestamp is near the container's duration."""
         if self._duration_s is None or self._constant_rate or self._last_t < 0:
@@ -291,7 +306,7 @@ class PyAVSource(VideoSource):
         return Frame(index=position, timestamp_s=t, image=frame.to_ndarray(format=fmt))
 
     def _demux_failure(self, exc: av.error.FFmpegError, position: int) -> Ended:
-        text = f"{type(exc).__name__}: {exc.strerror or exc}"
+        text = error_text(exc)
         if self.live:
             if isinstance(exc, av.error.ExitError | av.error.TimeoutError):
                 return Ended("timeout", StreamTimeoutError(
@@ -324,14 +339,23 @@ def _flush(stream: Any) -> list[Any]:
 
 
 def sniff_file(path: Path) -> None:
-    """Check the file exists and is non-empty before handing it to a decoder."""
+    """Check the path is a non-empty file (or a FIFO) before handing it to a decoder."""
     from sonorisk.errors import VideoNotFoundError
 
-    if not path.exists():
-        raise VideoNotFoundError(path, "no such file")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        why = "a link to a missing file" if path.is_symlink() else "no such file"
+        raise VideoNotFoundError(path, why) from None
+    except OSError as exc:
+        raise VideoError(path, f"cannot be read ({error_text(exc)})") from None
+    kind = special_file_kind(mode)
+    if kind == "directory":
         raise NotAVideoError(path, "is a directory, not a video file")
-    if path.is_fifo():  # a pipe has no size; the read watchdog guards it
+    if stat.S_ISFIFO(mode):  # a pipe has no size; the read watchdog guards it
         return
+    if kind is not None:
+        raise NotAVideoError(path, f"is a {kind}, not a regular file: refused (sonorisk reads "
+                                   "video files, FIFOs and stream URLs)")
     if path.stat().st_size == 0:
         raise EmptyVideoError(path, "file is empty (0 bytes)")

@@ -99,6 +99,19 @@ def check_dimensions(source: str, width: int, height: int) -> None:
         )
 
 
+def error_text(exc: BaseException) -> str:
+    """``exc`` as "Type: message", without the file name an OSError or FFmpeg error appends.
+
+    Our errors name the input as the user gave it; the path inside the
+    exception may be another one (resolved, temporary, a server's upload
+    folder) that the user must not see.
+    """
+    strerror = getattr(exc, "strerror", None)
+    if strerror:  # OSError and PyAV's FFmpegError keep the file name apart
+        return f"{type(exc).__name__}: {strerror}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class VideoSource(ABC):
     """Iterator of ``Frame`` with ``.meta`` and ``.stats``; use it in ``with``."""
 
@@ -124,6 +137,7 @@ class VideoSource(ABC):
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._done = False
+        self._frame_shape: tuple[int, ...] | None = None  # (height, width) of the last frame
         self._thread = threading.Thread(
             target=self._run, name=f"sonorisk-decode:{source[-40:]}", daemon=True
         )
@@ -172,7 +186,7 @@ class VideoSource(ABC):
                 self._put(("error", exc))
                 return
             except Exception as exc:  # noqa: BLE001 - any surprise becomes a typed error
-                self._put(("error", VideoError(self.source, f"could not open: {exc}")))
+                self._put(("error", VideoError(self.source, f"could not open ({error_text(exc)})")))
                 return
             if not self._put(("meta", meta)):
                 return
@@ -184,7 +198,7 @@ class VideoSource(ABC):
             except VideoError as exc:
                 self._put(("item", Ended("error", exc)))
             except Exception as exc:  # noqa: BLE001
-                error = VideoError(self.source, f"read failed: {exc}")
+                error = VideoError(self.source, f"read failed ({error_text(exc)})")
                 self._put(("item", Ended("error", error)))
             finally:
                 producer.close()
@@ -218,6 +232,7 @@ class VideoSource(ABC):
                 raise self.stats.error  # type: ignore[misc]
             if isinstance(item, Frame):
                 self.stats.frames_delivered += 1
+                self._check_size(item)
                 return item
             if isinstance(item, Dropped):
                 self.stats.frames_dropped += item.count
@@ -230,6 +245,16 @@ class VideoSource(ABC):
             if item.error is not None:
                 log.warning("%s", item.error)
             raise StopIteration
+
+    def _check_size(self, frame: Frame) -> None:
+        """Say where the frame size changes: a consumer that needs one size
+        (the scorer, a scan region) refuses the video, and the note tells where."""
+        shape = frame.image.shape[:2]
+        last = self._frame_shape
+        self._frame_shape = shape
+        if last is not None and shape != last:
+            self.stats.note(f"frame {frame.index}: frame size changed from "
+                            f"{last[1]}x{last[0]} to {shape[1]}x{shape[0]}")
 
     def _finish(self, reason: EndReason, error: VideoError | None) -> None:
         self._done = True

@@ -17,7 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from sonorisk.config import to_dict
-from sonorisk.errors import InputError
+from sonorisk.errors import InputError, ScoringTimeout
 from sonorisk.io import open_video
 from sonorisk.models.load import ScoringModels, load_models
 from sonorisk.pipeline.config import PipelineConfig
@@ -27,7 +27,7 @@ from sonorisk.pipeline.visualize import heatmap_strip, write_overlay, write_png
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ScoringModels", "load_models", "score_file", "summary_line"]
+__all__ = ["ScoringModels", "ScoringTimeout", "load_models", "score_file", "summary_line"]
 
 
 def score_file(
@@ -40,11 +40,14 @@ def score_file(
     heatmaps: bool = False,
     progress: bool = True,
     stem: str | None = None,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Score ``path``; write ``OUT/<stem>.json`` (+ overlay, heatmaps). Returns the document.
 
     ``stem``: the output name (default: the file's stem; several inputs into one
     folder get distinct ones from :func:`sonorisk.pipeline.output_names.output_stems`).
+    ``deadline``: a ``time.monotonic()`` value; scoring still going then stops with
+    :class:`ScoringTimeout` (checked between frames).
     """
     path = Path(path)
     out_dir = Path(out_dir)
@@ -59,10 +62,17 @@ def score_file(
                    disable=not progress, leave=False)
         try:
             for frame in bar:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ScoringTimeout(path, f"still scoring at frame {frame.index} when its "
+                                               "time ran out (jobs.timeout_s)")
                 scorer.push(frame)
-        except InputError as exc:  # e.g. the frame size changed: name the file too
-            raise InputError(path, f"{exc.source}: {exc.reason}") from exc
-        scorer.finish()
+            scorer.finish()
+        except InputError as exc:
+            # The scorer names only the frame (e.g. where the frame size changed):
+            # name the file too. The source's errors name it already, typed.
+            if exc.source != str(path):
+                raise InputError(path, f"{exc.source}: {exc.reason}") from exc
+            raise
         decode = source.stats.as_dict()
     if scorer.timing.frames == 0:
         raise InputError(path, "no decodable frame: nothing to score")

@@ -213,10 +213,13 @@ class Ingress:
         hidden = job_replacements(str(job.path), job.filename, str(self.config.data_path))
         try:
             models = ScoringModels(detector, classifier, info["cards"])
+            timeout = self.config.jobs.timeout_s
+            deadline = None if timeout is None else time.monotonic() + timeout
             with tempfile.TemporaryDirectory(dir=self.results) as tmp:
-                document = score_file(job.path, models, self.pipeline, tmp, progress=False)
+                document = score_file(job.path, models, self.pipeline, tmp, progress=False,
+                                      deadline=deadline)
         except InputError as exc:  # its reason reaches the client: no server paths
-            raise InputError(job.filename, redact_text(str(exc.reason), hidden)) from exc
+            raise type(exc)(job.filename, redact_text(str(exc.reason), hidden)) from exc
         finally:
             self._running.pop(job.job_id, None)
         document = redact_document(document, hidden)

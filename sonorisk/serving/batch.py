@@ -6,15 +6,19 @@ in ``--json-dir``. A rerun skips the videos already finished (same path, size
 and modification time, JSON present) and retries the failed ones. A failing
 video gets a row with status ``failed`` and the reason; the batch goes on.
 
-Embedded (default): local worker processes, no cluster. ``--ray ADDRESS``:
-the same work as Ray tasks on a cluster (models, videos and output folders
-must be at the same paths on every node, e.g. a shared filesystem). Every row
+Embedded (default): local worker processes, no cluster. A video that takes
+longer than ``file_timeout_s`` gets a failed row (error type ``timeout``) and
+its worker is replaced; a worker that dies is replaced too; workers end when
+the batch process dies, however it dies. ``--ray ADDRESS``: the same work as
+Ray tasks on a cluster (models, videos and output folders must be at the same
+paths on every node, e.g. a shared filesystem). Every row, failed or not,
 names the model bundle, its version and sha256; a video finished with another
 bundle is scored again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import glob
@@ -22,18 +26,23 @@ import io
 import json
 import logging
 import os
-import stat as stat_module
+import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from sonorisk.csv_safe import read_frame, read_row, safe_frame, safe_row
-from sonorisk.errors import InputError
+from sonorisk.errors import ConfigError, InputError, SonoriskError
+from sonorisk.io.probe import special_file_kind
+from sonorisk.serving.redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,10 @@ class BatchSettings:
     detector_min_size: int | None = None
     models: Any = None
     runtime: str = "torch"  # torch | onnx (sonorisk.runtime)
+    # Seconds one video may take in a local worker (model loading not counted);
+    # None or 0: no limit. Generous: a 10-minute 1080p screen capture takes about
+    # 20 minutes on 2 CPU cores; a stuck file must not hold a worker for ever.
+    file_timeout_s: float | None = 3600.0
 
 
 @dataclass
@@ -150,9 +163,33 @@ def _not_a_file(path: Path) -> str | None:
         mode = path.stat().st_mode
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc}; a dangling link?)"
-    if not stat_module.S_ISREG(mode):
-        return "not a regular file (a FIFO, device or socket): not read"
+    kind = special_file_kind(mode)
+    if kind is not None:  # a FIFO may never end, a device is no recording
+        return f"is a {kind}, not a regular file: not read"
     return None
+
+
+def _scratch_prefix(pid: int) -> str:
+    """A worker's scratch folders are named by its pid, so the batch can remove
+    those of a worker that was killed before it could."""
+    return f"sonorisk-batch-{pid}-"
+
+
+def _worker_name() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def _failed_row(path: Path, settings: BatchSettings, error_type: str, error: str,
+                **extra: Any) -> dict[str, Any]:
+    """A failed video's row, with the file's identity and the bundle a scored row has."""
+    try:
+        stat = path.stat()
+        size, mtime = stat.st_size, repr(stat.st_mtime)
+    except OSError:  # a dangling link
+        size, mtime = None, None
+    return {"video": path.name, "path": str(path), "status": "failed",
+            "error_type": error_type, "error": error, "size_bytes": size, "mtime": mtime,
+            **model_columns(settings.models), **extra}
 
 
 def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
@@ -163,31 +200,31 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     from sonorisk.pipeline.score_file import score_file
 
     started = time.perf_counter()
-    worker = f"{os.uname().nodename}:{os.getpid()}"
+    who = {"worker": _worker_name(), "node": _ray_node()}
     unreadable = _not_a_file(Path(path))
     if unreadable:
-        return {"row": {"video": Path(path).name, "path": path, "worker": worker,
-                        "status": "failed", "error_type": "NotAVideoError",
-                        "error": unreadable, "wall_s": 0.0}, "document": None}
-    stat = Path(path).stat()
-    base = {"video": Path(path).name, "path": path, "size_bytes": stat.st_size,
-            "mtime": repr(stat.st_mtime), "worker": worker, "node": _ray_node(),
-            **model_columns(settings.models)}
+        return {"row": _failed_row(Path(path), settings, "NotAVideoError", unreadable,
+                                   wall_s=0.0, **who), "document": None}
+    stat = Path(path).stat()  # before scoring: a file changed meanwhile is scored on a rerun
+    scratch = tempfile.mkdtemp(prefix=_scratch_prefix(os.getpid()))
     try:
         models = _models(settings)
         config = load_config(PipelineConfig, settings.pipeline)
-        with tempfile.TemporaryDirectory() as tmp:
-            document = score_file(path, models, config, tmp, progress=False)
-    except InputError as exc:
-        return {"row": {**base, "status": "failed", "error_type": type(exc).__name__,
-                        "error": exc.reason, "wall_s": round(time.perf_counter() - started, 3)},
-                "document": None}
+        document = score_file(path, models, config, scratch, progress=False)
     except Exception as exc:  # noqa: BLE001 (one file's failure must not stop the batch)
-        log.exception("%s: unexpected error", path)
-        return {"row": {**base, "status": "failed", "error_type": type(exc).__name__,
-                        "error": str(exc)[:500],
-                        "wall_s": round(time.perf_counter() - started, 3)},
-                "document": None}
+        if isinstance(exc, InputError):
+            error = exc.reason
+        else:
+            log.exception("%s: unexpected error", path)
+            # The scratch folder is this machine's business, not the reader's.
+            error = redact_text(str(exc), {scratch: "<scratch>"})[:500]
+        row = _failed_row(Path(path), settings, type(exc).__name__, error,
+                          wall_s=round(time.perf_counter() - started, 3), **who)
+        return {"row": row, "document": None}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    base = {"video": Path(path).name, "path": path, "size_bytes": stat.st_size,
+            "mtime": repr(stat.st_mtime), **who, **model_columns(settings.models)}
     video = document["video"]
     timing = document["timing"]
     row = {**base, "status": document["status"], "risk": document["risk"],
@@ -296,6 +333,9 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
     from sonorisk.pipeline.report import write_report
 
     started = time.perf_counter()
+    if settings.file_timeout_s is not None and settings.file_timeout_s < 0:
+        raise ConfigError("file_timeout_s", f"must be >= 0 seconds (0 or none: no limit), got "
+                                            f"{settings.file_timeout_s:g}")
     out_csv = Path(out_csv).resolve()
     json_dir = Path(json_dir).resolve() if json_dir else out_csv.with_suffix("").with_name(
         out_csv.stem + ".json")
@@ -320,9 +360,9 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
     writer = _Writer(out_csv)
     bar = tqdm(total=len(todo), unit="video", desc="batch", disable=not progress,
                dynamic_ncols=True)
+    results = (_run_ray(todo, settings, ray_address) if ray_address
+               else _run_local(todo, settings, workers))
     try:
-        results = (_run_ray(todo, settings, ray_address) if ray_address
-                   else _run_local(todo, settings, workers))
         for path, outcome in results:
             row = dict(outcome["row"])
             row["finished_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -345,6 +385,7 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
             bar.update(1)
             bar.set_postfix(failed=summary.failed)
     finally:
+        results.close()  # now, not when collected: stops the workers even on an error here
         bar.close()
         writer.close()
     summary.parquet = str(_finalise(out_csv, paths))
@@ -352,47 +393,253 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
     return summary
 
 
-def _lost(path: Path, exc: BaseException, what: str) -> dict[str, Any]:
-    """The row of a video whose worker (process, Ray task or node) was lost."""
-    try:
-        stat = path.stat()
-        size, mtime = stat.st_size, repr(stat.st_mtime)
-    except OSError:
-        size, mtime = None, None
-    return {"row": {"video": path.name, "path": str(path), "status": "failed",
-                    "error_type": type(exc).__name__, "error": f"{what}: {str(exc)[:300]}",
-                    "size_bytes": size, "mtime": mtime},
+def _lost(path: Path, settings: BatchSettings, exc: BaseException,
+          what: str) -> dict[str, Any]:
+    """The outcome of a video whose Ray task or node was lost."""
+    return {"row": _failed_row(path, settings, type(exc).__name__, f"{what}: {str(exc)[:300]}"),
             "document": None}
 
 
 def _run_local(todo: list[Path], settings: BatchSettings,
-               workers: int) -> Iterator[tuple[Path, dict[str, Any]]]:
+               workers: int) -> Generator[tuple[Path, dict[str, Any]], None, None]:
     if not todo:
         return
-    import multiprocessing
+    pool = _LocalPool(settings, max(1, min(workers, len(todo))))
+    try:
+        yield from pool.run(todo)
+    finally:
+        pool.close()
 
-    context = multiprocessing.get_context("spawn")  # torch and threads: never fork
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(todo))), mp_context=context,
-                             initializer=_init_worker, initargs=(settings.threads,)) as pool:
-        pending: dict[Future[dict[str, Any]], Path] = {}
-        queue = list(todo)
-        limit = max(1, workers) * 2
-        while queue or pending:
-            while queue and len(pending) < limit:
-                path = queue.pop(0)
-                pending[pool.submit(score_one, str(path), settings)] = path
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                path = pending.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # noqa: BLE001 (a worker died: record it, go on)
-                    outcome = _lost(path, exc, "worker process failed")
-                yield path, outcome
+
+# ------------------------------------------------------------ local workers
+# Our own pool, not a ProcessPoolExecutor: that one cannot stop one worker
+# (a file past its timeout) without breaking every pending file, and its
+# workers held both ends of their pipes, so a SIGKILLed batch left them
+# (about 950 MB each) running for ever.
+_PARENT_POLL_S = 0.5  # how often a worker checks that the batch process lives
+_EXIT_GRACE_S = 5.0  # a worker whose parent died then has this long to clean up
+_STOP_GRACE_S = 2.0  # a worker asked to stop has this long before it is killed
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _worker_main(conn: Connection, settings: BatchSettings, parent_pid: int) -> None:
+    """A local worker: load the models, say "ready", then score each path the
+    parent sends until it sends None or is gone."""
+    _end_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops us
+    _init_worker(settings.threads)
+    try:
+        _models(settings)  # before "ready": the file timeout counts scoring, not start-up
+    except Exception:  # noqa: BLE001 (score_one reports it in every file's row)
+        log.exception("loading the models failed")
+    try:
+        conn.send(("ready", None))
+        while (path := conn.recv()) is not None:
+            conn.send(("done", score_one(path, settings)))
+    except (EOFError, OSError):  # the parent is gone: nobody to score for
+        return
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    """End this worker when the batch process dies, however it dies.
+
+    Linux: the kernel sends SIGTERM when the parent dies (PR_SET_PDEATHSIG).
+    Everywhere, and for a parent that died before that call: a thread that sees
+    the parent's pid change. SIGTERM raises SystemExit, so the scratch folder
+    of the file in hand is removed; the thread ends the process outright if
+    that takes longer than a few seconds.
+    """
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True,
+                     name="sonorisk-parent-watch").start()
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # Once: a second SIGTERM (the kernel's and the watcher's) must not cut the clean-up short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(_EXIT_GRACE_S)
+    os._exit(1)
+
+
+@dataclass
+class _Worker:
+    process: Any  # multiprocessing (spawn) Process
+    conn: Connection  # the parent's end of the worker's pipe
+    ready: bool = False  # models loaded, waiting for a path
+    path: Path | None = None  # the video it scores now
+    started: float = 0.0  # time.monotonic() when it got that video
+
+    @property
+    def name(self) -> str:  # as score_one names it in the worker column
+        return f"{os.uname().nodename}:{self.process.pid}"
+
+
+class _LocalPool:
+    """Spawned worker processes, one video at a time each. A worker past the
+    file timeout is stopped and one that dies is recorded; both are replaced
+    while videos remain."""
+
+    def __init__(self, settings: BatchSettings, size: int) -> None:
+        import multiprocessing
+
+        self.context = multiprocessing.get_context("spawn")  # torch and threads: never fork
+        self.settings = settings
+        self.size = size
+        self.timeout = settings.file_timeout_s or None
+        self.workers: list[_Worker] = []
+        self.ending: list[Any] = []  # processes told to end, not yet joined
+
+    def run(self, todo: list[Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
+        queue = deque(todo)
+        while queue or self._busy():
+            while len(self.workers) < min(self.size, len(queue) + self._busy()):
+                self.workers.append(self._spawn())
+            for worker in self.workers:
+                if worker.ready and worker.path is None and queue:
+                    self._assign(worker, queue)
+            if not queue:  # free the memory of workers with nothing left to do
+                for worker in [w for w in self.workers if w.ready and w.path is None]:
+                    self._stop(worker, wait=False)
+            self._wait()
+            for worker in list(self.workers):
+                yield from self._collect(worker)
+
+    def close(self) -> None:
+        for worker in list(self.workers):
+            self._stop(worker, wait=False)
+        self._reap()
+
+    def _busy(self) -> int:
+        return sum(w.path is not None for w in self.workers)
+
+    def _spawn(self) -> _Worker:
+        ours, theirs = self.context.Pipe()
+        process = self.context.Process(target=_worker_main, name="sonorisk-batch-worker",
+                                       args=(theirs, self.settings, os.getpid()))
+        process.start()
+        theirs.close()  # only the worker holds its end: its reads see EOF when we die
+        return _Worker(process, ours)
+
+    def _assign(self, worker: _Worker, queue: deque[Path]) -> None:
+        path = queue.popleft()
+        try:
+            worker.conn.send(str(path))
+        except OSError:  # it died just now: _collect notices, the video goes to another
+            queue.appendleft(path)
+            return
+        worker.path, worker.started = path, time.monotonic()
+
+    def _deadline(self, worker: _Worker) -> float | None:
+        if self.timeout is None or worker.path is None:
+            return None
+        return worker.started + self.timeout
+
+    def _wait(self) -> None:
+        """Until a worker sends something or exits, or the first deadline passes."""
+        from multiprocessing.connection import wait
+
+        deadlines = [d for w in self.workers if (d := self._deadline(w)) is not None]
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        wait([w.conn for w in self.workers] + [w.process.sentinel for w in self.workers],
+             timeout)
+
+    def _collect(self, worker: _Worker) -> list[tuple[Path, dict[str, Any]]]:
+        """What ``worker`` finished, and the failed row of a video it cannot finish."""
+        results: list[tuple[Path, dict[str, Any]]] = []
+        closed = False
+        try:
+            while worker.conn.poll():
+                kind, outcome = worker.conn.recv()
+                if kind == "ready":
+                    worker.ready = True
+                else:
+                    results.append((worker.path, outcome))
+                    worker.path = None
+        except (EOFError, OSError):
+            closed = True
+        if closed or not worker.process.is_alive():
+            return results + self._died(worker)
+        deadline = self._deadline(worker)
+        if deadline is not None and time.monotonic() >= deadline:
+            return results + [self._timed_out(worker)]
+        return results
+
+    def _died(self, worker: _Worker) -> list[tuple[Path, dict[str, Any]]]:
+        path, name = worker.path, worker.name
+        self._stop(worker)
+        how = _exit_text(worker.process.exitcode)
+        if not worker.ready:  # every worker would fail the same way: stop the batch
+            raise SonoriskError(f"a batch worker process ended while loading the models "
+                                f"({how}); its messages are above")
+        if path is None:
+            return []
+        error = f"the worker process died while scoring it ({how})"
+        return [(path, {"row": _failed_row(path, self.settings, "crash", error, worker=name),
+                        "document": None})]
+
+    def _timed_out(self, worker: _Worker) -> tuple[Path, dict[str, Any]]:
+        path, name = worker.path, worker.name
+        assert path is not None and self.timeout is not None
+        wall = time.monotonic() - worker.started
+        self._stop(worker)
+        error = (f"scoring took longer than the per-file timeout of {self.timeout:g} s "
+                 "(file_timeout_s); it was stopped and its worker replaced")
+        row = _failed_row(path, self.settings, "timeout", error, worker=name,
+                          wall_s=round(wall, 3))
+        return path, {"row": row, "document": None}
+
+    def _stop(self, worker: _Worker, *, wait: bool = True) -> None:
+        """End a worker: an idle one is asked to, a busy one is terminated (its
+        SIGTERM handler removes its scratch folder). ``wait=False``: do not wait
+        for it to go (close() does)."""
+        self.workers.remove(worker)
+        if worker.ready and worker.path is None:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        else:
+            worker.process.terminate()
+        worker.conn.close()
+        self.ending.append(worker.process)
+        if wait:
+            self._reap()
+
+    def _reap(self) -> None:
+        """Join the workers told to end; kill one still there after a grace period,
+        and remove the scratch folder a killed one left."""
+        for process in self.ending:
+            process.join(_STOP_GRACE_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
+            for left in Path(tempfile.gettempdir()).glob(f"{_scratch_prefix(process.pid)}*"):
+                shutil.rmtree(left, ignore_errors=True)
+        self.ending.clear()
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}" + (", maybe out of memory" if name == "SIGKILL" else "")
+    return f"exit code {code}"
 
 
 def _run_ray(todo: list[Path], settings: BatchSettings,
-             address: str) -> Iterator[tuple[Path, dict[str, Any]]]:
+             address: str) -> Generator[tuple[Path, dict[str, Any]], None, None]:
     if not todo:
         return
     import ray
@@ -416,7 +663,7 @@ def _run_ray(todo: list[Path], settings: BatchSettings,
                 try:
                     outcome = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 (node or worker lost: recorded)
-                    outcome = _lost(path, exc, "Ray task failed")
+                    outcome = _lost(path, settings, exc, "Ray task failed")
                 yield path, outcome
     finally:
         if started_here:

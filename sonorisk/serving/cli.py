@@ -53,6 +53,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="local worker processes (default: usable CPUs / threads, so "
                             "workers x threads never exceeds the cores)")
     batch.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    batch.add_argument("--file-timeout", dest="file_timeout_s", type=float, default=3600.0,
+                       metavar="SECONDS",
+                       help="a video still scoring after SECONDS gets a failed row (error "
+                            "type 'timeout') and its worker is replaced; 0: no limit "
+                            "(default 3600; local workers only)")
     batch.add_argument("--ray", metavar="ADDRESS",
                        help="run on a Ray cluster ('auto', 'HOST:PORT') instead of local "
                             "processes")
@@ -82,7 +87,7 @@ def _batch(args: argparse.Namespace) -> int:
     print(f"models: {resolved.label()}", file=sys.stderr)
     settings = BatchSettings(device=args.device, pipeline=args.config,
                              threads=max(1, args.threads), models=resolved,
-                             runtime=args.runtime)
+                             runtime=args.runtime, file_timeout_s=args.file_timeout_s or None)
     workers = args.workers or processes_for(settings.threads)
     summary = run_batch(args.inputs, settings, args.out, json_dir=args.json_dir,
                         workers=workers, ray_address=args.ray, progress=not args.no_progress)

@@ -256,3 +256,141 @@ def test_an_implausible_header_frame_rate_is_said(make_video, tmp_path):
     with open_video(good) as src:  # an ordinary rate says nothing
         src.read_all()
         assert not any("implausible" in m for m in src.stats.messages)
+
+
+# --- issue 15: truncated MP4s, non-regular files, errors that name the input ---
+def _mp4_boxes(data: bytes) -> dict[bytes, tuple[int, int]]:
+    """Top-level box type -> (offset, size) of an MP4 as written."""
+    boxes, offset = {}, 0
+    while offset < len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        boxes[kind] = (offset, size)
+        offset += size
+    return boxes
+
+
+def test_mp4_cut_before_its_index_is_truncated_not_unreadable(make_video, tmp_path):
+    """A recording stopped before the index ('moov', written last) was saved:
+    every box is whole, FFmpeg says only "invalid data"."""
+    data = make_video("v.mp4", n=30, codec="h264").read_bytes()
+    moov_at, _ = _mp4_boxes(data)[b"moov"]
+    path = tmp_path / "no_index.mp4"
+    path.write_bytes(data[:moov_at])
+    with pytest.raises(TruncatedVideoError) as info:
+        open_video(path)
+    _assert_names(info.value, path, "cut short", "'moov'")
+
+
+@pytest.mark.parametrize(("keep", "word"), [(0, "no 'mdat' box"), (4, "box header cut"),
+                                            (8, "'mdat' box"), (500, "'mdat' box")])
+def test_faststart_mp4_cut_after_its_index_is_truncated_not_zero_frames(
+        make_video, tmp_path, keep, word):
+    """Index first (faststart), cut at or into the frames: it was "a video
+    stream with zero frames" or "none of its 1 frames could be decoded"."""
+    import subprocess
+
+    source = make_video("v.mp4", n=30, codec="h264")
+    moved = tmp_path / "faststart.mp4"
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(source), "-c", "copy",
+                    "-movflags", "+faststart", str(moved)], check=True)
+    data = moved.read_bytes()
+    boxes = _mp4_boxes(data)
+    assert boxes[b"moov"][0] < boxes[b"mdat"][0]
+    path = tmp_path / f"cut{keep}.mp4"
+    path.write_bytes(data[: boxes[b"mdat"][0] + keep])
+    with pytest.raises(TruncatedVideoError) as info, open_video(path) as src:
+        list(src)
+    _assert_names(info.value, path, "cut short", word)
+    assert "zero frames" not in info.value.reason
+
+
+@pytest.mark.parametrize(("device", "kind"), [("/dev/zero", "character device"),
+                                              ("/dev/null", "character device")])
+def test_a_device_is_refused_by_its_kind_not_called_empty(device, kind):
+    """/dev/zero was "file is empty (0 bytes)": it is a device, and endless."""
+    with pytest.raises(NotAVideoError) as info:
+        open_video(device)
+    _assert_names(info.value, Path(device), kind, "not a regular file")
+
+
+def test_a_socket_is_refused_by_its_kind(tmp_path):
+    import socket
+
+    path = tmp_path / "probe.avi"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        with pytest.raises(NotAVideoError) as info:
+            open_video(path)
+    _assert_names(info.value, path, "socket", "not a regular file")
+
+
+def _size_changing_ts(make_video, tmp_path) -> Path:
+    """MPEG-TS allows a new stream configuration mid-file: 20 frames of 160x120,
+    then 20 of 128x96 (two files joined byte by byte)."""
+    first = make_video("a.ts", n=20, codec="mpeg2video", width=160, height=120)
+    second = make_video("b.ts", n=20, codec="mpeg2video", width=128, height=96, seed=1)
+    path = tmp_path / "two_sizes.ts"
+    path.write_bytes(first.read_bytes() + second.read_bytes())
+    return path
+
+
+def test_a_frame_size_change_is_noted_where_it_happens(make_video, tmp_path):
+    path = _size_changing_ts(make_video, tmp_path)
+    with open_video(path) as src:
+        frames = src.read_all()
+        notes = src.stats.messages
+    assert {f.image.shape[:2] for f in frames} == {(120, 160), (96, 128)}
+    changes = [n for n in notes if "frame size changed" in n]
+    assert len(changes) == 1 and "from 160x120 to 128x96" in changes[0], notes
+    first_small = next(f.index for f in frames if f.image.shape[:2] == (96, 128))
+    assert changes[0].startswith(f"frame {first_small}:")
+
+
+def test_info_crop_on_a_size_change_names_the_file_instead_of_a_traceback(
+        make_video, tmp_path, capsys):
+    from sonorisk.cli import main
+
+    path = _size_changing_ts(make_video, tmp_path)
+    assert main(["info", str(path), "--crop"]) == 1  # was a ValueError traceback
+    err = capsys.readouterr().err
+    assert f"{path}: error: frame size changes within the video" in err, err
+    assert "from 160x120 to 128x96" in err and "UnsupportedVideoError" in err
+    assert main(["info", str(path)]) == 0  # without --crop: decoded, the change noted
+    assert "note: frame" in capsys.readouterr().out
+
+
+def test_error_text_leaves_out_the_path_inside_the_exception():
+    """OSError and FFmpeg errors carry a file name of their own (resolved, or a
+    server's temporary copy); our messages name the input as the user gave it."""
+    from sonorisk.io.source import error_text
+
+    hidden = "/srv/uploads/tmp-4f2a/upload.mp4"
+    os_error = PermissionError(13, "Permission denied", hidden)
+    ffmpeg_error = av.error.InvalidDataError(1094995529, "Invalid data found", hidden)
+    assert hidden in str(os_error) and hidden in str(ffmpeg_error)
+    assert error_text(os_error) == "PermissionError: Permission denied"
+    assert error_text(ffmpeg_error) == "InvalidDataError: Invalid data found"
+    assert error_text(ValueError("bad header")) == "ValueError: bad header"
+
+
+def test_errors_name_the_input_as_given_and_no_other_path(make_video, tmp_path, monkeypatch):
+    """Given a relative path, no message (error or decode note) holds an absolute one."""
+    data = make_video("v.mp4", n=30, codec="h264").read_bytes()
+    noisy = bytearray(make_video("n.avi", n=40, codec="mjpeg").read_bytes())
+    noisy[len(noisy) // 2 : len(noisy) // 2 + 2000] = bytes(2000)
+    inputs = {"junk.mp4": bytes(range(256)) * 20, "cut.mp4": data[: len(data) // 2],
+              "no_index.mp4": data[: _mp4_boxes(data)[b"moov"][0]],
+              "damaged.avi": bytes(noisy), "empty.avi": b""}
+    monkeypatch.chdir(tmp_path)
+    for name, content in inputs.items():
+        Path(name).write_bytes(content)
+        texts = []
+        try:
+            with open_video(name) as src:
+                src.read_all()
+                texts = [str(src.stats.error or ""), *src.stats.messages]
+        except VideoError as exc:
+            assert exc.source == name
+            texts = [str(exc)]
+        assert texts[0].startswith(f"{name}: "), texts
+        assert not any(str(tmp_path) in text for text in texts), texts

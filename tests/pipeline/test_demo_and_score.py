@@ -166,3 +166,37 @@ def test_score_file_writes_heatmaps_and_overlay_for_every_clip(demo_dir: Path,
     with av.open(str(tmp_path / doc["outputs"]["overlay"])) as container:
         assert sum(1 for _ in container.decode(video=0)) == doc["video"]["frames_scored"]
     assert "not a clinical result" in " ".join(doc["notice"])
+
+
+def test_score_file_stops_at_its_deadline(demo_dir: Path) -> None:
+    """A job's time limit (issue 15): checked between frames, named, never retried."""
+    import time
+
+    from sonorisk.data import load_dataset
+    from sonorisk.errors import ScoringTimeout
+    from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.score_file import ScoringModels, score_file
+    from sonorisk.video_classifier.registry import load_classifier, model_card
+
+    from .conftest import BoxDetector
+
+    class SlowDetector(BoxDetector):
+        def predict(self, images, frame_indices=None):
+            time.sleep(0.05)
+            return super().predict(images, frame_indices)
+
+    dataset = load_dataset(demo_dir / "videos")
+    record = next(r for r in dataset.videos if r.pathology == "malignant")
+    truth = dataset.boxes_for(record.video_id)
+    dataset.close()
+    classifier = load_classifier(demo_dir / "models" / "classifier.pt")
+    models = ScoringModels(SlowDetector(truth), classifier,
+                           {"detector": {"kind": "ground truth (test)"},
+                            "classifier": model_card(classifier)})
+    video = demo_dir / "videos" / record.file
+    with pytest.raises(ScoringTimeout) as err:
+        score_file(video, models, PipelineConfig(crop="none"), demo_dir / "late",
+                   progress=False, deadline=time.monotonic() + 0.3)
+    frame = int(str(err.value).split("at frame ")[1].split()[0])
+    assert str(video) in str(err.value) and 0 < frame < record.n_frames - 1
+    assert not (demo_dir / "late").exists()  # no partial result written
