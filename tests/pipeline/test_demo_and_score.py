@@ -134,25 +134,35 @@ def test_score_without_models_says_how_to_get_them(tmp_path: Path, capsys,
     assert "sonorisk models install" in err and "sonorisk demo" in err
 
 
-def test_score_file_writes_heatmaps_and_overlay_for_every_clip(demo_dir: Path,
-                                                               tmp_path: Path) -> None:
-    """With the demo's real classifier and the videos' true boxes as the detector
-    (a test double for that stage only), clips are certain to exist."""
+def _malignant_with_true_boxes(demo_dir: Path, detector_type: type):
+    """The demo's malignant video, its true boxes, and models: the demo's real
+    classifier with ``detector_type(true boxes)`` as the detector."""
     from sonorisk.data import load_dataset
-    from sonorisk.pipeline.config import PipelineConfig
-    from sonorisk.pipeline.score_file import ScoringModels, score_file
+    from sonorisk.pipeline.score_file import ScoringModels
     from sonorisk.video_classifier.registry import load_classifier, model_card
-
-    from .conftest import BoxDetector
 
     dataset = load_dataset(demo_dir / "videos")
     record = next(r for r in dataset.videos if r.pathology == "malignant")
     truth = dataset.boxes_for(record.video_id)
     dataset.close()
     classifier = load_classifier(demo_dir / "models" / "classifier.pt")
-    models = ScoringModels(BoxDetector(truth), classifier,
+    models = ScoringModels(detector_type(truth), classifier,
                            {"detector": {"kind": "ground truth (test)"},
                             "classifier": model_card(classifier)})
+    return record, truth, models
+
+
+def test_score_file_writes_heatmaps_and_overlay_for_every_clip(demo_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """With the demo's real classifier and the videos' true boxes as the detector
+    (a test double for that stage only), clips are certain to exist."""
+    from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.score_file import score_file
+
+    from .conftest import BoxDetector
+
+    record, truth, models = _malignant_with_true_boxes(demo_dir, BoxDetector)
+    classifier = models.classifier
     doc = score_file(demo_dir / "videos" / record.file, models, PipelineConfig(crop="none"),
                      tmp_path, overlay=True, heatmaps=True, progress=False)
     jsonschema.validate(doc, load_schema())
@@ -172,11 +182,9 @@ def test_score_file_stops_at_its_deadline(demo_dir: Path) -> None:
     """A job's time limit (issue 15): checked between frames, named, never retried."""
     import time
 
-    from sonorisk.data import load_dataset
     from sonorisk.errors import ScoringTimeout
     from sonorisk.pipeline.config import PipelineConfig
-    from sonorisk.pipeline.score_file import ScoringModels, score_file
-    from sonorisk.video_classifier.registry import load_classifier, model_card
+    from sonorisk.pipeline.score_file import score_file
 
     from .conftest import BoxDetector
 
@@ -185,14 +193,7 @@ def test_score_file_stops_at_its_deadline(demo_dir: Path) -> None:
             time.sleep(0.05)
             return super().predict(images, frame_indices)
 
-    dataset = load_dataset(demo_dir / "videos")
-    record = next(r for r in dataset.videos if r.pathology == "malignant")
-    truth = dataset.boxes_for(record.video_id)
-    dataset.close()
-    classifier = load_classifier(demo_dir / "models" / "classifier.pt")
-    models = ScoringModels(SlowDetector(truth), classifier,
-                           {"detector": {"kind": "ground truth (test)"},
-                            "classifier": model_card(classifier)})
+    record, _, models = _malignant_with_true_boxes(demo_dir, SlowDetector)
     video = demo_dir / "videos" / record.file
     with pytest.raises(ScoringTimeout) as err:
         score_file(video, models, PipelineConfig(crop="none"), demo_dir / "late",
