@@ -241,20 +241,13 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
             store.log_event(target[1], "sign_in", detail="link")
         return signed_in(request, *target)
 
-    @app.get("/r/{token}")
+    # GET follows the link; POST is the confirmed switch from another signed-in user.
+    @app.api_route("/r/{token}", methods=["GET", "POST"])
     def link_sign_in(request: Request, token: str) -> Response:
         return follow_link(request, "reader", token)
 
-    @app.post("/r/{token}")
-    def link_sign_in_confirmed(request: Request, token: str) -> Response:
-        return follow_link(request, "reader", token)
-
-    @app.get("/admin/login/{token}")
+    @app.api_route("/admin/login/{token}", methods=["GET", "POST"])
     def admin_sign_in(request: Request, token: str) -> Response:
-        return follow_link(request, "admin", token)
-
-    @app.post("/admin/login/{token}")
-    def admin_sign_in_confirmed(request: Request, token: str) -> Response:
         return follow_link(request, "admin", token)
 
     @app.get("/logout", response_class=HTMLResponse)
