@@ -21,6 +21,13 @@ class InputError(SonoriskError):
         self.reason = reason
         super().__init__(f"{self.source}: {reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Pickled with its two arguments: the default pickles the message alone,
+        # which cannot rebuild it, so an InputError raised in a Ray replica or a
+        # worker process reached the caller as "failed to deserialize exception"
+        # (and a bad video was retried as if the service had failed).
+        return type(self), (self.source, self.reason)
+
 
 # --- video input -------------------------------------------------------------
 class VideoError(InputError):

@@ -64,3 +64,15 @@ def test_bad_config_names_file_and_reason(tmp_path, text: str, needle: str) -> N
 def test_missing_config_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(Train, tmp_path / "nope.yaml")
+
+
+def test_input_errors_survive_pickling_as_themselves():
+    """Worker processes and Ray replicas send errors back pickled (issue 15)."""
+    import pickle
+
+    from sonorisk.errors import DatasetError, InputError, ScoringTimeout
+
+    for cls in (InputError, DatasetError, ScoringTimeout):
+        back = pickle.loads(pickle.dumps(cls("v.avi", "frames too small")))
+        assert type(back) is cls and (back.source, back.reason) == ("v.avi", "frames too small")
+        assert str(back) == "v.avi: frames too small"

@@ -133,6 +133,24 @@ def test_bad_uploads_get_4xx_with_reasons_and_the_server_keeps_serving(client, s
     assert set(kept) <= jobs and not list(uploads.glob("*.part"))
 
 
+def test_a_video_a_model_replica_refuses_fails_once_with_its_reason(client, tmp_path):
+    """An InputError raised inside a Ray replica reaches the job as itself (issue 15:
+    it could not be unpickled, so a 1x1 video was retried 3 times as a service fault)."""
+    import numpy as np
+
+    from sonorisk.io.writer import write_video
+
+    tiny = tmp_path / "tiny.avi"
+    write_video(tiny, (np.full((1, 1, 3), 100 + i, np.uint8) for i in range(12)), 25.0,
+                "rawvideo")
+    reply = _upload(client, tiny)
+    assert reply.status_code == 202, reply.text
+    status = wait_job(client, reply.json()["job_id"])
+    assert status["status"] == "failed" and status["attempts"] == 1, status
+    assert "1x1" in status["error"] and "deserialize" not in status["error"], status
+    assert client.get("/health").json()["status"] == "ok"
+
+
 def test_a_client_that_drops_mid_upload_leaves_no_partial_file(client, service):
     import socket
     from urllib.parse import urlsplit
