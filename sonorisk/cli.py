@@ -70,6 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A user error: one clear line, no traceback.
         print(f"sonorisk: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # The file system refused (an --out that is a file, a folder that cannot
+        # be written, a disk that is full): what and where, no traceback.
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+        print(f"sonorisk: error: {where + ': ' if where else ''}{exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("sonorisk: interrupted", file=sys.stderr)
         return 130

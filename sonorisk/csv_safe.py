@@ -61,15 +61,21 @@ def _text_columns(frame: Any) -> list[Any]:
 
 
 def safe_frame(frame: Any) -> Any:
-    """A pandas DataFrame with every text cell escaped (a copy)."""
+    """A pandas DataFrame with every text cell and column name escaped (a copy).
+
+    Column names too: a wide table has one column per model or reader, named
+    as the user named them."""
     out = frame.copy()
     for column in _text_columns(out):
         out[column] = out[column].map(to_cell)
+    out.columns = [to_cell(c) for c in out.columns]
     return out
 
 
 def read_frame(frame: Any) -> Any:
-    """A pandas DataFrame read from a CSV, with every text cell unescaped (in place)."""
+    """A pandas DataFrame read from a CSV, with every text cell and column name
+    unescaped (in place)."""
     for column in _text_columns(frame):
         frame[column] = frame[column].map(from_cell)
+    frame.columns = [from_cell(c) for c in frame.columns]
     return frame

@@ -33,3 +33,12 @@ def test_frames_round_trip_through_a_csv(tmp_path) -> None:
     assert "\n=cmd" not in raw and "\n'=cmd" in raw
     back = read_frame(pd.read_csv(path, keep_default_na=False))
     assert list(back["id"]) == list(frame["id"])
+
+
+def test_column_names_are_escaped_and_read_back(tmp_path) -> None:
+    """A wide table names its columns after models or readers, as users named them."""
+    frame = pd.DataFrame({"id": ["a"], '=HYPERLINK("x")': [0.5]})
+    path = tmp_path / "wide.csv"
+    safe_frame(frame).to_csv(path, index=False)
+    assert path.read_text().splitlines()[0] == 'id,"\'=HYPERLINK(""x"")"'
+    assert list(read_frame(pd.read_csv(path)).columns) == ["id", '=HYPERLINK("x")']

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from sonorisk.cli_args import finite_float
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -36,7 +38,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     synth.add_argument("--fps", type=int, choices=(30, 50), help="default 30")
     length = synth.add_mutually_exclusive_group()
     length.add_argument("--frames", type=int, help="frames per video (default: 2-5 s at random)")
-    length.add_argument("--seconds", type=float, help="seconds per video")
+    length.add_argument("--seconds", type=finite_float, help="seconds per video")
     synth.add_argument("--size", type=_size, help="image size WxH (default 480x360)")
     synth.add_argument("--codec",
                        help="mjpeg (default, AVI as scanners export), mpeg4, h264, rawvideo, "
@@ -77,8 +79,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     split = verbs.add_parser("split", help="patient- (or group-) level stratified split")
     split.add_argument("path", type=Path, help="dataset folder (or a BUSI-like still folder)")
     split.add_argument("--by", choices=("patient", "group"), default="patient")
-    split.add_argument("--val", type=float, default=0.2)
-    split.add_argument("--test", type=float, default=0.2)
+    split.add_argument("--val", type=finite_float, default=0.2)
+    split.add_argument("--test", type=finite_float, default=0.2)
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--out", type=Path, required=True, help="splits CSV to write")
     split.set_defaults(func=_split)

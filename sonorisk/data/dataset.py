@@ -362,7 +362,8 @@ def _check_table(
             problems.add(where, f"missing file for video {video_id!r}")
             continue
         if check_files and not (root / file).is_file():
-            problems.add(root / file, f"missing file (video {video_id!r} in {table_path.name})")
+            problems.add(root / file, f"{_why_not_a_file(root / file)} (video {video_id!r} in "
+                                      f"{table_path.name})")
             continue
         records.append(_record_from_row(row))
     return records
@@ -616,6 +617,17 @@ def _build(
         _probe(records, root, problems)
     dataset = VideoDataset(root, table, records, frames, coco)
     return dataset, problems.items
+
+
+def _why_not_a_file(path: Path) -> str:
+    """What a path listed as a video file is instead: missing, a dangling link, a FIFO ..."""
+    from sonorisk.io.probe import special_file_kind
+
+    try:
+        kind = special_file_kind(path.stat().st_mode)
+    except OSError:
+        return "a link to a missing file" if path.is_symlink() else "missing file"
+    return f"is a {kind}, not a regular file"
 
 
 def load_dataset(

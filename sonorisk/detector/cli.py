@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sonorisk.cli_args import finite_float, positive_int
 from sonorisk.threads import set_torch_threads
 
 
@@ -20,7 +21,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--architecture", dest="model.architecture", help="fasterrcnn|retinanet")
     p.add_argument("--min-size", dest="model.min_size", type=int, help="input short side (px)")
     p.add_argument("--max-size", dest="model.max_size", type=int, help="input long side cap")
-    p.add_argument("--score-thresh", dest="inference.score_thresh", type=float,
+    p.add_argument("--score-thresh", dest="inference.score_thresh", type=finite_float,
                    help="operating score threshold")
     p.add_argument("--device", dest="inference.device", help="auto|cpu|cuda")
 
@@ -40,7 +41,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train.add_argument("--epochs", dest="train.epochs", type=int)
     train.add_argument("--batch-size", dest="train.batch_size", type=int)
-    train.add_argument("--lr", dest="train.lr", type=float)
+    train.add_argument("--lr", dest="train.lr", type=finite_float)
     train.add_argument("--threads", dest="train.num_threads", type=int,
                        help="torch CPU threads")
     train.add_argument("--pretrained", dest="model.pretrained",
@@ -66,11 +67,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                                      "heldout_groups.txt)")
     ev.add_argument("--bootstrap", type=int, default=0, metavar="N",
                     help="95%% bootstrap intervals of AP and AP50 from N resamples of the images")
-    ev.add_argument("--stride", type=int, default=1, help="evaluate every n-th video frame")
+    ev.add_argument("--stride", type=positive_int, default=1,
+                    help="evaluate every n-th video frame")
     ev.add_argument("--json", help="also write the results as JSON here")
     ev.add_argument("--tta", dest="inference.tta_hflip", action="store_const", const=True,
                     help="test-time augmentation: fuse the mirrored view (2x detector time)")
-    ev.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ev.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     ev.add_argument("--no-progress", action="store_true")
     _add_model_flags(ev)
     ev.set_defaults(func=_eval)

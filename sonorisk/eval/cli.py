@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sonorisk.cli_args import finite_float
+
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     p = groups["eval"].add_parser(
@@ -21,9 +23,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--config", help="YAML file of report settings (keys of ReportConfig)")
     p.add_argument("--reference-model", help="model the others are compared to (default: first)")
     op = p.add_mutually_exclusive_group()
-    op.add_argument("--threshold", type=float, help="fixed operating threshold")
-    op.add_argument("--target-sensitivity", type=float, help="threshold reaching this sensitivity")
-    op.add_argument("--target-specificity", type=float, help="threshold reaching this specificity")
+    op.add_argument("--threshold", type=finite_float, help="fixed operating threshold")
+    op.add_argument("--target-sensitivity", type=finite_float,
+                    help="threshold reaching this sensitivity")
+    op.add_argument("--target-specificity", type=finite_float,
+                    help="threshold reaching this specificity")
     p.add_argument(
         "--subgroup",
         action="append",
@@ -33,7 +37,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, help="bootstrap seed (default 0)")
-    p.add_argument("--level", type=float, help="confidence level (default 0.95)")
+    p.add_argument("--level", type=finite_float, help="confidence level (default 0.95)")
     p.add_argument("--kappa-weights", choices=("unweighted", "linear", "quadratic"))
     p.add_argument("--mrmc-covariance", choices=("delong", "jackknife"))
     p.add_argument(

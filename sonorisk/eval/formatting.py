@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sonorisk.csv_safe import to_cell
 from sonorisk.eval.intervals import Estimate, TestResult
 
 
@@ -99,7 +100,7 @@ class Table:
 
     def write_csv(self, path: Path) -> Path:
         with open(path, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(self.columns)
-            writer.writerows(self.rows)
+            writer = csv.writer(fh)  # no live formulas in a spreadsheet (ids, model names)
+            writer.writerow([to_cell(c) for c in self.columns])
+            writer.writerows([to_cell(c) for c in row] for row in self.rows)
         return path

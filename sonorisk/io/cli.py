@@ -13,6 +13,8 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
+from sonorisk.cli_args import positive_float, positive_int
+
 LIVE_DEFAULT_FRAMES = 250  # a live stream never ends: read this many by default
 REGION_SAMPLE = 32  # frames used to find the scan region
 
@@ -28,10 +30,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser.add_argument("--crop", action="store_true",
                         help="also find the scan region (the ultrasound image in the screen)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--max-frames", type=int, default=None,
+    parser.add_argument("--max-frames", type=positive_int, default=None,
                         help=f"stop after N frames (default: all; {LIVE_DEFAULT_FRAMES} "
                         "for live streams)")
-    parser.add_argument("--timeout", type=float, default=10.0,
+    parser.add_argument("--timeout", type=positive_float, default=10.0,
                         help="open/read timeout in seconds (default 10)")
     parser.add_argument("--rtsp-transport", choices=["udp", "tcp"], default=None,
                         help="RTSP transport (default: FFmpeg's choice)")

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sonorisk.cli_args import positive_int
+
 log = logging.getLogger(__name__)
 
 
@@ -72,14 +74,14 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                                        "default bundle; `sonorisk models list`)")
     demo.add_argument("--examples", help="BUSI-layout folder of stills to make sweeps from "
                                          "(default: the repository's examples/busi)")
-    demo.add_argument("--frames", type=int, default=60, help="frames per example sweep")
+    demo.add_argument("--frames", type=positive_int, default=60, help="frames per example sweep")
     demo.add_argument("--train", action="store_true",
                       help="train demonstration models on phantom sweeps instead (minutes)")
     demo.add_argument("--seed", type=int, default=0, help="--train: phantom seed")
     demo.add_argument("--quick", action="store_true",
                       help="--train: smaller and faster (what the tests run); the models learn "
                            "less")
-    demo.add_argument("--threads", type=int, default=None,
+    demo.add_argument("--threads", type=positive_int, default=None,
                       help="torch CPU threads (default 2; use 1 on a machine busy with "
                            "other work, where extra threads spin and slow everything)")
     demo.add_argument("--no-progress", action="store_true")
@@ -110,6 +112,8 @@ def _score(args: argparse.Namespace) -> int:
 
     resolved = resolve_model_flags(args)
     config = pipeline_config(args)
+    # Before any work: an --out that cannot be a folder fails now, not after scoring.
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     overrides = {"min_size": args.detector_min_size} if args.detector_min_size else None
     models = load_models(resolved, device=args.device, detector_overrides=overrides,
                          runtime=args.runtime)

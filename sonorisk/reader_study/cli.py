@@ -9,6 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
+from sonorisk.cli_args import finite_float
 from sonorisk.reader_study.throttle import SignInLimits  # stdlib only: cheap to import
 
 DB_ENV = "SONORISK_STUDY_DB"
@@ -49,7 +50,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     create.add_argument("--seed", type=int, help="seed of the per-reader case orders (default 0)")
     create.add_argument("--washout", action="store_true", default=None,
                         help="aided reads in a later session, in a new random order")
-    create.add_argument("--washout-days", type=float,
+    create.add_argument("--washout-days", type=finite_float,
                         help="days between a reader's last unaided read and the aided session "
                         "(default 28)")
     create.add_argument("--show-overlay", action="store_true", default=None,
@@ -72,7 +73,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     serve.add_argument("--max-sign-in-failures", type=int, default=SignInLimits.account_failures,
                        metavar="N", help="wrong passwords for one reader before sign-in is "
                        "locked (default %(default)s; one client address gets 4x as many)")
-    serve.add_argument("--lockout-seconds", type=float, default=SignInLimits.lockout_s,
+    serve.add_argument("--lockout-seconds", type=finite_float, default=SignInLimits.lockout_s,
                        metavar="S", help="the first lockout; it doubles with each further "
                        "failure, up to 30x (default %(default)s)")
     serve.set_defaults(func=_serve)

@@ -107,17 +107,35 @@ def expand_inputs(specs: Iterable[str]) -> list[Path]:
                 raise InputError(spec, "no such file or folder, and no file matches it as a "
                                        "glob pattern")
         for m in matches:
-            found[str(m.resolve())] = m.resolve()
+            found[str(_resolved(m))] = _resolved(m)
     return [found[k] for k in sorted(found)]
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` made absolute; a symbolic-link loop stays as it is (its row then says
+    it cannot be read) instead of stopping the whole batch."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # RuntimeError: pathlib's "Symlink loop" before 3.13
+        return path.absolute()
 
 
 def read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
     """The latest row per video path of an existing results CSV."""
     if not csv_path.is_file():
         return {}
-    with csv_path.open(newline="") as fh:
-        rows = (read_row(row) for row in csv.DictReader(fh))
-        return {row["path"]: row for row in rows if row.get("path")}
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is not None and "path" not in reader.fieldnames:
+                raise InputError(csv_path, "exists but is not a sonorisk batch results table "
+                                           "(no 'path' column): choose another --out, or move "
+                                           "it away")
+            rows = (read_row(row) for row in reader)
+            return {row["path"]: row for row in rows if row.get("path")}
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(csv_path, f"exists but is not a readable CSV ({exc}): choose another "
+                                   "--out, or move it away") from None
 
 
 def _is_done(row: dict[str, str] | None, path: Path, json_dir: Path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sonorisk.cli_args import non_negative_float, positive_int
 from sonorisk.pipeline.cli import model_flags
 
 
@@ -49,12 +50,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     batch.add_argument("--device", default="cpu")
     batch.add_argument("--runtime", choices=RUNTIMES, default="torch",
                        help="torch (default) or onnx: ONNX Runtime on the CPU (docs/runtime.md)")
-    batch.add_argument("--workers", type=int, default=None,
+    batch.add_argument("--workers", type=positive_int, default=None,
                        help="local worker processes (default: usable CPUs / threads, so "
                             "workers x threads never exceeds the cores)")
-    batch.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    batch.add_argument("--file-timeout", dest="file_timeout_s", type=float, default=3600.0,
-                       metavar="SECONDS",
+    batch.add_argument("--threads", type=positive_int, default=1, help="torch threads per worker")
+    batch.add_argument("--file-timeout", dest="file_timeout_s", type=non_negative_float,
+                       default=3600.0, metavar="SECONDS",
                        help="a video still scoring after SECONDS gets a failed row (error "
                             "type 'timeout') and its worker is replaced; 0: no limit "
                             "(default 3600; local workers only)")

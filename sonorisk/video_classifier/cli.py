@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from sonorisk.cli_args import finite_float, positive_int
 from sonorisk.threads import set_torch_threads
 from sonorisk.video_classifier.config import MODEL_KINDS
 
@@ -54,15 +55,15 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--clip-length", dest="clips.length", type=int)
     p.add_argument("--clip-stride", dest="clips.stride", type=int)
     p.add_argument("--temporal-step", dest="clips.temporal_step", type=int)
-    p.add_argument("--target-fps", dest="clips.target_fps", type=float)
-    p.add_argument("--margin", dest="clips.margin", type=float)
+    p.add_argument("--target-fps", dest="clips.target_fps", type=finite_float)
+    p.add_argument("--margin", dest="clips.margin", type=finite_float)
     # training
     p.add_argument("--epochs", dest="train.epochs", type=int)
     p.add_argument("--batch-size", dest="train.batch_size", type=int)
-    p.add_argument("--lr", dest="train.lr", type=float)
+    p.add_argument("--lr", dest="train.lr", type=finite_float)
     p.add_argument("--class-balance", dest="train.class_balance",
                    choices=["loss", "sampler", "none"])
-    p.add_argument("--val-fraction", dest="train.val_fraction", type=float)
+    p.add_argument("--val-fraction", dest="train.val_fraction", type=finite_float)
     p.add_argument("--max-clips-per-video", dest="train.max_clips_per_video", type=int)
     p.add_argument("--max-steps-per-epoch", dest="train.max_steps_per_epoch", type=int)
     p.add_argument("--seed", dest="train.seed", type=int)
@@ -91,8 +92,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     ev.add_argument("--label-field", default="auto", choices=["auto", "pathology", "subtype"])
     ev.add_argument("--pattern", choices=["key_frame", "two_key_frames", "all_frames"],
                     help="static2d only: the paper's input patterns (default: mean of clips)")
-    ev.add_argument("--batch-size", type=int, default=16)
-    ev.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ev.add_argument("--batch-size", type=positive_int, default=16)
+    ev.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     ev.add_argument("--out", required=True, help="per-video CSV to write (appends other models' "
                     "rows kept: rows of the same model name are replaced)")
     ev.set_defaults(func=_eval)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sonorisk.cli_args import finite_float
 from sonorisk.errors import InputError
 from sonorisk.io import open_video
 from sonorisk.records import Box, Detection, Track
@@ -82,7 +83,7 @@ def background_boxes(lesion: Mapping[int, Box], others: Iterable[Box], width: in
     if not frames:
         return None
     avoid = [*lesion.values(), *others]
-    stack = np.asarray([lesion[i] for i in frames], dtype=float)
+    stack = np.asarray([lesion[i] for i in frames], dtype=finite_float)
     lo_x, lo_y = -stack[:, 0].min(), -stack[:, 1].min()
     hi_x, hi_y = width - stack[:, 2].max(), height - stack[:, 3].max()
     if hi_x <= lo_x or hi_y <= lo_y:
@@ -254,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    metavar=("BATCH_JSON_DIR", "DATASET"),
                    help="a sonorisk batch run's JSON folder and the dataset it scored")
     p.add_argument("--groups", help="use only these groups of every dataset (one a line)")
-    p.add_argument("--c", type=float, default=0.1, help="inverse L2 strength (default 0.1)")
+    p.add_argument("--c", type=finite_float, default=0.1, help="inverse L2 strength (default 0.1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="classifier checkpoint with the check")
     args = p.parse_args(argv)

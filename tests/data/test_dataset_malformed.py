@@ -137,3 +137,16 @@ def test_a_whole_number_written_as_text_next_to_a_bad_cell(tiny_dataset):
     _set_cell(tiny_dataset, "n_frames", "v2", "6.0")
     problems = _problems(tiny_dataset, "videos.csv row 2", "n_frames must be", "'six'")
     assert len(problems) == 1, problems
+
+
+def test_a_fifo_listed_as_a_video_is_named_as_one(tmp_path: Path):
+    import os
+
+    from sonorisk.data.dataset import _why_not_a_file
+
+    fifo = tmp_path / "v.avi"
+    os.mkfifo(fifo)
+    assert _why_not_a_file(fifo) == "is a FIFO (named pipe), not a regular file"
+    (tmp_path / "gone.avi").symlink_to(tmp_path / "nowhere.avi")
+    assert _why_not_a_file(tmp_path / "gone.avi") == "a link to a missing file"
+    assert _why_not_a_file(tmp_path / "absent.avi") == "missing file"

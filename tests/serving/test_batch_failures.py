@@ -349,3 +349,30 @@ def test_a_negative_file_timeout_is_refused(tmp_path: Path, sweeps):
 
     with pytest.raises(ConfigError, match="file_timeout_s.*>= 0"):
         run_batch([str(sweeps["benign"])], BatchSettings(file_timeout_s=-5), tmp_path / "r.csv")
+
+
+def test_a_symlink_loop_in_the_folder_is_listed_not_fatal(tmp_path: Path):
+    from sonorisk.serving.batch import expand_inputs
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "loop_a.avi").symlink_to(folder / "loop_b.avi")
+    (folder / "loop_b.avi").symlink_to(folder / "loop_a.avi")
+    (folder / "real.avi").write_bytes(b"RIFF")
+    listed = expand_inputs([str(folder)])
+    assert sorted(p.name for p in listed) == ["loop_a.avi", "loop_b.avi", "real.avi"]
+
+
+def test_an_out_csv_that_is_not_a_results_table_is_refused_untouched(tmp_path: Path):
+    from sonorisk.errors import InputError
+    from sonorisk.serving.batch import read_rows
+
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(b"header\n" + bytes(range(256)))
+    other = tmp_path / "other.csv"
+    other.write_text("id,score\n1,0.5\n")
+    for path in (junk, other):
+        before = path.read_bytes()
+        with pytest.raises(InputError, match="--out"):
+            read_rows(path)
+        assert path.read_bytes() == before
