@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ray import serve
 
+from sonorisk.errors import InputError
 from sonorisk.serving.config import ModelDeploymentConfig, ServeConfig
 
 log = logging.getLogger(__name__)
@@ -64,21 +66,27 @@ class Detector:
                                               "images": self.images}}
 
     async def predict(self, images: list[Any], frame_indices: list[int]) -> dict[str, Any]:
-        result = await self._batched((images, frame_indices))
-        return {"node": self.node, "result": result}
+        return {"node": self.node, **await self._batched((images, frame_indices))}
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _batched(self, requests: list[tuple[list[Any], list[int]]]) -> list[Any]:
         images = [im for imgs, _ in requests for im in imgs]
         indices = [i for _, idx in requests for i in idx]
-        found = self.model.predict(images, indices)
+        try:
+            found = self.model.predict(images, indices)
+        except InputError:
+            # One caller's bad frames must not fail the others batched with it.
+            return [self._one(imgs, idx) for imgs, idx in requests]
         self.model_calls += 1
         self.images += len(images)
         out, start = [], 0
         for imgs, _ in requests:
-            out.append(found[start:start + len(imgs)])
+            out.append({"result": found[start:start + len(imgs)]})
             start += len(imgs)
         return out
+
+    def _one(self, images: list[Any], frame_indices: list[int]) -> dict[str, Any]:
+        return _answer(lambda: self.model.predict(images, frame_indices))
 
 
 @serve.deployment(name="Classifier")
@@ -100,8 +108,7 @@ class Classifier:
         return {"node": self.node, "result": {"card": self.card, "config": self.model.config}}
 
     async def predict(self, clips: list[Any], heatmaps: bool) -> dict[str, Any]:
-        result = await self._batched((clips, heatmaps))
-        return {"node": self.node, "result": result}
+        return {"node": self.node, **await self._batched((clips, heatmaps))}
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
     async def _batched(self, requests: list[tuple[list[Any], bool]]) -> list[Any]:
@@ -111,13 +118,33 @@ class Classifier:
             if not group:
                 continue
             clips = [c for k in group for c in requests[k][0]]
-            scores = self.model.predict(clips, heatmaps=flag, batch_size=self.max_clips * 4)
+            try:
+                scores = self.model.predict(clips, heatmaps=flag,
+                                            batch_size=self.max_clips * 4)
+            except InputError:  # as in Detector: each caller gets its own answer
+                for k in group:
+                    out[k] = self._one(requests[k][0], flag)
+                continue
             start = 0
             for k in group:
                 n = len(requests[k][0])
-                out[k] = scores[start:start + n]
+                out[k] = {"result": scores[start:start + n]}
                 start += n
         return out
+
+    def _one(self, clips: list[Any], heatmaps: bool) -> dict[str, Any]:
+        return _answer(lambda: self.model.predict(clips, heatmaps=heatmaps,
+                                                  batch_size=self.max_clips * 4))
+
+
+def _answer(call: Callable[[], Any]) -> dict[str, Any]:
+    """``{"result": ...}``, or ``{"input_error": [source, reason]}`` for the caller's own
+    bad input: returned, not raised, so Serve logs no traceback for a bad video and
+    the caller re-raises it as the InputError it is (sonorisk.serving.remote)."""
+    try:
+        return {"result": call()}
+    except InputError as exc:
+        return {"input_error": [exc.source, exc.reason]}
 
 
 def _options(cfg: ModelDeploymentConfig) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sonorisk.errors import SonoriskError
+from sonorisk.errors import InputError, SonoriskError
 from sonorisk.records import Clip, ClipScore, Detection, Frame
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,8 @@ class _RemoteModel:
                 self.nodes[reply["node"]] += 1
             if self.on_latency is not None:
                 self.on_latency(self.role, elapsed)
+            if "input_error" in reply:  # the caller's own bad input (deployments._answer)
+                raise InputError(*reply["input_error"])
             return reply["result"]
 
     def usage(self) -> dict[str, Any]:
