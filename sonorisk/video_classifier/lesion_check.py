@@ -83,7 +83,7 @@ def background_boxes(lesion: Mapping[int, Box], others: Iterable[Box], width: in
     if not frames:
         return None
     avoid = [*lesion.values(), *others]
-    stack = np.asarray([lesion[i] for i in frames], dtype=finite_float)
+    stack = np.asarray([lesion[i] for i in frames], dtype=float)
     lo_x, lo_y = -stack[:, 0].min(), -stack[:, 1].min()
     hi_x, hi_y = width - stack[:, 2].max(), height - stack[:, 3].max()
     if hi_x <= lo_x or hi_y <= lo_y:
