@@ -91,7 +91,8 @@ def run(base: str, clip: Path, fps: float, streams: int, seconds: float,
             "box_p50": b["latency"]["box"]["p50_ms"], "box_p99": b["latency"]["box"]["p99_ms"],
             "clip_p50": b["latency"]["clip"]["p50_ms"],
             "clip_p99": b["latency"]["clip"]["p99_ms"],
-            "reconnects": b["reconnects"]})
+            "reconnects": b["reconnects"] - a["reconnects"],
+            "state": (a["state"], b["state"]), "last_error": b.get("last_error")})
     return {"streams": streams, "fps": fps, "rows": rows}
 
 
@@ -99,10 +100,17 @@ def report(result: dict) -> None:
     fps = result["fps"]
     print(f"{result['streams']} stream(s) at {fps:g} fps input:")
     for k, r in enumerate(result["rows"]):
+        states = " -> ".join(dict.fromkeys(r["state"]))
+        if r["in_fps"] == 0:
+            # A stream that took no frame in the window measures nothing: no rate.
+            print(f"  stream {k}: REFUSED, no frame in during the window (state {states}, "
+                  f"reconnects {r['reconnects']}, last error {r['last_error']!r})")
+            continue
         print(f"  stream {k}: in {r['in_fps']:.1f} fps, processed {r['processed_fps']:.1f} fps "
               f"({r['processed_fps'] / fps:.2f} of input), dropped {r['dropped']}, "
               f"box latency p50/p99 {r['box_p50']}/{r['box_p99']} ms, "
-              f"clip score p50/p99 {r['clip_p50']}/{r['clip_p99']} ms")
+              f"clip score p50/p99 {r['clip_p50']}/{r['clip_p99']} ms "
+              f"(state {states}, reconnects {r['reconnects']})")
 
 
 def sweep_clip(folder: Path, fps: int) -> Path:

@@ -223,6 +223,12 @@ class LesionTracker:
     def _finish_lost(self, frame_index: int) -> list[LesionTrack]:
         horizon = max(self._lost_frames, self.config.merge_max_gap)
         done = [lid for lid, s in self._states.items() if frame_index - s.last_frame > horizon]
+        for lid in done:
+            # ByteTrack counts calls, not frame numbers: a live stream that drops
+            # frames can outlast the horizon in frames while ByteTrack still holds
+            # the id, and hands it back later. Such an id starts a new lesion.
+            for byte_id in self._states[lid].byte_ids:
+                self._byte_to_lesion.pop(byte_id, None)
         return [t for t in (self._finalise(self._states.pop(lid)) for lid in done) if t]
 
     def _finalise(self, state: _State) -> LesionTrack | None:

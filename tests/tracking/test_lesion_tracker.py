@@ -103,6 +103,25 @@ def test_incremental_updates_and_finalisation():
     assert tracker.finish() == []
 
 
+def test_a_lesion_back_after_a_long_jump_in_frame_numbers_is_a_new_track():
+    """A live stream that drops frames: frame numbers jump past the lost horizon
+    while ByteTrack, counting calls, still holds the track and hands its id back
+    (a stream once failed here with KeyError)."""
+    tracker = LesionTracker(TrackingConfig(lost_track_buffer=30, merge_max_gap=5))
+    box = (20, 20, 60, 60)
+    for i in range(10):
+        tracker.update(i, [Detection(i, box, 0.9)])
+    # One call later but 190 frames on, with no box: the lesion is finalised ...
+    later = tracker.update(200, [])
+    assert [t.track.frame_indices for t in later.finished] == [list(range(10))]
+    for i in range(201, 206):  # ... and ByteTrack's id for it comes back
+        update = tracker.update(i, [Detection(i, box, 0.9)])
+    (new_id, _), = update.active
+    assert new_id != later.finished[0].track_id
+    (track,) = tracker.finish()
+    assert track.track_id == new_id and track.track.frame_indices[0] >= 200
+
+
 def test_out_of_order_frames_and_bad_boxes():
     tracker = LesionTracker()
     tracker.update(3, [Detection(3, (float("nan"), 0, 10, 10), 0.9),
