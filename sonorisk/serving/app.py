@@ -194,23 +194,27 @@ class Ingress:
         return {name: int(d.replica_states.get("RUNNING", 0))
                 for name, d in status.deployments.items()}
 
-    def _redact(self, job: Any, text: str) -> str:
-        from sonorisk.serving.redact import job_replacements, redact_text
+    def _hidden(self, job: Any) -> dict[str, str]:
+        """What a job's texts must not show (sonorisk.serving.redact)."""
+        from sonorisk.serving.redact import job_replacements
 
-        return redact_text(text, job_replacements(str(job.path), job.filename,
-                                                  str(self.config.data_path)))
+        return job_replacements(str(job.path), job.filename, str(self.config.data_path))
+
+    def _redact(self, job: Any, text: str) -> str:
+        """Error reasons, as the runner stores them for the client."""
+        from sonorisk.serving.redact import redact_text
+
+        return redact_text(text, self._hidden(job))
 
     def _score_job(self, job: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         import tempfile
 
-        from sonorisk.errors import InputError
         from sonorisk.pipeline.score_file import ScoringModels, score_file
-        from sonorisk.serving.redact import job_replacements, redact_document, redact_text
+        from sonorisk.serving.redact import redact_document
 
         detector, classifier = self._adapters()
         info = self._models_sync()
         self._running[job.job_id] = (detector, classifier)
-        hidden = job_replacements(str(job.path), job.filename, str(self.config.data_path))
         try:
             models = ScoringModels(detector, classifier, info["cards"])
             timeout = self.config.jobs.timeout_s
@@ -218,11 +222,9 @@ class Ingress:
             with tempfile.TemporaryDirectory(dir=self.results) as tmp:
                 document = score_file(job.path, models, self.pipeline, tmp, progress=False,
                                       deadline=deadline)
-        except InputError as exc:  # its reason reaches the client: no server paths
-            raise type(exc)(job.filename, redact_text(str(exc.reason), hidden)) from exc
-        finally:
+        finally:  # an error's reason is redacted by the runner (redact=self._redact)
             self._running.pop(job.job_id, None)
-        document = redact_document(document, hidden)
+        document = redact_document(document, self._hidden(job))
         document["video"]["source"] = job.filename
         serving = {"detector": detector.usage(), "classifier": classifier.usage(),
                    "ingress": self.store.owner}
