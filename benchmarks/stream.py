@@ -91,6 +91,7 @@ def run(base: str, clip: Path, fps: float, streams: int, seconds: float,
             "box_p50": b["latency"]["box"]["p50_ms"], "box_p99": b["latency"]["box"]["p99_ms"],
             "clip_p50": b["latency"]["clip"]["p50_ms"],
             "clip_p99": b["latency"]["clip"]["p99_ms"],
+            "clips": b["clips_scored"] - a["clips_scored"],
             "reconnects": b["reconnects"] - a["reconnects"],
             "state": (a["state"], b["state"]), "last_error": b.get("last_error")})
     return {"streams": streams, "fps": fps, "rows": rows}
@@ -108,6 +109,7 @@ def report(result: dict) -> None:
             continue
         print(f"  stream {k}: in {r['in_fps']:.1f} fps, processed {r['processed_fps']:.1f} fps "
               f"({r['processed_fps'] / fps:.2f} of input), dropped {r['dropped']}, "
+              f"{r['clips']} clips scored, "
               f"box latency p50/p99 {r['box_p50']}/{r['box_p99']} ms, "
               f"clip score p50/p99 {r['clip_p50']}/{r['clip_p99']} ms "
               f"(state {states}, reconnects {r['reconnects']})")
