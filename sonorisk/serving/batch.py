@@ -42,6 +42,7 @@ from typing import Any
 from sonorisk.csv_safe import read_frame, read_row, safe_frame, safe_row
 from sonorisk.errors import ConfigError, InputError, SonoriskError
 from sonorisk.io.probe import special_file_kind
+from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.serving.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,9 @@ class BatchSettings:
     detector: str = ""
     classifier: str = ""
     device: str = "cpu"
-    pipeline: str | None = None  # configs/pipeline*.yaml
+    # A configs/pipeline*.yaml, or the PipelineConfig the command line layered
+    # (``BatchConfig.pipeline()``); None: the defaults.
+    pipeline: str | PipelineConfig | None = None
     threads: int = 1  # torch threads per worker
     detector_min_size: int | None = None
     models: Any = None
@@ -214,7 +217,7 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     """Score one video (in a worker); returns ``{"row": ..., "document": ...}``."""
     from sonorisk.config import load_config
     from sonorisk.pipeline.config import PipelineConfig
-    from sonorisk.pipeline.report import scored_lesions
+    from sonorisk.pipeline.document import ScoreDocument
     from sonorisk.pipeline.score_file import score_file
 
     started = time.perf_counter()
@@ -227,7 +230,8 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     scratch = tempfile.mkdtemp(prefix=_scratch_prefix(os.getpid()))
     try:
         models = _models(settings)
-        config = load_config(PipelineConfig, settings.pipeline)
+        config = (settings.pipeline if isinstance(settings.pipeline, PipelineConfig)
+                  else load_config(PipelineConfig, settings.pipeline))
         document = score_file(path, models, config, scratch, progress=False)
     except Exception as exc:  # noqa: BLE001 (one file's failure must not stop the batch)
         if isinstance(exc, InputError):
@@ -243,19 +247,18 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
     base = {"video": Path(path).name, "path": path, "size_bytes": stat.st_size,
             "mtime": repr(stat.st_mtime), **who, **model_columns(settings.models)}
-    video = document["video"]
-    timing = document["timing"]
-    row = {**base, "status": document["status"], "risk": document["risk"],
-           "lesions": len(document["lesions"]),
-           "scored_lesions": scored_lesions(document), "clips": document["clips"],
-           "frames": video["frames_scored"], "fps": video.get("fps"),
-           "duration_s": video.get("duration_s"),
+    typed = ScoreDocument.from_json(document)
+    summary, video = typed.summary(), typed.video
+    realtime = typed.timing.get("realtime_factor")
+    row = {**base, "status": summary.status.value, "risk": summary.risk,
+           "lesions": len(summary.lesions), "scored_lesions": summary.scored_lesions,
+           "clips": summary.clips, "frames": summary.frames, "fps": video.fps,
+           "duration_s": video.duration_s,
            "wall_s": round(time.perf_counter() - started, 3),
-           "realtime_factor": (round(timing["realtime_factor"], 3)
-                               if timing.get("realtime_factor") else None)}
-    decode_error = video.get("decode", {}).get("error")
+           "realtime_factor": round(realtime, 3) if realtime else None}
+    decode_error = video.decode.get("error")
     if decode_error:  # scored what could be decoded; say what was wrong
-        row["error_type"] = video["decode"].get("error_type")
+        row["error_type"] = video.decode.get("error_type")
         row["error"] = decode_error
     return {"row": row, "document": document}
 
@@ -364,7 +367,7 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
                                          settings.classifier or None)
     settings.detector = str(settings.models.detector)  # absolute: workers may run elsewhere
     settings.classifier = str(settings.models.classifier)
-    if settings.pipeline:
+    if isinstance(settings.pipeline, str):
         settings.pipeline = str(Path(settings.pipeline).resolve())
     paths = expand_inputs(inputs)
     roots = {Path(s).resolve() for s in inputs if Path(s).is_dir()}
