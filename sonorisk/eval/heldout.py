@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sonorisk.errors import InputError
@@ -143,6 +144,95 @@ def out_of_scope_figures(batch_csv: Path, what: str) -> dict[str, dict[str, Any]
         f"share of {what} wrongly given a breast-cancer risk")}
 
 
+def _manifest_truth(manifest_csv: Path) -> pd.DataFrame:
+    table = pd.read_csv(manifest_csv)
+    if not {"id", "label", "boxes"} <= set(table.columns):
+        raise InputError(manifest_csv, "needs id, label and boxes columns (a BUSI-like "
+                                       "manifest.csv)")
+    return table.set_index("id")
+
+
+def _boxes(cell: object) -> np.ndarray:
+    """``x1 y1 x2 y2;x1 y1 x2 y2`` (a manifest cell; empty or NaN: no lesion) as N x 4."""
+    text = "" if not isinstance(cell, str) else cell.strip()
+    rows = [[float(v) for v in part.split()] for part in text.split(";") if part.strip()]
+    return np.asarray(rows, dtype=float).reshape(-1, 4)
+
+
+def _document_boxes(document: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Every lesion's box on the still (scored lesions and candidates alike) and the
+    detector's score of it: what the pipeline found, for AP."""
+    boxes, scores = [], []
+    for lesion in document.get("lesions", []):
+        for box in lesion.get("boxes", []):
+            if box.get("source") == "detector":
+                boxes.append(box["box"])
+                scores.append(box["score"])
+    return np.asarray(boxes, dtype=float).reshape(-1, 4), np.asarray(scores, dtype=float)
+
+
+def still_figures(batch_csv: Path, manifest_csv: Path) -> dict[str, dict[str, Any]]:
+    """Through ``sonorisk batch`` on a folder of held-out stills (file stem = the
+    manifest's id): still-level AUC where a risk was given, the share of lesion
+    stills given a risk, lesion-free stills wrongly given one, and the detector's
+    AP50 and detection rate computed from the boxes the documents report (the
+    pipeline's operating threshold applies, so AP50 here is at most what
+    ``sonorisk eval detector`` reports with every box ranked)."""
+    from sonorisk.detector.metrics import coco_ap, detection_rate
+
+    rows = pd.read_csv(batch_csv)
+    rows["still_id"] = rows["video"].map(lambda name: Path(str(name)).stem)
+    truth = _manifest_truth(manifest_csv)
+    rows = rows[rows["still_id"].isin(truth.index)]
+    if rows.empty:
+        raise InputError(batch_csv, f"no row names a still of {manifest_csv}")
+    failed = rows[rows["status"] == "failed"]
+    if len(failed):
+        raise InputError(batch_csv, f"{len(failed)} stills failed to score, e.g. "
+                                    f"{failed.iloc[0]['video']}: {failed.iloc[0]['error']}")
+    label = truth.loc[rows["still_id"], "label"].to_numpy()
+    lesion = rows[label != "normal"]
+    free = rows[label == "normal"]
+    scored = lesion[lesion["risk"].notna()]
+    y = (truth.loc[scored["still_id"], "label"] == "malignant").astype(int).to_numpy()
+    est = auc_delong_ci(y, scored["risk"].to_numpy(float), source=str(batch_csv))
+    out = {
+        "still_auc": _from_estimate(
+            est, len(y), f"still AUC of the pipeline's risk (own detector, still classifier) "
+                         f"on {len(y)} of {len(lesion)} held-out lesion stills that got a risk "
+                         f"({int(y.sum())} malignant)"),
+        "still_lesion_stills_scored": _from_estimate(
+            clopper_pearson(len(scored), len(lesion)), len(lesion),
+            "share of held-out lesion stills given a risk (the rest: no lesion found)"),
+    }
+    if len(free):
+        out["still_lesion_free_given_risk"] = _from_estimate(
+            clopper_pearson(int(free["risk"].notna().sum()), len(free)), len(free),
+            "share of held-out normal stills wrongly given a risk")
+    json_dir = Path(batch_csv).with_name(Path(batch_csv).stem + ".json")  # batch's default
+    gts, preds, scores, sizes = [], [], [], []
+    for _, row in rows.iterrows():
+        document = json.loads((json_dir / str(row["json"])).read_text())
+        boxes, box_scores = _document_boxes(document)
+        info = truth.loc[row["still_id"]]
+        gts.append(_boxes(info["boxes"]))
+        preds.append(boxes)
+        scores.append(box_scores)
+        sizes.append((int(info["width"]), int(info["height"])))
+    ap = coco_ap(gts, preds, scores, sizes)
+    n_boxes = sum(len(g) for g in gts)
+    out["still_detector_ap50"] = figure(
+        ap.ap50, None, n_boxes, "COCO AP50 (pycocotools)",
+        f"AP50 of the boxes the score documents report on {len(rows)} held-out stills "
+        f"({n_boxes} lesion boxes), at the pipeline's detector threshold")
+    rate = detection_rate(gts, preds)
+    n_lesion = sum(1 for g in gts if len(g))
+    out["still_detection_rate"] = figure(
+        rate, None, n_lesion, "share of stills",
+        f"held-out lesion stills with a reported box at IoU >= 0.5 ({n_lesion} stills)")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sonorisk.eval.heldout",
                                 description="Held-out figures of a release as metadata JSON.")
@@ -160,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="CSV of `sonorisk batch` on videos with no breast lesion at all")
     p.add_argument("--out-of-scope-what", default="real lung ultrasound clips (no breast)",
                    help="what those videos are, for the figure's note")
+    p.add_argument("--still-batch", type=Path,
+                   help="CSV of `sonorisk batch` on a folder of held-out stills (file stem = id)")
+    p.add_argument("--manifest", type=Path,
+                   help="manifest.csv of those stills (id, label, width, height, boxes)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     figures: dict[str, dict[str, Any]] = {}
@@ -173,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         figures |= end_to_end_figures(args.screen_batch, args.screen_sweeps,
                                       args.screen_lesion_free, prefix="screen_",
                                       what="1920x1080 screen-capture sweeps")
+    if args.still_batch:
+        if args.manifest is None:
+            p.error("--still-batch needs --manifest")
+        figures |= still_figures(args.still_batch, args.manifest)
     if args.out_of_scope:
         figures |= out_of_scope_figures(args.out_of_scope, args.out_of_scope_what)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")

@@ -99,3 +99,53 @@ def test_exactly_one_lesion_and_false_lesions_per_lesion_free_video(tmp_path):
     assert per["value"] == pytest.approx(1.5) and per["n"] == 2 and "3 in 2" in per["note"]
     assert "screen captures" in figs["screen_end_to_end_auc"]["note"]
     assert not any(name.startswith("end_to_end") for name in figs)
+
+
+def test_still_figures_from_a_batch_over_stills(tmp_path):
+    """Still AUC on the stills given a risk; AP50 and detection rate from the
+    boxes the documents report (detector boxes only), against manifest boxes."""
+    from sonorisk.eval.heldout import still_figures
+
+    manifest = pd.DataFrame({
+        "id": ["b1", "b2", "m1", "m2", "n1"],
+        "label": ["benign", "benign", "malignant", "malignant", "normal"],
+        "width": [100] * 5, "height": [80] * 5,
+        "boxes": ["10 10 40 40", "20 20 50 50", "30 30 60 60;5 5 15 15", "10 10 30 30", ""],
+    })
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    found = {  # id -> (risk, [(box, score)])
+        "b1": (0.2, [((10, 10, 40, 40), 0.9)]),
+        "b2": (None, []),  # missed: no risk
+        "m1": (0.7, [((30, 30, 60, 60), 0.8)]),  # one of two lesions found
+        "m2": (0.1, [((60, 50, 90, 70), 0.6)]),  # a false box, scored low
+        "n1": (0.4, [((0, 0, 20, 20), 0.5)]),  # a false lesion on a normal still
+    }
+    docs = tmp_path / "batch.json"
+    docs.mkdir()
+    rows = []
+    for sid, (risk, boxes) in found.items():
+        lesions = [{"boxes": [{"frame": 0, "box": list(b), "score": s, "source": "detector"}]}
+                   for b, s in boxes]
+        (docs / f"{sid}.json").write_text(json.dumps({"lesions": lesions}))
+        rows.append({"video": f"{sid}.png", "status": "scored" if risk is not None
+                     else "no scorable lesion", "risk": risk, "json": f"{sid}.json",
+                     "error": None})
+    pd.DataFrame(rows).to_csv(tmp_path / "batch.csv", index=False)
+    figs = still_figures(tmp_path / "batch.csv", tmp_path / "manifest.csv")
+    # b1 0.2 (benign), m1 0.7, m2 0.1 (malignant): pairs (m1>b1) yes, (m2>b1) no -> 0.5
+    assert figs["still_auc"]["value"] == pytest.approx(0.5) and figs["still_auc"]["n"] == 3
+    assert figs["still_lesion_stills_scored"]["value"] == pytest.approx(3 / 4, abs=1e-4)
+    assert figs["still_lesion_free_given_risk"]["value"] == pytest.approx(1.0)
+    # lesion stills with a matching box: b1, m1 of b1, b2, m1, m2
+    assert figs["still_detection_rate"]["value"] == pytest.approx(2 / 4)
+    assert figs["still_detection_rate"]["n"] == 4 and figs["still_detector_ap50"]["n"] == 5
+    # ranked 0.9 TP, 0.8 TP, then false boxes: precision 1 up to recall 2/5, so COCO's
+    # 101-point AP50 is 41/101
+    assert figs["still_detector_ap50"]["value"] == pytest.approx(41 / 101, abs=1e-4)
+    # a failed still is refused, not silently left out
+    pd.DataFrame(rows + [{"video": "b3.png", "status": "failed", "risk": None, "json": None,
+                          "error": "corrupt PNG"}]).to_csv(tmp_path / "bad.csv", index=False)
+    manifest.loc[len(manifest)] = ["b3", "benign", 100, 80, "1 1 9 9"]
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    with pytest.raises(InputError, match="1 stills failed.*corrupt PNG"):
+        still_figures(tmp_path / "bad.csv", tmp_path / "manifest.csv")
