@@ -26,6 +26,7 @@ VERB_MODULES = (
     "sonorisk.data.cli",
     "sonorisk.detector.cli",
     "sonorisk.video_classifier.cli",
+    "sonorisk.still_classifier.cli",
     "sonorisk.pipeline.cli",
     "sonorisk.eval.cli",
     "sonorisk.serving.cli",

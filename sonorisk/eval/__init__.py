@@ -7,8 +7,7 @@ that names how its interval or p-value was computed. See docs/evaluation.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sonorisk.lazy import lazy_exports
 
 # Names resolve on first use, so `import sonorisk.eval` (and `sonorisk --help`, which
 # imports sonorisk.eval.cli) stays free of scipy/pandas/matplotlib import time.
@@ -56,10 +55,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:  # noqa: ANN401 - any exported object
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

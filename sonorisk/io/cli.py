@@ -1,8 +1,10 @@
-"""``sonorisk info VIDEO... [--crop] [--json]``: what sonorisk sees in a video.
+"""``sonorisk info VIDEO|IMAGE... [--crop] [--json]``: what sonorisk sees in an input.
 
-Decodes every frame (so the frame count and the decode statistics are real,
-not the header's claim), optionally finds the scan region, and goes on with
-the next video when one fails.
+A video: decodes every frame (so the frame count and the decode statistics
+are real, not the header's claim). A still image (``sonorisk.io.still``):
+reads it as ``score`` does and says its format, size, bit depth, pixel
+spacing and what reading it changed. Optionally finds the scan region; goes
+on with the next input when one fails.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ LIVE_DEFAULT_FRAMES = 250  # a live stream never ends: read this many by default
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups["root"].add_parser(
         "info",
-        help="show a video's metadata, frame count, decode stats (and scan region)",
+        help="show a video's or still image's metadata, frames, decode stats (and scan region)",
         description="Decode each VIDEO (file, DICOM cine or rtsp:// URL) and print its "
-        "metadata, the frames actually decoded, frames dropped and why reading ended.",
+        "metadata, the frames actually decoded, frames dropped and why reading ended; for a "
+        "still IMAGE (PNG, JPEG, TIFF, BMP, single-frame DICOM) its format, size, bit depth, "
+        "pixel spacing and what reading it changed.",
     )
-    parser.add_argument("videos", nargs="+", metavar="VIDEO")
+    parser.add_argument("videos", nargs="+", metavar="VIDEO|IMAGE")
     parser.add_argument("--crop", action="store_true",
                         help="also find the scan region (the ultrasound image in the screen)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -72,6 +76,7 @@ def describe_video(source: str, *, crop: bool = False, max_frames: int | None = 
     return {
         "source": source,
         "ok": True,
+        "kind": "video",
         "meta": asdict(meta),
         "frames_decoded": decoded,
         "last_timestamp_s": last_t,
@@ -79,6 +84,20 @@ def describe_video(source: str, *, crop: bool = False, max_frames: int | None = 
         "stats": stats.as_dict(),
         "scan_region": region,
     }
+
+
+def describe_still(source: str, *, crop: bool = False) -> dict[str, Any]:
+    """Read one still as ``score`` does and summarise it; raises ``InputError``."""
+    from sonorisk.io.scan_region import crop_region, estimate_scan_region
+    from sonorisk.io.still import read_still
+
+    still = read_still(source)
+    region = None
+    if crop:
+        found = estimate_scan_region([still.image])  # the one image `score` finds it in
+        region = {**found.as_dict(), "cropped": crop_region(found) is not None}
+    return {"source": source, "ok": True, "kind": "still", "still": still.describe(),
+            "scan_region": region}
 
 
 def _scan_region(source: str, sampler: Any, sizes: set[tuple[int, ...]],
@@ -104,6 +123,30 @@ def _fmt(value: float | None, spec: str, unit: str = "") -> str:
     return "unknown" if value is None else f"{value:{spec}}{unit}"
 
 
+def _print_still(info: dict[str, Any]) -> None:
+    still = info["still"]
+    print(f"{info['source']}:")
+    print(f"  still image {still['format'].upper()}, size {still['width']}x{still['height']}, "
+          f"{still['bit_depth']}-bit" + (f" ({still['mode']})" if still["mode"] else ""))
+    spacing = still["pixel_spacing_mm"]
+    print("  pixel spacing " + (f"{spacing[0]:.4g} x {spacing[1]:.4g} mm (x, y)" if spacing
+                                else "unknown"))
+    for note in still["notes"]:
+        print(f"  note: {note}")
+    _print_region(info.get("scan_region"), still=True)
+
+
+def _print_region(region: dict[str, Any] | None, still: bool = False) -> None:
+    if region is not None:
+        x1, y1, x2, y2 = region["box"]
+        found = ("from the image alone (nothing moves in a still)" if still else
+                 f"moving {region['moving_fraction']:.0%} from the first "
+                 f"{region['frames_used']} frames")
+        print(f"  scan region: {region['kind']} box x1={x1} y1={y1} x2={x2} y2={y2} "
+              f"({x2 - x1}x{y2 - y1}), {found}"
+              + ("" if region["cropped"] else "; nearly the whole frame: score does not crop"))
+
+
 def _print_text(info: dict[str, Any]) -> None:
     meta, stats = info["meta"], info["stats"]
     print(f"{info['source']}:")
@@ -122,25 +165,24 @@ def _print_text(info: dict[str, Any]) -> None:
     print(f"  end: {end}" + (f" ({stats['error']})" if stats["error"] else ""))
     for note in stats["messages"][:5]:  # e.g. where the frame size changes
         print(f"  note: {note}")
-    region = info.get("scan_region")
-    if region is not None:
-        x1, y1, x2, y2 = region["box"]
-        print(f"  scan region: {region['kind']} box x1={x1} y1={y1} x2={x2} y2={y2} "
-              f"({x2 - x1}x{y2 - y1}), moving {region['moving_fraction']:.0%} "
-              f"from the first {region['frames_used']} frames"
-              + ("" if region["cropped"] else "; nearly the whole frame: score does not crop"))
+    _print_region(info.get("scan_region"))
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from sonorisk.errors import VideoError
+    from sonorisk.errors import InputError
+    from sonorisk.io.still import is_still
 
     results: list[dict[str, Any]] = []
     failed = 0
     for source in args.videos:
+        still = is_still(source)
         try:
-            info = describe_video(source, crop=args.crop, max_frames=args.max_frames,
-                                  timeout_s=args.timeout, rtsp_transport=args.rtsp_transport)
-        except VideoError as exc:
+            if still:
+                info = describe_still(source, crop=args.crop)
+            else:
+                info = describe_video(source, crop=args.crop, max_frames=args.max_frames,
+                                      timeout_s=args.timeout, rtsp_transport=args.rtsp_transport)
+        except InputError as exc:  # a VideoError, or a still's InputError
             failed += 1
             info = {"source": source, "ok": False, "error": str(exc),
                     "error_type": type(exc).__name__}
@@ -148,7 +190,7 @@ def run_info(args: argparse.Namespace) -> int:
                 print(f"{source}: error: {exc.reason} [{type(exc).__name__}]", file=sys.stderr)
         else:
             if not args.json:
-                _print_text(info)
+                (_print_still if still else _print_text)(info)
         results.append(info)
     if args.json:
         json.dump(results, sys.stdout, indent=2, default=str)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sonorisk.errors import NotAVideoError
 from sonorisk.io.dicom_source import DicomSource, is_dicom
 from sonorisk.io.pyav_source import PyAVSource, sniff_file
 from sonorisk.io.source import Color, VideoSource
+from sonorisk.io.still import raster_format
 
 # URL schemes that are live feeds: they never end normally, and a silent peer
 # is a timeout, not the end of a file.
@@ -65,6 +67,12 @@ def open_video(
                           strict=strict, options=options)
     path = Path(source)
     sniff_file(path)
+    # Told by its bytes before FFmpeg "opens" it as a one-frame video; a FIFO is
+    # not read here (that would eat the stream).
+    still = raster_format(path) if path.is_file() else None
+    if still is not None:
+        raise NotAVideoError(path, f"is a still image ({still.upper()}), not a video: "
+                                   "`sonorisk score` scores it as a still image")
     if is_dicom(path):
         return DicomSource(str(path), color=color, open_timeout_s=open_timeout_s,
                            frame_timeout_s=frame_timeout_s, strict=strict,

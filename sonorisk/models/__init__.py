@@ -15,7 +15,7 @@ Submodules import torch only when they need it.
 
 from __future__ import annotations
 
-from typing import Any
+from sonorisk.lazy import lazy_exports
 
 _LAZY = {
     "read_model_file": "sonorisk.models.envelope",
@@ -34,10 +34,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sonorisk.models' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -5,6 +5,7 @@ Layout (after MONAI bundles and Hugging Face model cards)::
     <root>/<name>/<version>/
         detector.safetensors     # envelopes (sonorisk.models.envelope)
         classifier.safetensors
+        still_classifier.safetensors   # optional: the 2D still classifier (since 1.3.0)
         README.md                # the model card, rendered from the metadata
         metadata.json            # what the bundle is; sha256 of every other file
 
@@ -33,6 +34,9 @@ CARD = "README.md"
 BUNDLE_FORMAT = "sonorisk.bundle"
 BUNDLE_FORMAT_VERSION = 1
 MODEL_FILES = {"detector": "detector.safetensors", "classifier": "classifier.safetensors"}
+# Models a bundle may carry beside the two it must: the 2D still classifier, which
+# builds on the bundle's detector (sonorisk.still_classifier).
+OPTIONAL_MODEL_FILES = {"still_classifier": "still_classifier.safetensors"}
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 REQUIRED_INFO = ("task", "intended_use", "limitations", "training_data", "notice")
 REQUIRED_METADATA = ("name", "version", "files", "models", "notice")
@@ -108,6 +112,10 @@ class Bundle:
     def model_file(self, role: str) -> Path:
         return self.path / self.metadata["models"][role]["file"]
 
+    def has_model(self, role: str) -> bool:
+        """True when the bundle lists a model of ``role`` (optional ones may be absent)."""
+        return isinstance(self.metadata["models"].get(role), dict)
+
     @property
     def size_bytes(self) -> int:
         return sum(f.bytes for f in self.files.values()) + (self.path / METADATA).stat().st_size
@@ -153,6 +161,10 @@ def read_bundle(path: str | Path) -> Bundle:
     for role in MODEL_FILES:
         model = metadata["models"].get(role) if isinstance(metadata["models"], dict) else None
         if not isinstance(model, dict) or model.get("file") not in files:
+            raise BundleError(meta_path, f"models.{role}.file must name a listed file")
+    for role in OPTIONAL_MODEL_FILES:
+        model = metadata["models"].get(role)
+        if model is not None and (not isinstance(model, dict) or model.get("file") not in files):
             raise BundleError(meta_path, f"models.{role}.file must name a listed file")
     return Bundle(path, metadata, hashlib.sha256(raw).hexdigest())
 
@@ -242,12 +254,38 @@ def _check_info(info: dict[str, Any]) -> None:
                                                       f"known: {list(METRIC_FIELDS)}")
 
 
+def _copy_still_classifier(source: str | Path, stage: Path) -> None:
+    """The still classifier's envelope, as it is (its header names the detector it
+    builds on by sha256: that must be the bundle's detector)."""
+    from sonorisk.still_classifier.model import FORMAT, load_still_classifier
+
+    target = stage / OPTIONAL_MODEL_FILES["still_classifier"]
+    shutil.copyfile(source, target)
+    detector = stage / MODEL_FILES["detector"]
+    try:
+        still = load_still_classifier(target, detector=detector)
+    except InputError as exc:
+        raise BundleError(source, f"not a still classifier for this bundle ({exc.reason})"
+                          ) from exc
+    base = still.payload.get("base")
+    if base and base.get("file") != detector.name:
+        raise BundleError(source, f"builds on {base.get('file')!r}; in a bundle it must name "
+                                  f"{detector.name!r} ({FORMAT})")
+
+
 def _model_summary(path: Path, role: str) -> dict[str, Any]:
     """What the card says about each model, read back from its envelope."""
     from sonorisk.models.envelope import read_model_file
 
     payload = read_model_file(path, what=f"{role} envelope")
     config = payload.get("config") or {}
+    if role == "still_classifier":
+        model = config.get("model") or {}
+        return {"file": path.name, "format": payload.get("format"),
+                "classes": payload.get("classes"), "subtypes": model.get("subtypes") or None,
+                "backbone": model.get("backbone"), "stored": payload.get("stored"),
+                "base": payload.get("base"), "crop": config.get("crop"),
+                "stored_dtype": payload.get("stored_dtype")}
     if role == "detector":
         model = config.get("model") or {}
         return {"file": path.name, "backend": payload.get("backend", "torchvision"),
@@ -267,8 +305,10 @@ def _model_summary(path: Path, role: str) -> dict[str, Any]:
 def export_bundle(detector_checkpoint: str | Path, classifier_checkpoint: str | Path,
                   out_root: str | Path, name: str, version: str, info: dict[str, Any],
                   dtype: str | None = "float16", *, extra_files: dict[str, str | Path] | None
-                  = None, force: bool = False) -> Path:
-    """Write the bundle ``out_root/name/version/`` from two training checkpoints.
+                  = None, force: bool = False,
+                  still_classifier: str | Path | None = None) -> Path:
+    """Write the bundle ``out_root/name/version/`` from two training checkpoints
+    (and, optionally, a still-classifier envelope: ``still_classifier``).
 
     ``info`` says what the bundle is (see docs/models.md): required ``task``,
     ``intended_use``, ``limitations``, ``training_data`` (``description``,
@@ -297,9 +337,11 @@ def export_bundle(detector_checkpoint: str | Path, classifier_checkpoint: str | 
         for role, source in (("detector", detector_checkpoint),
                              ("classifier", classifier_checkpoint)):
             to_envelope(source, stage / MODEL_FILES[role], dtype=dtype, expect=role)
+        if still_classifier is not None:
+            _copy_still_classifier(still_classifier, stage)
         for rel, source in (extra_files or {}).items():
             rel = _relative(rel, Path("extra_files"))
-            if rel in (METADATA, CARD, *MODEL_FILES.values()):
+            if rel in (METADATA, CARD, *MODEL_FILES.values(), *OPTIONAL_MODEL_FILES.values()):
                 raise BundleError(source, f"extra file {rel!r} would replace a bundle file")
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, stage / rel)
@@ -351,8 +393,9 @@ def _metadata(stage: Path, name: str, version: str, info: dict[str, Any],
         "output_format": info.get("output_format", DEFAULT_OUTPUT),
         "weights": {"stored_dtype": dtype or "as trained",
                     "loaded_dtype": "float32"},
-        "models": {role: _model_summary(stage / MODEL_FILES[role], role)
-                   for role in MODEL_FILES},
+        "models": {role: _model_summary(stage / file, role)
+                   for role, file in {**MODEL_FILES, **OPTIONAL_MODEL_FILES}.items()
+                   if (stage / file).is_file()},
         "package_versions": {**package_versions(), **(info.get("package_versions") or {})},
     }
     metadata.update({k: v for k, v in info.items() if k not in known})

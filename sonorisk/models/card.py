@@ -86,6 +86,32 @@ def _heldout(groups: Any) -> list[str]:
     return [_text(groups)]
 
 
+def _still_section(still: Any) -> list[str]:
+    """The still classifier's section (bundles since sonorisk-busi 1.3.0)."""
+    if not isinstance(still, dict) or not still:
+        return []
+    lines = ["", "## Still classifier", ""]
+    if still.get("summary"):
+        lines += [str(still["summary"]), ""]
+    rows = still.get("comparison") or []
+    if rows:
+        lines += ["Lesion crops of the held-out groups (ground-truth boxes); DeLong 95% CI; "
+                  "model selection on training groups only:", "",
+                  "| model | stored | cross-validated AUC (training groups) | held-out AUC "
+                  "| 95% CI | n (malignant) | shipped |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            ci = ("–" if r.get("ci_low") is None else
+                  f"{_fmt(r['ci_low'])}–{_fmt(r['ci_high'])}")
+            lines.append(f"| {r['model']} | {r.get('stored') or '–'} | {_fmt(r.get('cv_auc'))} "
+                         f"| {_fmt(r.get('auc'))} | {ci} | {r.get('n')} "
+                         f"({r.get('n_malignant')}) | {r.get('shipped') or 'no'} |")
+    for key, value in still.items():
+        if key not in ("summary", "comparison"):
+            shown = value if isinstance(value, str | int | float) else json.dumps(value)
+            lines.append(f"- {key}: {shown}")
+    return lines
+
+
 def render_card(metadata: dict[str, Any]) -> str:
     name, version = metadata["name"], metadata["version"]
     data = metadata["training_data"]
@@ -118,6 +144,7 @@ def render_card(metadata: dict[str, Any]) -> str:
                   "The figures above were measured with these `pipeline.lesions` settings "
                   "(sonorisk's defaults; docs/end-to-end.md says how they were chosen):", "",
                   "```yaml", _yaml({"lesions": rules}).rstrip(), "```"]
+    lines += _still_section(metadata.get("still_classifier"))
     lines += ["", "## Input and output", "", f"- Input: {_text(metadata['input_format'])}",
               f"- Output: {_text(metadata['output_format'])}", "",
               "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]

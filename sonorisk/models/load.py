@@ -20,12 +20,15 @@ from sonorisk.runtime.sessions import OrtOptions
 
 @dataclass
 class ScoringModels:
-    """A detector and a clip classifier, with what reports must say about them."""
+    """A detector, a clip classifier and (when the bundle has one) a still
+    classifier, with what reports must say about them."""
 
     detector: Any  # FrameDetector
     classifier: Any  # ClipScorer (pipeline.scorer)
     cards: dict[str, dict[str, Any]]
     resolved: ResolvedModels | None = field(default=None, repr=False)
+    # sonorisk.still_classifier.StillClassifier; its card is cards["still_classifier"].
+    still: Any | None = None
 
     def __post_init__(self) -> None:
         self.cards.setdefault("bundle", unrecorded_section())
@@ -64,6 +67,23 @@ def load_classifier_file(path: str | Path, device: str = "cpu", runtime: Runtime
     from sonorisk.video_classifier.registry import load_classifier
 
     return load_classifier(path, device=device)
+
+
+def load_still_file(path: str | Path, device: str = "cpu",
+                    detector: str | Path | None = None) -> Any:
+    """The still classifier of one file (it finds the detector it builds on beside
+    it, or as ``detector``; its sha256 is checked)."""
+    from sonorisk.still_classifier import load_still_classifier
+
+    return load_still_classifier(path, device=device, detector=detector)
+
+
+def still_missing_reason(models: ScoringModels) -> str:
+    """Why ``models`` cannot score a still (for score_still's error)."""
+    resolved = models.resolved
+    named = resolved.label() if resolved is not None else "the models given"
+    return (f"{named} has no still-image classifier (still_classifier.safetensors); use a "
+            "bundle that has one (sonorisk-busi 1.3.0 or later: `sonorisk models list`)")
 
 
 def detector_card(detector: Any) -> dict[str, Any]:
@@ -113,4 +133,11 @@ def load_models(models: ResolvedModels | str | os.PathLike[str] | None = None,
     detector = load_detector_file(resolved.detector, device, detector_overrides, runtime, ort)
     clip_classifier = load_classifier_file(resolved.classifier, device, runtime, ort)
     cards = scoring_cards(detector_card(detector), classifier_card(clip_classifier), resolved)
-    return ScoringModels(detector, clip_classifier, cards, resolved)
+    still = None
+    if resolved.still_classifier is not None:
+        from sonorisk.still_classifier import still_card
+
+        still = load_still_file(resolved.still_classifier, "cpu" if runtime == "onnx"
+                                else device, resolved.detector)
+        cards["still_classifier"] = still_card(still)
+    return ScoringModels(detector, clip_classifier, cards, resolved, still)

@@ -25,6 +25,9 @@ DETECTOR_CONFIG = "configs/release/detector.yaml"
 # resumed on stills plus sweep frames (scripts/video_detector.sh).
 DETECTOR_VIDEO_CONFIG = "configs/release/detector-video.yaml"
 CLASSIFIER_CONFIG = "configs/release/classifier.yaml"
+# Since 1.3.0 the bundle carries a 2D still classifier on the detector's trunk.
+STILL_CONFIG = "configs/release/still-classifier.yaml"
+STILL_SCRIPT = "scripts/still_classifier.sh"
 
 # The line every output made with this bundle carries. Neither "demonstration"
 # (it is a real model trained on real images) nor anything clinical.
@@ -41,8 +44,44 @@ LITE0_CITATION = ("Tan M, Le QV. EfficientNet: Rethinking model scaling for conv
 
 def release_info(heldout_groups_file: str | Path,
                  metrics: dict[str, dict[str, Any]] | None = None,
-                 root: str | Path = ".") -> dict[str, Any]:
-    """The ``info`` of the default bundle; configs are read from ``root`` (the repo)."""
+                 root: str | Path = ".", still: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``info`` of the default bundle; configs are read from ``root`` (the repo).
+    ``still`` (a still classifier ships too): its comparison and training facts."""
+    info = _video_release_info(heldout_groups_file, metrics, root)
+    if still is not None:
+        add_still_info(info, still, Path(root))
+    return info
+
+
+def add_still_info(info: dict[str, Any], still: dict[str, Any], root: Path) -> None:
+    """What the bundle says about its still classifier (since 1.3.0)."""
+    info["description"] += (" Since 1.3.0 a 2D still classifier (a CAM head on the "
+                            "detector's frozen EfficientNet-Lite0 trunk) scores lesion crops "
+                            "of still images.")
+    info["task"] += (" For still images: the same detector's boxes and a probability of "
+                     "malignancy of each lesion crop, with a CAM heatmap.")
+    info["limitations"].insert(2, (
+        "The still classifier learned from lesion crops of BUSI training-group stills "
+        "(ground-truth boxes); on the detector's boxes, other scanners or cine frames expect "
+        "a drop. It has no subtype head: BUSI has no subtypes."))
+    info["training_data"]["description"] += (
+        " The still classifier: lesion crops (manifest boxes, 25% context margin) of the "
+        "benign and malignant stills of the training groups.")
+    training = info["training"]
+    training["commands"].append(
+        f"sonorisk train still-classifier --data ../shared/data/busi --config {STILL_CONFIG} "
+        f"--detector DETECTOR ({STILL_SCRIPT})")
+    training["configs"]["still_classifier"] = load_yaml(root / STILL_CONFIG)
+    info["still_classifier"] = {k: v for k, v in still.items() if k != "metrics"}
+    info["input_format"] = (
+        "B-mode breast ultrasound video (AVI, MP4, MOV, MPEG; DICOM cine; RTSP), any frame "
+        "rate and size; and still images (PNG, JPEG, TIFF, BMP, single-frame DICOM); see "
+        "docs/video-input.md")
+
+
+def _video_release_info(heldout_groups_file: str | Path,
+                        metrics: dict[str, dict[str, Any]] | None,
+                        root: str | Path) -> dict[str, Any]:
     from sonorisk.data.splits import read_id_lines
 
     root = Path(root)
@@ -139,12 +178,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", required=True)
     p.add_argument("--heldout-groups", default="configs/release/heldout_groups.txt")
     p.add_argument("--metrics", help="JSON of held-out figures (python -m sonorisk.eval.heldout)")
+    p.add_argument("--metrics-from", metavar="BUNDLE",
+                   help="carry over the held-out figures of this bundle folder (its detector "
+                        "and classifier are the ones given)")
+    p.add_argument("--still-classifier", help="still_classifier.safetensors to ship (1.3.0+)")
+    p.add_argument("--still-figures", help="JSON of its held-out figures and comparison "
+                                           "(scripts/still_classifier.sh)")
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     args = p.parse_args(argv)
-    metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else None
-    info = release_info(args.heldout_groups, metrics)
+    metrics: dict[str, Any] = {}
+    if args.metrics_from:
+        from sonorisk.models.bundle import read_bundle
+
+        metrics.update(read_bundle(args.metrics_from).metrics)
+    if args.metrics:
+        metrics.update(json.loads(Path(args.metrics).read_text()))
+    still = None
+    if args.still_classifier:
+        still = json.loads(Path(args.still_figures).read_text()) if args.still_figures else {}
+        metrics.update(still.get("metrics") or {})
+    info = release_info(args.heldout_groups, metrics or None, still=still)
     path = export_bundle(args.detector, args.classifier, args.out, args.name, args.version, info,
-                         dtype=args.dtype, force=True)
+                         dtype=args.dtype, force=True, still_classifier=args.still_classifier)
     print(path)
     return 0
 

@@ -27,6 +27,7 @@ from sonorisk.errors import InputError
 from sonorisk.models.bundle import (
     METADATA,
     MODEL_FILES,
+    OPTIONAL_MODEL_FILES,
     Bundle,
     check_file,
     read_bundle,
@@ -43,6 +44,7 @@ from sonorisk.models.store import (
 
 Where = Literal["bundled", "installed", "folder", "files"]
 ROLES = ("detector", "classifier")
+STILL_ROLE = "still_classifier"  # optional (OPTIONAL_MODEL_FILES)
 LEGACY_NAMES = {"detector": ("detector.pt", "detector.safetensors"),
                 "classifier": ("classifier.pt", "classifier.safetensors")}
 NO_MODELS_HINT = ("name the models with --models NAME|DIR (a bundle, or a folder with "
@@ -61,6 +63,8 @@ class ResolvedModels:
     where: Where
     bundle: Bundle | None = None
     sha256: dict[str, str] = field(default_factory=dict)  # role -> the file's sha256
+    # The bundle's still classifier (sonorisk.still_classifier), when it has one.
+    still_classifier: Path | None = None
 
     def section(self) -> dict[str, Any]:
         """What every output says about its models (``models.bundle`` of a score
@@ -74,7 +78,8 @@ class ResolvedModels:
             "path": str(b.path) if b else None,
             "notice": b.notice if b else None,
             "files": {role: {"path": str(getattr(self, role)),
-                             "sha256": self.sha256.get(role)} for role in ROLES},
+                             "sha256": self.sha256.get(role)} for role in (*ROLES, STILL_ROLE)
+                      if getattr(self, role, None) is not None},
         }
 
     def label(self) -> str:
@@ -92,7 +97,8 @@ def unrecorded_section() -> dict[str, Any]:
 def from_bundle(bundle: Bundle, where: Where) -> ResolvedModels:
     """A bundle's models, each checked against its sha256 (refused if changed)."""
     sha = {}
-    for role in ROLES:
+    roles = [*ROLES, *(r for r in OPTIONAL_MODEL_FILES if bundle.has_model(r))]
+    for role in roles:
         name = bundle.metadata["models"][role]["file"]
         problem = check_file(bundle, name)
         if problem is not None:
@@ -100,8 +106,10 @@ def from_bundle(bundle: Bundle, where: Where) -> ResolvedModels:
                              f"load it (`sonorisk models verify {bundle.path}` checks every "
                              "file; reinstall the bundle)")
         sha[role] = bundle.files[name].sha256
+    still = (bundle.model_file("still_classifier").resolve()
+             if bundle.has_model("still_classifier") else None)
     return ResolvedModels(bundle.model_file("detector").resolve(),
-                          bundle.model_file("classifier").resolve(), where, bundle, sha)
+                          bundle.model_file("classifier").resolve(), where, bundle, sha, still)
 
 
 def bundle_folder(folder: Path) -> Path | None:
@@ -202,11 +210,15 @@ def resolve_models(spec: str | os.PathLike[str] | None = None, detector: str | P
 def resolve_model_file(spec: str | Path, role: str) -> Path:
     """A checkpoint file as it is, or the ``role`` model of a bundle NAME or folder
     (what ``sonorisk eval detector|classifier --checkpoint`` takes)."""
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+    if role not in (*ROLES, STILL_ROLE):
+        raise ValueError(f"role must be one of {(*ROLES, STILL_ROLE)}, got {role!r}")
     path = Path(spec).expanduser()
     if path.is_file():
         return path
     if path.suffix in (".pt", ".pth", ".safetensors"):
         raise InputError(path, f"{role} checkpoint not found")
-    return getattr(_resolve_spec(str(spec)), role)
+    found = getattr(_resolve_spec(str(spec)), role)
+    if found is None:
+        raise InputError(str(spec), "the bundle has no still-image classifier "
+                                    f"({OPTIONAL_MODEL_FILES[STILL_ROLE]})")
+    return found

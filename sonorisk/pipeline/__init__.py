@@ -6,8 +6,7 @@ Names resolve on first use, so ``sonorisk --help`` (which imports
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sonorisk.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "PipelineConfig": "sonorisk.pipeline.config",
@@ -28,8 +27,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'sonorisk.pipeline' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -74,14 +74,19 @@ def models_given_way(config: Any, overrides: dict[str, Any]) -> Any:
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     score = groups["root"].add_parser(
-        "score", help="score video files: lesion boxes, clip scores, lesion and video risk",
-        description="Score each VIDEO with a detector and a clip classifier; writes one JSON "
-                    "per video (docs/score-schema.md), optionally an overlay video and heatmap "
-                    "images. Research software: the output is not a clinical result.")
-    score.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (or DICOM cine)")
+        "score", help="score videos and still images: lesion boxes, lesion and overall risk",
+        description="Score each VIDEO with a detector and a clip classifier, and each still "
+                    "IMAGE (PNG, JPEG, TIFF, BMP, single-frame DICOM) with the detector and "
+                    "the bundle's still classifier; writes one JSON per input "
+                    "(docs/score-schema.md, docs/stills.md), optionally an overlay (a video, "
+                    "or a PNG for a still) and heatmap images. Research software: the output "
+                    "is not a clinical result.")
+    score.add_argument("videos", nargs="+", metavar="VIDEO|IMAGE",
+                       help="video files (or DICOM cine) and still images")
     score.add_argument("--out", default="sonorisk-scores", help="output folder")
     score.add_argument("--overlay", action="store_true",
-                       help="also write an overlay video with boxes and clip probabilities")
+                       help="also write an overlay with boxes and probabilities (a video; a "
+                            "PNG for a still image)")
     score.add_argument("--heatmaps", dest="heatmaps", action="store_const", const=True,
                        help="also write a heatmap strip per clip (red = malignant evidence)")
     score.add_argument("--no-progress", action="store_true")
@@ -135,7 +140,7 @@ def score_config(args: argparse.Namespace) -> Any:
 def _score(args: argparse.Namespace) -> int:
     from sonorisk.errors import InputError
     from sonorisk.pipeline.output_names import output_stems
-    from sonorisk.pipeline.score_file import load_models, score_file, summary_line
+    from sonorisk.pipeline.score_file import load_models, score_path, summary_line
 
     config = score_config(args)
     resolved = resolve_model_flags(config.models)
@@ -150,7 +155,7 @@ def _score(args: argparse.Namespace) -> int:
     stems = output_stems([Path(v) for v in args.videos])  # never two results on one name
     for video in args.videos:
         try:
-            document = score_file(video, models, pipeline, args.out, overlay=args.overlay,
+            document = score_path(video, models, pipeline, args.out, overlay=args.overlay,
                                   heatmaps=pipeline.heatmaps, progress=not args.no_progress,
                                   stem=stems[Path(video)])
         except InputError as exc:  # one bad file does not stop the others

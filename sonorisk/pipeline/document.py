@@ -44,13 +44,15 @@ class LesionEntry:
     first_frame: int
     last_frame: int
     clips: tuple[ClipEntry, ...] = ()
+    subtypes: dict[str, float] | None = None  # a still's subtype head; None elsewhere
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LesionEntry:
         return cls(int(data["lesion_id"]), LesionStatus(data["status"]), data.get("risk"),
                    data.get("confidence"), int(data.get("clips_used") or 0),
                    int(data["first_frame"]), int(data["last_frame"]),
-                   tuple(ClipEntry.from_json(c) for c in data.get("clips") or ()))
+                   tuple(ClipEntry.from_json(c) for c in data.get("clips") or ()),
+                   dict(data["subtypes"]) if data.get("subtypes") else None)
 
 
 @dataclass(frozen=True)
@@ -60,11 +62,13 @@ class VideoEntry:
     fps: float | None
     duration_s: float | None
     decode: dict[str, Any]
+    kind: str = "video"  # or "still": one still image (documents before stills: video)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VideoEntry:
         return cls(data.get("source"), int(data.get("frames_scored") or 0), data.get("fps"),
-                   data.get("duration_s"), dict(data.get("decode") or {}))
+                   data.get("duration_s"), dict(data.get("decode") or {}),
+                   str(data.get("kind") or "video"))
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class Summary:
     lesions: tuple[LesionSummary, ...]
     models: dict[str, Any]  # the bundle: name, version, sha256
     notice: tuple[str, ...]
+    kind: str = "video"  # "still": one image, whose lesions have no frames or clips to show
 
     @property
     def scored_lesions(self) -> int:
@@ -116,6 +121,9 @@ class Summary:
     def line(self) -> str:
         """One line for a terminal: the video, its risk or why none, each lesion."""
         def lesion_text(lz: LesionSummary) -> str:
+            if self.kind == "still":  # one frame, one crop: frames and clips say nothing
+                sure = f"confidence {lz.confidence:.2f}" if lz.confidence is not None else ""
+                return f"lesion {lz.lesion_id}: {_risk_text(lz.risk)} ({sure or 'scored'})"
             where = f"frames {lz.frames[0]}-{lz.frames[1]}"
             sure = f", confidence {lz.confidence:.2f}" if lz.confidence is not None else ""
             if lz.status is LesionStatus.CANDIDATE:
@@ -123,7 +131,8 @@ class Summary:
             return (f"lesion {lz.lesion_id}: {_risk_text(lz.risk)} ({lz.clips} clips, "
                     f"{where}{sure})")
 
-        lesions = ", ".join(lesion_text(lz) for lz in self.lesions) or "no lesion track"
+        lesions = ", ".join(lesion_text(lz) for lz in self.lesions) or (
+            "no lesion" if self.kind == "still" else "no lesion track")
         shown = (f"no scorable lesion ({self.reason or 'no lesion'})"
                  if self.risk is None else f"risk {_risk_text(self.risk)}")
         return f"{Path(self.source or '').name}: {shown} [{lesions}]"
@@ -163,6 +172,11 @@ class ScoreDocument:
         )
 
     @property
+    def kind(self) -> str:
+        """What was scored: "video" or "still" (batch rows tell them apart by it)."""
+        return self.video.kind
+
+    @property
     def bundle(self) -> dict[str, Any]:
         """The bundle the models came from: name, version, sha256 (None for loose
         checkpoint files)."""
@@ -175,4 +189,4 @@ class ScoreDocument:
             self.clips, self.video.frames_scored,
             tuple(LesionSummary(lz.lesion_id, lz.status, lz.risk, lz.confidence, lz.clips_used,
                                 (lz.first_frame, lz.last_frame)) for lz in self.lesions),
-            self.bundle, self.notice)
+            self.bundle, self.notice, self.video.kind)

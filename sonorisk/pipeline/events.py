@@ -48,7 +48,8 @@ class FrameBoxes:
 
 @dataclass(frozen=True)
 class ClipScored:
-    """A classifier scored one 8-frame clip of a lesion."""
+    """A classifier scored one 8-frame clip of a lesion (a still: its one crop,
+    a one-frame "clip", ``sonorisk.pipeline.still``)."""
 
     score: ClipScore
     latency_s: float  # clip's last frame pushed -> score emitted
@@ -56,6 +57,8 @@ class ClipScored:
     candidate: bool = False
     # The clip's crops (T x H x W x 3), only when heatmaps are asked for (to draw them).
     crops: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # A still classifier's subtype probabilities (issue 17), when it has a subtype head.
+    subtypes: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)

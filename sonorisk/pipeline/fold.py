@@ -28,6 +28,7 @@ class ScoreFold:
         self.rules = rules
         self._scores: dict[int, list[ClipScore]] = {}
         self._crops: dict[int, dict[int, np.ndarray]] = {}
+        self._subtypes: dict[int, dict[str, float]] = {}  # a still's lesions: subtype head
         self._ended: dict[int, LesionEnded] = {}  # kept lesions, by id
         self._end: VideoEnded | None = None
 
@@ -45,10 +46,13 @@ class ScoreFold:
                 self._scores.setdefault(lesion_id, []).append(event.score)
                 if event.crops is not None:
                     self._crops.setdefault(lesion_id, {})[event.score.clip_index] = event.crops
+                if event.subtypes is not None:
+                    self._subtypes[lesion_id] = dict(event.subtypes)
             elif isinstance(event, LesionEnded):
                 if event.dropped:  # flicker: its clips are withdrawn from every risk
                     self._scores.pop(event.lesion_id, None)
                     self._crops.pop(event.lesion_id, None)
+                    self._subtypes.pop(event.lesion_id, None)
                     self._ended.pop(event.lesion_id, None)
                 else:
                     self._ended[event.lesion_id] = event
@@ -72,8 +76,12 @@ class ScoreFold:
                  pipeline_config: dict[str, Any], decode: dict[str, Any] | None = None,
                  wall_s: float | None = None,
                  heatmaps: dict[tuple[int, int], str] | None = None,
-                 outputs: dict[str, str] | None = None) -> dict[str, Any]:
-        """The versioned score document (score.schema.json) of the folded video."""
+                 outputs: dict[str, str] | None = None,
+                 still: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The versioned score document (score.schema.json) of the folded video.
+        ``still``: the still image's description (``Still.describe``) when the
+        "video" is one still (``video.kind: "still"``)."""
         return build_report(self.result(), meta, models=models,
                             pipeline_config=pipeline_config, decode=decode, wall_s=wall_s,
-                            heatmaps=heatmaps, outputs=outputs)
+                            heatmaps=heatmaps, outputs=outputs, still=still,
+                            subtypes=self._subtypes)

@@ -46,7 +46,11 @@ def honesty_statements(models: dict[str, dict[str, Any]]) -> list[str]:
     for role, card in models.items():
         if role == "bundle":
             continue
-        if card.get("demonstration"):
+        if card.get("demonstration") and role == "still_classifier":
+            trained = (card.get("training_data") or {}).get("description") or "not trained"
+            notes.append(f"The still classifier is a DEMONSTRATION model ({trained}); its "
+                         "numbers mean nothing about real patients.")
+        elif card.get("demonstration"):
             notes.append(f"The {role} is a DEMONSTRATION model trained in minutes on synthetic "
                          "phantom videos; its numbers mean nothing about real patients.")
         elif card.get("trained_on_synthetic_data"):
@@ -85,9 +89,16 @@ def _clip_entry(score: Any, fps: float | None, heatmap_file: str | None,
 
 
 def _lesion_entry(record: LesionRecord, fps: float | None,
-                  heatmaps: dict[tuple[int, int], str]) -> dict[str, Any]:
+                  heatmaps: dict[tuple[int, int], str],
+                  subtypes: dict[int, dict[str, float]] | None = None) -> dict[str, Any]:
+    """One lesion; ``subtypes`` (a still's, by lesion id) adds the key ``subtypes``
+    (null without a subtype head) to every lesion of a still."""
     risk = record.risk()
     frames = sorted(record.boxes)
+    extra: dict[str, Any] = {}
+    if subtypes is not None:
+        shown = subtypes.get(record.lesion_id) if not record.candidate else None
+        extra["subtypes"] = ({k: float(v) for k, v in shown.items()} if shown else None)
     return {
         "lesion_id": record.lesion_id,
         "status": risk.status.value,
@@ -104,6 +115,7 @@ def _lesion_entry(record: LesionRecord, fps: float | None,
         "clips": [_clip_entry(s, fps, heatmaps.get((record.lesion_id, s.clip_index)),
                               not record.candidate) for s in record.scores],
         "boxes": [{"frame": i, **box_json(record.boxes[i])} for i in frames],
+        **extra,
     }
 
 
@@ -117,7 +129,12 @@ def build_report(
     wall_s: float | None = None,
     heatmaps: dict[tuple[int, int], str] | None = None,
     outputs: dict[str, str] | None = None,
+    still: dict[str, Any] | None = None,
+    subtypes: dict[int, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
+    """The document of ``result``. ``still``: the result is of one still image
+    (``video.kind: "still"``, ``video.still`` its description, each lesion its
+    ``subtypes``)."""
     fps = meta.fps if meta.fps and meta.fps > 0 else None
     lesion_rules = pipeline_config.get("lesions") or {}
     video_seconds = result.frames / fps if fps else None
@@ -132,14 +149,18 @@ def build_report(
         "notice": honesty_statements(models),
         "video": {**asdict(meta), "frames_scored": result.frames, "decode": decode or {},
                   "scan_region": (result.scan_region.as_dict()
-                                  if result.scan_region is not None else None)},
+                                  if result.scan_region is not None else None),
+                  "kind": "still" if still is not None else "video",
+                  **({"still": still} if still is not None else {})},
         "status": result.status.value,
         "risk": result.risk,
         "risk_rule": {"name": result.risk_rule, "text": RULE_TEXT[result.risk_rule],
                       "min_confidence": lesion_rules.get("min_confidence")},
         "reason": result.reason,
         "clips": result.clips,
-        "lesions": [_lesion_entry(r, fps, heatmaps or {}) for r in result.lesions],
+        "lesions": [_lesion_entry(r, fps, heatmaps or {},
+                                  (subtypes or {}) if still is not None else None)
+                    for r in result.lesions],
         "models": models,
         "pipeline": pipeline_config,
         "timing": timing,

@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from tqdm import tqdm
 
@@ -33,7 +33,8 @@ from sonorisk.pipeline.visualize import write_heatmaps
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ScoringModels", "ScoringTimeout", "load_models", "score_file", "summary_line"]
+__all__ = ["ScoringModels", "ScoringTimeout", "load_models", "score_file", "score_path",
+           "summary_line"]
 
 
 def score_file(
@@ -111,6 +112,31 @@ def score_file(
              "n/a" if result.risk is None else f"{result.risk:.3f}", result.clips,
              len(result.lesions), wall)
     return document
+
+
+class ScoreOptions(TypedDict, total=False):
+    """``score_file``'s keywords (``score_path`` passes them on as they are)."""
+
+    overlay: bool
+    heatmaps: bool
+    progress: bool
+    stem: str | None
+    deadline: float | None
+
+
+def score_path(path: str | Path, models: ScoringModels, config: PipelineConfig,
+               out_dir: str | Path, **options: Unpack[ScoreOptions]) -> dict[str, Any]:
+    """Score a video or a still image, told apart by the file's bytes (``is_still``:
+    PNG/JPEG/TIFF/BMP, or a DICOM with one frame): ``score_file`` or
+    ``sonorisk.pipeline.still.score_still``, same arguments, same document schema.
+    Every entry point (``sonorisk score``, batch, service jobs) calls this."""
+    from sonorisk.io.still import is_still
+
+    if is_still(path):  # a URL or a missing file is no still: the video path says why
+        from sonorisk.pipeline.still import score_still
+
+        return score_still(path, models, config, out_dir, **options)
+    return score_file(path, models, config, out_dir, **options)
 
 
 def summary_line(document: dict[str, Any]) -> str:

@@ -71,8 +71,9 @@ MIN_OVERLAY_WIDTH = 640  # smaller videos are enlarged so the labels stay legibl
 
 
 def draw_frame(image: np.ndarray, frame_index: int, lesions: Iterable[LesionRecord],
-               video_risk: float | None) -> np.ndarray:
-    """One overlay frame: lesion boxes, clip probabilities, running video risk."""
+               video_risk: float | None, *, still: bool = False) -> np.ndarray:
+    """One overlay frame: lesion boxes, clip probabilities, running video risk.
+    ``still``: a still image's overlay (its one "clip" is the lesion's score)."""
     canvas = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     zoom = max(1.0, MIN_OVERLAY_WIDTH / canvas.shape[1])
     if zoom > 1.0:
@@ -94,6 +95,8 @@ def draw_frame(image: np.ndarray, frame_index: int, lesions: Iterable[LesionReco
         label = f"L{record.lesion_id}"
         if record.candidate:
             label += " candidate (not scored)"
+        elif clip is not None and still:
+            label += f": p={clip.probability:.2f}"
         elif clip is not None:
             label += f" clip {clip.clip_index}: p={clip.probability:.2f}"
         cv2.putText(canvas, label, (x1, max(int(40 * scale), y1 - 6)),
@@ -101,7 +104,8 @@ def draw_frame(image: np.ndarray, frame_index: int, lesions: Iterable[LesionReco
     risk = "n/a" if video_risk is None else f"{video_risk:.2f}"
     bar = int(30 * scale)
     cv2.rectangle(canvas, (0, 0), (canvas.shape[1], bar), (0, 0, 0), -1)
-    cv2.putText(canvas, f"{BANNER}   video risk {risk}", (6, int(bar * 0.72)),
+    cv2.putText(canvas, f"{BANNER}   {'image' if still else 'video'} risk {risk}",
+                (6, int(bar * 0.72)),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 0), max(1, thick // 2),
                 cv2.LINE_AA)
     return canvas
@@ -115,3 +119,13 @@ def write_overlay(path: Path, frames: Iterable[Frame], lesions: list[LesionRecor
     if first is None:
         return 0
     return write_video(path, itertools.chain([first], canvases), fps, codec="h264", even=True)
+
+
+def write_still_overlay(out_dir: Path, stem: str, image: np.ndarray,
+                        result: VideoResult) -> str:
+    """A still's overlay: the image with its lesion boxes and scores, as
+    ``<stem>.overlay.png`` (a still has no video to draw on). Returns the name
+    relative to ``out_dir``."""
+    name = f"{stem}.overlay.png"
+    write_png(out_dir / name, draw_frame(image, 0, result.lesions, result.risk, still=True))
+    return name

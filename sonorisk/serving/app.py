@@ -2,9 +2,12 @@
 
 Endpoints (all under ``/v1`` except health, metrics and docs):
 
-* ``POST /v1/jobs`` (the video's bytes as the body): 202 with a job id;
-  413/415/422 with the reason when the upload is refused.
-* ``GET /v1/jobs``, ``GET /v1/jobs/{id}``, ``GET /v1/jobs/{id}/result``.
+* ``POST /v1/jobs`` (the bytes of a video or a still image as the body): 202
+  with a job id; 413/415/422 with the reason when the upload is refused.
+* ``GET /v1/jobs``, ``GET /v1/jobs/{id}``, ``GET /v1/jobs/{id}/result``: the
+  signed-in user's jobs only (another user's job is 404).
+* ``GET /v1/history?limit=&before=``: the signed-in user's past jobs, newest
+  first, each with its result in brief and its links.
 * ``POST /v1/streams`` (``{"url": "rtsp://..."}``): 201 with a stream id;
   ``GET /v1/streams/{id}`` (status), ``GET /v1/streams/{id}/events``
   (Server-Sent Events), ``DELETE /v1/streams/{id}``.
@@ -51,7 +54,8 @@ api = FastAPI(
 
 _EXTENSIONS = {"avi": ".avi", "mp4/mov": ".mp4", "mov": ".mov", "matroska/webm": ".mkv",
                "mpeg-ps": ".mpg", "mpeg video": ".m2v", "mpeg-ts": ".ts", "flv": ".flv",
-               "asf/wmv": ".wmv", "dicom": ".dcm"}
+               "asf/wmv": ".wmv", "dicom": ".dcm", "png": ".png", "jpeg": ".jpg",
+               "tiff": ".tif", "bmp": ".bmp"}
 
 
 class StreamRequest(BaseModel):
@@ -95,7 +99,7 @@ class Ingress:
                  models: Any = None) -> None:
         from sonorisk.config import load_config
         from sonorisk.pipeline.config import PipelineConfig
-        from sonorisk.serving.auth import resolve_token
+        from sonorisk.serving.auth import resolve_users
         from sonorisk.serving.jobs import JobRunner, JobStore
         from sonorisk.serving.metrics import Metrics
         from sonorisk.serving.streampool import StreamPool
@@ -106,7 +110,7 @@ class Ingress:
         self.models = models  # sonorisk.models.ResolvedModels: the bundle every result names
         self.detector = detector
         self.classifier = classifier
-        self.token = resolve_token(config)
+        self.users = resolve_users(config)  # None: auth off, everybody is "default"
         self.pipeline = load_config(PipelineConfig, config.pipeline)
         self.pipeline.validate()
         self.stream_pipeline = replace(
@@ -126,6 +130,7 @@ class Ingress:
         self._model_info: dict[str, Any] | None = None
         self._info_lock = threading.Lock()
         self._running: dict[str, tuple[Any, Any]] = {}
+        self._still: list[Any] = []  # the still-image classifier, once loaded (_still_model)
         # One replica: whatever is unfinished at start was left by a dead ingress.
         # Several: only jobs whose lease ran out (jobstore.py).
         self.runner = JobRunner(self.store, self.results, self._score_job,
@@ -140,13 +145,24 @@ class Ingress:
         self.resumed = self.runner.recover()
 
     # ------------------------------------------------------------ helpers
-    def _auth(self, request: Request) -> None:
-        from sonorisk.serving.auth import token_matches
+    def _auth(self, request: Request) -> str:
+        """The signed-in user (``default`` when auth is off); 401 for a wrong token."""
+        from sonorisk.serving.auth import user_for
 
-        if not token_matches(self.token, request.headers.get("authorization")):
+        user = user_for(self.users, request.headers.get("authorization"))
+        if user is None:
             raise HTTPException(status_code=401, detail="missing or wrong token: send "
                                 "'Authorization: Bearer TOKEN'",
                                 headers={"WWW-Authenticate": "Bearer"})
+        return user
+
+    async def _own_job(self, job_id: str, user: str) -> Any:
+        """The job ``job_id`` when ``user`` made it; 404 otherwise (another user's job
+        is answered as if it did not exist)."""
+        job = await asyncio.to_thread(self.store.get, job_id)
+        if job is None or job.username != user:
+            raise _reject(404, f"no job {job_id!r}")
+        return job
 
     def _adapters(self) -> tuple[Any, Any]:
         from sonorisk.serving.remote import RemoteClassifier, RemoteDetector
@@ -207,26 +223,46 @@ class Ingress:
 
         return redact_text(text, self._hidden(job))
 
+    def _models_label(self) -> str:
+        """The served models by name (never a server path)."""
+        bundle = getattr(self.models, "bundle", None)
+        return f"bundle {bundle.name} {bundle.version}" if bundle else "checkpoint files"
+
+    def _still_model(self) -> Any:
+        """The bundle's still-image classifier, loaded once in this process (a small 2D
+        model: stills are classified here, not in a model deployment); None when the
+        models have none (score_path then fails the job saying so)."""
+        with self._info_lock:
+            if not self._still:
+                from sonorisk.serving.stills import load_still_model
+
+                self._still.append(load_still_model(self.models))
+            return self._still[0]
+
     def _score_job(self, job: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         import tempfile
 
-        from sonorisk.pipeline.score_file import ScoringModels, score_file
+        from sonorisk.pipeline.score_file import ScoringModels, score_path
         from sonorisk.serving.redact import redact_document
 
         detector, classifier = self._adapters()
         info = self._models_sync()
         self._running[job.job_id] = (detector, classifier)
         try:
-            models = ScoringModels(detector, classifier, info["cards"])
+            models = ScoringModels(detector, classifier, dict(info["cards"]))
+            if job.kind == "still":
+                from sonorisk.serving.stills import attach_still
+
+                attach_still(models, self._still_model())
             timeout = self.config.jobs.timeout_s
             deadline = None if timeout is None else time.monotonic() + timeout
             with tempfile.TemporaryDirectory(dir=self.results) as tmp:
-                document = score_file(job.path, models, self.pipeline, tmp, progress=False,
+                document = score_path(job.path, models, self.pipeline, tmp, progress=False,
                                       deadline=deadline)
         finally:  # an error's reason is redacted by the runner (redact=self._redact)
             self._running.pop(job.job_id, None)
         document = redact_document(document, self._hidden(job))
-        document["video"]["source"] = job.filename
+        document["video"]["source"] = job.filename  # a still's too (video.kind: still)
         serving = {"detector": detector.usage(), "classifier": classifier.usage(),
                    "ingress": self.store.owner}
         return document, serving
@@ -256,7 +292,7 @@ class Ingress:
                 "jobs_resumed_at_start": len(self.resumed),
                 "jobs_adopted": self.runner.adopted,
                 **await self._stream_counts(), "models": models,
-                "auth": self.token is not None,
+                "auth": self.users is not None,
                 "notice": info["notice"] if info else None}
 
     @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
@@ -285,8 +321,10 @@ class Ingress:
 
     # ---------------------------------------------------------------- jobs
     @api.post("/v1/jobs", status_code=202,
-              summary="upload a video (raw bytes as the body); returns a job id")
+              summary="upload a video or a still image (PNG, JPEG, TIFF, BMP; raw bytes as "
+                      "the body); returns a job id")
     async def create_job(self, request: Request, filename: str | None = None) -> JSONResponse:
+        from sonorisk.serving.stills import has_still_classifier
         from sonorisk.serving.uploads import (
             UploadRejected,
             check_content_type,
@@ -295,7 +333,7 @@ class Ingress:
             sniff_magic,
         )
 
-        self._auth(request)
+        user = self._auth(request)
         limit = self.config.upload.max_bytes
         job_id = uuid.uuid4().hex[:16]
         part = self.uploads / f"{job_id}.part"
@@ -314,43 +352,66 @@ class Ingress:
                         head += chunk[:1024 - len(head)]
                     fh.write(chunk)
             if size == 0:
-                raise UploadRejected(422, "empty upload (0 bytes): send the video's bytes as "
+                raise UploadRejected(422, "empty upload (0 bytes): send the file's bytes as "
                                           "the request body")
             container = sniff_magic(head)  # 415 before anything is decoded
             path = self.uploads / f"{job_id}{_EXTENSIONS.get(container, '')}"
             part.rename(path)
             try:
                 meta = await asyncio.to_thread(check_upload, path)
+                if meta.kind == "still" and not has_still_classifier(self.models):
+                    raise UploadRejected(415, "this service scores videos only: its models "
+                                              f"({self._models_label()}) have no still-image "
+                                              "classifier")
             except UploadRejected:
                 path.unlink(missing_ok=True)
                 raise
         except UploadRejected as exc:
             part.unlink(missing_ok=True)
             self.metrics.uploads_rejected.labels(str(exc.status)).inc()
-            raise _reject(exc.status, exc.reason) from None
+            from sonorisk.serving.redact import job_replacements, redact_text
+
+            shown = Path(filename).name if filename else "the upload"
+            hidden = job_replacements(str(self.uploads / job_id), shown,
+                                      str(self.config.data_path))
+            raise _reject(exc.status, redact_text(exc.reason, hidden)) from None
         except BaseException:  # the client went away mid-upload, or worse: keep no partial file
             part.unlink(missing_ok=True)
             raise
         name = Path(filename).name if filename else path.name
-        job = await asyncio.to_thread(self.store.create, job_id, name, path, size)
+        job = await asyncio.to_thread(self.store.create, job_id, name, path, size, user=user,
+                                      kind=meta.kind)
         self.runner.submit(job_id)
+        described = {k: v for k, v in meta.__dict__.items() if k not in ("kind", "notes")}
+        if meta.kind == "still":
+            described["notes"] = list(meta.notes)
         return JSONResponse(status_code=202, content={
-            **job.public(), "video": meta.__dict__,
+            **job.public(), "image" if meta.kind == "still" else "video": described,
             "links": {"status": f"/v1/jobs/{job_id}", "result": f"/v1/jobs/{job_id}/result"}})
 
-    @api.get("/v1/jobs", summary="recent jobs")
+    @api.get("/v1/jobs", summary="the signed-in user's recent jobs")
     async def list_jobs(self, request: Request, status: str | None = None,
                         limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
-        self._auth(request)
-        jobs = await asyncio.to_thread(self.store.list, status, limit)
+        user = self._auth(request)
+        jobs = await asyncio.to_thread(self.store.list, status, limit, user)
         return {"jobs": [j.public() for j in jobs]}
+
+    @api.get("/v1/history", summary="the signed-in user's past jobs, newest first, with "
+                                    "their results in brief (kind, status, risk, lesions)")
+    async def history(self, request: Request, limit: int = Query(50, ge=1, le=500),
+                      before: str | None = Query(None, description="a job id: the page "
+                                                 "after it (the previous page's `next`)")
+                      ) -> dict[str, Any]:
+        user = self._auth(request)
+        after = await self._own_job(before, user) if before else None
+        jobs = await asyncio.to_thread(self.store.history, user, limit, after)
+        more = (f"/v1/history?limit={limit}&before={jobs[-1].job_id}"
+                if len(jobs) == limit else None)
+        return {"user": user, "jobs": [j.history_entry() for j in jobs], "next": more}
 
     @api.get("/v1/jobs/{job_id}", summary="a job's status")
     async def job_status(self, job_id: str, request: Request) -> dict[str, Any]:
-        self._auth(request)
-        job = await asyncio.to_thread(self.store.get, job_id)
-        if job is None:
-            raise _reject(404, f"no job {job_id!r}")
+        job = await self._own_job(job_id, self._auth(request))
         out = job.public()
         running = self._running.get(job_id)
         if running is not None:
@@ -359,10 +420,7 @@ class Ingress:
 
     @api.get("/v1/jobs/{job_id}/result", summary="the scoring JSON (docs/score-schema.md)")
     async def job_result(self, job_id: str, request: Request) -> JSONResponse:
-        self._auth(request)
-        job = await asyncio.to_thread(self.store.get, job_id)
-        if job is None:
-            raise _reject(404, f"no job {job_id!r}")
+        job = await self._own_job(job_id, self._auth(request))
         if job.status == JobState.FAILED:
             raise _reject(409, f"job {job_id} failed: {job.error}")
         if job.status != JobState.DONE or not job.result_path:

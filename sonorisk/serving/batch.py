@@ -1,10 +1,14 @@
-"""``sonorisk batch``: score an archive of videos, one row per video.
+"""``sonorisk batch``: score an archive of videos and still images, one row per file.
 
+Inputs: folders (searched recursively for videos by their extension and still
+images: PNG, JPEG, TIFF, BMP, single-frame DICOM, by their first bytes), globs
+and files. Each file is scored by ``score_path`` (a still by the still
+pipeline, a video by the video pipeline); its row says which (``kind``).
 Outputs: a CSV (written row by row as files finish, so a stopped batch keeps
-what it did), a Parquet copy at the end, and the scoring JSON of every video
-in ``--json-dir``. A rerun skips the videos already finished (same path, size
+what it did), a Parquet copy at the end, and the scoring JSON of every file
+in ``--json-dir``. A rerun skips the files already finished (same path, size
 and modification time, JSON present) and retries the failed ones. A failing
-video gets a row with status ``failed`` and the reason; the batch goes on.
+file gets a row with status ``failed`` and the reason; the batch goes on.
 
 Embedded (default): local worker processes, no cluster. A video that takes
 longer than ``file_timeout_s`` gets a failed row (error type ``timeout``) and
@@ -49,9 +53,14 @@ log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = {".avi", ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".mpg", ".mpeg", ".ts",
                     ".wmv", ".flv", ".dcm"}
-COLUMNS = ["video", "path", "status", "risk", "lesions", "scored_lesions", "clips", "frames", "fps",
-           "duration_s", "error_type", "error", "wall_s", "realtime_factor", "json",
-           "size_bytes", "mtime", "finished_at", "worker", "node", "model_bundle",
+# Names of still images (sonorisk.io.still.STILL_SUFFIXES less ".dcm", which cine
+# DICOM shares): such a file is listed even when its bytes are no image, so its
+# row says so instead of silence.
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+# "video": the file's name (the column kept its name when stills came).
+COLUMNS = ["video", "path", "kind", "status", "risk", "lesions", "scored_lesions", "clips",
+           "frames", "fps", "duration_s", "error_type", "error", "wall_s", "realtime_factor",
+           "json", "size_bytes", "mtime", "finished_at", "worker", "node", "model_bundle",
            "model_version", "model_sha256"]
 FINISHED = ("scored", "no scorable lesion")
 
@@ -89,19 +98,44 @@ class BatchSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _listed(path: Path) -> bool:
+    """Whether a file found in a folder is scored: a video or image extension, or
+    (any name) the first bytes of a still image."""
+    from sonorisk.io.still import is_still
+
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS or suffix in IMAGE_EXTENSIONS:
+        return True
+    return is_still(path)  # False for a FIFO, device or dangling link: never opened
+
+
+def file_kind(path: Path) -> str:
+    """``still`` or ``video``: what ``score_path`` scores the file as (``still`` by its
+    first bytes; a file that cannot be read, by its name)."""
+    from sonorisk.io.still import is_still
+
+    if _not_a_file(path) is not None:
+        return "still" if path.suffix.lower() in IMAGE_EXTENSIONS else "video"
+    try:
+        return "still" if is_still(path) else "video"
+    except OSError:
+        return "still" if path.suffix.lower() in IMAGE_EXTENSIONS else "video"
+
+
 def expand_inputs(specs: Iterable[str]) -> list[Path]:
-    """Folders (recursively, video extensions), globs and files -> sorted unique paths."""
+    """Folders (recursively: video extensions, still images), globs and files -> sorted
+    unique paths."""
     found: dict[str, Path] = {}
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
             # Not only regular files: a FIFO, device or dangling link with a video
-            # name gets a failed row saying so, never silence.
-            matches = [p for p in path.rglob("*") if not p.is_dir()
-                       and p.suffix.lower() in VIDEO_EXTENSIONS]
+            # or image name gets a failed row saying so, never silence.
+            matches = [p for p in path.rglob("*") if not p.is_dir() and _listed(p)]
             if not matches:
                 raise InputError(spec, "folder holds no video files "
-                                 f"({', '.join(sorted(VIDEO_EXTENSIONS))})")
+                                 f"({', '.join(sorted(VIDEO_EXTENSIONS))}) and no still "
+                                 "images (PNG, JPEG, TIFF, BMP, DICOM)")
         elif path.is_file():
             matches = [path]
         else:
@@ -202,23 +236,25 @@ def _worker_name() -> str:
 
 def _failed_row(path: Path, settings: BatchSettings, error_type: str, error: str,
                 **extra: Any) -> dict[str, Any]:
-    """A failed video's row, with the file's identity and the bundle a scored row has."""
+    """A failed file's row, with the file's identity and the bundle a scored row has."""
     try:
         stat = path.stat()
         size, mtime = stat.st_size, repr(stat.st_mtime)
     except OSError:  # a dangling link
         size, mtime = None, None
+    extra.setdefault("kind", file_kind(path))
     return {"video": path.name, "path": str(path), "status": "failed",
             "error_type": error_type, "error": error, "size_bytes": size, "mtime": mtime,
             **model_columns(settings.models), **extra}
 
 
 def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
-    """Score one video (in a worker); returns ``{"row": ..., "document": ...}``."""
+    """Score one file, video or still (in a worker); returns ``{"row": ..., "document":
+    ...}``."""
     from sonorisk.config import load_config
     from sonorisk.pipeline.config import PipelineConfig
     from sonorisk.pipeline.document import ScoreDocument
-    from sonorisk.pipeline.score_file import score_file
+    from sonorisk.pipeline.score_file import score_path
 
     started = time.perf_counter()
     who = {"worker": _worker_name(), "node": _ray_node()}
@@ -226,13 +262,20 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     if unreadable:
         return {"row": _failed_row(Path(path), settings, "NotAVideoError", unreadable,
                                    wall_s=0.0, **who), "document": None}
+    kind = file_kind(Path(path))
+    if kind == "video" and Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+        # Named like an image, but its bytes are none: say so, not "not a video".
+        return {"row": _failed_row(Path(path), settings, "InputError",
+                                   "not a still image: its first bytes are no PNG, JPEG, "
+                                   "TIFF or BMP header (a renamed or damaged file?)",
+                                   wall_s=0.0, kind="still", **who), "document": None}
     stat = Path(path).stat()  # before scoring: a file changed meanwhile is scored on a rerun
     scratch = tempfile.mkdtemp(prefix=_scratch_prefix(os.getpid()))
     try:
         models = _models(settings)
         config = (settings.pipeline if isinstance(settings.pipeline, PipelineConfig)
                   else load_config(PipelineConfig, settings.pipeline))
-        document = score_file(path, models, config, scratch, progress=False)
+        document = score_path(path, models, config, scratch, progress=False)
     except Exception as exc:  # noqa: BLE001 (one file's failure must not stop the batch)
         if isinstance(exc, InputError):
             error = exc.reason
@@ -241,11 +284,11 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
             # The scratch folder is this machine's business, not the reader's.
             error = redact_text(str(exc), {scratch: "<scratch>"})[:500]
         row = _failed_row(Path(path), settings, type(exc).__name__, error,
-                          wall_s=round(time.perf_counter() - started, 3), **who)
+                          wall_s=round(time.perf_counter() - started, 3), kind=kind, **who)
         return {"row": row, "document": None}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    base = {"video": Path(path).name, "path": path, "size_bytes": stat.st_size,
+    base = {"video": Path(path).name, "path": path, "kind": kind, "size_bytes": stat.st_size,
             "mtime": repr(stat.st_mtime), **who, **model_columns(settings.models)}
     typed = ScoreDocument.from_json(document)
     summary, video = typed.summary(), typed.video
@@ -379,7 +422,7 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
             if not _is_done(previous.get(str(p)), p, json_dir, sha, json_names[p])]
     summary = BatchSummary(total=len(paths), skipped=len(paths) - len(todo), csv=str(out_csv))
     writer = _Writer(out_csv)
-    bar = tqdm(total=len(todo), unit="video", desc="batch", disable=not progress,
+    bar = tqdm(total=len(todo), unit="file", desc="batch", disable=not progress,
                dynamic_ncols=True)
     results = (_run_ray(todo, settings, ray_address) if ray_address
                else _run_local(todo, settings, workers))

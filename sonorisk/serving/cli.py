@@ -12,7 +12,8 @@ from sonorisk.pipeline.cli import PIPELINE_KEYS, model_flags, pipeline_flags
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     serve = groups["root"].add_parser(
         "serve", help="run the HTTP service (Ray Serve): upload jobs, live RTSP streams",
-        description="Run the Ray Serve application: video upload jobs, live RTSP streams with "
+        description="Run the Ray Serve application: upload jobs (videos and still images, "
+                    "per-user history), live RTSP streams with "
                     "Server-Sent Events, health, Prometheus metrics, OpenAPI docs at /docs. "
                     "Starts a local Ray unless ray.address (or --address) names a cluster. "
                     "See docs/serving.md. Research software: outputs are not clinical results.")
@@ -30,14 +31,16 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     serve.set_defaults(func=_serve)
 
     batch = groups["root"].add_parser(
-        "batch", help="score an archive of videos into a CSV/Parquet table and JSON per video",
-        description="Score every video in DIR (recursively) or matching GLOB: one row per "
-                    "video (risk, status, lesions, clips, errors, timing) in --out (CSV, and "
-                    "a Parquet copy beside it) plus the scoring JSON of each video. Reruns "
-                    "skip finished videos; a failing video is recorded and the batch goes on.")
+        "batch", help="score an archive of videos and still images into a CSV/Parquet table "
+                      "and JSON per file",
+        description="Score every video and still image (PNG, JPEG, TIFF, BMP, single-frame "
+                    "DICOM) in DIR (recursively) or matching GLOB: one row per file (kind, "
+                    "risk, status, lesions, clips, errors, timing) in --out (CSV, and a "
+                    "Parquet copy beside it) plus the scoring JSON of each file. Reruns skip "
+                    "finished files; a failing file is recorded and the batch goes on.")
     batch.add_argument("inputs", nargs="+", metavar="DIR|GLOB|FILE")
     batch.add_argument("--out", default="results.csv", help="results CSV (Parquet beside it)")
-    batch.add_argument("--json-dir", help="where the per-video JSON go (default: OUT stem + "
+    batch.add_argument("--json-dir", help="where the per-file JSON go (default: OUT stem + "
                                           ".json/)")
     pipeline_flags(batch)
     model_flags(batch)

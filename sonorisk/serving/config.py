@@ -49,6 +49,10 @@ class AuthConfig:
     enabled: Literal["auto", "on", "off"] = "auto"
     token: str | None = None
     token_file: str | None = None  # one line; read at start (env SONORISK_TOKEN also works)
+    # Named users (sonorisk.serving.auth): name -> token, and/or a file of "NAME TOKEN"
+    # lines (mode 0600). The single token above is the user "default".
+    users: dict[str, str] = field(default_factory=dict)
+    users_file: str | None = None
 
 
 @dataclass
@@ -56,7 +60,8 @@ class UploadConfig:
     max_bytes: int = 2 * 1024**3
     # Content types a client may declare (none declared is fine: the bytes are checked).
     allowed_content_types: list[str] = field(default_factory=lambda: [
-        "application/octet-stream", "video/*", "application/dicom"])
+        "application/octet-stream", "video/*", "application/dicom", "image/png", "image/jpeg",
+        "image/tiff", "image/bmp", "image/x-ms-bmp"])
 
 
 @dataclass
@@ -167,6 +172,9 @@ class ServeConfig:
         self.models.validate("models")
         if not 0 < self.port < 65536:
             raise ConfigError("port", f"must be 1-65535, got {self.port}")
+        if not isinstance(self.auth.users, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.auth.users.items()):
+            raise ConfigError("auth.users", "must map user names to tokens (strings)")
         if self.upload.max_bytes < 1:
             raise ConfigError("upload.max_bytes", "must be >= 1")
         if self.ingress.job_workers < 1:
@@ -250,4 +258,6 @@ def load_serve_config(path: str | Path | None = None,
 
     config = load_config(ServeConfig, path, overrides)
     config.validate()
+    if config.auth.users_file:  # replicas may run elsewhere: the file as named here
+        config.auth.users_file = str(Path(config.auth.users_file).expanduser().resolve())
     return config

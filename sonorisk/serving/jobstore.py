@@ -85,10 +85,17 @@ jobs = Table(
     Column("serving", Text),  # JSON
     Column("owner", Text),  # the ingress replica holding the job
     Column("lease_until", Float),  # seconds since the epoch, database clock
+    Column("username", Text),  # the user who made it (sonorisk.serving.auth)
+    Column("kind", Text),  # what was uploaded: video or still
     Index("ix_jobs_status", "status"),
+    Index("ix_jobs_user_created", "username", "created_at"),
 )
-# Added after the first release (SQLite files of older versions lack them).
-_ADDED_COLUMNS = {"owner": "TEXT", "lease_until": "FLOAT"}
+# Added after the first release (files and databases of older versions lack them),
+# with the value their existing rows get: every job of a single-token server (or
+# one without auth) was the user "default"'s, and every upload was a video.
+_ADDED_COLUMNS = {"owner": ("TEXT", None), "lease_until": ("FLOAT", None),
+                  "username": ("TEXT", "default"), "kind": ("TEXT", "video")}
+DEFAULT_USER = "default"
 
 
 def _now() -> str:
@@ -118,12 +125,29 @@ class Job:
     serving: dict[str, Any] | None
     owner: str | None = None
     lease_until: float | None = None
+    username: str | None = None
+    kind: str | None = None
 
     def public(self) -> dict[str, Any]:
-        hidden = ("path", "result_path", "owner", "lease_until")
+        hidden = ("path", "result_path", "owner", "lease_until", "username")
         out = {k: v for k, v in self.__dict__.items() if k not in hidden}
+        out["user"] = self.username
         out["result"] = f"/v1/jobs/{self.job_id}/result" if self.status == DONE else None
         return out
+
+    def history_entry(self) -> dict[str, Any]:
+        """What ``/v1/history`` lists for the job: its state and the result in brief
+        (kind, status, risk, lesions), with its links."""
+        summary = None
+        if self.summary is not None:
+            keep = ("status", "risk", "risk_rule", "reason", "lesions", "scored_lesions")
+            summary = {"kind": self.kind, **{k: self.summary.get(k) for k in keep}}
+        links = {"status": f"/v1/jobs/{self.job_id}",
+                 "result": f"/v1/jobs/{self.job_id}/result" if self.status == DONE else None}
+        return {"job_id": self.job_id, "filename": self.filename, "kind": self.kind,
+                "status": self.status, "created_at": self.created_at,
+                "finished_at": self.finished_at, "error": self.error, "summary": summary,
+                "links": links}
 
 
 def _job(row: Any) -> Job:
@@ -140,9 +164,13 @@ def _create_schema(engine: Engine) -> None:
             conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})"))
         metadata.create_all(conn)
         have = {c["name"] for c in inspect(conn).get_columns("jobs")}
-        for name, sql_type in _ADDED_COLUMNS.items():
+        for name, (sql_type, existing) in _ADDED_COLUMNS.items():
             if name not in have:
                 conn.execute(text(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}"))
+                if existing is not None:
+                    conn.execute(update(jobs).values({name: existing}))
+        for index in jobs.indexes:  # create_all makes them only with the table
+            index.create(conn, checkfirst=True)
 
 
 class JobStore:
@@ -190,10 +218,26 @@ class JobStore:
             row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
         return _job(row) if row is not None else None
 
-    def list(self, status: JobState | str | None = None, limit: int = 100) -> list[Job]:
-        query = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
+    def list(self, status: JobState | str | None = None, limit: int = 100,
+             user: str | None = None) -> list[Job]:
+        """The newest jobs (of ``user`` only, when given)."""
+        query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.job_id.desc()).limit(limit)
         if status:
             query = query.where(jobs.c.status == status)
+        if user is not None:
+            query = query.where(jobs.c.username == user)
+        with self.engine.connect() as conn:
+            return [_job(r) for r in conn.execute(query)]
+
+    def history(self, user: str, limit: int = 50, before: Job | None = None) -> list[Job]:
+        """``user``'s jobs, newest first; ``before``: the page after that job (one of
+        the user's, as the previous page ended)."""
+        query = (select(jobs).where(jobs.c.username == user)
+                 .order_by(jobs.c.created_at.desc(), jobs.c.job_id.desc()).limit(limit))
+        if before is not None:
+            query = query.where(or_(
+                jobs.c.created_at < before.created_at,
+                and_(jobs.c.created_at == before.created_at, jobs.c.job_id < before.job_id)))
         with self.engine.connect() as conn:
             return [_job(r) for r in conn.execute(query)]
 
@@ -209,13 +253,15 @@ class JobStore:
             return [_job(r) for r in conn.execute(query)]
 
     # ----------------------------------------------------------------- writes
-    def create(self, job_id: str, filename: str, path: Path, size: int) -> Job:
-        """A queued job held by this owner (committed before the client hears its id)."""
+    def create(self, job_id: str, filename: str, path: Path, size: int, *,
+               user: str = DEFAULT_USER, kind: str = "video") -> Job:
+        """A queued job of ``user`` held by this owner (committed before the client
+        hears its id)."""
         with self.engine.begin() as conn:
             conn.execute(jobs.insert().values(
                 job_id=job_id, filename=filename, path=str(path), size_bytes=size,
                 status=QUEUED, attempts=0, created_at=_now(), owner=self.owner,
-                lease_until=self._clock(conn) + self.lease_s))
+                lease_until=self._clock(conn) + self.lease_s, username=user, kind=kind))
         return self.get(job_id)  # type: ignore[return-value]
 
     def claim(self, job_id: str) -> int | None:

@@ -112,7 +112,7 @@ def serve_forever(config: ServeConfig) -> int:
     """
     import ray
 
-    from sonorisk.serving.auth import auth_enabled
+    from sonorisk.serving.auth import DEFAULT_USER, auth_enabled, resolve_users
 
     config = resolve_paths(config)
     stop = threading.Event()
@@ -132,9 +132,17 @@ def serve_forever(config: ServeConfig) -> int:
         start_service(config)
         where = f"http://{config.host}:{config.port}"
         if auth_enabled(config):
-            source = ("auth.token" if config.auth.token else config.auth.token_file
-                      or f"{config.data_path / 'token'} (or $SONORISK_TOKEN)")
-            print(f"sonorisk serving at {where} (token auth on: token in {source})", flush=True)
+            users = resolve_users(config) or {}
+            named = [name for name in users if name != DEFAULT_USER]
+            said = []
+            if DEFAULT_USER in users:
+                source = ("auth.token" if config.auth.token else config.auth.token_file
+                          or f"{config.data_path / 'token'} (or $SONORISK_TOKEN)")
+                said.append(f"token in {source}")
+            if named:
+                said.append(f"{len(named)} named user{'s' if len(named) > 1 else ''} "
+                            "(auth.users, auth.users_file)")
+            print(f"sonorisk serving at {where} (token auth on: {'; '.join(said)})", flush=True)
         else:
             print(f"sonorisk serving at {where} (no auth: loopback only)", flush=True)
         print(f"API docs at {where}/docs; Ctrl-C stops. Research software: outputs are not "

@@ -13,7 +13,7 @@ does not load torch.
 
 from __future__ import annotations
 
-from typing import Any
+from sonorisk.lazy import lazy_exports
 
 _LAZY = {
     "ClipBuilder": "sonorisk.video_classifier.clips",
@@ -30,10 +30,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sonorisk.video_classifier' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

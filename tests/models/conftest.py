@@ -16,6 +16,7 @@ import pytest
 
 from ..detector.conftest import trained_dir  # noqa: F401, TID252 (shared session fixture)
 from ..pipeline.conftest import tiny_i3d  # noqa: F401, TID252
+from ..still_classifier.conftest import lite0_detector  # noqa: F401, TID252
 
 NOTICE = ("Research model trained on BUSI stills turned into synthetic sweeps; not validated "
           "on real video or patients; not a medical device.")

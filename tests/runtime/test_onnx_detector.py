@@ -113,4 +113,5 @@ def test_score_with_runtime_onnx_finds_the_same_lesions(
 
 def test_the_bundle_folder_is_left_as_shipped() -> None:
     assert sorted(p.name for p in BUNDLE.iterdir()) == [
-        "README.md", "classifier.safetensors", "detector.safetensors", "metadata.json"]
+        "README.md", "classifier.safetensors", "detector.safetensors", "metadata.json",
+        "still_classifier.safetensors"]

@@ -119,8 +119,61 @@ def torch_one_thread() -> Iterator[None]:
     yield
 
 
+# ------------------------------------------------------------------- stills
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A valid PNG signature and header declaring ``width`` x ``height`` pixels over a
+    few bytes of data: a decompression bomb, refused from its header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(bytes(1024))) + chunk(b"IEND", b""))
+
+
+@pytest.fixture(scope="session")
+def stills(tmp_path_factory: pytest.TempPathFactory, sweeps: dict[str, Path]) -> dict[str, Path]:
+    """Still images cut from the malignant phantom sweep (a frame with its lesion) as
+    PNG, JPEG, TIFF and BMP, and broken ones: a PNG cut short inside its pixel data,
+    a decompression bomb."""
+    from PIL import Image
+
+    from sonorisk.io import open_video
+
+    with open_video(sweeps["malignant"], color="rgb") as source:
+        frame = next(f.image for f in source if f.index == 40)
+    out = tmp_path_factory.mktemp("stills")
+    paths = {}
+    for fmt, name in (("PNG", "lesion.png"), ("JPEG", "lesion.jpg"), ("TIFF", "lesion.tif"),
+                      ("BMP", "lesion.bmp")):
+        paths[fmt.lower()] = out / name
+        Image.fromarray(frame).save(paths[fmt.lower()], fmt)
+    data = paths["png"].read_bytes()
+    paths["corrupt"] = out / "corrupt.png"
+    paths["corrupt"].write_bytes(data[: len(data) // 2])
+    paths["bomb"] = out / "bomb.png"
+    paths["bomb"].write_bytes(png_bomb())
+    return paths
+
+
+@pytest.fixture(scope="session")
+def still_bundle(tmp_path_factory: pytest.TempPathFactory, serving_models: Models) -> Path:
+    """The serving test models as a bundle (float32, as the checkpoint files hold
+    them) with an untrained still classifier."""
+    from ..still_helpers import random_still_bundle  # noqa: TID252
+
+    return random_still_bundle(serving_models.detector, serving_models.classifier,
+                               tmp_path_factory.mktemp("still-bundle"), name="serving-test",
+                               notice="DEMONSTRATION models for tests: not a clinical result")
+
+
 # ------------------------------------------------------------------ service
-TOKEN = "test-token-0123456789abcdef"
+TOKEN = "test-token-0123456789abcdef"  # the single token: user "default"
+USERS = {"alice": "alice-token-0123456789abcdef", "bob": "bob-token-0123456789abcdefgh"}
 
 
 @dataclass
@@ -164,7 +217,7 @@ def running_service(config) -> Iterator[Service]:
             ray.shutdown()
 
 
-def service_config(models: Models, data_dir: Path, **streams):
+def service_config(models: Models, data_dir: Path, *, bundle: Path | None = None, **streams):
     from sonorisk.serving.config import ServeConfig
 
     from ..rtsp_helpers import free_port  # noqa: TID252
@@ -172,10 +225,14 @@ def service_config(models: Models, data_dir: Path, **streams):
     repo = Path(__file__).resolve().parents[2]
     config = ServeConfig(host="127.0.0.1", port=free_port(), data_dir=str(data_dir),
                          pipeline=str(repo / "configs" / "pipeline-cpu.yaml"))
-    config.models.detector = str(models.detector)
-    config.models.classifier = str(models.classifier)
+    if bundle is not None:  # the same models as a bundle, with a still classifier
+        config.models.bundle = str(bundle)
+    else:
+        config.models.detector = str(models.detector)
+        config.models.classifier = str(models.classifier)
     config.auth.enabled = "on"
     config.auth.token = TOKEN
+    config.auth.users = dict(USERS)
     config.upload.max_bytes = 5 * 1024 * 1024
     config.jobs.model_retry_s = 90
     config.streams.rtsp_transport = "udp"  # rtsp-server-perl serves clients over UDP only

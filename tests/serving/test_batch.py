@@ -189,3 +189,49 @@ def test_a_fifo_or_dangling_link_with_a_video_name_gets_a_failed_row(tmp_path: P
     assert rows["pipe.avi"]["status"] == "failed" and "FIFO" in rows["pipe.avi"]["error"]
     assert rows["nowhere.avi"]["status"] == "failed" and "dangling" in rows["nowhere.avi"]["error"]
     assert rows["real.avi"]["status"] != "failed"
+
+
+def test_a_folder_of_stills_and_videos_is_scored_row_by_row_with_its_kind(
+        tmp_path: Path, sweeps, stills, still_bundle, capsys):
+    folder = tmp_path / "archive"
+    (folder / "day2").mkdir(parents=True)
+    shutil.copy(stills["png"], folder / "lesion.png")
+    shutil.copy(stills["jpeg"], folder / "lesion.jpg")  # same stem: distinct results
+    shutil.copy(stills["png"], folder / "day2" / "scan_0001")  # no extension: its bytes
+    shutil.copy(stills["corrupt"], folder / "corrupt.png")
+    (folder / "renamed.png").write_text("a text file with an image's name")
+    (folder / "notes.txt").write_text("not an image, not a video: not listed")
+    shutil.copy(sweeps["malignant"], folder / "sweep.avi")
+    out = tmp_path / "r.csv"
+    args = ["batch", str(folder), "--models", str(still_bundle), "--out", str(out),
+            "--workers", "2", "--no-progress"]
+    assert main(args) == 1  # two files failed: said in the exit status, the batch went on
+    rows = {Path(p).relative_to(folder).as_posix(): r for p, r in _rows(out).items()}
+    assert set(rows) == {"lesion.png", "lesion.jpg", "day2/scan_0001", "corrupt.png",
+                         "renamed.png", "sweep.avi"}
+    assert {k: r["kind"] for k, r in rows.items()} == {
+        "lesion.png": "still", "lesion.jpg": "still", "day2/scan_0001": "still",
+        "corrupt.png": "still", "renamed.png": "still", "sweep.avi": "video"}
+    for name in ("lesion.png", "lesion.jpg", "day2/scan_0001"):
+        row = rows[name]
+        # The phantom frame holds its lesion: found and scored by the still classifier.
+        assert row["status"] == "scored" and 0 <= float(row["risk"]) <= 1, row
+        assert row["frames"] == "1" and row["fps"] == "" and row["model_bundle"]
+        document = json.loads((tmp_path / "r.json" / row["json"]).read_text())
+        jsonschema.validate(document, load_schema())
+        assert document["video"]["kind"] == "still"
+    assert {rows[n]["json"] for n in ("lesion.png", "lesion.jpg")} == {"lesion.png.json",
+                                                                       "lesion.jpg.json"}
+    corrupt = rows["corrupt.png"]
+    assert corrupt["status"] == "failed" and "PNG" in corrupt["error"], corrupt
+    assert corrupt["error_type"] == "InputError" and corrupt["model_sha256"]
+    renamed = rows["renamed.png"]
+    assert renamed["status"] == "failed" and "not a still image" in renamed["error"]
+    assert rows["sweep.avi"]["status"] == "scored" and rows["sweep.avi"]["fps"]
+    table = pd.read_parquet(out.with_suffix(".parquet"))
+    assert sorted(table["kind"]) == ["still"] * 5 + ["video"]
+    # Rerun: the finished files are skipped, the two failed ones tried again.
+    capsys.readouterr()
+    assert main(args) == 1
+    summary = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert summary["skipped"] == 4 and summary["failed"] == 2

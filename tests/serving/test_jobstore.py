@@ -162,6 +162,67 @@ def test_interrupted_jobs_fail_after_max_attempts(db_url: str, tmp_path: Path):
         store.close()
 
 
+def test_history_lists_one_users_jobs_newest_first_in_pages(db_url: str, tmp_path: Path):
+    store = JobStore(db_url, owner="a")
+    for i in range(5):
+        store.create(f"a{i}", f"a{i}.png", tmp_path / f"a{i}.png", 1, user="alice",
+                     kind="still")
+        store.create(f"b{i}", f"b{i}.avi", tmp_path / f"b{i}.avi", 1, user="bob")
+        time.sleep(0.002)  # distinct creation times (ms), as uploads have
+    store.create("d0", "d.avi", tmp_path / "d.avi", 1)  # the single token's user
+    assert store.get("d0").username == "default" and store.get("b0").kind == "video"
+    first = store.history("alice", limit=2)
+    assert [j.job_id for j in first] == ["a4", "a3"]
+    rest = store.history("alice", limit=10, before=first[-1])
+    assert [j.job_id for j in rest] == ["a2", "a1", "a0"]
+    assert {j.job_id for j in store.history("bob", 100)} == {f"b{i}" for i in range(5)}
+    assert [j.job_id for j in store.list(user="default")] == ["d0"]
+    assert len(store.list()) == 11  # no user given: everybody's (the runner's own reads)
+    assert store.claim("a4") == 1
+    assert store.finish("a4", tmp_path / "r.json",
+                        {"status": "scored", "risk": 0.7, "risk_rule": "max", "lesions": [],
+                         "scored_lesions": 1, "clips": 0, "frames": 1}, {})
+    entry = store.get("a4").history_entry()
+    assert entry["summary"] == {"kind": "still", "status": "scored", "risk": 0.7,
+                                "risk_rule": "max", "reason": None, "lesions": [],
+                                "scored_lesions": 1}
+    assert entry["links"]["result"] == "/v1/jobs/a4/result" and entry["kind"] == "still"
+    assert store.get("a4").public()["user"] == "alice"
+    assert store.get("a3").history_entry()["summary"] is None  # not scored yet
+    store.close()
+
+
+def test_a_store_of_the_previous_version_gets_the_user_and_kind_columns(db_url: str,
+                                                                        tmp_path: Path):
+    """The table as the release before users made it (owner and lease, no user, no
+    kind), on SQLite and PostgreSQL: it opens, its jobs are user "default"'s videos,
+    so a single-token server sees all of them as before."""
+    from sqlalchemy import text
+
+    from sonorisk import db
+
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("""CREATE TABLE jobs (job_id VARCHAR(64) PRIMARY KEY,
+            filename TEXT NOT NULL, path TEXT NOT NULL, size_bytes BIGINT NOT NULL,
+            status VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
+            error_type TEXT, result_path TEXT, summary TEXT, created_at TEXT NOT NULL,
+            started_at TEXT, finished_at TEXT, serving TEXT, owner TEXT,
+            lease_until FLOAT)"""))
+        conn.execute(text("INSERT INTO jobs (job_id, filename, path, size_bytes, status, "
+                          "attempts, created_at) VALUES ('old', 'v.avi', '/x', 1, 'done', 1, "
+                          "'2026-01-01')"))
+    engine.dispose()
+    store = JobStore(db_url, owner="a")
+    old = store.get("old")
+    assert (old.username, old.kind) == ("default", "video")
+    store.create("new", "n.png", tmp_path / "n.png", 1, user="alice", kind="still")
+    assert [j.job_id for j in store.history("default")] == ["old"]
+    assert [j.job_id for j in store.history("alice")] == ["new"]
+    store.close()
+    JobStore(db_url, owner="b").close()  # a second start finds the columns and index
+
+
 def test_a_sqlite_file_of_the_previous_version_opens_and_upgrades(tmp_path: Path):
     path = tmp_path / "jobs.sqlite"
     with sqlite3.connect(path) as conn:  # the table as sonorisk 0.x created it

@@ -23,10 +23,12 @@ from ..rtsp_helpers import (  # noqa: TID252
     wait_for_stream,
 )
 from .conftest import (  # noqa: TID252
+    USERS,
     EventReader,
     Service,
     boxes_event,
     long_sweep,
+    png_bomb,
     risk_event,
     running_service,
     service_config,
@@ -35,10 +37,11 @@ from .conftest import (  # noqa: TID252
 
 
 @pytest.fixture(scope="module")
-def service(serving_models, tmp_path_factory) -> Iterator[Service]:
-    # A long short-gap so a pusher restart keeps the lesion state (tested below).
+def service(serving_models, still_bundle, tmp_path_factory) -> Iterator[Service]:
+    # A long short-gap so a pusher restart keeps the lesion state (tested below). The
+    # models as a bundle with a still classifier, so still images are scored too.
     config = service_config(serving_models, tmp_path_factory.mktemp("serve") / "data",
-                            short_gap_s=30.0, max_streams=5)
+                            bundle=still_bundle, short_gap_s=30.0, max_streams=5)
     with running_service(config) as service:
         yield service
 
@@ -116,7 +119,10 @@ def test_bad_uploads_get_4xx_with_reasons_and_the_server_keeps_serving(client, s
     good = sweeps["benign"].read_bytes()
     cases = {
         "text": (b"patient notes, not a video\n" * 40, 415, "text"),
-        "png": (b"\x89PNG\r\n\x1a\n" + bytes(500), 415, "PNG"),
+        "gif": (b"GIF89a" + bytes(500), 415, "GIF"),
+        "unknown bytes": (bytes(range(7, 256)) * 4, 415, "unknown content"),
+        "corrupt png": (b"\x89PNG\r\n\x1a\n" + bytes(500), 422, "image"),
+        "decompression bomb": (png_bomb(), 422, "decompression bomb"),
         "empty": (b"", 422, "empty"),
         "truncated": (good[: len(good) // 2], 422, "truncated"),
         "too large": (good[:12] + bytes(6 * 1024 * 1024), 413, "limit"),
@@ -197,6 +203,69 @@ def test_concurrent_uploads_all_finish_with_the_same_answer(client, sweeps):
     assert [f["status"] for f in finals] == ["done"] * 6
     risks = {round(f["summary"]["risk"], 6) for f in finals}
     assert len(risks) == 1  # batching across jobs never changes an answer
+
+
+# ------------------------------------------------------------------- stills
+def _upload_as(user: str, service: Service, path: Path, content_type: str) -> dict:
+    with service.client(token=USERS[user]) as c:
+        reply = c.post("/v1/jobs", content=path.read_bytes(), params={"filename": path.name},
+                       headers={"content-type": content_type})
+    assert reply.status_code == 202, reply.text
+    return reply.json()
+
+
+def test_a_still_image_upload_is_scored_as_a_still(client, stills):
+    for fmt, content_type in (("png", "image/png"), ("jpeg", "image/jpeg")):
+        reply = client.post("/v1/jobs", content=stills[fmt].read_bytes(),
+                            params={"filename": stills[fmt].name},
+                            headers={"content-type": content_type})
+        assert reply.status_code == 202, reply.text
+        job = reply.json()
+        assert job["kind"] == "still" and job["user"] == "default"
+        assert (job["image"]["width"], job["image"]["height"]) == (256, 192)
+        status = wait_job(client, job["job_id"], timeout_s=60)
+        assert status["status"] == "done", status
+        document = client.get(f"/v1/jobs/{job['job_id']}/result").json()
+        jsonschema.validate(document, load_schema())
+        assert document["video"]["kind"] == "still"
+        assert document["video"]["source"] == stills[fmt].name
+        assert "still_classifier" in document["models"]
+        # The phantom frame holds its lesion: found, and given a risk by the still model.
+        assert document["status"] == "scored" and document["lesions"], document
+        assert 0 <= document["risk"] <= 1 and status["summary"]["risk"] == document["risk"]
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_history_shows_each_user_only_their_own_jobs(service, client, stills, sweeps):
+    alice = [_upload_as("alice", service, stills["png"], "image/png")["job_id"]
+             for _ in range(3)]
+    bob = _upload_as("bob", service, stills["png"], "image/png")["job_id"]
+    with service.client(token=USERS["alice"]) as a, service.client(token=USERS["bob"]) as b:
+        for job_id in (*alice, bob):
+            wait_job(a if job_id in alice else b, job_id, timeout_s=60)
+        page = a.get("/v1/history", params={"limit": 2}).json()
+        assert page["user"] == "alice"
+        assert [j["job_id"] for j in page["jobs"]] == alice[::-1][:2]  # newest first
+        entry = page["jobs"][0]
+        assert entry["kind"] == "still" and entry["status"] == "done"
+        assert entry["summary"]["kind"] == "still" and entry["summary"]["lesions"]
+        assert 0 <= entry["summary"]["risk"] <= 1
+        assert entry["links"]["result"] == f"/v1/jobs/{alice[-1]}/result"
+        rest = a.get(page["next"]).json()
+        assert [j["job_id"] for j in rest["jobs"]] == [alice[0]] and rest["next"] is None
+        assert [j["job_id"] for j in b.get("/v1/history").json()["jobs"]] == [bob]
+        # Another user's job does not exist for bob: status, result, list, cursor.
+        assert b.get(f"/v1/jobs/{alice[0]}").status_code == 404
+        assert b.get(f"/v1/jobs/{alice[0]}/result").status_code == 404
+        assert b.get("/v1/history", params={"before": alice[0]}).status_code == 404
+        assert alice[0] not in {j["job_id"] for j in b.get("/v1/jobs").json()["jobs"]}
+        assert a.get(f"/v1/jobs/{alice[0]}/result").status_code == 200
+    # The single token is user "default": it keeps its own jobs and sees none of theirs.
+    mine = {j["job_id"] for j in client.get("/v1/history", params={"limit": 500}).json()["jobs"]}
+    assert mine and not mine & {*alice, bob}
+    assert client.get(f"/v1/jobs/{bob}").status_code == 404
+    with service.client(token="nobody-token-0123456789") as nobody:
+        assert nobody.get("/v1/history").status_code == 401
 
 
 # ------------------------------------------------------------- reliability

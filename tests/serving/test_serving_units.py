@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from sonorisk.errors import ConfigError, InputError
-from sonorisk.serving.auth import auth_enabled, resolve_token, token_matches
+from sonorisk.serving.auth import (
+    auth_enabled,
+    resolve_token,
+    resolve_users,
+    token_matches,
+    user_for,
+)
 from sonorisk.serving.config import ServeConfig, StreamsConfig, load_serve_config
 from sonorisk.serving.jobs import DONE, FAILED, QUEUED, RUNNING, JobRunner, JobStore
 from sonorisk.serving.uploads import UploadRejected, check_upload, sniff_magic
@@ -69,7 +75,8 @@ def test_short_tokens_are_refused():
 # -------------------------------------------------------------------- uploads
 @pytest.mark.parametrize("head,status,words", [
     (b"hello, this is a text file\n" * 10, 415, "text"),
-    (b"\x89PNG\r\n\x1a\n" + bytes(200), 415, "PNG"),
+    (b"GIF89a" + bytes(200), 415, "GIF"),
+    (b"BM, said the patient notes, and went on for a while\n" * 10, 415, "text"),
     (b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(200), 415, "WAV"),
     (bytes(range(256)) * 2, 415, "unknown content"),
 ])
@@ -77,6 +84,79 @@ def test_magic_bytes_refuse_what_is_not_a_video(head: bytes, status: int, words:
     with pytest.raises(UploadRejected) as info:
         sniff_magic(head)
     assert info.value.status == status and words in info.value.reason
+
+
+@pytest.mark.parametrize("head,name", [
+    (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff\xe0", "jpeg"), (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"), (b"BM" + bytes(12) + (40).to_bytes(4, "little"), "bmp"),
+])
+def test_magic_bytes_name_still_images(head: bytes, name: str):
+    assert sniff_magic(head + bytes(100)) == name
+
+
+def test_stills_pass_the_checks_and_broken_ones_are_422(stills):
+    for fmt in ("png", "jpeg", "tiff", "bmp"):
+        info = check_upload(stills[fmt])
+        assert (info.kind, info.width, info.height, info.frame_count) == ("still", 256, 192, 1)
+        assert info.container == fmt
+    for broken, words in (("corrupt", "PNG"), ("bomb", "bomb")):
+        with pytest.raises(UploadRejected) as info:
+            check_upload(stills[broken])
+        assert info.value.status == 422 and words in info.value.reason, info.value.reason
+
+
+def test_a_single_frame_dicom_is_checked_as_a_still(tmp_path: Path):
+    import numpy as np
+
+    from ..io.test_io_dicom import _dataset, _save  # noqa: TID252
+
+    def dicom(name: str, rows: int, columns: int) -> Path:
+        gray = np.full((rows, columns), 90, np.uint8)
+        return _save(_dataset(gray.tobytes(), "MONOCHROME2", 1, n_frames=1, Rows=rows,
+                              Columns=columns), tmp_path / name)
+
+    info = check_upload(dicom("one.dcm", 40, 48))
+    assert (info.container, info.kind, info.width, info.height) == ("dicom", "still", 48, 40)
+    with pytest.raises(UploadRejected) as refused:  # read as a still: the reader's limits
+        check_upload(dicom("tiny.dcm", 24, 32))
+    assert refused.value.status == 422 and "too small" in refused.value.reason
+
+
+def test_named_users_sign_in_by_token_and_the_single_token_is_default(tmp_path: Path,
+                                                                      monkeypatch):
+    monkeypatch.delenv("SONORISK_TOKEN", raising=False)
+    config = ServeConfig(host="0.0.0.0", data_dir=str(tmp_path / "data"))
+    config.auth.users = {"alice": "a" * 20}
+    users_file = tmp_path / "users"
+    users_file.write_text("# name token\nbob " + "b" * 20 + "\n\ncarol " + "c" * 20 + "\n")
+    users_file.chmod(0o640)
+    config.auth.users_file = str(users_file)
+    with pytest.raises(ConfigError, match="chmod 600"):  # the tokens are passwords
+        resolve_users(config)
+    users_file.chmod(0o600)
+    users = resolve_users(config)
+    assert users == {"alice": "a" * 20, "bob": "b" * 20, "carol": "c" * 20}
+    # Named users only: no single token is generated for a user nobody asked for.
+    assert resolve_token(config) is None and not (tmp_path / "data" / "token").exists()
+    assert user_for(users, "Bearer " + "b" * 20) == "bob"
+    assert user_for(users, "Bearer " + "d" * 20) is None and user_for(users, None) is None
+    config.auth.token = "t" * 20  # the single token of earlier versions: user "default"
+    users = resolve_users(config)
+    assert users["default"] == "t" * 20 and user_for(users, "Bearer " + "t" * 20) == "default"
+    assert user_for(resolve_users(ServeConfig(host="127.0.0.1")), None) == "default"  # no auth
+    config.auth.users = {"alice": "b" * 20}
+    with pytest.raises(ConfigError, match="same token"):
+        resolve_users(config)
+    config.auth.users = {"al ice": "x" * 20}
+    with pytest.raises(ConfigError, match="user name"):
+        resolve_users(config)
+    config.auth.users = {"alice": "short"}
+    with pytest.raises(ConfigError, match="16 characters"):
+        resolve_users(config)
+    users_file.write_text("dave\n")
+    config.auth.users = {}
+    with pytest.raises(ConfigError, match="NAME TOKEN"):
+        resolve_users(config)
 
 
 def test_a_good_sweep_passes_the_checks(sweeps):
