@@ -14,7 +14,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,7 @@ def _opt_str(value: Any) -> str | None:
     return text or None
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     """An integer that is not a bool (JSON ``true`` is an int to Python)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -488,7 +488,7 @@ def _annotation_box(ann: dict[str, Any],
     values = [_finite(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else [None]
     if None in values:
         return f"bbox must be [x, y, w, h] of finite numbers, got {_short(bbox)} {frame}"
-    x, y, w, h = values
+    x, y, w, h = cast("list[float]", values)  # no None (checked above)
     if w <= 0 or h <= 0:
         return f"empty box {bbox} {frame}"
     tol = BOX_TOLERANCE_PX
