@@ -150,7 +150,8 @@ def _anchor_generator(n_levels: int, mobilenet: bool, retinanet: bool,
 
     if retinanet:
         base = (16, 32, 64, 128, 256, 512)[-n_levels:] if n_levels <= 6 else (32,) * n_levels
-        sizes = tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in base)
+        sizes: tuple[tuple[int, ...], ...] = tuple(
+            (x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in base)
         ratios = ((0.5, 1.0, 2.0),) * n_levels
         return AnchorGenerator(sizes, ratios)
     if mobilenet:
@@ -212,7 +213,9 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
                                   f"need >= 16, got {cfg.box_representation_size}")
             resolution = 7  # torchvision's MultiScaleRoIAlign output size
             box_head = {
-                "box_head": TwoMLPHead(backbone.out_channels * resolution ** 2,
+                # out_channels: an int (torchvision's backbone contract) that torch's
+                # nn.Module.__getattr__ types as Tensor | Module
+                "box_head": TwoMLPHead(backbone.out_channels * resolution ** 2,  # type: ignore[operator]
                                        cfg.box_representation_size),
                 "box_predictor": FastRCNNPredictor(cfg.box_representation_size, NUM_CLASSES),
             }

@@ -35,6 +35,6 @@ class ReferenceDetector:
             else:
                 index = frame_indices[i] if frame_indices is not None else i
             self.frames_seen += 1
-            out.append([Detection(index, tuple(map(float, b)), self.score)
-                        for b in self.boxes.get(index, [])])
+            out.append([Detection(index, (float(x1), float(y1), float(x2), float(y2)), self.score)
+                        for x1, y1, x2, y2 in self.boxes.get(index, [])])
         return out

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,11 +32,18 @@ from sonorisk.errors import InputError
 from sonorisk.records import Clip, ClipScore
 from sonorisk.video_classifier.config import ClassifierConfig
 
+if TYPE_CHECKING:
+    from sonorisk.video_classifier.weights import LoadReport
+
 
 class ClipClassifier(nn.Module):
     """Base class; see the module docstring for the contract."""
 
     kind: ClassVar[str] = ""
+    # buffers (register_buffer in __init__)
+    malignant_mask: torch.Tensor
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
@@ -60,6 +67,9 @@ class ClipClassifier(nn.Module):
         raise NotImplementedError
 
     def evidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def load_pretrained(self, path: str) -> LoadReport:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # --- shared helpers --------------------------------------------------------------
@@ -182,7 +192,8 @@ class ClipClassifier(nn.Module):
                     logits, maps, lesion = self.score_batch(chunk, heatmaps)
                 hm_np = None
                 if maps is not None:
-                    hm = self.heatmap_to_clip(maps.detach(), tuple(chunk.shape[2:]))  # type: ignore[arg-type]
+                    t, h, w = chunk.shape[2:]
+                    hm = self.heatmap_to_clip(maps.detach(), (t, h, w))
                     hm_np = hm.cpu().numpy().astype(np.float32)
                 lesion_np = (torch.sigmoid(lesion.float()).cpu().numpy()
                              if lesion is not None else None)
@@ -267,8 +278,9 @@ class GAPClassifier(ClipClassifier):
             logits = self.head(feats)
             maps = self.head.cam(feats, self.malignancy_weights()) if heatmaps else None
             lesion = None
-            if getattr(self, "lesion_head", None) is not None:
-                lesion = self.lesion_head(GAPHead.pool(feats)).squeeze(1)
+            lesion_head = getattr(self, "lesion_head", None)
+            if lesion_head is not None:
+                lesion = lesion_head(GAPHead.pool(feats)).squeeze(1)
         return logits, maps, lesion
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

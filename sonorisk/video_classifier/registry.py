@@ -59,7 +59,7 @@ def build_classifier(config: ClassifierConfig, load_weights: bool = True) -> Cli
     model = classifier_class(config.model.kind)(config)
     weights = config.model.weights
     if weights and load_weights:
-        report = model.load_pretrained(weights)  # type: ignore[operator]
+        report = model.load_pretrained(weights)
         model.provenance = {
             "init": "pretrained",
             "description": config.model.weights_description or "unnamed pretrained weights",
