@@ -43,6 +43,7 @@ from sonorisk.eval.readers import (
     session_table,
 )
 from sonorisk.eval.roc import (
+    RocCurve,
     auc_bootstrap_ci,
     auc_delong_ci,
     delong_test_paired,
@@ -571,7 +572,7 @@ def _reader_sections(
     out_dir: Path,
     tables: dict[str, Table],
     figs: dict[str, Path],
-    curve: object,
+    curve: RocCurve,
     auc_est: Estimate,
     fig_note: str | None,
 ) -> None:
@@ -802,7 +803,7 @@ def _reader_sections(
     m = op.metrics
     op_xy = (
         (1 - m.specificity.estimate, m.sensitivity.estimate)
-        if m.specificity.defined and m.sensitivity.defined
+        if m.specificity.estimate is not None and m.sensitivity.estimate is not None
         else None
     )
     figs["roc_readers"] = figures.plot_reader_roc(

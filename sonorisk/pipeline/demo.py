@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from sonorisk.detector.config import Backbone
 from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.report import RESEARCH_NOTICE
 from sonorisk.threads import set_torch_threads
@@ -51,7 +52,7 @@ class DemoSettings:
     detector_epochs: int = 13
     detector_iters_per_epoch: int = 25
     detector_min_size: int = 128
-    detector_backbone: str = "mobilenet_v3_large"
+    detector_backbone: Backbone = "mobilenet_v3_large"
     classifier_epochs: int = 10
     crop_size: int = 48
     threads: int = 2
@@ -80,7 +81,7 @@ def train_demo_models(train_dir: Path, models_dir: Path, s: DemoSettings,
     from sonorisk.video_classifier.train import train_from_dataset
 
     det = DetectorConfig()
-    det.model.backbone = s.detector_backbone  # type: ignore[assignment]
+    det.model.backbone = s.detector_backbone
     det.model.min_size = s.detector_min_size
     det.model.max_size = round(s.detector_min_size * 4 / 3)
     det.model.rpn_batch_size_per_image = 64
