@@ -42,6 +42,7 @@ from typing import Any
 from sonorisk.csv_safe import read_frame, read_row, safe_frame, safe_row
 from sonorisk.errors import ConfigError, InputError, SonoriskError
 from sonorisk.io.probe import special_file_kind
+from sonorisk.runtime import Runtime
 from sonorisk.serving.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class BatchSettings:
     threads: int = 1  # torch threads per worker
     detector_min_size: int | None = None
     models: Any = None
-    runtime: str = "torch"  # torch | onnx (sonorisk.runtime)
+    runtime: Runtime = "torch"  # torch | onnx (sonorisk.runtime)
     # Seconds one video may take in a local worker (model loading not counted);
     # None or 0: no limit. Generous: a 10-minute 1080p screen capture takes about
     # 20 minutes on 2 CPU cores; a stuck file must not hold a worker for ever.
@@ -171,7 +172,7 @@ def _models(settings: BatchSettings) -> Any:
                      else None)
         _MODELS[key] = load_models(resolved, device=settings.device,
                                    detector_overrides=overrides,
-                                   runtime=settings.runtime)  # type: ignore[arg-type]
+                                   runtime=settings.runtime)
     return _MODELS[key]
 
 
@@ -583,6 +584,7 @@ class _LocalPool:
                 if kind == "ready":
                     worker.ready = True
                 else:
+                    assert worker.path is not None  # an outcome answers the video sent
                     results.append((worker.path, outcome))
                     worker.path = None
         except (EOFError, OSError):

@@ -182,6 +182,8 @@ def _quantiles(values: deque[float]) -> dict[str, float | None]:
 class StreamSession:
     """One live stream: reader + processor, events out to subscribers."""
 
+    adapters: tuple[Any, Any]  # (detector, classifier), set by the stream host
+
     def __init__(self, stream_id: str, url: str, config: StreamsConfig,
                  make_scorer: Callable[[float | None], Any], *, notice: list[str],
                  metrics: Any = None, open_source: Callable[..., Any] | None = None,
@@ -466,13 +468,13 @@ class StreamSession:
                 if event.dropped:
                     self.lesions.pop(key, None)
                 else:
-                    risk = event.risk
+                    final = event.risk
                     self.lesions[key] = {
                         "segment": self.segment, "lesion_id": event.lesion_id,
-                        "risk": risk.risk if risk else None,
-                        "clips": risk.clips_used if risk else 0,
-                        "status": risk.status.value if risk else "no scorable lesion",
-                        "confidence": risk.confidence if risk else None,
+                        "risk": final.risk if final else None,
+                        "clips": final.clips_used if final else 0,
+                        "status": final.status.value if final else "no scorable lesion",
+                        "confidence": final.confidence if final else None,
                         "ended": True}
                 self._publish({"event": "lesion_ended", "segment": self.segment,
                                "lesion_id": event.lesion_id, "dropped": event.dropped,
