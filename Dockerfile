@@ -23,9 +23,10 @@ COPY sonorisk ./sonorisk
 COPY configs ./configs
 COPY examples ./examples
 
-# torch/torchvision pinned by constraints.txt, as in scripts/setup.sh.
+# torch/torchvision pinned by constraints.txt, as in scripts/setup.sh; every
+# extra (`all`: serve, study, timesformer, onnx, pretrained), not the test tools.
 RUN python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt ".[onnx]" \
+    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt ".[all]" \
     && /opt/venv/bin/sonorisk --version
 ENV PATH=/opt/venv/bin:$PATH \
     SONORISK_MODELS=/models \

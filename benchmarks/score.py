@@ -73,7 +73,7 @@ def _profile(video: str, models_spec: str | None, threads: int,
     from sonorisk.config import load_config
     from sonorisk.models import load_models
     from sonorisk.pipeline.config import PipelineConfig
-    from sonorisk.pipeline.report import scored_lesions
+    from sonorisk.pipeline.document import ScoreDocument
     from sonorisk.pipeline.score_file import score_file
     from sonorisk.threads import set_torch_threads
 
@@ -87,7 +87,8 @@ def _profile(video: str, models_spec: str | None, threads: int,
     timing = doc["timing"]["stages"]
     what = "sonorisk score, CPU profile" + (", onnx" if runtime == "onnx" else "")
     return Measured(what, doc["video"]["frames_scored"], wall,
-                    int(timing["clips"]), scored_lesions(doc), doc["risk"], _peak_rss_mb(),
+                    int(timing["clips"]), ScoreDocument.from_json(doc).summary().scored_lesions,
+                    doc["risk"], _peak_rss_mb(),
                     doc.get("reason") or "")
 
 

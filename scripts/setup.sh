@@ -37,8 +37,9 @@ if [[ -z "${SONORISK_NO_APT:-}" ]] && command -v apt-get >/dev/null 2>&1; then
     fi
 fi
 
-# torch/torchvision are pinned in constraints.txt (DESIGN.md: an open range
-# pulls the newest torch and gigabytes of CUDA packages).
+# torch/torchvision are pinned in constraints.txt (docs/design.md: an open range
+# pulls the newest torch and gigabytes of CUDA packages). Every extra
+# (serve, study, timesformer, onnx, pretrained: `all`) and the test tools (dev).
 echo "setup: installing sonorisk (pip, constraints.txt)"
-python3 -m pip install --quiet -c constraints.txt -e ".[dev]"
+python3 -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 python3 -c "import sonorisk, torch, torchvision, av; print('setup: ok, sonorisk', sonorisk.__version__, '| torch', torch.__version__, '| torchvision', torchvision.__version__, '| PyAV', av.__version__)"

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from sonorisk import __version__
 from sonorisk.errors import SonoriskError
+from sonorisk.extras import MissingExtraError, extra_of, require_extra
 
 # Order is the order verbs appear in --help.
 VERB_MODULES = (
@@ -31,6 +32,10 @@ VERB_MODULES = (
     "sonorisk.reader_study.cli",
     "sonorisk.models.cli",
 )
+
+# Verbs that need an install extra (sonorisk.extras): checked before the
+# handler runs, so a missing one is one line naming `pip install 'sonorisk[X]'`.
+VERB_EXTRAS = {"serve": "serve", "reader-study": "study"}
 
 SHARED_GROUPS = {
     "train": "train a model",
@@ -65,7 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.verb in VERB_EXTRAS:
+            require_extra(VERB_EXTRAS[args.verb], f"sonorisk {args.verb}")
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        # A module of an extra imported deeper down (the TimeSformer kind's
+        # transformers): the same clear line; anything else is a bug, raised.
+        extra = extra_of(exc.name or "")
+        if extra is None:
+            raise
+        print(f"sonorisk: error: {MissingExtraError(extra, exc.name or '')}", file=sys.stderr)
+        return 2
     except SonoriskError as exc:
         # A user error: one clear line, no traceback.
         print(f"sonorisk: error: {exc}", file=sys.stderr)

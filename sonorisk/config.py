@@ -1,8 +1,16 @@
 """Configs as data: YAML files loaded into typed dataclasses.
 
-Every CLI flag maps to a config key: a command builds its config from the
-dataclass defaults, then the ``--config`` file, then explicit flags
-(``overrides``), and validates unknown keys and types with clear errors.
+One way to layer a config, from the most general to the most specific:
+
+1. the dataclass defaults;
+2. the config a checkpoint was trained with (``base``), where a command
+   reads one (``eval detector``);
+3. the ``--config`` file: a YAML of this verb's config keys;
+4. explicit flags (``overrides``: every setting flag is a dotted config key).
+
+The file sits above the checkpoint so that what a user names on the command
+line wins over what was stored. The merged mapping is checked once (unknown
+keys, types, then the class's own ``validate()``), in :func:`load_config`.
 """
 
 from __future__ import annotations
@@ -90,24 +98,47 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
-def load_config(
-    cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> T:
-    """Defaults of ``cls``, then the YAML file at ``path``, then ``overrides``.
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, mappings merged key by key (neither is changed)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
-    ``overrides`` use dotted keys for nested fields (``{"train.epochs": 3}``);
-    ``None`` values are ignored so unset CLI flags do not clobber the file.
-    """
-    data: dict[str, Any] = load_yaml(path) if path is not None else {}
-    for dotted, value in (overrides or {}).items():
+
+def nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys as a nested mapping (``{"a.b": 1}`` -> ``{"a": {"b": 1}}``);
+    ``None`` values are dropped so unset CLI flags do not clobber a file."""
+    out: dict[str, Any] = {}
+    for dotted, value in overrides.items():
         if value is None:
             continue
-        node = data
         *parents, leaf = dotted.split(".")
+        node = out
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return from_dict(cls, data, str(path) if path else "config")
+    return out
+
+
+def load_config(
+    cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+    *, base: dict[str, Any] | None = None, source: str | None = None,
+) -> T:
+    """Defaults of ``cls``, then ``base`` (a checkpoint's config), then the YAML
+    file at ``path``, then ``overrides`` (dotted keys: ``{"train.epochs": 3}``);
+    then ``cls.validate()`` where the class has one.
+    """
+    data = merge(base or {}, load_yaml(path) if path is not None else {})
+    config = from_dict(cls, merge(data, nest(overrides or {})),
+                       source or (str(path) if path else "config"))
+    validate = getattr(config, "validate", None)
+    if callable(validate):
+        validate()
+    return config
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

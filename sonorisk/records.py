@@ -1,7 +1,8 @@
 """The small typed records that flow between pipeline stages.
 
-Every stage consumes and produces these, so the file scorer, the live-stream
-server and the reader-study replay can share one pipeline (see DESIGN.md).
+Every stage consumes and produces these, so the file scorer and the
+live-stream server share one pipeline (docs/design.md); the reader study reads
+the JSON documents scoring stored, not these records.
 Images are numpy arrays; boxes are ``(x1, y1, x2, y2)`` floats in the pixel
 coordinates of the source frame (after any scan-region crop, the crop offset is
 recorded so boxes can be mapped back).

@@ -76,3 +76,94 @@ def test_input_errors_survive_pickling_as_themselves():
         back = pickle.loads(pickle.dumps(cls("v.avi", "frames too small")))
         assert type(back) is cls and (back.source, back.reason) == ("v.avi", "frames too small")
         assert str(back) == "v.avi: frames too small"
+
+
+def test_one_layering_defaults_checkpoint_file_flags(tmp_path) -> None:
+    """The checkpoint's config sits under the file, the file under the flags."""
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 0.01\n")
+    stored = {"model": "timesformer", "optim": {"lr": 0.5, "epochs": 2}}
+    cfg = load_config(Train, path, {"optim.epochs": 9}, base=stored)
+    assert (cfg.model, cfg.optim.lr, cfg.optim.epochs) == ("timesformer", 0.01, 9)
+    assert stored == {"model": "timesformer", "optim": {"lr": 0.5, "epochs": 2}}  # not changed
+
+
+@dataclass
+class Checked:
+    n: int = 1
+
+    def validate(self) -> None:
+        if self.n < 1:
+            raise ConfigError("n", f"must be >= 1, got {self.n}")
+
+
+def test_load_config_validates_once_every_layer_is_in() -> None:
+    assert load_config(Checked, None, {"n": 3}).n == 3
+    with pytest.raises(ConfigError, match="must be >= 1"):
+        load_config(Checked, None, {"n": 0})
+
+
+# Arguments that name inputs and outputs of one run, not settings of a config.
+RUN_ARGUMENTS = {"help", "videos", "inputs", "out", "json_dir", "overlay", "no_progress",
+                 "config"}
+
+
+def _config_keys(cls: type, prefix: str = "") -> set[str]:
+    import dataclasses
+    import typing
+
+    keys = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        keys.add(prefix + f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys |= _config_keys(hints[f.name], f"{prefix}{f.name}.")
+    return keys
+
+
+@pytest.mark.parametrize("verb", ["score", "batch", "serve"])
+def test_every_setting_flag_is_a_config_key(verb: str) -> None:
+    from sonorisk.cli import build_parser
+    from sonorisk.pipeline.config import BatchConfig, ScoreConfig
+    from sonorisk.serving.config import ServeConfig
+
+    cls = {"score": ScoreConfig, "batch": BatchConfig, "serve": ServeConfig}[verb]
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "verb").choices[verb]
+    dests = {a.dest for a in sub._actions} - RUN_ARGUMENTS
+    assert dests and dests <= _config_keys(cls), dests - _config_keys(cls)
+
+
+def test_score_layers_file_then_flags_and_models_flags_are_keys(tmp_path) -> None:
+    from sonorisk.cli import build_parser
+    from sonorisk.pipeline.cli import score_config
+
+    path = tmp_path / "score.yaml"
+    path.write_text("detector_batch_size: 2\nmodels:\n  device: cuda\n  detector: a.pt\n"
+                    "  detector_min_size: 320\n")
+    args = build_parser().parse_args(["score", "v.avi", "--config", str(path),
+                                      "--detector-min-size", "96", "--models", "b"])
+    cfg = score_config(args)
+    assert (cfg.detector_batch_size, cfg.models.device, cfg.models.detector_min_size) == (
+        2, "cuda", 96)
+    assert cfg.models.detector is None  # --models names the pair: the file's file gives way
+    assert cfg.pipeline().detector_batch_size == 2
+
+
+def test_batch_passes_the_flags_score_has(tmp_path, monkeypatch) -> None:
+    """`batch --detector-min-size` reached no setting before (issue 16)."""
+    from sonorisk.cli import main
+    from sonorisk.serving import batch
+
+    seen = {}
+
+    def fake_run(inputs, settings, out, **kw):
+        seen.update(settings=settings, **kw)
+        return batch.BatchSummary(total=0, skipped=0)
+
+    monkeypatch.setattr(batch, "run_batch", fake_run)
+    assert main(["batch", str(tmp_path), "--detector-min-size", "96", "--keyframe-interval",
+                 "2", "--threads", "1", "--workers", "3", "--out", str(tmp_path / "r.csv")]) == 0
+    settings = seen["settings"]
+    assert settings.detector_min_size == 96 and seen["workers"] == 3
+    assert settings.pipeline.tracking.keyframe_interval == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
@@ -16,8 +15,8 @@ from sonorisk.threads import set_torch_threads
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="detector YAML config (configs/detector*.yaml)")
     p.add_argument("--backbone", dest="model.backbone",
-                   help="resnet18|resnet34|resnet50|mobilenet_v3_large|mobilenet_v3_small|"
-                        "efficientnet_lite0")
+                   help="backbone name, a key of sonorisk.detector.backbones.BACKBONES "
+                        "(e.g. resnet34, mobilenet_v3_large, efficientnet_lite0)")
     p.add_argument("--architecture", dest="model.architecture", help="fasterrcnn|retinanet")
     p.add_argument("--min-size", dest="model.min_size", type=int, help="input short side (px)")
     p.add_argument("--max-size", dest="model.max_size", type=int, help="input long side cap")
@@ -78,31 +77,6 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     ev.set_defaults(func=_eval)
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_config_from(data: dict[str, Any], overrides: dict[str, Any], source: str) -> Any:
-    """A DetectorConfig from a mapping plus dotted-key overrides."""
-    from sonorisk.config import from_dict
-    from sonorisk.detector.config import DetectorConfig
-
-    data = copy.deepcopy(data)
-    for dotted, value in overrides.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return from_dict(DetectorConfig, data, source)
-
-
 def _train(args: argparse.Namespace) -> int:
     from sonorisk.config import load_config
     from sonorisk.detector.config import DetectorConfig
@@ -117,8 +91,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
 
-    from sonorisk.config import load_yaml
+    from sonorisk.config import load_config
     from sonorisk.detector.checkpoint import load_checkpoint
+    from sonorisk.detector.config import DetectorConfig
     from sonorisk.detector.evaluate import evaluate_detector, format_evaluation
     from sonorisk.detector.predictor import TorchvisionDetector
     from sonorisk.detector.samples import load_samples
@@ -130,8 +105,8 @@ def _eval(args: argparse.Namespace) -> int:
     payload = load_checkpoint(args.checkpoint)
     # The checkpoint's own config, then --config, then flags (inference knobs only
     # matter here: architecture and weights come from the checkpoint).
-    data = _deep_merge(payload.get("config", {}), load_yaml(args.config) if args.config else {})
-    cfg = load_config_from(data, _overrides(args), args.checkpoint)
+    cfg = load_config(DetectorConfig, args.config, _overrides(args),
+                      base=payload.get("config", {}), source=args.checkpoint)
     detector = TorchvisionDetector.from_checkpoint(
         args.checkpoint, cfg.inference,
         {"min_size": cfg.model.min_size, "max_size": cfg.model.max_size})

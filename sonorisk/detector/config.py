@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Architecture = Literal["fasterrcnn", "retinanet"]
-Backbone = Literal["resnet18", "resnet34", "resnet50", "mobilenet_v3_large", "mobilenet_v3_small",
-                   "efficientnet_lite0"]
 Norm = Literal["auto", "frozen_bn", "bn", "gn"]
 
 
 @dataclass
 class ModelConfig:
     architecture: Architecture = "fasterrcnn"
-    backbone: Backbone = "resnet34"
+    # A key of sonorisk.detector.backbones.BACKBONES (checked when the model is built).
+    backbone: str = "resnet34"
     # Input size: torchvision resizes each image so its short side is
     # ``min_size`` (long side at most ``max_size``). The biggest CPU speed knob.
     min_size: int = 512

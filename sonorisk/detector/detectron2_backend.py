@@ -21,14 +21,9 @@ from typing import Any
 import numpy as np
 
 from sonorisk.detector.checkpoint import DISCLAIMER
+from sonorisk.detector.common import clean_detections, is_blank, to_rgb_uint8
 from sonorisk.detector.config import InferenceConfig
-from sonorisk.detector.predictor import (
-    ImageLike,
-    clean_detections,
-    indexed_images,
-    is_blank,
-    to_rgb_uint8,
-)
+from sonorisk.detector.interface import FrameLike, as_frames
 from sonorisk.errors import ConfigError, InputError
 from sonorisk.records import Detection
 
@@ -118,11 +113,12 @@ class Detectron2Detector:
         })
         return detector
 
-    def predict(self, images: Sequence[ImageLike],
+    def predict(self, frames: Sequence[FrameLike],
                 frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
         out: list[list[Detection]] = []
-        for index, image in indexed_images(images, frame_indices):
-            rgb = to_rgb_uint8(image, f"frame {index}", self.inference)
+        for frame in as_frames(frames, frame_indices):
+            index = frame.index
+            rgb = to_rgb_uint8(frame.image, f"frame {index}", self.inference)
             if is_blank(rgb):
                 out.append([])
                 continue
@@ -165,9 +161,10 @@ def save_detectron2_checkpoint(path: str | Path, config_file: str | Path,
     import datetime as _dt
 
     from sonorisk.config import to_dict
+    from sonorisk.detector.backbones import WeightsSource
     from sonorisk.detector.checkpoint import FORMAT_VERSION, KIND
     from sonorisk.detector.config import DetectorConfig
-    from sonorisk.detector.model import WeightsSource, _sha256
+    from sonorisk.models.bundle import sha256_file
     from sonorisk.models.envelope import read_state_dict, write_envelope
 
     config_file, weights = Path(config_file), Path(weights)
@@ -180,7 +177,7 @@ def save_detectron2_checkpoint(path: str | Path, config_file: str | Path,
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "config": to_dict(config), "detectron2_yaml": config_file.read_text(),
         "lesion_class": lesion_class,
-        "weights_source": WeightsSource("file", str(weights), _sha256(weights)).to_dict(),
+        "weights_source": WeightsSource("file", str(weights), sha256_file(weights)).to_dict(),
         "training": training or {}, "metrics": {}, "disclaimer": DISCLAIMER,
     }
     return write_envelope(path, payload, state, state_key="state_dict")

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from sonorisk.detector.interface import FrameDetector, as_frames
 from sonorisk.detector.metrics import (
     bootstrap_ap_ci,
     coco_ap,
     detection_rate,
     false_positive_count,
 )
-from sonorisk.detector.predictor import FrameDetector
 from sonorisk.detector.samples import DetectionSample
 
 SampleReader = Callable[[DetectionSample], tuple[np.ndarray, np.ndarray]]
@@ -69,7 +69,7 @@ def evaluate_detector(detector: FrameDetector, samples: Sequence[DetectionSample
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         loaded = [reader(s) for s in chunk]
-        dets = detector.predict([img for img, _ in loaded])
+        dets = detector.predict(as_frames([img for img, _ in loaded]))
         for (image, gt), frame_dets in zip(loaded, dets, strict=True):
             gts.append(np.asarray(gt, dtype=np.float32).reshape(-1, 4))
             boxes.append(np.asarray([d.box for d in frame_dets], dtype=np.float32).reshape(-1, 4))

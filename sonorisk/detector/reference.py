@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sonorisk.records import Box, Detection, Frame
+from sonorisk.detector.interface import FrameLike, as_frames
+from sonorisk.records import Box, Detection
 
 
 class ReferenceDetector:
@@ -25,16 +26,12 @@ class ReferenceDetector:
         self.frames_seen = 0
         self.info: dict[str, Any] = {"backend": "reference", "source": source}
 
-    def predict(self, images: Sequence[Any],
+    def predict(self, frames: Sequence[FrameLike],
                 frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
         self.calls += 1
         out = []
-        for i, item in enumerate(images):
-            if isinstance(item, Frame):
-                index = item.index
-            else:
-                index = frame_indices[i] if frame_indices is not None else i
+        for frame in as_frames(frames, frame_indices):
             self.frames_seen += 1
-            out.append([Detection(index, (float(x1), float(y1), float(x2), float(y2)), self.score)
-                        for x1, y1, x2, y2 in self.boxes.get(index, [])])
+            out.append([Detection(frame.index, tuple(map(float, b)), self.score)
+                        for b in self.boxes.get(frame.index, [])])
         return out

@@ -19,11 +19,12 @@ import torch
 
 from sonorisk.detector.augment import augment
 from sonorisk.detector.checkpoint import load_checkpoint, save_checkpoint
+from sonorisk.detector.common import area_shrink
 from sonorisk.detector.config import DetectorConfig
 from sonorisk.detector.ema import ModelEMA
 from sonorisk.detector.evaluate import DetectorEvaluation, evaluate_detector
 from sonorisk.detector.model import build_model
-from sonorisk.detector.predictor import TorchvisionDetector, area_shrink, resolve_device
+from sonorisk.detector.predictor import TorchvisionDetector, resolve_device
 from sonorisk.detector.samples import (
     DetectionSample,
     group_split,

@@ -4,14 +4,22 @@
 """
 
 from sonorisk.io.open import is_live_url, open_video
-from sonorisk.io.scan_region import RegionCropper, ScanRegion, estimate_scan_region
+from sonorisk.io.scan_region import (
+    RegionCropper,
+    RegionSampler,
+    ScanRegion,
+    crop_region,
+    estimate_scan_region,
+)
 from sonorisk.io.source import SourceStats, VideoSource
 
 __all__ = [
     "RegionCropper",
+    "RegionSampler",
     "ScanRegion",
     "SourceStats",
     "VideoSource",
+    "crop_region",
     "estimate_scan_region",
     "is_live_url",
     "open_video",

@@ -16,7 +16,6 @@ from typing import Any
 from sonorisk.cli_args import positive_float, positive_int
 
 LIVE_DEFAULT_FRAMES = 250  # a live stream never ends: read this many by default
-REGION_SAMPLE = 32  # frames used to find the scan region
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -45,32 +44,31 @@ def describe_video(source: str, *, crop: bool = False, max_frames: int | None = 
                    ) -> dict[str, Any]:
     """Decode one video and summarise it; raises the typed VideoError on failure."""
     from sonorisk.io import is_live_url, open_video
+    from sonorisk.io.scan_region import RegionSampler
 
     live = is_live_url(source)
     limit = max_frames if max_frames is not None else (LIVE_DEFAULT_FRAMES if live else None)
-    sample: list[Any] = []
-    with open_video(source, color="gray", open_timeout_s=timeout_s, read_timeout_s=timeout_s,
-                    frame_timeout_s=max(30.0, timeout_s),
+    # The frames `sonorisk score` finds its region from, so both report the same one.
+    sampler = RegionSampler()
+    # RGB as `score` decodes when the region is wanted: its gray is cv2's, not FFmpeg's.
+    with open_video(source, color="rgb" if crop else "gray", open_timeout_s=timeout_s,
+                    read_timeout_s=timeout_s, frame_timeout_s=max(30.0, timeout_s),
                     rtsp_transport=rtsp_transport) as src:
         meta = src.meta
-        expected = meta.frame_count or (
-            round(meta.duration_s * meta.fps) if meta.duration_s and meta.fps else None)
-        if limit is not None:
-            expected = min(expected or limit, limit)
-        stride = max(1, (expected or 2 * REGION_SAMPLE) // REGION_SAMPLE)
         decoded = 0
         last_t = None
         sizes: set[tuple[int, ...]] = set()
         for frame in src:
             sizes.add(frame.image.shape[:2])
-            if crop and frame.index % stride == 0 and len(sample) < REGION_SAMPLE:
-                sample.append(frame.image)
+            if crop and len(sizes) == 1:
+                sampler.add(frame.image)
             decoded += 1
             last_t = frame.timestamp_s
             if limit is not None and decoded >= limit:
                 break
         stats = src.stats
-    region = _scan_region(source, sample, sizes, stats.messages) if crop and sample else None
+    region = (_scan_region(source, sampler, sizes, stats.messages)
+              if crop and sampler.frames else None)
     return {
         "source": source,
         "ok": True,
@@ -83,18 +81,23 @@ def describe_video(source: str, *, crop: bool = False, max_frames: int | None = 
     }
 
 
-def _scan_region(source: str, sample: list[Any], sizes: set[tuple[int, ...]],
+def _scan_region(source: str, sampler: Any, sizes: set[tuple[int, ...]],
                  notes: list[str]) -> dict[str, Any]:
-    """The scan region of the sampled frames; one region needs one frame size."""
+    """The scan region of the sampled frames; one region needs one frame size.
+
+    ``cropped``: whether ``score`` crops to it (a region that is nearly the
+    whole frame is no crop, and the score document then names none).
+    """
     from sonorisk.errors import UnsupportedVideoError
-    from sonorisk.io.scan_region import estimate_scan_region
+    from sonorisk.io.scan_region import crop_region
 
     if len(sizes) > 1:
         where = next((n for n in notes if "frame size changed" in n), "")
         raise UnsupportedVideoError(source, "frame size changes within the video"
                                     + (f" ({where})" if where else "")
                                     + ": no single scan region")
-    return estimate_scan_region(sample).as_dict()
+    region = sampler.estimate()
+    return {**region.as_dict(), "cropped": crop_region(region) is not None}
 
 
 def _fmt(value: float | None, spec: str, unit: str = "") -> str:
@@ -124,7 +127,8 @@ def _print_text(info: dict[str, Any]) -> None:
         x1, y1, x2, y2 = region["box"]
         print(f"  scan region: {region['kind']} box x1={x1} y1={y1} x2={x2} y2={y2} "
               f"({x2 - x1}x{y2 - y1}), moving {region['moving_fraction']:.0%} "
-              f"from {region['frames_used']} frames")
+              f"from the first {region['frames_used']} frames"
+              + ("" if region["cropped"] else "; nearly the whole frame: score does not crop"))
 
 
 def run_info(args: argparse.Namespace) -> int:

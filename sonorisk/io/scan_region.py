@@ -26,6 +26,7 @@ alone, which may merge bright interface panels that touch the image.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from sonorisk.errors import InputError
 from sonorisk.records import Frame
 
 RegionKind = Literal["linear", "convex"]
@@ -263,45 +265,83 @@ def _refine_box(
     return out
 
 
-def sample_for_region(frames: Iterable[Frame], max_frames: int = 32,
-                      stride: int = 1) -> list[Frame]:
-    """The first ``max_frames`` frames, taking every ``stride``-th (a bounded read)."""
-    out: list[Frame] = []
-    for i, frame in enumerate(frames):
-        if i % stride == 0:
-            out.append(frame)
-            if len(out) >= max_frames:
-                break
-    return out
+REGION_SAMPLE = 16  # frames the region is found from (pipeline ``crop_sample``)
+WHOLE_FRAME = 0.98  # a region covering this share of the frame is no crop at all
+
+
+def crop_region(region: ScanRegion) -> ScanRegion | None:
+    """The region to crop to, or None where it is (nearly) the whole frame."""
+    width, height = region.frame_size
+    return region if region.width * region.height < WHOLE_FRAME * width * height else None
+
+
+class RegionSampler:
+    """Which frames find a video's scan region: the first ``size`` it shows.
+
+    The one sampling rule for every reader of a region (the scorer, ``sonorisk
+    info --crop``, :class:`RegionCropper`), so ``info`` reports the region
+    ``score`` crops to. The first frames, not a sample spread over the video:
+    a live stream has no end to spread over, and the region must be known
+    before the frames it crops can move on.
+    """
+
+    def __init__(self, size: int = REGION_SAMPLE) -> None:
+        if size < 1:
+            raise ValueError(f"a region sample needs >= 1 frame, got {size}")
+        self.size = size
+        self._images: list[np.ndarray] = []
+
+    @property
+    def frames(self) -> int:
+        return len(self._images)
+
+    @property
+    def full(self) -> bool:
+        return len(self._images) >= self.size
+
+    def add(self, image: np.ndarray) -> bool:
+        """Keep ``image`` while the sample is not full; True once it is."""
+        if not self.full:
+            self._images.append(image)
+        return self.full
+
+    def estimate(self) -> ScanRegion:
+        """The region of the frames gathered (fewer than ``size`` in a short video)."""
+        images, self._images = self._images, []
+        if len({im.shape[:2] for im in images}) > 1:
+            raise InputError(f"the first {len(images)} frames",
+                             "frame size changes within the video")
+        return estimate_scan_region(images)
 
 
 class RegionCropper:
     """Crop a frame stream: estimate the region from its first frames, then keep it.
 
-    Works on files and live streams alike (it only buffers ``sample`` frames):
+    Works on files and live streams alike (it only buffers the sample):
     ``cropper = RegionCropper(source); for frame in cropper: ...`` yields
-    cropped frames, with ``cropper.region`` set once the sample is in.
+    cropped frames, with ``cropper.region`` set once the sample is in. As the
+    scorer does, a region that is (nearly) the whole frame leaves frames as
+    they are (``cropper.crop`` is then None).
     """
 
-    def __init__(self, frames: Iterable[Frame], sample: int = 24, stride: int = 2,
+    def __init__(self, frames: Iterable[Frame], sample: int = REGION_SAMPLE,
                  blank_outside: bool = False) -> None:
         self._frames = iter(frames)
-        self._sample = sample
-        self._stride = stride
+        self._sampler = RegionSampler(sample)
         self._blank = blank_outside
         self.region: ScanRegion | None = None
+        self.crop: ScanRegion | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         buffered: list[Frame] = []
         for frame in self._frames:
             buffered.append(frame)
-            if len(buffered) >= self._sample * self._stride:
+            if self._sampler.add(frame.image):
                 break
         if not buffered:
             return
-        picks = [f.image for f in buffered[:: self._stride]]
-        self.region = estimate_scan_region(picks)
-        for frame in buffered:
-            yield self.region.crop_frame(frame, blank_outside=self._blank)
-        for frame in self._frames:
-            yield self.region.crop_frame(frame, blank_outside=self._blank)
+        self.region = self._sampler.estimate()
+        self.crop = crop_region(self.region)
+        for frame in itertools.chain(buffered, self._frames):
+            yield (frame if self.crop is None
+                   else self.crop.crop_frame(frame, blank_outside=self._blank))

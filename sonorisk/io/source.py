@@ -260,10 +260,6 @@ class VideoSource(ABC):
         self.stats.error = error
         self._stop.set()
 
-    def read_all(self) -> list[Frame]:
-        """All remaining frames (for short files and tests; streams never end)."""
-        return list(self)
-
     def close(self) -> None:
         if not self._done:
             self._done = True

@@ -1,4 +1,4 @@
-"""The incremental scorer that every entry point drives (DESIGN.md).
+"""The incremental scorer that every entry point drives (docs/design.md).
 
 Names resolve on first use, so ``sonorisk --help`` (which imports
 ``sonorisk.pipeline.cli``) does not load torch.
@@ -21,6 +21,9 @@ _EXPORTS: dict[str, str] = {
     "LesionRecord": "sonorisk.pipeline.scorer",
     "StageTiming": "sonorisk.pipeline.scorer",
     "VideoResult": "sonorisk.pipeline.scorer",
+    "VideoEnded": "sonorisk.pipeline.events",
+    "ScoreDocument": "sonorisk.pipeline.document",
+    "ScoreFold": "sonorisk.pipeline.fold",
 }
 
 __all__ = sorted(_EXPORTS)

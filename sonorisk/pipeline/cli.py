@@ -14,34 +14,62 @@ from sonorisk.cli_args import positive_int
 log = logging.getLogger(__name__)
 
 
-def _pipeline_flags(p: argparse.ArgumentParser) -> None:
-    from sonorisk.runtime import RUNTIMES
-
-    p.add_argument("--config", help="pipeline YAML (configs/pipeline*.yaml)")
-    p.add_argument("--keyframe-interval", dest="tracking.keyframe_interval", type=int,
+def pipeline_flags(p: argparse.ArgumentParser) -> None:
+    """``--config`` and the pipeline keys it holds (``score`` and ``batch``)."""
+    p.add_argument("--config", help="a YAML of this verb's config keys: a pipeline YAML "
+                                    "(configs/pipeline*.yaml), optionally with a models "
+                                    "section; the flags below override it")
+    p.add_argument("--keyframe-interval", dest="tracking.keyframe_interval", type=positive_int,
+                   metavar="K",
                    help="run the detector every k-th frame (1: every frame, as the paper)")
-    p.add_argument("--detector-batch", dest="detector_batch_size", type=int,
-                   help="keyframes detected per batch")
-    p.add_argument("--classifier-batch", dest="classifier_batch_size", type=int,
-                   help="clips scored per batch")
-    p.add_argument("--device", default="cpu", help="cpu|cuda (models' device)")
-    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
-                   help="run the models in torch (default) or ONNX Runtime (CPU; exported "
-                        "once and cached; needs the onnx extra; docs/runtime.md)")
-    p.add_argument("--detector-min-size", type=int, default=None,
-                   help="detector input short side (px) at inference; smaller is faster")
+    p.add_argument("--detector-batch", dest="detector_batch_size", type=positive_int,
+                   metavar="N", help="keyframes detected per batch")
+    p.add_argument("--classifier-batch", dest="classifier_batch_size", type=positive_int,
+                   metavar="N", help="clips scored per batch")
+
+
+# The flags that set pipeline keys (the models flags set ``models.*``).
+PIPELINE_KEYS = ("tracking.keyframe_interval", "detector_batch_size", "classifier_batch_size",
+                 "heatmaps")
 
 
 def model_flags(p: argparse.ArgumentParser) -> None:
-    """The models to score with (read back by :func:`resolve_model_flags`)."""
-    p.add_argument("--models", metavar="NAME|DIR",
+    """The ``models`` section (``ModelsConfig``): the same flags for score, batch, serve."""
+    from sonorisk.runtime import RUNTIMES
+
+    p.add_argument("--models", dest="models.bundle", metavar="NAME|DIR",
                    help="a model bundle: NAME[@VERSION] (see `sonorisk models list`) or its "
                         "folder, or a folder holding detector.pt and classifier.pt (e.g. "
-                        "sonorisk-demo/models); default: the default bundle")
-    p.add_argument("--detector", metavar="FILE",
+                        "sonorisk-demo/models); default: the config's models.bundle, else "
+                        "the default bundle")
+    p.add_argument("--detector", dest="models.detector", metavar="FILE",
                    help="detector checkpoint (.pt or .safetensors; overrides --models)")
-    p.add_argument("--classifier", metavar="FILE",
+    p.add_argument("--classifier", dest="models.classifier", metavar="FILE",
                    help="classifier checkpoint (.pt or .safetensors; overrides --models)")
+    p.add_argument("--device", dest="models.device", metavar="DEVICE",
+                   help="cpu|cuda|auto: where the models run (default cpu)")
+    p.add_argument("--runtime", dest="models.runtime", choices=RUNTIMES,
+                   help="run the models in torch (default) or ONNX Runtime (CPU; exported "
+                        "once and cached; needs the onnx extra; docs/runtime.md)")
+    p.add_argument("--detector-min-size", dest="models.detector_min_size", type=positive_int,
+                   metavar="PX",
+                   help="detector input short side (px) at inference; smaller is faster")
+
+
+def flag_overrides(args: argparse.Namespace, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The config keys the flags set: ``models.*`` and ``keys`` (unset flags left out)."""
+    return {k: v for k, v in vars(args).items()
+            if v is not None and (k.startswith("models.") or k in keys)}
+
+
+def models_given_way(config: Any, overrides: dict[str, Any]) -> Any:
+    """``--models`` names the pair: the config's checkpoint files give way, unless
+    a flag names one of them too (one rule for score, batch and serve)."""
+    if overrides.get("models.bundle"):
+        for role in ("detector", "classifier"):
+            if overrides.get(f"models.{role}") is None:
+                setattr(config.models, role, None)
+    return config
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -51,14 +79,14 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                     "per video (docs/score-schema.md), optionally an overlay video and heatmap "
                     "images. Research software: the output is not a clinical result.")
     score.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (or DICOM cine)")
-    model_flags(score)
     score.add_argument("--out", default="sonorisk-scores", help="output folder")
     score.add_argument("--overlay", action="store_true",
                        help="also write an overlay video with boxes and clip probabilities")
-    score.add_argument("--heatmaps", action="store_true",
+    score.add_argument("--heatmaps", dest="heatmaps", action="store_const", const=True,
                        help="also write a heatmap strip per clip (red = malignant evidence)")
     score.add_argument("--no-progress", action="store_true")
-    _pipeline_flags(score)
+    pipeline_flags(score)
+    model_flags(score)
     score.set_defaults(func=_score)
 
     demo = groups["root"].add_parser(
@@ -88,21 +116,20 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     demo.set_defaults(func=_demo)
 
 
-def resolve_model_flags(args: argparse.Namespace) -> Any:
-    """``--models/--detector/--classifier`` -> ``sonorisk.models.ResolvedModels``."""
+def resolve_model_flags(models: Any) -> Any:
+    """A ``ModelsConfig`` -> ``sonorisk.models.ResolvedModels``."""
     from sonorisk.models.resolve import resolve_models
 
-    return resolve_models(args.models, args.detector, args.classifier)
+    return resolve_models(models.bundle, models.detector, models.classifier)
 
 
-def pipeline_config(args: argparse.Namespace) -> Any:
+def score_config(args: argparse.Namespace) -> Any:
+    """``--config`` (a pipeline YAML, optionally with ``models``), then the flags."""
     from sonorisk.config import load_config
-    from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.config import ScoreConfig
 
-    overrides = {k: v for k, v in vars(args).items()
-                 if k in ("tracking.keyframe_interval", "detector_batch_size",
-                          "classifier_batch_size") and v is not None}
-    return load_config(PipelineConfig, args.config, overrides)
+    overrides = flag_overrides(args, PIPELINE_KEYS)
+    return models_given_way(load_config(ScoreConfig, args.config, overrides), overrides)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -110,20 +137,21 @@ def _score(args: argparse.Namespace) -> int:
     from sonorisk.pipeline.output_names import output_stems
     from sonorisk.pipeline.score_file import load_models, score_file, summary_line
 
-    resolved = resolve_model_flags(args)
-    config = pipeline_config(args)
+    config = score_config(args)
+    resolved = resolve_model_flags(config.models)
     # Before any work: an --out that cannot be a folder fails now, not after scoring.
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    overrides = {"min_size": args.detector_min_size} if args.detector_min_size else None
-    models = load_models(resolved, device=args.device, detector_overrides=overrides,
-                         runtime=args.runtime)
+    models = load_models(resolved, device=config.models.device,
+                         detector_overrides=config.models.detector_overrides(),
+                         runtime=config.models.runtime)
     print(f"models: {resolved.label()}", file=sys.stderr)
+    pipeline = config.pipeline()
     failures = 0
     stems = output_stems([Path(v) for v in args.videos])  # never two results on one name
     for video in args.videos:
         try:
-            document = score_file(video, models, config, args.out, overlay=args.overlay,
-                                  heatmaps=args.heatmaps, progress=not args.no_progress,
+            document = score_file(video, models, pipeline, args.out, overlay=args.overlay,
+                                  heatmaps=pipeline.heatmaps, progress=not args.no_progress,
                                   stem=stems[Path(video)])
         except InputError as exc:  # one bad file does not stop the others
             failures += 1

@@ -1,11 +1,20 @@
-"""Pipeline configuration (``configs/pipeline*.yaml``)."""
+"""Pipeline configuration (``configs/pipeline*.yaml``) and what ``score`` and
+``batch`` run: the pipeline's keys plus a ``models`` section (and, for
+``batch``, a ``batch`` section).
+
+``ModelsConfig`` is the ``models`` section of every verb that scores (``score``,
+``batch``, ``serve``): the same keys and flags (``--models``, ``--detector``,
+``--classifier``, ``--device``, ``--runtime``, ``--detector-min-size``) everywhere.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
 from sonorisk.errors import ConfigError
+from sonorisk.io.scan_region import REGION_SAMPLE
 from sonorisk.pipeline.lesions import LesionRules
 from sonorisk.tracking.config import TrackingConfig
 
@@ -22,8 +31,9 @@ class PipelineConfig:
     # Scan-region crop (sonorisk.io.scan_region): "auto" finds the ultrasound
     # image inside a screen capture from the first ``crop_sample`` frames and
     # the detector sees only that; boxes are reported in source pixels.
+    # `sonorisk info --crop` samples the same default count (RegionSampler).
     crop: Literal["auto", "none"] = "auto"
-    crop_sample: int = 16
+    crop_sample: int = REGION_SAMPLE
     # While the region is estimated: True holds the first ``crop_sample``
     # frames until it is known (files: the detector sees every frame at its
     # trained scale); False detects them on the whole frame meanwhile and crops
@@ -52,3 +62,83 @@ class PipelineConfig:
         if self.tracking.keyframe_interval < 1:
             raise ConfigError("pipeline.tracking.keyframe_interval",
                               f"must be >= 1, got {self.tracking.keyframe_interval}")
+
+
+@dataclass
+class ModelsConfig:
+    """Which models score, and how they run (resolved by ``sonorisk.models.resolve_models``)."""
+
+    # A bundle NAME[@VERSION] or folder (or a folder with detector.pt and
+    # classifier.pt); None: the default bundle.
+    bundle: str | None = None
+    # Checkpoint files that override the bundle's (both given: no bundle needed).
+    detector: str | None = None
+    classifier: str | None = None
+    device: str = "cpu"  # cpu | cuda | auto
+    detector_min_size: int | None = None  # detector input short side at inference (px)
+    runtime: str = "torch"  # torch | onnx: ONNX Runtime on the CPU (sonorisk.runtime)
+
+    def validate(self, source: str = "models") -> None:
+        from sonorisk.runtime import RUNTIMES
+
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"{source}.runtime",
+                              f"must be one of {list(RUNTIMES)}, got {self.runtime!r}")
+        if self.runtime == "onnx" and self.device not in ("cpu", "auto"):
+            raise ConfigError(f"{source}.runtime", "onnx runs on the CPU only "
+                                                   f"({source}.device is {self.device!r})")
+        if self.detector_min_size is not None and self.detector_min_size < 1:
+            raise ConfigError(f"{source}.detector_min_size",
+                              f"must be >= 1 (or null: the model's), got {self.detector_min_size}")
+
+    def detector_overrides(self) -> dict[str, int] | None:
+        """What the detector's own config gives way to at load time."""
+        return {"min_size": self.detector_min_size} if self.detector_min_size else None
+
+
+@dataclass
+class ScoreConfig(PipelineConfig):
+    """``sonorisk score --config``: a pipeline YAML, optionally with a ``models``
+    section (so every pipeline file is a score config as it is)."""
+
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+
+    def validate(self) -> None:
+        super().validate()
+        self.models.validate()
+
+    def pipeline(self) -> PipelineConfig:
+        """The pipeline keys alone (what the scorer and the score document read)."""
+        return PipelineConfig(**{f.name: getattr(self, f.name)
+                                 for f in dataclasses.fields(PipelineConfig)})
+
+
+@dataclass
+class BatchOptions:
+    """The ``batch`` section: how ``sonorisk batch`` spreads the work."""
+
+    workers: int | None = None  # local worker processes; None: usable CPUs / threads
+    threads: int = 1  # torch threads per worker
+    # Seconds one video may take in a local worker; 0 or null: no limit.
+    file_timeout_s: float | None = 3600.0
+    ray_address: str | None = None  # a Ray cluster ('auto', 'HOST:PORT'); None: local
+
+    def validate(self, source: str = "batch") -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"{source}.workers", f"must be >= 1, got {self.workers}")
+        if self.threads < 1:
+            raise ConfigError(f"{source}.threads", f"must be >= 1, got {self.threads}")
+        if self.file_timeout_s is not None and self.file_timeout_s < 0:
+            raise ConfigError(f"{source}.file_timeout_s",
+                              f"must be >= 0 (0 or null: no limit), got {self.file_timeout_s}")
+
+
+@dataclass
+class BatchConfig(ScoreConfig):
+    """``sonorisk batch --config``: a score config with a ``batch`` section."""
+
+    batch: BatchOptions = field(default_factory=BatchOptions)
+
+    def validate(self) -> None:
+        super().validate()
+        self.batch.validate()

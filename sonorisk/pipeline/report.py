@@ -6,6 +6,9 @@ source (detector, propagated, interpolated, back-filled). The document also
 carries the models' provenance, the bundle they came from (name, version,
 sha256; ``models.bundle``) and, always, a statement of what the result is not
 (a clinical finding).
+
+The document is built from a ``VideoResult``: the fold of the scorer's events
+(``fold.py``). Readers read it typed (``document.ScoreDocument``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from sonorisk import __version__
 from sonorisk.atomic import atomic_write_text
+from sonorisk.pipeline.events import LesionBox
 from sonorisk.pipeline.lesions import RULE_TEXT
 from sonorisk.pipeline.scorer import LesionRecord, VideoResult
 from sonorisk.records import VideoMeta
@@ -51,6 +55,12 @@ def honesty_statements(models: dict[str, dict[str, Any]]) -> list[str]:
         if disclaimer and disclaimer not in notes:
             notes.append(str(disclaimer))
     return notes
+
+
+def box_json(box: LesionBox) -> dict[str, Any]:
+    """One lesion box as every output shows it (the document, a stream's events)."""
+    return {"box": [round(float(v), 2) for v in box.box], "score": round(float(box.score), 4),
+            "source": box.source}
 
 
 def _clip_entry(score: Any, fps: float | None, heatmap_file: str | None,
@@ -93,11 +103,7 @@ def _lesion_entry(record: LesionRecord, fps: float | None,
         "box_sources": dict(Counter(record.boxes[i].source for i in frames)),
         "clips": [_clip_entry(s, fps, heatmaps.get((record.lesion_id, s.clip_index)),
                               not record.candidate) for s in record.scores],
-        "boxes": [
-            {"frame": i, "box": [round(float(v), 2) for v in record.boxes[i].box],
-             "score": round(float(record.boxes[i].score), 4), "source": record.boxes[i].source}
-            for i in frames
-        ],
+        "boxes": [{"frame": i, **box_json(record.boxes[i])} for i in frames],
     }
 
 
@@ -139,18 +145,6 @@ def build_report(
         "timing": timing,
         "outputs": outputs or {},
     }
-
-
-def bundle_summary(document: dict[str, Any]) -> dict[str, Any]:
-    """The bundle a document's models came from: name, version, sha256 (None for
-    loose checkpoint files). Batch rows and job summaries carry it."""
-    bundle = (document.get("models") or {}).get("bundle") or {}
-    return {k: bundle.get(k) for k in ("name", "version", "sha256")}
-
-
-def scored_lesions(document: dict[str, Any]) -> int:
-    """Lesions that got a risk (candidates and clip-less tracks do not)."""
-    return sum(1 for lesion in document["lesions"] if lesion["risk"] is not None)
 
 
 def write_report(document: dict[str, Any], path: str | Path) -> Path:

@@ -1,8 +1,9 @@
 """The incremental scorer: frames in one at a time, events out.
 
-Every entry point drives this one object (DESIGN.md): ``sonorisk score`` pushes
+Every entry point drives this one object (docs/design.md): ``sonorisk score`` pushes
 a file's frames and then calls ``finish``; the server pushes a live stream's
-frames as they arrive; the reader-study replay does the same as a file.
+frames as they arrive. The reader study does not drive it: it replays the JSON
+documents scoring stored, so the AI answer is frozen before reads start.
 
 Per frame, in order:
 
@@ -33,13 +34,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from sonorisk.detector.predictor import FrameDetector
+from sonorisk.detector.interface import FrameDetector
 from sonorisk.errors import InputError
-from sonorisk.io.scan_region import ScanRegion, estimate_scan_region
+from sonorisk.io.scan_region import RegionSampler, ScanRegion, crop_region
 from sonorisk.pipeline.aggregate import lesion_risk
 from sonorisk.pipeline.budget import check_memory
 from sonorisk.pipeline.config import PipelineConfig
@@ -51,6 +52,7 @@ from sonorisk.pipeline.events import (
     LesionBox,
     LesionEnded,
     LesionUpdated,
+    VideoEnded,
 )
 from sonorisk.pipeline.lesions import (
     DETECTED,
@@ -63,7 +65,7 @@ from sonorisk.pipeline.lesions import (
     is_candidate,
     video_risk,
 )
-from sonorisk.records import Box, Clip, ClipScore, Detection, Frame, LesionRisk, LesionStatus
+from sonorisk.records import Clip, ClipScore, Detection, Frame, LesionRisk, LesionStatus
 from sonorisk.tracking.keyframe import KeyframeTracker
 from sonorisk.tracking.lesion_tracker import LesionTrack, TrackerUpdate
 from sonorisk.tracking.postprocess import interpolate_gaps
@@ -71,7 +73,12 @@ from sonorisk.video_classifier.clips import ClipBuilder, ClipConfig
 
 
 class ClipScorer(Protocol):
-    """What the pipeline needs of a classifier (``ClipClassifier`` satisfies it)."""
+    """What the pipeline needs of a classifier (``ClipClassifier`` and the Serve
+    adapter ``RemoteClassifier`` satisfy it): scores of clips, and how the clips
+    it scores must be cut."""
+
+    @property
+    def clip_config(self) -> ClipConfig: ...
 
     def predict(self, clips: Sequence[Clip], heatmaps: bool = ...,
                 batch_size: int = ...) -> list[ClipScore]: ...
@@ -212,7 +219,7 @@ class IncrementalScorer:
         self.classifier = classifier
         self.tracker = KeyframeTracker(detector, tracking)
         if clip_config is None:
-            clip_config = classifier.config.clips  # type: ignore[attr-defined]  # a ClipClassifier
+            clip_config = classifier.clip_config
         self.builder = ClipBuilder(clip_config, fps)
         self.lesions: dict[int, LesionRecord] = {}
         self.timing = StageTiming()
@@ -231,7 +238,8 @@ class IncrementalScorer:
         self._finished = False
         self.scan_region: ScanRegion | None = None
         self._region_pending = self.config.crop == "auto"
-        self._region_sample: list[np.ndarray] = []  # first frames, for the estimate
+        # The same frames `sonorisk info --crop` samples, so both report one region.
+        self._region_sample = RegionSampler(self.config.crop_sample)
 
     # ------------------------------------------------------------------ input
     def push(self, frame: Frame) -> list[Event]:
@@ -258,8 +266,7 @@ class IncrementalScorer:
         self._queued.append(_Seen(frame, time.perf_counter(), keyframe))
         self.timing.frames += 1
         if self._region_pending:
-            self._region_sample.append(frame.image)
-            if len(self._region_sample) >= self.config.crop_sample:
+            if self._region_sample.add(frame.image):
                 self._find_region()
             elif self.config.crop_wait:
                 return []
@@ -277,7 +284,7 @@ class IncrementalScorer:
         """End of the video or stream: run what is queued, finalise every lesion."""
         if self._finished:
             return []
-        if self._region_pending and self._region_sample:
+        if self._region_pending and self._region_sample.frames:
             self._find_region()
         events = self._drain()
         t0 = time.perf_counter()
@@ -290,35 +297,23 @@ class IncrementalScorer:
         events += self._score_clips(force=True)
         self._finished = True
         self._recent.clear()
+        # A copy: the fold of the events must not see timing that changes later.
+        events.append(VideoEnded(self.timing.frames, replace(self.timing), self.scan_region))
         return events
 
     def result(self) -> VideoResult:
-        """The answer so far (final after ``finish``)."""
-        rules = self.config.lesions
+        """The answer so far (final after ``finish``; the same as the fold of the
+        events, ``sonorisk.pipeline.fold``)."""
         kept = [r for _, r in sorted(self.lesions.items()) if not r.dropped]
-        lesions = tuple(merge_records(kept, rules))
-        verdicts = [LesionVerdict(r.lesion_id, r.confidence or 0.0, not r.candidate,
-                                  r.risk().risk, r.scores) for r in lesions]
-        risk, n_clips = video_risk(verdicts, rules.risk_rule)
-        status = LesionStatus.SCORED if risk is not None else LesionStatus.NO_SCORABLE_LESION
-        return VideoResult(self.timing.frames, status, risk, n_clips, lesions, self.timing,
-                           self.scan_region, rules.risk_rule,
-                           None if risk is not None else no_risk_reason(lesions))
+        return video_result(kept, self.config.lesions, self.timing, self.scan_region)
 
     # ---------------------------------------------------------------- stages
     def _find_region(self) -> None:
         self._region_pending = False
-        images, self._region_sample = self._region_sample, []
-        if len({im.shape[:2] for im in images}) != 1:
-            raise InputError(f"the first {len(images)} frames",
-                             "frame size changes within the video")
         t0 = time.perf_counter()
-        region = estimate_scan_region(images)
+        region = self._region_sample.estimate()
         self.timing.detector_s += time.perf_counter() - t0
-        height, width = images[0].shape[:2]
-        # A region that is (nearly) the whole frame is no crop at all.
-        if region.width * region.height < 0.98 * width * height:
-            self.scan_region = region
+        self.scan_region = crop_region(region)  # (nearly) the whole frame: no crop
 
     def _detector_view(self, frame: Frame) -> np.ndarray:
         if self.scan_region is None:
@@ -351,8 +346,8 @@ class IncrementalScorer:
         detections: dict[int, list[Detection]] = {}
         if keyframes:
             t0 = time.perf_counter()
-            found = self.detector.predict([self._detector_view(f) for f in keyframes],
-                                          [f.index for f in keyframes])
+            found = self.detector.predict(
+                [replace(f, image=self._detector_view(f)) for f in keyframes])
             self.timing.detector_s += time.perf_counter() - t0
             self.timing.keyframes += len(keyframes)
             detections = {f.index: self._to_source(d)
@@ -374,11 +369,10 @@ class IncrementalScorer:
     def _apply(self, update: TrackerUpdate, seen: _Seen) -> list[Event]:
         t0 = time.perf_counter()
         live_source: BoxSource = "detector" if seen.keyframe else "propagated"
-        late: list[tuple[int, Detection, BoxSource]] = [
-            (lid, det, "backfilled") for lid, det in update.backfilled]
+        late = [(lid, det, "backfilled") for lid, det in update.backfilled]
         now = [(lid, det, live_source) for lid, det in update.active]
         for lesion_id, det, source in sorted(late + now, key=lambda x: x[1].frame_index):
-            self._add_box(lesion_id, det, source)
+            self._add_box(lesion_id, det, source)  # type: ignore[arg-type]
         self.timing.clips_s += time.perf_counter() - t0
         boxes = tuple(self.lesions[lid].boxes[seen.frame.index] for lid, _ in update.active)
         events: list[Event] = [FrameBoxes(seen.frame.index, seen.frame.timestamp_s, boxes,
@@ -412,7 +406,7 @@ class IncrementalScorer:
         record.boxes[index] = LesionBox(lesion_id, det.box, det.score, source)
         self._to_clip(record, index, det.box)
 
-    def _to_clip(self, record: LesionRecord, frame_index: int, box: Box) -> None:
+    def _to_clip(self, record: LesionRecord, frame_index: int, box: tuple[float, ...]) -> None:
         seen = self._recent.get(frame_index)
         self._last_pushed[record.lesion_id] = frame_index
         if seen is None:  # too old to crop: start a fresh run after it
@@ -422,7 +416,7 @@ class IncrementalScorer:
         if key is None:
             key = self._segment[record.lesion_id] = self._next_key
             self._next_key += 1
-        clip = self.builder.push(key, frame_index, seen.frame.image, box)
+        clip = self.builder.push(key, frame_index, seen.frame.image, box)  # type: ignore[arg-type]
         if clip is not None:
             clip = replace(clip, track_id=record.lesion_id, clip_index=record.clips_made)
             record.clips_made += 1
@@ -452,7 +446,8 @@ class IncrementalScorer:
             record.judge(self.config.lesions)
             if self.config.heatmaps:
                 record.crops[clip.clip_index] = clip.crops
-            events.append(ClipScored(score, done - last_pushed_at, record.candidate))
+            events.append(ClipScored(score, done - last_pushed_at, record.candidate,
+                                     clip.crops if self.config.heatmaps else None))
             events.append(LesionUpdated(record.risk()))
         return events
 
@@ -468,7 +463,7 @@ class IncrementalScorer:
             frames = tuple(sorted(record.boxes))
             events.append(LesionEnded(lesion.track_id, frames[0] if frames else -1,
                                       frames[-1] if frames else -1, False, record.risk(),
-                                      frames))
+                                      frames, dict(record.boxes)))
         return events
 
     def _drop(self, lesion_id: int) -> list[Event]:
@@ -483,6 +478,19 @@ class IncrementalScorer:
                             frames[-1] if frames else -1, True, None, frames)]
 
 
+def video_result(kept: Sequence[LesionRecord], rules: LesionRules, timing: StageTiming,
+                 scan_region: ScanRegion | None) -> VideoResult:
+    """The answer from the lesions kept (not dropped as flicker), in lesion-id order:
+    duplicates merged, each judged, the video risk by ``rules.risk_rule``."""
+    lesions = tuple(merge_records(kept, rules))
+    verdicts = [LesionVerdict(r.lesion_id, r.confidence or 0.0, not r.candidate,
+                              r.risk().risk, r.scores) for r in lesions]
+    risk, n_clips = video_risk(verdicts, rules.risk_rule)
+    status = LesionStatus.SCORED if risk is not None else LesionStatus.NO_SCORABLE_LESION
+    return VideoResult(timing.frames, status, risk, n_clips, lesions, timing, scan_region,
+                       rules.risk_rule, None if risk is not None else no_risk_reason(lesions))
+
+
 def no_risk_reason(lesions: Sequence[LesionRecord]) -> str:
     """Why a video has no number, in words a report can show."""
     if not lesions:
@@ -491,20 +499,3 @@ def no_risk_reason(lesions: Sequence[LesionRecord]) -> str:
         return ("no confident lesion: the tracks found were judged unlikely to be lesions "
                 "(lesion confidence below the threshold) or too short for a clip")
     return "no lesion stayed in view for one full clip"
-
-
-def describe(result: VideoResult) -> dict[str, Any]:
-    """A short human summary (the full, versioned document is in ``report``)."""
-    return {
-        "status": result.status.value,
-        "risk": result.risk,
-        "risk_rule": result.risk_rule,
-        "reason": result.reason,
-        "clips": result.clips,
-        "lesions": [
-            {"lesion_id": r.lesion_id, "status": r.risk().status.value, "risk": r.risk().risk,
-             "confidence": r.confidence, "clips": 0 if r.candidate else len(r.scores),
-             "frames": [r.first_frame, r.last_frame] if r.boxes else None}
-            for r in result.lesions
-        ],
-    }

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from sonorisk.io.writer import write_video
-from sonorisk.pipeline.scorer import LesionRecord
+from sonorisk.pipeline.scorer import LesionRecord, VideoResult
 from sonorisk.records import ClipScore, Frame
 
 BANNER = "RESEARCH OUTPUT - NOT FOR CLINICAL USE"
@@ -41,6 +41,22 @@ def write_png(path: Path, image: np.ndarray) -> Path:
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise OSError(f"{path}: could not write PNG")
     return path
+
+
+def write_heatmaps(result: VideoResult, out_dir: Path, stem: str) -> dict[tuple[int, int], str]:
+    """A strip per scored clip with a heatmap, named by its (merged) lesion and clip:
+    ``<stem>.heatmaps/lesion<L>_clip<C>.png``. Returns the names (relative to
+    ``out_dir``) by (lesion id, clip index), as the document lists them."""
+    names: dict[tuple[int, int], str] = {}
+    for lesion in result.lesions:
+        for score in lesion.scores:
+            crops = lesion.crops.get(score.clip_index)
+            if crops is None or score.heatmap is None:
+                continue
+            name = f"{stem}.heatmaps/lesion{lesion.lesion_id}_clip{score.clip_index}.png"
+            write_png(out_dir / name, heatmap_strip(crops, score.heatmap))
+            names[(lesion.lesion_id, score.clip_index)] = name
+    return names
 
 
 def clip_covering(scores: list[ClipScore], frame_index: int) -> ClipScore | None:

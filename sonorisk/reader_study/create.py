@@ -34,6 +34,7 @@ import numpy as np
 
 from sonorisk import __version__
 from sonorisk.atomic import atomic_write_text
+from sonorisk.reader_study.ai_panel import heatmap_clips
 from sonorisk.reader_study.errors import StudyError
 from sonorisk.reader_study.security import hash_password, new_token, token_hash
 from sonorisk.reader_study.store import StudyStore, default_db_url, safe_url
@@ -188,15 +189,12 @@ def _find_ai(ai_dir: Path, video_id: str, video_file: str) -> Path:
 
 
 def _lesions(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"lesion_id": lz["lesion_id"], "status": lz["status"], "risk": lz["risk"],
-             "clips_used": lz["clips_used"], "confidence": lz.get("confidence"),
-             "first_frame": lz["first_frame"],
-             "last_frame": lz["last_frame"]} for lz in doc["lesions"]]
+    from sonorisk.pipeline.document import ScoreDocument
 
-
-def _heatmaps(doc: dict[str, Any]) -> list[str]:
-    return [clip["heatmap"] for lz in doc["lesions"] for clip in lz["clips"]
-            if clip.get("heatmap")]
+    return [{"lesion_id": lz.lesion_id, "status": lz.status.value, "risk": lz.risk,
+             "clips_used": lz.clips_used, "confidence": lz.confidence,
+             "first_frame": lz.first_frame, "last_frame": lz.last_frame}
+            for lz in ScoreDocument.from_json(doc).lesions]
 
 
 def _truth(pathology: str, video_id: str) -> int:
@@ -285,7 +283,7 @@ def create_study(dataset: str | Path, ai_dir: str | Path, readers_file: str | Pa
                     raise StudyError(ai_path, f"overlay video {src} not found")
                 overlay_file = f"media/{code}.overlay.mp4"
                 transcode_h264(src, out / overlay_file, fallback_fps=media.fps)
-                for k, rel in enumerate(_heatmaps(doc)):
+                for k, rel in enumerate(c.path for c in heatmap_clips(doc)):
                     png = ai_path.parent / rel
                     if not png.is_file():
                         raise StudyError(ai_path, f"heatmap {png} not found")

@@ -13,6 +13,10 @@ share them:
 - an answer being entered is kept as a draft (autosave) until the answer is saved,
   which deletes it in the same transaction. A draft is never a read.
 
+The gating rules (``first_unanswered``, ``aided_opening``, ``open_refusal``,
+``unaided_is_final``) are pure functions of a reader's steps and saved answers, so
+they are tested without a database and written once.
+
 Reading time = (submission time - first time the step's page was shown) - video
 duration (the paper's definition: total time minus the video's length).
 """
@@ -75,6 +79,55 @@ class Step:
 
 def _answer(row: Any) -> dict[str, Any]:
     return {"birads": row["birads"], "confidence": int(row["confidence"])}
+
+
+# --- the gating rules: pure functions of a reader's steps and saved answers -------------
+Answered = dict[tuple[str, str], Any]  # (case_id, session) -> the saved read
+
+
+def first_unanswered(steps: list[Step], done: Answered) -> Step | None:
+    """The step a reader is at: the first without a saved read (None: finished)."""
+    return next((st for st in steps if (st.case_id, st.session) not in done), None)
+
+
+def aided_opening(steps: list[Step], done: Answered, washout_s: float | None) -> float | None:
+    """When the aided session opens: 0 without a washout; with one, the last unaided
+    submission plus the washout (None: the unaided session is unfinished)."""
+    if washout_s is None:
+        return 0.0
+    unaided = [done.get((st.case_id, st.session)) for st in steps if st.session == "unaided"]
+    if any(r is None for r in unaided):
+        return None
+    return max(r["submitted_at"] for r in unaided) + washout_s
+
+
+def open_refusal(steps: list[Step], done: Answered, number: int, now: float,
+                 washout_s: float | None) -> ReadRejected | None:
+    """Why step ``number`` may not be opened now (403/404), or None: it may."""
+    if not 0 <= number < len(steps):
+        return ReadRejected(f"step {number}", f"no such step (this study has {len(steps)})",
+                            404)
+    step, current = steps[number], first_unanswered(steps, done)
+    if step.session == "aided" and (step.case_id, "unaided") not in done:
+        return ReadRejected(f"step {number}", "the AI result of this case is shown only after "
+                                              "your unaided read of it is saved", 403)
+    if current is not None and number > current.step:
+        return ReadRejected(f"step {number}", f"not open yet: answer step {current.step} "
+                                              "first", 403)
+    if step.session == "aided":
+        opens = aided_opening(steps, done, washout_s)
+        if opens is None or now < opens:
+            when = "after your unaided session" if opens is None else f"at {iso(opens)}"
+            return ReadRejected(f"step {number}", f"the aided session opens {when} "
+                                                  "(washout)", 403)
+    return None
+
+
+def unaided_is_final(steps: list[Step], step: Step) -> bool:
+    """An unaided read is final once the AI result of its case has been shown."""
+    return step.session == "unaided" and any(
+        st.case_id == step.case_id and st.session == "aided" and st.opened_at is not None
+        for st in steps)
 
 
 def validate_answer(birads: object, confidence: object, source: str = "answer") -> tuple[str, int]:
@@ -258,7 +311,7 @@ class StudyStore:
 
     def password_ok(self, reader_id: str, password: str) -> bool:
         reader = self.reader(reader_id)
-        return bool(reader and check_password(password, reader.get("password_hash")))
+        return bool(reader) and check_password(password, reader.get("password_hash"))
 
     def set_password(self, reader_id: str, password_hash: str | None) -> None:
         with self.engine.begin() as conn:
@@ -316,22 +369,11 @@ class StudyStore:
 
     def current_step(self, reader_id: str) -> Step | None:
         """The first step without a saved read (None: the reader has finished)."""
-        done = self.answers(reader_id)
-        return next((st for st in self.steps(reader_id)
-                     if (st.case_id, st.session) not in done), None)
+        return first_unanswered(self.steps(reader_id), self.answers(reader_id))
 
     def aided_opens_at(self, reader_id: str) -> float | None:
-        """With a washout: when this reader's aided session opens (None: not yet known,
-        the unaided session is unfinished). Without a washout: 0."""
-        washout = self.washout_s
-        if washout is None:
-            return 0.0
-        steps = self.steps(reader_id)
-        done = self.answers(reader_id)
-        unaided = [done.get((st.case_id, st.session)) for st in steps if st.session == "unaided"]
-        if any(r is None for r in unaided):
-            return None
-        return max(r["submitted_at"] for r in unaided if r is not None) + washout
+        """``aided_opening`` of this reader (0 without a washout)."""
+        return aided_opening(self.steps(reader_id), self.answers(reader_id), self.washout_s)
 
     def check_open(self, reader_id: str, number: int, now: float | None = None) -> Step:
         """The step if this reader may open it now; else ``ReadRejected`` (403/404)."""
@@ -339,25 +381,10 @@ class StudyStore:
         steps = self.steps(reader_id)
         if not steps:
             raise ReadRejected(reader_id, "unknown reader", 404)
-        if not 0 <= number < len(steps):
-            raise ReadRejected(f"step {number}", f"no such step (this study has {len(steps)})",
-                               404)
-        step = steps[number]
-        done = self.answers(reader_id)
-        current = next((st for st in steps if (st.case_id, st.session) not in done), None)
-        if step.session == "aided" and (step.case_id, "unaided") not in done:
-            raise ReadRejected(f"step {number}", "the AI result of this case is shown only after "
-                                                 "your unaided read of it is saved", 403)
-        if current is not None and number > current.step:
-            raise ReadRejected(f"step {number}", f"not open yet: answer step {current.step} "
-                                                 "first", 403)
-        if step.session == "aided":
-            opens = self.aided_opens_at(reader_id)
-            if opens is None or now < opens:
-                when = "after your unaided session" if opens is None else f"at {iso(opens)}"
-                raise ReadRejected(f"step {number}", f"the aided session opens {when} "
-                                                     "(washout)", 403)
-        return step
+        refusal = open_refusal(steps, self.answers(reader_id), number, now, self.washout_s)
+        if refusal is not None:
+            raise refusal
+        return steps[number]
 
     def open_step(self, reader_id: str, number: int, now: float | None = None) -> Step:
         """``check_open``, then record the first view (the reading clock starts there)."""
@@ -492,14 +519,12 @@ class StudyStore:
         for rid in self.reader_ids():
             steps = self.steps(rid)
             done = self.answers(rid)
-            current = next((st for st in steps if (st.case_id, st.session) not in done), None)
+            current = first_unanswered(steps, done)
             per = {sess: (sum(1 for st in steps if st.session == sess
                               and (st.case_id, sess) in done),
                           sum(1 for st in steps if st.session == sess)) for sess in SESSIONS}
             last = max((r["updated_at"] for r in done.values()), default=None)
-            reader = self.reader(rid)
-            assert reader is not None  # one of reader_ids()
-            out.append({"reader_id": rid, "name": reader["name"],
+            out.append({"reader_id": rid, "name": self.reader(rid)["name"],
                         "done": len(done), "total": len(steps),
                         "unaided_done": per["unaided"][0], "unaided_total": per["unaided"][1],
                         "aided_done": per["aided"][0], "aided_total": per["aided"][1],

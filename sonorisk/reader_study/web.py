@@ -2,14 +2,16 @@
 
 Readers sign in with their secret link (``/r/TOKEN``) or a password; a signed cookie
 then names them. Every URL of a reader's pages carries the reader id and is refused
-(403) to anyone else. A case page plays the H.264 video (play, pause, frame step,
-loop, speed) and takes BI-RADS and a 0-100 confidence; the answer is committed
-before the page answers, so a refresh or a restarted server loses nothing, and
+(403) to anyone else. A case page is a dark reading view: the H.264 video as large as
+the window allows (play, pause, frame step, loop, speed, brightness and contrast as
+display filters), beside a fixed answer column (BI-RADS and a 0-100 confidence), all
+of it on the keyboard too (``static/keys.js``); the answer is committed before the
+page answers, so a refresh or a restarted server loses nothing, and
 ``/reader/ID/next`` always resumes at the first unanswered step. The AI result
-(risk or "no scorable lesion", its notice, the optional overlay and heatmaps) is
-rendered only on an aided step, which opens only after the unaided read of that
-case is saved. Readers never see case ids, file names or pathology: pages and
-media URLs use step numbers only.
+(``ai_panel.py``: risk or "no scorable lesion", one notice line, the lesions, the
+optional overlay and heatmaps, the model card) is rendered only on an aided step,
+which opens only after the unaided read of that case is saved. Readers never see
+case ids, file names or pathology: pages and media URLs use step numbers only.
 
 Admin pages (``/admin/login/TOKEN``): progress per reader and the exports.
 
@@ -42,6 +44,7 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from sonorisk.reader_study.ai_panel import NO_SCORE_TEXT, ai_panel, model_card  # noqa: F401
 from sonorisk.reader_study.errors import ReadRejected
 from sonorisk.reader_study.security import (
     COOKIE_MAX_AGE_S,
@@ -50,7 +53,14 @@ from sonorisk.reader_study.security import (
     read_session,
     sign_session,
 )
-from sonorisk.reader_study.store import READ_CATEGORIES, Step, StudyStore, iso
+from sonorisk.reader_study.store import (
+    READ_CATEGORIES,
+    Step,
+    StudyStore,
+    first_unanswered,
+    iso,
+    unaided_is_final,
+)
 from sonorisk.reader_study.throttle import SignInLimits, SignInThrottle
 
 log = logging.getLogger(__name__)
@@ -61,8 +71,6 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HERE = Path(__file__).parent
-NO_SCORE_TEXT = ("No scorable lesion: the AI found no lesion track long enough to score "
-                 "(8 frames) and gives no risk for this video.")
 
 
 def _security_headers(response: Response) -> Response:
@@ -271,7 +279,7 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
         require_reader(request, reader_id)
         steps = store.steps(reader_id)
         done = store.answers(reader_id)
-        current = next((st for st in steps if (st.case_id, st.session) not in done), None)
+        current = first_unanswered(steps, done)
         waiting = None
         if current is not None and current.session == "aided":
             opens = store.aided_opens_at(reader_id)
@@ -293,41 +301,28 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
                   error: str | None = None, entered: dict[str, Any] | None = None
                   ) -> HTMLResponse:
         case = store.case(step.case_id)
+        steps = store.steps(reader_id)
         answers = store.answers(reader_id)
         answer = answers.get((step.case_id, step.session))
         unaided = answers.get((step.case_id, "unaided")) if step.session == "aided" else None
-        locked = False
-        if step.session == "unaided" and answer is not None:
-            aided = next(st for st in store.steps(reader_id)
-                         if st.case_id == step.case_id and st.session == "aided")
-            locked = aided.opened_at is not None
+        locked = answer is not None and unaided_is_final(steps, step)
         # what the reader entered but did not save comes back (autosave); what they just
         # submitted and got refused wins over an older draft
         draft = None if entered is not None or locked else store.draft(reader_id, step.step)
-        ai = _ai_view(case, reader_id, step) if step.session == "aided" else None
-        n_cases = sum(1 for st in store.steps(reader_id) if st.session == step.session)
         base = f"/reader/{reader_id}/step/{step.step}"
+        ai = ai_panel(case, study_dir, base) if step.session == "aided" else None
+        n_cases = sum(1 for st in steps if st.session == step.session)
+        # the time on this case counts from its first view (the reading clock)
+        opened = steps[step.step].opened_at or time.time()
         return page(request, "case.html", status, reader_id=reader_id, step=step,
-                    n_steps=len(store.steps(reader_id)), n_cases=n_cases,
+                    n_steps=len(steps), n_cases=n_cases,
                     video_url=f"{base}/video.mp4", fps=case["fps"], n_frames=case["n_frames"],
-                    duration=case["duration_s"],
+                    duration=case["duration_s"], elapsed=max(0, int(time.time() - opened)),
                     answer=entered or _draft_form(draft) or answer, unaided=unaided,
                     saved=answer, locked=locked, ai=ai, error=error,
                     draft_at=iso(draft["updated_at"]) if draft else None,
-                    categories=READ_CATEGORIES, action=base)
-
-    def _ai_view(case: dict[str, Any], reader_id: str, step: Step) -> dict[str, Any]:
-        base = f"/reader/{reader_id}/step/{step.step}"
-        risk = case["ai_risk"]
-        return {
-            "status": case["ai_status"], "risk": risk,
-            "risk_text": NO_SCORE_TEXT if risk is None else f"{risk:.2f}",
-            "risk_pct": None if risk is None else round(100 * risk),
-            "notice": case["ai_notice"],
-            "lesions": case["ai_lesions"],
-            "overlay_url": f"{base}/overlay.mp4" if case["overlay_file"] else None,
-            "heatmap_urls": [f"{base}/heatmap/{k}.png" for k in range(len(case["heatmaps"]))],
-        }
+                    categories=READ_CATEGORIES, keys=category_keys(READ_CATEGORIES),
+                    action=base)
 
     @app.get("/reader/{reader_id}/step/{number}", response_class=HTMLResponse)
     def show_step(request: Request, reader_id: str, number: int) -> Response:
@@ -363,15 +358,29 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
         return JSONResponse({"kept": draft is not None,
                              "updated_at": iso(draft["updated_at"]) if draft else None})
 
+    def aided_step(reader_id: str, number: int) -> Step:
+        """The step, if open and aided: the AI result belongs to aided reads only."""
+        step = store.check_open(reader_id, number)
+        if step.session != "aided":
+            raise ReadRejected(f"step {number}", "the AI result is not part of an unaided "
+                                                 "read", 403)
+        return step
+
+    @app.get("/reader/{reader_id}/step/{number}/model", response_class=HTMLResponse)
+    def model_page(request: Request, reader_id: str, number: int) -> Response:
+        """The card of the models that made this step's AI result (from its stored
+        score document)."""
+        require_reader(request, reader_id)
+        step = aided_step(reader_id, number)
+        return page(request, "model.html", card=model_card(store.case(step.case_id), study_dir))
+
     def media(request: Request, reader_id: str, number: int, kind: str) -> FileResponse:
         require_reader(request, reader_id)
-        step = store.check_open(reader_id, number)
+        step = store.check_open(reader_id, number) if kind == "video" \
+            else aided_step(reader_id, number)
         case = store.case(step.case_id)
         if kind == "video":
             rel = case["video_file"]
-        elif step.session != "aided":
-            raise ReadRejected(f"step {number}", "the AI result is not part of an unaided "
-                                                 "read", 403)
         elif kind == "overlay":
             rel = case["overlay_file"]
         else:
@@ -426,6 +435,15 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     return app
+
+
+def category_keys(categories: tuple[str, ...]) -> dict[str, str]:
+    """The key that chooses each BI-RADS category: its digit ("3"), or for a subdivided
+    category its letter ("4B" -> "b"), since only one category is subdivided."""
+    keys = {cat: cat[-1].lower() for cat in categories}
+    if len(set(keys.values())) != len(keys):
+        raise ValueError(f"BI-RADS categories {categories} need distinct keys")
+    return keys
 
 
 def _draft_form(draft: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -37,6 +37,7 @@ from ray import serve
 
 from sonorisk import __version__
 from sonorisk.serving.config import ServeConfig
+from sonorisk.serving.states import JobState
 
 log = logging.getLogger(__name__)
 
@@ -365,9 +366,9 @@ class Ingress:
         job = await asyncio.to_thread(self.store.get, job_id)
         if job is None:
             raise _reject(404, f"no job {job_id!r}")
-        if job.status == "failed":
+        if job.status == JobState.FAILED:
             raise _reject(409, f"job {job_id} failed: {job.error}")
-        if job.status != "done" or not job.result_path:
+        if job.status != JobState.DONE or not job.result_path:
             raise _reject(409, f"job {job_id} is {job.status}; poll /v1/jobs/{job_id}")
         text = await asyncio.to_thread(Path(job.result_path).read_text)
         return JSONResponse(json.loads(text))

@@ -42,7 +42,7 @@ from typing import Any
 from sonorisk.csv_safe import read_frame, read_row, safe_frame, safe_row
 from sonorisk.errors import ConfigError, InputError, SonoriskError
 from sonorisk.io.probe import special_file_kind
-from sonorisk.runtime import Runtime
+from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.serving.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,13 @@ class BatchSettings:
     detector: str = ""
     classifier: str = ""
     device: str = "cpu"
-    pipeline: str | None = None  # configs/pipeline*.yaml
+    # A configs/pipeline*.yaml, or the PipelineConfig the command line layered
+    # (``BatchConfig.pipeline()``); None: the defaults.
+    pipeline: str | PipelineConfig | None = None
     threads: int = 1  # torch threads per worker
     detector_min_size: int | None = None
     models: Any = None
-    runtime: Runtime = "torch"  # torch | onnx (sonorisk.runtime)
+    runtime: str = "torch"  # torch | onnx (sonorisk.runtime)
     # Seconds one video may take in a local worker (model loading not counted);
     # None or 0: no limit. Generous: a 10-minute 1080p screen capture takes about
     # 20 minutes on 2 CPU cores; a stuck file must not hold a worker for ever.
@@ -172,7 +174,7 @@ def _models(settings: BatchSettings) -> Any:
                      else None)
         _MODELS[key] = load_models(resolved, device=settings.device,
                                    detector_overrides=overrides,
-                                   runtime=settings.runtime)
+                                   runtime=settings.runtime)  # type: ignore[arg-type]
     return _MODELS[key]
 
 
@@ -215,7 +217,7 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     """Score one video (in a worker); returns ``{"row": ..., "document": ...}``."""
     from sonorisk.config import load_config
     from sonorisk.pipeline.config import PipelineConfig
-    from sonorisk.pipeline.report import scored_lesions
+    from sonorisk.pipeline.document import ScoreDocument
     from sonorisk.pipeline.score_file import score_file
 
     started = time.perf_counter()
@@ -228,7 +230,8 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     scratch = tempfile.mkdtemp(prefix=_scratch_prefix(os.getpid()))
     try:
         models = _models(settings)
-        config = load_config(PipelineConfig, settings.pipeline)
+        config = (settings.pipeline if isinstance(settings.pipeline, PipelineConfig)
+                  else load_config(PipelineConfig, settings.pipeline))
         document = score_file(path, models, config, scratch, progress=False)
     except Exception as exc:  # noqa: BLE001 (one file's failure must not stop the batch)
         if isinstance(exc, InputError):
@@ -244,19 +247,18 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
     base = {"video": Path(path).name, "path": path, "size_bytes": stat.st_size,
             "mtime": repr(stat.st_mtime), **who, **model_columns(settings.models)}
-    video = document["video"]
-    timing = document["timing"]
-    row = {**base, "status": document["status"], "risk": document["risk"],
-           "lesions": len(document["lesions"]),
-           "scored_lesions": scored_lesions(document), "clips": document["clips"],
-           "frames": video["frames_scored"], "fps": video.get("fps"),
-           "duration_s": video.get("duration_s"),
+    typed = ScoreDocument.from_json(document)
+    summary, video = typed.summary(), typed.video
+    realtime = typed.timing.get("realtime_factor")
+    row = {**base, "status": summary.status.value, "risk": summary.risk,
+           "lesions": len(summary.lesions), "scored_lesions": summary.scored_lesions,
+           "clips": summary.clips, "frames": summary.frames, "fps": video.fps,
+           "duration_s": video.duration_s,
            "wall_s": round(time.perf_counter() - started, 3),
-           "realtime_factor": (round(timing["realtime_factor"], 3)
-                               if timing.get("realtime_factor") else None)}
-    decode_error = video.get("decode", {}).get("error")
+           "realtime_factor": round(realtime, 3) if realtime else None}
+    decode_error = video.decode.get("error")
     if decode_error:  # scored what could be decoded; say what was wrong
-        row["error_type"] = video["decode"].get("error_type")
+        row["error_type"] = video.decode.get("error_type")
         row["error"] = decode_error
     return {"row": row, "document": document}
 
@@ -365,7 +367,7 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
                                          settings.classifier or None)
     settings.detector = str(settings.models.detector)  # absolute: workers may run elsewhere
     settings.classifier = str(settings.models.classifier)
-    if settings.pipeline:
+    if isinstance(settings.pipeline, str):
         settings.pipeline = str(Path(settings.pipeline).resolve())
     paths = expand_inputs(inputs)
     roots = {Path(s).resolve() for s in inputs if Path(s).is_dir()}
@@ -584,7 +586,6 @@ class _LocalPool:
                 if kind == "ready":
                     worker.ready = True
                 else:
-                    assert worker.path is not None  # an outcome answers the video sent
                     results.append((worker.path, outcome))
                     worker.path = None
         except (EOFError, OSError):

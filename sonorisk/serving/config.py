@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sonorisk.errors import ConfigError
+from sonorisk.pipeline.config import ModelsConfig
 
 
 @dataclass
@@ -40,21 +41,6 @@ class IngressConfig:
     ray_actor_options: dict[str, Any] = field(default_factory=lambda: {"num_cpus": 0})
     job_workers: int = 2  # videos scored at once
     torch_threads: int = 1  # optical flow and clip cropping run here
-
-
-@dataclass
-class ModelsConfig:
-    """Which models serve (resolved by ``sonorisk.models.resolve_models``)."""
-
-    # A bundle NAME[@VERSION] or folder (or a folder with detector.pt and
-    # classifier.pt); None: the default bundle.
-    bundle: str | None = None
-    # Checkpoint files that override the bundle's (both given: no bundle needed).
-    detector: str | None = None
-    classifier: str | None = None
-    device: str = "cpu"  # cpu | cuda | auto
-    detector_min_size: int | None = None  # detector input short side at inference
-    runtime: str = "torch"  # torch | onnx: ONNX Runtime on the CPU (sonorisk.runtime)
 
 
 @dataclass
@@ -178,12 +164,7 @@ class ServeConfig:
             if not isinstance(gpus, int | float) or gpus < 0:
                 raise ConfigError(f"{name}.ray_actor_options.num_gpus",
                                   f"must be a number >= 0 (fractions share a GPU), got {gpus!r}")
-        if self.models.runtime not in ("torch", "onnx"):
-            raise ConfigError("models.runtime",
-                              f"must be torch or onnx, got {self.models.runtime!r}")
-        if self.models.runtime == "onnx" and self.models.device not in ("cpu", "auto"):
-            raise ConfigError("models.runtime", "onnx runs on the CPU only "
-                                                f"(models.device is {self.models.device!r})")
+        self.models.validate("models")
         if not 0 < self.port < 65536:
             raise ConfigError("port", f"must be 1-65535, got {self.port}")
         if self.upload.max_bytes < 1:

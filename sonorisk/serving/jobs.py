@@ -25,15 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from sonorisk.errors import InputError
-from sonorisk.serving.jobstore import (  # noqa: F401 (re-exported: the job API in one place)
-    DONE,
-    FAILED,
-    FINAL,
-    QUEUED,
-    RUNNING,
-    Job,
-    JobStore,
-)
+from sonorisk.serving.jobstore import Job, JobStore  # noqa: F401 (the job API in one place)
+from sonorisk.serving.states import JobState
+
+# The states by name (JobState members compare equal to the strings the store keeps).
+QUEUED, RUNNING, DONE, FAILED = JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.FAILED
+FINAL = (DONE, FAILED)
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +158,8 @@ class JobRunner:
 
     def _run_once(self, job_id: str) -> bool:
         """Run a job to its end; True when this runner wrote its final state."""
-        from sonorisk.pipeline.report import bundle_summary, scored_lesions, write_report
+        from sonorisk.pipeline.document import ScoreDocument
+        from sonorisk.pipeline.report import write_report
 
         while True:
             job = self.store.get(job_id)
@@ -186,12 +184,7 @@ class JobRunner:
                     return False  # lost the lease: the new owner runs it
                 continue
             path = write_report(document, self.results_dir / f"{job_id}.json")
-            summary = {"status": document["status"], "risk": document["risk"],
-                       "clips": document["clips"], "lesions": len(document["lesions"]),
-                       "scored_lesions": scored_lesions(document),
-                       "frames": document["video"]["frames_scored"],
-                       "models": bundle_summary(document),
-                       "notice": document["notice"]}
+            summary = ScoreDocument.from_json(document).summary().as_dict()
             return self.store.finish(job_id, path, summary, serving)
 
     def shutdown(self) -> None:

@@ -57,10 +57,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from sonorisk import db
+from sonorisk.serving.states import JobState
 
 log = logging.getLogger(__name__)
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+QUEUED, RUNNING, DONE, FAILED = JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.FAILED
 FINAL = (DONE, FAILED)
 UNFINISHED = (QUEUED, RUNNING)
 _PG_LOCK_KEY = 7_202_519  # the advisory lock under which replicas create the table
@@ -106,7 +107,7 @@ class Job:
     filename: str
     path: str
     size_bytes: int
-    status: str
+    status: JobState
     attempts: int
     error: str | None
     error_type: str | None
@@ -130,6 +131,7 @@ def _job(row: Any) -> Job:
     data = dict(row._mapping)
     for key in ("summary", "serving"):
         data[key] = json.loads(data[key]) if data[key] else None
+    data["status"] = JobState(data["status"])
     return Job(**data)
 
 
@@ -189,7 +191,7 @@ class JobStore:
             row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
         return _job(row) if row is not None else None
 
-    def list(self, status: str | None = None, limit: int = 100) -> list[Job]:
+    def list(self, status: JobState | str | None = None, limit: int = 100) -> list[Job]:
         query = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
         if status:
             query = query.where(jobs.c.status == status)
@@ -254,9 +256,6 @@ class JobStore:
                 update(jobs).where(self._mine(), jobs.c.status.in_(UNFINISHED))
                 .values(lease_until=now + self.lease_s))
             return int(result.rowcount)
-
-    def set_serving(self, job_id: str, serving: dict[str, Any]) -> None:
-        self._update(job_id, {"serving": json.dumps(serving)}, self._mine())
 
     def requeue(self, job_id: str, reason: str) -> bool:
         """Back to queued (still held by this owner) after a service fault."""

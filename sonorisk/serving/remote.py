@@ -19,10 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
+from sonorisk.detector.interface import FrameLike, as_frames
 from sonorisk.errors import InputError, SonoriskError
-from sonorisk.records import Clip, ClipScore, Detection, Frame
+from sonorisk.records import Clip, ClipScore, Detection
+from sonorisk.video_classifier.clips import ClipConfig
 
 log = logging.getLogger(__name__)
 
@@ -102,19 +102,13 @@ class RemoteDetector(_RemoteModel):
         super().__init__(handle, **kwargs)
         self.info = info
 
-    def predict(self, images: Sequence[np.ndarray | Frame],
+    def predict(self, frames: Sequence[FrameLike],
                 frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
-        arrays, indices = [], []
-        for i, item in enumerate(images):
-            if isinstance(item, Frame):
-                arrays.append(item.image)
-                indices.append(item.index)
-            else:
-                arrays.append(item)
-                indices.append(int(frame_indices[i]) if frame_indices is not None else i)
-        if not arrays:
+        found = as_frames(frames, frame_indices)
+        if not found:
             return []
-        return self._call("predict", arrays, indices)
+        # The deployment's wire format: images and their indices side by side.
+        return self._call("predict", [f.image for f in found], [f.index for f in found])
 
 
 class RemoteClassifier(_RemoteModel):
@@ -128,6 +122,11 @@ class RemoteClassifier(_RemoteModel):
     def __init__(self, handle: Any, config: Any, **kwargs: Any) -> None:
         super().__init__(handle, **kwargs)
         self.config = config
+
+    @property
+    def clip_config(self) -> ClipConfig:
+        """How the scorer cuts clips for this model (``ClipScorer``)."""
+        return self.config.clips
 
     def predict(self, clips: Sequence[Clip], heatmaps: bool = False,
                 batch_size: int = 16) -> list[ClipScore]:

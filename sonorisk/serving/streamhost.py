@@ -145,7 +145,7 @@ class StreamHost:
 
         stream_id = str(StreamRef(self.index, self.incarnation, uuid.uuid4().hex[:12]))
         session = StreamSession(stream_id, url, config, make_scorer, notice=info["notice"],
-                                metrics=self.metrics)
+                                models=info.get("cards"), metrics=self.metrics)
         session.adapters = (detector, classifier)
         self.sessions[stream_id] = session
         session.start()

@@ -19,6 +19,7 @@ import random
 from typing import Any
 
 from sonorisk.serving.config import ServeConfig, StreamsConfig
+from sonorisk.serving.states import StreamState
 from sonorisk.serving.streamhost import LOST, UNKNOWN, StreamHost, StreamRef, host_name
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def _spread(index: int) -> Any:
 def lost_status(stream_id: str, reason: str) -> dict[str, Any]:
     """The status of a stream whose host died: failed, with the reason."""
     ref = StreamRef.parse(stream_id)
-    return {"stream_id": stream_id, "url": None, "state": "failed", "last_error": reason,
+    return {"stream_id": stream_id, "url": None, "state": StreamState.FAILED,
+            "last_error": reason,
             "frames_in": None, "frames_processed": None, "frames_dropped": None,
             "lesions": [], "ended_segments": [],
             "host": {"replica": ref.host if ref else None, "lost": True}}

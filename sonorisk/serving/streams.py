@@ -2,25 +2,29 @@
 
 Two threads per stream:
 
-* the **reader** pulls frames from PyAV as fast as they arrive and appends
-  them to a bounded backlog. It never waits for compute: when the backlog is
-  full the oldest frame is dropped (counted). When the feed drops or goes
-  silent it reconnects with exponential backoff.
-* the **processor** takes what is waiting and pushes it through one
-  ``IncrementalScorer``. When compute has fallen behind (more than
-  ``catchup_threshold`` frames waiting) it skips to the newest
-  ``catchup_window`` frames, which are contiguous, so the detector runs on the
-  newest frames, the tracker carries each lesion across the skipped stretch
-  (same lesion id), and 8-frame clips still form inside the window. Skipped
-  frames are counted as dropped and reported.
+* the **reader** (``stream_ingest.LiveIngest``) pulls frames as fast as they
+  arrive into a bounded backlog, dropping the oldest when it is full, and
+  reconnects with backoff;
+* the **processor** (``StreamSession``) takes what is waiting and pushes it
+  through one ``IncrementalScorer``. When compute has fallen behind the reader
+  hands over only the newest ``catchup_window`` frames, which are contiguous,
+  so the detector runs on the newest frames, the tracker carries each lesion
+  across the skipped stretch (same lesion id), and 8-frame clips still form
+  inside the window. Skipped frames are counted as dropped and reported.
+
+The scorer's events go to the stream's sinks, as a file's go to its own
+(``sonorisk.pipeline.sinks``): the Server-Sent Events (``stream_events``) and
+the fold that makes the score document (``sonorisk.pipeline.fold``).
 
 A gap in the feed of at most ``short_gap_s`` (a reconnect, a stall) keeps the
 lesion state: frame numbers continue and the tracker links across it. A
-longer gap ends every lesion (``lesion_ended`` events, a ``segment_ended``
-event with the segment's result) and starts a new segment.
+longer gap ends every lesion (``lesion_ended`` events) and the segment: its
+``segment_ended`` event carries the segment's summary and its versioned score
+document (score.schema.json), the same document a file gets; a new segment
+starts with the next frame.
 
-Latencies are measured from each frame's arrival in the reader: frame arrival
-to its boxes out, and arrival of a clip's last frame to the clip's score out.
+Measurements (latencies from each frame's arrival, rates, Prometheus
+counters) are in ``stream_stats``.
 """
 
 from __future__ import annotations
@@ -30,162 +34,39 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-
-from sonorisk.errors import VideoError
-from sonorisk.records import Frame
+from sonorisk.models.load import scoring_cards
+from sonorisk.pipeline.document import ScoreDocument
+from sonorisk.pipeline.fold import ScoreFold
+from sonorisk.pipeline.sinks import Sinks
+from sonorisk.records import Frame, VideoMeta
 from sonorisk.serving.config import StreamsConfig
+from sonorisk.serving.states import StreamState
+from sonorisk.serving.stream_events import StreamEventSink
+from sonorisk.serving.stream_ingest import Arrived, LiveIngest
+from sonorisk.serving.stream_stats import StreamStats
 
 log = logging.getLogger(__name__)
 
+__all__ = ["CONNECTING", "FAILED", "LIVE", "RECONNECTING", "STOPPED", "Arrived", "LiveIngest",
+           "StreamSession", "StreamState"]
+
+# The states by name (older imports); StreamState members equal these strings.
 CONNECTING, LIVE, RECONNECTING, STOPPED, FAILED = (
-    "connecting", "live", "reconnecting", "stopped", "failed")
-
-
-@dataclass(frozen=True)
-class Arrived:
-    frame: Frame
-    connection: int
-    arrived: float  # time.perf_counter() when the reader got it
-
-
-class LiveIngest:
-    """The reader thread: a live URL into a bounded backlog, reconnecting on loss."""
-
-    def __init__(self, url: str, config: StreamsConfig,
-                 open_source: Callable[..., Any] | None = None) -> None:
-        from sonorisk.io import open_video
-
-        self.url = url
-        self.config = config
-        self._open = open_source or open_video
-        self._backlog: deque[Arrived] = deque()
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self.state = CONNECTING
-        self.frames_in = 0
-        self.dropped_full = 0  # dropped because the backlog was full
-        self.dropped_catchup = 0  # skipped by the processor's catch-up
-        self.reconnects = 0
-        self.connections = 0
-        self.last_error: str | None = None
-        self.fps: float | None = None
-        self.down_since: float | None = None
-        self._thread = threading.Thread(target=self._run, name=f"ingest {url}", daemon=True)
-
-    @property
-    def frames_dropped(self) -> int:
-        return self.dropped_full + self.dropped_catchup
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
-    def backlog(self) -> int:
-        with self._cond:
-            return len(self._backlog)
-
-    def _run(self) -> None:
-        cfg = self.config
-        delay = cfg.reconnect_initial_s
-        while not self._stop.is_set():
-            try:
-                source = self._open(self.url, color="rgb", rtsp_transport=cfg.rtsp_transport,
-                                    open_timeout_s=cfg.open_timeout_s,
-                                    read_timeout_s=cfg.read_timeout_s,
-                                    frame_timeout_s=cfg.read_timeout_s * 2)
-                with source:
-                    self.connections += 1
-                    self.fps = source.meta.fps or self.fps
-                    for frame in source:
-                        if self.state != LIVE:
-                            self.state, self.down_since = LIVE, None
-                            delay = cfg.reconnect_initial_s
-                        self._append(Arrived(frame, self.connections, time.perf_counter()))
-                        if self._stop.is_set():
-                            break
-            except VideoError as exc:
-                self.last_error = str(exc)
-            except Exception as exc:  # noqa: BLE001 (a reader must survive any decoder error)
-                log.exception("stream %s: unexpected reader error", self.url)
-                self.last_error = f"{type(exc).__name__}: {exc}"
-            if self._stop.is_set():
-                break
-            now = time.perf_counter()
-            if self.down_since is None:
-                self.down_since = now
-            if cfg.give_up_after_s is not None and now - self.down_since > cfg.give_up_after_s:
-                self.state = FAILED
-                self.last_error = (f"no frames for {now - self.down_since:.0f} s; gave up "
-                                   f"(last error: {self.last_error})")
-                break
-            self.state = RECONNECTING
-            self.reconnects += 1
-            log.info("stream %s: reconnecting in %.1f s (%s)", self.url, delay, self.last_error)
-            self._stop.wait(delay)
-            delay = min(delay * 2, cfg.reconnect_max_s)
-        if self.state != FAILED:
-            self.state = STOPPED
-        with self._cond:
-            self._cond.notify_all()
-
-    def _append(self, item: Arrived) -> None:
-        with self._cond:
-            if len(self._backlog) >= self.config.max_backlog:
-                self._backlog.popleft()
-                self.dropped_full += 1
-            self._backlog.append(item)
-            self.frames_in += 1
-            self._cond.notify()
-
-    def take(self, timeout_s: float) -> list[Arrived]:
-        """Everything waiting (after catch-up), or [] after ``timeout_s``."""
-        cfg = self.config
-        with self._cond:
-            if not self._backlog:
-                self._cond.wait(timeout_s)
-            if len(self._backlog) > cfg.catchup_threshold:
-                skip = len(self._backlog) - cfg.catchup_window
-                for _ in range(skip):
-                    self._backlog.popleft()
-                self.dropped_catchup += skip
-            items = list(self._backlog)
-            self._backlog.clear()
-            return items
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-
-def _quantiles(values: deque[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50_ms": None, "p99_ms": None, "mean_ms": None, "n": 0}
-    arr = np.asarray(list(values), float) * 1000  # list(): a C-level copy, safe vs. appends
-    return {"p50_ms": round(float(np.percentile(arr, 50)), 2),
-            "p99_ms": round(float(np.percentile(arr, 99)), 2),
-            "mean_ms": round(float(arr.mean()), 2), "n": int(arr.size)}
+    StreamState.CONNECTING, StreamState.LIVE, StreamState.RECONNECTING, StreamState.STOPPED,
+    StreamState.FAILED)
 
 
 class StreamSession:
     """One live stream: reader + processor, events out to subscribers."""
 
-    adapters: tuple[Any, Any]  # (detector, classifier), set by the stream host
-
     def __init__(self, stream_id: str, url: str, config: StreamsConfig,
                  make_scorer: Callable[[float | None], Any], *, notice: list[str],
+                 models: dict[str, dict[str, Any]] | None = None,
                  metrics: Any = None, open_source: Callable[..., Any] | None = None,
                  on_end: Callable[[StreamSession], None] | None = None) -> None:
         self.stream_id = stream_id
@@ -193,7 +74,8 @@ class StreamSession:
         self.config = config
         self.make_scorer = make_scorer
         self.notice = notice
-        self.metrics = metrics
+        # The model cards, for each segment's document (unrecorded when not given).
+        self.models = models or scoring_cards({}, {}, None)
         self.on_end = on_end
         self.ingest = LiveIngest(url, config, open_source)
         self.started_at = time.time()
@@ -205,19 +87,21 @@ class StreamSession:
         # stream host with ``events_after``); bounded like a subscriber's queue.
         self._log: deque[tuple[int, dict[str, Any]]] = deque(maxlen=config.event_queue)
         self._seq = 0
-        self.frames_processed = 0
-        self.segment = 0
-        self.segments: list[dict[str, Any]] = []  # results of ended segments
-        self.lesions: dict[tuple[int, int], dict[str, Any]] = {}
-        self.box_latency: deque[float] = deque(maxlen=5000)
-        self.clip_latency: deque[float] = deque(maxlen=2000)
-        self.clips_scored = 0
+        self.stats = StreamStats(stream_id, metrics)
+        self.sse = StreamEventSink(self._publish, self.stats)
+        self.segments: list[dict[str, Any]] = []  # summaries of ended segments
         self.error: str | None = None
-        self._arrival: OrderedDict[int, float] = OrderedDict()
-        self._processed_times: deque[float] = deque(maxlen=300)
-        self._metric_marks = {"in": 0, "dropped": 0, "reconnects": 0}
         self._thread = threading.Thread(target=self._loop, name=f"stream {stream_id}",
                                         daemon=True)
+
+    @property
+    def segment(self) -> int:
+        """The number of the current (or last) segment; 0 before the first frame."""
+        return self.sse.segment
+
+    @property
+    def frames_processed(self) -> int:
+        return self.stats.frames_processed
 
     # ------------------------------------------------------------- control
     def start(self) -> None:
@@ -232,11 +116,11 @@ class StreamSession:
         return self.status()
 
     @property
-    def state(self) -> str:
+    def state(self) -> StreamState:
         if self._stop.is_set() and not self._thread.is_alive():
-            return STOPPED
+            return StreamState.STOPPED
         if self.error is not None:
-            return FAILED
+            return StreamState.FAILED
         return self.ingest.state
 
     # ---------------------------------------------------------- subscribers
@@ -287,14 +171,12 @@ class StreamSession:
     # -------------------------------------------------------------- status
     def status(self) -> dict[str, Any]:
         now = time.perf_counter()
-        recent = [t for t in self._processed_times if now - t <= 5.0]
-        span = (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
         return {
             "stream_id": self.stream_id,
             "url": self.url,
             "state": self.state,
             "frames_in": self.ingest.frames_in,
-            "frames_processed": self.frames_processed,
+            "frames_processed": self.stats.frames_processed,
             "frames_dropped": self.ingest.frames_dropped,
             "dropped_backlog_full": self.ingest.dropped_full,
             "dropped_catchup": self.ingest.dropped_catchup,
@@ -303,12 +185,11 @@ class StreamSession:
             "connections": self.ingest.connections,
             "last_error": self.error or self.ingest.last_error,
             "input_fps": self.ingest.fps,
-            "processed_fps": round((len(recent) - 1) / span, 2) if span > 0 else None,
+            "processed_fps": self.stats.processed_fps(now),
             "segment": self.segment,
-            "clips_scored": self.clips_scored,
-            "latency": {"box": _quantiles(self.box_latency),
-                        "clip": _quantiles(self.clip_latency)},
-            "lesions": [dict(v) for _, v in sorted(self.lesions.items())],
+            "clips_scored": self.stats.clips_scored,
+            "latency": self.stats.latency(),
+            "lesions": self.sse.table(),
             "ended_segments": self.segments,
             "notice": self.notice,
             "uptime_s": round(now - self._t0, 2),
@@ -330,7 +211,7 @@ class StreamSession:
 
     def _process(self) -> None:
         cfg = self.config
-        scorer: Any = None
+        segment: _Segment | None = None
         offset = 0
         last_global = -1
         last_arrival: float | None = None
@@ -339,64 +220,45 @@ class StreamSession:
         next_stats = time.perf_counter() + 1.0
         while not self._stop.is_set():
             items = self.ingest.take(0.2)
-            self._update_counters()
+            self.stats.count_ingest(self.ingest.frames_in, self.ingest.frames_dropped,
+                                    self.ingest.reconnects)
             now = time.perf_counter()
             if now >= next_stats:
                 next_stats = now + 1.0
                 self._publish({"event": "stats", **self._brief()})
-            if (scorer is not None and not items and last_arrival is not None
+            if (segment is not None and not items and last_arrival is not None
                     and now - last_arrival > cfg.short_gap_s):
-                self._end_segment(scorer, f"no frames for {now - last_arrival:.1f} s")
-                scorer = None
-            if not items and self.ingest.state in (STOPPED, FAILED):
+                self._end_segment(segment, f"no frames for {now - last_arrival:.1f} s")
+                segment = None
+            if not items and self.ingest.state in (StreamState.STOPPED, StreamState.FAILED):
                 break
             for item in items:
-                if scorer is not None and item.connection != last_connection:
+                if segment is not None and item.connection != last_connection:
                     gap = item.arrived - (last_arrival or item.arrived)
                     self._publish({"event": "reconnected", "gap_s": round(gap, 3),
                                    "connection": item.connection})
                     if gap > cfg.short_gap_s:
-                        self._end_segment(scorer, f"feed gap of {gap:.1f} s")
-                        scorer = None
+                        self._end_segment(segment, f"feed gap of {gap:.1f} s")
+                        segment = None
                 shape = item.frame.image.shape
-                if scorer is not None and last_shape is not None and shape != last_shape:
-                    self._end_segment(scorer, f"frame size changed from {last_shape[:2]} to "
-                                              f"{shape[:2]}")
-                    scorer = None
+                if segment is not None and last_shape is not None and shape != last_shape:
+                    self._end_segment(segment, f"frame size changed from {last_shape[:2]} to "
+                                               f"{shape[:2]}")
+                    segment = None
                 last_shape = shape
-                if scorer is None:
-                    scorer = self.make_scorer(self.ingest.fps)
-                    self.segment += 1
-                    self._publish({"event": "segment_started", "segment": self.segment})
+                if segment is None:
+                    segment = self._start_segment(item)
                 if item.connection != last_connection or item.frame.index + offset <= last_global:
                     offset = last_global + 1 - item.frame.index
                 index = item.frame.index + offset
                 last_global, last_arrival, last_connection = index, item.arrived, item.connection
-                self._arrival[index] = item.arrived
-                while len(self._arrival) > 4096:
-                    self._arrival.popitem(last=False)
+                self.stats.arrived(index, item.arrived)
                 frame = Frame(index, round(item.arrived - self._t0, 4), item.frame.image)
-                events = scorer.push(frame)
-                self.frames_processed += 1
-                self._processed_times.append(time.perf_counter())
-                if self.metrics is not None:
-                    self.metrics.frames_processed.labels(self.stream_id).inc()
-                self._emit(events)
-        if scorer is not None:
-            self._end_segment(scorer, "stream stopped")
-
-    def _update_counters(self) -> None:
-        if self.metrics is None:
-            return
-        marks = self._metric_marks
-        now = {"in": self.ingest.frames_in, "dropped": self.ingest.frames_dropped,
-               "reconnects": self.ingest.reconnects}
-        counters = {"in": self.metrics.frames_in, "dropped": self.metrics.frames_dropped,
-                    "reconnects": self.metrics.reconnects}
-        for key, value in now.items():
-            if value > marks[key]:
-                counters[key].labels(self.stream_id).inc(value - marks[key])
-                marks[key] = value
+                segment.sinks.frame(frame)
+                segment.sinks.events(segment.scorer.push(frame))
+                self.stats.processed()
+        if segment is not None:
+            self._end_segment(segment, "stream stopped")
 
     def _brief(self) -> dict[str, Any]:
         status = self.status()
@@ -404,79 +266,50 @@ class StreamSession:
                                        "frames_dropped", "backlog", "reconnects",
                                        "processed_fps", "latency", "segment")}
 
-    def _end_segment(self, scorer: Any, reason: str) -> None:
-        from sonorisk.pipeline.scorer import describe
+    def _start_segment(self, first: Arrived) -> _Segment:
+        scorer = self.make_scorer(self.ingest.fps)
+        fold = ScoreFold(scorer.config.lesions)
+        self.sse.segment += 1
+        self._publish({"event": "segment_started", "segment": self.segment})
+        height, width = first.frame.image.shape[:2]
+        meta = _segment_meta(self.url, self.ingest.meta, width, height, self.ingest.fps)
+        return _Segment(scorer, fold, Sinks([fold, self.sse]), meta, time.perf_counter(),
+                        self.ingest.frames_dropped)
 
-        events = scorer.finish()
-        self._emit(events)
-        result = describe(scorer.result())
+    def _end_segment(self, segment: _Segment, reason: str) -> None:
+        from sonorisk.config import to_dict
+
+        segment.sinks.events(segment.scorer.finish())
+        decode = {"frames_dropped": self.ingest.frames_dropped - segment.dropped_before,
+                  "end_reason": reason}
+        document = segment.fold.document(
+            segment.meta, models=self.models, pipeline_config=to_dict(segment.scorer.config),
+            decode=decode, wall_s=time.perf_counter() - segment.started)
+        summary = ScoreDocument.from_json(document).summary().as_dict()
         # ``reason`` says why the segment ended; ``risk_reason`` why it has no risk.
-        summary = {"segment": self.segment, **result, "reason": reason,
-                   "risk_reason": result["reason"]}
-        self.segments.append(summary)
-        self._publish({"event": "segment_ended", **summary})
+        brief = {"segment": self.segment, **summary, "reason": reason,
+                 "risk_reason": summary["reason"]}
+        self.segments.append(brief)
+        self._publish({"event": "segment_ended", **brief, "document": document})
 
-    def _emit(self, events: list[Any]) -> None:
-        from sonorisk.pipeline.events import ClipScored, FrameBoxes, LesionEnded, LesionUpdated
 
-        done = time.perf_counter()
-        for event in events:
-            if isinstance(event, FrameBoxes):
-                arrived = self._arrival.get(event.frame_index)
-                latency = done - arrived if arrived is not None else event.latency_s
-                self.box_latency.append(latency)
-                if self.metrics is not None:
-                    self.metrics.box_latency.observe(latency)
-                self._publish({
-                    "event": "boxes", "segment": self.segment, "frame": event.frame_index,
-                    "t": event.timestamp_s, "keyframe": event.keyframe,
-                    "latency_ms": round(latency * 1000, 2),
-                    "boxes": [{"lesion_id": b.lesion_id,
-                               "box": [round(float(v), 1) for v in b.box],
-                               "score": round(float(b.score), 3), "source": b.source}
-                              for b in event.boxes]})
-            elif isinstance(event, ClipScored):
-                score = event.score
-                last = score.frame_indices[-1] if score.frame_indices else None
-                arrived = self._arrival.get(last) if last is not None else None
-                latency = done - arrived if arrived is not None else event.latency_s
-                self.clip_latency.append(latency)
-                self.clips_scored += 1
-                if self.metrics is not None:
-                    self.metrics.clip_latency.observe(latency)
-                self._publish({
-                    "event": "clip", "segment": self.segment, "lesion_id": score.track_id,
-                    "clip_index": score.clip_index,
-                    "frames": [int(i) for i in score.frame_indices],
-                    # A candidate's clips are not scored in public: no number shown.
-                    "probability": (None if event.candidate
-                                    else round(float(score.probability), 4)),
-                    "candidate": event.candidate,
-                    "lesion_probability": (round(float(score.lesion_probability), 4)
-                                           if score.lesion_probability is not None else None),
-                    "latency_ms": round(latency * 1000, 2)})
-            elif isinstance(event, LesionUpdated):
-                risk = event.risk
-                entry = {"segment": self.segment, "lesion_id": risk.track_id,
-                         "risk": risk.risk, "clips": risk.clips_used,
-                         "status": risk.status.value, "confidence": risk.confidence,
-                         "ended": False}
-                self.lesions[(self.segment, risk.track_id)] = entry
-                self._publish({"event": "lesion", **entry})
-            elif isinstance(event, LesionEnded):
-                key = (self.segment, event.lesion_id)
-                if event.dropped:
-                    self.lesions.pop(key, None)
-                else:
-                    final = event.risk
-                    self.lesions[key] = {
-                        "segment": self.segment, "lesion_id": event.lesion_id,
-                        "risk": final.risk if final else None,
-                        "clips": final.clips_used if final else 0,
-                        "status": final.status.value if final else "no scorable lesion",
-                        "confidence": final.confidence if final else None,
-                        "ended": True}
-                self._publish({"event": "lesion_ended", "segment": self.segment,
-                               "lesion_id": event.lesion_id, "dropped": event.dropped,
-                               "frames": [event.first_frame, event.last_frame],
-                               "risk": event.risk.risk if event.risk else None})
+@dataclass
+class _Segment:
+    """One segment of a stream: its scorer and the sinks its events go to."""
+
+    scorer: Any  # an IncrementalScorer (made by the host's ``make_scorer``)
+    fold: ScoreFold
+    sinks: Sinks
+    meta: VideoMeta
+    started: float  # perf_counter at its first frame
+    dropped_before: int  # the reader's drops when it started
+
+
+def _segment_meta(url: str, connection: VideoMeta | None, width: int, height: int,
+                  fps: float | None) -> VideoMeta:
+    """What the document says of a segment's video: the stream's URL and frame size;
+    a live stream has no frame count or duration up front."""
+    if connection is None:
+        return VideoMeta(url, width, height, fps, None, "", None, is_live=True)
+    return replace(connection, source=url, width=width, height=height, fps=fps,
+                   frame_count=None, duration_s=None, is_live=True)

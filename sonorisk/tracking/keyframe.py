@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sonorisk.detector.predictor import FrameDetector
+from sonorisk.detector.interface import FrameDetector
 from sonorisk.records import Detection, Frame
 from sonorisk.tracking.config import TrackingConfig
 from sonorisk.tracking.lesion_tracker import LesionTrack, LesionTracker, TrackerUpdate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from sonorisk.detector.predictor import FrameDetector
+from sonorisk.detector.interface import FrameDetector
 from sonorisk.records import Detection, Frame
 from sonorisk.tracking.config import TrackingConfig
 from sonorisk.tracking.keyframe import KeyframeTracker

@@ -2,7 +2,8 @@
 
 - ``clips``: the clip builder (paper's 8-frame rule; incremental; numpy only).
 - ``base``: the one interface, ``ClipClassifier.predict(clips) -> list[ClipScore]``.
-- ``i3d``, ``timesformer``, ``static2d``, ``pca_svm``: the model families.
+- ``i3d``, ``lite3d``, ``timesformer``, ``static2d``, ``pca_svm``: the model families,
+  each one entry of ``config.CLASSIFIER_KINDS`` (the kind registry).
 - ``registry``: ``build_classifier``, ``save_checkpoint``, ``load_classifier``, ``model_card``.
 - ``train``: ``train_on_clips``, ``train_from_dataset`` (``sonorisk train classifier``).
 
@@ -19,6 +20,8 @@ _LAZY = {
     "ClipConfig": "sonorisk.video_classifier.clips",
     "clips_from_track": "sonorisk.video_classifier.clips",
     "ClassifierConfig": "sonorisk.video_classifier.config",
+    "ClassifierKind": "sonorisk.video_classifier.config",
+    "register_classifier_kind": "sonorisk.video_classifier.config",
     "ClipClassifier": "sonorisk.video_classifier.base",
     "build_classifier": "sonorisk.video_classifier.registry",
     "load_classifier": "sonorisk.video_classifier.registry",

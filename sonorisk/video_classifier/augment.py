@@ -1,5 +1,5 @@
 """Clip augmentation in plain torch (``pytorchvideo.transforms`` does not import
-with current torchvision, see DESIGN.md).
+with current torchvision).
 
 Works on float clips ``B x C x T x H x W`` in [0, 1]. One random draw per clip
 and the same transform for all its frames, so augmentation never invents

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import torch
@@ -30,20 +30,15 @@ from torch import nn
 
 from sonorisk.errors import InputError
 from sonorisk.records import Clip, ClipScore
+from sonorisk.video_classifier.clips import ClipConfig
 from sonorisk.video_classifier.config import ClassifierConfig
-
-if TYPE_CHECKING:
-    from sonorisk.video_classifier.weights import LoadReport
+from sonorisk.video_classifier.weights import LoadReport
 
 
 class ClipClassifier(nn.Module):
     """Base class; see the module docstring for the contract."""
 
     kind: ClassVar[str] = ""
-    # buffers (register_buffer in __init__)
-    malignant_mask: torch.Tensor
-    pixel_mean: torch.Tensor
-    pixel_std: torch.Tensor
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
@@ -61,6 +56,11 @@ class ClipClassifier(nn.Module):
         # checkpoint_info (training data, metrics) is filled by load_classifier.
         self.provenance: dict[str, Any] = {}
         self.checkpoint_info: dict[str, Any] = {}
+        self.fit_report_: dict[str, Any] = {}  # what fit() found (one-pass kinds)
+
+    # How ``sonorisk.video_classifier.train`` trains this kind: "epochs" of gradient
+    # descent on augmented clips, or one call to :meth:`fit` (no gradients: pca-svm).
+    trained_by: ClassVar[Literal["epochs", "fit"]] = "epochs"
 
     # --- what subclasses implement ---------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -69,10 +69,30 @@ class ClipClassifier(nn.Module):
     def evidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 
-    def load_pretrained(self, path: str) -> LoadReport:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def load_pretrained(self, path: str) -> LoadReport:
+        """Load ``config.model.weights`` (a local file) into the model; say what fitted."""
+        raise InputError(path, f"{self.kind!r} classifiers take no pretrained weights file")
+
+    def fit(self, clips: Sequence[Clip] | np.ndarray, labels: np.ndarray, *, seed: int = 0,
+            batch_size: int = 16) -> Self:
+        """Fit in one pass on the clips :meth:`predict` takes and their class indices,
+        and return the model, as a scikit-learn estimator does (``trained_by = "fit"``).
+        What the fit found is left in ``fit_report_``. Kinds trained by gradient
+        descent are trained by ``sonorisk.video_classifier.train`` instead."""
+        raise NotImplementedError(f"{self.kind!r} classifiers are trained in epochs "
+                                  "(sonorisk.video_classifier.train), not by fit()")
+
+    def training_batch(self, clips: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """What one training step sees of a batch of clips (all of them; a 2D
+        model draws single frames)."""
+        return clips
 
     # --- shared helpers --------------------------------------------------------------
+    @property
+    def clip_config(self) -> ClipConfig:
+        """How clips must be cut for this model (the pipeline's ``ClipScorer`` reads it)."""
+        return self.config.clips
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
@@ -117,6 +137,27 @@ class ClipClassifier(nn.Module):
                 f"expected {want}, got shape {clips.shape} (clips must be built with this "
                 f"model's clip config: length {t}, crop_size {h})",
             )
+
+    def clip_array(self, clips: Sequence[Clip] | np.ndarray, source: str = "clips"
+                   ) -> tuple[np.ndarray, list[Clip] | None]:
+        """The uint8 array of ``clips`` (``Clip`` records or an array), checked
+        against this model's clip config, and the records when given."""
+        records: list[Clip] | None = None
+        if isinstance(clips, np.ndarray):
+            array = clips
+        else:
+            records = list(clips)
+            if not records:
+                raise InputError(source, "empty batch: no clips to score")
+            bad = [i for i, c in enumerate(records) if not isinstance(c, Clip)]
+            if bad:
+                raise InputError(source, f"items {bad[:5]} are not Clip records")
+            try:
+                array = np.stack([c.crops for c in records])
+            except ValueError as exc:
+                raise InputError(source, f"clips of different shapes in one batch ({exc})") from exc
+        self.validate_clips(array, source)
+        return array, records
 
     def to_unit(self, clips: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``N x T x H x W x 3`` -> float ``N x 3 x T x H x W`` in [0, 1]."""
@@ -167,21 +208,7 @@ class ClipClassifier(nn.Module):
         source: str = "clips",
     ) -> list[ClipScore]:
         """Score clips: the one call the pipeline, server and evaluation use."""
-        records: Sequence[Clip] | None = None
-        if isinstance(clips, np.ndarray):
-            array = clips
-        else:
-            records = list(clips)
-            if not records:
-                raise InputError(source, "empty batch: no clips to score")
-            bad = [i for i, c in enumerate(records) if not isinstance(c, Clip)]
-            if bad:
-                raise InputError(source, f"items {bad[:5]} are not Clip records")
-            try:
-                array = np.stack([c.crops for c in records])
-            except ValueError as exc:
-                raise InputError(source, f"clips of different shapes in one batch ({exc})") from exc
-        self.validate_clips(array, source)
+        array, records = self.clip_array(clips, source)
         was_training = self.training
         self.eval()
         out: list[ClipScore] = []
@@ -192,8 +219,7 @@ class ClipClassifier(nn.Module):
                     logits, maps, lesion = self.score_batch(chunk, heatmaps)
                 hm_np = None
                 if maps is not None:
-                    t, h, w = chunk.shape[2:]
-                    hm = self.heatmap_to_clip(maps.detach(), (t, h, w))
+                    hm = self.heatmap_to_clip(maps.detach(), tuple(chunk.shape[2:]))  # type: ignore[arg-type]
                     hm_np = hm.cpu().numpy().astype(np.float32)
                 lesion_np = (torch.sigmoid(lesion.float()).cpu().numpy()
                              if lesion is not None else None)
@@ -278,9 +304,8 @@ class GAPClassifier(ClipClassifier):
             logits = self.head(feats)
             maps = self.head.cam(feats, self.malignancy_weights()) if heatmaps else None
             lesion = None
-            lesion_head = getattr(self, "lesion_head", None)
-            if lesion_head is not None:
-                lesion = lesion_head(GAPHead.pool(feats)).squeeze(1)
+            if getattr(self, "lesion_head", None) is not None:
+                lesion = self.lesion_head(GAPHead.pool(feats)).squeeze(1)
         return logits, maps, lesion
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sonorisk.cli_args import finite_float, positive_int
 from sonorisk.threads import set_torch_threads
-from sonorisk.video_classifier.config import MODEL_KINDS
+from sonorisk.video_classifier.config import classifier_kinds
 
 
 def _csv(text: str) -> list[str]:
@@ -18,7 +18,7 @@ def _csv(text: str) -> list[str]:
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     p = groups["train"].add_parser(
         "classifier",
-        help="train a clip classifier (i3d, lite3d, timesformer, static2d, pca-svm)",
+        help=f"train a clip classifier ({', '.join(classifier_kinds())})",
         description="Train a video classifier on 8-frame lesion clips cut from a sonorisk "
         "dataset's ground-truth boxes; each clip carries its video's label. Writes "
         "OUT/last.pt every epoch and OUT/best.pt at the best validation AUC. "
@@ -27,7 +27,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     )
     p.add_argument("--data", required=True, help="dataset folder (videos.csv + annotations.json)")
     p.add_argument("--model", dest="model.kind",
-                   choices=list(MODEL_KINDS),
+                   choices=classifier_kinds(),
                    help="classifier family (default: the config's, else i3d)")
     p.add_argument("--config", help="YAML config (configs/classifier*.yaml)")
     p.add_argument("--out", default=None, help="output folder (default runs/classifier-KIND)")

@@ -8,13 +8,11 @@ is rebuilt exactly as it was trained.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sonorisk.errors import ConfigError
 from sonorisk.video_classifier.clips import ClipConfig
 
-ModelKind = Literal["i3d", "lite3d", "timesformer", "static2d", "pca-svm"]
-MODEL_KINDS: tuple[str, ...] = ("i3d", "lite3d", "timesformer", "static2d", "pca-svm")
 Backbone2D = Literal["resnet18", "resnet50", "densenet121", "mobilenet_v2", "googlenet"]
 
 # ImageNet statistics: both torchvision's ImageNet weights and an ImageNet
@@ -67,6 +65,15 @@ class TimesformerOptions:
     attention_type: Literal["divided_space_time", "joint_space_time"] = "divided_space_time"
     dropout: float = 0.0
 
+    def validate(self, clips: ClipConfig, source: str) -> None:
+        if clips.crop_size % self.patch_size:
+            raise ConfigError(f"{source}.patch_size",
+                              f"crop_size {clips.crop_size} must be a multiple of "
+                              f"{self.patch_size}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(f"{source}.hidden_size",
+                              "must be a multiple of num_attention_heads")
+
 
 @dataclass
 class Static2DOptions:
@@ -87,9 +94,50 @@ class PcaSvmOptions:
     calibration_folds: int = 3  # Platt scaling on cross-validated decision values
 
 
+@dataclass(frozen=True)
+class ClassifierKind:
+    """One clip-classifier family, declared once (as torchvision registers its
+    model builders): the config, the builder, the trainer and the CLI all read
+    the kinds from :data:`CLASSIFIER_KINDS`."""
+
+    name: str  # ``model.kind`` in configs and checkpoints
+    # The ``ClipClassifier`` subclass, as "module:Class" so that configs load
+    # without importing torch (the class is imported when a model is built), or
+    # the class itself (a kind registered at run time).
+    model: str | type[Any]
+    # The ModelConfig field holding this kind's options (None: it has none). An
+    # options object with ``validate(clips, source)`` is checked with the config.
+    options: str | None = None
+
+
+CLASSIFIER_KINDS: dict[str, ClassifierKind] = {k.name: k for k in (
+    ClassifierKind("i3d", "sonorisk.video_classifier.i3d:I3DClassifier", "i3d"),
+    ClassifierKind("lite3d", "sonorisk.video_classifier.lite3d:Lite3DClassifier", "lite3d"),
+    ClassifierKind("timesformer", "sonorisk.video_classifier.timesformer:TimesformerClassifier",
+                   "timesformer"),
+    ClassifierKind("static2d", "sonorisk.video_classifier.static2d:Static2DClassifier",
+                   "static2d"),
+    ClassifierKind("pca-svm", "sonorisk.video_classifier.pca_svm:PcaSvmClassifier", "pca_svm"),
+)}
+
+
+def register_classifier_kind(kind: ClassifierKind) -> ClassifierKind:
+    """Add a kind at run time (a plugin, a test); a name is registered once."""
+    known = CLASSIFIER_KINDS.get(kind.name)
+    if known is not None and known != kind:
+        raise ConfigError("model.kind", f"classifier kind {kind.name!r} is already registered")
+    CLASSIFIER_KINDS[kind.name] = kind
+    return kind
+
+
+def classifier_kinds() -> list[str]:
+    """The registered kind names, in registration order (CLI choices, messages)."""
+    return list(CLASSIFIER_KINDS)
+
+
 @dataclass
 class ModelConfig:
-    kind: ModelKind = "i3d"
+    kind: str = "i3d"  # a name in CLASSIFIER_KINDS (checked by validate)
     classes: list[str] = field(default_factory=lambda: ["benign", "malignant"])
     malignant_classes: list[str] = field(default_factory=lambda: ["malignant"])
     # A local file of pretrained weights: a torchvision 2D state dict (ImageNet;
@@ -112,8 +160,8 @@ class ModelConfig:
     lesion_check: bool = False
 
     def validate(self, source: str = "model") -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ConfigError(f"{source}.kind", f"must be one of {list(MODEL_KINDS)}")
+        if self.kind not in CLASSIFIER_KINDS:
+            raise ConfigError(f"{source}.kind", f"must be one of {classifier_kinds()}")
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise ConfigError(
                 f"{source}.classes", f"need >= 2 distinct classes, got {self.classes}"
@@ -170,17 +218,11 @@ class ClassifierConfig:
     def validate(self) -> None:
         self.clips.validate("clips")
         self.model.validate("model")
-        if self.model.kind == "timesformer":
-            opts = self.model.timesformer
-            if self.clips.crop_size % opts.patch_size:
-                raise ConfigError(
-                    "model.timesformer.patch_size",
-                    f"crop_size {self.clips.crop_size} must be a multiple of {opts.patch_size}",
-                )
-            if opts.hidden_size % opts.num_attention_heads:
-                raise ConfigError(
-                    "model.timesformer.hidden_size", "must be a multiple of num_attention_heads"
-                )
+        field_name = CLASSIFIER_KINDS[self.model.kind].options
+        options = getattr(self.model, field_name) if field_name else None
+        check = getattr(options, "validate", None)  # options that depend on the clips
+        if check is not None:
+            check(self.clips, f"model.{field_name}")
         if self.train.batch_size < 1 or self.train.epochs < 0:
             raise ConfigError("train", "batch_size must be >= 1 and epochs >= 0")
         if not 0.0 <= self.train.val_fraction < 1.0:

@@ -16,12 +16,14 @@ feature map, as in seed 003.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from sonorisk.errors import InputError
+from sonorisk.records import Clip
 from sonorisk.video_classifier.base import ClipClassifier
 from sonorisk.video_classifier.config import ClassifierConfig
 from sonorisk.video_classifier.static2d import FrameFeatures
@@ -33,6 +35,7 @@ _SVM_BUFFERS = ("feat_mean", "feat_scale", "pca_mean", "pca_components", "suppor
 
 class PcaSvmClassifier(ClipClassifier):
     kind = "pca-svm"
+    trained_by = "fit"  # scikit-learn fits it once on frozen features: no epochs
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__(config)
@@ -112,8 +115,34 @@ class PcaSvmClassifier(ClipClassifier):
         return logits.detach(), maps.detach()
 
     # --- fitting ----------------------------------------------------------------------
-    def fit(self, features: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, Any]:
-        """Fit scaler, PCA, SVM(s) and Platt scaling on clip features ``N x D``."""
+    @torch.no_grad()
+    def features_of(self, clips: Sequence[Clip] | np.ndarray, batch_size: int = 16,
+                    source: str = "clips") -> np.ndarray:
+        """The frozen CNN's clip features ``N x D`` (what the SVM sees) of clips
+        as :meth:`predict` takes them."""
+        array, _ = self.clip_array(clips, source)
+        was_training = self.training
+        self.eval()
+        try:
+            return np.concatenate([
+                self.clip_features(self.to_input(array[s : s + batch_size])).cpu().numpy()
+                for s in range(0, len(array), batch_size)])
+        finally:
+            self.train(was_training)
+
+    def fit(self, clips: Sequence[Clip] | np.ndarray, labels: np.ndarray, *, seed: int = 0,
+            batch_size: int = 16) -> PcaSvmClassifier:
+        """Fit scaler, PCA, SVM(s) and Platt scaling on the clips' features; the
+        sizes found are in ``fit_report_``."""
+        labels = np.asarray(labels)
+        if len(clips) != len(labels) or len(clips) < 4:
+            raise InputError("pca-svm training data", f"need >= 4 labelled clips, got "
+                             f"{len(clips)} clips / {len(labels)} labels")
+        self.fit_report_ = self._fit_features(self.features_of(clips, batch_size), labels, seed)
+        return self
+
+    def _fit_features(self, features: np.ndarray, labels: np.ndarray, seed: int
+                      ) -> dict[str, Any]:
         from sklearn.decomposition import PCA
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -121,10 +150,6 @@ class PcaSvmClassifier(ClipClassifier):
         from sklearn.svm import SVC
 
         opts = self.config.model.pca_svm
-        labels = np.asarray(labels)
-        if len(features) != len(labels) or len(features) < 4:
-            raise InputError("pca-svm training data", f"need >= 4 labelled clips, got "
-                             f"{len(features)} features / {len(labels)} labels")
         scaler = StandardScaler().fit(features)
         xs = scaler.transform(features)
         n_comp = int(min(opts.pca_components, xs.shape[0] - 1, xs.shape[1]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +22,27 @@ from sonorisk.atomic import atomic_torch_save
 from sonorisk.config import from_dict, to_dict
 from sonorisk.errors import InputError
 from sonorisk.video_classifier.base import ClipClassifier
-from sonorisk.video_classifier.config import MODEL_KINDS, ClassifierConfig
+from sonorisk.video_classifier.config import (
+    CLASSIFIER_KINDS,
+    ClassifierConfig,
+    classifier_kinds,
+)
 
 CHECKPOINT_FORMAT = "sonorisk-video-classifier"
 CHECKPOINT_VERSION = 1
 
 
 def classifier_class(kind: str) -> type[ClipClassifier]:
-    if kind == "i3d":
-        from sonorisk.video_classifier.i3d import I3DClassifier
-
-        return I3DClassifier
-    if kind == "lite3d":
-        from sonorisk.video_classifier.lite3d import Lite3DClassifier
-
-        return Lite3DClassifier
-    if kind == "timesformer":
-        from sonorisk.video_classifier.timesformer import TimesformerClassifier
-
-        return TimesformerClassifier
-    if kind == "static2d":
-        from sonorisk.video_classifier.static2d import Static2DClassifier
-
-        return Static2DClassifier
-    if kind == "pca-svm":
-        from sonorisk.video_classifier.pca_svm import PcaSvmClassifier
-
-        return PcaSvmClassifier
-    raise InputError("model.kind", f"unknown classifier kind {kind!r}; known: {list(MODEL_KINDS)}")
+    """The ``ClipClassifier`` subclass of a registered kind (imported on first use)."""
+    spec = CLASSIFIER_KINDS.get(kind)
+    if spec is None:
+        raise InputError("model.kind", f"unknown classifier kind {kind!r}; "
+                         f"known: {classifier_kinds()}")
+    if not isinstance(spec.model, str):
+        return spec.model
+    module, _, name = spec.model.partition(":")
+    cls: type[ClipClassifier] = getattr(importlib.import_module(module), name)
+    return cls
 
 
 def build_classifier(config: ClassifierConfig, load_weights: bool = True) -> ClipClassifier:

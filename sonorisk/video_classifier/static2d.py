@@ -111,6 +111,12 @@ class Static2DClassifier(GAPClassifier):
     def load_pretrained(self, path: str) -> LoadReport:
         return self.backbone.load_pretrained(self, "backbone.body.", path)
 
+    def training_batch(self, clips: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        # A 2D model learns from single frames (the paper's static images):
+        # ``train.static2d_frames`` random frames of each clip.
+        pick = rng.integers(0, clips.shape[1], size=(len(clips), self.config.train.static2d_frames))
+        return np.stack([c[p] for c, p in zip(clips, pick, strict=True)])
+
     def predict_frames(self, crops: np.ndarray, batch_size: int = 64,
                        source: str = "crops") -> np.ndarray:
         """P(malignant) of single ROI crops (``N x H x W x 3`` uint8), one per frame.

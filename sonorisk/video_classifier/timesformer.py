@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from sonorisk.errors import InputError
+from sonorisk.extras import import_extra
 from sonorisk.video_classifier.base import ClipClassifier
 from sonorisk.video_classifier.config import ClassifierConfig
 from sonorisk.video_classifier.weights import LoadReport, load_matching, read_state_dict
@@ -28,7 +29,10 @@ class TimesformerClassifier(ClipClassifier):
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__(config)
-        from transformers import TimesformerConfig, TimesformerForVideoClassification
+        # The [timesformer] extra: a clear error naming it when it is missing.
+        hf = import_extra("transformers", "timesformer")
+        TimesformerConfig = hf.TimesformerConfig  # noqa: N806 - the library's class names
+        TimesformerForVideoClassification = hf.TimesformerForVideoClassification  # noqa: N806
 
         opts = config.model.timesformer
         # transformers 5's signature omits PretrainedConfig's num_labels (4.x: **kwargs)
@@ -76,7 +80,8 @@ class TimesformerClassifier(ClipClassifier):
     def load_pretrained(self, path: str) -> LoadReport:
         p = Path(path)
         if p.is_dir():
-            from transformers import TimesformerForVideoClassification
+            TimesformerForVideoClassification = import_extra(  # noqa: N806
+                "transformers", "timesformer").TimesformerForVideoClassification
 
             try:
                 other = TimesformerForVideoClassification.from_pretrained(

@@ -1,11 +1,11 @@
 """Training: clips of a video dataset -> a checkpointed classifier.
 
-Neural models (i3d, timesformer, static2d): Adam, step LR (seed 000: halved
+Neural models (i3d, lite3d, timesformer, static2d): Adam, step LR (seed 000: halved
 every 5 epochs), class balance by loss weights or a balanced sampler,
 augmentation, validation AUC each epoch (clip level and video level = mean of
 a video's clips, the paper's risk), ``last.pt`` every epoch and ``best.pt``
-at the best validation AUC, resume from any checkpoint. The pca-svm model is
-fitted once on frozen CNN features.
+at the best validation AUC, resume from any checkpoint. A kind whose class says
+``trained_by = "fit"`` (pca-svm: frozen CNN features) is fitted once instead.
 
 The statistics package (CIs, DeLong, ...) belongs to ``sonorisk.eval``; here
 sklearn's ``roc_auc_score`` only steers training.
@@ -168,8 +168,8 @@ def train_on_clips(
         model.provenance = dict(payload.get("weights_provenance", {}))
     training_data = {**training_data, "train_config": to_dict(config.train)}
 
-    if config.model.kind == "pca-svm":
-        return _fit_pca_svm(model, train, val, config, out, training_data, progress)
+    if model.trained_by == "fit":
+        return _fit_once(model, train, val, config, out, training_data, progress)
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=tc.lr, weight_decay=tc.weight_decay)
@@ -205,11 +205,8 @@ def train_on_clips(
                    leave=False)
         for step in bar:
             idx = order[step * tc.batch_size : (step + 1) * tc.batch_size]
-            batch, labels = train.clips[idx], train.labels[idx]
-            if config.model.kind == "static2d":
-                # A 2D model learns from single frames (the paper's static images).
-                pick = rng.integers(0, batch.shape[1], size=(len(batch), tc.static2d_frames))
-                batch = np.stack([b[p] for b, p in zip(batch, pick, strict=True)])
+            batch = model.training_batch(train.clips[idx], rng)
+            labels = train.labels[idx]
             x = model.to_unit(batch)
             x = model.normalize(augment_clips(x, tc.augment, gen))
             y = torch.as_tensor(labels, device=device)
@@ -266,27 +263,20 @@ def _fmt(record: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-@torch.no_grad()
-def extract_features(model: Any, clipset: ClipSet, batch_size: int) -> np.ndarray:
-    model.eval()
-    feats = [
-        model.clip_features(model.to_input(clipset.clips[s : s + batch_size])).cpu().numpy()
-        for s in range(0, len(clipset), batch_size)
-    ]
-    return np.concatenate(feats)
-
-
-def _fit_pca_svm(model: Any, train: ClipSet, val: ClipSet | None, config: ClassifierConfig,
-                 out: Path, training_data: dict[str, Any], progress: bool) -> TrainResult:
+def _fit_once(model: ClipClassifier, train: ClipSet, val: ClipSet | None,
+              config: ClassifierConfig, out: Path, training_data: dict[str, Any],
+              progress: bool) -> TrainResult:
+    """A kind trained by one ``fit`` call (pca-svm): one record, no epochs."""
     t0 = time.time()
-    feats = extract_features(model, train, config.train.batch_size)
-    fit_info = model.fit(feats, train.labels, seed=config.train.seed)
+    model.fit(train.clips, train.labels, seed=config.train.seed,
+              batch_size=config.train.batch_size)
+    fit_info = dict(model.fit_report_)
     record: dict[str, Any] = {"epoch": 1, "train_loss": float("nan"), "fit": fit_info,
                               "train_clips_seen": len(train), "seconds": round(time.time() - t0, 2)}
     if val is not None and len(val):
         record["val"] = evaluate(model, val, config.train.batch_size)
     if progress:
-        print(f"pca-svm fitted: {fit_info}; val {record.get('val')}", flush=True)
+        print(f"{model.kind} fitted: {fit_info}; val {record.get('val')}", flush=True)
     history = [record]
     last = save_checkpoint(out / "last.pt", model, training_data=training_data,
                            metrics=record.get("val", {}), history=history, epoch=1)

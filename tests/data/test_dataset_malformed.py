@@ -142,7 +142,7 @@ def test_a_whole_number_written_as_text_next_to_a_bad_cell(tiny_dataset):
 def test_a_fifo_listed_as_a_video_is_named_as_one(tmp_path: Path):
     import os
 
-    from sonorisk.data.dataset import _why_not_a_file
+    from sonorisk.data.validate import why_not_a_file as _why_not_a_file
 
     fifo = tmp_path / "v.avi"
     os.mkfifo(fifo)

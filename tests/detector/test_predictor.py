@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from sonorisk.detector.checkpoint import CheckpointError
+from sonorisk.detector.common import clean_detections
 from sonorisk.detector.config import InferenceConfig
-from sonorisk.detector.predictor import TorchvisionDetector, clean_detections
+from sonorisk.detector.predictor import TorchvisionDetector
 from sonorisk.errors import InputError
 from sonorisk.records import Frame
 

@@ -46,14 +46,23 @@ def test_info_reports_truncation_and_drops(noisy_mjpeg, tmp_path, capsys):
     assert 0 < doc["frames_decoded"] < 40
 
 
-def test_info_crop_finds_the_scan_region(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    frames = moving_frames(16, 320, 240, seed=3)
-    layout = make_layout(frames[0].shape, rng, shape="linear", calipers=False)
-    path = tmp_path / "screen.avi"
+def _screen_capture(path, n: int, seed: int, rng_seed: int, **layout_kw):
+    """A screen capture of moving frames (MJPEG AVI at ``path``) and its layout."""
+    frames = moving_frames(n, 320, 240, seed=seed)
+    layout = make_layout(frames[0].shape, np.random.default_rng(rng_seed), **layout_kw)
     write_video(path, (render(f, layout) for f in frames), 30.0, "mjpeg")
+    return layout
+
+
+def _info_region(path, capsys) -> dict:
     assert main(["info", str(path), "--crop", "--json"]) == 0
-    region = json.loads(capsys.readouterr().out)[0]["scan_region"]
+    return json.loads(capsys.readouterr().out)[0]["scan_region"]
+
+
+def test_info_crop_finds_the_scan_region(tmp_path, capsys):
+    path = tmp_path / "screen.avi"
+    layout = _screen_capture(path, 16, 3, 0, shape="linear", calipers=False)
+    region = _info_region(path, capsys)
     assert region["kind"] == "linear"
     box, want = region["box"], layout.region
     ix = max(0, min(box[2], want[2]) - max(box[0], want[0]))
@@ -69,3 +78,34 @@ def test_info_missing_file_exit_code_and_message(tmp_path, capsys):
     assert main(["info", str(missing)]) == 1
     err = capsys.readouterr().err
     assert str(missing) in err and "no such file" in err and "VideoNotFoundError" in err
+
+
+class _NoBoxes:
+    """A detector that finds nothing: the scan region is all this test reads."""
+
+    info = {"kind": "no boxes (test)"}
+
+    def predict(self, images, frame_indices=None):
+        return [[] for _ in images]
+
+
+def test_info_reports_the_region_score_crops_to(tmp_path, capsys):
+    """`info --crop` and the scorer sample one way (RegionSampler): one region."""
+    from types import SimpleNamespace
+
+    from sonorisk.models.load import ScoringModels
+    from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.score_file import score_file
+    from sonorisk.video_classifier.clips import ClipConfig
+
+    path = tmp_path / "screen.avi"
+    _screen_capture(path, 60, 4, 1, shape="convex", calipers=True)
+    region = _info_region(path, capsys)
+    assert region["cropped"] is True
+    classifier = SimpleNamespace(clip_config=ClipConfig())  # never called: no box, no clip
+    models = ScoringModels(_NoBoxes(), classifier, cards={})
+    document = score_file(path, models, PipelineConfig(), tmp_path / "out", progress=False)
+    scored = document["video"]["scan_region"]
+    assert scored is not None
+    assert (scored["box"], scored["kind"], scored["frames_used"]) == (
+        region["box"], region["kind"], region["frames_used"])

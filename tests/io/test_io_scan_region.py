@@ -74,7 +74,7 @@ def test_region_through_an_encoded_video_and_cropper(busi_dir, tmp_path):
     path = tmp_path / "screen.avi"
     write_video(path, (render(f, layout) for f in frames), 30.0, "mjpeg")
     with open_video(path) as src:
-        cropper = RegionCropper(src, sample=8, stride=2)
+        cropper = RegionCropper(src)  # the sampling `score` uses
         crops = list(cropper)
     region = cropper.region
     assert region is not None and region.kind == "linear"
@@ -121,3 +121,20 @@ def test_crop_refuses_other_frame_sizes():
     region = estimate_scan_region([np.zeros((60, 80), np.uint8)] * 2)
     with pytest.raises(ValueError, match="80x60"):
         region.crop(np.zeros((50, 50), np.uint8))
+
+
+def test_the_sampler_keeps_the_first_frames_and_refuses_a_size_change():
+    from sonorisk.errors import InputError
+    from sonorisk.io.scan_region import RegionSampler, crop_region
+
+    sampler = RegionSampler(3)
+    frames = [np.full((60, 80), i, np.uint8) for i in range(5)]
+    assert [sampler.add(f) for f in frames] == [False, False, True, True, True]
+    region = sampler.estimate()
+    assert region.frames_used == 3  # the first three, not the later ones
+    assert crop_region(region) is None  # nothing stands out: the whole frame, no crop
+    mixed = RegionSampler(2)
+    mixed.add(np.zeros((60, 80), np.uint8))
+    mixed.add(np.zeros((40, 80), np.uint8))
+    with pytest.raises(InputError, match="frame size changes"):
+        mixed.estimate()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from sonorisk.detector.interface import as_frames
 from sonorisk.records import Box, Detection, Frame
 
 
@@ -26,10 +27,9 @@ class BoxDetector:
     calls: list[list[int]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=lambda: {"kind": "ground-truth boxes (test)"})
 
-    def predict(self, images: Sequence[Any],
+    def predict(self, frames: Sequence[Any],
                 frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
-        indices = list(frame_indices) if frame_indices is not None else [
-            im.index for im in images]
+        indices = [f.index for f in as_frames(frames, frame_indices)]
         self.calls.append(indices)
         return [[Detection(i, b, 0.95) for b in self.boxes.get(i, [])] for i in indices]
 
@@ -79,13 +79,13 @@ class BrightBlobDetector:
     seen_shapes: list[tuple[int, ...]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=lambda: {"kind": "bright-blob (test)"})
 
-    def predict(self, images: Sequence[Any],
+    def predict(self, frames: Sequence[Any],
                 frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
         import cv2
 
         out = []
-        for k, image in enumerate(images):
-            index = frame_indices[k] if frame_indices is not None else k
+        for frame in as_frames(frames, frame_indices):
+            index, image = frame.index, frame.image
             gray = image if image.ndim == 2 else image.max(axis=2)
             self.seen_shapes.append(gray.shape)
             n, _, stats, _ = cv2.connectedComponentsWithStats(

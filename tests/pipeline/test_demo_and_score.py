@@ -47,27 +47,67 @@ def test_every_output_says_it_is_a_demonstration(demo_dir: Path) -> None:
         assert doc["models"]["classifier"]["trained_on_synthetic_data"] is True
 
 
-def test_risks_trace_to_clips_and_frames(demo_dir: Path) -> None:
+def _assert_traceable(doc: dict) -> int:
+    """Every risk is the mean of its clips, every clip 8 boxed frames; the clip count."""
+    probabilities = []
+    for lesion in doc["lesions"]:
+        clips = lesion["clips"]
+        boxed = {b["frame"] for b in lesion["boxes"]}
+        for clip in clips:
+            frames = clip["frame_indices"]
+            assert len(frames) == 8 and frames == list(range(frames[0], frames[0] + 8))
+            assert set(frames) <= boxed  # every clip frame has its box
+            probabilities.append(clip["probability"])
+        if clips:
+            mean = sum(c["probability"] for c in clips) / len(clips)
+            assert lesion["risk"] == pytest.approx(mean)
+        else:
+            assert lesion["risk"] is None
+    if probabilities:
+        assert doc["status"] == "scored"
+        assert doc["risk"] == pytest.approx(sum(probabilities) / len(probabilities))
+    else:  # never an invented number
+        assert doc["status"] == "no scorable lesion" and doc["risk"] is None
+    return len(probabilities)
+
+
+@pytest.fixture(scope="module")
+def true_box_scores(demo_dir: Path, tmp_path_factory) -> tuple[dict, Path]:
+    """The demo's malignant sweep scored with heatmaps by the demo's real classifier
+    and its true boxes as the detector (a test double for that stage only): clips
+    are certain to exist, where the quick demo's own detector may find none."""
+    from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.score_file import score_file
+
+    from .conftest import BoxDetector
+
+    record, _, models = _malignant_with_true_boxes(demo_dir, BoxDetector)
+    out = tmp_path_factory.mktemp("true-boxes")
+    doc = score_file(demo_dir / "videos" / record.file, models, PipelineConfig(crop="none"),
+                     out, heatmaps=True, progress=False)
+    return doc, out
+
+
+def test_risks_trace_to_clips_and_frames(demo_dir: Path, true_box_scores) -> None:
     for doc in _documents(demo_dir):
-        probabilities = []
-        for lesion in doc["lesions"]:
-            clips = lesion["clips"]
-            boxed = {b["frame"] for b in lesion["boxes"]}
-            for clip in clips:
-                frames = clip["frame_indices"]
-                assert len(frames) == 8 and frames == list(range(frames[0], frames[0] + 8))
-                assert set(frames) <= boxed  # every clip frame has its box
-                probabilities.append(clip["probability"])
-            if clips:
-                mean = sum(c["probability"] for c in clips) / len(clips)
-                assert lesion["risk"] == pytest.approx(mean)
-            else:
-                assert lesion["risk"] is None
-        if probabilities:
-            assert doc["status"] == "scored"
-            assert doc["risk"] == pytest.approx(sum(probabilities) / len(probabilities))
-        else:  # never an invented number
-            assert doc["status"] == "no scorable lesion" and doc["risk"] is None
+        _assert_traceable(doc)
+    doc, _ = true_box_scores
+    assert _assert_traceable(doc) > 0 and doc["status"] == "scored"
+
+
+def test_a_video_with_no_box_gets_no_number(demo_dir: Path, tmp_path: Path) -> None:
+    """The other branch, made certain: a detector that finds nothing (test double)."""
+    from sonorisk.pipeline.config import PipelineConfig
+    from sonorisk.pipeline.score_file import score_file
+
+    from .conftest import BoxDetector
+
+    record, _, models = _malignant_with_true_boxes(demo_dir, BoxDetector)
+    models.detector = BoxDetector({})
+    doc = score_file(demo_dir / "videos" / record.file, models, PipelineConfig(crop="none"),
+                     tmp_path, progress=False)
+    assert _assert_traceable(doc) == 0
+    assert doc["status"] == "no scorable lesion" and doc["risk"] is None and doc["clips"] == 0
 
 
 def test_overlays_decode_with_pyav(demo_dir: Path) -> None:
@@ -78,11 +118,14 @@ def test_overlays_decode_with_pyav(demo_dir: Path) -> None:
         assert frames == doc["video"]["frames_scored"]
 
 
-def test_heatmap_strips_exist_for_every_clip(demo_dir: Path) -> None:
-    docs = _documents(demo_dir)
-    clips = [c for d in docs for lesion in d["lesions"] for c in lesion["clips"]]
-    for clip in clips:
-        image = cv2.imread(str(demo_dir / "scores" / clip["heatmap"]))
+def test_heatmap_strips_exist_for_every_clip(demo_dir: Path, true_box_scores) -> None:
+    doc, out = true_box_scores
+    strips = [(demo_dir / "scores", c) for d in _documents(demo_dir)
+              for lesion in d["lesions"] for c in lesion["clips"]]
+    strips += [(out, c) for lesion in doc["lesions"] for c in lesion["clips"]]
+    assert strips  # the true-box document has clips, so this checks something
+    for folder, clip in strips:
+        image = cv2.imread(str(folder / clip["heatmap"]))
         assert image is not None
         height, width = image.shape[:2]
         assert width == 4 * height  # 8 crops wide, 2 rows (crops, heatmaps)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from sonorisk.detector.interface import as_frames
 from sonorisk.errors import ConfigError
 from sonorisk.pipeline import IncrementalScorer, PipelineConfig
 from sonorisk.pipeline.lesions import (
@@ -50,9 +51,9 @@ class ScoredBoxDetector:
     boxes: dict[int, list[tuple[tuple[float, float, float, float], float]]]
     info: dict[str, Any] = field(default_factory=lambda: {"kind": "scored boxes (test)"})
 
-    def predict(self, images: Sequence[Any],
+    def predict(self, frames: Sequence[Any],
                 frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
-        indices = list(frame_indices) if frame_indices is not None else list(range(len(images)))
+        indices = [f.index for f in as_frames(frames, frame_indices)]
         return [[Detection(i, b, s) for b, s in self.boxes.get(i, [])] for i in indices]
 
 

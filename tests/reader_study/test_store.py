@@ -14,7 +14,16 @@ from sqlalchemy import create_engine, text
 from sonorisk.reader_study.errors import ReadRejected, StudyError
 from sonorisk.reader_study.migrations import migrate
 from sonorisk.reader_study.schema import SCHEMA_VERSION
-from sonorisk.reader_study.store import StudyStore, default_db_url, validate_answer
+from sonorisk.reader_study.store import (
+    Step,
+    StudyStore,
+    aided_opening,
+    default_db_url,
+    first_unanswered,
+    open_refusal,
+    unaided_is_final,
+    validate_answer,
+)
 
 from .conftest import make_study
 
@@ -205,3 +214,34 @@ def check_concurrent_changes(store: StudyStore) -> None:
 
 def test_simultaneous_answers_on_sqlite(store: StudyStore) -> None:
     check_concurrent_changes(store)
+
+
+def test_the_gating_rules_are_pure_functions_of_steps_and_answers() -> None:
+    """No database: two cases, each read unaided then aided."""
+    steps = [Step("R", n, case, sess, pos, None) for n, (case, sess, pos) in enumerate(
+        [("a", "unaided", 1), ("a", "aided", 1), ("b", "unaided", 2), ("b", "aided", 2)])]
+    read = {"submitted_at": 100.0}
+    assert first_unanswered(steps, {}) is steps[0]
+    assert first_unanswered(steps, {("a", "unaided"): read}) is steps[1]
+    assert first_unanswered(steps, {(st.case_id, st.session): read for st in steps}) is None
+
+    def refused(number: int, done: dict, now: float = 0.0, washout: float | None = None):
+        refusal = open_refusal(steps, done, number, now, washout)
+        return None if refusal is None else (refusal.status, refusal.reason)
+
+    assert refused(0, {}) is None
+    assert refused(1, {})[0] == 403 and "only after your unaided read" in refused(1, {})[1]
+    assert refused(2, {}) == (403, "not open yet: answer step 0 first")
+    assert refused(4, {})[0] == 404
+    assert refused(1, {("a", "unaided"): read}) is None
+    # with a washout the aided session waits for every unaided read, then the washout
+    assert aided_opening(steps, {("a", "unaided"): read}, 50.0) is None
+    both = {("a", "unaided"): read, ("b", "unaided"): {"submitted_at": 120.0}}
+    assert aided_opening(steps, both, 50.0) == 170.0 and aided_opening(steps, {}, None) == 0.0
+    assert "opens at" in refused(1, both, now=160.0, washout=50.0)[1]
+    assert refused(1, both, now=171.0, washout=50.0) is None
+    # an unaided read is final once its case's AI result was shown
+    assert not unaided_is_final(steps, steps[0])
+    shown = [*steps[:1], Step("R", 1, "a", "aided", 1, 5.0), *steps[2:]]
+    assert unaided_is_final(shown, shown[0]) and not unaided_is_final(shown, shown[2])
+    assert not unaided_is_final(shown, shown[1])  # an aided read is never locked

@@ -170,3 +170,26 @@ def test_admin_sees_progress_and_exports(app_store, study: Path) -> None:
     assert r.status_code == 409 and "fully crossed" in r.text
     assert admin.get("/admin/export/secrets.txt").status_code == 404
     assert client_for(app, None).get("/admin/login/wrong").status_code == 404
+
+
+def test_the_model_card_comes_from_the_stored_score_document(app_store, study: Path,
+                                                             study_inputs: dict) -> None:
+    app, store = app_store
+    c = client_for(app, links(study)["R1"])
+    first = store.steps("R1")[0]
+    assert c.get(f"/reader/R1/step/{first.step}/model").status_code == 403  # unaided
+    _answer(c, "R1", first.step, "3", 30)
+    page = c.get(f"/reader/R1/step/{first.step + 1}")
+    # one notice line in view; every statement of the document behind it
+    summary = re.search(r"<summary>(.*?)</summary>", page.text).group(1)
+    assert summary == "Research software, not a clinical result"
+    card = c.get(f"/reader/R1/step/{first.step + 1}/model")
+    assert card.status_code == 200
+    for line in NOTICE:
+        assert line in card.text
+    assert "demonstration</th><td>True" in card.text and "loose files" in card.text
+    # nothing of the scored file (its path names the case) reaches the reader
+    assert str(study_inputs["dataset"]) not in card.text
+    assert first.case_id not in card.text
+    other = client_for(app, links(study)["R2"])
+    assert other.get(f"/reader/R1/step/{first.step + 1}/model").status_code == 403

@@ -95,3 +95,29 @@ def test_stream_host_keys_are_checked():
     config.streams.torch_threads = 0
     with pytest.raises(ConfigError, match="streams.torch_threads"):
         config.validate()
+
+
+def test_stream_events_write_boxes_as_the_document_does_and_drop_flicker():
+    from sonorisk.pipeline.events import FrameBoxes, LesionBox, LesionEnded, LesionUpdated
+    from sonorisk.pipeline.report import box_json
+    from sonorisk.records import LesionRisk, LesionStatus
+    from sonorisk.serving.stream_events import StreamEventSink
+    from sonorisk.serving.stream_stats import StreamStats
+
+    published: list[dict] = []
+    sink = StreamEventSink(published.append, StreamStats("s"))
+    sink.segment = 2
+    box = LesionBox(7, (1.23456, 2.0, 30.98765, 40.5), 0.912345, "detector")
+    risk = LesionRisk(7, 0.75, 2, LesionStatus.SCORED, 0.9)
+    sink.events([FrameBoxes(5, 0.2, (box,), True, 0.01), LesionUpdated(risk),
+                 LesionEnded(8, 3, 4, True)])
+    boxes, lesion, dropped = published
+    assert boxes["boxes"] == [{"lesion_id": 7, **box_json(box)}]
+    assert boxes["boxes"][0]["box"] == [1.23, 2.0, 30.99, 40.5]  # the document's rounding
+    assert lesion == {"event": "lesion", "segment": 2, "lesion_id": 7, "risk": 0.75,
+                      "clips": 2, "status": "scored", "confidence": 0.9, "ended": False}
+    assert dropped["dropped"] and [e["lesion_id"] for e in sink.table()] == [7]
+    sink.events([LesionEnded(7, 0, 40, False, risk)])
+    assert sink.table()[0]["ended"] is True
+    sink.events([LesionEnded(7, 0, 40, True)])  # withdrawn: gone from the table
+    assert sink.table() == []

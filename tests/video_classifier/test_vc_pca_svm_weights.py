@@ -11,7 +11,7 @@ from vc_helpers import blob_clips, clipset, tiny_config
 from sonorisk.errors import InputError
 from sonorisk.video_classifier.registry import build_classifier, load_classifier
 from sonorisk.video_classifier.static2d import default_key_frames, static_video_score
-from sonorisk.video_classifier.train import extract_features, train_on_clips
+from sonorisk.video_classifier.train import train_on_clips
 
 DATA = {"dataset": "in-memory blob phantom", "synthetic": True}
 
@@ -32,12 +32,12 @@ def test_pca_svm_matches_sklearn_and_round_trips(tmp_path) -> None:
     assert result.history[0]["val"]["auc_clip"] >= 0.8
 
     # The torch decision function equals sklearn's on the same features.
-    feats = extract_features(model, train, 8)
+    feats = model.features_of(train.clips, 8)
     scaler = StandardScaler().fit(feats)
     pca = PCA(n_components=8, random_state=0).fit(scaler.transform(feats))
     z = pca.transform(scaler.transform(feats))
     svc = SVC(C=1.0, kernel="rbf", gamma=fit["gamma"]).fit(z, y[:16])
-    vfeats = extract_features(model, val, 8)
+    vfeats = model.features_of(val.clips, 8)
     ours = model.decision_function(torch.as_tensor(vfeats)).numpy()[:, 0]
     theirs = svc.decision_function(pca.transform(scaler.transform(vfeats)))
     np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
@@ -64,7 +64,10 @@ def test_pca_svm_multiclass_and_errors(tmp_path) -> None:
     with pytest.raises(InputError, match="not fitted"):
         unfitted.predict(x[:1])
     with pytest.raises(InputError, match="positive"):
-        unfitted.fit(np.random.rand(6, unfitted.backbone.dim), np.zeros(6, dtype=int))
+        # fit() takes what predict() takes (clips), as a scikit-learn estimator.
+        unfitted.fit(x[:6], np.zeros(6, dtype=int))
+    assert unfitted.fit(x, np.arange(12) % 2) is unfitted
+    assert unfitted.fit_report_["support_vectors"] > 0
 
 
 def test_i3d_inflated_from_2d_resnet50(tmp_path) -> None:
