@@ -30,7 +30,6 @@ from typing import Any
 
 import torch
 
-from sonorisk.detector.config import Backbone
 from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.report import RESEARCH_NOTICE
 from sonorisk.threads import set_torch_threads
@@ -52,7 +51,7 @@ class DemoSettings:
     detector_epochs: int = 13
     detector_iters_per_epoch: int = 25
     detector_min_size: int = 128
-    detector_backbone: Backbone = "mobilenet_v3_large"
+    detector_backbone: str = "mobilenet_v3_large"
     classifier_epochs: int = 10
     crop_size: int = 48
     threads: int = 2
