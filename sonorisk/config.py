@@ -58,7 +58,7 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str = "config") -> T:
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(where, f"expected a mapping, got {value!r}")
         return from_dict(hint, value, where)

@@ -62,9 +62,10 @@ def test_constraints_pin_torch_and_torchvision() -> None:
     }
     assert {k: pins[k] for k in ("torch", "torchvision")} == {"torch": "2.14.1",
                                                                "torchvision": "0.29.1"}
-    # Only what must be pinned: torch (see docs/design.md), and the versions model files
-    # and exported graphs were checked with (safetensors; onnxruntime and onnx).
-    assert set(pins) <= {"torch", "torchvision", "safetensors", "onnxruntime", "onnx"}
+    # Only what must be pinned: torch (see docs/design.md), the versions model files
+    # and exported graphs were checked with (safetensors; onnxruntime and onnx), and
+    # the type checker (mypy).
+    assert set(pins) <= {"torch", "torchvision", "safetensors", "onnxruntime", "onnx", "mypy"}
 
 
 def test_console_script_help_lists_verbs() -> None:

@@ -68,7 +68,7 @@ def every_kth(n_frames: int, max_tiles: int = 24) -> list[int]:
 
 def _palette(gray_levels: int) -> list[int]:
     colors = [(round(v), round(v), round(v)) for v in np.linspace(0, 255, gray_levels)]
-    colors += [tuple(c) for c in BOX_COLORS] + [(255, 255, 0)]
+    colors += [(r, g, b) for r, g, b in BOX_COLORS] + [(255, 255, 0)]
     flat = [channel for color in colors for channel in color]
     return flat + flat[-3:] * (256 - len(colors))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,7 @@ def opt_str(value: Any) -> str | None:
     return text or None
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     """An integer that is not a bool (JSON ``true`` is an int to Python)."""
     return isinstance(value, int) and not isinstance(value, bool)
 

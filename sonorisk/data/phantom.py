@@ -168,7 +168,7 @@ def _wavy(x: np.ndarray, base: float, amplitude: float, rng: np.random.Generator
 
 def _lowpass_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator,
                    sigma_y: float | None = None) -> np.ndarray:
-    noise = rng.standard_normal(shape).astype(np.float32)
+    noise: np.ndarray = rng.standard_normal(shape).astype(np.float32)
     noise = cv2.GaussianBlur(noise, (0, 0), sigmaX=sigma, sigmaY=sigma_y or sigma)
     return noise / (noise.std() + 1e-6)
 
@@ -191,7 +191,7 @@ def tissue_db(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
                                       rng)
     muscle_bottom = muscle_top + rng.uniform(7, 11) * px_per_mm
 
-    db = np.full((height, width), FAT_DB, np.float32)
+    db: np.ndarray = np.full((height, width), FAT_DB, np.float32)
     # Subcutaneous fat: dark lobules separated by brighter septa.
     lobules = _lowpass_noise((height, width), 2.2 * px_per_mm, rng, 1.3 * px_per_mm)
     fat = FAT_DB + 3.0 * lobules + 6.0 * np.exp(-(np.abs(lobules) / 0.18) ** 2)
@@ -229,7 +229,7 @@ def tissue_db(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
         _draw_curve(lines, np.stack([xs, ys], axis=1), 60.0 + SEPTA_DB,
                     max(1, int(0.3 * px_per_mm)))
     # Ducts: thin dark tubes running roughly horizontally in the gland.
-    ducts = np.zeros((height, width), np.float32)
+    ducts: np.ndarray = np.zeros((height, width), np.float32)
     for _ in range(int(rng.integers(0, 3))):
         yc = rng.uniform(0.3, 0.7)
         t = np.linspace(0, 1, 40)
@@ -347,7 +347,7 @@ def add_lesion(
         offset += spec.halo_db * ring_canvas * (1 - alpha)
     if spec.posterior_db != 0:
         # Column behind the lesion, as wide as the lesion, fading with depth.
-        column = np.zeros((height, width), np.float32)
+        column: np.ndarray = np.zeros((height, width), np.float32)
         box_rows = np.flatnonzero(mask_bool.any(axis=1))
         lesion_h = box_rows[-1] - box_rows[0] + 1 if box_rows.size else 1
         length = int(lesion_h * (3.0 if spec.posterior_db < 0 else 1.5))

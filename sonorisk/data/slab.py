@@ -78,7 +78,7 @@ def posterior_column(mask: np.ndarray, length_factor: float = 0.8) -> np.ndarray
     cols = np.arange(x1, x2)
     sub = mask[:, x1:x2]
     bottoms = height - 1 - np.argmax(sub[::-1], axis=0)
-    present = sub.any(axis=0)
+    present = np.any(sub, axis=0)
     for col, bottom, ok in zip(cols, bottoms, present, strict=True):
         if not ok:
             continue

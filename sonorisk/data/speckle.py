@@ -44,7 +44,8 @@ class SpeckleField:
         real, imag = _fresh(self.shape, self.rng, self.sigma_xy)
         if self.field is not None:
             rho = float(np.clip(rho, 0.0, 1.0))
-            keep, new = np.float32(rho), np.float32(np.sqrt(1.0 - rho * rho))
+            # float32-rounded weights, as Python floats (cv2 takes doubles)
+            keep, new = float(np.float32(rho)), float(np.float32(np.sqrt(1.0 - rho * rho)))
             real = cv2.addWeighted(self.field[0], keep, real, new, 0.0)
             imag = cv2.addWeighted(self.field[1], keep, imag, new, 0.0)
         self.field = (real, imag)

@@ -134,8 +134,8 @@ class SweepRenderer:
     def _elastic(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Smooth displacement (source px), blended between keyframe fields."""
         period = max(1, self.params.elastic_period)
-        k, frac = divmod(index, period)
-        frac = frac / period
+        k, rem = divmod(index, period)
+        frac = rem / period
         blend = frac * frac * (3 - 2 * frac)  # smoothstep
         a, b = self._elastic_key(k), self._elastic_key(k + 1)
         field_ = (1 - blend) * a + blend * b
@@ -224,7 +224,7 @@ class SweepRenderer:
         rho = params.speckle_rho * float(np.exp(-0.5 * max(0.0, speed - 1.0)))
         if params.speckle_strength > 0:
             speckle = self._speckle.next(rho)
-            cv2.max(speckle, 0.3, dst=speckle)
+            cv2.max(speckle, 0.3, dst=speckle)  # type: ignore[call-overload, unused-ignore]  # cv2 stubs: no scalar
             image = image * cv2.pow(speckle, params.speckle_strength)
         depth_gain = 1.0 + float(path.tgc[index]) * (self._grid_v - 0.5)
         image = image * float(path.gain[index]) * depth_gain

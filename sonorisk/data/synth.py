@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -110,7 +110,8 @@ class _ScreenCapture:
         from sonorisk.data import screen_capture
 
         self._module = screen_capture
-        self.layout = screen_capture.make_layout(image_shape, rng, shape=shape)
+        self.layout = screen_capture.make_layout(image_shape, rng,
+                                                 shape=cast("screen_capture.Shape", shape))
         x1, y1, x2, y2 = self.layout.region
         self.region = (x1, y1, x2, y2)
         self.visible = self.layout.mask[y1:y2, x1:x2]

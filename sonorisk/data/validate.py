@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -236,7 +236,7 @@ def _annotation_box(ann: dict[str, Any],
     values = [finite(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else [None]
     if None in values:
         return f"bbox must be [x, y, w, h] of finite numbers, got {short(bbox)} {frame}"
-    x, y, w, h = values
+    x, y, w, h = cast("list[float]", values)  # no None (checked above)
     if w <= 0 or h <= 0:
         return f"empty box {bbox} {frame}"
     tol = BOX_TOLERANCE_PX

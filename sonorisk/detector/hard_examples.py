@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +52,7 @@ class HardFrame:
 Box = tuple[float, float, float, float]
 
 
-def hard_frames_of(document: dict, truth: dict[int, Sequence[Box]], dataset: str,
+def hard_frames_of(document: dict, truth: Mapping[int, Sequence[Box]], dataset: str,
                    video_id: str, min_iou: float = 0.3) -> list[HardFrame]:
     """The false-track frames and missed lesion frames of one scored video."""
     found: dict[int, list[Box]] = {}
@@ -60,8 +60,8 @@ def hard_frames_of(document: dict, truth: dict[int, Sequence[Box]], dataset: str
     for lesion in document.get("lesions", []):
         boxes = {int(b["frame"]): tuple(b["box"]) for b in lesion["boxes"]}
         for i, box in boxes.items():
-            found.setdefault(i, []).append(box)  # type: ignore[arg-type]
-        if overlaps_truth(boxes, truth, min_iou) == 0.0:  # type: ignore[arg-type]
+            found.setdefault(i, []).append(box)
+        if overlaps_truth(boxes, truth, min_iou) == 0.0:
             false_frames.update(boxes)
     missed = {i for i, lesions in truth.items() if lesions and not any(
         box_iou(t, b) >= min_iou for t in lesions for b in found.get(i, ()))}
@@ -84,7 +84,7 @@ def mine(batch_dir: Path, dataset_root: Path, groups: set[str] | None = None) ->
         if not path.exists():
             continue
         document = json.loads(path.read_text())
-        out += hard_frames_of(document, dataset.boxes_for(video_id),  # type: ignore[arg-type]
+        out += hard_frames_of(document, dataset.boxes_for(video_id),
                               str(dataset_root), str(video_id))
     return out
 

@@ -120,12 +120,13 @@ def bootstrap_ap_ci(gt_boxes: Sequence[np.ndarray], pred_boxes: Sequence[np.ndar
         raise ValueError("n_boot must be >= 1")
     rng = np.random.default_rng(seed)
     n = len(gt_boxes)
-    aps, ap50s = [], []
+    aps: list[float] = []
+    ap50s: list[float] = []
     while len(ap50s) < n_boot:
         pick = rng.integers(0, n, n)
         result = coco_ap([gt_boxes[i] for i in pick], [pred_boxes[i] for i in pick],
                          [pred_scores[i] for i in pick], [sizes[i] for i in pick])
-        if result.ap50 is None:
+        if result.ap is None or result.ap50 is None:  # both None together
             continue
         aps.append(result.ap)
         ap50s.append(result.ap50)

@@ -76,7 +76,9 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
                                   f"need >= 16, got {cfg.box_representation_size}")
             resolution = 7  # torchvision's MultiScaleRoIAlign output size
             box_head = {
-                "box_head": TwoMLPHead(backbone.out_channels * resolution ** 2,
+                # out_channels: an int (torchvision's backbone contract) that torch's
+                # nn.Module.__getattr__ types as Tensor | Module
+                "box_head": TwoMLPHead(backbone.out_channels * resolution ** 2,  # type: ignore[operator]
                                        cfg.box_representation_size),
                 "box_predictor": FastRCNNPredictor(cfg.box_representation_size, NUM_CLASSES),
             }

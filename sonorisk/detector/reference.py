@@ -32,6 +32,7 @@ class ReferenceDetector:
         out = []
         for frame in as_frames(frames, frame_indices):
             self.frames_seen += 1
-            out.append([Detection(frame.index, tuple(map(float, b)), self.score)
-                        for b in self.boxes.get(frame.index, [])])
+            out.append([Detection(frame.index, (float(x1), float(y1), float(x2), float(y2)),
+                                  self.score)
+                        for x1, y1, x2, y2 in self.boxes.get(frame.index, [])])
         return out

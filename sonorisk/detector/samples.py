@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -50,7 +51,8 @@ def read_image_file(path: Path) -> np.ndarray:
     if image is None:
         raise InputError(path, "cannot read image (missing, empty or not an image)")
     if image.dtype != np.uint8:
-        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        image = cv2.normalize(image, None, 0, 255,  # type: ignore[call-overload, unused-ignore]  # cv2 stubs: dst=None
+                              cv2.NORM_MINMAX).astype(np.uint8)
     if image.ndim == 3:
         if image.shape[2] == 4:
             image = image[:, :, :3]
@@ -103,7 +105,7 @@ def load_still_folder(path: str | Path) -> list[DetectionSample]:
                 group=row.get("group") or row["id"],
                 label=row["label"],
                 boxes=_parse_boxes(row["boxes"], f"{manifest}:{line}"),
-                load=(lambda f=file: read_image_file(f)),
+                load=partial(read_image_file, file),
             ))
     if not samples:
         raise DatasetError(manifest, "manifest lists no images")
@@ -125,7 +127,7 @@ def load_video_dataset(path: str | Path, stride: int = 1) -> list[DetectionSampl
             group=str(record.patient_id or frame.video_id),
             label=str(record.pathology or ""),
             boxes=np.asarray([list(b) for b in frame.boxes], dtype=np.float32).reshape(-1, 4),
-            load=(lambda fa=frame: dataset.read_image(fa, color="rgb")),
+            load=partial(dataset.read_image, frame, color="rgb"),
             video_id=str(frame.video_id),
             frame_index=int(frame.frame_index),
             fps=float(record.fps) if record.fps else None,

@@ -283,8 +283,9 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         ap50 = evaluation.ap50 if evaluation.ap50 is not None else -1.0
         improved = ap50 > best_ap50
         best_ap50 = max(best_ap50, ap50)
-        common = {"model": evaluated, "config": cfg, "weights_source": weights_source,
-                  "epoch": epoch, "metrics": metrics, "training": training_meta}
+        common: dict[str, Any] = {"model": evaluated, "config": cfg,
+                                  "weights_source": weights_source, "epoch": epoch,
+                                  "metrics": metrics, "training": training_meta}
         resume_state: dict[str, Any] = {"iteration": iteration, "best_ap50": best_ap50}
         if ema is not None:
             resume_state.update(train_state_dict=model.state_dict(), ema_updates=ema.updates)

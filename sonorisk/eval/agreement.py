@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,9 @@ def cohen_kappa(
         raise ShapeError(
             source, f"two readers need the same, non-zero number of ratings ({len(a)} vs {len(b)})"
         )
-    cats = list(categories) if categories is not None else sorted(set(a) | set(b))
+    # ratings sort: BI-RADS codes, numbers or text
+    cats = (list(categories) if categories is not None
+            else sorted(cast("set[Any]", set(a) | set(b))))
     ca, cb = _codes(a, cats, f"{source} (reader A)"), _codes(b, cats, f"{source} (reader B)")
     k, n = len(cats), len(a)
     w = _agreement_weights(k, weights)

@@ -115,15 +115,15 @@ def plot_reader_roc(
             label=f"{pt.label} ({pt.session})",
         )
     for m in means:
-        if m.fpr.defined and m.tpr.defined:
+        if m.fpr.estimate is not None and m.tpr.estimate is not None:  # both defined
             xerr = (
                 None
-                if m.fpr.ci_low is None
+                if m.fpr.ci_low is None or m.fpr.ci_high is None
                 else [[m.fpr.estimate - m.fpr.ci_low], [m.fpr.ci_high - m.fpr.estimate]]
             )
             yerr = (
                 None
-                if m.tpr.ci_low is None
+                if m.tpr.ci_low is None or m.tpr.ci_high is None
                 else [[m.tpr.estimate - m.tpr.ci_low], [m.tpr.ci_high - m.tpr.estimate]]
             )
             ax.errorbar(

@@ -29,7 +29,7 @@ def fmt_number(x: float | None, digits: int = 4, reason: str = "undefined") -> s
 def fmt_estimate(est: Estimate, percent: bool = False, digits: int | None = None) -> str:
     """ "97.39 (92.57, 99.46)" for a percentage, "0.8998 (0.8529, 0.9439)" otherwise."""
     d = digits if digits is not None else (2 if percent else 4)
-    if not est.defined:
+    if est.estimate is None:  # not est.defined
         return f"n/a ({est.undefined or 'undefined'})"
     scale = 100.0 if percent else 1.0
     value = f"{est.estimate * scale:.{d}f}"

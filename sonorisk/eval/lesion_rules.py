@@ -80,7 +80,7 @@ def read_run(json_dir: Path, dataset_root: Path, min_true: float = 0.5) -> list[
                 raise ValueError(f"{path}: lesions carry no evidence (made by an older sonorisk)")
             lesions.append(DevLesion(
                 LesionEvidence(ev["detector_score"], ev["detector_frames"], ev["lesion_check"]),
-                overlaps_truth(boxes, truth) >= min_true,  # type: ignore[arg-type]
+                overlaps_truth(boxes, truth) >= min_true,
                 entry["risk"],
                 tuple(c["probability"] for c in entry["clips"] if c["probability"] is not None)))
         out.append(DevVideo(video_id, str(dataset.video(video_id).pathology), tuple(lesions)))
@@ -136,9 +136,10 @@ def operating_point(videos: Sequence[DevVideo], model: ConfidenceModel,
         "scored_per_lesion_free_sweep": false_free / len(free) if free else None,
     }
     for rule in RISK_RULES:
-        pos, neg = [], []
+        pos: list[float] = []
+        neg: list[float] = []
         for v in lesion:
-            risk, _ = video_risk(verdicts(v, model, threshold), rule)  # type: ignore[arg-type]
+            risk, _ = video_risk(verdicts(v, model, threshold), rule)
             if risk is not None:
                 (pos if v.pathology == "malignant" else neg).append(risk)
         out[f"auc_{rule}"] = (auc([1] * len(pos) + [0] * len(neg), pos + neg)
@@ -157,7 +158,7 @@ def choose(videos: Sequence[DevVideo], model: ConfidenceModel) -> tuple[
     aucs = {rule: best[f"auc_{rule}"] or 0.0 for rule in RISK_RULES}
     top = max(aucs.values())
     rule = ("most_confident_lesion" if aucs["most_confident_lesion"] >= top - 1e-9
-            else max(aucs, key=aucs.get))  # type: ignore[arg-type]
+            else max(aucs, key=lambda r: aucs[r]))
     return {"min_confidence": float(best["threshold"]), "risk_rule": rule,
             "confidence": asdict(model), "development": best}, table
 

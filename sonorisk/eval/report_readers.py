@@ -286,7 +286,7 @@ def reader_roc_section(ctx: ReportContext) -> None:
     m = op.metrics
     op_xy = (
         (1 - m.specificity.estimate, m.sensitivity.estimate)
-        if m.specificity.defined and m.sensitivity.defined
+        if m.specificity.estimate is not None and m.sensitivity.estimate is not None
         else None
     )
     figs["roc_readers"] = figures.plot_reader_roc(

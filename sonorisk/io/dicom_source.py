@@ -10,7 +10,7 @@ Timing, in order of preference: FrameTimeVector (0018,1065), FrameTime
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,9 @@ def _frame_times(ds: Any, n_frames: int, fallback_fps: float) -> tuple[np.ndarra
         increments = np.asarray([float(v) for v in vector]) / 1000.0
         increments[0] = 0.0  # the first entry is the (zero) time of frame 0
         times = np.cumsum(increments)
-        fps = (n_frames - 1) / times[-1] if times[-1] > 0 else None
+        fps: float | None = (n_frames - 1) / times[-1] if times[-1] > 0 else None
         return times, fps
-    fps: float | None = None
+    fps = None
     frame_time_ms = ds.get("FrameTime")
     if frame_time_ms is not None and float(frame_time_ms) > 0:
         fps = 1000.0 / float(frame_time_ms)
@@ -179,7 +179,7 @@ class DicomSource(VideoSource):
             is_live=False,
         )
 
-    def _produce(self) -> Iterator[Frame | Dropped | Ended]:
+    def _produce(self) -> Generator[Frame | Dropped | Ended, None, None]:
         from pydicom.pixels import iter_pixels
 
         ds = self._ds

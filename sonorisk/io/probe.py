@@ -12,6 +12,7 @@ from __future__ import annotations
 import stat
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 _MP4_TOP_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pnot",
                   b"meta", b"moof", b"mfra", b"styp", b"sidx", b"pdin", b"prfl"}
@@ -35,14 +36,14 @@ def truncation_reason(path: Path) -> str | None:
     return None
 
 
-def _mp4_truncation(fh: object, size: int) -> str | None:
+def _mp4_truncation(fh: BinaryIO, size: int) -> str | None:
     offset = 0
     seen: set[bytes] = set()
     for _ in range(10_000):  # bounded: a real file has a handful of top-level boxes
         if offset >= size:
             return _mp4_missing_box(seen)
-        fh.seek(offset)  # type: ignore[attr-defined]
-        header = fh.read(16)  # type: ignore[attr-defined]
+        fh.seek(offset)
+        header = fh.read(16)
         if len(header) < 8:
             return f"box header cut at byte {offset} of {size}"
         box_size, kind = struct.unpack(">I4s", header[:8])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +189,7 @@ class PyAVSource(VideoSource):
         return VideoError(self.source, f"could not open ({text})")
 
     # --- frames ------------------------------------------------------------------
-    def _produce(self) -> Iterator[Frame | Dropped | Ended]:
+    def _produce(self) -> Generator[Frame | Dropped | Ended, None, None]:
         stream = self._stream
         time_base = stream.time_base
         fps = float(stream.average_rate) if stream.average_rate else None

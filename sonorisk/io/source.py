@@ -26,7 +26,7 @@ import logging
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -162,7 +162,7 @@ class VideoSource(ABC):
         """Open the source; raise a typed VideoError when it cannot be read."""
 
     @abstractmethod
-    def _produce(self) -> Iterator[Frame | Dropped | Ended]:
+    def _produce(self) -> Generator[Frame | Dropped | Ended, None, None]:
         """Yield frames and drop notices, then one ``Ended``."""
 
     def _release(self) -> None:  # noqa: B027 - optional hook
@@ -221,15 +221,13 @@ class VideoSource(ABC):
             else:
                 timed_out = False
             if timed_out:
-                self._finish(
-                    "timeout",
-                    StreamTimeoutError(
-                        self.source,
-                        f"no frame within {self.frame_timeout_s:g} s "
-                        + ("(stream silent)" if self.live else "(read or decode stalled)"),
-                    ),
+                error = StreamTimeoutError(
+                    self.source,
+                    f"no frame within {self.frame_timeout_s:g} s "
+                    + ("(stream silent)" if self.live else "(read or decode stalled)"),
                 )
-                raise self.stats.error  # type: ignore[misc]
+                self._finish("timeout", error)
+                raise error
             if isinstance(item, Frame):
                 self.stats.frames_delivered += 1
                 self._check_size(item)

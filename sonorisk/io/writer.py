@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import av
 import numpy as np
@@ -42,9 +43,10 @@ class VideoWriter:
             raise ValueError(f"{codec} needs even frame dimensions, got {width}x{height}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self.path), mode="w")
+        self._container: av.container.OutputContainer | None = av.open(str(self.path), mode="w")
         rate = Fraction(fps).limit_denominator(1001)
-        self._stream = self._container.add_stream(encoder, rate=rate)
+        # a video encoder (CODECS), so add_stream gives a VideoStream
+        self._stream = cast("av.VideoStream", self._container.add_stream(encoder, rate=rate))
         self._stream.width = width
         self._stream.height = height
         self._stream.pix_fmt = pix_fmt
@@ -53,6 +55,8 @@ class VideoWriter:
         self.frames_written = 0
 
     def write(self, image: np.ndarray) -> None:
+        if self._container is None:
+            raise ValueError(f"{self.path}: the writer is closed")
         if image.dtype != np.uint8:
             raise ValueError(f"frames must be uint8, got {image.dtype}")
         if image.ndim == 2:

@@ -74,6 +74,7 @@ def _list(args: argparse.Namespace) -> int:
 
     found = list_bundles()
     default = default_spec()
+    rows: list[dict[str, Any]]
     rows = [{"name": x.bundle.name, "version": x.bundle.version, "where": x.where,
              "default": default in (x.bundle.name, f"{x.bundle.name}@{x.bundle.version}"),
              "size_bytes": x.bundle.size_bytes, "sha256": x.bundle.sha256,

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from sonorisk import __version__
 from sonorisk.errors import InputError
@@ -87,10 +88,10 @@ def _safe_name(name: str, archive: Path) -> PurePosixPath:
     return pure
 
 
-def _copy_stream(src: object, target: Path, budget: list[int], archive: Path) -> None:
+def _copy_stream(src: IO[bytes], target: Path, budget: list[int], archive: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("wb") as out:
-        for chunk in iter(lambda: src.read(CHUNK), b""):  # type: ignore[attr-defined]
+        for chunk in iter(lambda: src.read(CHUNK), b""):
             budget[0] -= len(chunk)
             if budget[0] < 0:
                 raise InstallError(archive, f"archive unpacks to more than {MAX_BYTES} "
@@ -128,11 +129,12 @@ def unpack(archive: Path, dest: Path) -> Path:
             for member in members:
                 if member.isdir():
                     continue
-                src = tf.extractfile(member)
-                if src is None:
+                extracted = tf.extractfile(member)
+                if extracted is None:
                     continue
-                with src:
-                    _copy_stream(src, dest / _safe_name(member.name, archive), budget, archive)
+                with extracted:
+                    _copy_stream(extracted, dest / _safe_name(member.name, archive), budget,
+                                 archive)
         return dest
     raise InstallError(archive, "not a bundle folder nor a bundle archive (.tar.gz, .tgz, "
                                 ".tar or .zip)")

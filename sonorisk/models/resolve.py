@@ -157,9 +157,11 @@ def _from_folder(folder: Path) -> ResolvedModels:
 
 def _where_of(folder: Path) -> Where:
     folder = folder.resolve()
-    for where, root in (("installed", user_model_dir()), ("bundled", bundled_dir())):
+    places: tuple[tuple[Where, Path], ...] = (("installed", user_model_dir()),
+                                             ("bundled", bundled_dir()))
+    for where, root in places:
         if folder.is_relative_to(Path(root).resolve()):
-            return where  # type: ignore[return-value]
+            return where
     return "folder"
 
 

@@ -80,7 +80,7 @@ def train_demo_models(train_dir: Path, models_dir: Path, s: DemoSettings,
     from sonorisk.video_classifier.train import train_from_dataset
 
     det = DetectorConfig()
-    det.model.backbone = s.detector_backbone  # type: ignore[assignment]
+    det.model.backbone = s.detector_backbone
     det.model.min_size = s.detector_min_size
     det.model.max_size = round(s.detector_min_size * 4 / 3)
     det.model.rpn_batch_size_per_image = 64

@@ -36,7 +36,7 @@ from sonorisk.pipeline.aggregate import video_risk as mean_of_clips
 from sonorisk.records import Box, ClipScore
 
 RiskRule = Literal["most_confident_lesion", "mean_of_clips", "max_lesion_risk"]
-RISK_RULES: tuple[str, ...] = ("most_confident_lesion", "mean_of_clips", "max_lesion_risk")
+RISK_RULES: tuple[RiskRule, ...] = ("most_confident_lesion", "mean_of_clips", "max_lesion_risk")
 
 RULE_TEXT = {
     "most_confident_lesion": "risk of the lesion with the highest lesion confidence (mean of "

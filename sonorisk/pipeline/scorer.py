@@ -65,7 +65,7 @@ from sonorisk.pipeline.lesions import (
     is_candidate,
     video_risk,
 )
-from sonorisk.records import Clip, ClipScore, Detection, Frame, LesionRisk, LesionStatus
+from sonorisk.records import Box, Clip, ClipScore, Detection, Frame, LesionRisk, LesionStatus
 from sonorisk.tracking.keyframe import KeyframeTracker
 from sonorisk.tracking.lesion_tracker import LesionTrack, TrackerUpdate
 from sonorisk.tracking.postprocess import interpolate_gaps
@@ -369,10 +369,11 @@ class IncrementalScorer:
     def _apply(self, update: TrackerUpdate, seen: _Seen) -> list[Event]:
         t0 = time.perf_counter()
         live_source: BoxSource = "detector" if seen.keyframe else "propagated"
-        late = [(lid, det, "backfilled") for lid, det in update.backfilled]
+        late: list[tuple[int, Detection, BoxSource]] = [
+            (lid, det, "backfilled") for lid, det in update.backfilled]
         now = [(lid, det, live_source) for lid, det in update.active]
         for lesion_id, det, source in sorted(late + now, key=lambda x: x[1].frame_index):
-            self._add_box(lesion_id, det, source)  # type: ignore[arg-type]
+            self._add_box(lesion_id, det, source)
         self.timing.clips_s += time.perf_counter() - t0
         boxes = tuple(self.lesions[lid].boxes[seen.frame.index] for lid, _ in update.active)
         events: list[Event] = [FrameBoxes(seen.frame.index, seen.frame.timestamp_s, boxes,
@@ -406,7 +407,7 @@ class IncrementalScorer:
         record.boxes[index] = LesionBox(lesion_id, det.box, det.score, source)
         self._to_clip(record, index, det.box)
 
-    def _to_clip(self, record: LesionRecord, frame_index: int, box: tuple[float, ...]) -> None:
+    def _to_clip(self, record: LesionRecord, frame_index: int, box: Box) -> None:
         seen = self._recent.get(frame_index)
         self._last_pushed[record.lesion_id] = frame_index
         if seen is None:  # too old to crop: start a fresh run after it
@@ -416,7 +417,7 @@ class IncrementalScorer:
         if key is None:
             key = self._segment[record.lesion_id] = self._next_key
             self._next_key += 1
-        clip = self.builder.push(key, frame_index, seen.frame.image, box)  # type: ignore[arg-type]
+        clip = self.builder.push(key, frame_index, seen.frame.image, box)
         if clip is not None:
             clip = replace(clip, track_id=record.lesion_id, clip_index=record.clips_made)
             record.clips_made += 1

@@ -29,7 +29,7 @@ def heatmap_strip(crops: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -
         raise ValueError(f"crops {crops.shape[:3]} and heatmap {heatmap.shape} differ")
     top, bottom = [], []
     for crop, heat in zip(crops, heatmap, strict=True):
-        colour = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET)
+        colour = cv2.applyColorMap((np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
         colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
         top.append(crop)
         bottom.append(cv2.addWeighted(crop, 1 - alpha, colour, alpha, 0))

@@ -47,9 +47,10 @@ def transcode_h264(source: str | Path, target: str | Path,
     def images() -> Iterator[np.ndarray]:
         nonlocal fps  # known once the first frame has been asked for
         with open_video(source, color="rgb") as video:
-            fps = video.meta.fps or fallback_fps
-            if not fps or fps <= 0:
+            rate = video.meta.fps or fallback_fps
+            if not rate or rate <= 0:
                 raise InputError(source, "frame rate unknown: cannot time the video")
+            fps = rate
             for frame in video:
                 yield frame.image
 

@@ -98,7 +98,7 @@ def aided_opening(steps: list[Step], done: Answered, washout_s: float | None) ->
     unaided = [done.get((st.case_id, st.session)) for st in steps if st.session == "unaided"]
     if any(r is None for r in unaided):
         return None
-    return max(r["submitted_at"] for r in unaided) + washout_s
+    return max(r["submitted_at"] for r in unaided if r is not None) + washout_s
 
 
 def open_refusal(steps: list[Step], done: Answered, number: int, now: float,
@@ -311,7 +311,7 @@ class StudyStore:
 
     def password_ok(self, reader_id: str, password: str) -> bool:
         reader = self.reader(reader_id)
-        return bool(reader) and check_password(password, reader.get("password_hash"))
+        return bool(reader and check_password(password, reader.get("password_hash")))
 
     def set_password(self, reader_id: str, password_hash: str | None) -> None:
         with self.engine.begin() as conn:
@@ -524,7 +524,9 @@ class StudyStore:
                               and (st.case_id, sess) in done),
                           sum(1 for st in steps if st.session == sess)) for sess in SESSIONS}
             last = max((r["updated_at"] for r in done.values()), default=None)
-            out.append({"reader_id": rid, "name": self.reader(rid)["name"],
+            reader = self.reader(rid)
+            assert reader is not None  # one of reader_ids()
+            out.append({"reader_id": rid, "name": reader["name"],
                         "done": len(done), "total": len(steps),
                         "unaided_done": per["unaided"][0], "unaided_total": per["unaided"][1],
                         "aided_done": per["aided"][0], "aided_total": per["aided"][1],

@@ -124,7 +124,7 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
         is refused before it can change anything."""
         if request.method in SAFE_METHODS:
             return
-        token = request.headers.get(CSRF_HEADER)
+        token: object = request.headers.get(CSRF_HEADER)
         if token is None:
             token = (await request.form()).get(CSRF_FIELD)  # cached: the route reads it too
         if not csrf_ok(secret, csrf_basis(request), token if isinstance(token, str) else None):

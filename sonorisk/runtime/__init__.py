@@ -18,7 +18,7 @@ Needs the ``onnx`` extra (``pip install 'sonorisk[onnx]'``).
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 from sonorisk.errors import ConfigError
 
@@ -40,4 +40,4 @@ def check_runtime(runtime: str, device: str) -> Runtime:
         # Fail before any export work when a package is missing.
         import_module("onnxruntime")
         import_module("onnx")
-    return runtime  # type: ignore[return-value]
+    return cast(Runtime, runtime)  # one of RUNTIMES (checked above)

@@ -68,7 +68,7 @@ class OnnxClipClassifier(ClipClassifier):
         super().__init__(config)
         # The torch model's kind (a class attribute there): cards name the model
         # that was trained, and ``runtime`` says how it ran.
-        self.kind = kind  # type: ignore[misc]
+        self.kind = kind  # type: ignore[misc]  # shadows the ClassVar on purpose
         self.session = session
         self.runtime_info = runtime
         self.has_lesion_check = LESION in {o.name for o in session.get_outputs()}

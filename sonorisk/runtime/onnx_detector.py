@@ -91,7 +91,7 @@ def to_onnx_detector(detector: Any, source: str | Path, sha256: str,
                                      f"not {type(detector).__name__} ({source})")
     if detector.device.type != "cpu":
         raise ConfigError("runtime", "runtime onnx runs on the CPU only")
-    backbone = detector.model.backbone
+    backbone: Any = detector.model.backbone  # torchvision's (untyped) backbone, .out_channels
     model_cfg = detector.config.model
     path = cached_export(ROLE, Path(source), sha256,
                          lambda: export_job(backbone, _pad32(model_cfg.min_size),

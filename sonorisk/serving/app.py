@@ -192,23 +192,26 @@ class Ingress:
                 retry = self.config.jobs.model_retry_s
                 det = RemoteDetector(self.detector, {}, retry_s=retry)._call("info")
                 cls = RemoteClassifier(self.classifier, None, retry_s=retry)._call("info")
-                self._set_info(det, cls)
-            return self._model_info  # type: ignore[return-value]
+                return self._set_info(det, cls)
+            return self._model_info
 
     async def _models_async(self) -> dict[str, Any]:
-        if self._model_info is None:
+        info = self._model_info
+        if info is None:
             det = await self.detector.info.remote()
             cls = await self.classifier.info.remote()
             with self._info_lock:
-                if self._model_info is None:
-                    self._set_info(det["result"], cls["result"])
-        return self._model_info  # type: ignore[return-value]
+                info = self._model_info
+                if info is None:
+                    info = self._set_info(det["result"], cls["result"])
+        return info
 
     def _replica_counts(self) -> dict[str, int]:
         status = serve.status().applications.get(self.config.app_name)
         if status is None:
             return {}
-        return {name: int(d.replica_states.get("RUNNING", 0))
+        # ReplicaState is a str enum: the text finds its member
+        return {name: int(d.replica_states.get("RUNNING", 0))  # type: ignore[call-overload]
                 for name, d in status.deployments.items()}
 
     def _hidden(self, job: Any) -> dict[str, str]:

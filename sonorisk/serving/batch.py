@@ -629,6 +629,7 @@ class _LocalPool:
                 if kind == "ready":
                     worker.ready = True
                 else:
+                    assert worker.path is not None  # an outcome answers the video sent
                     results.append((worker.path, outcome))
                     worker.path = None
         except (EOFError, OSError):

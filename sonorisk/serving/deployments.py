@@ -18,6 +18,7 @@ from typing import Any
 from ray import serve
 
 from sonorisk.errors import InputError
+from sonorisk.runtime import Runtime
 from sonorisk.serving.config import ModelDeploymentConfig, ServeConfig
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,12 @@ class Detector:
     """The lesion detector (``FrameDetector``) as a deployment."""
 
     def __init__(self, checkpoint: str, device: str, min_size: int | None,
-                 cfg: ModelDeploymentConfig, runtime: str = "torch") -> None:
+                 cfg: ModelDeploymentConfig, runtime: Runtime = "torch") -> None:
         _set_threads(cfg.torch_threads)
         from sonorisk.models.load import detector_card, load_detector_file
 
         overrides = {"min_size": min_size} if min_size else None
-        self.model = load_detector_file(checkpoint, device, overrides,
-                                        runtime)  # type: ignore[arg-type]
+        self.model = load_detector_file(checkpoint, device, overrides, runtime)
         self.card = detector_card(self.model)
         self.node = _node_id()
         self.model_calls = 0
@@ -94,11 +94,11 @@ class Classifier:
     """The clip classifier (I3D, TimeSformer, ...) as a deployment."""
 
     def __init__(self, checkpoint: str, device: str, cfg: ModelDeploymentConfig,
-                 runtime: str = "torch") -> None:
+                 runtime: Runtime = "torch") -> None:
         _set_threads(cfg.torch_threads)
         from sonorisk.models.load import classifier_card, load_classifier_file
 
-        self.model = load_classifier_file(checkpoint, device, runtime)  # type: ignore[arg-type]
+        self.model = load_classifier_file(checkpoint, device, runtime)
         self.card = classifier_card(self.model)
         self.node = _node_id()
         self.max_clips = max(1, cfg.max_batch_size)
@@ -160,12 +160,14 @@ def build_app(config: ServeConfig) -> Any:
     config.validate()
     models = config.models
     resolved = resolve_models_config(config)  # the bundle, its files checked
-    detector = Detector.options(**_options(config.detector)).bind(
+    # @serve.deployment turns each class into a Deployment (.options, .bind); mypy
+    # keeps a decorated class's own type, hence the ignores.
+    detector = Detector.options(**_options(config.detector)).bind(  # type: ignore[attr-defined]
         str(resolved.detector), models.device, models.detector_min_size, config.detector,
         models.runtime)
-    classifier = Classifier.options(**_options(config.classifier)).bind(
+    classifier = Classifier.options(**_options(config.classifier)).bind(  # type: ignore[attr-defined]
         str(resolved.classifier), models.device, config.classifier, models.runtime)
-    ingress = Ingress.options(num_replicas=config.ingress.num_replicas,
+    ingress = Ingress.options(num_replicas=config.ingress.num_replicas,  # type: ignore[attr-defined]
                               ray_actor_options=dict(config.ingress.ray_actor_options),
                               max_ongoing_requests=1000)
     return ingress.bind(config, detector, classifier, resolved)

@@ -24,6 +24,7 @@ not agree on the time) and this process's clock on SQLite (one node).
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import json
 import logging
@@ -246,7 +247,7 @@ class JobStore:
         with self.engine.connect() as conn:
             return {status: int(n) for status, n in conn.execute(query)}
 
-    def unfinished(self) -> list[Job]:
+    def unfinished(self) -> builtins.list[Job]:  # list: the method above
         query = (select(jobs).where(jobs.c.status.in_(UNFINISHED))
                  .order_by(jobs.c.created_at))
         with self.engine.connect() as conn:
@@ -262,7 +263,9 @@ class JobStore:
                 job_id=job_id, filename=filename, path=str(path), size_bytes=size,
                 status=QUEUED, attempts=0, created_at=_now(), owner=self.owner,
                 lease_until=self._clock(conn) + self.lease_s, username=user, kind=kind))
-        return self.get(job_id)  # type: ignore[return-value]
+        job = self.get(job_id)
+        assert job is not None  # committed above
+        return job
 
     def claim(self, job_id: str) -> int | None:
         """Mark a queued job running for this owner; the attempt number (1 for the
@@ -352,7 +355,7 @@ class JobStore:
             result = conn.execute(update(jobs).where(and_(*same)).values(**values))
             return status if result.rowcount == 1 else None
 
-    def expired(self) -> list[Job]:
+    def expired(self) -> builtins.list[Job]:
         """Unfinished jobs of other owners whose lease has run out."""
         with self.engine.connect() as conn:
             now = self._clock(conn)

@@ -87,8 +87,8 @@ class StreamHost:
         return {"replica": self.index, "incarnation": self.incarnation, "pid": os.getpid(),
                 "node": self.node}
 
-    def _find(self, stream_id: str) -> tuple[Any, dict[str, Any] | None]:
-        """(session, None), or (None, why it is missing)."""
+    def _find(self, stream_id: str) -> tuple[Any, dict[str, Any]]:
+        """(session, {}), or (None, why it is missing)."""
         ref = StreamRef.parse(stream_id)
         if ref is not None and ref.host == self.index and ref.incarnation != self.incarnation:
             return None, {"missing": LOST,
@@ -97,7 +97,7 @@ class StreamHost:
         session = self.sessions.get(stream_id)
         if session is None:
             return None, {"missing": UNKNOWN}
-        return session, None
+        return session, {}
 
     def _model_handles(self) -> tuple[Any, Any]:
         # Looked up on first use: the hosts start while the application deploys.
@@ -159,7 +159,7 @@ class StreamHost:
         """The ``hello`` event of a new subscription and the event number it starts after."""
         session, missing = self._find(stream_id)
         if session is None:
-            return missing  # type: ignore[return-value]
+            return missing
         seq = session.seq  # before the status: an event in between is sent, not lost
         return {"seq": seq, "hello": {"event": "hello", "stream_id": stream_id,
                                       "url": session.url, "notice": session.notice,
@@ -170,7 +170,7 @@ class StreamHost:
         ``ended``: the stream stopped and every event it sent is in this answer."""
         session, missing = self._find(stream_id)
         if session is None:
-            return missing  # type: ignore[return-value]
+            return missing
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
@@ -183,7 +183,7 @@ class StreamHost:
     async def stop(self, stream_id: str) -> dict[str, Any]:
         session, missing = self._find(stream_id)
         if session is None:
-            return missing  # type: ignore[return-value]
+            return missing
         await asyncio.to_thread(session.stop)
         return self._full_status(session)
 

@@ -13,6 +13,7 @@ by at most one per extra replica.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import random
 from typing import Any
@@ -202,7 +203,7 @@ class StreamPool:
     async def list(self) -> list[dict[str, Any]]:
         return [s for load in await self.loads() for s in load["streams"]]
 
-    async def metrics_texts(self) -> list[bytes]:
+    async def metrics_texts(self) -> builtins.list[bytes]:  # list: the method above
         async def one(index: int) -> bytes | None:
             try:
                 return await self._call(index, "metrics_text", timeout_s=10.0)

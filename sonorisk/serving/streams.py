@@ -64,6 +64,8 @@ CONNECTING, LIVE, RECONNECTING, STOPPED, FAILED = (
 class StreamSession:
     """One live stream: reader + processor, events out to subscribers."""
 
+    adapters: tuple[Any, Any]  # (detector, classifier), set by the stream host
+
     def __init__(self, stream_id: str, url: str, config: StreamsConfig,
                  make_scorer: Callable[[float | None], Any], *, notice: list[str],
                  models: dict[str, dict[str, Any]] | None = None,

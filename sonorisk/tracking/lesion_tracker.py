@@ -85,7 +85,8 @@ class _State:
         frames = sorted(self.detections)[-n:]
         box = np.median(np.asarray([self.detections[i].box for i in frames]), axis=0)
         last = self.last()
-        return Detection(last.frame_index, tuple(float(v) for v in box), last.score, last.label)
+        x1, y1, x2, y2 = (float(v) for v in box)
+        return Detection(last.frame_index, (x1, y1, x2, y2), last.score, last.label)
 
 
 class LesionTracker:
@@ -140,7 +141,7 @@ class LesionTracker:
         result = self._byte.update(sv_dets)
         update = TrackerUpdate(frame_index, [])
         assigned: set[int] = set()
-        ids = result.tracker_id if result.tracker_id is not None else []
+        ids: np.ndarray | list[int] = result.tracker_id if result.tracker_id is not None else []
         indices = result.data.get("index", []) if len(result) else []
         for byte_id, det_index in zip(ids, indices, strict=True):
             if byte_id < 0:

@@ -44,9 +44,10 @@ def interpolate_gaps(detections: Sequence[Detection], max_gap: int) -> tuple[
             a, b = np.asarray(prev.box), np.asarray(nxt.box)
             for step in range(1, missing + 1):
                 t = step / (missing + 1)
-                box = tuple(float(v) for v in (1 - t) * a + t * b)
+                x1, y1, x2, y2 = (float(v) for v in (1 - t) * a + t * b)
                 index = prev.frame_index + step
-                out.append(Detection(index, box, min(prev.score, nxt.score), prev.label))
+                out.append(Detection(index, (x1, y1, x2, y2), min(prev.score, nxt.score),
+                                     prev.label))
                 filled.append(index)
     if ordered:
         out.append(ordered[-1])
@@ -72,9 +73,9 @@ def drop_spikes(detections: Sequence[Detection], max_gap: int, min_iou: float = 
         span = nxt.frame_index - prev.frame_index
         if span - 1 <= max_gap and box_iou(prev.box, nxt.box) >= neighbours_iou:
             t = (cur.frame_index - prev.frame_index) / span
-            expected = tuple(float((1 - t) * a + t * b)
-                             for a, b in zip(prev.box, nxt.box, strict=True))
-            if box_iou(cur.box, expected) < min_iou:  # type: ignore[arg-type]
+            x1, y1, x2, y2 = (float((1 - t) * a + t * b)
+                              for a, b in zip(prev.box, nxt.box, strict=True))
+            if box_iou(cur.box, (x1, y1, x2, y2)) < min_iou:
                 dropped.append(cur.frame_index)
                 continue
         kept.append(cur)

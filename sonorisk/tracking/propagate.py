@@ -33,8 +33,8 @@ def _track_points(prev_gray: np.ndarray, next_gray: np.ndarray,
                                      minDistance=3)
     if points is None or not len(points):
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_gray, next_gray, points, None,
-                                                winSize=(15, 15), maxLevel=2)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload, unused-ignore]  # cv2 stubs: nextPts=None
+        prev_gray, next_gray, points, None, winSize=(15, 15), maxLevel=2)
     if moved is None:
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
     ok = status.reshape(-1) == 1
@@ -89,8 +89,8 @@ def propagate_box(prev_gray: np.ndarray, next_gray: np.ndarray, box: Box,
                                      minDistance=3, mask=mask)
     if points is None or len(points) < min_points:
         return box
-    moved, status, _ = cv2.calcOpticalFlowPyrLK(prev_gray, next_gray, points, None,
-                                                winSize=(15, 15), maxLevel=2)
+    moved, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload, unused-ignore]  # cv2 stubs: nextPts=None
+        prev_gray, next_gray, points, None, winSize=(15, 15), maxLevel=2)
     if moved is None:
         return box
     ok = status.reshape(-1) == 1

@@ -39,6 +39,10 @@ class ClipClassifier(nn.Module):
     """Base class; see the module docstring for the contract."""
 
     kind: ClassVar[str] = ""
+    # buffers (register_buffer in __init__)
+    malignant_mask: torch.Tensor
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
@@ -219,7 +223,8 @@ class ClipClassifier(nn.Module):
                     logits, maps, lesion = self.score_batch(chunk, heatmaps)
                 hm_np = None
                 if maps is not None:
-                    hm = self.heatmap_to_clip(maps.detach(), tuple(chunk.shape[2:]))  # type: ignore[arg-type]
+                    t, h, w = chunk.shape[2:]
+                    hm = self.heatmap_to_clip(maps.detach(), (t, h, w))
                     hm_np = hm.cpu().numpy().astype(np.float32)
                 lesion_np = (torch.sigmoid(lesion.float()).cpu().numpy()
                              if lesion is not None else None)
@@ -304,8 +309,9 @@ class GAPClassifier(ClipClassifier):
             logits = self.head(feats)
             maps = self.head.cam(feats, self.malignancy_weights()) if heatmaps else None
             lesion = None
-            if getattr(self, "lesion_head", None) is not None:
-                lesion = self.lesion_head(GAPHead.pool(feats)).squeeze(1)
+            lesion_head = getattr(self, "lesion_head", None)
+            if lesion_head is not None:
+                lesion = lesion_head(GAPHead.pool(feats)).squeeze(1)
         return logits, maps, lesion
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

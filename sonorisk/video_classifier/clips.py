@@ -225,7 +225,8 @@ class ClipBuilder:
             return None
         cfg = self.config
         crop = crop_box(image, box, cfg.crop_size, cfg.margin, cfg.square, cfg.pad_value, source)
-        state.buffer.append((frame_index, tuple(float(v) for v in box), crop))  # type: ignore[arg-type]
+        x1, y1, x2, y2 = (float(v) for v in box)
+        state.buffer.append((frame_index, (x1, y1, x2, y2), crop))
         if len(state.buffer) > cfg.length:
             state.buffer.popleft()
         state.sampled += 1
@@ -305,7 +306,8 @@ def tracks_from_boxes(
                 f"frame {frame_index}", f"{len(boxes)} boxes but {len(ids)} lesion ids"
             )
         for lesion_id, box in zip(ids, boxes, strict=True):
-            det = Detection(frame_index=int(frame_index), box=tuple(box), score=1.0)  # type: ignore[arg-type]
+            x1, y1, x2, y2 = box
+            det = Detection(frame_index=int(frame_index), box=(x1, y1, x2, y2), score=1.0)
             per_lesion.setdefault(int(lesion_id), []).append(det)
     tracks: list[Track] = []
     for lesion_id in sorted(per_lesion):

@@ -61,6 +61,7 @@ def video_scores(model: ClipClassifier, clipset: ClipSet, batch_size: int = 16,
 
 def _pattern_score(model: Static2DClassifier, clipset: ClipSet, idx: list[int],
                    pattern: InputPattern, batch_size: int) -> float:
+    assert clipset.boxes is not None  # checked by the caller
     crops = clipset.clips[idx].reshape(-1, *clipset.clips.shape[2:])
     boxes = [tuple(b) for b in clipset.boxes[idx].reshape(-1, 4)]
 

@@ -40,7 +40,7 @@ SONORISK_2D_PREFIX = "backbone.body."
 
 def build_i3d_backbone(
     depth: int, width: int, spatial_strides: tuple[int, ...] = (1, 2, 2, 2)
-) -> nn.Module:
+) -> nn.ModuleList:
     # Imported here: pytorchvideo is heavy and only this model needs it. Only
     # pytorchvideo.models is used; pytorchvideo.transforms does not import with
     # torchvision >= 0.17 (it needs torchvision.transforms.functional_tensor).

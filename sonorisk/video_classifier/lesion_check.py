@@ -66,7 +66,7 @@ def track_crops(video: Path, boxes: Mapping[int, Box], clip_config: ClipConfig,
                 frames[frame.index] = frame.image
             if frame.index >= max(wanted):
                 break
-    track = Track(0, [Detection(i, tuple(boxes[i]), 1.0) for i in sorted(boxes)  # type: ignore[arg-type]
+    track = Track(0, [Detection(i, (*boxes[i],), 1.0) for i in sorted(boxes)
                       if i in frames])
     return [c.crops for c in clips_from_track(track, frames, clip_config, fps)]
 
@@ -93,7 +93,7 @@ def background_boxes(lesion: Mapping[int, Box], others: Iterable[Box], width: in
         moved = {i: (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy) for i, b in zip(
             frames, stack.tolist(), strict=True)}
         if all(box_iou(m, a) < 0.05 for m in moved.values() for a in avoid):
-            return moved  # type: ignore[return-value]
+            return moved
     return None
 
 
@@ -215,8 +215,8 @@ def false_track_samples(batch_dir: Path, dataset_root: Path,
         truth = dataset.boxes_for(video_id)
         for lesion in document.get("lesions", []):
             boxes = {int(b["frame"]): tuple(b["box"]) for b in lesion["boxes"]}
-            if overlaps_truth(boxes, truth) == 0.0:  # type: ignore[arg-type]
-                out.append(TrackSample(dataset.path(video_id), boxes, NOT_LESION, group,  # type: ignore[arg-type]
+            if overlaps_truth(boxes, truth) == 0.0:
+                out.append(TrackSample(dataset.path(video_id), boxes, NOT_LESION, group,
                                        "false_track"))
     return out
 

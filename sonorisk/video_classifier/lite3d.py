@@ -91,6 +91,7 @@ class Lite3DClassifier(GAPClassifier):
             # I3D-R50 inflates every other block's conv_a; inflate_every 2 does the same.
             if block.has_expand and i % opts.inflate_every == 0:
                 conv = block._expand_conv
+                assert isinstance(conv, nn.Conv2d)  # a block's 1x1 expansion, not yet inflated
                 block._expand_conv = TemporalPointwise(conv.in_channels, conv.out_channels,
                                                        opts.temporal_kernel)
                 self.temporal.append(block._expand_conv)
@@ -98,6 +99,7 @@ class Lite3DClassifier(GAPClassifier):
             # Stage 6's first block is the last stride-2 layer: at stride 1 the map
             # stays at 1/16 of the crop, fine enough for a CAM of a small crop.
             block = self._blocks[net.stage_ends[4] + 1]
+            assert isinstance(block, lite.MBConv)
             block._depthwise_conv.stride = (1, 1)
         elif opts.last_stride != 2:
             raise ConfigError("model.lite3d.last_stride", f"must be 1 or 2, got {opts.last_stride}")

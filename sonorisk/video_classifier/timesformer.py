@@ -35,7 +35,8 @@ class TimesformerClassifier(ClipClassifier):
         TimesformerForVideoClassification = hf.TimesformerForVideoClassification  # noqa: N806
 
         opts = config.model.timesformer
-        self.hf_config = TimesformerConfig(
+        # transformers 5's signature omits PretrainedConfig's num_labels (4.x: **kwargs)
+        self.hf_config = TimesformerConfig(  # type: ignore[call-arg, unused-ignore]
             image_size=config.clips.crop_size,
             patch_size=opts.patch_size,
             num_channels=3,

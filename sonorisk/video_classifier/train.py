@@ -240,11 +240,11 @@ def train_on_clips(
                      history=history, epoch=epoch + 1,
                      optimizer_state=optimizer.state_dict(),
                      scheduler_state=scheduler.state_dict())
-        save_checkpoint(last_path, **state)  # type: ignore[arg-type]
+        save_checkpoint(last_path, **state)
         score = _score_key(metrics) if metrics else -record["train_loss"]
         if score > best or not best_path.exists():
             best = max(best, score)
-            save_checkpoint(best_path, **state)  # type: ignore[arg-type]
+            save_checkpoint(best_path, **state)
     if not last_path.exists():  # resumed at or past the last epoch: still leave checkpoints
         save_checkpoint(last_path, model, training_data=training_data, history=history,
                         epoch=start_epoch, metrics=history[-1].get("val", {}) if history else {})
