@@ -34,9 +34,12 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", required=True, metavar="NAME|DIR",
-                        help="model bundle NAME or folder, or a folder with detector.pt and "
-                             "classifier.pt")
+    parser.add_argument(
+        "--models",
+        required=True,
+        metavar="NAME|DIR",
+        help="model bundle NAME or folder, or a folder with detector.pt and classifier.pt",
+    )
     parser.add_argument("--videos", type=int, default=8)
     parser.add_argument("--frames", type=int, default=80)
     parser.add_argument("--workers", type=int, default=2)
@@ -45,21 +48,53 @@ def main() -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data = synthesize_phantom(args.videos, root / "set", seed=7, frames=args.frames,
-                                  size=(256, 192))
+        data = synthesize_phantom(
+            args.videos, root / "set", seed=7, frames=args.frames, size=(256, 192)
+        )
         videos = sorted(str(p) for p in (data / "videos").glob("*.avi"))
         config = ["--config", args.config] if args.config else []
-        cli = timed(["sonorisk", "score", *videos, "--models", args.models, "--out",
-                     str(root / "cli"), "--no-progress", *config], env)
-        batch = timed(["sonorisk", "batch", str(data / "videos"), "--models", args.models,
-                       "--out", str(root / "batch.csv"), "--workers", str(args.workers),
-                       "--threads", "1", "--no-progress", *config], env)
+        cli = timed(
+            [
+                "sonorisk",
+                "score",
+                *videos,
+                "--models",
+                args.models,
+                "--out",
+                str(root / "cli"),
+                "--no-progress",
+                *config,
+            ],
+            env,
+        )
+        batch = timed(
+            [
+                "sonorisk",
+                "batch",
+                str(data / "videos"),
+                "--models",
+                args.models,
+                "--out",
+                str(root / "batch.csv"),
+                "--workers",
+                str(args.workers),
+                "--threads",
+                "1",
+                "--no-progress",
+                *config,
+            ],
+            env,
+        )
     n = len(videos)
-    print(f"{n} phantom sweeps of {args.frames} frames (256x192), 1 thread per process, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"{n} phantom sweeps of {args.frames} frames (256x192), 1 thread per process, "
+        f"{os.cpu_count()} CPUs"
+    )
     print(f"sonorisk score (one process):        {cli:7.1f} s  {n / cli:6.3f} videos/s")
-    print(f"sonorisk batch --workers {args.workers}:          {batch:7.1f} s  "
-          f"{n / batch:6.3f} videos/s")
+    print(
+        f"sonorisk batch --workers {args.workers}:          {batch:7.1f} s  "
+        f"{n / batch:6.3f} videos/s"
+    )
     print(f"throughput ratio batch / score: {cli / batch:.2f}x")
 
 

@@ -68,8 +68,7 @@ def _decode(video: str, threads: int) -> Measured:
     return Measured("decode only", n, time.perf_counter() - started, 0, 0, None, _peak_rss_mb())
 
 
-def _profile(video: str, models_spec: str | None, threads: int,
-             runtime: str = "torch") -> Measured:
+def _profile(video: str, models_spec: str | None, threads: int, runtime: str = "torch") -> Measured:
     from sonorisk.config import load_config
     from sonorisk.models import load_models
     from sonorisk.pipeline.config import PipelineConfig
@@ -86,10 +85,16 @@ def _profile(video: str, models_spec: str | None, threads: int,
         wall = time.perf_counter() - started
     timing = doc["timing"]["stages"]
     what = "sonorisk score, CPU profile" + (", onnx" if runtime == "onnx" else "")
-    return Measured(what, doc["video"]["frames_scored"], wall,
-                    int(timing["clips"]), ScoreDocument.from_json(doc).summary().scored_lesions,
-                    doc["risk"], _peak_rss_mb(),
-                    doc.get("reason") or "")
+    return Measured(
+        what,
+        doc["video"]["frames_scored"],
+        wall,
+        int(timing["clips"]),
+        ScoreDocument.from_json(doc).summary().scored_lesions,
+        doc["risk"],
+        _peak_rss_mb(),
+        doc.get("reason") or "",
+    )
 
 
 def _naive(video: str, models_spec: str | None, threads: int, frames: int) -> Measured:
@@ -109,8 +114,7 @@ def _naive(video: str, models_spec: str | None, threads: int, frames: int) -> Me
     config.tracking.keyframe_interval = 1
     started = time.perf_counter()
     with open_video(video) as source:
-        scorer = IncrementalScorer(models.detector, models.classifier, config,
-                                   fps=source.meta.fps)
+        scorer = IncrementalScorer(models.detector, models.classifier, config, fps=source.meta.fps)
         n = 0
         for frame in itertools.islice(source, frames):
             scorer.push(frame)
@@ -119,8 +123,16 @@ def _naive(video: str, models_spec: str | None, threads: int, frames: int) -> Me
     wall = time.perf_counter() - started
     result = scorer.result()
     scored = sum(1 for r in result.lesions if not r.candidate and r.scores)
-    return Measured(f"naive, first {n} frames", n, wall, result.timing.clips, scored,
-                    result.risk, _peak_rss_mb(), result.reason or "")
+    return Measured(
+        f"naive, first {n} frames",
+        n,
+        wall,
+        result.timing.clips,
+        scored,
+        result.risk,
+        _peak_rss_mb(),
+        result.reason or "",
+    )
 
 
 def in_fresh_process(fn, *args) -> Measured:  # noqa: ANN001
@@ -135,20 +147,37 @@ def make_inputs(work: Path, seconds: float) -> list[tuple[str, Path]]:
     inputs = []
     busi = work / "busi"
     if not (busi / "videos.csv").is_file():
-        print(f"synthesizing a {seconds:g} s 1920x1080 screen capture of a held-out "
-              "BUSI still ...", flush=True)
+        print(
+            f"synthesizing a {seconds:g} s 1920x1080 screen capture of a held-out BUSI still ...",
+            flush=True,
+        )
         held = (REPO / "configs" / "release" / "heldout_groups.txt").read_text().split()
-        synthesize_from_stills(BUSI, 1, busi, seed=5, groups=held, labels=["malignant"],
-                               seconds=seconds, screen_capture="linear")
+        synthesize_from_stills(
+            BUSI,
+            1,
+            busi,
+            seed=5,
+            groups=held,
+            labels=["malignant"],
+            seconds=seconds,
+            screen_capture="linear",
+        )
     inputs.append(("BUSI held-out still, screen capture", next((busi / "videos").glob("*.avi"))))
     phantom = work / "phantom"
     if not (phantom / "videos.csv").is_file():
-        print(f"synthesizing a {seconds:g} s 1920x1080 screen capture of the phantom ...",
-              flush=True)
-        synthesize_phantom(1, phantom, seed=7, seconds=seconds, size=(480, 360),
-                           screen_capture="linear", proportions={"malignant": 1})
-    inputs.append(("malignant phantom, screen capture",
-                   next((phantom / "videos").glob("*.avi"))))
+        print(
+            f"synthesizing a {seconds:g} s 1920x1080 screen capture of the phantom ...", flush=True
+        )
+        synthesize_phantom(
+            1,
+            phantom,
+            seed=7,
+            seconds=seconds,
+            size=(480, 360),
+            screen_capture="linear",
+            proportions={"malignant": 1},
+        )
+    inputs.append(("malignant phantom, screen capture", next((phantom / "videos").glob("*.avi"))))
     return inputs
 
 
@@ -162,16 +191,24 @@ def refusal(m: Measured) -> str | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", metavar="NAME|DIR",
-                        help="model bundle NAME or folder (default: the default bundle)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models",
+        metavar="NAME|DIR",
+        help="model bundle NAME or folder (default: the default bundle)",
+    )
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--naive-frames", type=int, default=90)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="keep the videos here")
-    parser.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
-                        help="also the CPU profile with --runtime onnx (default: on)")
+    parser.add_argument(
+        "--onnx",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the CPU profile with --runtime onnx (default: on)",
+    )
     args = parser.parse_args()
 
     from sonorisk.io import open_video
@@ -187,39 +224,51 @@ def main() -> int:
             size = f"{source.meta.width}x{source.meta.height}"
         decode = in_fresh_process(_decode, str(video), args.threads)
         profile = in_fresh_process(_profile, str(video), args.models, args.threads)
-        onnx = (in_fresh_process(_profile, str(video), args.models, args.threads, "onnx")
-                if args.onnx else None)
-        naive = in_fresh_process(_naive, str(video), args.models, args.threads,
-                                 args.naive_frames)
+        onnx = (
+            in_fresh_process(_profile, str(video), args.models, args.threads, "onnx")
+            if args.onnx
+            else None
+        )
+        naive = in_fresh_process(_naive, str(video), args.models, args.threads, args.naive_frames)
         print()
-        print(f"{name}: {video.name}, {decode.frames} frames, {size}, {fps:g} fps "
-              f"({decode.frames / fps:.1f} s), {args.threads} threads")
-        print(f"  {'what':32s} {'frames/s':>9s} {'clips':>6s} {'lesions':>8s} "
-              f"{'peak MB':>8s}")
+        print(
+            f"{name}: {video.name}, {decode.frames} frames, {size}, {fps:g} fps "
+            f"({decode.frames / fps:.1f} s), {args.threads} threads"
+        )
+        print(f"  {'what':32s} {'frames/s':>9s} {'clips':>6s} {'lesions':>8s} {'peak MB':>8s}")
         for m in (decode, profile, onnx, naive):
             if m is None:
                 continue
             why = refusal(m) if m is not decode else None
             rate = "refused" if why else f"{m.fps:9.2f}"
-            print(f"  {m.what:32s} {rate:>9s} {m.clips:6d} {m.scored_lesions:8d} "
-                  f"{m.peak_rss_mb:8.0f}" + (f"  ({why})" if why else ""))
-        whys = [w for w in (refusal(profile), refusal(naive),
-                            refusal(onnx) if onnx else None) if w]
+            print(
+                f"  {m.what:32s} {rate:>9s} {m.clips:6d} {m.scored_lesions:8d} "
+                f"{m.peak_rss_mb:8.0f}" + (f"  ({why})" if why else "")
+            )
+        whys = [w for w in (refusal(profile), refusal(naive), refusal(onnx) if onnx else None) if w]
         if whys:
             refused.append(name)
-            print(f"  no rate: {'; '.join(whys)}. A lesion video that scores no clip "
-                  "measures an idle classifier.")
+            print(
+                f"  no rate: {'; '.join(whys)}. A lesion video that scores no clip "
+                "measures an idle classifier."
+            )
             continue
-        print(f"  real-time factor, CPU profile: {decode.frames / fps / profile.wall_s:.2f} "
-              "(target >= 2)")
+        print(
+            f"  real-time factor, CPU profile: {decode.frames / fps / profile.wall_s:.2f} "
+            "(target >= 2)"
+        )
         print(f"  CPU profile / decode-only rate: {profile.fps / decode.fps:.2f}")
         print(f"  speed-up over naive: {profile.fps / naive.fps:.1f}x (target >= 10)")
         if onnx is not None:
-            print(f"  real-time factor, CPU profile with ONNX Runtime: "
-                  f"{decode.frames / fps / onnx.wall_s:.2f} ({onnx.fps / profile.fps:.2f}x torch; "
-                  f"risk {onnx.risk} against {profile.risk})")
-        print(f"  risk {profile.risk} ({profile.scored_lesions} scored lesion(s), "
-              f"{profile.clips} clips)")
+            print(
+                f"  real-time factor, CPU profile with ONNX Runtime: "
+                f"{decode.frames / fps / onnx.wall_s:.2f} ({onnx.fps / profile.fps:.2f}x torch; "
+                f"risk {onnx.risk} against {profile.risk})"
+            )
+        print(
+            f"  risk {profile.risk} ({profile.scored_lesions} scored lesion(s), "
+            f"{profile.clips} clips)"
+        )
     if refused:
         print(f"\nrefused to print rates for: {', '.join(refused)}", file=sys.stderr)
         return 2

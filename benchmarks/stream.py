@@ -36,16 +36,23 @@ from tests.rtsp_helpers import (  # noqa: E402
 )
 
 
-def start(models: str | None, data_dir: Path, pipeline: str,
-          gpu: bool, hosts: int = 1) -> tuple[str, object]:
+def start(
+    models: str | None, data_dir: Path, pipeline: str, gpu: bool, hosts: int = 1
+) -> tuple[str, object]:
     import ray
 
     from sonorisk.serving.config import ServeConfig
     from sonorisk.serving.server import start_service
     from tests.rtsp_helpers import free_port
 
-    ray.init(num_cpus=4, num_gpus=1 if gpu else 0, object_store_memory=300 * 1024**2,
-             include_dashboard=False, namespace="sonorisk-bench", log_to_driver=False)
+    ray.init(
+        num_cpus=4,
+        num_gpus=1 if gpu else 0,
+        object_store_memory=300 * 1024**2,
+        include_dashboard=False,
+        namespace="sonorisk-bench",
+        log_to_driver=False,
+    )
     config = ServeConfig(port=free_port(), data_dir=str(data_dir), pipeline=pipeline)
     config.models.bundle = models  # NAME|DIR; None: the default bundle
     config.streams.rtsp_transport = "udp"
@@ -59,8 +66,7 @@ def start(models: str | None, data_dir: Path, pipeline: str,
     return f"http://127.0.0.1:{config.port}", config
 
 
-def run(base: str, clip: Path, fps: float, streams: int, seconds: float,
-        warmup: float) -> dict:
+def run(base: str, clip: Path, fps: float, streams: int, seconds: float, warmup: float) -> dict:
     client = httpx.Client(base_url=base, timeout=60)
     with rtsp_server() as (client_port, source_port):
         pushers, ids = [], []
@@ -84,16 +90,21 @@ def run(base: str, clip: Path, fps: float, streams: int, seconds: float,
     rows = []
     for sid in ids:
         a, b = first[sid], last[sid]
-        rows.append({
-            "in_fps": (b["frames_in"] - a["frames_in"]) / span,
-            "processed_fps": (b["frames_processed"] - a["frames_processed"]) / span,
-            "dropped": b["frames_dropped"] - a["frames_dropped"],
-            "box_p50": b["latency"]["box"]["p50_ms"], "box_p99": b["latency"]["box"]["p99_ms"],
-            "clip_p50": b["latency"]["clip"]["p50_ms"],
-            "clip_p99": b["latency"]["clip"]["p99_ms"],
-            "clips": b["clips_scored"] - a["clips_scored"],
-            "reconnects": b["reconnects"] - a["reconnects"],
-            "state": (a["state"], b["state"]), "last_error": b.get("last_error")})
+        rows.append(
+            {
+                "in_fps": (b["frames_in"] - a["frames_in"]) / span,
+                "processed_fps": (b["frames_processed"] - a["frames_processed"]) / span,
+                "dropped": b["frames_dropped"] - a["frames_dropped"],
+                "box_p50": b["latency"]["box"]["p50_ms"],
+                "box_p99": b["latency"]["box"]["p99_ms"],
+                "clip_p50": b["latency"]["clip"]["p50_ms"],
+                "clip_p99": b["latency"]["clip"]["p99_ms"],
+                "clips": b["clips_scored"] - a["clips_scored"],
+                "reconnects": b["reconnects"] - a["reconnects"],
+                "state": (a["state"], b["state"]),
+                "last_error": b.get("last_error"),
+            }
+        )
     return {"streams": streams, "fps": fps, "rows": rows}
 
 
@@ -104,47 +115,62 @@ def report(result: dict) -> None:
         states = " -> ".join(dict.fromkeys(r["state"]))
         if r["in_fps"] == 0:
             # A stream that took no frame in the window measures nothing: no rate.
-            print(f"  stream {k}: REFUSED, no frame in during the window (state {states}, "
-                  f"reconnects {r['reconnects']}, last error {r['last_error']!r})")
+            print(
+                f"  stream {k}: REFUSED, no frame in during the window (state {states}, "
+                f"reconnects {r['reconnects']}, last error {r['last_error']!r})"
+            )
             continue
-        print(f"  stream {k}: in {r['in_fps']:.1f} fps, processed {r['processed_fps']:.1f} fps "
-              f"({r['processed_fps'] / fps:.2f} of input), dropped {r['dropped']}, "
-              f"{r['clips']} clips scored, "
-              f"box latency p50/p99 {r['box_p50']}/{r['box_p99']} ms, "
-              f"clip score p50/p99 {r['clip_p50']}/{r['clip_p99']} ms "
-              f"(state {states}, reconnects {r['reconnects']})")
+        print(
+            f"  stream {k}: in {r['in_fps']:.1f} fps, processed {r['processed_fps']:.1f} fps "
+            f"({r['processed_fps'] / fps:.2f} of input), dropped {r['dropped']}, "
+            f"{r['clips']} clips scored, "
+            f"box latency p50/p99 {r['box_p50']}/{r['box_p99']} ms, "
+            f"clip score p50/p99 {r['clip_p50']}/{r['clip_p99']} ms "
+            f"(state {states}, reconnects {r['reconnects']})"
+        )
 
 
 def sweep_clip(folder: Path, fps: int) -> Path:
     from sonorisk.data.synth import synthesize_phantom
 
-    data = synthesize_phantom(1, folder, seed=11, fps=fps, frames=120, size=(256, 192),
-                              proportions={"malignant": 1})
+    data = synthesize_phantom(
+        1, folder, seed=11, fps=fps, frames=120, size=(256, 192), proportions={"malignant": 1}
+    )
     return next((data / "videos").glob("*.avi"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", metavar="NAME|DIR",
-                        help="model bundle NAME or folder, or a folder with detector.pt and "
-                             "classifier.pt (default: the default bundle)")
+    parser.add_argument(
+        "--models",
+        metavar="NAME|DIR",
+        help="model bundle NAME or folder, or a folder with detector.pt and "
+        "classifier.pt (default: the default bundle)",
+    )
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=8)
     parser.add_argument("--pipeline", default=str(REPO / "configs" / "pipeline-cpu.yaml"))
-    parser.add_argument("--hosts", type=int, default=1,
-                        help="stream hosts (streams.replicas): processes the streams spread "
-                             "over")
-    parser.add_argument("--gpu", action="store_true",
-                        help="50 fps on CUDA with the 30 ms p99 target, then streams per GPU")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=1,
+        help="stream hosts (streams.replicas): processes the streams spread over",
+    )
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="50 fps on CUDA with the 30 ms p99 target, then streams per GPU",
+    )
     args = parser.parse_args()
     if args.gpu:
         import torch
 
         if not torch.cuda.is_available():
-            print("--gpu: no CUDA device here; the 50 fps / streams-per-GPU figures were "
-                  "not measured")
+            print(
+                "--gpu: no CUDA device here; the 50 fps / streams-per-GPU figures were not measured"
+            )
             return
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,19 +185,27 @@ def main() -> None:
             one = run(base, clip, 50, 1, args.seconds, args.warmup)
             report(one)
             p99 = one["rows"][0]["box_p99"]
-            print(f"p99 box latency at 50 fps: {p99} ms (target <= 30 ms: "
-                  f"{'met' if p99 is not None and p99 <= 30 else 'NOT met'})")
+            print(
+                f"p99 box latency at 50 fps: {p99} ms (target <= 30 ms: "
+                f"{'met' if p99 is not None and p99 <= 30 else 'NOT met'})"
+            )
             n, best = 1, 0
             while n <= 32:
                 result = run(base, clip, 50, n, args.seconds, args.warmup)
                 report(result)
-                ok = all(r["processed_fps"] >= 0.95 * 50 and r["box_p99"] is not None
-                         and r["box_p99"] <= 100 for r in result["rows"])
+                ok = all(
+                    r["processed_fps"] >= 0.95 * 50
+                    and r["box_p99"] is not None
+                    and r["box_p99"] <= 100
+                    for r in result["rows"]
+                )
                 if not ok:
                     break
                 best, n = n, n * 2
-            print(f"streams one GPU sustains at 50 fps (>= 95% processed, p99 <= 100 ms): "
-                  f"{best} (tried powers of two)")
+            print(
+                f"streams one GPU sustains at 50 fps (>= 95% processed, p99 <= 100 ms): "
+                f"{best} (tried powers of two)"
+            )
         finally:
             from sonorisk.serving.server import stop_service
 

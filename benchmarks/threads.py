@@ -43,9 +43,10 @@ def run(processes: int, threads: int, policy: str, iters: int) -> float:
     env = {**os.environ, "OMP_WAIT_POLICY": policy}
     code = WORK.format(threads=threads, iters=iters)
     started = time.perf_counter()
-    children = [subprocess.Popen([sys.executable, "-c", code], env=env,
-                                 stdout=subprocess.PIPE, text=True)
-                for _ in range(processes)]
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
     for child in children:
         out, _ = child.communicate(timeout=600)
         if child.returncode != 0:
@@ -55,8 +56,9 @@ def run(processes: int, threads: int, policy: str, iters: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="threads per process")
     parser.add_argument("--iters", type=int, default=1000)

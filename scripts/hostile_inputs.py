@@ -93,9 +93,15 @@ HARNESS = "harness error"
 CLASSES = [CLEAR, GRACEFUL, TRACEBACK, HANG, OVERWRITE, MISLEADING, CRASH, MEMORY, HARNESS]
 BAD = {TRACEBACK, HANG, OVERWRITE, MISLEADING, CRASH, MEMORY, HARNESS}
 ENTRIES = ["info", "score", "batch", "dataset", "eval", "serve", "reader-study"]
-ENTRY_NAMES = {"info": "info", "score": "score", "batch": "batch",
-               "dataset": "dataset validate", "eval": "eval report",
-               "serve": "serve (HTTP)", "reader-study": "reader-study"}
+ENTRY_NAMES = {
+    "info": "info",
+    "score": "score",
+    "batch": "batch",
+    "dataset": "dataset validate",
+    "eval": "eval report",
+    "serve": "serve (HTTP)",
+    "reader-study": "reader-study",
+}
 TOKEN = "hostile-harness-token-0123456789abcdef"
 FORMULA_NAME = "=cmd|' -C calc'!A0.avi"
 UNICODE_NAME = "ünï—código 病灶 🎥.avi"
@@ -156,8 +162,8 @@ def head_of(text: str, n: int = 6, width: int = 220) -> str:
     lines = [ln.rstrip()[:width] for ln in text.splitlines() if ln.strip()]
     if TB in text:
         at = next(i for i, ln in enumerate(lines) if TB in ln)
-        picked = lines[:min(at, 3)] + lines[at:at + 2]
-        rest = lines[at + 2:]
+        picked = lines[: min(at, 3)] + lines[at : at + 2]
+        rest = lines[at + 2 :]
         if len(rest) > 3:
             picked.append("...")
         picked += rest[-3:]
@@ -175,29 +181,43 @@ class Harness:
         self.logs = out / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()
-        self.env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": "",
-                    "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+        self.env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "RAY_ADDRESS": "",
+            "PYTHONUNBUFFERED": "1",
+            "NO_COLOR": "1",
+        }
         exe = shutil.which("sonorisk")
         self.sonorisk = [exe] if exe else [sys.executable, "-m", "sonorisk.cli"]
 
     # -- running
-    def run(self, args: list[str], name: str, timeout: float | None = None,
-            cwd: Path | None = None) -> Run:
+    def run(
+        self, args: list[str], name: str, timeout: float | None = None, cwd: Path | None = None
+    ) -> Run:
         """A subprocess in its own session; output to a log; killed (group) at the timeout."""
         timeout = timeout or self.timeout
         log = self.logs / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:120] + ".log")
-        command = " ".join(shlex.quote(a) for a in ["sonorisk", *args[len(self.sonorisk):]]) \
-            if args[:len(self.sonorisk)] == self.sonorisk else " ".join(map(shlex.quote, args))
+        command = (
+            " ".join(shlex.quote(a) for a in ["sonorisk", *args[len(self.sonorisk) :]])
+            if args[: len(self.sonorisk)] == self.sonorisk
+            else " ".join(map(shlex.quote, args))
+        )
         rss_file = log.with_suffix(".rss")
         rss_file.unlink(missing_ok=True)
         started = time.monotonic()
         with log.open("wb") as fh:
             fh.write(f"$ {command}\n".encode())
             fh.flush()
-            proc = subprocess.Popen([sys.executable, "-c", WRAPPER, str(rss_file), *args],
-                                    stdout=fh, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=cwd or self.out,
-                                    env=self.env, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", WRAPPER, str(rss_file), *args],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd or self.out,
+                env=self.env,
+                start_new_session=True,
+            )
             rc = None
             while True:
                 pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
@@ -232,12 +252,20 @@ class Harness:
         with self.lock:
             self.results.append(r)
         mark = "!!" if r.outcome in BAD else "  "
-        print(f"{mark} {r.entry:<13} {r.case:<34} {r.outcome:<16} {r.code:<8} {r.seconds:6.1f}s"
-              + (f"  {r.reason[:90]}" if r.reason and r.outcome in BAD else ""), flush=True)
+        print(
+            f"{mark} {r.entry:<13} {r.case:<34} {r.outcome:<16} {r.code:<8} {r.seconds:6.1f}s"
+            + (f"  {r.reason[:90]}" if r.reason and r.outcome in BAD else ""),
+            flush=True,
+        )
         return r
 
-    def classify(self, run: Run, expect: str = "any", must: tuple[str, ...] = (),
-                 must_not: tuple[str, ...] = ()) -> tuple[str, str]:
+    def classify(
+        self,
+        run: Run,
+        expect: str = "any",
+        must: tuple[str, ...] = (),
+        must_not: tuple[str, ...] = (),
+    ) -> tuple[str, str]:
         """(outcome, reason) of a CLI run before case-specific checks."""
         if run.timed_out:
             return HANG, f"no exit within {run.seconds:.0f} s (killed)"
@@ -267,10 +295,18 @@ class Harness:
             return MEMORY, f"peak RSS {run.max_rss_mb:.0f} MB"
         return outcome, reason
 
-    def cli_case(self, entry: str, case: str, input_desc: str, args: list[str],
-                 expect: str = "any", must: tuple[str, ...] = (), must_not: tuple[str, ...] = (),
-                 check: Callable[[Run], tuple[str, str] | None] | None = None,
-                 timeout: float | None = None) -> Result:
+    def cli_case(
+        self,
+        entry: str,
+        case: str,
+        input_desc: str,
+        args: list[str],
+        expect: str = "any",
+        must: tuple[str, ...] = (),
+        must_not: tuple[str, ...] = (),
+        check: Callable[[Run], tuple[str, str] | None] | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         try:
             run = self.sonorisk_run(args, f"{entry}-{case}", timeout=timeout)
             outcome, reason = self.classify(run, expect, must, must_not)
@@ -281,14 +317,31 @@ class Harness:
                     found = (HARNESS, f"check failed: {type(exc).__name__}: {exc}")
                 if found:
                     outcome, reason = found
-            return self.record(Result(entry, case, input_desc, run.command, outcome,
-                                      "timeout" if run.timed_out else str(run.rc),
-                                      round(run.seconds, 1),
-                                      round(run.max_rss_mb, 0) if run.max_rss_mb else None,
-                                      reason, head_of(run.output)))
+            return self.record(
+                Result(
+                    entry,
+                    case,
+                    input_desc,
+                    run.command,
+                    outcome,
+                    "timeout" if run.timed_out else str(run.rc),
+                    round(run.seconds, 1),
+                    round(run.max_rss_mb, 0) if run.max_rss_mb else None,
+                    reason,
+                    head_of(run.output),
+                )
+            )
         except Exception as exc:  # noqa: BLE001
-            return self.record(Result(entry, case, input_desc, " ".join(args), HARNESS,
-                                      reason=f"{type(exc).__name__}: {exc}"))
+            return self.record(
+                Result(
+                    entry,
+                    case,
+                    input_desc,
+                    " ".join(args),
+                    HARNESS,
+                    reason=f"{type(exc).__name__}: {exc}",
+                )
+            )
 
 
 # ---------------------------------------------------------------- input makers
@@ -306,7 +359,7 @@ def moving_frames(n: int, width: int = 160, height: int = 120, seed: int = 0) ->
         for i in range(n):
             img = base.copy()
             cx = int(15 + (width - 30) * i / max(n - 1, 1))
-            img[height // 3: 2 * height // 3, max(0, cx - 8): cx + 8] = 210
+            img[height // 3 : 2 * height // 3, max(0, cx - 8) : cx + 8] = 210
             out.append(img)
         return out
 
@@ -322,7 +375,7 @@ def write_video(path: Path, frames: object, fps: float = 25.0, codec: str = "mjp
 def mp4_boxes(data: bytes) -> dict[bytes, tuple[int, int]]:
     boxes, offset = {}, 0
     while offset + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[offset: offset + 8])
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
         if size < 8:
             break
         boxes[kind] = (offset, size)
@@ -343,9 +396,12 @@ def make_videos(vid: Path, work: Path) -> dict[str, Path]:
     f["good.mp4"] = write_video(vid / "good.mp4", moving_frames(24, seed=1), 25.0, "h264")
     # byte-level damage to an MJPEG AVI whose frames have similar sizes
     rng = np.random.default_rng(1)
-    noisy = write_video(work / "noisy.avi",
-                        (rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(40)),
-                        25.0, "mjpeg")
+    noisy = write_video(
+        work / "noisy.avi",
+        (rng.integers(0, 255, (96, 128, 3), dtype=np.uint8) for _ in range(40)),
+        25.0,
+        "mjpeg",
+    )
     data = noisy.read_bytes()
     for pct in (5, 35, 60, 90):
         p = vid / f"cut_avi_{pct}pct.avi"
@@ -353,7 +409,7 @@ def make_videos(vid: Path, work: Path) -> dict[str, Path]:
         f[p.name] = p
     damaged = bytearray(data)
     mid = len(damaged) // 2
-    damaged[mid: mid + 3000] = rng.integers(0, 256, 3000, np.uint8).tobytes()
+    damaged[mid : mid + 3000] = rng.integers(0, 256, 3000, np.uint8).tobytes()
     f["corrupt_middle.avi"] = vid / "corrupt_middle.avi"
     f["corrupt_middle.avi"].write_bytes(bytes(damaged))
     # MP4: cut in half, cut before its index, faststart cut into the frames
@@ -364,8 +420,22 @@ def make_videos(vid: Path, work: Path) -> dict[str, Path]:
     (vid / "mp4_no_moov.mp4").write_bytes(mp4[:moov_at])
     f["mp4_no_moov.mp4"] = vid / "mp4_no_moov.mp4"
     fast = work / "faststart.mp4"
-    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(work / "src.mp4"), "-c",
-                    "copy", "-movflags", "+faststart", str(fast)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            str(work / "src.mp4"),
+            "-c",
+            "copy",
+            "-movflags",
+            "+faststart",
+            str(fast),
+        ],
+        check=True,
+    )
     fdata = fast.read_bytes()
     mdat_at = mp4_boxes(fdata)[b"mdat"][0]
     (vid / "mp4_faststart_cut.mp4").write_bytes(fdata[: mdat_at + 500])
@@ -391,12 +461,30 @@ def make_videos(vid: Path, work: Path) -> dict[str, Path]:
     # 1x1 video
     one = vid / "one_by_one.avi"
     try:
-        write_video(one, (np.full((1, 1, 3), 100 + i, np.uint8) for i in range(12)), 25.0,
-                    "rawvideo")
+        write_video(
+            one, (np.full((1, 1, 3), 100 + i, np.uint8) for i in range(12)), 25.0, "rawvideo"
+        )
     except Exception:  # noqa: BLE001
-        subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-                        "testsrc=size=1x1:rate=25", "-frames:v", "12", "-c:v", "rawvideo",
-                        "-pix_fmt", "bgr24", str(one)], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-y",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=1x1:rate=25",
+                "-frames:v",
+                "12",
+                "-c:v",
+                "rawvideo",
+                "-pix_fmt",
+                "bgr24",
+                str(one),
+            ],
+            check=True,
+        )
     f["one_by_one.avi"] = one
     # frame size changes mid-stream (MPEG-TS: two files joined), after 20 frames
     a = write_video(work / "a.ts", moving_frames(20), 25.0, "mpeg2video")
@@ -441,14 +529,16 @@ def make_videos(vid: Path, work: Path) -> dict[str, Path]:
     from PIL import Image
 
     Image.fromarray(np.arange(48 * 64).reshape(48, 64).astype(np.uint8) % 16).convert("P").save(
-        work / "pal.png")
+        work / "pal.png"
+    )
     shutil.copy(work / "pal.png", vid / "png_palette.avi")
     for name in ("png16bit.avi", "png_rgba.mp4", "png_palette.avi"):
         f[name] = vid / name
     (vid / "empty.avi").write_bytes(b"")
     (vid / "text.avi").write_text("patient notes, not a video\n" * 40)
-    (vid / "junk.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 5000,
-                                                                      dtype=np.uint8).tobytes())
+    (vid / "junk.mp4").write_bytes(
+        np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    )
     shutil.copy(f["good.mp4"], vid / "mp4_named.avi")
     for name in ("empty.avi", "text.avi", "junk.mp4", "mp4_named.avi"):
         f[name] = vid / name
@@ -476,8 +566,9 @@ def make_videos(vid: Path, work: Path) -> dict[str, Path]:
     f["dir.avi"] = vid / "dir.avi"
     # same stems in different folders
     for sub, seed in (("c1", 4), ("c2", 5)):
-        f[f"{sub}/v.avi"] = write_video(work / "stems" / sub / "v.avi",
-                                        moving_frames(24, seed=seed))
+        f[f"{sub}/v.avi"] = write_video(
+            work / "stems" / sub / "v.avi", moving_frames(24, seed=seed)
+        )
     pair = work / "pair"
     pair.mkdir()
     shutil.copy(f["good.avi"], pair / "good.avi")
@@ -485,9 +576,12 @@ def make_videos(vid: Path, work: Path) -> dict[str, Path]:
     # 8000x8000 (two frames), kept out of the batch folder: scoring it takes gigabytes
     big = work / "big"
     big.mkdir()
-    f["big_8000.avi"] = write_video(big / "big_8000.avi",
-                                    (np.full((8000, 8000, 3), 60 + 40 * i, np.uint8)
-                                     for i in range(2)), 25.0, "mjpeg")
+    f["big_8000.avi"] = write_video(
+        big / "big_8000.avi",
+        (np.full((8000, 8000, 3), 60 + 40 * i, np.uint8) for i in range(2)),
+        25.0,
+        "mjpeg",
+    )
     return f
 
 
@@ -529,9 +623,12 @@ def make_dicoms(vid: Path) -> tuple[dict[str, Path], str | None]:
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (6, 24, 32, 3), dtype=np.uint8).tobytes()
     out: dict[str, Path] = {}
-    cases = {"dcm_no_pixels.dcm": ds(6, None), "dcm_300m_frames.dcm": ds(300_000_000, frames),
-             "dcm_2g_frames.dcm": ds(2_000_000_000, frames),
-             "dcm_zero_rows.dcm": ds(6, frames, rows=0)}
+    cases = {
+        "dcm_no_pixels.dcm": ds(6, None),
+        "dcm_300m_frames.dcm": ds(300_000_000, frames),
+        "dcm_2g_frames.dcm": ds(2_000_000_000, frames),
+        "dcm_zero_rows.dcm": ds(6, frames, rows=0),
+    }
     for name, d in cases.items():
         d.save_as(vid / name, enforce_file_format=True)
         out[name] = vid / name
@@ -558,8 +655,10 @@ def boxes_inside(doc: dict) -> str | None:
         for box in lesion.get("boxes") or []:
             x1, y1, x2, y2 = box["box"]
             if x1 < -1 or y1 < -1 or x2 > w + 1 or y2 > h + 1:
-                return (f"box {box['box']} at frame {box.get('frame')} outside the reported "
-                        f"{w}x{h} frame")
+                return (
+                    f"box {box['box']} at frame {box.get('frame')} outside the reported "
+                    f"{w}x{h} frame"
+                )
     return None
 
 
@@ -590,14 +689,30 @@ def info_cases(h: Harness, files: dict[str, Path]) -> None:
     """``sonorisk info`` on every file input (fast: no models)."""
     rel = {k: str(v.relative_to(h.out)) for k, v in files.items()}
     # An image under a video's name is read as the still it is (sonorisk.io.still).
-    error_inputs = {"empty.avi", "text.avi", "junk.mp4", "zero_dims.avi", "huge_dims.avi",
-                    "zero_frames.avi",
-                    "fifo.avi", "dangling.avi", "loop_a.avi", "socket.avi", "dir.avi",
-                    "mp4_no_moov.mp4", NEWLINE_NAME, "dcm_no_pixels.dcm",
-                    "dcm_zero_rows.dcm", "dcm_header_cut.dcm"}
-    words = {"fps_1e6.avi": ("implausible",), "socket.avi": ("socket",),
-             "dir.avi": ("directory",),
-             "size_change.ts": ("frame size changed",)}
+    error_inputs = {
+        "empty.avi",
+        "text.avi",
+        "junk.mp4",
+        "zero_dims.avi",
+        "huge_dims.avi",
+        "zero_frames.avi",
+        "fifo.avi",
+        "dangling.avi",
+        "loop_a.avi",
+        "socket.avi",
+        "dir.avi",
+        "mp4_no_moov.mp4",
+        NEWLINE_NAME,
+        "dcm_no_pixels.dcm",
+        "dcm_zero_rows.dcm",
+        "dcm_header_cut.dcm",
+    }
+    words = {
+        "fps_1e6.avi": ("implausible",),
+        "socket.avi": ("socket",),
+        "dir.avi": ("directory",),
+        "size_change.ts": ("frame size changed",),
+    }
 
     def vfr_check(run: Run) -> tuple[str, str] | None:
         m = re.search(r"(\d+) dropped", run.output)
@@ -623,25 +738,75 @@ def info_cases(h: Harness, files: dict[str, Path]) -> None:
             check = vfr_check
         if name.startswith("dcm_") and "frames" in name:
             check = dicom_claim_check
-        h.cli_case("info", name.replace("\n", "\\n"), rel[name].replace("\n", "\\n"), args,
-                   expect="error" if name in error_inputs else "any",
-                   must=words.get(name, ()), check=check, timeout=90)
-    h.cli_case("info", "/dev/zero", "/dev/zero", ["info", "/dev/zero"], expect="error",
-               must=("character device",), must_not=("empty (0 bytes)",), timeout=90)
-    h.cli_case("info", "/dev/urandom", "/dev/urandom", ["info", "/dev/urandom"], expect="error",
-               timeout=90)
-    h.cli_case("info", "missing file", "in/videos/nope.avi", ["info", "in/videos/nope.avi"],
-               expect="error", timeout=60)
-    h.cli_case("info", "size_change --crop", rel["size_change.ts"],
-               ["info", rel["size_change.ts"], "--crop"], timeout=90)
-    h.cli_case("info", "tcp:// URL", "tcp://127.0.0.1:9/x", ["info", "tcp://127.0.0.1:9/x",
-                                                            "--timeout", "3"], timeout=60)
-    h.cli_case("info", "rtsp closed port", "rtsp://127.0.0.1:9/x",
-               ["info", "rtsp://127.0.0.1:9/x", "--timeout", "3"], expect="error", timeout=60)
-    h.cli_case("info", "--max-frames -5", rel["good.avi"],
-               ["info", rel["good.avi"], "--max-frames", "-5"], expect="error", timeout=60)
-    h.cli_case("info", "--timeout nan", rel["good.avi"],
-               ["info", rel["good.avi"], "--timeout", "nan"], expect="error", timeout=60)
+        h.cli_case(
+            "info",
+            name.replace("\n", "\\n"),
+            rel[name].replace("\n", "\\n"),
+            args,
+            expect="error" if name in error_inputs else "any",
+            must=words.get(name, ()),
+            check=check,
+            timeout=90,
+        )
+    h.cli_case(
+        "info",
+        "/dev/zero",
+        "/dev/zero",
+        ["info", "/dev/zero"],
+        expect="error",
+        must=("character device",),
+        must_not=("empty (0 bytes)",),
+        timeout=90,
+    )
+    h.cli_case(
+        "info", "/dev/urandom", "/dev/urandom", ["info", "/dev/urandom"], expect="error", timeout=90
+    )
+    h.cli_case(
+        "info",
+        "missing file",
+        "in/videos/nope.avi",
+        ["info", "in/videos/nope.avi"],
+        expect="error",
+        timeout=60,
+    )
+    h.cli_case(
+        "info",
+        "size_change --crop",
+        rel["size_change.ts"],
+        ["info", rel["size_change.ts"], "--crop"],
+        timeout=90,
+    )
+    h.cli_case(
+        "info",
+        "tcp:// URL",
+        "tcp://127.0.0.1:9/x",
+        ["info", "tcp://127.0.0.1:9/x", "--timeout", "3"],
+        timeout=60,
+    )
+    h.cli_case(
+        "info",
+        "rtsp closed port",
+        "rtsp://127.0.0.1:9/x",
+        ["info", "rtsp://127.0.0.1:9/x", "--timeout", "3"],
+        expect="error",
+        timeout=60,
+    )
+    h.cli_case(
+        "info",
+        "--max-frames -5",
+        rel["good.avi"],
+        ["info", rel["good.avi"], "--max-frames", "-5"],
+        expect="error",
+        timeout=60,
+    )
+    h.cli_case(
+        "info",
+        "--timeout nan",
+        rel["good.avi"],
+        ["info", rel["good.avi"], "--timeout", "nan"],
+        expect="error",
+        timeout=60,
+    )
 
 
 def score_cases(h: Harness, files: dict[str, Path]) -> None:
@@ -664,70 +829,198 @@ def score_cases(h: Harness, files: dict[str, Path]) -> None:
                 if bad:
                     return MISLEADING, bad
             return None
+
         return check
 
-    single = ["empty.avi", "text.avi", "junk.mp4", "cut_avi_35pct.avi", "mp4_no_moov.mp4",
-              "cut_mp4_half.mp4", "mp4_faststart_cut.mp4", "claims_4g_frames.avi",
-              "fps_1e6.avi", "zero_dims.avi", "huge_dims.avi", "one_by_one.avi",
-              "size_change.ts", "zero_frames.avi", "png_palette.avi", "fifo.avi",
-              "dangling.avi", "loop_a.avi", "dir.avi", "dcm_300m_frames.dcm",
-              "dcm_no_pixels.dcm", "big_8000.avi", UNICODE_NAME]
-    must_err = {"empty.avi", "text.avi", "junk.mp4", "mp4_no_moov.mp4", "cut_mp4_half.mp4",
-                "mp4_faststart_cut.mp4", "zero_dims.avi", "huge_dims.avi", "zero_frames.avi",
-                "fifo.avi", "dangling.avi", "loop_a.avi", "dir.avi",
-                "dcm_no_pixels.dcm", "big_8000.avi"}
+    single = [
+        "empty.avi",
+        "text.avi",
+        "junk.mp4",
+        "cut_avi_35pct.avi",
+        "mp4_no_moov.mp4",
+        "cut_mp4_half.mp4",
+        "mp4_faststart_cut.mp4",
+        "claims_4g_frames.avi",
+        "fps_1e6.avi",
+        "zero_dims.avi",
+        "huge_dims.avi",
+        "one_by_one.avi",
+        "size_change.ts",
+        "zero_frames.avi",
+        "png_palette.avi",
+        "fifo.avi",
+        "dangling.avi",
+        "loop_a.avi",
+        "dir.avi",
+        "dcm_300m_frames.dcm",
+        "dcm_no_pixels.dcm",
+        "big_8000.avi",
+        UNICODE_NAME,
+    ]
+    must_err = {
+        "empty.avi",
+        "text.avi",
+        "junk.mp4",
+        "mp4_no_moov.mp4",
+        "cut_mp4_half.mp4",
+        "mp4_faststart_cut.mp4",
+        "zero_dims.avi",
+        "huge_dims.avi",
+        "zero_frames.avi",
+        "fifo.avi",
+        "dangling.avi",
+        "loop_a.avi",
+        "dir.avi",
+        "dcm_no_pixels.dcm",
+        "big_8000.avi",
+    }
     for name in single:
         if name not in files:
             continue
         folder = outs / re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-        h.cli_case("score", name, rel[name],
-                   ["score", rel[name], "--out", str(folder.relative_to(h.out)), "--no-progress",
-                    *model], expect="error" if name in must_err else "any",
-                   check=doc_check(folder), timeout=180)
-    h.cli_case("score", "/dev/zero", "/dev/zero",
-               ["score", "/dev/zero", "--out", "score-out/devzero", "--no-progress", *model],
-               expect="error", must_not=("empty (0 bytes)",))
-    h.cli_case("score", "missing file", "in/videos/nope.avi",
-               ["score", "in/videos/nope.avi", "--out", "score-out/missing", "--no-progress",
-                *model], expect="error")
+        h.cli_case(
+            "score",
+            name,
+            rel[name],
+            ["score", rel[name], "--out", str(folder.relative_to(h.out)), "--no-progress", *model],
+            expect="error" if name in must_err else "any",
+            check=doc_check(folder),
+            timeout=180,
+        )
+    h.cli_case(
+        "score",
+        "/dev/zero",
+        "/dev/zero",
+        ["score", "/dev/zero", "--out", "score-out/devzero", "--no-progress", *model],
+        expect="error",
+        must_not=("empty (0 bytes)",),
+    )
+    h.cli_case(
+        "score",
+        "missing file",
+        "in/videos/nope.avi",
+        ["score", "in/videos/nope.avi", "--out", "score-out/missing", "--no-progress", *model],
+        expect="error",
+    )
     # overwrite: same stem in two folders; good.avi + good.mp4
     folder = outs / "same_stem"
-    h.cli_case("score", "c1/v.avi + c2/v.avi", f"{rel['c1/v.avi']} {rel['c2/v.avi']}",
-               ["score", rel["c1/v.avi"], rel["c2/v.avi"], "--out",
-                str(folder.relative_to(h.out)), "--no-progress", *model],
-               expect="ok", check=doc_check(folder, 2), timeout=240)
+    h.cli_case(
+        "score",
+        "c1/v.avi + c2/v.avi",
+        f"{rel['c1/v.avi']} {rel['c2/v.avi']}",
+        [
+            "score",
+            rel["c1/v.avi"],
+            rel["c2/v.avi"],
+            "--out",
+            str(folder.relative_to(h.out)),
+            "--no-progress",
+            *model,
+        ],
+        expect="ok",
+        check=doc_check(folder, 2),
+        timeout=240,
+    )
     folder = outs / "same_stem_ext"
-    h.cli_case("score", "good.avi + good.mp4", "in/work/pair/good.avi in/work/pair/good.mp4",
-               ["score", "in/work/pair/good.avi", "in/work/pair/good.mp4", "--out",
-                str(folder.relative_to(h.out)), "--no-progress", *model],
-               expect="ok", check=doc_check(folder, 2), timeout=240)
+    h.cli_case(
+        "score",
+        "good.avi + good.mp4",
+        "in/work/pair/good.avi in/work/pair/good.mp4",
+        [
+            "score",
+            "in/work/pair/good.avi",
+            "in/work/pair/good.mp4",
+            "--out",
+            str(folder.relative_to(h.out)),
+            "--no-progress",
+            *model,
+        ],
+        expect="ok",
+        check=doc_check(folder, 2),
+        timeout=240,
+    )
     # an output folder that is a file; a config with a Python tag; bad models
-    h.cli_case("score", "--out is a file", f"{rel['good.avi']} --out in/a_file.txt",
-               ["score", rel["good.avi"], "--out", "in/a_file.txt", "--no-progress",
-                *model], expect="error")
+    h.cli_case(
+        "score",
+        "--out is a file",
+        f"{rel['good.avi']} --out in/a_file.txt",
+        ["score", rel["good.avi"], "--out", "in/a_file.txt", "--no-progress", *model],
+        expect="error",
+    )
     marker = h.out / "in" / "PWNED"
     evil = h.out / "in" / "evil.yaml"
-    evil.write_text(f"!!python/object/apply:os.system [\"touch {marker}\"]\n")
+    evil.write_text(f'!!python/object/apply:os.system ["touch {marker}"]\n')
 
     def no_marker(run: Run) -> tuple[str, str] | None:
         return (MISLEADING, "the YAML tag ran a command") if marker.exists() else None
 
-    h.cli_case("score", "--config python tag", "in/evil.yaml",
-               ["score", rel["good.avi"], "--config", "in/evil.yaml", "--out",
-                "score-out/evil", "--no-progress", *model], expect="error", check=no_marker)
+    h.cli_case(
+        "score",
+        "--config python tag",
+        "in/evil.yaml",
+        [
+            "score",
+            rel["good.avi"],
+            "--config",
+            "in/evil.yaml",
+            "--out",
+            "score-out/evil",
+            "--no-progress",
+            *model,
+        ],
+        expect="error",
+        check=no_marker,
+    )
     (h.out / "in" / "list.yaml").write_text("- 1\n- 2\n")
-    h.cli_case("score", "--config a YAML list", "in/list.yaml",
-               ["score", rel["good.avi"], "--config", "in/list.yaml", "--out",
-                "score-out/listcfg", "--no-progress", *model], expect="error")
-    h.cli_case("score", "--models nonexistent", "--models in/no_models",
-               ["score", rel["good.avi"], "--models", "in/no_models", "--out",
-                "score-out/nomodels", "--no-progress"], expect="error")
+    h.cli_case(
+        "score",
+        "--config a YAML list",
+        "in/list.yaml",
+        [
+            "score",
+            rel["good.avi"],
+            "--config",
+            "in/list.yaml",
+            "--out",
+            "score-out/listcfg",
+            "--no-progress",
+            *model,
+        ],
+        expect="error",
+    )
+    h.cli_case(
+        "score",
+        "--models nonexistent",
+        "--models in/no_models",
+        [
+            "score",
+            rel["good.avi"],
+            "--models",
+            "in/no_models",
+            "--out",
+            "score-out/nomodels",
+            "--no-progress",
+        ],
+        expect="error",
+    )
     (h.out / "in" / "fake_models").mkdir(exist_ok=True)
     (h.out / "in" / "fake_models" / "detector.pt").write_bytes(b"\x80\x04junk pickle")
     (h.out / "in" / "fake_models" / "classifier.pt").write_text("not a model")
-    h.cli_case("score", "--models junk .pt files", "in/fake_models",
-               ["score", rel["good.avi"], "--models", "in/fake_models", "--out",
-                "score-out/fakemodels", "--no-progress"], expect="error")
+    h.cli_case(
+        "score",
+        "--models junk .pt files",
+        "in/fake_models",
+        [
+            "score",
+            rel["good.avi"],
+            "--models",
+            "in/fake_models",
+            "--out",
+            "score-out/fakemodels",
+            "--no-progress",
+        ],
+        expect="error",
+    )
 
 
 def folder_outcome(h: Harness, run: Run) -> tuple[str, str]:
@@ -744,8 +1037,14 @@ def batch_cases(h: Harness, files: dict[str, Path], vid: Path) -> None:
     out = h.out / "batch-out"
     out.mkdir(exist_ok=True)
     csv_path = out / "all.csv"
-    args = ["batch", str(vid.relative_to(h.out)), "--out", str(csv_path.relative_to(h.out)),
-            "--no-progress", *model]
+    args = [
+        "batch",
+        str(vid.relative_to(h.out)),
+        "--out",
+        str(csv_path.relative_to(h.out)),
+        "--no-progress",
+        *model,
+    ]
     # the whole hostile folder in one batch: one row per file
     run = h.sonorisk_run(args, "batch-folder", timeout=900)
     outcome, reason = folder_outcome(h, run)
@@ -753,18 +1052,30 @@ def batch_cases(h: Harness, files: dict[str, Path], vid: Path) -> None:
     if csv_path.is_file():
         with csv_path.open(newline="") as fh:
             rows = list(csv.DictReader(fh))
-    h.record(Result("batch", "folder run (whole in/videos)", str(vid.relative_to(h.out)),
-                    run.command, outcome, "timeout" if run.timed_out else str(run.rc),
-                    round(run.seconds, 1), round(run.max_rss_mb or 0), reason,
-                    head_of(run.output)))
+    h.record(
+        Result(
+            "batch",
+            "folder run (whole in/videos)",
+            str(vid.relative_to(h.out)),
+            run.command,
+            outcome,
+            "timeout" if run.timed_out else str(run.rc),
+            round(run.seconds, 1),
+            round(run.max_rss_mb or 0),
+            reason,
+            head_of(run.output),
+        )
+    )
     by_name: dict[str, dict[str, str]] = {}
     for row in rows:
         for key in (Path(row.get("path", "")).name, row.get("video", "")):
             by_name.setdefault(key, row)
-    expected = sorted(p for p in os.listdir(vid)
-                      if not (vid / p).is_dir() or os.path.islink(vid / p))
-    expected = [p for p in expected if Path(p).suffix.lower() in
-                {".avi", ".mp4", ".ts", ".dcm", ".mov"}]
+    expected = sorted(
+        p for p in os.listdir(vid) if not (vid / p).is_dir() or os.path.islink(vid / p)
+    )
+    expected = [
+        p for p in expected if Path(p).suffix.lower() in {".avi", ".mp4", ".ts", ".dcm", ".mov"}
+    ]
     if not rows:  # the folder run itself failed: that is its one case, not one per file
         expected = []
     for name in expected:
@@ -792,10 +1103,22 @@ def batch_cases(h: Harness, files: dict[str, Path], vid: Path) -> None:
                     bad = boxes_inside(json.loads(jp.read_text()))
                     if bad:
                         o, why = MISLEADING, bad
-        h.record(Result("batch", shown, f"in/videos/{shown}", run.command + "  (row)", o, code,
-                        0.0, None, why if o in BAD else why[:160],
-                        json.dumps({k: row.get(k) for k in ("status", "error_type", "error",
-                                                             "json")}) if row else ""))
+        h.record(
+            Result(
+                "batch",
+                shown,
+                f"in/videos/{shown}",
+                run.command + "  (row)",
+                o,
+                code,
+                0.0,
+                None,
+                why if o in BAD else why[:160],
+                json.dumps({k: row.get(k) for k in ("status", "error_type", "error", "json")})
+                if row
+                else "",
+            )
+        )
     # overwrite checks within the folder batch: good.avi vs good.mp4
     jsons = [by_name.get(n, {}).get("json") for n in ("good.avi", "good.mp4")]
     o, why = GRACEFUL, ""
@@ -804,12 +1127,26 @@ def batch_cases(h: Harness, files: dict[str, Path], vid: Path) -> None:
     elif jsons[0] == jsons[1]:
         o, why = OVERWRITE, f"good.avi and good.mp4 share {jsons[0]}"
     else:
-        srcs = [Path(json.loads(batch_json(csv_path, j).read_text())["video"]["source"]).name
-                for j in jsons]
+        srcs = [
+            Path(json.loads(batch_json(csv_path, j).read_text())["video"]["source"]).name
+            for j in jsons
+        ]
         if srcs != ["good.avi", "good.mp4"]:
             o, why = OVERWRITE, f"JSON sources {srcs}"
-    h.record(Result("batch", "good.avi + good.mp4 (folder)", "in/videos/good.avi, good.mp4",
-                    run.command, o, "", 0.0, None, why, str(jsons)))
+    h.record(
+        Result(
+            "batch",
+            "good.avi + good.mp4 (folder)",
+            "in/videos/good.avi, good.mp4",
+            run.command,
+            o,
+            "",
+            0.0,
+            None,
+            why,
+            str(jsons),
+        )
+    )
     # spreadsheet formula neutralised in results.csv
     o, why = GRACEFUL, ""
     if csv_path.is_file():
@@ -818,8 +1155,20 @@ def batch_cases(h: Harness, files: dict[str, Path], vid: Path) -> None:
             o, why = MISLEADING, f"formula cells in results.csv: {bad[:3]}"
     else:
         o, why = MISLEADING, "no results.csv"
-    h.record(Result("batch", "formula file name in CSV", f"in/videos/{FORMULA_NAME}",
-                    run.command, o, "", 0.0, None, why, ""))
+    h.record(
+        Result(
+            "batch",
+            "formula file name in CSV",
+            f"in/videos/{FORMULA_NAME}",
+            run.command,
+            o,
+            "",
+            0.0,
+            None,
+            why,
+            "",
+        )
+    )
     # rerun: finished rows skipped, nothing re-attributed
     before = {r["path"]: (r["status"], r.get("json")) for r in rows}
 
@@ -836,8 +1185,14 @@ def batch_cases(h: Harness, files: dict[str, Path], vid: Path) -> None:
             return MISLEADING, "the rerun skipped no finished video"
         return (outcome, why) if outcome == GRACEFUL else None
 
-    h.cli_case("batch", "rerun of the folder", str(vid.relative_to(h.out)), args,
-               check=rerun_check, timeout=600)
+    h.cli_case(
+        "batch",
+        "rerun of the folder",
+        str(vid.relative_to(h.out)),
+        args,
+        check=rerun_check,
+        timeout=600,
+    )
     # same stem in two folders
     stems = h.out / "in" / "work" / "stems"
     c2 = out / "stems.csv"
@@ -848,19 +1203,35 @@ def batch_cases(h: Harness, files: dict[str, Path], vid: Path) -> None:
         js = [x.get("json") for x in rs]
         if len(rs) != 2 or len(set(js)) != 2:
             return OVERWRITE, f"{len(rs)} rows, json {js}"
-        srcs = sorted(Path(json.loads(batch_json(c2, j).read_text())["video"]["source"])
-                      .parent.name for j in js)
+        srcs = sorted(
+            Path(json.loads(batch_json(c2, j).read_text())["video"]["source"]).parent.name
+            for j in js
+        )
         if srcs != ["c1", "c2"]:
             return OVERWRITE, f"JSON sources' folders {srcs}"
         return None
 
-    h.cli_case("batch", "c1/v.avi + c2/v.avi", "in/work/stems",
-               ["batch", str(stems.relative_to(h.out)), "--out", str(c2.relative_to(h.out)),
-                "--no-progress", *model], expect="ok", check=stems_check, timeout=300)
+    h.cli_case(
+        "batch",
+        "c1/v.avi + c2/v.avi",
+        "in/work/stems",
+        [
+            "batch",
+            str(stems.relative_to(h.out)),
+            "--out",
+            str(c2.relative_to(h.out)),
+            "--no-progress",
+            *model,
+        ],
+        expect="ok",
+        check=stems_check,
+        timeout=300,
+    )
     # the pair folder alone, run twice (second run: both skipped, JSONs distinct)
     c3 = out / "pair.csv"
     pair = "in/work/pair"
     for k in (1, 2):
+
         def pair_check(r: Run) -> tuple[str, str] | None:
             with c3.open(newline="") as fh:
                 rs = {x["path"]: x for x in csv.DictReader(fh)}
@@ -873,45 +1244,107 @@ def batch_cases(h: Harness, files: dict[str, Path], vid: Path) -> None:
                     return OVERWRITE, f"{x['path']} -> JSON of {src}"
             return None
 
-        h.cli_case("batch", f"good.avi + good.mp4 run {k}", pair,
-                   ["batch", pair, "--out", str(c3.relative_to(h.out)), "--no-progress", *model],
-                   expect="ok", check=pair_check, timeout=300)
-    h.cli_case("batch", "/dev/zero", "/dev/zero",
-               ["batch", "/dev/zero", "--out", "batch-out/devzero.csv", "--no-progress", *model])
+        h.cli_case(
+            "batch",
+            f"good.avi + good.mp4 run {k}",
+            pair,
+            ["batch", pair, "--out", str(c3.relative_to(h.out)), "--no-progress", *model],
+            expect="ok",
+            check=pair_check,
+            timeout=300,
+        )
+    h.cli_case(
+        "batch",
+        "/dev/zero",
+        "/dev/zero",
+        ["batch", "/dev/zero", "--out", "batch-out/devzero.csv", "--no-progress", *model],
+    )
     (h.out / "in" / "empty_dir").mkdir(exist_ok=True)
-    h.cli_case("batch", "folder without videos", "in/empty_dir",
-               ["batch", "in/empty_dir", "--out", "batch-out/empty.csv", "--no-progress", *model],
-               expect="error")
-    h.cli_case("batch", "glob matching nothing", "in/videos/*.nomatch",
-               ["batch", "in/videos/*.nomatch", "--out", "batch-out/glob.csv", "--no-progress",
-                *model], expect="error")
+    h.cli_case(
+        "batch",
+        "folder without videos",
+        "in/empty_dir",
+        ["batch", "in/empty_dir", "--out", "batch-out/empty.csv", "--no-progress", *model],
+        expect="error",
+    )
+    h.cli_case(
+        "batch",
+        "glob matching nothing",
+        "in/videos/*.nomatch",
+        ["batch", "in/videos/*.nomatch", "--out", "batch-out/glob.csv", "--no-progress", *model],
+        expect="error",
+    )
     junk_csv = out / "junk.csv"
     junk_csv.write_bytes(bytes(range(256)) * 8)
-    h.cli_case("batch", "existing results.csv is junk", "batch-out/junk.csv",
-               ["batch", files["zero_frames.avi"].relative_to(h.out).as_posix(), "--out",
-                "batch-out/junk.csv", "--no-progress", *model])
-    h.cli_case("batch", "--workers -1", files["zero_frames.avi"].relative_to(h.out).as_posix(),
-               ["batch", files["zero_frames.avi"].relative_to(h.out).as_posix(), "--out",
-                "batch-out/w0.csv", "--workers", "-1", "--no-progress", *model],
-               expect="error", must=("workers",))
+    h.cli_case(
+        "batch",
+        "existing results.csv is junk",
+        "batch-out/junk.csv",
+        [
+            "batch",
+            files["zero_frames.avi"].relative_to(h.out).as_posix(),
+            "--out",
+            "batch-out/junk.csv",
+            "--no-progress",
+            *model,
+        ],
+    )
+    h.cli_case(
+        "batch",
+        "--workers -1",
+        files["zero_frames.avi"].relative_to(h.out).as_posix(),
+        [
+            "batch",
+            files["zero_frames.avi"].relative_to(h.out).as_posix(),
+            "--out",
+            "batch-out/w0.csv",
+            "--workers",
+            "-1",
+            "--no-progress",
+            *model,
+        ],
+        expect="error",
+        must=("workers",),
+    )
     big = files["big_8000.avi"].relative_to(h.out).as_posix()
-    h.cli_case("batch", "8000x8000 video", big,
-               ["batch", big, "--out", "batch-out/big.csv", "--no-progress", *model],
-               expect="error", timeout=300)
-    h.cli_case("batch", "folder with a symlink loop", "in/work/loop",
-               ["batch", "in/work/loop", "--out", "batch-out/loop.csv", "--no-progress", *model],
-               expect="error")
-    h.cli_case("batch", "--out under a file", "in/a_file.txt/x.csv",
-               ["batch", files["zero_frames.avi"].relative_to(h.out).as_posix(), "--out",
-                "in/a_file.txt/x.csv", "--no-progress", *model], expect="error")
+    h.cli_case(
+        "batch",
+        "8000x8000 video",
+        big,
+        ["batch", big, "--out", "batch-out/big.csv", "--no-progress", *model],
+        expect="error",
+        timeout=300,
+    )
+    h.cli_case(
+        "batch",
+        "folder with a symlink loop",
+        "in/work/loop",
+        ["batch", "in/work/loop", "--out", "batch-out/loop.csv", "--no-progress", *model],
+        expect="error",
+    )
+    h.cli_case(
+        "batch",
+        "--out under a file",
+        "in/a_file.txt/x.csv",
+        [
+            "batch",
+            files["zero_frames.avi"].relative_to(h.out).as_posix(),
+            "--out",
+            "in/a_file.txt/x.csv",
+            "--no-progress",
+            *model,
+        ],
+        expect="error",
+    )
 
 
 def dataset_cases(h: Harness) -> None:
     from sonorisk.data.synth import synthesize_phantom
 
     base = h.out / "in" / "dataset_base"
-    synthesize_phantom(2, base, seed=3, size=(96, 72), frames=12,
-                       proportions={"benign": 0.5, "malignant": 0.5})
+    synthesize_phantom(
+        2, base, seed=3, size=(96, 72), frames=12, proportions={"benign": 0.5, "malignant": 0.5}
+    )
     root = h.out / "in" / "datasets"
     root.mkdir(parents=True, exist_ok=True)
 
@@ -926,6 +1359,7 @@ def dataset_cases(h: Harness) -> None:
             data = json.loads((d / "annotations.json").read_text())
             fn(data)  # mutates in place
             (d / "annotations.json").write_text(json.dumps(data))
+
         return m
 
     def table(fn: Callable[[list[list[str]]], None]) -> Callable[[Path], None]:
@@ -935,22 +1369,26 @@ def dataset_cases(h: Harness) -> None:
             fn(rows)
             with (d / "videos.csv").open("w", newline="") as fh:
                 csv.writer(fh).writerows(rows)
+
         return m
 
     def setcol(col: str, value: str) -> Callable[[list[list[str]]], None]:
         def f(rows: list[list[str]]) -> None:
             i = rows[0].index(col)
             rows[1][i] = value
+
         return f
 
     def ann(key: str, value: object) -> Callable[[dict], None]:
         def f(data: dict) -> None:
             data["annotations"][0][key] = value
+
         return f
 
     def img(key: str, value: object) -> Callable[[dict], None]:
         def f(data: dict) -> None:
             data["images"][0][key] = value
+
         return f
 
     def fifo_video(d: Path) -> None:
@@ -968,15 +1406,22 @@ def dataset_cases(h: Harness) -> None:
             for item in data["images"] + data["videos"]:
                 if item["file_name"] == vid0:
                     item["file_name"] = target
+
         coco(f)(d)
 
     cases: list[tuple[str, Callable[[Path], None], str]] = [
         ("valid", lambda d: None, "ok"),
         ("no annotations.json", lambda d: (d / "annotations.json").unlink(), "error"),
-        ("annotations not JSON", lambda d: (d / "annotations.json").write_text("{not json"),
-         "error"),
-        ("annotations a string", lambda d: (d / "annotations.json").write_text('"a string"'),
-         "error"),
+        (
+            "annotations not JSON",
+            lambda d: (d / "annotations.json").write_text("{not json"),
+            "error",
+        ),
+        (
+            "annotations a string",
+            lambda d: (d / "annotations.json").write_text('"a string"'),
+            "error",
+        ),
         ("images are strings", coco(lambda x: x.update(images=["a", "b"])), "error"),
         ("annotations are strings", coco(lambda x: x.update(annotations=["x"])), "error"),
         ("videos is a dict", coco(lambda x: x.update(videos={"a": 1})), "error"),
@@ -991,8 +1436,11 @@ def dataset_cases(h: Harness) -> None:
         ("frame_index -1", coco(img("frame_index", -1)), "error"),
         ("width 1e308", coco(img("width", 1e308)), "error"),
         ("no categories", coco(lambda x: x.pop("categories")), "error"),
-        ("JSON nested 100000 deep",
-         lambda d: (d / "annotations.json").write_text("[" * 100000 + "]" * 100000), "error"),
+        (
+            "JSON nested 100000 deep",
+            lambda d: (d / "annotations.json").write_text("[" * 100000 + "]" * 100000),
+            "error",
+        ),
         ("n_frames text", table(setcol("n_frames", "many")), "error"),
         ("fps text", table(setcol("fps", "fast")), "error"),
         ("age text", table(setcol("age", "old")), "any"),
@@ -1000,24 +1448,47 @@ def dataset_cases(h: Harness) -> None:
         ("file outside root", table(setcol("file", "../../../../../../etc/passwd")), "error"),
         ("file outside root (both)", outside, "error"),
         ("duplicate video_id", table(lambda rows: rows.append(rows[1])), "error"),
-        ("table only video_id", table(lambda rows: rows.__setitem__(
-            slice(None), [[r[0]] for r in rows])), "error"),
+        (
+            "table only video_id",
+            table(lambda rows: rows.__setitem__(slice(None), [[r[0]] for r in rows])),
+            "error",
+        ),
         ("videos.csv empty", lambda d: (d / "videos.csv").write_bytes(b""), "error"),
-        ("videos.csv binary", lambda d: (d / "videos.csv").write_bytes(bytes(range(256)) * 20),
-         "error"),
+        (
+            "videos.csv binary",
+            lambda d: (d / "videos.csv").write_bytes(bytes(range(256)) * 20),
+            "error",
+        ),
         ("video is a FIFO", fifo_video, "error"),
     ]
     for name, mutate, expect in cases:
         path = variant(re.sub(r"[^A-Za-z0-9]+", "_", name), mutate)
         # a FIFO is there: calling it "missing" sends the user looking for the wrong thing
         must_not = ("missing file",) if "FIFO" in name else ()
-        h.cli_case("dataset", name, path, ["dataset", "validate", path], expect=expect,
-                   must_not=must_not, timeout=90)
+        h.cli_case(
+            "dataset",
+            name,
+            path,
+            ["dataset", "validate", path],
+            expect=expect,
+            must_not=must_not,
+            timeout=90,
+        )
     (h.out / "in" / "not_a_folder.txt").write_text("x\n")
-    h.cli_case("dataset", "path is a file", "in/not_a_folder.txt",
-               ["dataset", "validate", "in/not_a_folder.txt"], expect="error")
-    h.cli_case("dataset", "path missing", "in/no_such_dataset",
-               ["dataset", "validate", "in/no_such_dataset"], expect="error")
+    h.cli_case(
+        "dataset",
+        "path is a file",
+        "in/not_a_folder.txt",
+        ["dataset", "validate", "in/not_a_folder.txt"],
+        expect="error",
+    )
+    h.cli_case(
+        "dataset",
+        "path missing",
+        "in/no_such_dataset",
+        ["dataset", "validate", "in/no_such_dataset"],
+        expect="error",
+    )
 
 
 def eval_cases(h: Harness) -> None:
@@ -1044,25 +1515,31 @@ def eval_cases(h: Harness) -> None:
     one[5] = 1
     t_one = write("truth_one_pos.csv", "id,truth", [f"c{i},{one[i]}" for i in range(n)])
     t_none = write("truth_no_pos.csv", "id,truth", [f"c{i},0" for i in range(n)])
-    p_text = write("pred_text.csv", "id,AI", [f"c{i},{'high' if i == 3 else scores[i]}"
-                                              for i in range(n)])
-    p_nan = write("pred_nan.csv", "id,AI", [f"c{i},{'nan' if i == 3 else scores[i]}"
-                                            for i in range(n)])
-    p_inf = write("pred_inf.csv", "id,AI", [f"c{i},{'inf' if i == 3 else scores[i]}"
-                                            for i in range(n)])
-    p_dup = write("pred_dup.csv", "id,AI", [f"c{i},{scores[i]}" for i in range(n)]
-                  + ["c3,0.5"])
+    p_text = write(
+        "pred_text.csv", "id,AI", [f"c{i},{'high' if i == 3 else scores[i]}" for i in range(n)]
+    )
+    p_nan = write(
+        "pred_nan.csv", "id,AI", [f"c{i},{'nan' if i == 3 else scores[i]}" for i in range(n)]
+    )
+    p_inf = write(
+        "pred_inf.csv", "id,AI", [f"c{i},{'inf' if i == 3 else scores[i]}" for i in range(n)]
+    )
+    p_dup = write("pred_dup.csv", "id,AI", [f"c{i},{scores[i]}" for i in range(n)] + ["c3,0.5"])
     (d / "pred_empty.csv").write_bytes(b"")
     (d / "pred_junk.parquet").write_bytes(bytes(range(256)) * 10)
     t_nocol = write("truth_nocol.csv", "id,label", [f"c{i},{truth[i]}" for i in range(n)])
-    t_maybe = write("truth_maybe.csv", "id,truth", [f"c{i},{'maybe' if i == 4 else truth[i]}"
-                                                    for i in range(n)])
-    t_formula = write("truth_formula.csv", "id,truth",
-                      [f"=1+{i},{truth[i]}" for i in range(n)])
-    p_formula = write("pred_formula.csv", "id,=HYPERLINK(\"x\")",
-                      [f"=1+{i},{scores[i]:.4f}" for i in range(n)])
-    p_long_dup = write("pred_long_dup.csv", "id,model,score",
-                       [f"c{i},AI,{scores[i]:.4f}" for i in range(n)] + ["c1,AI,0.9"])
+    t_maybe = write(
+        "truth_maybe.csv", "id,truth", [f"c{i},{'maybe' if i == 4 else truth[i]}" for i in range(n)]
+    )
+    t_formula = write("truth_formula.csv", "id,truth", [f"=1+{i},{truth[i]}" for i in range(n)])
+    p_formula = write(
+        "pred_formula.csv", 'id,=HYPERLINK("x")', [f"=1+{i},{scores[i]:.4f}" for i in range(n)]
+    )
+    p_long_dup = write(
+        "pred_long_dup.csv",
+        "id,model,score",
+        [f"c{i},AI,{scores[i]:.4f}" for i in range(n)] + ["c1,AI,0.9"],
+    )
 
     def report_says(word: str, out: str) -> Callable[[Run], tuple[str, str] | None]:
         def check(run: Run) -> tuple[str, str] | None:
@@ -1073,16 +1550,19 @@ def eval_cases(h: Harness) -> None:
             if word.lower() not in text.lower():
                 return MISLEADING, f"neither output nor report.md says {word!r}"
             return None
+
         return check
 
     def one_pos_check(run: Run) -> tuple[str, str] | None:
         if run.rc != 0:
             return None
-        md = (h.out / "eval-out/one_pos/report.md")
+        md = h.out / "eval-out/one_pos/report.md"
         text = md.read_text(errors="replace") if md.is_file() else ""
         if not re.search(r"undefined|\bNA\b|n/a|not defined", text, re.I):
-            return MISLEADING, "report gives DeLong CI/p with one positive and says nothing " \
-                               "undefined"
+            return (
+                MISLEADING,
+                "report gives DeLong CI/p with one positive and says nothing undefined",
+            )
         return None
 
     def formula_check(run: Run) -> tuple[str, str] | None:
@@ -1096,8 +1576,13 @@ def eval_cases(h: Harness) -> None:
     bs = ["--bootstrap", "200"]
     cases = [
         ("valid", p_ok, t_ok, "ok", None),
-        ("scores outside [0,1]", p_out, t_ok, "any", report_says("not probabilities",
-                                                                   "eval-out/outside")),
+        (
+            "scores outside [0,1]",
+            p_out,
+            t_ok,
+            "any",
+            report_says("not probabilities", "eval-out/outside"),
+        ),
         ("ids '007' vs '7'", p_7, t_007, "error", None),
         ("one positive case", p_ok, t_one, "any", one_pos_check),
         ("no positive case", p_ok, t_none, "any", None),
@@ -1113,18 +1598,35 @@ def eval_cases(h: Harness) -> None:
         ("formula ids and model name", p_formula, t_formula, "any", formula_check),
     ]
     for name, p, t, expect, check in cases:
-        slug = {"valid": "valid", "scores outside [0,1]": "outside",
-                "one positive case": "one_pos", "formula ids and model name": "formula"}.get(
-            name, re.sub(r"[^A-Za-z0-9]+", "_", name))
-        h.cli_case("eval", name, f"{p} --truth {t}",
-                   ["eval", "report", p, "--truth", t, "--out", f"eval-out/{slug}", *bs],
-                   expect=expect, check=check, timeout=180)
-    h.cli_case("eval", "--out is a file", f"{p_ok} --out {p_ok}",
-               ["eval", "report", p_ok, "--truth", t_ok, "--out", "in/a_file.txt", *bs],
-               expect="error")
-    h.cli_case("eval", "predictions missing", "in/eval/nope.csv",
-               ["eval", "report", "in/eval/nope.csv", "--truth", t_ok, "--out",
-                "eval-out/missing", *bs], expect="error")
+        slug = {
+            "valid": "valid",
+            "scores outside [0,1]": "outside",
+            "one positive case": "one_pos",
+            "formula ids and model name": "formula",
+        }.get(name, re.sub(r"[^A-Za-z0-9]+", "_", name))
+        h.cli_case(
+            "eval",
+            name,
+            f"{p} --truth {t}",
+            ["eval", "report", p, "--truth", t, "--out", f"eval-out/{slug}", *bs],
+            expect=expect,
+            check=check,
+            timeout=180,
+        )
+    h.cli_case(
+        "eval",
+        "--out is a file",
+        f"{p_ok} --out {p_ok}",
+        ["eval", "report", p_ok, "--truth", t_ok, "--out", "in/a_file.txt", *bs],
+        expect="error",
+    )
+    h.cli_case(
+        "eval",
+        "predictions missing",
+        "in/eval/nope.csv",
+        ["eval", "report", "in/eval/nope.csv", "--truth", t_ok, "--out", "eval-out/missing", *bs],
+        expect="error",
+    )
 
 
 # ------------------------------------------------------------------ HTTP service
@@ -1157,26 +1659,36 @@ class Serve:
             while not self._watching.is_set():
                 try:
                     root = psutil.Process(self.proc.pid)
-                    total = sum(p.memory_info().rss for p in [root, *root.children(True)]
-                                if p.is_running())
+                    total = sum(
+                        p.memory_info().rss for p in [root, *root.children(True)] if p.is_running()
+                    )
                     self.rss_mb.append(total / 1024**2)
                 except psutil.Error:
                     pass
                 time.sleep(0.5)
+
         threading.Thread(target=loop, daemon=True).start()
 
     def config(self) -> Path:
         import yaml
 
-        cfg = {"host": "127.0.0.1", "port": self.port, "data_dir": str(self.data),
-               "pipeline": str(REPO / "configs" / "pipeline-cpu.yaml"),
-               "auth": {"enabled": "on", "token": TOKEN},
-               "upload": {"max_bytes": 1024 * 1024},
-               "jobs": {"model_retry_s": 90, "timeout_s": 300},
-               "ingress": {"job_workers": 2},
-               "streams": {"give_up_after_s": 10, "open_timeout_s": 3, "read_timeout_s": 2,
-                           "reconnect_max_s": 2},
-               "ray": {"num_cpus": 2, "object_store_memory": 200 * 1024**2}}
+        cfg = {
+            "host": "127.0.0.1",
+            "port": self.port,
+            "data_dir": str(self.data),
+            "pipeline": str(REPO / "configs" / "pipeline-cpu.yaml"),
+            "auth": {"enabled": "on", "token": TOKEN},
+            "upload": {"max_bytes": 1024 * 1024},
+            "jobs": {"model_retry_s": 90, "timeout_s": 300},
+            "ingress": {"job_workers": 2},
+            "streams": {
+                "give_up_after_s": 10,
+                "open_timeout_s": 3,
+                "read_timeout_s": 2,
+                "reconnect_max_s": 2,
+            },
+            "ray": {"num_cpus": 2, "object_store_memory": 200 * 1024**2},
+        }
         if self.h.models:
             cfg["models"] = {"bundle": self.h.models}
         path = self.h.out / "in" / "serve.yaml"
@@ -1189,10 +1701,15 @@ class Serve:
         self.wall_start = time.time()
         t0 = time.monotonic()
         self._fh = self.log.open("wb")
-        self.proc = subprocess.Popen([*self.h.sonorisk, "serve", "--config", str(self.config())],
-                                     stdout=self._fh, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=self.h.env, cwd=self.h.out,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [*self.h.sonorisk, "serve", "--config", str(self.config())],
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.h.env,
+            cwd=self.h.out,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 480
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -1252,9 +1769,9 @@ class Serve:
         return rc, seconds, alive
 
 
-def ray_log_tracebacks(data_dir: Path, since: float,
-                       root: Path = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray"
-                       ) -> tuple[list[str], Counter]:
+def ray_log_tracebacks(
+    data_dir: Path, since: float, root: Path = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray"
+) -> tuple[list[str], Counter]:
     """Tracebacks through sonorisk code in the worker logs of the Ray session that served
     ``data_dir`` (found by its upload paths in the logs): (files, final exception lines)."""
     found: Counter = Counter()
@@ -1262,8 +1779,11 @@ def ray_log_tracebacks(data_dir: Path, since: float,
     for session in sorted(root.glob("session_2*")):
         if session.is_symlink() or session.stat().st_mtime < since - 5:
             continue
-        logs = [p for p in (session / "logs").glob("*") if p.suffix in (".err", ".out", ".log")
-                and p.is_file()]
+        logs = [
+            p
+            for p in (session / "logs").glob("*")
+            if p.suffix in (".err", ".out", ".log") and p.is_file()
+        ]
         texts = {p: p.read_text(errors="replace") for p in logs}
         if not any(str(data_dir) in t for t in texts.values()):
             continue
@@ -1283,8 +1803,13 @@ def ray_log_tracebacks(data_dir: Path, since: float,
     return files, found
 
 
-def raw_http(port: int, request: bytes, body_chunks: list[bytes] = (), close_early: bool = False,
-             timeout: float = 30.0) -> tuple[int | None, str]:
+def raw_http(
+    port: int,
+    request: bytes,
+    body_chunks: list[bytes] = (),
+    close_early: bool = False,
+    timeout: float = 30.0,
+) -> tuple[int | None, str]:
     """Send raw bytes; (status, text) of the reply (None when the connection just closed)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(request)
@@ -1318,10 +1843,30 @@ def http_cases(h: Harness, srv: Serve, files: dict[str, Path]) -> None:
     client = httpx.Client(base_url=srv.url, headers=auth, timeout=90)
     job_ids: list[tuple[str, str]] = []
 
-    def rec(case: str, inp: str, command: str, outcome: str, code: str, secs: float,
-            reason: str, body: str) -> None:
-        h.record(Result(entry, case, inp, command, outcome, code, round(secs, 1), None, reason,
-                        head_of(body, 4)))
+    def rec(
+        case: str,
+        inp: str,
+        command: str,
+        outcome: str,
+        code: str,
+        secs: float,
+        reason: str,
+        body: str,
+    ) -> None:
+        h.record(
+            Result(
+                entry,
+                case,
+                inp,
+                command,
+                outcome,
+                code,
+                round(secs, 1),
+                None,
+                reason,
+                head_of(body, 4),
+            )
+        )
 
     def classify_reply(status: int | None, body: str, expect: str) -> tuple[str, str]:
         if status is None:
@@ -1338,60 +1883,118 @@ def http_cases(h: Harness, srv: Serve, files: dict[str, Path]) -> None:
             return MISLEADING, f"HTTP {status}: hostile request accepted"
         return GRACEFUL, ""
 
-    def req(case: str, method: str, path: str, expect: str = "error", inp: str = "",
-            check: Callable[[httpx.Response], tuple[str, str] | None] | None = None,
-            client_: httpx.Client | None = None, **kw) -> httpx.Response | None:
+    def req(
+        case: str,
+        method: str,
+        path: str,
+        expect: str = "error",
+        inp: str = "",
+        check: Callable[[httpx.Response], tuple[str, str] | None] | None = None,
+        client_: httpx.Client | None = None,
+        **kw,
+    ) -> httpx.Response | None:
         c = client_ or client
         t0 = time.monotonic()
         shown = f"{method} {path}" + (f" [{kw['headers']}]" if "headers" in kw else "")
         try:
             r = c.request(method, path, **kw)
         except httpx.TimeoutException as exc:
-            rec(case, inp or path, shown, HANG, "timeout", time.monotonic() - t0,
-                f"{type(exc).__name__}", "")
+            rec(
+                case,
+                inp or path,
+                shown,
+                HANG,
+                "timeout",
+                time.monotonic() - t0,
+                f"{type(exc).__name__}",
+                "",
+            )
             return None
         except httpx.HTTPError as exc:
-            rec(case, inp or path, shown, CRASH, "no reply", time.monotonic() - t0,
-                f"{type(exc).__name__}: {exc}", "")
+            rec(
+                case,
+                inp or path,
+                shown,
+                CRASH,
+                "no reply",
+                time.monotonic() - t0,
+                f"{type(exc).__name__}: {exc}",
+                "",
+            )
             return None
         outcome, reason = classify_reply(r.status_code, r.text, expect)
         if check and outcome in (CLEAR, GRACEFUL):
             found = check(r)
             if found:
                 outcome, reason = found
-        rec(case, inp or path, shown, outcome, str(r.status_code), time.monotonic() - t0,
-            reason, r.text)
+        rec(
+            case,
+            inp or path,
+            shown,
+            outcome,
+            str(r.status_code),
+            time.monotonic() - t0,
+            reason,
+            r.text,
+        )
         return r
 
-    def upload(case: str, name: str, content: bytes | None = None, ctype: str =
-               "application/octet-stream", expect: str = "any", params: dict | None = None
-               ) -> None:
+    def upload(
+        case: str,
+        name: str,
+        content: bytes | None = None,
+        ctype: str = "application/octet-stream",
+        expect: str = "any",
+        params: dict | None = None,
+    ) -> None:
         data = content if content is not None else files[name].read_bytes()
-        r = req(case, "POST", "/v1/jobs", expect, inp=name, content=data,
-                headers={"content-type": ctype}, params=params)
+        r = req(
+            case,
+            "POST",
+            "/v1/jobs",
+            expect,
+            inp=name,
+            content=data,
+            headers={"content-type": ctype},
+            params=params,
+        )
         if r is not None and r.status_code == 202:
             job_ids.append((case, r.json()["job_id"]))
 
     # baseline and auth
-    req("health before", "GET", "/health", "ok",
-        check=lambda r: None if r.json().get("status") == "ok" else (MISLEADING, r.text[:100]))
+    req(
+        "health before",
+        "GET",
+        "/health",
+        "ok",
+        check=lambda r: None if r.json().get("status") == "ok" else (MISLEADING, r.text[:100]),
+    )
     noauth = httpx.Client(base_url=srv.url, timeout=60)
-    req("job upload without token", "POST", "/v1/jobs", client_=noauth,
-        content=files["good.avi"].read_bytes())
-    req("wrong token", "GET", "/v1/jobs", client_=noauth,
-        headers={"Authorization": "Bearer wrong"})
+    req(
+        "job upload without token",
+        "POST",
+        "/v1/jobs",
+        client_=noauth,
+        content=files["good.avi"].read_bytes(),
+    )
+    req("wrong token", "GET", "/v1/jobs", client_=noauth, headers={"Authorization": "Bearer wrong"})
     req("metrics without token", "GET", "/metrics", client_=noauth)
     # content types and bodies
     upload("content-type text/html", "good.avi", ctype="text/html", expect="error")
-    upload("content-type multipart", "good.avi", ctype="multipart/form-data; boundary=x",
-           expect="error")
+    upload(
+        "content-type multipart",
+        "good.avi",
+        ctype="multipart/form-data; boundary=x",
+        expect="error",
+    )
     upload("content-type garbage", "good.avi", ctype="\x01;;==", expect="error")
     upload("empty body", "empty.avi", content=b"", expect="error")
     upload("text body", "text.avi", expect="error")
     upload("PNG body (scored as a still)", "png_rgba.mp4")
     upload("junk body", "junk.mp4", expect="error")
-    upload("oversized 1.5 MB (limit 1 MB)", "oversize", content=os.urandom(1536 * 1024),
-           expect="error")
+    upload(
+        "oversized 1.5 MB (limit 1 MB)", "oversize", content=os.urandom(1536 * 1024), expect="error"
+    )
 
     def chunks():
         for _ in range(24):
@@ -1401,35 +2004,90 @@ def http_cases(h: Harness, srv: Serve, files: dict[str, Path]) -> None:
     try:
         r = client.post("/v1/jobs", content=chunks(), headers={"content-type": "video/mp4"})
         o, why = classify_reply(r.status_code, r.text, "error")
-        rec("chunked oversize, no length", "1.5 MB chunked", "POST /v1/jobs (chunked)", o,
-            str(r.status_code), time.monotonic() - t0, why, r.text)
+        rec(
+            "chunked oversize, no length",
+            "1.5 MB chunked",
+            "POST /v1/jobs (chunked)",
+            o,
+            str(r.status_code),
+            time.monotonic() - t0,
+            why,
+            r.text,
+        )
     except httpx.HTTPError as exc:
-        rec("chunked oversize, no length", "1.5 MB chunked", "POST /v1/jobs (chunked)", CLEAR,
-            "closed", time.monotonic() - t0, f"connection closed: {exc}", "")
+        rec(
+            "chunked oversize, no length",
+            "1.5 MB chunked",
+            "POST /v1/jobs (chunked)",
+            CLEAR,
+            "closed",
+            time.monotonic() - t0,
+            f"connection closed: {exc}",
+            "",
+        )
     t0 = time.monotonic()
-    status, text = raw_http(srv.port, (
-        "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN +
-        "\r\nContent-Type: video/mp4\r\nContent-Length: 10000000000\r\n\r\n").encode(),
-        [b"0" * 1000], timeout=20)
+    status, text = raw_http(
+        srv.port,
+        (
+            "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + TOKEN
+            + "\r\nContent-Type: video/mp4\r\nContent-Length: 10000000000\r\n\r\n"
+        ).encode(),
+        [b"0" * 1000],
+        timeout=20,
+    )
     o, why = classify_reply(status, text, "error")
-    rec("Content-Length 10 GB declared", "raw socket", "POST /v1/jobs Content-Length: 1e10", o,
-        str(status), time.monotonic() - t0, why, text.split("\r\n\r\n", 1)[-1])
+    rec(
+        "Content-Length 10 GB declared",
+        "raw socket",
+        "POST /v1/jobs Content-Length: 1e10",
+        o,
+        str(status),
+        time.monotonic() - t0,
+        why,
+        text.split("\r\n\r\n", 1)[-1],
+    )
     # a client that drops mid-upload: no .part left behind
     t0 = time.monotonic()
-    raw_http(srv.port, (
-        "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN +
-        "\r\nContent-Type: video/mp4\r\nContent-Length: 900000\r\n\r\n").encode(),
-        [os.urandom(300000)], close_early=True)
+    raw_http(
+        srv.port,
+        (
+            "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + TOKEN
+            + "\r\nContent-Type: video/mp4\r\nContent-Length: 900000\r\n\r\n"
+        ).encode(),
+        [os.urandom(300000)],
+        close_early=True,
+    )
     time.sleep(8)
     parts = [str(p.relative_to(srv.data)) for p in srv.data.rglob("*.part")]
-    rec("client drops mid-upload", "300 KB of 900 KB, then close", "POST /v1/jobs (dropped)",
-        MISLEADING if parts else GRACEFUL, "", time.monotonic() - t0,
-        f"partial upload left: {parts}" if parts else "", "")
+    rec(
+        "client drops mid-upload",
+        "300 KB of 900 KB, then close",
+        "POST /v1/jobs (dropped)",
+        MISLEADING if parts else GRACEFUL,
+        "",
+        time.monotonic() - t0,
+        f"partial upload left: {parts}" if parts else "",
+        "",
+    )
     # hostile files uploaded as jobs
-    for name in ("mp4_no_moov.mp4", "cut_mp4_half.mp4", "mp4_faststart_cut.mp4",
-                 "zero_dims.avi", "huge_dims.avi", "zero_frames.avi", "claims_4g_frames.avi",
-                 "fps_1e6.avi", "size_change.ts", "one_by_one.avi", "cut_avi_35pct.avi",
-                 "dcm_300m_frames.dcm", "dcm_2g_frames.dcm", "dcm_no_pixels.dcm"):
+    for name in (
+        "mp4_no_moov.mp4",
+        "cut_mp4_half.mp4",
+        "mp4_faststart_cut.mp4",
+        "zero_dims.avi",
+        "huge_dims.avi",
+        "zero_frames.avi",
+        "claims_4g_frames.avi",
+        "fps_1e6.avi",
+        "size_change.ts",
+        "one_by_one.avi",
+        "cut_avi_35pct.avi",
+        "dcm_300m_frames.dcm",
+        "dcm_2g_frames.dcm",
+        "dcm_no_pixels.dcm",
+    ):
         if name in files:
             upload(f"upload {name}", name)
     upload("upload good.avi", "good.avi", expect="ok")
@@ -1447,29 +2105,40 @@ def http_cases(h: Harness, srv: Serve, files: dict[str, Path]) -> None:
     req("job id 20k chars", "GET", "/v1/jobs/" + "a" * 20000)
     # streams
     for case, url, transport in (
-            ("tcp:// ?listen=1", "tcp://127.0.0.1:18799?listen=1", None),
-            ("tcp:// connect", "tcp://127.0.0.1:22", None),
-            ("udp://", "udp://127.0.0.1:18800", None),
-            ("file:///etc/passwd", "file:///etc/passwd", None),
-            ("rtsp ?listen=1", "rtsp://127.0.0.1:18801/x?listen=1", None),
-            ("rtsp_transport=http", "rtsp://127.0.0.1:18802/x", "http"),
-            ("rtsp_transport=;rm", "rtsp://127.0.0.1:18802/x", "tcp;rm -rf /"),
-            ("no host rtsp:///x", "rtsp:///x", None),
-            ("not a URL", "::::not a url::::", None),
-            ("URL of 100k chars", "rtsp://127.0.0.1/" + "a" * 100000, "any"),
-            ("data: URL", "data:video/mp4;base64,AAAA", None),
-            ("http:// URL", "http://169.254.169.254/latest/meta-data", None)):
+        ("tcp:// ?listen=1", "tcp://127.0.0.1:18799?listen=1", None),
+        ("tcp:// connect", "tcp://127.0.0.1:22", None),
+        ("udp://", "udp://127.0.0.1:18800", None),
+        ("file:///etc/passwd", "file:///etc/passwd", None),
+        ("rtsp ?listen=1", "rtsp://127.0.0.1:18801/x?listen=1", None),
+        ("rtsp_transport=http", "rtsp://127.0.0.1:18802/x", "http"),
+        ("rtsp_transport=;rm", "rtsp://127.0.0.1:18802/x", "tcp;rm -rf /"),
+        ("no host rtsp:///x", "rtsp:///x", None),
+        ("not a URL", "::::not a url::::", None),
+        ("URL of 100k chars", "rtsp://127.0.0.1/" + "a" * 100000, "any"),
+        ("data: URL", "data:video/mp4;base64,AAAA", None),
+        ("http:// URL", "http://169.254.169.254/latest/meta-data", None),
+    ):
         expect = "any" if transport == "any" else "error"
         transport = None if transport == "any" else transport
         body = {"url": url} | ({"rtsp_transport": transport} if transport else {})
         r = req(f"stream {case}", "POST", "/v1/streams", expect, inp=url[:80], json=body)
         if r is not None and r.status_code == 201:  # accepted: stop it again
             client.delete(f"/v1/streams/{r.json()['stream_id']}")
-    req("stream body not JSON", "POST", "/v1/streams", content=b"{{{",
-        headers={"content-type": "application/json"})
+    req(
+        "stream body not JSON",
+        "POST",
+        "/v1/streams",
+        content=b"{{{",
+        headers={"content-type": "application/json"},
+    )
     req("stream body a list", "POST", "/v1/streams", json=[1, 2])
-    dead = req("stream to a closed port", "POST", "/v1/streams", "ok",
-               json={"url": f"rtsp://127.0.0.1:{free_port()}/x"})
+    dead = req(
+        "stream to a closed port",
+        "POST",
+        "/v1/streams",
+        "ok",
+        json={"url": f"rtsp://127.0.0.1:{free_port()}/x"},
+    )
     req("unknown stream", "GET", "/v1/streams/nope")
     req("unknown stream events", "GET", "/v1/streams/nope/events")
     req("delete unknown stream", "DELETE", "/v1/streams/nope")
@@ -1493,8 +2162,11 @@ def http_cases(h: Harness, srv: Serve, files: dict[str, Path]) -> None:
             o, why = HANG, f"job still {state} after {deadline_per_job:.0f} s"
         elif TB in err:
             o, why = TRACEBACK, err[:200]
-        elif state == "failed" and re.search(r"Unserializable|RayTaskError|RayActorError|"
-                                             r"failed \d+ times", err):
+        elif state == "failed" and re.search(
+            r"Unserializable|RayTaskError|RayActorError|"
+            r"failed \d+ times",
+            err,
+        ):
             o, why = MISLEADING, f"an internal error instead of the input's reason: {err[:160]}"
         elif state == "failed":
             o, why = (CLEAR, err[:200]) if err else (MISLEADING, "failed with no reason")
@@ -1507,12 +2179,27 @@ def http_cases(h: Harness, srv: Serve, files: dict[str, Path]) -> None:
                 bad = boxes_inside(res.json())
                 if bad:
                     o, why = MISLEADING, bad
-        rec(f"job of {case}", case.removeprefix("upload "), f"GET /v1/jobs/{job_id}", o,
-            state or "?", time.monotonic() - t0, why, json.dumps(status)[:600])
+        rec(
+            f"job of {case}",
+            case.removeprefix("upload "),
+            f"GET /v1/jobs/{job_id}",
+            o,
+            state or "?",
+            time.monotonic() - t0,
+            why,
+            json.dumps(status)[:600],
+        )
     listing = client.get("/v1/jobs", params={"limit": 1000}).text
-    rec("job list reveals no paths", "GET /v1/jobs", "GET /v1/jobs?limit=1000",
-        MISLEADING if str(srv.data) in listing else GRACEFUL, "", 0.0,
-        "server data path in the job list" if str(srv.data) in listing else "", "")
+    rec(
+        "job list reveals no paths",
+        "GET /v1/jobs",
+        "GET /v1/jobs?limit=1000",
+        MISLEADING if str(srv.data) in listing else GRACEFUL,
+        "",
+        0.0,
+        "server data path in the job list" if str(srv.data) in listing else "",
+        "",
+    )
     if dead is not None and dead.status_code == 201:
         sid = dead.json()["stream_id"]
         t0 = time.monotonic()
@@ -1524,13 +2211,28 @@ def http_cases(h: Harness, srv: Serve, files: dict[str, Path]) -> None:
                 break
             time.sleep(2)
         o = GRACEFUL if state in ("failed", "stopped", "HTTP 404") else HANG
-        rec("dead stream given up (10 s)", "rtsp closed port", f"GET /v1/streams/{sid}", o,
-            str(state), time.monotonic() - t0,
-            "" if o == GRACEFUL else f"still {state} after 60 s", "")
+        rec(
+            "dead stream given up (10 s)",
+            "rtsp closed port",
+            f"GET /v1/streams/{sid}",
+            o,
+            str(state),
+            time.monotonic() - t0,
+            "" if o == GRACEFUL else f"still {state} after 60 s",
+            "",
+        )
         req("delete the dead stream", "DELETE", f"/v1/streams/{sid}", "any")
-    req("health after everything", "GET", "/health", "ok",
-        check=lambda r: None if r.json().get("status") == "ok" else (
-            MISLEADING, f"status {r.json().get('status')}: {r.text[:200]}"))
+    req(
+        "health after everything",
+        "GET",
+        "/health",
+        "ok",
+        check=lambda r: (
+            None
+            if r.json().get("status") == "ok"
+            else (MISLEADING, f"status {r.json().get('status')}: {r.text[:200]}")
+        ),
+    )
     client.close()
     noauth.close()
 
@@ -1546,53 +2248,100 @@ def reader_study_cases(h: Harness) -> None:
     entry = "reader-study"
     root = h.out / "in" / "study"
     root.mkdir(parents=True, exist_ok=True)
-    dataset = synthesize_phantom(4, root / "dataset", seed=3, size=(96, 72), frames=12,
-                                 proportions={"benign": 0.5, "malignant": 0.5})
+    dataset = synthesize_phantom(
+        4,
+        root / "dataset",
+        seed=3,
+        size=(96, 72),
+        frames=12,
+        proportions={"benign": 0.5, "malignant": 0.5},
+    )
     ds = load_dataset(dataset)
     ai = root / "ai"
     ai.mkdir(exist_ok=True)
     try:
         from tests.reader_study.conftest import score_document
     except Exception as exc:  # noqa: BLE001
-        h.record(Result(entry, "set-up", "tests/reader_study/conftest.py", "", HARNESS,
-                        reason=f"cannot import score_document: {exc}"))
+        h.record(
+            Result(
+                entry,
+                "set-up",
+                "tests/reader_study/conftest.py",
+                "",
+                HARNESS,
+                reason=f"cannot import score_document: {exc}",
+            )
+        )
         return
     import numpy as np
 
     rng = np.random.default_rng(0)
     for rec_, risk in zip(ds.videos, (0.8, 0.3, None, 0.6), strict=False):
         stem = Path(rec_.file).stem
-        wv(ai / f"{stem}.overlay.mp4", (rng.integers(0, 255, (72, 96, 3), np.uint8)
-                                        for _ in range(12)), 30.0, codec="h264")
-        doc = score_document(ds.root / rec_.file, risk, 12, 30.0, (96, 72),
-                             f"{stem}.overlay.mp4", None)
+        wv(
+            ai / f"{stem}.overlay.mp4",
+            (rng.integers(0, 255, (72, 96, 3), np.uint8) for _ in range(12)),
+            30.0,
+            codec="h264",
+        )
+        doc = score_document(
+            ds.root / rec_.file, risk, 12, 30.0, (96, 72), f"{stem}.overlay.mp4", None
+        )
         (ai / f"{stem}.json").write_text(json.dumps(doc))
     readers = root / "readers.csv"
-    readers.write_text("reader_id,name,password\nR1,Reader One,\nR2,\"=cmd|' -C calc'!A0\","
-                       "secret-pass-2\n")
+    readers.write_text(
+        "reader_id,name,password\nR1,Reader One,\nR2,\"=cmd|' -C calc'!A0\",secret-pass-2\n"
+    )
     rel = lambda p: str(p.relative_to(h.out))  # noqa: E731
     study = root / "study"
-    created = h.cli_case(entry, "create (formula reader/model names)", rel(readers),
-                         ["reader-study", "create", "--dataset", rel(dataset), "--ai", rel(ai),
-                          "--readers", rel(readers), "--out", rel(study), "--show-overlay",
-                          "--model-name", '=HYPERLINK("x")'], expect="ok", timeout=240)
+    created = h.cli_case(
+        entry,
+        "create (formula reader/model names)",
+        rel(readers),
+        [
+            "reader-study",
+            "create",
+            "--dataset",
+            rel(dataset),
+            "--ai",
+            rel(ai),
+            "--readers",
+            rel(readers),
+            "--out",
+            rel(study),
+            "--show-overlay",
+            "--model-name",
+            '=HYPERLINK("x")',
+        ],
+        expect="ok",
+        timeout=240,
+    )
     # hostile create inputs
     dup = root / "readers_dup.csv"
     dup.write_text("reader_id,name\nR1,a\nR1,b\n")
     empty = root / "readers_empty.csv"
     empty.write_text("")
     for case, args in (
-            ("create: duplicate reader ids", ["--readers", rel(dup)]),
-            ("create: empty reader list", ["--readers", rel(empty)]),
-            ("create: --ai missing", ["--readers", rel(readers), "--ai", "in/nope"]),
-            ("create: dataset is a file", ["--readers", rel(readers), "--dataset",
-                                           "in/a_file.txt"])):
+        ("create: duplicate reader ids", ["--readers", rel(dup)]),
+        ("create: empty reader list", ["--readers", rel(empty)]),
+        ("create: --ai missing", ["--readers", rel(readers), "--ai", "in/nope"]),
+        ("create: dataset is a file", ["--readers", rel(readers), "--dataset", "in/a_file.txt"]),
+    ):
         base = {"--dataset": rel(dataset), "--ai": rel(ai)}
         for k in range(0, len(args), 2):
             base[args[k]] = args[k + 1]
-        full = ["reader-study", "create", "--dataset", base["--dataset"], "--ai", base["--ai"],
-                "--readers", base["--readers"], "--out",
-                rel(root / re.sub(r"[^a-z]+", "_", case))]
+        full = [
+            "reader-study",
+            "create",
+            "--dataset",
+            base["--dataset"],
+            "--ai",
+            base["--ai"],
+            "--readers",
+            base["--readers"],
+            "--out",
+            rel(root / re.sub(r"[^a-z]+", "_", case)),
+        ]
         h.cli_case(entry, case, " ".join(args), full, expect="error", timeout=120)
     if created.outcome != GRACEFUL:
         return
@@ -1601,9 +2350,14 @@ def reader_study_cases(h: Harness) -> None:
     links = read_links(study / "links.txt")
     port = free_port()
     log = (h.logs / "reader-study-serve.log").open("wb")
-    proc = subprocess.Popen([*h.sonorisk, "reader-study", "serve", str(study), "--port",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT, env=h.env,
-                            cwd=h.out, start_new_session=True)
+    proc = subprocess.Popen(
+        [*h.sonorisk, "reader-study", "serve", str(study), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=h.env,
+        cwd=h.out,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -1614,23 +2368,48 @@ def reader_study_cases(h: Harness) -> None:
             except httpx.HTTPError:
                 time.sleep(0.5)
         else:
-            h.record(Result(entry, "serve start", str(study), "reader-study serve", HANG,
-                            reason="no /healthz within 90 s"))
+            h.record(
+                Result(
+                    entry,
+                    "serve start",
+                    str(study),
+                    "reader-study serve",
+                    HANG,
+                    reason="no /healthz within 90 s",
+                )
+            )
             return
 
         def token_of(html: str) -> str | None:
             m = re.search(r'name="csrf-token" content="([0-9a-f]+)"', html)
             return m.group(1) if m else None
 
-        def do(case: str, c: httpx.Client, method: str, path: str, expect: str,
-               want: int | None = None, **kw) -> httpx.Response | None:
+        def do(
+            case: str,
+            c: httpx.Client,
+            method: str,
+            path: str,
+            expect: str,
+            want: int | None = None,
+            **kw,
+        ) -> httpx.Response | None:
             t0 = time.monotonic()
             try:
                 r = c.request(method, path, **kw)
             except httpx.HTTPError as exc:
-                h.record(Result(entry, case, path, f"{method} {path}", HANG if isinstance(
-                    exc, httpx.TimeoutException) else CRASH, "no reply",
-                    round(time.monotonic() - t0, 1), None, str(exc)))
+                h.record(
+                    Result(
+                        entry,
+                        case,
+                        path,
+                        f"{method} {path}",
+                        HANG if isinstance(exc, httpx.TimeoutException) else CRASH,
+                        "no reply",
+                        round(time.monotonic() - t0, 1),
+                        None,
+                        str(exc),
+                    )
+                )
                 return None
             st = r.status_code
             if st >= 500 or TB in r.text:
@@ -1640,29 +2419,63 @@ def reader_study_cases(h: Harness) -> None:
             elif 400 <= st < 500:
                 o, why = (CLEAR, "") if expect != "ok" else (MISLEADING, f"HTTP {st}")
             else:
-                o, why = (GRACEFUL, "") if expect != "error" else (
-                    MISLEADING, f"HTTP {st}: hostile request accepted")
+                o, why = (
+                    (GRACEFUL, "")
+                    if expect != "error"
+                    else (MISLEADING, f"HTTP {st}: hostile request accepted")
+                )
             text = re.sub(r"<[^>]+>", " ", r.text)
             text = re.sub(r"\s+", " ", text)[:300]
-            h.record(Result(entry, case, path, f"{method} {path}", o, str(st),
-                            round(time.monotonic() - t0, 1), None, why, text))
+            h.record(
+                Result(
+                    entry,
+                    case,
+                    path,
+                    f"{method} {path}",
+                    o,
+                    str(st),
+                    round(time.monotonic() - t0, 1),
+                    None,
+                    why,
+                    text,
+                )
+            )
             return r
 
         anon = httpx.Client(base_url=base, follow_redirects=False, timeout=30)
-        do("login without CSRF token", anon, "POST", "/login", "error", 403,
-           data={"reader_id": "R2", "password": "secret-pass-2"})
+        do(
+            "login without CSRF token",
+            anon,
+            "POST",
+            "/login",
+            "error",
+            403,
+            data={"reader_id": "R2", "password": "secret-pass-2"},
+        )
         tok = token_of(anon.get("/login").text)
         statuses = []
         for _ in range(12):
-            r = anon.post("/login", data={"reader_id": "R2", "password": "wrong",
-                                          "csrf_token": tok or ""})
+            r = anon.post(
+                "/login", data={"reader_id": "R2", "password": "wrong", "csrf_token": tok or ""}
+            )
             statuses.append(r.status_code)
         o = GRACEFUL if 429 in statuses else MISLEADING
         if any(s >= 500 for s in statuses):
             o = TRACEBACK
-        h.record(Result(entry, "12 wrong passwords", "POST /login x12", "POST /login x12", o,
-                        ",".join(map(str, sorted(set(statuses)))), 0.0, None,
-                        "" if o == GRACEFUL else f"no lockout: {statuses}", ""))
+        h.record(
+            Result(
+                entry,
+                "12 wrong passwords",
+                "POST /login x12",
+                "POST /login x12",
+                o,
+                ",".join(map(str, sorted(set(statuses)))),
+                0.0,
+                None,
+                "" if o == GRACEFUL else f"no lockout: {statuses}",
+                "",
+            )
+        )
         do("bogus sign-in link", anon, "GET", "/r/" + "0" * 40, "error", 404)
         do("admin export without admin", anon, "GET", "/admin/export/reads.csv", "error")
         r1 = httpx.Client(base_url=base, follow_redirects=False, timeout=30)
@@ -1670,35 +2483,85 @@ def reader_study_cases(h: Harness) -> None:
         step = r1.get("/reader/R1/next").headers.get("location", "/reader/R1/step/0")
         page = r1.get(step)
         tok1 = token_of(page.text)
-        do("answer without CSRF token", r1, "POST", step, "error", 403,
-           data={"birads": "4A", "confidence": "60"})
-        do("answer with another browser's token", r1, "POST", step, "error", 403,
-           data={"birads": "4A", "confidence": "60", "csrf_token": tok or "x"})
-        do("answer with junk values", r1, "POST", step, "error", 400,
-           data={"birads": "<script>alert(1)</script>", "confidence": "1e309",
-                 "csrf_token": tok1 or ""})
-        do("draft with saved_at=abc", r1, "POST", f"{step}/draft", "error",
-           data={"birads": "3", "confidence": "5", "saved_at": "abc", "csrf_token": tok1 or ""},
-           headers={"accept": "application/json"})
-        do("draft with 1 MB field", r1, "POST", f"{step}/draft", "any",
-           data={"birads": "3" * 1_000_000, "confidence": "5", "csrf_token": tok1 or ""},
-           headers={"accept": "application/json"})
+        do(
+            "answer without CSRF token",
+            r1,
+            "POST",
+            step,
+            "error",
+            403,
+            data={"birads": "4A", "confidence": "60"},
+        )
+        do(
+            "answer with another browser's token",
+            r1,
+            "POST",
+            step,
+            "error",
+            403,
+            data={"birads": "4A", "confidence": "60", "csrf_token": tok or "x"},
+        )
+        do(
+            "answer with junk values",
+            r1,
+            "POST",
+            step,
+            "error",
+            400,
+            data={
+                "birads": "<script>alert(1)</script>",
+                "confidence": "1e309",
+                "csrf_token": tok1 or "",
+            },
+        )
+        do(
+            "draft with saved_at=abc",
+            r1,
+            "POST",
+            f"{step}/draft",
+            "error",
+            data={"birads": "3", "confidence": "5", "saved_at": "abc", "csrf_token": tok1 or ""},
+            headers={"accept": "application/json"},
+        )
+        do(
+            "draft with 1 MB field",
+            r1,
+            "POST",
+            f"{step}/draft",
+            "any",
+            data={"birads": "3" * 1_000_000, "confidence": "5", "csrf_token": tok1 or ""},
+            headers={"accept": "application/json"},
+        )
         do("another reader's page", r1, "GET", "/reader/R2", "error", 403)
         do("step 999999", r1, "GET", "/reader/R1/step/999999", "error")
         do("step -1", r1, "GET", "/reader/R1/step/-1", "error")
         do("step 10**30", r1, "GET", "/reader/R1/step/" + "9" * 30, "error")
         do("heatmap index 10**20", r1, "GET", f"{step}/heatmap/" + "9" * 20 + ".png", "error")
         do("admin export ../", r1, "GET", "/admin/export/..%2F..%2Fstudy.sqlite", "error")
-        do("valid answer", r1, "POST", step, "ok", 303,
-           data={"birads": "4A", "confidence": "60", "csrf_token": tok1 or ""})
+        do(
+            "valid answer",
+            r1,
+            "POST",
+            step,
+            "ok",
+            303,
+            data={"birads": "4A", "confidence": "60", "csrf_token": tok1 or ""},
+        )
         # the formula-named reader (locked out of password sign-in above) uses the link
         # and answers, so the name can reach the exports
         r2 = httpx.Client(base_url=base, follow_redirects=False, timeout=30)
         do("formula reader signs in by link", r2, "GET", links["R2"], "ok", 303)
         step2 = r2.get("/reader/R2/next").headers.get("location", "/reader/R2/step/0")
         t2 = token_of(r2.get(step2).text)
-        do("formula reader answers", r2, "POST", step2, "ok", 303,
-           data={"birads": "3", "confidence": "40", "csrf_token": t2 or ""})
+        do(
+            "formula reader answers",
+            r2,
+            "POST",
+            step2,
+            "ok",
+            303,
+            data={"birads": "3", "confidence": "40", "csrf_token": t2 or ""},
+        )
         do("healthz after", anon, "GET", "/healthz", "ok", 200)
         for c in (anon, r1, r2):
             c.close()
@@ -1718,9 +2581,15 @@ def reader_study_cases(h: Harness) -> None:
             bad += [f"{p.name}: {c}" for c in unsafe_cells(p)]
         return (MISLEADING, f"formula cells in exports: {bad[:3]}") if bad else None
 
-    h.cli_case(entry, "export (formula names)", rel(study),
-               ["reader-study", "export", rel(study), "--out", "reader-export"], expect="ok",
-               check=export_check, timeout=120)
+    h.cli_case(
+        entry,
+        "export (formula names)",
+        rel(study),
+        ["reader-study", "export", rel(study), "--out", "reader-export"],
+        expect="ok",
+        check=export_check,
+        timeout=120,
+    )
 
 
 # -------------------------------------------------------------------- reporting
@@ -1731,15 +2600,20 @@ def write_outputs(h: Harness, notes: list[str], wall_s: float) -> str:
         w.writeheader()
         for r in res:
             w.writerow(asdict(r))
-    (h.out / "results.json").write_text(json.dumps([asdict(r) for r in res], indent=1,
-                                                   ensure_ascii=False))
+    (h.out / "results.json").write_text(
+        json.dumps([asdict(r) for r in res], indent=1, ensure_ascii=False)
+    )
     counted = [r for r in res if r.outcome != HARNESS]
     n_inputs = len({r.input for r in counted})
-    lines = [f"hostile-input rerun: {len(counted)} cases ({n_inputs} distinct input "
-             f"descriptions) in {wall_s / 60:.1f} min; out: {h.out}", ""]
+    lines = [
+        f"hostile-input rerun: {len(counted)} cases ({n_inputs} distinct input "
+        f"descriptions) in {wall_s / 60:.1f} min; out: {h.out}",
+        "",
+    ]
     per_class = Counter(r.outcome for r in counted)
-    lines.append("per class: " + ", ".join(f"{c} {per_class[c]}" for c in CLASSES
-                                           if per_class.get(c)))
+    lines.append(
+        "per class: " + ", ".join(f"{c} {per_class[c]}" for c in CLASSES if per_class.get(c))
+    )
     lines.append("")
     entries = [e for e in ENTRIES if any(r.entry == e for r in res)]
     shown = [c for c in CLASSES if any(r.outcome == c for r in res)]
@@ -1749,17 +2623,23 @@ def write_outputs(h: Harness, notes: list[str], wall_s: float) -> str:
     for r in res:
         table[r.entry][r.outcome] += 1
     for e in entries:
-        lines.append(f"{ENTRY_NAMES[e]:<16}{sum(table[e].values()):>6}  " +
-                     "  ".join(f"{table[e][c]:>{width}}" for c in shown))
+        lines.append(
+            f"{ENTRY_NAMES[e]:<16}{sum(table[e].values()):>6}  "
+            + "  ".join(f"{table[e][c]:>{width}}" for c in shown)
+        )
     lines.append("")
     bad = [r for r in res if r.outcome in BAD]
     lines.append(f"{len(bad)} case(s) neither a clear error nor a graceful result:")
     for r in bad:
-        lines += ["", f"[{r.outcome}] {ENTRY_NAMES.get(r.entry, r.entry)}: {r.case}",
-                  f"  input:   {r.input}", f"  command: {r.command}",
-                  f"  code {r.code}, {r.seconds} s" + (f", peak RSS {r.max_rss_mb:.0f} MB"
-                                                       if r.max_rss_mb else ""),
-                  f"  why:     {r.reason}"]
+        lines += [
+            "",
+            f"[{r.outcome}] {ENTRY_NAMES.get(r.entry, r.entry)}: {r.case}",
+            f"  input:   {r.input}",
+            f"  command: {r.command}",
+            f"  code {r.code}, {r.seconds} s"
+            + (f", peak RSS {r.max_rss_mb:.0f} MB" if r.max_rss_mb else ""),
+            f"  why:     {r.reason}",
+        ]
         lines += ["  | " + ln for ln in r.output_head.splitlines()[:10]]
     if notes:
         lines += ["", "notes:"] + [f"- {n}" for n in notes]
@@ -1769,15 +2649,23 @@ def write_outputs(h: Harness, notes: list[str], wall_s: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", type=Path, default=None, help="work folder (default: a temp dir)")
-    ap.add_argument("--only", default=",".join(ENTRIES),
-                    help=f"comma-separated entry points ({','.join(ENTRIES)})")
+    ap.add_argument(
+        "--only",
+        default=",".join(ENTRIES),
+        help=f"comma-separated entry points ({','.join(ENTRIES)})",
+    )
     ap.add_argument("--timeout", type=float, default=120.0, help="per case, seconds")
     ap.add_argument("--models", default=None, help="NAME|DIR for score, batch and serve")
-    ap.add_argument("--mem-limit-mb", type=float, default=3000.0,
-                    help="peak RSS above this is class 'memory' (default 3000)")
+    ap.add_argument(
+        "--mem-limit-mb",
+        type=float,
+        default=3000.0,
+        help="peak RSS above this is class 'memory' (default 3000)",
+    )
     args = ap.parse_args(argv)
     only = {e.strip() for e in args.only.split(",") if e.strip()}
     unknown = only - set(ENTRIES)
@@ -1820,17 +2708,30 @@ def main(argv: list[str] | None = None) -> int:
             srv.ready.wait()
             if srv.error:
                 text = srv.log.read_text(errors="replace") if srv.log.exists() else ""
-                h.record(Result("serve", "start", "in/serve.yaml", "sonorisk serve --config "
-                                "in/serve.yaml", TRACEBACK if TB in text else HANG, "", 0.0,
-                                None, srv.error, head_of(text)))
+                h.record(
+                    Result(
+                        "serve",
+                        "start",
+                        "in/serve.yaml",
+                        "sonorisk serve --config in/serve.yaml",
+                        TRACEBACK if TB in text else HANG,
+                        "",
+                        0.0,
+                        None,
+                        srv.error,
+                        head_of(text),
+                    )
+                )
             else:
                 notes.append(f"sonorisk serve became healthy {srv.started_s:.0f} s after start")
                 srv.watch_memory()
                 time.sleep(1.5)
                 idle = max(srv.rss_mb or [0])
                 http_cases(h, srv, files)
-                notes.append(f"sonorisk serve process tree: {idle:.0f} MB RSS when idle, peak "
-                             f"{max(srv.rss_mb or [0]):.0f} MB during the HTTP cases")
+                notes.append(
+                    f"sonorisk serve process tree: {idle:.0f} MB RSS when idle, peak "
+                    f"{max(srv.rss_mb or [0]):.0f} MB during the HTTP cases"
+                )
         if "reader-study" in only:
             reader_study_cases(h)
     finally:
@@ -1845,23 +2746,55 @@ def main(argv: list[str] | None = None) -> int:
                     o, why = MISLEADING, f"exit {rc} after SIGTERM"
                 elif alive:
                     o, why = MISLEADING, f"processes outlived it: {alive}"
-                h.record(Result("serve", "SIGTERM shutdown", "SIGTERM", "kill -TERM <serve>", o,
-                                str(rc), round(secs, 1), None, why, head_of(text[-3000:], 4)))
+                h.record(
+                    Result(
+                        "serve",
+                        "SIGTERM shutdown",
+                        "SIGTERM",
+                        "kill -TERM <serve>",
+                        o,
+                        str(rc),
+                        round(secs, 1),
+                        None,
+                        why,
+                        head_of(text[-3000:], 4),
+                    )
+                )
                 files_tb, finals = ray_log_tracebacks(srv.data, srv.wall_start)
                 n = sum(finals.values())
-                h.record(Result("serve", "Ray worker logs: no sonorisk traceback",
-                                "the Ray session's logs/*.err", "sonorisk serve (Ray workers)",
-                                TRACEBACK if n else GRACEFUL, "", 0.0, None,
-                                f"{n} traceback(s) through sonorisk code in the server's Ray "
-                                f"worker logs ({len(files_tb)} file(s))" if n else "",
-                                "\n".join(f"{k}  (x{v})" for k, v in finals.most_common(6))
-                                + ("\n" + "\n".join(files_tb[:3]) if files_tb else "")))
+                h.record(
+                    Result(
+                        "serve",
+                        "Ray worker logs: no sonorisk traceback",
+                        "the Ray session's logs/*.err",
+                        "sonorisk serve (Ray workers)",
+                        TRACEBACK if n else GRACEFUL,
+                        "",
+                        0.0,
+                        None,
+                        f"{n} traceback(s) through sonorisk code in the server's Ray "
+                        f"worker logs ({len(files_tb)} file(s))"
+                        if n
+                        else "",
+                        "\n".join(f"{k}  (x{v})" for k, v in finals.most_common(6))
+                        + ("\n" + "\n".join(files_tb[:3]) if files_tb else ""),
+                    )
+                )
                 n_tb = text.count(TB)
-                h.record(Result("serve", "server log has no traceback", "logs/serve-process.log",
-                                "sonorisk serve --config in/serve.yaml",
-                                TRACEBACK if n_tb else GRACEFUL, "", 0.0, None,
-                                f"{n_tb} traceback(s) in the server's output" if n_tb else "",
-                                head_of(text[text.find(TB) - 300:] if n_tb else "", 12)))
+                h.record(
+                    Result(
+                        "serve",
+                        "server log has no traceback",
+                        "logs/serve-process.log",
+                        "sonorisk serve --config in/serve.yaml",
+                        TRACEBACK if n_tb else GRACEFUL,
+                        "",
+                        0.0,
+                        None,
+                        f"{n_tb} traceback(s) in the server's output" if n_tb else "",
+                        head_of(text[text.find(TB) - 300 :] if n_tb else "", 12),
+                    )
+                )
     text = write_outputs(h, notes, time.monotonic() - t0)
     print("\n" + text)
     return 0

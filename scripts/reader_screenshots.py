@@ -29,8 +29,20 @@ MAX_BYTES = 300_000
 def demo_outputs(demo: Path | None, work: Path) -> Path:
     if demo is None:
         demo = work / "demo"
-        subprocess.run([sys.executable, "-m", "sonorisk.cli", "demo", "--out", str(demo),
-                        "--threads", "1", "--no-progress"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sonorisk.cli",
+                "demo",
+                "--out",
+                str(demo),
+                "--threads",
+                "1",
+                "--no-progress",
+            ],
+            check=True,
+        )
     return demo
 
 
@@ -40,23 +52,47 @@ def make_study(demo: Path, work: Path) -> Path:
 
     from sonorisk.reader_study.create import StudyConfig, create_study
 
-    with_heatmaps = sorted(p.stem for p in (demo / "scores").glob("*.json")
-                           if any(clip.get("heatmap") for lz in json.loads(p.read_text())["lesions"]
-                                  for clip in lz["clips"]))
+    with_heatmaps = sorted(
+        p.stem
+        for p in (demo / "scores").glob("*.json")
+        if any(
+            clip.get("heatmap")
+            for lz in json.loads(p.read_text())["lesions"]
+            for clip in lz["clips"]
+        )
+    )
     from sonorisk.data import load_dataset
 
-    ids = [v.video_id for v in load_dataset(demo / "videos").videos
-           if Path(v.file).stem in with_heatmaps][:2]
+    ids = [
+        v.video_id
+        for v in load_dataset(demo / "videos").videos
+        if Path(v.file).stem in with_heatmaps
+    ][:2]
     readers = work / "readers.csv"
     readers.write_text("reader_id,name\nR1,Reader One\n")
-    create_study(demo / "videos", demo / "scores", readers, work / "study",
-                 config=StudyConfig(title="Demo reader study", show_overlay=True, cases=ids))
+    create_study(
+        demo / "videos",
+        demo / "scores",
+        readers,
+        work / "study",
+        config=StudyConfig(title="Demo reader study", show_overlay=True, cases=ids),
+    )
     return work / "study"
 
 
 def serve(study: Path, port: int = 8765) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "sonorisk.cli", "reader-study", "serve",
-                             str(study), "--port", str(port)])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sonorisk.cli",
+            "reader-study",
+            "serve",
+            str(study),
+            "--port",
+            str(port),
+        ]
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -100,9 +136,11 @@ def shoot(page: Any, path: Path) -> None:
 def read_first_case(base: str, link: str, frame: int, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    seek = ("f => { const v = document.getElementById('video');"
-            " v.currentTime = (f + 0.5) / parseFloat(document.getElementById('viewer')"
-            ".dataset.fps); }")
+    seek = (
+        "f => { const v = document.getElementById('video');"
+        " v.currentTime = (f + 0.5) / parseFloat(document.getElementById('viewer')"
+        ".dataset.fps); }"
+    )
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_context(viewport=SIZE).new_page()
@@ -122,8 +160,10 @@ def read_first_case(base: str, link: str, frame: int, out: Path) -> None:
         page.evaluate(seek, frame)
         page.keyboard.press("o")
         page.keyboard.press("h")
-        page.wait_for_function("() => document.querySelector('#heatmap img')?.complete"
-                               " && document.getElementById('overlay').readyState >= 2")
+        page.wait_for_function(
+            "() => document.querySelector('#heatmap img')?.complete"
+            " && document.getElementById('overlay').readyState >= 2"
+        )
         page.wait_for_timeout(500)
         shoot(page, out / "reader-aided.png")
         browser.close()
@@ -131,8 +171,9 @@ def read_first_case(base: str, link: str, frame: int, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo", type=Path, help="a `sonorisk demo` output folder "
-                                                  "(default: run the demo)")
+    parser.add_argument(
+        "--demo", type=Path, help="a `sonorisk demo` output folder (default: run the demo)"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
     args = parser.parse_args()
     from sonorisk.reader_study.create import read_links
@@ -142,8 +183,9 @@ def main() -> None:
         study = make_study(demo_outputs(args.demo, work), work)
         proc, base = serve(study)
         try:
-            read_first_case(base, read_links(study / "links.txt")["R1"], lesion_frame(study),
-                            args.out)
+            read_first_case(
+                base, read_links(study / "links.txt")["R1"], lesion_frame(study), args.out
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=10)

@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     groups: dict[str, argparse._SubParsersAction] = {"root": root}
     for name, help_text in SHARED_GROUPS.items():
         group_parser = root.add_parser(name, help=help_text, description=help_text)
-        groups[name] = group_parser.add_subparsers(dest=f"{name}_what", metavar="WHAT",
-                                                   required=True)
+        groups[name] = group_parser.add_subparsers(
+            dest=f"{name}_what", metavar="WHAT", required=True
+        )
     for module_name in VERB_MODULES:
         importlib.import_module(module_name).register(groups)
     return parser
@@ -90,8 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The file system refused (an --out that is a file, a folder that cannot
         # be written, a disk that is full): what and where, no traceback.
         where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
-        print(f"sonorisk: error: {where + ': ' if where else ''}{exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"sonorisk: error: {where + ': ' if where else ''}{exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("sonorisk: interrupted", file=sys.stderr)

@@ -125,16 +125,21 @@ def nest(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(
-    cls: type[T], path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-    *, base: dict[str, Any] | None = None, source: str | None = None,
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    base: dict[str, Any] | None = None,
+    source: str | None = None,
 ) -> T:
     """Defaults of ``cls``, then ``base`` (a checkpoint's config), then the YAML
     file at ``path``, then ``overrides`` (dotted keys: ``{"train.epochs": 3}``);
     then ``cls.validate()`` where the class has one.
     """
     data = merge(base or {}, load_yaml(path) if path is not None else {})
-    config = from_dict(cls, merge(data, nest(overrides or {})),
-                       source or (str(path) if path else "config"))
+    config = from_dict(
+        cls, merge(data, nest(overrides or {})), source or (str(path) if path else "config")
+    )
     validate = getattr(config, "validate", None)
     if callable(validate):
         validate()

@@ -56,8 +56,7 @@ def read_row(row: dict[str, Any]) -> dict[str, Any]:
 def _text_columns(frame: Any) -> list[Any]:
     from pandas.api.types import is_object_dtype, is_string_dtype
 
-    return [c for c in frame.columns
-            if is_object_dtype(frame[c]) or is_string_dtype(frame[c])]
+    return [c for c in frame.columns if is_object_dtype(frame[c]) or is_string_dtype(frame[c])]
 
 
 def safe_frame(frame: Any) -> Any:

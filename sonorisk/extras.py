@@ -38,14 +38,16 @@ class MissingExtraError(SonoriskError):
         self.extra, self.module = extra, module
         super().__init__(
             f"{what or PURPOSE[extra]} needs the '{extra}' extra ({module} is not installed): "
-            f"pip install 'sonorisk[{extra}]'")
+            f"pip install 'sonorisk[{extra}]'"
+        )
 
 
 def extras_of(module: str) -> list[str]:
     """The extras that provide ``module`` (or the package it is part of)."""
     top = module.split(".")[0]
-    return [extra for extra, modules in EXTRAS.items()
-            if any(m.split(".")[0] == top for m in modules)]
+    return [
+        extra for extra, modules in EXTRAS.items() if any(m.split(".")[0] == top for m in modules)
+    ]
 
 
 def extra_of(module: str) -> str | None:

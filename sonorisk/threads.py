@@ -100,5 +100,8 @@ def set_torch_threads(threads: int) -> None:
 def child_env(threads: int) -> dict[str, str]:
     """Environment for a child process that runs ``threads`` torch threads."""
     n = str(max(1, threads))
-    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", WAIT_POLICY),
-            "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+    return {
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", WAIT_POLICY),
+        "OMP_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+    }

@@ -27,8 +27,9 @@ def _pg_bin() -> Path | None:
 
 PG_BIN = _pg_bin()
 # Skipped only off CI: CI installs PostgreSQL, so there a missing server fails.
-needs_postgres = pytest.mark.skipif(PG_BIN is None and not os.environ.get("CI"),
-                                    reason="PostgreSQL server binaries not installed")
+needs_postgres = pytest.mark.skipif(
+    PG_BIN is None and not os.environ.get("CI"), reason="PostgreSQL server binaries not installed"
+)
 
 
 def _free_port() -> int:
@@ -55,19 +56,40 @@ def postgres_server() -> Iterator[str]:
         as_user = ["runuser", "-u", "postgres", "--"]
 
     def run(*cmd: str) -> None:
-        subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True,
-                       timeout=120)
+        subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True, timeout=120)
 
     try:
-        run(str(PG_BIN / "initdb"), "-D", str(data), "-U", "study", "--auth=trust", "-E",
-            "UTF8", "--no-sync")
-        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w",
-            "-t", "60", "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "start")
+        run(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "study",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        run(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(base / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        )
         yield f"postgresql+psycopg://study@127.0.0.1:{port}/"
     finally:
-        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                        "-w", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -60,10 +60,21 @@ def rtsp_server() -> Iterator[tuple[int, int]]:
     """(client_port, source_port) of a running server; high ports need no root."""
     client_port, source_port = free_port(), free_port()
     proc = subprocess.Popen(
-        ["rtsp-server-perl", "-c", str(client_port), "-s", str(source_port),
-         "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
-         "--rtp_start_port", str(20000 + client_port % 20000)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "rtsp-server-perl",
+            "-c",
+            str(client_port),
+            "-s",
+            str(source_port),
+            "--client_listen_address",
+            "127.0.0.1",
+            "--source_listen_address",
+            "127.0.0.1",
+            "--rtp_start_port",
+            str(20000 + client_port % 20000),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_port(client_port, 10)
@@ -73,15 +84,19 @@ def rtsp_server() -> Iterator[tuple[int, int]]:
         stop_process(proc)
 
 
-def start_pusher(clip: Path, source_port: int, name: str, *, loop: bool = True,
-                 codec_args: tuple[str, ...] = ("-c:v", "mpeg4", "-q:v", "5"),
-                 ) -> subprocess.Popen:
+def start_pusher(
+    clip: Path,
+    source_port: int,
+    name: str,
+    *,
+    loop: bool = True,
+    codec_args: tuple[str, ...] = ("-c:v", "mpeg4", "-q:v", "5"),
+) -> subprocess.Popen:
     """ffmpeg pushing ``clip`` at real time (``-re``) to ``rtsp://.../name``."""
     args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-re"]
     if loop:
         args += ["-stream_loop", "-1"]
-    args += ["-i", str(clip), *codec_args, "-f", "rtsp",
-             f"rtsp://127.0.0.1:{source_port}/{name}"]
+    args += ["-i", str(clip), *codec_args, "-f", "rtsp", f"rtsp://127.0.0.1:{source_port}/{name}"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -93,8 +108,7 @@ def wait_for_stream(url: str, proc: subprocess.Popen, timeout_s: float = 15.0) -
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            with open_video(url, rtsp_transport="udp", open_timeout_s=2,
-                            read_timeout_s=2) as probe:
+            with open_video(url, rtsp_transport="udp", open_timeout_s=2, read_timeout_s=2) as probe:
                 next(probe)
             return
         except VideoError:

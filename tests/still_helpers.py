@@ -6,9 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def random_still_bundle(detector: Path, classifier: Path, work: Path, *, name: str = "test",
-                        dtype: str | None = None, notice: str = "TEST bundle: not a clinical "
-                        "result") -> Path:
+def random_still_bundle(
+    detector: Path,
+    classifier: Path,
+    work: Path,
+    *,
+    name: str = "test",
+    dtype: str | None = None,
+    notice: str = "TEST bundle: not a clinical result",
+) -> Path:
     """``work/bundles/NAME/1.0.0``: ``detector`` and ``classifier`` (kept in their dtype
     unless ``dtype``) and an untrained 64-pixel still classifier."""
     from sonorisk.models.bundle import export_bundle
@@ -19,13 +25,26 @@ def random_still_bundle(detector: Path, classifier: Path, work: Path, *, name: s
     config.crop.size = 64
     still = build_still_classifier(config).save(
         work / "still_classifier.safetensors",
-        training_data={"description": "untrained (tests)", "demonstration": True})
+        training_data={"description": "untrained (tests)", "demonstration": True},
+    )
     info = {
         "task": "tests: breast lesion detection and scoring in video and stills",
-        "intended_use": "tests only", "limitations": ["random still-classifier weights"],
-        "training_data": {"description": "the test models' own; none for the still "
-                                         "classifier", "licence": "CC0 1.0", "citation": "none"},
+        "intended_use": "tests only",
+        "limitations": ["random still-classifier weights"],
+        "training_data": {
+            "description": "the test models' own; none for the still classifier",
+            "licence": "CC0 1.0",
+            "citation": "none",
+        },
         "notice": notice,
     }
-    return export_bundle(detector, classifier, work / "bundles", name, "1.0.0", info,
-                         dtype=dtype, still_classifier=still)
+    return export_bundle(
+        detector,
+        classifier,
+        work / "bundles",
+        name,
+        "1.0.0",
+        info,
+        dtype=dtype,
+        still_classifier=still,
+    )

@@ -104,8 +104,7 @@ def test_load_config_validates_once_every_layer_is_in() -> None:
 
 
 # Arguments that name inputs and outputs of one run, not settings of a config.
-RUN_ARGUMENTS = {"help", "videos", "inputs", "out", "json_dir", "overlay", "no_progress",
-                 "config"}
+RUN_ARGUMENTS = {"help", "videos", "inputs", "out", "json_dir", "overlay", "no_progress", "config"}
 
 
 def _config_keys(cls: type, prefix: str = "") -> set[str]:
@@ -139,13 +138,19 @@ def test_score_layers_file_then_flags_and_models_flags_are_keys(tmp_path) -> Non
     from sonorisk.pipeline.cli import score_config
 
     path = tmp_path / "score.yaml"
-    path.write_text("detector_batch_size: 2\nmodels:\n  device: cuda\n  detector: a.pt\n"
-                    "  detector_min_size: 320\n")
-    args = build_parser().parse_args(["score", "v.avi", "--config", str(path),
-                                      "--detector-min-size", "96", "--models", "b"])
+    path.write_text(
+        "detector_batch_size: 2\nmodels:\n  device: cuda\n  detector: a.pt\n"
+        "  detector_min_size: 320\n"
+    )
+    args = build_parser().parse_args(
+        ["score", "v.avi", "--config", str(path), "--detector-min-size", "96", "--models", "b"]
+    )
     cfg = score_config(args)
     assert (cfg.detector_batch_size, cfg.models.device, cfg.models.detector_min_size) == (
-        2, "cuda", 96)
+        2,
+        "cuda",
+        96,
+    )
     assert cfg.models.detector is None  # --models names the pair: the file's file gives way
     assert cfg.pipeline().detector_batch_size == 2
 
@@ -162,8 +167,25 @@ def test_batch_passes_the_flags_score_has(tmp_path, monkeypatch) -> None:
         return batch.BatchSummary(total=0, skipped=0)
 
     monkeypatch.setattr(batch, "run_batch", fake_run)
-    assert main(["batch", str(tmp_path), "--detector-min-size", "96", "--keyframe-interval",
-                 "2", "--threads", "1", "--workers", "3", "--out", str(tmp_path / "r.csv")]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path),
+                "--detector-min-size",
+                "96",
+                "--keyframe-interval",
+                "2",
+                "--threads",
+                "1",
+                "--workers",
+                "3",
+                "--out",
+                str(tmp_path / "r.csv"),
+            ]
+        )
+        == 0
+    )
     settings = seen["settings"]
     assert settings.detector_min_size == 96 and seen["workers"] == 3
     assert settings.pipeline.tracking.keyframe_interval == 2

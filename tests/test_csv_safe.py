@@ -16,8 +16,10 @@ def test_formula_text_is_written_as_text(text: str) -> None:
     assert from_cell(to_cell(text)) == text
 
 
-@pytest.mark.parametrize("value", ["plain.avi", "-0.5", "+3", "1e-3", "", "'quoted", 0.5, -1,
-                                   None, "'=already", "''=twice"])
+@pytest.mark.parametrize(
+    "value",
+    ["plain.avi", "-0.5", "+3", "1e-3", "", "'quoted", 0.5, -1, None, "'=already", "''=twice"],
+)
 def test_everything_else_round_trips(value: object) -> None:
     assert from_cell(to_cell(value)) == value
     if isinstance(value, str) and not value.startswith("'"):

@@ -37,11 +37,14 @@ def test_a_bug_inside_an_installed_module_is_not_called_a_missing_extra(monkeypa
         import_extra("no_such_dependency_of_sonorisk.sub", "serve")
 
 
-@pytest.mark.parametrize(("argv", "module", "extra"), [
-    (["serve"], "ray", "serve"),
-    (["reader-study", "serve", "study-folder"], "sqlalchemy", "study"),
-    (["batch", "archive", "--ray", "auto"], "ray", "serve"),
-])
+@pytest.mark.parametrize(
+    ("argv", "module", "extra"),
+    [
+        (["serve"], "ray", "serve"),
+        (["reader-study", "serve", "study-folder"], "sqlalchemy", "study"),
+        (["batch", "archive", "--ray", "auto"], "ray", "serve"),
+    ],
+)
 def test_verbs_that_need_an_extra_say_which(argv, module, extra, monkeypatch, capsys):
     _missing(monkeypatch, module)
     assert main(argv) == 2
@@ -50,8 +53,7 @@ def test_verbs_that_need_an_extra_say_which(argv, module, extra, monkeypatch, ca
     assert "Traceback" not in err
 
 
-def test_the_timesformer_kind_without_transformers_is_one_clear_line(monkeypatch, tmp_path,
-                                                                      capsys):
+def test_the_timesformer_kind_without_transformers_is_one_clear_line(monkeypatch, tmp_path, capsys):
     from sonorisk.video_classifier import train
     from sonorisk.video_classifier.registry import build_classifier
 
@@ -60,8 +62,21 @@ def test_the_timesformer_kind_without_transformers_is_one_clear_line(monkeypatch
 
     _missing(monkeypatch, "transformers")
     monkeypatch.setattr(train, "train_from_dataset", fake_train)
-    assert main(["train", "classifier", "--data", str(tmp_path), "--model", "timesformer",
-                 "--out", str(tmp_path / "out")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "classifier",
+                "--data",
+                str(tmp_path),
+                "--model",
+                "timesformer",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 2
+    )
     assert "pip install 'sonorisk[timesformer]'" in capsys.readouterr().err
 
 
@@ -109,10 +124,12 @@ SCORE_IMPORTS = textwrap.dedent("""
 def test_score_imports_no_serving_study_or_timesformer_stack(tmp_path):
     """`import sonorisk.pipeline.score_file` and a real `sonorisk score` run load none
     of Ray, SQLAlchemy, psycopg and transformers (checked in a fresh interpreter)."""
-    script = SCORE_IMPORTS.format(heavy=HEAVY, video=str(tmp_path / "v.avi"),
-                                  out=str(tmp_path / "out"))
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=300, cwd=REPO)
+    script = SCORE_IMPORTS.format(
+        heavy=HEAVY, video=str(tmp_path / "v.avi"), out=str(tmp_path / "out")
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     assert "exit 0 loaded []" in run.stdout
     assert (tmp_path / "out" / "v.json").is_file()

@@ -42,8 +42,12 @@ def test_dockerfile_installs_what_setup_installs() -> None:
     runtime = re.search(r"^RUNTIME_APT_PACKAGES=\(([^)]*)\)", setup, re.M)
     tests_only = re.search(r"^TEST_APT_PACKAGES=\(([^)]*)\)", setup, re.M)
     assert runtime is not None and tests_only is not None
-    assert re.search(r'^APT_PACKAGES=\("\$\{RUNTIME_APT_PACKAGES\[@\]\}" '
-                     r'"\$\{TEST_APT_PACKAGES\[@\]\}"\)', setup, re.M), "setup installs both"
+    assert re.search(
+        r'^APT_PACKAGES=\("\$\{RUNTIME_APT_PACKAGES\[@\]\}" '
+        r'"\$\{TEST_APT_PACKAGES\[@\]\}"\)',
+        setup,
+        re.M,
+    ), "setup installs both"
     docker = (REPO / "Dockerfile").read_text()
     install = re.search(r"apt-get install[^\n]*\\\n(.*?)&&", docker, re.S)
     assert install is not None
@@ -60,17 +64,29 @@ def test_constraints_pin_torch_and_torchvision() -> None:
         for line in (REPO / "constraints.txt").read_text().splitlines()
         if "==" in line and not line.startswith("#")
     }
-    assert {k: pins[k] for k in ("torch", "torchvision")} == {"torch": "2.14.1",
-                                                               "torchvision": "0.29.1"}
+    assert {k: pins[k] for k in ("torch", "torchvision")} == {
+        "torch": "2.14.1",
+        "torchvision": "0.29.1",
+    }
     # Only what must be pinned: torch (see docs/design.md), the versions model files
     # and exported graphs were checked with (safetensors; onnxruntime and onnx), and
-    # the type checker (mypy).
-    assert set(pins) <= {"torch", "torchvision", "safetensors", "onnxruntime", "onnx", "mypy"}
+    # the type checker and the formatter (mypy, ruff).
+    assert set(pins) <= {
+        "torch",
+        "torchvision",
+        "safetensors",
+        "onnxruntime",
+        "onnx",
+        "mypy",
+        "ruff",
+    }
 
 
 def test_console_script_help_lists_verbs() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "sonorisk.cli", "--help"], capture_output=True, text=True,
+        [sys.executable, "-m", "sonorisk.cli", "--help"],
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert out.returncode == 0, out.stderr

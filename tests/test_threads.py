@@ -56,32 +56,45 @@ def test_sizing_never_oversubscribes() -> None:
 
 
 def _child(code: str, env: dict[str, str]) -> str:
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return out.stdout.strip()
 
 
 def test_importing_sonorisk_makes_openmp_passive_before_torch_loads() -> None:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     # The policy is in the environment by the time torch (and libgomp) load.
-    code = ("import os, sys, sonorisk; assert 'torch' not in sys.modules; "
-            "print(os.environ.get('OMP_WAIT_POLICY'))")
+    code = (
+        "import os, sys, sonorisk; assert 'torch' not in sys.modules; "
+        "print(os.environ.get('OMP_WAIT_POLICY'))"
+    )
     assert _child(code, env) == "PASSIVE"
     # A value the user set is kept.
     assert _child(code, {**env, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
 
 
 def test_set_torch_threads_in_a_fresh_process() -> None:
-    code = ("from sonorisk.threads import set_torch_threads; import torch; "
-            "set_torch_threads(1); print(torch.get_num_threads(), "
-            "torch.get_num_interop_threads())")
+    code = (
+        "from sonorisk.threads import set_torch_threads; import torch; "
+        "set_torch_threads(1); print(torch.get_num_threads(), "
+        "torch.get_num_interop_threads())"
+    )
     assert _child(code, dict(os.environ)) == "1 1"
 
 
 def test_child_env_carries_policy_and_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    assert threads.child_env(3) == {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "3",
-                                    "MKL_NUM_THREADS": "3"}
+    assert threads.child_env(3) == {
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "OMP_NUM_THREADS": "3",
+        "MKL_NUM_THREADS": "3",
+    }
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert threads.child_env(0)["OMP_WAIT_POLICY"] == "ACTIVE"
     assert threads.child_env(0)["OMP_NUM_THREADS"] == "1"

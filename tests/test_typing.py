@@ -1,4 +1,5 @@
-"""The package type-checks: ``mypy sonorisk`` with pyproject's ``[tool.mypy]`` passes.
+"""The package type-checks (``mypy sonorisk`` with pyproject's ``[tool.mypy]``), and the
+repository is in one format with no lint finding (``ruff format --check``, ``ruff check``).
 
 sonorisk ships ``py.typed``, so its annotations are part of what users get.
 """
@@ -18,6 +19,22 @@ REPO = Path(__file__).resolve().parents[1]
 def test_mypy_passes(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy_cache"), "sonorisk"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, f"mypy found errors:\n{out.stdout}\n{out.stderr}"
+
+
+@pytest.mark.parametrize("command", [["format", "--check"], ["check"]])
+def test_ruff_finds_nothing(command: list[str]) -> None:
+    """One formatter for the whole repository: run ``ruff format .`` before committing."""
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", *command, "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, f"ruff {' '.join(command)}:\n{out.stdout}\n{out.stderr}"

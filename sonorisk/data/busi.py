@@ -58,8 +58,10 @@ class Still:
             if mask is None:
                 raise DatasetError(path, "not a readable mask image")
             if mask.shape != (self.height, self.width):
-                raise DatasetError(path, f"mask is {mask.shape[1]}x{mask.shape[0]}, image is "
-                                         f"{self.width}x{self.height}")
+                raise DatasetError(
+                    path,
+                    f"mask is {mask.shape[1]}x{mask.shape[0]}, image is {self.width}x{self.height}",
+                )
             masks.append(mask > 127)
         return masks
 
@@ -105,16 +107,29 @@ def read_manifest(source_dir: str | Path) -> list[Still]:
         if label not in listing:
             listing[label] = sorted(p.name for p in image_path.parent.iterdir())
         pattern = re.compile(re.escape(still_id) + r"_mask(?:_\d+)?\.png$")
-        masks = sorted((image_path.parent / name for name in listing[label]
-                        if pattern.match(name)), key=_mask_order)
+        masks = sorted(
+            (image_path.parent / name for name in listing[label] if pattern.match(name)),
+            key=_mask_order,
+        )
         boxes = _parse_boxes(row["boxes"], where)
         if len(masks) != int(row["n_lesions"]) or len(boxes) != int(row["n_lesions"]):
-            raise DatasetError(where, f"n_lesions={row['n_lesions']} but {len(masks)} mask file(s) "
-                                      f"and {len(boxes)} box(es)")
+            raise DatasetError(
+                where,
+                f"n_lesions={row['n_lesions']} but {len(masks)} mask file(s) "
+                f"and {len(boxes)} box(es)",
+            )
         group = row["group"] if isinstance(row["group"], str) and row["group"] else still_id
         stills.append(
-            Still(still_id, label, int(row["width"]), int(row["height"]), boxes, group,
-                  image_path, tuple(masks))
+            Still(
+                still_id,
+                label,
+                int(row["width"]),
+                int(row["height"]),
+                boxes,
+                group,
+                image_path,
+                tuple(masks),
+            )
         )
     if not stills:
         raise DatasetError(manifest_path, "manifest lists no stills")
@@ -172,7 +187,9 @@ def sample_stratified(
 
 
 def import_stills(
-    source_dir: str | Path, out: str | Path, ids: Sequence[str] | None = None,
+    source_dir: str | Path,
+    out: str | Path,
+    ids: Sequence[str] | None = None,
     copy_masks: bool = True,
 ) -> Path:
     """Write a BUSI-like still set as a dataset folder of one-frame items."""

@@ -30,8 +30,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     source = synth.add_mutually_exclusive_group(required=True)
     source.add_argument("--source", type=Path, help="BUSI-like still folder (with manifest.csv)")
     source.add_argument("--phantom", action="store_true", help="procedural phantom, no input")
-    synth.add_argument("--config", type=Path,
-                       help="YAML of SynthConfig keys (flags given here override it)")
+    synth.add_argument(
+        "--config", type=Path, help="YAML of SynthConfig keys (flags given here override it)"
+    )
     synth.add_argument("--n", type=int, help="number of videos (default 20)")
     synth.add_argument("--out", type=Path, required=True, help="output dataset folder")
     synth.add_argument("--seed", type=int, help="default 0")
@@ -40,23 +41,36 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     length.add_argument("--frames", type=int, help="frames per video (default: 2-5 s at random)")
     length.add_argument("--seconds", type=finite_float, help="seconds per video")
     synth.add_argument("--size", type=_size, help="image size WxH (default 480x360)")
-    synth.add_argument("--codec",
-                       help="mjpeg (default, AVI as scanners export), mpeg4, h264, rawvideo, "
-                       "mpeg2video")
-    synth.add_argument("--screen-capture", choices=("linear", "convex"),
-                       help="put each frame into a 1920x1080 scanner-like screen")
-    synth.add_argument("--contact-sheet", action="store_true",
-                       help="write contact_sheets/<video_id>.png (every k-th frame with boxes)")
-    synth.add_argument("--save-masks", action="store_true",
-                       help="write masks/<video_id>.npz (per-frame lesion masks)")
+    synth.add_argument(
+        "--codec", help="mjpeg (default, AVI as scanners export), mpeg4, h264, rawvideo, mpeg2video"
+    )
+    synth.add_argument(
+        "--screen-capture",
+        choices=("linear", "convex"),
+        help="put each frame into a 1920x1080 scanner-like screen",
+    )
+    synth.add_argument(
+        "--contact-sheet",
+        action="store_true",
+        help="write contact_sheets/<video_id>.png (every k-th frame with boxes)",
+    )
+    synth.add_argument(
+        "--save-masks",
+        action="store_true",
+        help="write masks/<video_id>.npz (per-frame lesion masks)",
+    )
     synth.add_argument("--labels", help="stills: only these labels, comma-separated")
     synth.add_argument("--balanced", action="store_true", help="stills: equal share per label")
-    synth.add_argument("--ids", type=Path,
-                       help="stills: use only these still ids (a text file, one id a line, or a "
-                       "splits CSV with --split)")
+    synth.add_argument(
+        "--ids",
+        type=Path,
+        help="stills: use only these still ids (a text file, one id a line, or a "
+        "splits CSV with --split)",
+    )
     synth.add_argument("--split", help="with --ids SPLITS.csv: the side to use (e.g. train)")
-    synth.add_argument("--groups", type=Path,
-                       help="stills: use only these near-duplicate groups (one a line)")
+    synth.add_argument(
+        "--groups", type=Path, help="stills: use only these near-duplicate groups (one a line)"
+    )
     synth.add_argument("--table-format", choices=("csv", "parquet"))
     synth.set_defaults(func=_synth)
 
@@ -65,12 +79,16 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
     validate = verbs.add_parser("validate", help="check a dataset folder; list every problem")
     validate.add_argument("path", type=Path)
-    validate.add_argument("--no-probe", action="store_true",
-                          help="skip opening each video to check its size and frame count")
+    validate.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="skip opening each video to check its size and frame count",
+    )
     validate.set_defaults(func=_validate)
 
-    importer = verbs.add_parser("import-stills",
-                                help="import a BUSI-like still folder as one-frame items")
+    importer = verbs.add_parser(
+        "import-stills", help="import a BUSI-like still folder as one-frame items"
+    )
     importer.add_argument("source", type=Path)
     importer.add_argument("--out", type=Path, required=True)
     importer.add_argument("--no-masks", action="store_true", help="do not copy mask images")
@@ -119,9 +137,17 @@ def _synth(args: argparse.Namespace) -> int:
         ids = _read_ids(args.ids, args.split) if args.ids else None
         groups = _read_ids(args.groups, None) if args.groups else None
         labels = [v.strip() for v in args.labels.split(",")] if args.labels else None
-        out = synthesize_from_stills(args.source, config.n, args.out, config=config, ids=ids,
-                                     groups=groups, labels=labels, balanced=args.balanced,
-                                     progress=True)
+        out = synthesize_from_stills(
+            args.source,
+            config.n,
+            args.out,
+            config=config,
+            ids=ids,
+            groups=groups,
+            labels=labels,
+            balanced=args.balanced,
+            progress=True,
+        )
     print(f"wrote {config.n} synthetic video(s) to {out}")
     return 0
 
@@ -139,8 +165,10 @@ def _validate(args: argparse.Namespace) -> int:
     frames = dataset.frames()
     n_boxes = sum(len(f.boxes) for f in frames)
     labels = dataset.table["pathology"].value_counts().to_dict()
-    print(f"{args.path}: valid: {len(dataset)} video(s), {len(frames)} frame(s), "
-          f"{n_boxes} box(es), labels {labels}")
+    print(
+        f"{args.path}: valid: {len(dataset)} video(s), {len(frames)} frame(s), "
+        f"{n_boxes} box(es), labels {labels}"
+    )
     return 0
 
 
@@ -170,8 +198,9 @@ def _split(args: argparse.Namespace) -> int:
                 from sonorisk.errors import DatasetError
 
                 raise DatasetError(args.path, "--by group needs a 'group' column in the table")
-            result = group_split(table, "group", "pathology", "video_id", args.val, args.test,
-                                 args.seed)
+            result = group_split(
+                table, "group", "pathology", "video_id", args.val, args.test, args.seed
+            )
         else:
             result = patient_split(table, args.val, args.test, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)

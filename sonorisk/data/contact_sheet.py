@@ -13,8 +13,9 @@ from sonorisk.records import Box
 BOX_COLORS = ((0, 255, 0), (255, 160, 0), (0, 200, 255), (255, 0, 255))
 
 
-def draw_boxes(image: np.ndarray, boxes: Sequence[Box], lesion_ids: Sequence[int] = (),
-               thickness: int = 1) -> np.ndarray:
+def draw_boxes(
+    image: np.ndarray, boxes: Sequence[Box], lesion_ids: Sequence[int] = (), thickness: int = 1
+) -> np.ndarray:
     """An RGB copy of ``image`` with boxes drawn (colour by lesion id)."""
     rgb = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     rgb = np.ascontiguousarray(rgb.copy())
@@ -42,16 +43,25 @@ def contact_sheet(
         ids = lesion_ids[i] if lesion_ids is not None else range(len(boxes[i]))
         drawn = draw_boxes(frame, boxes[i], list(ids), thickness=max(1, frame.shape[1] // 240))
         scale = tile_width / drawn.shape[1]
-        tile = cv2.resize(drawn, (tile_width, int(round(drawn.shape[0] * scale))),
-                          interpolation=cv2.INTER_AREA)
+        tile = cv2.resize(
+            drawn, (tile_width, int(round(drawn.shape[0] * scale))), interpolation=cv2.INTER_AREA
+        )
         if labels is not None:
-            cv2.putText(tile, labels[i], (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                        (255, 255, 0), 1, cv2.LINE_AA)
+            cv2.putText(
+                tile,
+                labels[i],
+                (4, 14),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4,
+                (255, 255, 0),
+                1,
+                cv2.LINE_AA,
+            )
         tiles.append(tile)
     tile_h = max(t.shape[0] for t in tiles)
     rows = []
     for start in range(0, len(tiles), columns):
-        row = tiles[start:start + columns]
+        row = tiles[start : start + columns]
         row = [np.pad(t, ((0, tile_h - t.shape[0]), (0, 0), (0, 0))) for t in row]
         while len(row) < columns:
             row.append(np.zeros_like(row[0]))

@@ -34,8 +34,7 @@ from sonorisk.data.validate import (
 from sonorisk.errors import DatasetError
 from sonorisk.records import Box
 
-__all__ = ["BOX_TOLERANCE_PX", "VideoDataset", "load_dataset", "read_table",
-           "validate_dataset"]
+__all__ = ["BOX_TOLERANCE_PX", "VideoDataset", "load_dataset", "read_table", "validate_dataset"]
 
 
 class VideoDataset:
@@ -134,6 +133,7 @@ class VideoDataset:
             self._reader.close()
             self._reader = None
 
+
 def _build(
     root: str | Path, strict: bool, check_files: bool, probe: bool
 ) -> tuple[VideoDataset | None, list[DatasetError]]:
@@ -159,9 +159,8 @@ def _build(
     dataset = VideoDataset(root, table, records, frames, coco)
     return dataset, problems.items
 
-def load_dataset(
-    path: str | Path, check_files: bool = True, probe: bool = False
-) -> VideoDataset:
+
+def load_dataset(path: str | Path, check_files: bool = True, probe: bool = False) -> VideoDataset:
     """Load a dataset folder, raising ``DatasetError`` (file + reason) at the first problem.
 
     ``check_files``: every video/image file must exist. ``probe``: also open
@@ -170,6 +169,7 @@ def load_dataset(
     dataset, _ = _build(path, strict=True, check_files=check_files, probe=probe)
     assert dataset is not None  # strict mode raised otherwise
     return dataset
+
 
 def validate_dataset(path: str | Path, probe: bool = True) -> list[DatasetError]:
     """Every problem of a dataset folder (empty list: valid)."""

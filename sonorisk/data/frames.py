@@ -156,8 +156,7 @@ class VideoFrameReader:
             width, height = video.stream.width, video.stream.height
             count = video.stream.frames
             if not count:
-                count = sum(1 for packet in video.container.demux(video.stream)
-                            if packet.size > 0)
+                count = sum(1 for packet in video.container.demux(video.stream) if packet.size > 0)
             return int(width), int(height), int(count)
         except av.FFmpegError as exc:
             raise DatasetError(path, f"cannot read ({exc})") from exc

@@ -70,7 +70,7 @@ def elevation_path(
         start = int(rng.integers(n // 4, n // 2))
         length = int(rng.integers(max(2, n // 12), max(3, n // 5)))
         bump = np.zeros(n)
-        bump[start:start + length] = np.hanning(min(length, n - start) + 2)[1:-1]
+        bump[start : start + length] = np.hanning(min(length, n - start) + 2)[1:-1]
         speed = speed - bump * rng.uniform(1.2, 2.0)
     position = np.concatenate([[0.0], np.cumsum(speed[1:])])
     span = position.max() - position.min()
@@ -81,8 +81,9 @@ def make_path(n: int, rng: np.random.Generator, params: MotionParams) -> SweepPa
     """Draw every per-frame probe state for an n-frame sweep."""
     elevation = elevation_path(n, rng, params.speed_variation, params.reversal_probability)
     travel = rng.uniform(*params.lateral_travel) * rng.choice([-1.0, 1.0])
-    lateral = (travel * (elevation - 0.5)
-               + params.lateral_wobble * smooth_curve(n, rng, n_knots=max(3, n // 15 + 3)))
+    lateral = travel * (elevation - 0.5) + params.lateral_wobble * smooth_curve(
+        n, rng, n_knots=max(3, n // 15 + 3)
+    )
     tilt = np.deg2rad(params.tilt_deg) * (0.6 * rng.uniform(-1, 1) + 0.4 * smooth_curve(n, rng))
     compression = params.compression * (0.5 + 0.5 * smooth_curve(n, rng, n_knots=4))
     gain = 1.0 + params.gain_drift * smooth_curve(n, rng, n_knots=3)

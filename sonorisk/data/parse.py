@@ -92,16 +92,23 @@ def as_bool(value: Any) -> bool:
         return value.strip().lower() in ("true", "1", "yes")
     return bool(value) if value is not None else False
 
+
 def read_table(root: Path) -> tuple[pd.DataFrame, Path]:
     """The per-video table (videos.csv or videos.parquet) of a dataset folder."""
     csv_path, parquet_path = root / TABLE_CSV, root / TABLE_PARQUET
     if csv_path.is_file():
         try:
             # Ids stay strings ("007" must not become 7).
-            table = pd.read_csv(csv_path, dtype={"video_id": str, "patient_id": str,
-                                                 "source_id": str, "birads": str})
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
-                OSError) as exc:
+            table = pd.read_csv(
+                csv_path,
+                dtype={"video_id": str, "patient_id": str, "source_id": str, "birads": str},
+            )
+        except (
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            UnicodeDecodeError,
+            OSError,
+        ) as exc:
             raise DatasetError(csv_path, f"not a readable CSV table ({exc})") from exc
         return table, csv_path
     if parquet_path.is_file():
@@ -114,6 +121,7 @@ def read_table(root: Path) -> tuple[pd.DataFrame, Path]:
                 table[column] = table[column].astype(str)
         return table, parquet_path
     raise DatasetError(root, f"no per-video table: expected {TABLE_CSV} or {TABLE_PARQUET}")
+
 
 def record_from_row(row: dict[str, Any]) -> VideoRecord:
     extra = {k: none_if_nan(v) for k, v in row.items() if k not in TABLE_COLUMNS}
@@ -140,6 +148,7 @@ def record_from_row(row: dict[str, Any]) -> VideoRecord:
         extra=extra,
     )
 
+
 def load_coco(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DatasetError(path, "annotation file missing")
@@ -158,6 +167,7 @@ def load_coco(path: Path) -> dict[str, Any]:
             raise DatasetError(path, f"missing list {key!r}")
     return coco
 
+
 def short(value: Any, limit: int = 80) -> str:
     """repr of a value from a user's file, cut to ``limit`` characters for a problem line."""
     try:
@@ -165,6 +175,7 @@ def short(value: Any, limit: int = 80) -> str:
     except RecursionError:
         text = f"a deeply nested {type(value).__name__}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 def id_text(value: Any) -> str | None:
     """A video id from the JSON as the table's text (7 and "7" both mean "7"); None if neither."""

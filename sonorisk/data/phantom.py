@@ -94,8 +94,9 @@ BENIGN_SUBTYPES = {"fibroadenoma": 0.55, "cyst": 0.15, "papilloma": 0.15, "infla
 MALIGNANT_SUBTYPES = {"IDC": 0.6, "DCIS": 0.2, "mucinous carcinoma": 0.2}
 
 
-def sample_lesion_spec(pathology: str, rng: np.random.Generator,
-                       subtype: str | None = None) -> LesionSpec:
+def sample_lesion_spec(
+    pathology: str, rng: np.random.Generator, subtype: str | None = None
+) -> LesionSpec:
     """A random lesion of the given pathology with subtype-typical descriptors."""
     u = rng.uniform
     table = BENIGN_SUBTYPES if pathology == "benign" else MALIGNANT_SUBTYPES
@@ -108,38 +109,106 @@ def sample_lesion_spec(pathology: str, rng: np.random.Generator,
     elif subtype not in table:
         raise ValueError(f"unknown {pathology} subtype {subtype!r}; choose from {list(table)}")
     if subtype == "fibroadenoma":
-        return LesionSpec(pathology, subtype, u(8, 25), u(1.4, 2.1), u(-10, 10),
-                          str(rng.choice(["circumscribed", "circumscribed", "microlobulated"])),
-                          "oval", u(-39, -34), u(0.5, 1.5), u(4, 8),
-                          birads=str(rng.choice(["3", "3", "4A"])))
+        return LesionSpec(
+            pathology,
+            subtype,
+            u(8, 25),
+            u(1.4, 2.1),
+            u(-10, 10),
+            str(rng.choice(["circumscribed", "circumscribed", "microlobulated"])),
+            "oval",
+            u(-39, -34),
+            u(0.5, 1.5),
+            u(4, 8),
+            birads=str(rng.choice(["3", "3", "4A"])),
+        )
     if subtype == "cyst":
-        return LesionSpec(pathology, subtype, u(5, 18), u(1.1, 1.7), u(-10, 10), "circumscribed",
-                          "oval", u(-50, -46), 0.3, u(8, 12), birads="2")
+        return LesionSpec(
+            pathology,
+            subtype,
+            u(5, 18),
+            u(1.1, 1.7),
+            u(-10, 10),
+            "circumscribed",
+            "oval",
+            u(-50, -46),
+            0.3,
+            u(8, 12),
+            birads="2",
+        )
     if subtype == "papilloma":
-        return LesionSpec(pathology, subtype, u(5, 12), u(1.2, 1.8), u(-15, 15),
-                          "circumscribed", "oval", u(-36, -31), u(1.5, 3.0), u(0, 3),
-                          birads=str(rng.choice(["3", "4A"])))
+        return LesionSpec(
+            pathology,
+            subtype,
+            u(5, 12),
+            u(1.2, 1.8),
+            u(-15, 15),
+            "circumscribed",
+            "oval",
+            u(-36, -31),
+            u(1.5, 3.0),
+            u(0, 3),
+            birads=str(rng.choice(["3", "4A"])),
+        )
     if subtype == "inflammatory mass":
-        return LesionSpec(pathology, subtype, u(10, 30), u(1.0, 1.6), u(-20, 20), "indistinct",
-                          "irregular", u(-35, -29), u(2.5, 4.5), u(-2, 3),
-                          birads=str(rng.choice(["3", "4A", "4B"])))
+        return LesionSpec(
+            pathology,
+            subtype,
+            u(10, 30),
+            u(1.0, 1.6),
+            u(-20, 20),
+            "indistinct",
+            "irregular",
+            u(-35, -29),
+            u(2.5, 4.5),
+            u(-2, 3),
+            birads=str(rng.choice(["3", "4A", "4B"])),
+        )
     if subtype == "IDC":
-        return LesionSpec(pathology, subtype, u(8, 20), u(0.75, 1.05), u(-35, 35),
-                          str(rng.choice(["spiculated", "angular", "microlobulated"])),
-                          "irregular", u(-41, -36), u(2.5, 4.5), -u(8, 16), halo_db=u(4, 8),
-                          calcifications=int(rng.integers(0, 4)),
-                          birads=str(rng.choice(["4B", "4C", "5", "5"])))
+        return LesionSpec(
+            pathology,
+            subtype,
+            u(8, 20),
+            u(0.75, 1.05),
+            u(-35, 35),
+            str(rng.choice(["spiculated", "angular", "microlobulated"])),
+            "irregular",
+            u(-41, -36),
+            u(2.5, 4.5),
+            -u(8, 16),
+            halo_db=u(4, 8),
+            calcifications=int(rng.integers(0, 4)),
+            birads=str(rng.choice(["4B", "4C", "5", "5"])),
+        )
     if subtype == "DCIS":
-        return LesionSpec(pathology, subtype, u(6, 25), u(0.9, 1.6), u(-25, 25),
-                          str(rng.choice(["indistinct", "microlobulated", "angular"])),
-                          "irregular", u(-36, -31), u(3.0, 5.0), u(-4, 1),
-                          calcifications=int(rng.integers(4, 12)),
-                          birads=str(rng.choice(["4A", "4B", "4C"])))
+        return LesionSpec(
+            pathology,
+            subtype,
+            u(6, 25),
+            u(0.9, 1.6),
+            u(-25, 25),
+            str(rng.choice(["indistinct", "microlobulated", "angular"])),
+            "irregular",
+            u(-36, -31),
+            u(3.0, 5.0),
+            u(-4, 1),
+            calcifications=int(rng.integers(4, 12)),
+            birads=str(rng.choice(["4A", "4B", "4C"])),
+        )
     # mucinous carcinoma: the benign look-alike (oval, circumscribed, enhancement).
-    return LesionSpec(pathology, subtype, u(10, 30), u(1.1, 1.6), u(-15, 15),
-                      str(rng.choice(["circumscribed", "microlobulated", "indistinct"])),
-                      str(rng.choice(["oval", "round"])), u(-24, -18), u(2.0, 4.0), u(3, 7),
-                      birads=str(rng.choice(["4A", "4B", "4C"])))
+    return LesionSpec(
+        pathology,
+        subtype,
+        u(10, 30),
+        u(1.1, 1.6),
+        u(-15, 15),
+        str(rng.choice(["circumscribed", "microlobulated", "indistinct"])),
+        str(rng.choice(["oval", "round"])),
+        u(-24, -18),
+        u(2.0, 4.0),
+        u(3, 7),
+        birads=str(rng.choice(["4A", "4B", "4C"])),
+    )
 
 
 @dataclass
@@ -156,26 +225,34 @@ class PhantomCase:
     lesions: list[PhantomLesion] = field(default_factory=list)
 
 
-def _wavy(x: np.ndarray, base: float, amplitude: float, rng: np.random.Generator,
-          n_waves: int = 3) -> np.ndarray:
+def _wavy(
+    x: np.ndarray, base: float, amplitude: float, rng: np.random.Generator, n_waves: int = 3
+) -> np.ndarray:
     """A smooth random boundary y(x)."""
     out = np.full_like(x, base, dtype=np.float32)
     for k in range(1, n_waves + 1):
-        out += amplitude / k * np.sin(2 * np.pi * k * x / x.max() * rng.uniform(0.3, 1.0)
-                                      + rng.uniform(0, 2 * np.pi))
+        out += (
+            amplitude
+            / k
+            * np.sin(
+                2 * np.pi * k * x / x.max() * rng.uniform(0.3, 1.0) + rng.uniform(0, 2 * np.pi)
+            )
+        )
     return out
 
 
-def _lowpass_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator,
-                   sigma_y: float | None = None) -> np.ndarray:
+def _lowpass_noise(
+    shape: tuple[int, int], sigma: float, rng: np.random.Generator, sigma_y: float | None = None
+) -> np.ndarray:
     noise: np.ndarray = rng.standard_normal(shape).astype(np.float32)
     noise = cv2.GaussianBlur(noise, (0, 0), sigmaX=sigma, sigmaY=sigma_y or sigma)
     return noise / (noise.std() + 1e-6)
 
 
 def _draw_curve(canvas: np.ndarray, points: np.ndarray, value: float, thickness: int) -> None:
-    cv2.polylines(canvas, [np.round(points).astype(np.int32)], False, float(value), thickness,
-                  cv2.LINE_AA)
+    cv2.polylines(
+        canvas, [np.round(points).astype(np.int32)], False, float(value), thickness, cv2.LINE_AA
+    )
 
 
 def tissue_db(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -187,14 +264,13 @@ def tissue_db(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     dermis = skin + rng.uniform(1.2, 2.0) * px_per_mm
     gland_top = _wavy(x, rng.uniform(7, 12) * px_per_mm, 2.0 * px_per_mm, rng)
     gland_bottom = _wavy(x, rng.uniform(23, 28) * px_per_mm, 2.0 * px_per_mm, rng)
-    muscle_top = gland_bottom + _wavy(x, rng.uniform(2.0, 3.5) * px_per_mm, 0.6 * px_per_mm,
-                                      rng)
+    muscle_top = gland_bottom + _wavy(x, rng.uniform(2.0, 3.5) * px_per_mm, 0.6 * px_per_mm, rng)
     muscle_bottom = muscle_top + rng.uniform(7, 11) * px_per_mm
 
     db: np.ndarray = np.full((height, width), FAT_DB, np.float32)
     # Subcutaneous fat: dark lobules separated by brighter septa.
     lobules = _lowpass_noise((height, width), 2.2 * px_per_mm, rng, 1.3 * px_per_mm)
-    fat = FAT_DB + 3.0 * lobules + 6.0 * np.exp(-(np.abs(lobules) / 0.18) ** 2)
+    fat = FAT_DB + 3.0 * lobules + 6.0 * np.exp(-((np.abs(lobules) / 0.18) ** 2))
     db[:] = fat
     # Fibroglandular tissue: coarse and fine heterogeneity plus islands of fat.
     coarse = _lowpass_noise((height, width), 2.5 * px_per_mm, rng, 1.0 * px_per_mm)
@@ -214,8 +290,12 @@ def tissue_db(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     db = np.where(deep, MUSCLE_DB - 6.0 + 3.0 * lobules, db)
 
     lines = np.zeros((height, width), np.float32)
-    for boundary, value, thick in ((skin, SKIN_DB, 2), (dermis, -10.0, 1),
-                                   (muscle_top, FASCIA_DB, 2), (muscle_bottom, FASCIA_DB, 2)):
+    for boundary, value, thick in (
+        (skin, SKIN_DB, 2),
+        (dermis, -10.0, 1),
+        (muscle_top, FASCIA_DB, 2),
+        (muscle_bottom, FASCIA_DB, 2),
+    ):
         _draw_curve(lines, np.stack([x, boundary], axis=1), 60.0 + value, thick)
     # Cooper's ligaments: bright arcs from the gland surface up towards the skin.
     for _ in range(int(rng.integers(4, 9))):
@@ -226,16 +306,20 @@ def tissue_db(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
         lean = rng.uniform(-6, 6) * px_per_mm
         xs = x0 + lean * t + rng.uniform(-1.5, 1.5) * px_per_mm * np.sin(np.pi * t)
         ys = bottom_y + (top_y - bottom_y) * t
-        _draw_curve(lines, np.stack([xs, ys], axis=1), 60.0 + SEPTA_DB,
-                    max(1, int(0.3 * px_per_mm)))
+        _draw_curve(
+            lines, np.stack([xs, ys], axis=1), 60.0 + SEPTA_DB, max(1, int(0.3 * px_per_mm))
+        )
     # Ducts: thin dark tubes running roughly horizontally in the gland.
     ducts: np.ndarray = np.zeros((height, width), np.float32)
     for _ in range(int(rng.integers(0, 3))):
         yc = rng.uniform(0.3, 0.7)
         t = np.linspace(0, 1, 40)
         xs = rng.uniform(-0.2, 0.5) * width + t * rng.uniform(0.4, 0.9) * width
-        ys = (np.interp(xs, x, gland_top) * (1 - yc) + np.interp(xs, x, gland_bottom) * yc
-              + rng.uniform(-2, 2) * px_per_mm * np.sin(np.pi * t * rng.uniform(1, 3)))
+        ys = (
+            np.interp(xs, x, gland_top) * (1 - yc)
+            + np.interp(xs, x, gland_bottom) * yc
+            + rng.uniform(-2, 2) * px_per_mm * np.sin(np.pi * t * rng.uniform(1, 3))
+        )
         _draw_curve(ducts, np.stack([xs, ys], axis=1), 1.0, max(1, int(0.6 * px_per_mm)))
     ducts = cv2.GaussianBlur(ducts, (0, 0), 0.3 * px_per_mm)
     db = db * (1 - ducts) + (DUCT_DB + 3.0 * fine) * ducts
@@ -247,22 +331,30 @@ def tissue_db(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     return db.astype(np.float32)
 
 
-def lesion_shape(spec: LesionSpec, px_per_mm: float, rng: np.random.Generator,
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def lesion_shape(
+    spec: LesionSpec,
+    px_per_mm: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """(inside mask, signed radial distance) on a local square grid centred on the lesion."""
     width_mm = spec.size_mm if spec.aspect >= 1 else spec.size_mm * spec.aspect
     a = 0.5 * width_mm * px_per_mm  # semi-axis along the lesion's long axis (x before rotation)
     b = a / spec.aspect
     half = int(np.ceil(max(a, b) * 1.9)) + 4
-    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float32)
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float32)
     theta = np.deg2rad(spec.angle_deg)
     u = xx * np.cos(theta) + yy * np.sin(theta)
     v = -xx * np.sin(theta) + yy * np.cos(theta)
     rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
     phi = np.arctan2(v / b, u / a)
     radius = np.ones_like(phi)
-    harmonics = {"circumscribed": (0.02, 3), "indistinct": (0.06, 6),
-                 "angular": (0.10, 7), "microlobulated": (0.06, 14), "spiculated": (0.06, 6)}
+    harmonics = {
+        "circumscribed": (0.02, 3),
+        "indistinct": (0.06, 6),
+        "angular": (0.10, 7),
+        "microlobulated": (0.06, 14),
+        "spiculated": (0.06, 6),
+    }
     amp, order = harmonics[spec.margin]
     if spec.shape == "oval" and spec.margin == "circumscribed":
         amp = 0.015
@@ -279,14 +371,15 @@ def lesion_shape(spec: LesionSpec, px_per_mm: float, rng: np.random.Generator,
         for _ in range(int(rng.integers(8, 16))):
             centre = rng.uniform(-np.pi, np.pi)
             d = np.angle(np.exp(1j * (phi - centre)))
-            radius += rng.uniform(0.1, 0.3) * np.clip(1 - np.abs(d) / rng.uniform(0.04, 0.07),
-                                                      0, None) ** 1.5
+            radius += (
+                rng.uniform(0.1, 0.3)
+                * np.clip(1 - np.abs(d) / rng.uniform(0.04, 0.07), 0, None) ** 1.5
+            )
     signed = (rho - radius) * min(a, b)  # ~ pixels outside (>0) or inside (<0) the margin
     return signed <= 0, signed
 
 
-def _paste(canvas: np.ndarray, patch: np.ndarray, cx: int, cy: int,
-           op: str = "add") -> None:
+def _paste(canvas: np.ndarray, patch: np.ndarray, cx: int, cy: int, op: str = "add") -> None:
     half = patch.shape[0] // 2
     y1, x1 = cy - half, cx - half
     y2, x2 = y1 + patch.shape[0], x1 + patch.shape[1]
@@ -294,7 +387,7 @@ def _paste(canvas: np.ndarray, patch: np.ndarray, cx: int, cy: int,
     cy2, cx2 = min(canvas.shape[0], y2), min(canvas.shape[1], x2)
     if cy1 >= cy2 or cx1 >= cx2:
         return
-    sub = patch[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
+    sub = patch[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1]
     if op == "add":
         canvas[cy1:cy2, cx1:cx2] += sub
     else:
@@ -312,7 +405,10 @@ class DrawnLesion:
 
 
 def add_lesion(
-    db: np.ndarray, spec: LesionSpec, center: tuple[int, int], px_per_mm: float,
+    db: np.ndarray,
+    spec: LesionSpec,
+    center: tuple[int, int],
+    px_per_mm: float,
     rng: np.random.Generator,
 ) -> DrawnLesion:
     """Draw one lesion into a copy of the echo map ``db``."""
@@ -325,8 +421,13 @@ def add_lesion(
 
     # Interior: a set level plus texture, blended across the margin (sharp when
     # circumscribed, soft when indistinct).
-    edge_px = {"circumscribed": 0.7, "microlobulated": 1.0, "angular": 1.0,
-               "spiculated": 1.2, "indistinct": 2.5}[spec.margin]
+    edge_px = {
+        "circumscribed": 0.7,
+        "microlobulated": 1.0,
+        "angular": 1.0,
+        "spiculated": 1.2,
+        "indistinct": 2.5,
+    }[spec.margin]
     alpha_patch = 1.0 / (1.0 + np.exp(signed / edge_px))
     alpha = np.zeros((height, width), np.float32)
     _paste(alpha, alpha_patch.astype(np.float32), cx, cy, "max")
@@ -354,7 +455,7 @@ def add_lesion(
         for col in np.flatnonzero(mask_bool.any(axis=0)):
             bottom = int(np.flatnonzero(mask_bool[:, col])[-1])
             end = min(height, bottom + 1 + length)
-            column[bottom + 1:end, col] = 1.0 - np.arange(end - bottom - 1) / length
+            column[bottom + 1 : end, col] = 1.0 - np.arange(end - bottom - 1) / length
         column = cv2.GaussianBlur(column, (0, 0), sigmaX=0.8 * px_per_mm, sigmaY=1.0)
         offset += spec.posterior_db * column * (1 - alpha)
     return DrawnLesion(out.astype(np.float32), offset, mask_bool, alpha)
@@ -388,8 +489,11 @@ def make_phantom(
     px_per_mm = height / DEPTH_MM
     background_db = tissue_db(height, width, rng)
     grain = max(1.0, px_per_mm / 5.0)  # speckle grains ~0.3 mm lateral, ~0.2 mm axial
-    texture = rayleigh_texture((height, width), rng, grain) if speckle else np.ones(
-        (height, width), np.float32)
+    texture = (
+        rayleigh_texture((height, width), rng, grain)
+        if speckle
+        else np.ones((height, width), np.float32)
+    )
     db = background_db.copy()
     offsets = np.zeros_like(db)
     drawn: list[DrawnLesion] = []
@@ -399,8 +503,11 @@ def make_phantom(
             lesion_spec = spec or sample_lesion_spec(pathology, rng, subtype)
             # Lesions sit in or just under the fibroglandular layer, apart laterally.
             # Deep enough to stay under the skin, shallow enough to end at the muscle.
-            height_mm = lesion_spec.size_mm if lesion_spec.aspect < 1 else (
-                lesion_spec.size_mm / lesion_spec.aspect)
+            height_mm = (
+                lesion_spec.size_mm
+                if lesion_spec.aspect < 1
+                else (lesion_spec.size_mm / lesion_spec.aspect)
+            )
             shallowest = max(9.0, height_mm / 2 + 5.0)
             depth_mm = rng.uniform(shallowest, max(shallowest, min(22.0, 28.0 - height_mm / 2)))
             lateral = (k + rng.uniform(0.35, 0.65)) / n_lesions * width
@@ -419,12 +526,17 @@ def make_phantom(
         # posterior features are an additive offset (display units are linear in dB),
         # so they scale with the lesion without dragging deep tissue along.
         own = background_db * (1 - lesion.alpha) + lesion.interior_db * lesion.alpha
-        weight = np.maximum(lesion.alpha, lesion_weight(lesion.mask, margin_px=2,
-                                                        feather_px=1.0, posterior=0.0))
-        slab_lesions.append(SlabLesion(
-            lesion.mask, weight.astype(np.float32), (float(xs.mean()), float(ys.mean())),
-            layer=compress(own, texture),
-            offset=(lesion.offset_db / DYNAMIC_RANGE_DB).astype(np.float32)))
-    slab = Slab(image, background, slab_lesions, mm_per_px=1.0 / px_per_mm,
-                speckle_grain=grain)
+        weight = np.maximum(
+            lesion.alpha, lesion_weight(lesion.mask, margin_px=2, feather_px=1.0, posterior=0.0)
+        )
+        slab_lesions.append(
+            SlabLesion(
+                lesion.mask,
+                weight.astype(np.float32),
+                (float(xs.mean()), float(ys.mean())),
+                layer=compress(own, texture),
+                offset=(lesion.offset_db / DYNAMIC_RANGE_DB).astype(np.float32),
+            )
+        )
+    slab = Slab(image, background, slab_lesions, mm_per_px=1.0 / px_per_mm, speckle_grain=grain)
     return PhantomCase(slab, lesions)

@@ -197,9 +197,7 @@ def _fan_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     # About a pixel of tolerance, so the fan touches all four sides of its box
     # (its extreme points are single points of the continuous shape).
     tol = 1.0 / max(h - 1, 1) * (1.0 - y_top) + 1.0 / max(w - 1, 1) * np.sin(half_angle)
-    return (radius >= r_inner - tol) & (radius <= 1.0 + tol) & (
-        np.abs(angle) <= half_angle + tol
-    )
+    return (radius >= r_inner - tol) & (radius <= 1.0 + tol) & (np.abs(angle) <= half_angle + tol)
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], size: float, color: tuple) -> None:
@@ -221,8 +219,11 @@ def _draw_interface(
     accent = tuple(int(v) for v in rng.choice([[90, 200, 255], [255, 210, 90], [120, 255, 140]]))
     pid = int(rng.integers(100000, 999999))
     probe = str(rng.choice(_PROBES[shape]))
-    depth_cm = float(rng.choice([3.0, 3.5, 4.0, 4.5, 5.0, 6.0] if shape == "linear"
-                                else [10.0, 12.0, 14.0, 16.0]))
+    depth_cm = float(
+        rng.choice(
+            [3.0, 3.5, 4.0, 4.5, 5.0, 6.0] if shape == "linear" else [10.0, 12.0, 14.0, 16.0]
+        )
+    )
     # Top banner: placeholder identity (never a real name), date, output indices.
     _text(img, "SAMPLE HOSPITAL (placeholder)", (40, 45), 0.9, white)
     _text(img, f"Patient: ANON-{pid}   ID: {pid}", (40, 85), 0.8, grey)
@@ -273,12 +274,19 @@ def _draw_interface(
         img[y1 + 10 : y1 + 10 + bar_h, cx : cx + 18, 2] = blue.astype(np.uint8)[:, None]
         _text(img, "CF", (cx - 4, y1 + bar_h + 40), 0.6, white)
     # Bottom status line.
-    _text(img, f"Frame --/--   {probe}   research synthetic screen", (40, img.shape[0] - 30),
-          0.6, grey)
+    _text(
+        img,
+        f"Frame --/--   {probe}   research synthetic screen",
+        (40, img.shape[0] - 30),
+        0.6,
+        grey,
+    )
 
 
 def _draw_calipers(
-    overlay: np.ndarray, background: np.ndarray, region: tuple[int, int, int, int],
+    overlay: np.ndarray,
+    background: np.ndarray,
+    region: tuple[int, int, int, int],
     rng: np.random.Generator,
 ) -> None:
     x1, y1, x2, y2 = region

@@ -84,7 +84,7 @@ def posterior_column(mask: np.ndarray, length_factor: float = 0.8) -> np.ndarray
             continue
         end = min(height, bottom + 1 + length)
         ramp = 1.0 - np.arange(end - bottom - 1, dtype=np.float32) / length
-        out[bottom + 1:end, col] = ramp
+        out[bottom + 1 : end, col] = ramp
     return out
 
 
@@ -98,8 +98,9 @@ def _soft(region: np.ndarray, feather_px: float) -> np.ndarray:
     return np.maximum(region, np.clip(blurred * 2.0, 0.0, 1.0))
 
 
-def lesion_weight(mask: np.ndarray, margin_px: int, feather_px: float,
-                  posterior: float = 0.8) -> np.ndarray:
+def lesion_weight(
+    mask: np.ndarray, margin_px: int, feather_px: float, posterior: float = 0.8
+) -> np.ndarray:
     """The soft layer of a lesion: mask + margin + posterior column, feathered."""
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin_px + 1, 2 * margin_px + 1))
     core = cv2.dilate(mask.astype(np.uint8), kernel).astype(np.float32)
@@ -167,12 +168,14 @@ def _fill_from_side(
         moved = _shifted(image, shift)
         if rx.size:
             ring_x = np.clip(rx + shift, 0, width - 1)
-            gain = float(np.clip(smooth[ry, rx].mean() / max(smooth[ry, ring_x].mean(), 1e-3),
-                                 0.7, 1.4))
+            gain = float(
+                np.clip(smooth[ry, rx].mean() / max(smooth[ry, ring_x].mean(), 1e-3), 0.7, 1.4)
+            )
             moved = moved * gain
         # Blend over a wider band than the lesion layer's feather: seams vanish into it.
-        blend = np.maximum(region, np.clip(
-            cv2.GaussianBlur(region, (0, 0), reach / 2) * 1.5, 0.0, 1.0))
+        blend = np.maximum(
+            region, np.clip(cv2.GaussianBlur(region, (0, 0), reach / 2) * 1.5, 0.0, 1.0)
+        )
         filled = image * (1.0 - blend) + moved * blend
         leftover = hard & _shifted(forbidden, shift)
     if leftover.any():

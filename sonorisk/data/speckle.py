@@ -16,8 +16,9 @@ import numpy as np
 GRAIN_SIGMA_XY = (1.4, 0.8)
 
 
-def _fresh(shape: tuple[int, int], rng: np.random.Generator,
-           sigma_xy: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def _fresh(
+    shape: tuple[int, int], rng: np.random.Generator, sigma_xy: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Real and imaginary parts of a unit-power low-pass complex Gaussian field."""
     sx, sy = sigma_xy
     parts = []
@@ -32,8 +33,9 @@ def _fresh(shape: tuple[int, int], rng: np.random.Generator,
 class SpeckleField:
     """A complex Gaussian field evolving frame to frame; ``next`` gives Rayleigh magnitudes."""
 
-    def __init__(self, shape: tuple[int, int], rng: np.random.Generator,
-                 grain_scale: float = 1.0) -> None:
+    def __init__(
+        self, shape: tuple[int, int], rng: np.random.Generator, grain_scale: float = 1.0
+    ) -> None:
         self.shape = shape
         self.rng = rng
         self.sigma_xy = (GRAIN_SIGMA_XY[0] * grain_scale, GRAIN_SIGMA_XY[1] * grain_scale)
@@ -52,8 +54,9 @@ class SpeckleField:
         return _psf(cv2.magnitude(real, imag), self.sigma_xy)
 
 
-def rayleigh_texture(shape: tuple[int, int], rng: np.random.Generator,
-                     grain_scale: float = 1.0) -> np.ndarray:
+def rayleigh_texture(
+    shape: tuple[int, int], rng: np.random.Generator, grain_scale: float = 1.0
+) -> np.ndarray:
     """One static Rayleigh speckle field (unit RMS)."""
     sigma = (GRAIN_SIGMA_XY[0] * grain_scale, GRAIN_SIGMA_XY[1] * grain_scale)
     real, imag = _fresh(shape, rng, sigma)

@@ -44,8 +44,10 @@ def grouped_split(
         if column not in table.columns:
             raise DatasetError("split", f"table has no column {column!r}")
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise DatasetError("split", f"fractions must satisfy 0 <= val, test and val + test < 1; "
-                                    f"got val={val}, test={test}")
+        raise DatasetError(
+            "split",
+            f"fractions must satisfy 0 <= val, test and val + test < 1; got val={val}, test={test}",
+        )
     if table[group_col].isna().any():
         raise DatasetError("split", f"some rows have no {group_col}")
     rng = np.random.default_rng(seed)
@@ -99,8 +101,9 @@ def read_split_ids(path: str | Path, split: str, id_col: str | None = None) -> l
     table = pd.read_csv(path, dtype=str)
     if "split" not in table.columns:
         raise DatasetError(path, "no 'split' column")
-    column = id_col or next((c for c in ("video_id", "id", "source_id") if c in table.columns),
-                            None)
+    column = id_col or next(
+        (c for c in ("video_id", "id", "source_id") if c in table.columns), None
+    )
     if column is None or column not in table.columns:
         raise DatasetError(path, "no id column (video_id or id)")
     chosen = table.loc[table["split"] == split, column].tolist()
@@ -115,5 +118,8 @@ def read_id_lines(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(path, "id list not found")
-    return [line.strip() for line in path.read_text().splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line.strip()
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]

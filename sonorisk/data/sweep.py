@@ -126,8 +126,10 @@ class SweepRenderer:
         visible = self.rng.uniform(*self.params.lesion_visible)
         radius = visible / 2
         center = self.rng.uniform(max(radius, 0.3), min(1 - radius, 0.7)) if radius < 0.5 else 0.5
-        drift = (self.rng.uniform(-0.15, 0.15) * self.span, self.rng.uniform(-0.04, 0.04)
-                 * self.depth)
+        drift = (
+            self.rng.uniform(-0.15, 0.15) * self.span,
+            self.rng.uniform(-0.04, 0.04) * self.depth,
+        )
         return _LesionPlan(center, radius, drift, self.rng.uniform(-0.15, 0.15))
 
     # -- per frame --------------------------------------------------------------
@@ -174,8 +176,9 @@ class SweepRenderer:
     def render(self, index: int) -> SweepFrame:
         slab, params = self.slab, self.params
         map_x, map_y = self._maps(index)
-        image = cv2.remap(slab.background, map_x, map_y, cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT_101)
+        image = cv2.remap(
+            slab.background, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
         elevation = float(self.path.elevation[index])
         masks: list[np.ndarray] = []
         boxes: list[Box] = []
@@ -191,22 +194,42 @@ class SweepRenderer:
             # Source of a displayed point inside the scaled lesion layer.
             lx = (cx + (map_x - cx - plan.drift[0] * offset) / sx).astype(np.float32)
             ly = (cy + (map_y - cy - plan.drift[1] * offset) / sy).astype(np.float32)
-            mask = cv2.remap(lesion.mask.astype(np.float32), lx, ly, cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+            mask = (
+                cv2.remap(
+                    lesion.mask.astype(np.float32),
+                    lx,
+                    ly,
+                    cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0,
+                )
+                > 0.5
+            )
             if int(mask.sum()) < params.min_lesion_px:
                 continue
             box = mask_box(mask)
             if box is None or box[2] - box[0] < 2 or box[3] - box[1] < 2:
                 continue
-            weight = cv2.remap(lesion.weight, lx, ly, cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            weight = cv2.remap(
+                lesion.weight,
+                lx,
+                ly,
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
             source = lesion.layer if lesion.layer is not None else slab.image
-            layer = cv2.remap(source, lx, ly, cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REFLECT_101)
+            layer = cv2.remap(source, lx, ly, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
             image = image * (1.0 - weight) + layer * weight
             if lesion.offset is not None:
-                image = image + cv2.remap(lesion.offset, lx, ly, cv2.INTER_LINEAR,
-                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                image = image + cv2.remap(
+                    lesion.offset,
+                    lx,
+                    ly,
+                    cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0,
+                )
             masks.append(mask)
             boxes.append(box)
             visible.append(k)

@@ -69,11 +69,13 @@ class SynthConfig:
         if width < 16 or height < 16 or width % 2 or height % 2:
             raise ConfigError("size", f"must be even and >= 16x16, got {width}x{height}")
         if self.codec not in CODECS:
-            raise ConfigError("codec", f"unknown codec {self.codec!r}; "
-                                       f"choose from {sorted(CODECS)}")
+            raise ConfigError(
+                "codec", f"unknown codec {self.codec!r}; choose from {sorted(CODECS)}"
+            )
         if self.screen_capture not in (None, "linear", "convex"):
-            raise ConfigError("screen_capture", f"must be linear or convex, got "
-                                                f"{self.screen_capture!r}")
+            raise ConfigError(
+                "screen_capture", f"must be linear or convex, got {self.screen_capture!r}"
+            )
         if self.table_format not in ("csv", "parquet"):
             raise ConfigError("table_format", f"must be csv or parquet, got {self.table_format!r}")
 
@@ -110,8 +112,9 @@ class _ScreenCapture:
         from sonorisk.data import screen_capture
 
         self._module = screen_capture
-        self.layout = screen_capture.make_layout(image_shape, rng,
-                                                 shape=cast("screen_capture.Shape", shape))
+        self.layout = screen_capture.make_layout(
+            image_shape, rng, shape=cast("screen_capture.Shape", shape)
+        )
         x1, y1, x2, y2 = self.layout.region
         self.region = (x1, y1, x2, y2)
         self.visible = self.layout.mask[y1:y2, x1:x2]
@@ -123,8 +126,10 @@ class _ScreenCapture:
     def box(self, mask: np.ndarray) -> tuple[Box | None, int]:
         """The lesion's box on the canvas: from the mask as shown (fan-clipped), and its area."""
         x1, y1, x2, y2 = self.region
-        shown = cv2.resize(mask.astype(np.float32), (x2 - x1, y2 - y1),
-                           interpolation=cv2.INTER_LINEAR) > 0.5
+        shown = (
+            cv2.resize(mask.astype(np.float32), (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
+            > 0.5
+        )
         shown &= self.visible
         box = mask_box(shown)
         if box is None:
@@ -143,8 +148,11 @@ def _write_video(
 ) -> None:
     n_frames = config.n_frames(rng)
     renderer = SweepRenderer(item.slab, n_frames, config.size, rng, config.sweep)
-    screen = (_ScreenCapture(config.screen_capture, (config.size[1], config.size[0]), rng)
-              if config.screen_capture else None)
+    screen = (
+        _ScreenCapture(config.screen_capture, (config.size[1], config.size[0]), rng)
+        if config.screen_capture
+        else None
+    )
     width, height = screen.size if screen else config.size
     file = f"videos/{video_id}{CODEC_SUFFIX.get(config.codec, '.avi')}"
     lesion_ids = [writer.new_lesion_id() for _ in item.slab.lesions]
@@ -184,20 +192,37 @@ def _write_video(
                     stack[k] = mask
                 masks_out.append(np.packbits(stack, axis=-1))  # 8x smaller: minutes fit
     row = dict(item.row)
-    row.update(video_id=video_id, file=file, fps=float(config.fps), n_frames=n_frames,
-               width=width, height=height, n_lesions=len(lesion_ids),
-               screen_capture=config.screen_capture or "none", codec=config.codec)
+    row.update(
+        video_id=video_id,
+        file=file,
+        fps=float(config.fps),
+        n_frames=n_frames,
+        width=width,
+        height=height,
+        n_lesions=len(lesion_ids),
+        screen_capture=config.screen_capture or "none",
+        codec=config.codec,
+    )
     writer.add_video(row, frames, width, height, areas)
     if sheet:
         labels = [f"#{i} {len(b)} box" for _, b, _, i in sheet]
-        grid = contact_sheet([s[0] for s in sheet], [s[1] for s in sheet],
-                             [s[2] for s in sheet], columns=6, labels=labels)
+        grid = contact_sheet(
+            [s[0] for s in sheet],
+            [s[1] for s in sheet],
+            [s[2] for s in sheet],
+            columns=6,
+            labels=labels,
+        )
         save_png(out / "contact_sheets" / f"{video_id}.png", grid)
     if config.save_masks:
         (out / "masks").mkdir(exist_ok=True)
         shape = (n_frames, len(item.slab.lesions), config.size[1], config.size[0])
-        np.savez_compressed(out / "masks" / f"{video_id}.npz", masks=np.stack(masks_out),
-                            shape=np.array(shape), lesion_ids=np.array(lesion_ids))
+        np.savez_compressed(
+            out / "masks" / f"{video_id}.npz",
+            masks=np.stack(masks_out),
+            shape=np.array(shape),
+            lesion_ids=np.array(lesion_ids),
+        )
 
 
 def load_masks(path: str | Path) -> np.ndarray:
@@ -230,8 +255,9 @@ def _run(
     return writer.write(config.table_format)
 
 
-def _still_item(still: Still, config: SynthConfig, rng: np.random.Generator,
-                item_index: int) -> SynthItem:
+def _still_item(
+    still: Still, config: SynthConfig, rng: np.random.Generator, item_index: int
+) -> SynthItem:
     slab = slab_from_still(still.read_gray(), still.read_masks(), rng)
     row = {
         "pathology": still.label,
@@ -299,12 +325,18 @@ def synthesize_from_stills(
         for i, (still, rng) in enumerate(zip(chosen, rngs, strict=True)):
             yield f"sweep_{i:05d}_{still.still_id}", _still_item(still, config, rng, i), rng
 
-    return _run(items(), config.n, out, config, f"sweeps synthesized from {source_dir}",
-                progress, on_frame)
+    return _run(
+        items(), config.n, out, config, f"sweeps synthesized from {source_dir}", progress, on_frame
+    )
 
 
-def _phantom_item(case: PhantomCase, pathology: str, config: SynthConfig,
-                  rng: np.random.Generator, item_index: int) -> SynthItem:
+def _phantom_item(
+    case: PhantomCase,
+    pathology: str,
+    config: SynthConfig,
+    rng: np.random.Generator,
+    item_index: int,
+) -> SynthItem:
     row: dict[str, Any] = {
         "pathology": pathology,
         "site": "phantom",
@@ -320,8 +352,12 @@ def _phantom_item(case: PhantomCase, pathology: str, config: SynthConfig,
     }
     if case.lesions:
         spec = case.lesions[0].spec
-        row.update(subtype=spec.subtype, birads=spec.birads,
-                   lesion_size_mm=round(spec.size_mm, 1), **spec.descriptors())
+        row.update(
+            subtype=spec.subtype,
+            birads=spec.birads,
+            lesion_size_mm=round(spec.size_mm, 1),
+            **spec.descriptors(),
+        )
     else:
         row.update(subtype=None, birads="1", lesion_size_mm=None)
     return SynthItem(case.slab, row)

@@ -39,6 +39,7 @@ from sonorisk.records import Box
 # Boxes may overhang the frame by this many pixels (rounding of float boxes).
 BOX_TOLERANCE_PX = 0.5
 
+
 class Problems:
     """Collects (file, reason) pairs; raises at the first when ``strict``."""
 
@@ -65,6 +66,7 @@ _NUMERIC_COLUMNS: dict[str, tuple[bool, str, Callable[[float], bool]]] = {
     "lesion_size_mm": (False, "a number >= 0", lambda v: v >= 0),
 }
 
+
 def _numeric_problems(row: dict[str, Any]) -> list[str]:
     """One line per numeric cell of ``row`` that is not what its column needs (empty: fine)."""
     found = []
@@ -78,6 +80,7 @@ def _numeric_problems(row: dict[str, Any]) -> list[str]:
         if number is not None and not valid(number):
             found.append(f"{column} must be {expected}, got {raw!r}")
     return found
+
 
 def check_table(
     table: pd.DataFrame, table_path: Path, root: Path, problems: Problems, check_files: bool
@@ -101,8 +104,11 @@ def check_table(
             problems.add(where, f"missing label (pathology) for video {video_id!r}")
             continue
         if label.lower() not in PATHOLOGIES:
-            problems.add(where, f"unknown label {label!r} for video {video_id!r}; "
-                                f"expected one of {list(PATHOLOGIES)}")
+            problems.add(
+                where,
+                f"unknown label {label!r} for video {video_id!r}; "
+                f"expected one of {list(PATHOLOGIES)}",
+            )
             continue
         if opt_str(row.get("patient_id")) is None:
             problems.add(where, f"missing patient_id for video {video_id!r}")
@@ -113,22 +119,27 @@ def check_table(
         if bad_numbers:
             continue
         if opt_int(row.get("n_frames")) is None:
-            problems.add(where, f"n_frames must be a positive integer for video {video_id!r}, "
-                                "got nothing")
+            problems.add(
+                where, f"n_frames must be a positive integer for video {video_id!r}, got nothing"
+            )
             continue
         file = opt_str(row.get("file"))
         if file is None:
             problems.add(where, f"missing file for video {video_id!r}")
             continue
         if check_files and not (root / file).is_file():
-            problems.add(root / file, f"{why_not_a_file(root / file)} (video {video_id!r} in "
-                                      f"{table_path.name})")
+            problems.add(
+                root / file,
+                f"{why_not_a_file(root / file)} (video {video_id!r} in {table_path.name})",
+            )
             continue
         records.append(record_from_row(row))
     return records
 
-def _entries(coco: dict[str, Any], key: str, coco_path: Path,
-             problems: Problems) -> Iterator[dict[str, Any]]:
+
+def _entries(
+    coco: dict[str, Any], key: str, coco_path: Path, problems: Problems
+) -> Iterator[dict[str, Any]]:
     """The objects in list ``key``; anything else there is a problem line, not a crash."""
     for position, entry in enumerate(coco[key]):
         if isinstance(entry, dict):
@@ -136,8 +147,14 @@ def _entries(coco: dict[str, Any], key: str, coco_path: Path,
         else:
             problems.add(coco_path, f"{key}[{position}] must be an object, got {short(entry)}")
 
-def _unique_id(entry: dict[str, Any], seen: Container[int], names: tuple[str, str],
-               coco_path: Path, problems: Problems) -> int | None:
+
+def _unique_id(
+    entry: dict[str, Any],
+    seen: Container[int],
+    names: tuple[str, str],
+    coco_path: Path,
+    problems: Problems,
+) -> int | None:
     """The entry's integer id when it is one not seen before; else a problem line and None.
     ``names``: what the entry is called in the two lines ("image entry", "image")."""
     entry_id = entry.get("id")
@@ -150,8 +167,13 @@ def _unique_id(entry: dict[str, Any], seen: Container[int], names: tuple[str, st
     return entry_id
 
 
-def _check_videos_list(coco: dict[str, Any], coco_path: Path, by_video: dict[str, VideoRecord],
-                       rejected: set[str], problems: Problems) -> None:
+def _check_videos_list(
+    coco: dict[str, Any],
+    coco_path: Path,
+    by_video: dict[str, VideoRecord],
+    rejected: set[str],
+    problems: Problems,
+) -> None:
     video_ids_seen: set[str] = set()
     for entry in _entries(coco, "videos", coco_path, problems):
         vid = id_text(entry.get("id"))
@@ -167,8 +189,10 @@ def _check_videos_list(coco: dict[str, Any], coco_path: Path, by_video: dict[str
         if vid not in video_ids_seen:
             problems.add(coco_path, f"video {vid!r} of the table has no entry in 'videos'")
 
-def _image_problem(entry: dict[str, Any], by_video: dict[str, VideoRecord],
-                   frame_keys: set[tuple[str, int]]) -> str | None:
+
+def _image_problem(
+    entry: dict[str, Any], by_video: dict[str, VideoRecord], frame_keys: set[tuple[str, int]]
+) -> str | None:
     """What is wrong with one image entry (a frame), or None."""
     vid = id_text(entry.get("video_id"))
     if vid not in by_video:
@@ -182,21 +206,31 @@ def _image_problem(entry: dict[str, Any], by_video: dict[str, VideoRecord],
     if (vid, index) in frame_keys:
         return f"duplicate frame {index} of video {vid!r}"
     if entry.get("file_name") != record.file:
-        return (f"file_name {short(entry.get('file_name'))} differs from the table's "
-                f"file {record.file!r}")
+        return (
+            f"file_name {short(entry.get('file_name'))} differs from the table's "
+            f"file {record.file!r}"
+        )
     width, height = entry.get("width"), entry.get("height")
     if not (is_int(width) and is_int(height) and width > 0 and height > 0):
         return f"bad width/height {short(width)}x{short(height)}"
-    if record.width is not None and record.height is not None and (
-        (width, height) != (record.width, record.height)
+    if (
+        record.width is not None
+        and record.height is not None
+        and ((width, height) != (record.width, record.height))
     ):
-        return (f"size {width}x{height} differs from the table's "
-                f"{record.width}x{record.height} for {vid!r}")
+        return (
+            f"size {width}x{height} differs from the table's "
+            f"{record.width}x{record.height} for {vid!r}"
+        )
     return None
 
+
 def _check_images(
-    coco: dict[str, Any], coco_path: Path, by_video: dict[str, VideoRecord],
-    rejected: set[str], problems: Problems,
+    coco: dict[str, Any],
+    coco_path: Path,
+    by_video: dict[str, VideoRecord],
+    rejected: set[str],
+    problems: Problems,
 ) -> tuple[dict[int, dict[str, Any]], set[int]]:
     """image id -> its valid image entry (video id as the table's text); ids of skipped images."""
     images: dict[int, dict[str, Any]] = {}
@@ -218,8 +252,10 @@ def _check_images(
         images[image_id] = entry
     return images, skipped
 
-def _annotation_box(ann: dict[str, Any],
-                    images: dict[int, dict[str, Any]]) -> tuple[int, Box, int] | str:
+
+def _annotation_box(
+    ann: dict[str, Any], images: dict[int, dict[str, Any]]
+) -> tuple[int, Box, int] | str:
     """(image id, box xyxy, lesion id) of one annotation, or what is wrong with it."""
     image_id = ann.get("image_id")
     if not is_int(image_id):
@@ -241,17 +277,18 @@ def _annotation_box(ann: dict[str, Any],
         return f"empty box {bbox} {frame}"
     tol = BOX_TOLERANCE_PX
     if x < -tol or y < -tol or x + w > image["width"] + tol or y + h > image["height"] + tol:
-        return (f"box outside frame: {bbox} in a {image['width']}x{image['height']} frame "
-                f"{frame}")
+        return f"box outside frame: {bbox} in a {image['width']}x{image['height']} frame {frame}"
     lesion_id = ann.get("lesion_id", ann["id"])
     if not is_int(lesion_id):
         return f"lesion_id must be an integer, got {short(lesion_id)} {frame}"
     return image_id, (x, y, x + w, y + h), lesion_id
 
+
 def rejected_ids(table: pd.DataFrame, records: list[VideoRecord]) -> set[str]:
     """Video ids of table rows that had a problem (already said: their frames are not checked)."""
     listed = (opt_str(v) for v in table.get("video_id", pd.Series(dtype=object)))
     return {v for v in listed if v is not None} - {r.video_id for r in records}
+
 
 def check_coco(
     coco: dict[str, Any],
@@ -274,8 +311,7 @@ def check_coco(
     for ann in _entries(coco, "annotations", coco_path, problems):
         if is_int(ann.get("image_id")) and ann["image_id"] in skipped:
             continue
-        ann_id = _unique_id(ann, annotation_ids, ("annotation", "annotation"), coco_path,
-                            problems)
+        ann_id = _unique_id(ann, annotation_ids, ("annotation", "annotation"), coco_path, problems)
         if ann_id is None:
             continue
         annotation_ids.add(ann_id)
@@ -309,6 +345,7 @@ def check_coco(
             problems.add(coco_path, f"video {vid!r} is labelled normal but has lesion boxes")
     return frames
 
+
 def probe_files(records: list[VideoRecord], root: Path, problems: Problems) -> None:
     """Open every video and compare its real size and frame count with the table."""
     for record in records:
@@ -328,11 +365,16 @@ def probe_files(records: list[VideoRecord], root: Path, problems: Problems) -> N
                 problems.add(path, exc.reason)
                 continue
         if record.width is not None and (real_w, real_h) != (record.width, record.height):
-            problems.add(path, f"file is {real_w}x{real_h}, table says "
-                               f"{record.width}x{record.height}")
+            problems.add(
+                path, f"file is {real_w}x{real_h}, table says {record.width}x{record.height}"
+            )
         if real_n < record.n_frames:
-            problems.add(path, f"file has {real_n} frames, table says {record.n_frames} "
-                               f"(frame index beyond the video)")
+            problems.add(
+                path,
+                f"file has {real_n} frames, table says {record.n_frames} "
+                f"(frame index beyond the video)",
+            )
+
 
 def why_not_a_file(path: Path) -> str:
     """What a path listed as a video file is instead: missing, a dangling link, a FIFO ..."""

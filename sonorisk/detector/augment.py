@@ -31,13 +31,15 @@ def rescale(image: np.ndarray, boxes: np.ndarray, factor: float) -> tuple[np.nda
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     if resized.ndim == 2:
         resized = resized[:, :, None]
-    scale = np.array([new_w / width, new_h / height, new_w / width, new_h / height],
-                     dtype=np.float32)
+    scale = np.array(
+        [new_w / width, new_h / height, new_w / width, new_h / height], dtype=np.float32
+    )
     return resized, (boxes * scale).astype(np.float32)
 
 
-def gain_contrast_gamma(image: np.ndarray, gain: float, contrast: float,
-                        gamma: float) -> np.ndarray:
+def gain_contrast_gamma(
+    image: np.ndarray, gain: float, contrast: float, gamma: float
+) -> np.ndarray:
     img = image.astype(np.float32) / 255.0
     mean = float(img.mean())
     img = (img - mean) * contrast + mean
@@ -57,8 +59,9 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return out[:, :, None] if out.ndim == 2 else out
 
 
-def augment(image: np.ndarray, boxes: np.ndarray, cfg: AugmentConfig,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    image: np.ndarray, boxes: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """One random draw of every transform; boxes are clipped to the new image."""
     if image.ndim == 2:
         image = image[:, :, None]

@@ -59,8 +59,9 @@ def resolved_norm(cfg: ModelConfig, pretrained: bool) -> Norm:
     return "frozen_bn" if pretrained else "bn"
 
 
-def _norm_layer(cfg: ModelConfig, pretrained: bool,
-                eps: float = 1e-5) -> Callable[[int], nn.Module]:
+def _norm_layer(
+    cfg: ModelConfig, pretrained: bool, eps: float = 1e-5
+) -> Callable[[int], nn.Module]:
     from torchvision.ops import FrozenBatchNorm2d
 
     norm = resolved_norm(cfg, pretrained)
@@ -72,8 +73,9 @@ def _norm_layer(cfg: ModelConfig, pretrained: bool,
     return lambda channels: nn.GroupNorm(32 if channels % 32 == 0 else 8, channels)
 
 
-def _load_trunk_weights(net: nn.Module, spec: str, backbone: str,
-                        head_prefixes: tuple[str, ...]) -> WeightsSource:
+def _load_trunk_weights(
+    net: nn.Module, spec: str, backbone: str, head_prefixes: tuple[str, ...]
+) -> WeightsSource:
     """Load a classification weights file into ``net``. The classifier head (keys
     starting with ``head_prefixes``) may be absent or of another size; the trunk
     must fit."""
@@ -82,8 +84,11 @@ def _load_trunk_weights(net: nn.Module, spec: str, backbone: str,
     result = net.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(head_prefixes)]
     if missing:
-        raise InputError(path, f"weights do not fit backbone {backbone}: "
-                               f"{len(missing)} missing keys, e.g. {missing[:3]}")
+        raise InputError(
+            path,
+            f"weights do not fit backbone {backbone}: "
+            f"{len(missing)} missing keys, e.g. {missing[:3]}",
+        )
     return WeightsSource("file", str(path), sha256_file(path))
 
 
@@ -114,8 +119,10 @@ def _lite0_trunk(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
     if spec is not None:
         spec = lite.resolve_weights_spec(spec, "model.pretrained")
     if spec is not None and spec.startswith("hub:"):
-        raise ConfigError("model.pretrained", "efficientnet_lite0 has no torchvision hub "
-                          "weights: give a weights file or 'package'")
+        raise ConfigError(
+            "model.pretrained",
+            "efficientnet_lite0 has no torchvision hub weights: give a weights file or 'package'",
+        )
     net = lite.EfficientNetLite0(norm=_norm_layer(cfg, spec is not None, eps=lite.BN_EPS))
     if spec is None:
         return net, WeightsSource("random")
@@ -134,8 +141,7 @@ def _resnet_pyramid(net: Any, layers: int, retinanet: bool) -> nn.Module:
 
     if retinanet:
         # RetinaNet's pyramid: P3-P5 from the trunk, P6/P7 from P5 (256 channels).
-        return _resnet_fpn_extractor(net, layers, returned_layers=[2, 3, 4],
-                                     extra_blocks=_p6p7())
+        return _resnet_fpn_extractor(net, layers, returned_layers=[2, 3, 4], extra_blocks=_p6p7())
     return _resnet_fpn_extractor(net, layers)
 
 
@@ -169,14 +175,13 @@ def mobilenet_anchors(n_levels: int) -> Any:
 def stride8_anchors(n_levels: int) -> Any:
     """A pyramid starting at stride 8 (EfficientNet-Lite0): 4x and 5.7x the stride,
     so lesions of 32 px and up in the resized image each have a matching anchor."""
-    return _anchor_generator(tuple((32 << i, int(32 * 2 ** 0.5) << i) for i in range(n_levels)))
+    return _anchor_generator(tuple((32 << i, int(32 * 2**0.5) << i) for i in range(n_levels)))
 
 
 def retinanet_anchors(n_levels: int) -> Any:
     """RetinaNet (every backbone): three octave scales per level."""
     base = (16, 32, 64, 128, 256, 512)[-n_levels:] if n_levels <= 6 else (32,) * n_levels
-    return _anchor_generator(tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3)))
-                                   for x in base))
+    return _anchor_generator(tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in base))
 
 
 def _resnet(name: str) -> BackboneSpec:
@@ -187,23 +192,32 @@ def _mobilenet(name: str) -> BackboneSpec:
     return BackboneSpec(name, _torchvision_trunk, _mobilenet_pyramid, mobilenet_anchors, 6)
 
 
-BACKBONES: dict[str, BackboneSpec] = {s.name: s for s in (
-    _resnet("resnet18"),
-    _resnet("resnet34"),
-    _resnet("resnet50"),
-    _mobilenet("mobilenet_v3_large"),
-    _mobilenet("mobilenet_v3_small"),
-    # Lite0's ImageNet weights expect [-1, 1] inputs, not torchvision's mean/std.
-    BackboneSpec("efficientnet_lite0", _lite0_trunk, _lite0_pyramid, stride8_anchors,
-                 len(lite.LITE0_STAGES) + 1, lite.INPUT_MEAN, lite.INPUT_STD),
-)}
+BACKBONES: dict[str, BackboneSpec] = {
+    s.name: s
+    for s in (
+        _resnet("resnet18"),
+        _resnet("resnet34"),
+        _resnet("resnet50"),
+        _mobilenet("mobilenet_v3_large"),
+        _mobilenet("mobilenet_v3_small"),
+        # Lite0's ImageNet weights expect [-1, 1] inputs, not torchvision's mean/std.
+        BackboneSpec(
+            "efficientnet_lite0",
+            _lite0_trunk,
+            _lite0_pyramid,
+            stride8_anchors,
+            len(lite.LITE0_STAGES) + 1,
+            lite.INPUT_MEAN,
+            lite.INPUT_STD,
+        ),
+    )
+}
 
 
 def backbone_spec(name: str) -> BackboneSpec:
     spec = BACKBONES.get(name)
     if spec is None:
-        raise ConfigError("model.backbone", f"unknown backbone {name!r}; "
-                                            f"known: {list(BACKBONES)}")
+        raise ConfigError("model.backbone", f"unknown backbone {name!r}; known: {list(BACKBONES)}")
     return spec
 
 

@@ -25,20 +25,29 @@ from sonorisk.models.envelope import read_model_file
 KIND = "sonorisk.detector"
 FORMAT_VERSION = 1
 # Every checkpoint says what it is: research weights, never a clinical device.
-DISCLAIMER = ("Research model trained on small public data; not a medical device and not "
-              "validated for clinical use.")
+DISCLAIMER = (
+    "Research model trained on small public data; not a medical device and not "
+    "validated for clinical use."
+)
 
 
 class CheckpointError(InputError):
     """A checkpoint file is missing, unreadable or not a detector checkpoint."""
 
 
-def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: DetectorConfig,
-                    weights_source: dict[str, str], epoch: int = 0,
-                    metrics: dict[str, Any] | None = None, training: dict[str, Any] | None = None,
-                    optimizer: dict[str, Any] | None = None,
-                    scheduler: dict[str, Any] | None = None,
-                    extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: torch.nn.Module,
+    config: DetectorConfig,
+    weights_source: dict[str, str],
+    epoch: int = 0,
+    metrics: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    optimizer: dict[str, Any] | None = None,
+    scheduler: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -65,11 +74,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     payload = read_model_file(path, what="detector checkpoint", error=CheckpointError)
     if not isinstance(payload, dict) or payload.get("kind") != KIND:
         found = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(path, f"not a sonorisk detector checkpoint (kind={found!r}, "
-                                    f"expected {KIND!r})")
+        raise CheckpointError(
+            path, f"not a sonorisk detector checkpoint (kind={found!r}, expected {KIND!r})"
+        )
     if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(path, f"written by a newer sonorisk (format "
-                                    f"{payload['format_version']} > {FORMAT_VERSION})")
+        raise CheckpointError(
+            path,
+            f"written by a newer sonorisk (format {payload['format_version']} > {FORMAT_VERSION})",
+        )
     return payload
 
 

@@ -28,11 +28,13 @@ def to_rgb_uint8(image: np.ndarray, source: str, cfg: InferenceConfig) -> np.nda
         raise InputError(source, f"expected HxW gray or HxWx3 RGB, got shape {image.shape}")
     height, width = image.shape[:2]
     if min(height, width) < cfg.min_side:
-        raise InputError(source, f"frame {width}x{height} is too small (min side "
-                                 f"{cfg.min_side} px)")
+        raise InputError(
+            source, f"frame {width}x{height} is too small (min side {cfg.min_side} px)"
+        )
     if max(height, width) > cfg.max_side:
-        raise InputError(source, f"frame {width}x{height} is too large (max side "
-                                 f"{cfg.max_side} px)")
+        raise InputError(
+            source, f"frame {width}x{height} is too large (max side {cfg.max_side} px)"
+        )
     if image.dtype != np.uint8:
         if not np.issubdtype(image.dtype, np.number):
             raise InputError(source, f"unsupported pixel type {image.dtype}")
@@ -73,8 +75,9 @@ def area_shrink(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def suppress_nested(detections: list[Detection], thresh: float, factor: float = 0.0,
-                    score_thresh: float = 0.0) -> list[Detection]:
+def suppress_nested(
+    detections: list[Detection], thresh: float, factor: float = 0.0, score_thresh: float = 0.0
+) -> list[Detection]:
     """Of any pair where one box lies mostly inside the other, the higher-scoring box
     stays; the other's score is multiplied by ``factor`` (0: dropped), as Soft-NMS
     does, and it stays only while that score reaches ``score_thresh``. So at the
@@ -83,18 +86,27 @@ def suppress_nested(detections: list[Detection], thresh: float, factor: float = 
     kept: list[Detection] = []
     demoted: list[Detection] = []
     for det in sorted(detections, key=lambda d: -d.score):
-        if all(contained_fraction(det.box, k.box) <= thresh
-               and contained_fraction(k.box, det.box) <= thresh for k in kept):
+        if all(
+            contained_fraction(det.box, k.box) <= thresh
+            and contained_fraction(k.box, det.box) <= thresh
+            for k in kept
+        ):
             kept.append(det)
         elif (score := det.score * factor) > 0.0 and score >= score_thresh:
             demoted.append(replace(det, score=score))
     return sorted(kept + demoted, key=lambda d: -d.score)
 
 
-def clean_detections(boxes: np.ndarray, scores: np.ndarray, width: int, height: int,
-                     frame_index: int, score_thresh: float,
-                     containment_thresh: float = 1.0,
-                     containment_factor: float = 0.0) -> list[Detection]:
+def clean_detections(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    width: int,
+    height: int,
+    frame_index: int,
+    score_thresh: float,
+    containment_thresh: float = 1.0,
+    containment_factor: float = 0.0,
+) -> list[Detection]:
     """Drop non-finite, degenerate and low-score boxes, clip to the frame, and
     suppress nested boxes (``suppress_nested``)."""
     out: list[Detection] = []

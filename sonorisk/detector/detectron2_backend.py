@@ -27,9 +27,11 @@ from sonorisk.detector.interface import FrameLike, as_frames
 from sonorisk.errors import ConfigError, InputError
 from sonorisk.records import Detection
 
-INSTALL_HINT = ("detectron2 is not installed; build it from source for your torch "
-                "(pip install 'git+https://github.com/facebookresearch/detectron2.git') "
-                "or use backend: torchvision")
+INSTALL_HINT = (
+    "detectron2 is not installed; build it from source for your torch "
+    "(pip install 'git+https://github.com/facebookresearch/detectron2.git') "
+    "or use backend: torchvision"
+)
 
 
 def detectron2_available() -> bool:
@@ -43,9 +45,14 @@ def detectron2_available() -> bool:
 class Detectron2Detector:
     """A detectron2 model (config + checkpoint) that answers like ``TorchvisionDetector``."""
 
-    def __init__(self, config_file: str | Path, weights: str | Path | None,
-                 inference: InferenceConfig | None = None,
-                 lesion_class: int = 0, state_dict: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config_file: str | Path,
+        weights: str | Path | None,
+        inference: InferenceConfig | None = None,
+        lesion_class: int = 0,
+        state_dict: dict[str, Any] | None = None,
+    ) -> None:
         """From a YAML config and a ``.pth`` file, or (``weights=None``) the
         tensors of ``state_dict``."""
         _require_detectron2()
@@ -69,8 +76,9 @@ class Detectron2Detector:
             from sonorisk.models.envelope import read_state_dict
 
             state_dict = read_state_dict(weights, what="detectron2 checkpoint")
-        cfg.MODEL.DEVICE = "cuda" if self.inference.device in ("auto", "cuda") and \
-            _cuda_available() else "cpu"
+        cfg.MODEL.DEVICE = (
+            "cuda" if self.inference.device in ("auto", "cuda") and _cuda_available() else "cpu"
+        )
         # Let everything through; the operating threshold is applied below.
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
         cfg.MODEL.RETINANET.SCORE_THRESH_TEST = 0.0
@@ -89,8 +97,9 @@ class Detectron2Detector:
         }
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any], path: str | Path,
-                     inference: InferenceConfig | None = None) -> Detectron2Detector:
+    def from_payload(
+        cls, payload: dict[str, Any], path: str | Path, inference: InferenceConfig | None = None
+    ) -> Detectron2Detector:
         """From a detector checkpoint dict with ``backend: detectron2`` (read from
         ``path`` by ``load_checkpoint``): its YAML text and its tensors."""
         import tempfile
@@ -98,23 +107,33 @@ class Detectron2Detector:
         _require_detectron2()
         text = payload.get("detectron2_yaml")
         if not isinstance(text, str) or not text.strip():
-            raise InputError(path, "detectron2 detector checkpoint lacks its YAML config "
-                                   "(detectron2_yaml)")
+            raise InputError(
+                path, "detectron2 detector checkpoint lacks its YAML config (detectron2_yaml)"
+            )
         with tempfile.TemporaryDirectory() as tmp:
             config_file = Path(tmp) / "config.yaml"
             config_file.write_text(text)
-            detector = cls(config_file, None, inference, int(payload.get("lesion_class", 0)),
-                           state_dict=payload["state_dict"])
-        detector.info.update({
-            "checkpoint": str(path), "config_file": f"{path} (detectron2_yaml)",
-            "weights_source": payload.get("weights_source", {}),
-            "training": payload.get("training", {}),
-            "disclaimer": payload.get("disclaimer", DISCLAIMER),
-        })
+            detector = cls(
+                config_file,
+                None,
+                inference,
+                int(payload.get("lesion_class", 0)),
+                state_dict=payload["state_dict"],
+            )
+        detector.info.update(
+            {
+                "checkpoint": str(path),
+                "config_file": f"{path} (detectron2_yaml)",
+                "weights_source": payload.get("weights_source", {}),
+                "training": payload.get("training", {}),
+                "disclaimer": payload.get("disclaimer", DISCLAIMER),
+            }
+        )
         return detector
 
-    def predict(self, frames: Sequence[FrameLike],
-                frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+    def predict(
+        self, frames: Sequence[FrameLike], frame_indices: Sequence[int] | None = None
+    ) -> list[list[Detection]]:
         out: list[list[Detection]] = []
         for frame in as_frames(frames, frame_indices):
             index = frame.index
@@ -127,10 +146,18 @@ class Detectron2Detector:
             keep = instances.pred_classes.numpy() == self.lesion_class
             boxes = instances.pred_boxes.tensor.numpy()[keep]
             scores = instances.scores.numpy()[keep]
-            out.append(clean_detections(np.asarray(boxes), np.asarray(scores), rgb.shape[1],
-                                        rgb.shape[0], int(index), self.inference.score_thresh,
-                                        self.inference.containment_thresh,
-                                        self.inference.containment_score_factor))
+            out.append(
+                clean_detections(
+                    np.asarray(boxes),
+                    np.asarray(scores),
+                    rgb.shape[1],
+                    rgb.shape[0],
+                    int(index),
+                    self.inference.score_thresh,
+                    self.inference.containment_thresh,
+                    self.inference.containment_score_factor,
+                )
+            )
         return out
 
 
@@ -150,11 +177,15 @@ def _require_detectron2() -> None:
         raise ConfigError("backend", INSTALL_HINT)
 
 
-def save_detectron2_checkpoint(path: str | Path, config_file: str | Path,
-                               weights: str | Path, *,
-                               inference: InferenceConfig | None = None,
-                               lesion_class: int = 0,
-                               training: dict[str, Any] | None = None) -> Path:
+def save_detectron2_checkpoint(
+    path: str | Path,
+    config_file: str | Path,
+    weights: str | Path,
+    *,
+    inference: InferenceConfig | None = None,
+    lesion_class: int = 0,
+    training: dict[str, Any] | None = None,
+) -> Path:
     """Pack a detectron2 YAML config and its ``.pth`` weights (``{"model": state}``
     or a bare state dict, read without pickle) into one detector envelope that
     ``sonorisk.models`` loads like any detector. detectron2 is not needed here."""
@@ -173,12 +204,17 @@ def save_detectron2_checkpoint(path: str | Path, config_file: str | Path,
     state = read_state_dict(weights, what="detectron2 checkpoint")
     config = DetectorConfig(backend="detectron2", inference=inference or InferenceConfig())
     payload = {
-        "kind": KIND, "format_version": FORMAT_VERSION, "backend": "detectron2",
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "backend": "detectron2",
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "config": to_dict(config), "detectron2_yaml": config_file.read_text(),
+        "config": to_dict(config),
+        "detectron2_yaml": config_file.read_text(),
         "lesion_class": lesion_class,
         "weights_source": WeightsSource("file", str(weights), sha256_file(weights)).to_dict(),
-        "training": training or {}, "metrics": {}, "disclaimer": DISCLAIMER,
+        "training": training or {},
+        "metrics": {},
+        "disclaimer": DISCLAIMER,
     }
     return write_envelope(path, payload, state, state_key="state_dict")
 

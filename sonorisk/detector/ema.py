@@ -22,8 +22,9 @@ from sonorisk.errors import ConfigError
 class ModelEMA:
     """``module`` is the averaged copy: evaluate and save it; train the original."""
 
-    def __init__(self, model: nn.Module, decay: float, ramp: float = 500.0,
-                 updates: int = 0) -> None:
+    def __init__(
+        self, model: nn.Module, decay: float, ramp: float = 500.0, updates: int = 0
+    ) -> None:
         if not 0.0 < decay < 1.0:
             raise ConfigError("train.ema_decay", f"must be in (0, 1), got {decay}")
         self.module = copy.deepcopy(model).eval()

@@ -54,10 +54,16 @@ class DetectorEvaluation:
         return asdict(self)
 
 
-def evaluate_detector(detector: FrameDetector, samples: Sequence[DetectionSample],
-                      score_thresh: float, reader: SampleReader = read_sample,
-                      batch_size: int = 4, default_fps: float = 30.0,
-                      progress: bool = False, bootstrap: int = 0) -> DetectorEvaluation:
+def evaluate_detector(
+    detector: FrameDetector,
+    samples: Sequence[DetectionSample],
+    score_thresh: float,
+    reader: SampleReader = read_sample,
+    batch_size: int = 4,
+    default_fps: float = 30.0,
+    progress: bool = False,
+    bootstrap: int = 0,
+) -> DetectorEvaluation:
     from tqdm import tqdm
 
     gts: list[np.ndarray] = []
@@ -67,7 +73,7 @@ def evaluate_detector(detector: FrameDetector, samples: Sequence[DetectionSample
     order = list(samples)
     bar = tqdm(total=len(order), desc="eval", disable=not progress, mininterval=5)
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
+        chunk = order[start : start + batch_size]
         loaded = [reader(s) for s in chunk]
         dets = detector.predict(as_frames([img for img, _ in loaded]))
         for (image, gt), frame_dets in zip(loaded, dets, strict=True):
@@ -93,8 +99,7 @@ def evaluate_detector(detector: FrameDetector, samples: Sequence[DetectionSample
     # A lesion-free video is one without a lesion box in any evaluated frame;
     # frames of a lesion video where the lesion is out of view do not count
     # (the lesion's edge may still be on screen below the annotation's size).
-    lesion_videos = {s.video_id for s, gt in zip(order, gts, strict=True)
-                     if s.video_id and len(gt)}
+    lesion_videos = {s.video_id for s, gt in zip(order, gts, strict=True) if s.video_id and len(gt)}
     unknown_fps = False
     for sample, gt, pred in zip(order, gts, kept, strict=True):
         if sample.video_id:
@@ -115,8 +120,9 @@ def evaluate_detector(detector: FrameDetector, samples: Sequence[DetectionSample
         if rate is not None:
             result.per_video_detection_rate[vid] = rate
     if result.per_video_detection_rate:
-        result.mean_video_detection_rate = float(np.mean(
-            list(result.per_video_detection_rate.values())))
+        result.mean_video_detection_rate = float(
+            np.mean(list(result.per_video_detection_rate.values()))
+        )
     result.still_detection_rate = detection_rate(still_gt, still_pred) if still_gt else None
     if free_stills:
         result.lesion_free_stills = len(free_stills)
@@ -142,8 +148,10 @@ def format_evaluation(ev: DetectorEvaluation) -> str:
     def ci(bounds: tuple[float, float] | None) -> str:
         if bounds is None:
             return ""
-        return (f"  (95% CI {bounds[0]:.4f}-{bounds[1]:.4f}, bootstrap over images, "
-                f"{ev.bootstrap_resamples} resamples)")
+        return (
+            f"  (95% CI {bounds[0]:.4f}-{bounds[1]:.4f}, bootstrap over images, "
+            f"{ev.bootstrap_resamples} resamples)"
+        )
 
     lines = [
         f"images: {ev.n_images}  lesion boxes: {ev.n_lesion_boxes}  "
@@ -154,14 +162,19 @@ def format_evaluation(ev: DetectorEvaluation) -> str:
     if ev.still_detection_rate is not None:
         lines.append(f"still detection rate (IoU>=0.5): {fmt(ev.still_detection_rate, True)}")
     if ev.per_video_detection_rate:
-        lines.append(f"per-video detection rate (IoU>=0.5), mean "
-                     f"{fmt(ev.mean_video_detection_rate, True)}:")
+        lines.append(
+            f"per-video detection rate (IoU>=0.5), mean {fmt(ev.mean_video_detection_rate, True)}:"
+        )
         lines += [f"  {vid}: {rate:.1%}" for vid, rate in ev.per_video_detection_rate.items()]
     if ev.false_positives_per_image is not None:
-        lines.append(f"false positives per lesion-free still: {ev.false_positives_per_image:.3f} "
-                     f"({ev.lesion_free_stills} stills)")
+        lines.append(
+            f"false positives per lesion-free still: {ev.false_positives_per_image:.3f} "
+            f"({ev.lesion_free_stills} stills)"
+        )
     if ev.false_positives_per_minute is not None:
-        lines.append(f"false positives per minute of lesion-free video: "
-                     f"{ev.false_positives_per_minute:.2f} ({ev.lesion_free_video_frames} frames)")
+        lines.append(
+            f"false positives per minute of lesion-free video: "
+            f"{ev.false_positives_per_minute:.2f} ({ev.lesion_free_video_frames} frames)"
+        )
     lines += [f"note: {n}" for n in ev.notes]
     return "\n".join(lines)

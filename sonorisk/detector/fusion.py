@@ -20,12 +20,12 @@ from sonorisk.detector.metrics import box_iou
 def hflip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
     """xyxy boxes of a horizontally flipped image, mapped back to the original."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    return np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]],
-                    axis=1)
+    return np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=1)
 
 
-def weighted_box_fusion(views: Sequence[tuple[np.ndarray, np.ndarray]],
-                        iou_thresh: float = 0.55) -> tuple[np.ndarray, np.ndarray]:
+def weighted_box_fusion(
+    views: Sequence[tuple[np.ndarray, np.ndarray]], iou_thresh: float = 0.55
+) -> tuple[np.ndarray, np.ndarray]:
     """Fuse ``(boxes N x 4, scores N)`` of several views of one image.
 
     Boxes are taken in descending score; each joins the first cluster whose fused
@@ -45,19 +45,22 @@ def weighted_box_fusion(views: Sequence[tuple[np.ndarray, np.ndarray]],
     members: list[list[int]] = []
     for i in np.argsort(-scores, kind="stable"):
         if fused_boxes:
-            overlap = box_iou(np.asarray(fused_boxes), boxes[i:i + 1])[:, 0]
+            overlap = box_iou(np.asarray(fused_boxes), boxes[i : i + 1])[:, 0]
             best = int(np.argmax(overlap))
             if overlap[best] > iou_thresh:
                 members[best].append(int(i))
                 w = scores[members[best]]
                 fused_boxes[best] = (boxes[members[best]] * w[:, None]).sum(0) / max(
-                    float(w.sum()), 1e-12)
+                    float(w.sum()), 1e-12
+                )
                 continue
         fused_boxes.append(boxes[i].copy())
         members.append([int(i)])
     if not fused_boxes:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-    fused_scores = np.array([min(float(scores[m].sum()) / len(views), float(scores[m].max()))
-                             for m in members], np.float32)
+    fused_scores = np.array(
+        [min(float(scores[m].sum()) / len(views), float(scores[m].max())) for m in members],
+        np.float32,
+    )
     order = np.argsort(-fused_scores, kind="stable")
     return np.asarray(fused_boxes, np.float32)[order], fused_scores[order]

@@ -52,8 +52,13 @@ class HardFrame:
 Box = tuple[float, float, float, float]
 
 
-def hard_frames_of(document: dict, truth: Mapping[int, Sequence[Box]], dataset: str,
-                   video_id: str, min_iou: float = 0.3) -> list[HardFrame]:
+def hard_frames_of(
+    document: dict,
+    truth: Mapping[int, Sequence[Box]],
+    dataset: str,
+    video_id: str,
+    min_iou: float = 0.3,
+) -> list[HardFrame]:
     """The false-track frames and missed lesion frames of one scored video."""
     found: dict[int, list[Box]] = {}
     false_frames: set[int] = set()
@@ -63,8 +68,11 @@ def hard_frames_of(document: dict, truth: Mapping[int, Sequence[Box]], dataset: 
             found.setdefault(i, []).append(box)
         if overlaps_truth(boxes, truth, min_iou) == 0.0:
             false_frames.update(boxes)
-    missed = {i for i, lesions in truth.items() if lesions and not any(
-        box_iou(t, b) >= min_iou for t in lesions for b in found.get(i, ()))}
+    missed = {
+        i
+        for i, lesions in truth.items()
+        if lesions and not any(box_iou(t, b) >= min_iou for t in lesions for b in found.get(i, ()))
+    }
     out = [HardFrame(dataset, video_id, i, "false_track") for i in sorted(false_frames)]
     out += [HardFrame(dataset, video_id, i, "missed") for i in sorted(missed - false_frames)]
     return out
@@ -84,8 +92,9 @@ def mine(batch_dir: Path, dataset_root: Path, groups: set[str] | None = None) ->
         if not path.exists():
             continue
         document = json.loads(path.read_text())
-        out += hard_frames_of(document, dataset.boxes_for(video_id),
-                              str(dataset_root), str(video_id))
+        out += hard_frames_of(
+            document, dataset.boxes_for(video_id), str(dataset_root), str(video_id)
+        )
     return out
 
 
@@ -109,24 +118,32 @@ def read_csv(path: str | Path) -> list[HardFrame]:
         out = []
         for line, row in enumerate(reader, start=2):
             if row["reason"] not in REASONS:
-                raise DatasetError(f"{path}:{line}", f"reason {row['reason']!r} is not one of "
-                                                     f"{list(REASONS)}")
+                raise DatasetError(
+                    f"{path}:{line}", f"reason {row['reason']!r} is not one of {list(REASONS)}"
+                )
             try:
                 frame = int(row["frame"])
             except ValueError:
-                raise DatasetError(f"{path}:{line}",
-                                   f"frame {row['frame']!r} is not a number") from None
+                raise DatasetError(
+                    f"{path}:{line}", f"frame {row['frame']!r} is not a number"
+                ) from None
             # Dataset folders as written: absolute, or relative to where training runs.
             out.append(HardFrame(row["dataset"], row["video_id"], frame, row["reason"]))
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sonorisk.detector.hard_examples",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", nargs=2, action="append", required=True,
-                        metavar=("BATCH_JSON_DIR", "DATASET"),
-                        help="a batch run's JSON folder and the dataset it scored")
+    parser = argparse.ArgumentParser(
+        prog="python -m sonorisk.detector.hard_examples", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--run",
+        nargs=2,
+        action="append",
+        required=True,
+        metavar=("BATCH_JSON_DIR", "DATASET"),
+        help="a batch run's JSON folder and the dataset it scored",
+    )
     parser.add_argument("--groups", help="only videos of these groups (one id a line)")
     parser.add_argument("--out", required=True, help="CSV to write")
     args = parser.parse_args(argv)

@@ -33,8 +33,9 @@ class FrameDetector(Protocol):
     def predict(self, frames: Sequence[Frame]) -> list[list[Detection]]: ...
 
 
-def as_frames(images: Sequence[FrameLike], frame_indices: Sequence[int] | None = None
-              ) -> list[Frame]:
+def as_frames(
+    images: Sequence[FrameLike], frame_indices: Sequence[int] | None = None
+) -> list[Frame]:
     """``images`` as frames: a ``Frame`` keeps its index; a bare image takes
     ``frame_indices[i]`` (or its position ``i``) and an unknown timestamp (NaN:
     no detector reads it). The image itself is not checked here: each backend

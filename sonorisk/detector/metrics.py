@@ -35,8 +35,12 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def coco_ap(gt_boxes: Sequence[np.ndarray], pred_boxes: Sequence[np.ndarray],
-            pred_scores: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]]) -> CocoResult:
+def coco_ap(
+    gt_boxes: Sequence[np.ndarray],
+    pred_boxes: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    sizes: Sequence[tuple[int, int]],
+) -> CocoResult:
     """COCO AP and AP50 (pycocotools) for one class over a list of images.
 
     ``sizes`` are (width, height) per image. Images without ground truth count:
@@ -50,26 +54,46 @@ def coco_ap(gt_boxes: Sequence[np.ndarray], pred_boxes: Sequence[np.ndarray],
     images, annotations, results = [], [], []
     ann_id = 1
     for image_id, (gts, boxes, scores, (width, height)) in enumerate(
-            zip(gt_boxes, pred_boxes, pred_scores, sizes, strict=True), start=1):
+        zip(gt_boxes, pred_boxes, pred_scores, sizes, strict=True), start=1
+    ):
         images.append({"id": image_id, "width": int(width), "height": int(height)})
         for x1, y1, x2, y2 in np.asarray(gts, dtype=float).reshape(-1, 4):
             w, h = x2 - x1, y2 - y1
-            annotations.append({"id": ann_id, "image_id": image_id, "category_id": 1,
-                                "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [x1, y1, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
             ann_id += 1
-        for (x1, y1, x2, y2), score in zip(np.asarray(boxes, dtype=float).reshape(-1, 4),
-                                           np.asarray(scores, dtype=float).reshape(-1),
-                                           strict=True):
-            results.append({"image_id": image_id, "category_id": 1,
-                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+        for (x1, y1, x2, y2), score in zip(
+            np.asarray(boxes, dtype=float).reshape(-1, 4),
+            np.asarray(scores, dtype=float).reshape(-1),
+            strict=True,
+        ):
+            results.append(
+                {
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(score),
+                }
+            )
     if not annotations:
         return CocoResult(None, None, len(images), 0)
     if not results:
         return CocoResult(0.0, 0.0, len(images), len(annotations))
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables
         gt = COCO()
-        gt.dataset = {"images": images, "annotations": annotations,
-                      "categories": [{"id": 1, "name": "lesion"}]}
+        gt.dataset = {
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": 1, "name": "lesion"}],
+        }
         gt.createIndex()
         dt = gt.loadRes(results)
         ev = COCOeval(gt, dt, iouType="bbox")
@@ -87,11 +111,15 @@ def frame_hit(gts: np.ndarray, boxes: np.ndarray, iou_thresh: float = 0.5) -> bo
     return bool(iou.size and iou.max() >= iou_thresh)
 
 
-def detection_rate(gt_boxes: Sequence[np.ndarray], pred_boxes: Sequence[np.ndarray],
-                   iou_thresh: float = 0.5) -> float | None:
+def detection_rate(
+    gt_boxes: Sequence[np.ndarray], pred_boxes: Sequence[np.ndarray], iou_thresh: float = 0.5
+) -> float | None:
     """Share of lesion frames with a matching detection (None if no lesion frame)."""
-    hits = [frame_hit(g, p, iou_thresh) for g, p in zip(gt_boxes, pred_boxes, strict=True)
-            if len(np.asarray(g).reshape(-1, 4))]
+    hits = [
+        frame_hit(g, p, iou_thresh)
+        for g, p in zip(gt_boxes, pred_boxes, strict=True)
+        if len(np.asarray(g).reshape(-1, 4))
+    ]
     return float(np.mean(hits)) if hits else None
 
 
@@ -106,10 +134,15 @@ def false_positives_per_minute(n_false_positives: int, n_frames: int, fps: float
     return n_false_positives / (n_frames / fps / 60.0)
 
 
-def bootstrap_ap_ci(gt_boxes: Sequence[np.ndarray], pred_boxes: Sequence[np.ndarray],
-                    pred_scores: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]],
-                    n_boot: int = 1000, level: float = 0.95,
-                    seed: int = 0) -> dict[str, tuple[float, float] | None]:
+def bootstrap_ap_ci(
+    gt_boxes: Sequence[np.ndarray],
+    pred_boxes: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    sizes: Sequence[tuple[int, int]],
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float] | None]:
     """Percentile bootstrap intervals of COCO AP and AP50, resampling images.
 
     Images are the unit (each held-out still is its own near-duplicate group
@@ -124,12 +157,18 @@ def bootstrap_ap_ci(gt_boxes: Sequence[np.ndarray], pred_boxes: Sequence[np.ndar
     ap50s: list[float] = []
     while len(ap50s) < n_boot:
         pick = rng.integers(0, n, n)
-        result = coco_ap([gt_boxes[i] for i in pick], [pred_boxes[i] for i in pick],
-                         [pred_scores[i] for i in pick], [sizes[i] for i in pick])
+        result = coco_ap(
+            [gt_boxes[i] for i in pick],
+            [pred_boxes[i] for i in pick],
+            [pred_scores[i] for i in pick],
+            [sizes[i] for i in pick],
+        )
         if result.ap is None or result.ap50 is None:  # both None together
             continue
         aps.append(result.ap)
         ap50s.append(result.ap50)
     tail = (1.0 - level) / 2 * 100
-    return {name: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
-            for name, v in (("ap", aps), ("ap50", ap50s))}
+    return {
+        name: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
+        for name, v in (("ap", aps), ("ap50", ap50s))
+    }

@@ -44,8 +44,9 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
     from torchvision.models.detection import FasterRCNN, RetinaNet
 
     if cfg.min_size < 32 or cfg.max_size < cfg.min_size:
-        raise ConfigError("model.min_size", f"need 32 <= min_size <= max_size, got "
-                                            f"{cfg.min_size}/{cfg.max_size}")
+        raise ConfigError(
+            "model.min_size", f"need 32 <= min_size <= max_size, got {cfg.min_size}/{cfg.max_size}"
+        )
     retina = cfg.architecture == "retinanet"
     spec = backbone_spec(cfg.backbone)
     backbone, source = build_backbone(cfg, for_retinanet=retina)
@@ -63,23 +64,32 @@ def build_model(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
         scaling = {"image_mean": list(spec.image_mean), "image_std": list(spec.image_std)}
     common.update(scaling)
     if retina:
-        model = RetinaNet(backbone, num_classes=NUM_CLASSES, score_thresh=cfg.box_score_thresh,
-                          nms_thresh=cfg.box_nms_thresh,
-                          topk_candidates=max(cfg.rpn_pre_nms_top_n_test, 1), **common)
+        model = RetinaNet(
+            backbone,
+            num_classes=NUM_CLASSES,
+            score_thresh=cfg.box_score_thresh,
+            nms_thresh=cfg.box_nms_thresh,
+            topk_candidates=max(cfg.rpn_pre_nms_top_n_test, 1),
+            **common,
+        )
     else:
         box_head: dict[str, Any] = {}
         if cfg.box_representation_size != 1024:  # torchvision builds the default itself
             from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 
             if cfg.box_representation_size < 16:
-                raise ConfigError("model.box_representation_size",
-                                  f"need >= 16, got {cfg.box_representation_size}")
+                raise ConfigError(
+                    "model.box_representation_size",
+                    f"need >= 16, got {cfg.box_representation_size}",
+                )
             resolution = 7  # torchvision's MultiScaleRoIAlign output size
             box_head = {
                 # out_channels: an int (torchvision's backbone contract) that torch's
                 # nn.Module.__getattr__ types as Tensor | Module
-                "box_head": TwoMLPHead(backbone.out_channels * resolution ** 2,  # type: ignore[operator]
-                                       cfg.box_representation_size),
+                "box_head": TwoMLPHead(
+                    backbone.out_channels * resolution**2,  # type: ignore[operator]
+                    cfg.box_representation_size,
+                ),
                 "box_predictor": FastRCNNPredictor(cfg.box_representation_size, NUM_CLASSES),
             }
         model = FasterRCNN(

@@ -18,21 +18,26 @@ from sonorisk.records import Box, Detection
 class ReferenceDetector:
     """``FrameDetector`` over a mapping frame index -> boxes (score ``score``)."""
 
-    def __init__(self, boxes: Mapping[int, Sequence[Box]], score: float = 1.0,
-                 source: str = "ground truth") -> None:
+    def __init__(
+        self, boxes: Mapping[int, Sequence[Box]], score: float = 1.0, source: str = "ground truth"
+    ) -> None:
         self.boxes = {int(k): list(v) for k, v in boxes.items()}
         self.score = score
         self.calls = 0
         self.frames_seen = 0
         self.info: dict[str, Any] = {"backend": "reference", "source": source}
 
-    def predict(self, frames: Sequence[FrameLike],
-                frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+    def predict(
+        self, frames: Sequence[FrameLike], frame_indices: Sequence[int] | None = None
+    ) -> list[list[Detection]]:
         self.calls += 1
         out = []
         for frame in as_frames(frames, frame_indices):
             self.frames_seen += 1
-            out.append([Detection(frame.index, (float(x1), float(y1), float(x2), float(y2)),
-                                  self.score)
-                        for x1, y1, x2, y2 in self.boxes.get(frame.index, [])])
+            out.append(
+                [
+                    Detection(frame.index, (float(x1), float(y1), float(x2), float(y2)), self.score)
+                    for x1, y1, x2, y2 in self.boxes.get(frame.index, [])
+                ]
+            )
         return out

@@ -51,8 +51,13 @@ def read_image_file(path: Path) -> np.ndarray:
     if image is None:
         raise InputError(path, "cannot read image (missing, empty or not an image)")
     if image.dtype != np.uint8:
-        image = cv2.normalize(image, None, 0, 255,  # type: ignore[call-overload, unused-ignore]  # cv2 stubs: dst=None
-                              cv2.NORM_MINMAX).astype(np.uint8)
+        image = cv2.normalize(
+            image,
+            None,
+            0,
+            255,  # type: ignore[call-overload, unused-ignore]  # cv2 stubs: dst=None
+            cv2.NORM_MINMAX,
+        ).astype(np.uint8)
     if image.ndim == 3:
         if image.shape[2] == 4:
             image = image[:, :, :3]
@@ -100,13 +105,15 @@ def load_still_folder(path: str | Path) -> list[DetectionSample]:
             if not file.is_file():
                 alt = root / row["label"] / f"{row['id']}.png"
                 file = alt if alt.is_file() else file
-            samples.append(DetectionSample(
-                key=row["id"],
-                group=row.get("group") or row["id"],
-                label=row["label"],
-                boxes=_parse_boxes(row["boxes"], f"{manifest}:{line}"),
-                load=partial(read_image_file, file),
-            ))
+            samples.append(
+                DetectionSample(
+                    key=row["id"],
+                    group=row.get("group") or row["id"],
+                    label=row["label"],
+                    boxes=_parse_boxes(row["boxes"], f"{manifest}:{line}"),
+                    load=partial(read_image_file, file),
+                )
+            )
     if not samples:
         raise DatasetError(manifest, "manifest lists no images")
     return samples
@@ -122,16 +129,18 @@ def load_video_dataset(path: str | Path, stride: int = 1) -> list[DetectionSampl
         if stride > 1 and frame.frame_index % stride:
             continue
         record = dataset.video(frame.video_id)
-        samples.append(DetectionSample(
-            key=f"{frame.video_id}:{frame.frame_index}",
-            group=str(record.patient_id or frame.video_id),
-            label=str(record.pathology or ""),
-            boxes=np.asarray([list(b) for b in frame.boxes], dtype=np.float32).reshape(-1, 4),
-            load=partial(dataset.read_image, frame, color="rgb"),
-            video_id=str(frame.video_id),
-            frame_index=int(frame.frame_index),
-            fps=float(record.fps) if record.fps else None,
-        ))
+        samples.append(
+            DetectionSample(
+                key=f"{frame.video_id}:{frame.frame_index}",
+                group=str(record.patient_id or frame.video_id),
+                label=str(record.pathology or ""),
+                boxes=np.asarray([list(b) for b in frame.boxes], dtype=np.float32).reshape(-1, 4),
+                load=partial(dataset.read_image, frame, color="rgb"),
+                video_id=str(frame.video_id),
+                frame_index=int(frame.frame_index),
+                fps=float(record.fps) if record.fps else None,
+            )
+        )
     if not samples:
         raise DatasetError(path, "dataset holds no annotated frames")
     return samples
@@ -146,12 +155,14 @@ def load_samples(path: str | Path, video_frame_stride: int = 1) -> list[Detectio
         return load_still_folder(root)
     if (root / "annotations.json").is_file():
         return load_video_dataset(root, video_frame_stride)
-    raise DatasetError(root, "neither a still folder (manifest.csv) nor a sonorisk dataset "
-                             "(annotations.json)")
+    raise DatasetError(
+        root, "neither a still folder (manifest.csv) nor a sonorisk dataset (annotations.json)"
+    )
 
 
-def group_split(samples: list[DetectionSample], val_fraction: float,
-                seed: int) -> tuple[list[DetectionSample], list[DetectionSample]]:
+def group_split(
+    samples: list[DetectionSample], val_fraction: float, seed: int
+) -> tuple[list[DetectionSample], list[DetectionSample]]:
     """Train/validation split that keeps each group on one side, stratified by label.
 
     Uses scikit-learn's StratifiedGroupKFold and takes one fold as validation, so
@@ -192,8 +203,9 @@ def read_val_groups(source: str | Path) -> set[str]:
     return groups
 
 
-def split_by_groups(samples: list[DetectionSample],
-                    val_groups: set[str]) -> tuple[list[DetectionSample], list[DetectionSample]]:
+def split_by_groups(
+    samples: list[DetectionSample], val_groups: set[str]
+) -> tuple[list[DetectionSample], list[DetectionSample]]:
     """Validation = the samples of ``val_groups``; training = all others."""
     train = [s for s in samples if s.group not in val_groups]
     val = [s for s in samples if s.group in val_groups]

@@ -58,8 +58,9 @@ class ImageCache:
             boxes = sample.boxes.astype(np.float32).copy()
             height, width = image.shape[:2]
             image = area_shrink(image, self.short_side / min(height, width))
-            boxes *= np.array([image.shape[1] / width, image.shape[0] / height] * 2,
-                              dtype=np.float32)
+            boxes *= np.array(
+                [image.shape[1] / width, image.shape[0] / height] * 2, dtype=np.float32
+            )
             hit = (image, boxes)
             self._store[sample.key] = hit
         return hit
@@ -73,15 +74,23 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
 
 
-def make_batch(samples: Sequence[DetectionSample], cache: ImageCache, cfg: DetectorConfig,
-               rng: np.random.Generator) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+def make_batch(
+    samples: Sequence[DetectionSample],
+    cache: ImageCache,
+    cfg: DetectorConfig,
+    rng: np.random.Generator,
+) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
     images, targets = [], []
     for sample in samples:
         image, boxes = cache.get(sample)
         image, boxes = augment(image, boxes, cfg.train.augment, rng)
         images.append(to_tensor(image))
-        targets.append({"boxes": torch.from_numpy(boxes.reshape(-1, 4)).float(),
-                        "labels": torch.ones(len(boxes), dtype=torch.int64)})
+        targets.append(
+            {
+                "boxes": torch.from_numpy(boxes.reshape(-1, 4)).float(),
+                "labels": torch.ones(len(boxes), dtype=torch.int64),
+            }
+        )
     return images, targets
 
 
@@ -97,16 +106,19 @@ def hard_samples(files: Sequence[str | Path], val_groups: set[str]) -> list[Dete
     for dataset, keys in wanted.items():
         found = [s for s in load_video_dataset(dataset, stride=1) if s.key in keys]
         if len(found) != len(keys):
-            raise DatasetError(dataset, f"{len(keys) - len(found)} hard-example frames are "
-                                        "not in this dataset")
+            raise DatasetError(
+                dataset, f"{len(keys) - len(found)} hard-example frames are not in this dataset"
+            )
         # Keys name the dataset too: sweep ids repeat across synthesised datasets.
-        out += [replace(s, key=f"hard:{dataset}:{s.key}") for s in found
-                if s.group not in val_groups]
+        out += [
+            replace(s, key=f"hard:{dataset}:{s.key}") for s in found if s.group not in val_groups
+        ]
     return out
 
 
-def repeat_to_share(hard: Sequence[DetectionSample], n_other: int,
-                    share: float) -> list[DetectionSample]:
+def repeat_to_share(
+    hard: Sequence[DetectionSample], n_other: int, share: float
+) -> list[DetectionSample]:
     """``hard`` repeated so it is about ``share`` of the samples once added to ``n_other``."""
     if not hard:
         return []
@@ -128,15 +140,25 @@ def lr_at(cfg: DetectorConfig, epoch: int, iteration: int) -> float:
     return train.lr * factor
 
 
-def validate(model: torch.nn.Module, cfg: DetectorConfig, samples: Sequence[DetectionSample],
-             cache: ImageCache, progress: bool) -> DetectorEvaluation:
+def validate(
+    model: torch.nn.Module,
+    cfg: DetectorConfig,
+    samples: Sequence[DetectionSample],
+    cache: ImageCache,
+    progress: bool,
+) -> DetectorEvaluation:
     eval_cfg = replace(cfg, inference=replace(cfg.inference, score_thresh=0.0))
     was_training = model.training
     detector = TorchvisionDetector(model, eval_cfg)  # switches to eval mode
     try:
-        return evaluate_detector(detector, samples, cfg.inference.score_thresh,
-                                 reader=cache.get, batch_size=cfg.inference.batch_size,
-                                 progress=progress)
+        return evaluate_detector(
+            detector,
+            samples,
+            cfg.inference.score_thresh,
+            reader=cache.get,
+            batch_size=cfg.inference.batch_size,
+            progress=progress,
+        )
     finally:
         model.train(was_training)
 
@@ -146,8 +168,13 @@ def _append_log(path: Path, record: dict[str, Any]) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str | Path,
-                   resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train_detector(
+    data: Sequence[str | Path],
+    cfg: DetectorConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train on ``data`` folders (stills and/or video datasets); returns the final metrics."""
     from tqdm import tqdm
 
@@ -165,8 +192,7 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         split = f"held-out groups of {cfg.train.val_groups_from}"
     else:
         train_set, val_set = group_split(samples, cfg.train.val_fraction, cfg.train.seed)
-        split = (f"StratifiedGroupKFold val_fraction={cfg.train.val_fraction} "
-                 f"seed={cfg.train.seed}")
+        split = f"StratifiedGroupKFold val_fraction={cfg.train.val_fraction} seed={cfg.train.seed}"
     if cfg.train.max_val_images is not None:
         val_set = val_set[: cfg.train.max_val_images]
     n_hard = 0
@@ -177,15 +203,17 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         samples += hard
     if not any(not s.lesion_free for s in train_set):
         raise DatasetError(", ".join(map(str, data)), "training split holds no lesion boxes")
-    cache = ImageCache(samples, short_side=round(cfg.model.min_size * max(
-        1.0, cfg.train.augment.scale_range[1])))
+    cache = ImageCache(
+        samples, short_side=round(cfg.model.min_size * max(1.0, cfg.train.augment.scale_range[1]))
+    )
 
     device = resolve_device(cfg.train.device)
     model, source = build_model(cfg.model)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.train.lr, momentum=cfg.train.momentum,
-                                weight_decay=cfg.train.weight_decay)
+    optimizer = torch.optim.SGD(
+        params, lr=cfg.train.lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay
+    )
     start_epoch, iteration, best_ap50 = 0, 0, -1.0
     weights_source = source.to_dict()
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -197,8 +225,7 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         # travel beside them.
         model.load_state_dict(extra.get("train_state_dict") or state["state_dict"])
         if "train_state_dict" in extra:
-            ema_state = {"state_dict": state["state_dict"],
-                         "updates": extra.get("ema_updates", 0)}
+            ema_state = {"state_dict": state["state_dict"], "updates": extra.get("ema_updates", 0)}
         if state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
         start_epoch = int(state.get("epoch", -1)) + 1
@@ -220,9 +247,17 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         "hard_examples": list(cfg.train.hard_examples),
         "n_hard_frames": n_hard,
     }
-    _append_log(log_path, {"event": "start", "time": time.time(), "epoch": start_epoch,
-                           "n_train": len(train_set), "n_val": len(val_set),
-                           "weights_source": weights_source})
+    _append_log(
+        log_path,
+        {
+            "event": "start",
+            "time": time.time(),
+            "epoch": start_epoch,
+            "n_train": len(train_set),
+            "n_val": len(val_set),
+            "weights_source": weights_source,
+        },
+    )
     bs = max(1, cfg.train.batch_size)
     use_amp = device.type == "cuda" and cfg.train.amp
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -233,12 +268,16 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
         n_iters = math.ceil(len(order) / bs)
         if cfg.train.max_iters_per_epoch is not None:
             n_iters = min(n_iters, cfg.train.max_iters_per_epoch)
-        bar = tqdm(range(n_iters), desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                   disable=not progress, mininterval=10)
+        bar = tqdm(
+            range(n_iters),
+            desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+            disable=not progress,
+            mininterval=10,
+        )
         running: dict[str, float] = {}
         started = time.time()
         for step in bar:
-            batch = [train_set[i] for i in order[step * bs:(step + 1) * bs]]
+            batch = [train_set[i] for i in order[step * bs : (step + 1) * bs]]
             images, targets = make_batch(batch, cache, cfg, rng)
             images = [im.to(device) for im in images]
             targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
@@ -248,8 +287,9 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
                 losses = model(images, targets)
             loss = sum(losses.values())
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at iteration {iteration}; "
-                                         "lower train.lr")
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at iteration {iteration}; lower train.lr"
+                )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -264,33 +304,54 @@ def train_detector(data: Sequence[str | Path], cfg: DetectorConfig, out_dir: str
             running["loss"] = running.get("loss", 0.0) + float(loss.detach())
             bar.set_postfix(loss=f"{running['loss'] / (step + 1):.3f}")
             if iteration % 20 == 0:
-                _append_log(log_path, {"event": "iter", "epoch": epoch, "iteration": iteration,
-                                       "lr": lr_at(cfg, epoch, iteration - 1),
-                                       **{k: float(v.detach()) for k, v in losses.items()},
-                                       "loss": float(loss.detach()),
-                                       "s_per_iter": (time.time() - started) / (step + 1)})
+                _append_log(
+                    log_path,
+                    {
+                        "event": "iter",
+                        "epoch": epoch,
+                        "iteration": iteration,
+                        "lr": lr_at(cfg, epoch, iteration - 1),
+                        **{k: float(v.detach()) for k, v in losses.items()},
+                        "loss": float(loss.detach()),
+                        "s_per_iter": (time.time() - started) / (step + 1),
+                    },
+                )
         bar.close()
         train_losses = {k: v / max(1, n_iters) for k, v in running.items()}
         evaluated = ema.module if ema is not None else model
         evaluation = validate(evaluated, cfg, val_set, cache, progress)
-        metrics = {"epoch": epoch, "val_AP": evaluation.ap, "val_AP50": evaluation.ap50,
-                   "val_still_detection_rate": evaluation.still_detection_rate,
-                   "val_fp_per_lesion_free_still": evaluation.false_positives_per_image,
-                   "train_losses": train_losses, "epoch_seconds": time.time() - started}
+        metrics = {
+            "epoch": epoch,
+            "val_AP": evaluation.ap,
+            "val_AP50": evaluation.ap50,
+            "val_still_detection_rate": evaluation.still_detection_rate,
+            "val_fp_per_lesion_free_still": evaluation.false_positives_per_image,
+            "train_losses": train_losses,
+            "epoch_seconds": time.time() - started,
+        }
         _append_log(log_path, {"event": "epoch", "time": time.time(), **metrics})
-        log.info("epoch %d: loss %.3f val AP %s AP50 %s", epoch + 1,
-                 train_losses.get("loss", float("nan")), evaluation.ap, evaluation.ap50)
+        log.info(
+            "epoch %d: loss %.3f val AP %s AP50 %s",
+            epoch + 1,
+            train_losses.get("loss", float("nan")),
+            evaluation.ap,
+            evaluation.ap50,
+        )
         ap50 = evaluation.ap50 if evaluation.ap50 is not None else -1.0
         improved = ap50 > best_ap50
         best_ap50 = max(best_ap50, ap50)
-        common: dict[str, Any] = {"model": evaluated, "config": cfg,
-                                  "weights_source": weights_source, "epoch": epoch,
-                                  "metrics": metrics, "training": training_meta}
+        common: dict[str, Any] = {
+            "model": evaluated,
+            "config": cfg,
+            "weights_source": weights_source,
+            "epoch": epoch,
+            "metrics": metrics,
+            "training": training_meta,
+        }
         resume_state: dict[str, Any] = {"iteration": iteration, "best_ap50": best_ap50}
         if ema is not None:
             resume_state.update(train_state_dict=model.state_dict(), ema_updates=ema.updates)
-        save_checkpoint(last_path, optimizer=optimizer.state_dict(), extra=resume_state,
-                        **common)
+        save_checkpoint(last_path, optimizer=optimizer.state_dict(), extra=resume_state, **common)
         if improved:
             save_checkpoint(best_path, **common)
     return metrics

@@ -66,8 +66,7 @@ def cohen_kappa(
             source, f"two readers need the same, non-zero number of ratings ({len(a)} vs {len(b)})"
         )
     # ratings sort: BI-RADS codes, numbers or text
-    cats = (list(categories) if categories is not None
-            else sorted(cast("set[Any]", set(a) | set(b))))
+    cats = list(categories) if categories is not None else sorted(cast("set[Any]", set(a) | set(b)))
     ca, cb = _codes(a, cats, f"{source} (reader A)"), _codes(b, cats, f"{source} (reader B)")
     k, n = len(cats), len(a)
     w = _agreement_weights(k, weights)

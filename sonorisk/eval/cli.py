@@ -24,10 +24,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     p.add_argument("--reference-model", help="model the others are compared to (default: first)")
     op = p.add_mutually_exclusive_group()
     op.add_argument("--threshold", type=finite_float, help="fixed operating threshold")
-    op.add_argument("--target-sensitivity", type=finite_float,
-                    help="threshold reaching this sensitivity")
-    op.add_argument("--target-specificity", type=finite_float,
-                    help="threshold reaching this specificity")
+    op.add_argument(
+        "--target-sensitivity", type=finite_float, help="threshold reaching this sensitivity"
+    )
+    op.add_argument(
+        "--target-specificity", type=finite_float, help="threshold reaching this specificity"
+    )
     p.add_argument(
         "--subgroup",
         action="append",

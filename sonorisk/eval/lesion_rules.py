@@ -78,11 +78,14 @@ def read_run(json_dir: Path, dataset_root: Path, min_true: float = 0.5) -> list[
             ev = entry.get("evidence")
             if ev is None:
                 raise ValueError(f"{path}: lesions carry no evidence (made by an older sonorisk)")
-            lesions.append(DevLesion(
-                LesionEvidence(ev["detector_score"], ev["detector_frames"], ev["lesion_check"]),
-                overlaps_truth(boxes, truth) >= min_true,
-                entry["risk"],
-                tuple(c["probability"] for c in entry["clips"] if c["probability"] is not None)))
+            lesions.append(
+                DevLesion(
+                    LesionEvidence(ev["detector_score"], ev["detector_frames"], ev["lesion_check"]),
+                    overlaps_truth(boxes, truth) >= min_true,
+                    entry["risk"],
+                    tuple(c["probability"] for c in entry["clips"] if c["probability"] is not None),
+                )
+            )
         out.append(DevVideo(video_id, str(dataset.video(video_id).pathology), tuple(lesions)))
     return out
 
@@ -91,9 +94,13 @@ def _features(ev: LesionEvidence, max_frames: int) -> list[float]:
     def logit(p: float) -> float:
         p = min(max(p, 1e-4), 1 - 1e-4)
         return math.log(p / (1 - p))
+
     check = 0.5 if ev.lesion_check is None else ev.lesion_check
-    return [logit(ev.detector_score), logit(check),
-            math.log(min(max(1, ev.detector_frames), max_frames))]
+    return [
+        logit(ev.detector_score),
+        logit(check),
+        math.log(min(max(1, ev.detector_frames), max_frames)),
+    ]
 
 
 def fit_confidence(videos: Sequence[DevVideo], c: float = 1.0) -> ConfidenceModel:
@@ -105,8 +112,13 @@ def fit_confidence(videos: Sequence[DevVideo], c: float = 1.0) -> ConfidenceMode
     y = np.asarray([les.true for v in videos for les in v.lesions], dtype=int)
     lr = LogisticRegression(C=c, max_iter=1000).fit(x, y)
     a, b, f = (round(float(v), 3) for v in lr.coef_[0])
-    return ConfidenceModel(intercept=round(float(lr.intercept_[0]), 3), detector=a, check=b,
-                           frames=f, max_frames=int(max_frames))
+    return ConfidenceModel(
+        intercept=round(float(lr.intercept_[0]), 3),
+        detector=a,
+        check=b,
+        frames=f,
+        max_frames=int(max_frames),
+    )
 
 
 def verdicts(video: DevVideo, model: ConfidenceModel, threshold: float) -> list[LesionVerdict]:
@@ -118,19 +130,20 @@ def verdicts(video: DevVideo, model: ConfidenceModel, threshold: float) -> list[
     return out
 
 
-def operating_point(videos: Sequence[DevVideo], model: ConfidenceModel,
-                    threshold: float) -> dict[str, Any]:
+def operating_point(
+    videos: Sequence[DevVideo], model: ConfidenceModel, threshold: float
+) -> dict[str, Any]:
     lesion = [v for v in videos if v.pathology in ("benign", "malignant")]
     free = [v for v in videos if v.pathology not in ("benign", "malignant")]
-    scored = {v.video_id: [x for x in verdicts(v, model, threshold) if x.scored]
-              for v in videos}
+    scored = {v.video_id: [x for x in verdicts(v, model, threshold) if x.scored] for v in videos}
     one = sum(len(scored[v.video_id]) == 1 for v in lesion)
     false_free = sum(len(scored[v.video_id]) for v in free)
     out: dict[str, Any] = {
         "threshold": threshold,
         "lesion_sweeps": len(lesion),
         "exactly_one": one / len(lesion) if lesion else None,
-        "with_risk": sum(bool(scored[v.video_id]) for v in lesion) / len(lesion) if lesion
+        "with_risk": sum(bool(scored[v.video_id]) for v in lesion) / len(lesion)
+        if lesion
         else None,
         "lesion_free_sweeps": len(free),
         "scored_per_lesion_free_sweep": false_free / len(free) if free else None,
@@ -142,13 +155,15 @@ def operating_point(videos: Sequence[DevVideo], model: ConfidenceModel,
             risk, _ = video_risk(verdicts(v, model, threshold), rule)
             if risk is not None:
                 (pos if v.pathology == "malignant" else neg).append(risk)
-        out[f"auc_{rule}"] = (auc([1] * len(pos) + [0] * len(neg), pos + neg)
-                              if pos and neg else None)
+        out[f"auc_{rule}"] = (
+            auc([1] * len(pos) + [0] * len(neg), pos + neg) if pos and neg else None
+        )
     return out
 
 
-def choose(videos: Sequence[DevVideo], model: ConfidenceModel) -> tuple[
-        dict[str, Any], list[dict[str, Any]]]:
+def choose(
+    videos: Sequence[DevVideo], model: ConfidenceModel
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     table = [operating_point(videos, model, t) for t in np.round(np.arange(0.05, 1.0, 0.05), 2)]
 
     def objective(row: dict[str, Any]) -> float:
@@ -157,31 +172,44 @@ def choose(videos: Sequence[DevVideo], model: ConfidenceModel) -> tuple[
     best = max(table, key=lambda r: (objective(r), -r["threshold"]))
     aucs = {rule: best[f"auc_{rule}"] or 0.0 for rule in RISK_RULES}
     top = max(aucs.values())
-    rule = ("most_confident_lesion" if aucs["most_confident_lesion"] >= top - 1e-9
-            else max(aucs, key=lambda r: aucs[r]))
-    return {"min_confidence": float(best["threshold"]), "risk_rule": rule,
-            "confidence": asdict(model), "development": best}, table
+    rule = (
+        "most_confident_lesion"
+        if aucs["most_confident_lesion"] >= top - 1e-9
+        else max(aucs, key=lambda r: aucs[r])
+    )
+    return {
+        "min_confidence": float(best["threshold"]),
+        "risk_rule": rule,
+        "confidence": asdict(model),
+        "development": best,
+    }, table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sonorisk.eval.lesion_rules",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--run", nargs=2, action="append", required=True,
-                   metavar=("BATCH_JSON_DIR", "DATASET"))
+    p = argparse.ArgumentParser(
+        prog="python -m sonorisk.eval.lesion_rules", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--run", nargs=2, action="append", required=True, metavar=("BATCH_JSON_DIR", "DATASET")
+    )
     p.add_argument("--out", required=True, help="JSON: the chosen rules and the table")
     args = p.parse_args(argv)
     videos = [v for d, root in args.run for v in read_run(Path(d), Path(root))]
     model = fit_confidence(videos)
     chosen, table = choose(videos, model)
     n = sum(len(v.lesions) for v in videos)
-    chosen["fitted_on"] = {"videos": len(videos), "lesions": n,
-                           "true_lesions": sum(les.true for v in videos for les in v.lesions),
-                           "runs": [d for d, _ in args.run]}
+    chosen["fitted_on"] = {
+        "videos": len(videos),
+        "lesions": n,
+        "true_lesions": sum(les.true for v in videos for les in v.lesions),
+        "runs": [d for d, _ in args.run],
+    }
     Path(args.out).write_text(json.dumps({"chosen": chosen, "table": table}, indent=2))
     print(json.dumps(chosen, indent=2))
     for row in table:
-        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
-                       for k, v in row.items()))
+        print(
+            " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+        )
     return 0
 
 

@@ -116,8 +116,11 @@ def obuchowski_rockette(
     n_pos, n_neg = require_both_classes(y, "reads: truth")
     if min(n_pos, n_neg) < 2:
         # Case (co)variances, DeLong or jackknife, need 2 cases of each class (pROC: NA).
-        raise EvalInputError("reads", f"MRMC undefined with {n_pos} malignant and {n_neg} "
-                                      "benign case(s): needs at least 2 of each")
+        raise EvalInputError(
+            "reads",
+            f"MRMC undefined with {n_pos} malignant and {n_neg} "
+            "benign case(s): needs at least 2 of each",
+        )
     t, r, _ = cube.shape
     if r < 2:
         raise EvalInputError("reads", "MRMC needs at least 2 readers")

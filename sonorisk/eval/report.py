@@ -43,14 +43,31 @@ from sonorisk.eval.report_readers import READER_SECTIONS
 from sonorisk.eval.tables import Predictions
 
 __all__ = [
-    "METRICS", "NOT_PROBABILITIES", "READER_SECTIONS", "SECTIONS", "STANDARD_SUBGROUPS",
-    "SYNTHETIC_WORDS", "ReportConfig", "ReportContext", "ReportResult", "build_report",
-    "choose_operating_point", "metric_label", "score_range_warnings", "synthetic_warnings",
+    "METRICS",
+    "NOT_PROBABILITIES",
+    "READER_SECTIONS",
+    "SECTIONS",
+    "STANDARD_SUBGROUPS",
+    "SYNTHETIC_WORDS",
+    "ReportConfig",
+    "ReportContext",
+    "ReportResult",
+    "build_report",
+    "choose_operating_point",
+    "metric_label",
+    "score_range_warnings",
+    "synthetic_warnings",
 ]
 
 # In report order: the order of the tables and figures in report.md.
-SECTIONS = (auc_section, operating_point_section, subtype_section, covariate_section,
-            subgroup_section, model_figures_section)
+SECTIONS = (
+    auc_section,
+    operating_point_section,
+    subtype_section,
+    covariate_section,
+    subgroup_section,
+    model_figures_section,
+)
 
 
 def build_report(
@@ -66,5 +83,6 @@ def build_report(
     for t in ctx.tables.values():
         t.write_csv(ctx.out_dir / "tables" / f"{t.name}.csv")
     write_documents(ctx)
-    return ReportResult(ctx.out_dir, ctx.tables, ctx.figs, ctx.point,
-                        ctx.range_warnings + ctx.provenance)
+    return ReportResult(
+        ctx.out_dir, ctx.tables, ctx.figs, ctx.point, ctx.range_warnings + ctx.provenance
+    )

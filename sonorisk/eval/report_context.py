@@ -88,7 +88,6 @@ class ReportResult:
     warnings: list[str]
 
 
-
 def ci_note(level: float) -> str:
     return f"{level_pct(level)} confidence intervals"
 
@@ -118,7 +117,6 @@ def counts_cell(m: BinaryMetrics) -> str:
 
 def metric_cells(m: BinaryMetrics) -> list[str]:
     return [fmt_estimate(getattr(m, k), percent=True) for k in METRICS]
-
 
 
 def synthetic_warnings(predictions: Predictions, cfg: ReportConfig) -> list[str]:
@@ -189,16 +187,21 @@ class ReportContext:
     curves: dict[str, RocCurve] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, truth: pd.DataFrame, predictions: Predictions, reads: pd.DataFrame | None,
-               out_dir: Path, cfg: ReportConfig) -> ReportContext:
+    def create(
+        cls,
+        truth: pd.DataFrame,
+        predictions: Predictions,
+        reads: pd.DataFrame | None,
+        out_dir: Path,
+        cfg: ReportConfig,
+    ) -> ReportContext:
         out_dir = Path(out_dir)
         (out_dir / "tables").mkdir(parents=True, exist_ok=True)
         (out_dir / "figures").mkdir(parents=True, exist_ok=True)
         models = predictions.models
         ref = cfg.reference_model or models[0]
         if ref not in models:
-            raise EvalInputError("--reference-model",
-                                 f"{ref!r} is not one of the models {models}")
+            raise EvalInputError("--reference-model", f"{ref!r} is not one of the models {models}")
         models = [ref, *[m for m in models if m != ref]]  # the reference leads every table
         scores = {m: predictions.scores[m].to_numpy() for m in models}
         provenance = synthetic_warnings(predictions, cfg)
@@ -207,9 +210,19 @@ class ReportContext:
             if any(w.startswith("SYNTHETIC") for w in provenance) or cfg.note
             else None
         )
-        return cls(truth, predictions, reads, out_dir, cfg,
-                   truth["truth"].to_numpy().astype(int), models, scores, provenance,
-                   score_range_warnings(scores), fig_note)
+        return cls(
+            truth,
+            predictions,
+            reads,
+            out_dir,
+            cfg,
+            truth["truth"].to_numpy().astype(int),
+            models,
+            scores,
+            provenance,
+            score_range_warnings(scores),
+            fig_note,
+        )
 
     @property
     def ref(self) -> str:

@@ -17,7 +17,6 @@ def _html_line(line: str) -> str:
     return f"<p>{text}</p>"
 
 
-
 def write_documents(ctx: ReportContext) -> None:
     out_dir, tables, figs, cfg, truth = ctx.out_dir, ctx.tables, ctx.figs, ctx.cfg, ctx.truth
     range_warnings, provenance, models = ctx.range_warnings, ctx.provenance, ctx.models

@@ -66,7 +66,10 @@ def choose_operating_point(
 
 
 def _calibration_figure(
-    y: np.ndarray, scores: dict[str, np.ndarray], out_dir: Path, cfg: ReportConfig,
+    y: np.ndarray,
+    scores: dict[str, np.ndarray],
+    out_dir: Path,
+    cfg: ReportConfig,
     fig_note: str | None,
 ) -> Path | None:
     """The calibration plot of the models whose scores are probabilities (None: no such model)."""
@@ -78,16 +81,25 @@ def _calibration_figure(
     if left_out:
         notes.append(f"left out, scores not probabilities: {', '.join(left_out)}")
     return figures.plot_calibration(
-        y, shown, out_dir / "figures" / "calibration.png", cfg.calibration_bins,
+        y,
+        shown,
+        out_dir / "figures" / "calibration.png",
+        cfg.calibration_bins,
         "; ".join(notes) or None,
     )
 
 
-
 def auc_section(ctx: ReportContext) -> None:
     """AUC per model, DeLong against the reference."""
-    y, cfg, models, ref, scores, tables, ci = (ctx.y, ctx.cfg, ctx.models, ctx.ref, ctx.scores,
-                                               ctx.tables, ctx.ci)
+    y, cfg, models, ref, scores, tables, ci = (
+        ctx.y,
+        ctx.cfg,
+        ctx.models,
+        ctx.ref,
+        ctx.scores,
+        ctx.tables,
+        ctx.ci,
+    )
     aucs_delong = {m: auc_delong_ci(y, scores[m], cfg.level, source=f"model {m}") for m in models}
     aucs_boot = {
         m: auc_bootstrap_ci(y, scores[m], cfg.level, cfg.n_bootstrap, cfg.seed, source=f"model {m}")
@@ -125,8 +137,15 @@ def auc_section(ctx: ReportContext) -> None:
 
 def operating_point_section(ctx: ReportContext) -> None:
     """The reference's operating point, every model at its threshold and its Youden point."""
-    y, cfg, models, ref, scores, tables, ci = (ctx.y, ctx.cfg, ctx.models, ctx.ref, ctx.scores,
-                                               ctx.tables, ctx.ci)
+    y, cfg, models, ref, scores, tables, ci = (
+        ctx.y,
+        ctx.cfg,
+        ctx.models,
+        ctx.ref,
+        ctx.scores,
+        ctx.tables,
+        ctx.ci,
+    )
     reads = ctx.reads
     op = choose_operating_point(y, scores[ref], cfg, reads)
     ops = {
@@ -233,7 +252,6 @@ def _subtype_tables(
         [[c, *[str(v) for v in cm.matrix[i]]] for i, c in enumerate(classes)],
         [f"Accuracy {cm.accuracy() * 100:.2f}% (point estimate, no interval)."],
     )
-
 
 
 def covariate_section(ctx: ReportContext) -> None:
@@ -351,6 +369,7 @@ def model_figures_section(ctx: ReportContext) -> None:
     if calibration is not None:
         figs["calibration"] = calibration
     elif range_warnings:
-        range_warnings.append(f"{NOT_PROBABILITIES} — no calibration plot: no model's scores "
-                              "are probabilities.")
+        range_warnings.append(
+            f"{NOT_PROBABILITIES} — no calibration plot: no model's scores are probabilities."
+        )
     ctx.curves = curves

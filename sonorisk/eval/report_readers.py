@@ -270,8 +270,12 @@ def mrmc_section(ctx: ReportContext) -> None:
 def reader_roc_section(ctx: ReportContext) -> None:
     """The reference's ROC curve with every reader and the mean readers (Fig. 4)."""
     cfg, ref, figs, reads, op = ctx.cfg, ctx.ref, ctx.figs, _reads(ctx), ctx.point
-    curve, auc_est, out_dir, fig_note = (ctx.curves[ref], ctx.aucs_delong[ref], ctx.out_dir,
-                                         ctx.fig_note)
+    curve, auc_est, out_dir, fig_note = (
+        ctx.curves[ref],
+        ctx.aucs_delong[ref],
+        ctx.out_dir,
+        ctx.fig_note,
+    )
     points = []
     for (reader, session), part in reads.groupby(["reader", "session"]):
         c = calls(part)
@@ -337,7 +341,12 @@ def _mean_reader_points(reads: pd.DataFrame, cfg: ReportConfig) -> list[figures.
     return out
 
 
-
 # In report order.
-READER_SECTIONS = (reader_table_section, birads_change_section, agreement_section,
-                   reading_time_section, mrmc_section, reader_roc_section)
+READER_SECTIONS = (
+    reader_table_section,
+    birads_change_section,
+    agreement_section,
+    reading_time_section,
+    mrmc_section,
+    reader_roc_section,
+)

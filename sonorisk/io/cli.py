@@ -30,22 +30,41 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "pixel spacing and what reading it changed.",
     )
     parser.add_argument("videos", nargs="+", metavar="VIDEO|IMAGE")
-    parser.add_argument("--crop", action="store_true",
-                        help="also find the scan region (the ultrasound image in the screen)")
+    parser.add_argument(
+        "--crop",
+        action="store_true",
+        help="also find the scan region (the ultrasound image in the screen)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--max-frames", type=positive_int, default=None,
-                        help=f"stop after N frames (default: all; {LIVE_DEFAULT_FRAMES} "
-                        "for live streams)")
-    parser.add_argument("--timeout", type=positive_float, default=10.0,
-                        help="open/read timeout in seconds (default 10)")
-    parser.add_argument("--rtsp-transport", choices=["udp", "tcp"], default=None,
-                        help="RTSP transport (default: FFmpeg's choice)")
+    parser.add_argument(
+        "--max-frames",
+        type=positive_int,
+        default=None,
+        help=f"stop after N frames (default: all; {LIVE_DEFAULT_FRAMES} for live streams)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=10.0,
+        help="open/read timeout in seconds (default 10)",
+    )
+    parser.add_argument(
+        "--rtsp-transport",
+        choices=["udp", "tcp"],
+        default=None,
+        help="RTSP transport (default: FFmpeg's choice)",
+    )
     parser.set_defaults(func=run_info)
 
 
-def describe_video(source: str, *, crop: bool = False, max_frames: int | None = None,
-                   timeout_s: float = 10.0, rtsp_transport: str | None = None
-                   ) -> dict[str, Any]:
+def describe_video(
+    source: str,
+    *,
+    crop: bool = False,
+    max_frames: int | None = None,
+    timeout_s: float = 10.0,
+    rtsp_transport: str | None = None,
+) -> dict[str, Any]:
     """Decode one video and summarise it; raises the typed VideoError on failure."""
     from sonorisk.io import is_live_url, open_video
     from sonorisk.io.scan_region import RegionSampler
@@ -55,9 +74,14 @@ def describe_video(source: str, *, crop: bool = False, max_frames: int | None = 
     # The frames `sonorisk score` finds its region from, so both report the same one.
     sampler = RegionSampler()
     # RGB as `score` decodes when the region is wanted: its gray is cv2's, not FFmpeg's.
-    with open_video(source, color="rgb" if crop else "gray", open_timeout_s=timeout_s,
-                    read_timeout_s=timeout_s, frame_timeout_s=max(30.0, timeout_s),
-                    rtsp_transport=rtsp_transport) as src:
+    with open_video(
+        source,
+        color="rgb" if crop else "gray",
+        open_timeout_s=timeout_s,
+        read_timeout_s=timeout_s,
+        frame_timeout_s=max(30.0, timeout_s),
+        rtsp_transport=rtsp_transport,
+    ) as src:
         meta = src.meta
         decoded = 0
         last_t = None
@@ -71,8 +95,9 @@ def describe_video(source: str, *, crop: bool = False, max_frames: int | None = 
             if limit is not None and decoded >= limit:
                 break
         stats = src.stats
-    region = (_scan_region(source, sampler, sizes, stats.messages)
-              if crop and sampler.frames else None)
+    region = (
+        _scan_region(source, sampler, sizes, stats.messages) if crop and sampler.frames else None
+    )
     return {
         "source": source,
         "ok": True,
@@ -96,12 +121,18 @@ def describe_still(source: str, *, crop: bool = False) -> dict[str, Any]:
     if crop:
         found = estimate_scan_region([still.image])  # the one image `score` finds it in
         region = {**found.as_dict(), "cropped": crop_region(found) is not None}
-    return {"source": source, "ok": True, "kind": "still", "still": still.describe(),
-            "scan_region": region}
+    return {
+        "source": source,
+        "ok": True,
+        "kind": "still",
+        "still": still.describe(),
+        "scan_region": region,
+    }
 
 
-def _scan_region(source: str, sampler: Any, sizes: set[tuple[int, ...]],
-                 notes: list[str]) -> dict[str, Any]:
+def _scan_region(
+    source: str, sampler: Any, sizes: set[tuple[int, ...]], notes: list[str]
+) -> dict[str, Any]:
     """The scan region of the sampled frames; one region needs one frame size.
 
     ``cropped``: whether ``score`` crops to it (a region that is nearly the
@@ -112,9 +143,12 @@ def _scan_region(source: str, sampler: Any, sizes: set[tuple[int, ...]],
 
     if len(sizes) > 1:
         where = next((n for n in notes if "frame size changed" in n), "")
-        raise UnsupportedVideoError(source, "frame size changes within the video"
-                                    + (f" ({where})" if where else "")
-                                    + ": no single scan region")
+        raise UnsupportedVideoError(
+            source,
+            "frame size changes within the video"
+            + (f" ({where})" if where else "")
+            + ": no single scan region",
+        )
     region = sampler.estimate()
     return {**region.as_dict(), "cropped": crop_region(region) is not None}
 
@@ -126,11 +160,15 @@ def _fmt(value: float | None, spec: str, unit: str = "") -> str:
 def _print_still(info: dict[str, Any]) -> None:
     still = info["still"]
     print(f"{info['source']}:")
-    print(f"  still image {still['format'].upper()}, size {still['width']}x{still['height']}, "
-          f"{still['bit_depth']}-bit" + (f" ({still['mode']})" if still["mode"] else ""))
+    print(
+        f"  still image {still['format'].upper()}, size {still['width']}x{still['height']}, "
+        f"{still['bit_depth']}-bit" + (f" ({still['mode']})" if still["mode"] else "")
+    )
     spacing = still["pixel_spacing_mm"]
-    print("  pixel spacing " + (f"{spacing[0]:.4g} x {spacing[1]:.4g} mm (x, y)" if spacing
-                                else "unknown"))
+    print(
+        "  pixel spacing "
+        + (f"{spacing[0]:.4g} x {spacing[1]:.4g} mm (x, y)" if spacing else "unknown")
+    )
     for note in still["notes"]:
         print(f"  note: {note}")
     _print_region(info.get("scan_region"), still=True)
@@ -139,26 +177,36 @@ def _print_still(info: dict[str, Any]) -> None:
 def _print_region(region: dict[str, Any] | None, still: bool = False) -> None:
     if region is not None:
         x1, y1, x2, y2 = region["box"]
-        found = ("from the image alone (nothing moves in a still)" if still else
-                 f"moving {region['moving_fraction']:.0%} from the first "
-                 f"{region['frames_used']} frames")
-        print(f"  scan region: {region['kind']} box x1={x1} y1={y1} x2={x2} y2={y2} "
-              f"({x2 - x1}x{y2 - y1}), {found}"
-              + ("" if region["cropped"] else "; nearly the whole frame: score does not crop"))
+        found = (
+            "from the image alone (nothing moves in a still)"
+            if still
+            else f"moving {region['moving_fraction']:.0%} from the first "
+            f"{region['frames_used']} frames"
+        )
+        print(
+            f"  scan region: {region['kind']} box x1={x1} y1={y1} x2={x2} y2={y2} "
+            f"({x2 - x1}x{y2 - y1}), {found}"
+            + ("" if region["cropped"] else "; nearly the whole frame: score does not crop")
+        )
 
 
 def _print_text(info: dict[str, Any]) -> None:
     meta, stats = info["meta"], info["stats"]
     print(f"{info['source']}:")
-    print(f"  container {meta['container']}, codec {meta['codec']}, "
-          f"pixel format {meta['pixel_format'] or 'unknown'}"
-          + (", live" if meta["is_live"] else ""))
-    print(f"  size {meta['width']}x{meta['height']}, fps {_fmt(meta['fps'], '.3f')}, "
-          f"duration {_fmt(meta['duration_s'], '.2f', ' s')}")
+    print(
+        f"  container {meta['container']}, codec {meta['codec']}, "
+        f"pixel format {meta['pixel_format'] or 'unknown'}" + (", live" if meta["is_live"] else "")
+    )
+    print(
+        f"  size {meta['width']}x{meta['height']}, fps {_fmt(meta['fps'], '.3f')}, "
+        f"duration {_fmt(meta['duration_s'], '.2f', ' s')}"
+    )
     declared = meta["frame_count"]
-    print(f"  frames: {info['frames_decoded']} decoded"
-          + (f" (header says {declared})" if declared is not None else " (header gives no count)")
-          + f", {stats['frames_dropped']} dropped")
+    print(
+        f"  frames: {info['frames_decoded']} decoded"
+        + (f" (header says {declared})" if declared is not None else " (header gives no count)")
+        + f", {stats['frames_dropped']} dropped"
+    )
     end = stats["end_reason"]
     if info["stopped_at_limit"]:
         end = "stopped at --max-frames"
@@ -180,12 +228,21 @@ def run_info(args: argparse.Namespace) -> int:
             if still:
                 info = describe_still(source, crop=args.crop)
             else:
-                info = describe_video(source, crop=args.crop, max_frames=args.max_frames,
-                                      timeout_s=args.timeout, rtsp_transport=args.rtsp_transport)
+                info = describe_video(
+                    source,
+                    crop=args.crop,
+                    max_frames=args.max_frames,
+                    timeout_s=args.timeout,
+                    rtsp_transport=args.rtsp_transport,
+                )
         except InputError as exc:  # a VideoError, or a still's InputError
             failed += 1
-            info = {"source": source, "ok": False, "error": str(exc),
-                    "error_type": type(exc).__name__}
+            info = {
+                "source": source,
+                "ok": False,
+                "error": str(exc),
+                "error_type": type(exc).__name__,
+            }
             if not args.json:
                 print(f"{source}: error: {exc.reason} [{type(exc).__name__}]", file=sys.stderr)
         else:

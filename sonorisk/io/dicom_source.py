@@ -51,8 +51,9 @@ def is_dicom(path: Path) -> bool:
     return False
 
 
-def _frames_the_file_can_hold(size_bytes: int, ds: Any, rows: int, cols: int,
-                              compressed: bool) -> int:
+def _frames_the_file_can_hold(
+    size_bytes: int, ds: Any, rows: int, cols: int, compressed: bool
+) -> int:
     """An upper bound on the frames a file of ``size_bytes`` can really contain.
 
     Native pixel data stores every frame in full; encapsulated (compressed)
@@ -107,8 +108,14 @@ class DicomSource(VideoSource):
         self._ds: Any = None
         self._times = np.zeros(0)
         self._claimed = 0  # NumberOfFrames as the header states it
-        super().__init__(source, color=color, open_timeout_s=open_timeout_s,
-                         frame_timeout_s=frame_timeout_s, live=False, strict=strict)
+        super().__init__(
+            source,
+            color=color,
+            open_timeout_s=open_timeout_s,
+            frame_timeout_s=frame_timeout_s,
+            live=False,
+            strict=strict,
+        )
 
     def _open(self) -> VideoMeta:
         import pydicom
@@ -118,11 +125,13 @@ class DicomSource(VideoSource):
             # defer_size: leave the pixel data on disk; frames are read lazily.
             ds = pydicom.dcmread(self._path, defer_size="64 KB")
         except InvalidDicomError as exc:
-            raise NotAVideoError(self.source,
-                                 f"not a readable DICOM file ({error_text(exc)})") from exc
+            raise NotAVideoError(
+                self.source, f"not a readable DICOM file ({error_text(exc)})"
+            ) from exc
         except (OSError, ValueError, EOFError) as exc:
-            raise CorruptVideoError(self.source,
-                                    f"DICOM header unreadable ({error_text(exc)})") from exc
+            raise CorruptVideoError(
+                self.source, f"DICOM header unreadable ({error_text(exc)})"
+            ) from exc
         if "PixelData" not in ds and "FloatPixelData" not in ds:
             raise NotAVideoError(self.source, "DICOM file holds no pixel data")
         rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
@@ -133,8 +142,17 @@ class DicomSource(VideoSource):
                 self.source, "single-frame DICOM image, not a cine loop (NumberOfFrames < 2)"
             )
         photometric = str(ds.get("PhotometricInterpretation", "")).strip()
-        supported = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422",
-                     "PALETTE COLOR", "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420"}
+        supported = {
+            "MONOCHROME1",
+            "MONOCHROME2",
+            "RGB",
+            "YBR_FULL",
+            "YBR_FULL_422",
+            "PALETTE COLOR",
+            "YBR_RCT",
+            "YBR_ICT",
+            "YBR_PARTIAL_420",
+        }
         if photometric not in supported:
             raise UnsupportedVideoError(
                 self.source, f"photometric interpretation {photometric!r} is not supported"
@@ -159,8 +177,9 @@ class DicomSource(VideoSource):
         # can hold (work and memory follow the file, never the claim).
         # Frames beyond that are reported missing at the end (truncated), as
         # for a cut file.
-        held = _frames_the_file_can_hold(self._path.stat().st_size, ds, rows, cols,
-                                         tsyntax is not None and tsyntax.is_compressed)
+        held = _frames_the_file_can_hold(
+            self._path.stat().st_size, ds, rows, cols, tsyntax is not None and tsyntax.is_compressed
+        )
         self._claimed = n_frames
         n_frames = max(1, min(n_frames, held))
         self._ds = ds
@@ -211,8 +230,12 @@ class DicomSource(VideoSource):
             yield Frame(index=index, timestamp_s=float(self._times[index]), image=image)
             index += 1
         if index < self._claimed:
-            yield Ended("truncated", TruncatedVideoError(
-                self.source, f"pixel data ends after {index} of {self._claimed} frames"))
+            yield Ended(
+                "truncated",
+                TruncatedVideoError(
+                    self.source, f"pixel data ends after {index} of {self._claimed} frames"
+                ),
+            )
             return
         yield Ended("eof")
 

@@ -62,21 +62,41 @@ def open_video(
         )
     if isinstance(source, str) and "://" in source:
         # Other URLs (http, file) are finite files read through FFmpeg.
-        return PyAVSource(source, color=color, open_timeout_s=open_timeout_s,
-                          read_timeout_s=read_timeout_s, frame_timeout_s=frame_timeout_s,
-                          strict=strict, options=options)
+        return PyAVSource(
+            source,
+            color=color,
+            open_timeout_s=open_timeout_s,
+            read_timeout_s=read_timeout_s,
+            frame_timeout_s=frame_timeout_s,
+            strict=strict,
+            options=options,
+        )
     path = Path(source)
     sniff_file(path)
     # Told by its bytes before FFmpeg "opens" it as a one-frame video; a FIFO is
     # not read here (that would eat the stream).
     still = raster_format(path) if path.is_file() else None
     if still is not None:
-        raise NotAVideoError(path, f"is a still image ({still.upper()}), not a video: "
-                                   "`sonorisk score` scores it as a still image")
+        raise NotAVideoError(
+            path,
+            f"is a still image ({still.upper()}), not a video: "
+            "`sonorisk score` scores it as a still image",
+        )
     if is_dicom(path):
-        return DicomSource(str(path), color=color, open_timeout_s=open_timeout_s,
-                           frame_timeout_s=frame_timeout_s, strict=strict,
-                           fallback_fps=dicom_fallback_fps)
-    return PyAVSource(str(path), color=color, open_timeout_s=open_timeout_s,
-                      read_timeout_s=read_timeout_s, frame_timeout_s=frame_timeout_s,
-                      strict=strict, options=options)
+        return DicomSource(
+            str(path),
+            color=color,
+            open_timeout_s=open_timeout_s,
+            frame_timeout_s=frame_timeout_s,
+            strict=strict,
+            fallback_fps=dicom_fallback_fps,
+        )
+    return PyAVSource(
+        str(path),
+        color=color,
+        open_timeout_s=open_timeout_s,
+        read_timeout_s=read_timeout_s,
+        frame_timeout_s=frame_timeout_s,
+        strict=strict,
+        options=options,
+    )

@@ -14,8 +14,23 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-_MP4_TOP_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pnot",
-                  b"meta", b"moof", b"mfra", b"styp", b"sidx", b"pdin", b"prfl"}
+_MP4_TOP_BOXES = {
+    b"ftyp",
+    b"moov",
+    b"mdat",
+    b"free",
+    b"skip",
+    b"wide",
+    b"uuid",
+    b"pnot",
+    b"meta",
+    b"moof",
+    b"mfra",
+    b"styp",
+    b"sidx",
+    b"pdin",
+    b"prfl",
+}
 
 
 def truncation_reason(path: Path) -> str | None:
@@ -58,8 +73,10 @@ def _mp4_truncation(fh: BinaryIO, size: int) -> str | None:
             return None  # not a box structure we understand; let FFmpeg judge
         if offset + box_size > size:
             name = kind.decode("latin-1")
-            return (f"'{name}' box at byte {offset} declares {box_size} bytes, "
-                    f"only {size - offset} remain")
+            return (
+                f"'{name}' box at byte {offset} declares {box_size} bytes, "
+                f"only {size - offset} remain"
+            )
         offset += box_size
     return None
 
@@ -115,7 +132,11 @@ def special_file_kind(mode: int) -> str | None:
     Devices and sockets are no recording: /dev/zero reports 0 bytes yet never
     ends, a block device is a whole disk. Naming the kind says why it is refused.
     """
-    kinds = ((stat.S_ISDIR, "directory"), (stat.S_ISCHR, "character device"),
-             (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"),
-             (stat.S_ISFIFO, "FIFO (named pipe)"))
+    kinds = (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+    )
     return next((name for test, name in kinds if test(mode)), None)

@@ -48,8 +48,7 @@ _TEXT_DEMUXERS = {"tty", "bin", "xbin", "adf", "idf"}
 
 
 def _is_still_image_format(name: str) -> bool:
-    return any(part in _STILL_IMAGE_DEMUXERS or part.endswith("_pipe")
-               for part in name.split(","))
+    return any(part in _STILL_IMAGE_DEMUXERS or part.endswith("_pipe") for part in name.split(","))
 
 
 # Frame rates a scanner's cine can have; outside them the header is suspect.
@@ -139,8 +138,10 @@ class PyAVSource(VideoSource):
         if fps is not None and not MIN_PLAUSIBLE_FPS <= fps <= MAX_PLAUSIBLE_FPS:
             # Kept (timestamps follow the file), but said: clip lengths in
             # seconds and real-time factors built on it mean nothing.
-            self.stats.note(f"implausible frame rate {fps:g} fps in the header (ultrasound "
-                            f"cine runs {MIN_PLAUSIBLE_FPS:g}-{MAX_PLAUSIBLE_FPS:g} fps)")
+            self.stats.note(
+                f"implausible frame rate {fps:g} fps in the header (ultrasound "
+                f"cine runs {MIN_PLAUSIBLE_FPS:g}-{MAX_PLAUSIBLE_FPS:g} fps)"
+            )
             log.warning("%s: implausible frame rate %g fps in the header", self.source, fps)
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
@@ -230,8 +231,7 @@ class PyAVSource(VideoSource):
             return None
         return truncation_reason(Path(self.source))
 
-    def _end(self, position: int, dropped: int,
-             declared: int | None) -> Iterator[Dropped | Ended]:
+    def _end(self, position: int, dropped: int, declared: int | None) -> Iterator[Dropped | Ended]:
         """The end of a stream the demuxer read to its end (EOF)."""
         if self.live:
             yield Ended(
@@ -245,12 +245,20 @@ class PyAVSource(VideoSource):
             return
         cut = self._truncation()
         if cut is not None:
-            yield Ended("truncated", TruncatedVideoError(
-                self.source, f"file is cut short after {position} frames ({cut})"))
+            yield Ended(
+                "truncated",
+                TruncatedVideoError(
+                    self.source, f"file is cut short after {position} frames ({cut})"
+                ),
+            )
             return
         expected = self._expected_frames
-        if (declared is None and expected is not None and position < 0.9 * expected - 1
-                and not self._reached_the_end()):
+        if (
+            declared is None
+            and expected is not None
+            and position < 0.9 * expected - 1
+            and not self._reached_the_end()
+        ):
             # No frame count in the header (MPEG-PS/TS) and the frames stop well
             # before the container's duration: the duration at the frame rate
             # is the only sign of lost frames. (Frames that reach the end at
@@ -258,13 +266,20 @@ class PyAVSource(VideoSource):
             declared = expected
         missing = declared - position if declared is not None and position < declared else 0
         if missing:  # frames the header lists that the demuxer never found: one notice
-            yield Dropped(f"frames {position}-{position + missing - 1}: listed in the header, "
-                          "missing from the container (damaged data or a false header)",
-                          count=missing)
+            yield Dropped(
+                f"frames {position}-{position + missing - 1}: listed in the header, "
+                "missing from the container (damaged data or a false header)",
+                count=missing,
+            )
         lost = dropped + missing
         if lost:
-            yield Ended("eof", CorruptVideoError(
-                self.source, f"{lost} of {position + missing} frames were undecodable or missing"))
+            yield Ended(
+                "eof",
+                CorruptVideoError(
+                    self.source,
+                    f"{lost} of {position + missing} frames were undecodable or missing",
+                ),
+            )
             return
         yield Ended("eof")
 
@@ -274,11 +289,12 @@ class PyAVSource(VideoSource):
         if cut is not None:
             return TruncatedVideoError(self.source, f"file is cut short, no frame readable ({cut})")
         if position:
-            return CorruptVideoError(self.source,
-                                     f"none of its {position} frames could be decoded")
+            return CorruptVideoError(self.source, f"none of its {position} frames could be decoded")
         if declared:
-            return CorruptVideoError(self.source, f"its header lists {declared} frames but none "
-                                                  "could be read (truncated or damaged)")
+            return CorruptVideoError(
+                self.source,
+                f"its header lists {declared} frames but none could be read (truncated or damaged)",
+            )
         return EmptyVideoError(self.source, "holds a video stream with zero frames")
 
     def _reached_the_end(self) -> bool:
@@ -287,11 +303,17 @@ class PyAVSource(VideoSource):
             return False
         return self._last_t >= 0.9 * self._duration_s - 0.1
 
-    def _frame(self, frame: Any, position: int, first_pts: int | None, fps: float | None,
-               time_base: Any, fmt: str) -> Frame:
+    def _frame(
+        self,
+        frame: Any,
+        position: int,
+        first_pts: int | None,
+        fps: float | None,
+        time_base: Any,
+        fmt: str,
+    ) -> Frame:
         t_index = position / fps if fps else float(position)
-        if (self._constant_rate or frame.pts is None or first_pts is None
-                or time_base is None):
+        if self._constant_rate or frame.pts is None or first_pts is None or time_base is None:
             t = t_index
         else:
             t = float((frame.pts - first_pts) * time_base)
@@ -309,18 +331,33 @@ class PyAVSource(VideoSource):
         text = error_text(exc)
         if self.live:
             if isinstance(exc, av.error.ExitError | av.error.TimeoutError):
-                return Ended("timeout", StreamTimeoutError(
-                    self.source,
-                    f"no data for {self._read_timeout_s:g} s after {position} frames ({text})",
-                ))
-            return Ended("disconnected", StreamDisconnectedError(
-                self.source, f"connection lost after {position} frames ({text})"))
+                return Ended(
+                    "timeout",
+                    StreamTimeoutError(
+                        self.source,
+                        f"no data for {self._read_timeout_s:g} s after {position} frames ({text})",
+                    ),
+                )
+            return Ended(
+                "disconnected",
+                StreamDisconnectedError(
+                    self.source, f"connection lost after {position} frames ({text})"
+                ),
+            )
         cut = self._truncation()
         if cut is not None:
-            return Ended("truncated", TruncatedVideoError(
-                self.source, f"file is cut short after {position} frames ({cut}; {text})"))
-        return Ended("corrupt", CorruptVideoError(
-            self.source, f"container unreadable after {position} frames ({text})"))
+            return Ended(
+                "truncated",
+                TruncatedVideoError(
+                    self.source, f"file is cut short after {position} frames ({cut}; {text})"
+                ),
+            )
+        return Ended(
+            "corrupt",
+            CorruptVideoError(
+                self.source, f"container unreadable after {position} frames ({text})"
+            ),
+        )
 
     def _release(self) -> None:
         if self._container is not None:
@@ -355,7 +392,10 @@ def sniff_file(path: Path) -> None:
     if stat.S_ISFIFO(mode):  # a pipe has no size; the read watchdog guards it
         return
     if kind is not None:
-        raise NotAVideoError(path, f"is a {kind}, not a regular file: refused (sonorisk reads "
-                                   "video files, FIFOs and stream URLs)")
+        raise NotAVideoError(
+            path,
+            f"is a {kind}, not a regular file: refused (sonorisk reads "
+            "video files, FIFOs and stream URLs)",
+        )
     if path.stat().st_size == 0:
         raise EmptyVideoError(path, "file is empty (0 bytes)")

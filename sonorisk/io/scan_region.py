@@ -81,11 +81,15 @@ class ScanRegion:
         return out
 
     def crop_frame(self, frame: Frame, *, blank_outside: bool = False) -> Frame:
-        return Frame(index=frame.index, timestamp_s=frame.timestamp_s,
-                     image=self.crop(frame.image, blank_outside=blank_outside))
+        return Frame(
+            index=frame.index,
+            timestamp_s=frame.timestamp_s,
+            image=self.crop(frame.image, blank_outside=blank_outside),
+        )
 
-    def to_frame_coords(self, box: tuple[float, float, float, float]
-                        ) -> tuple[float, float, float, float]:
+    def to_frame_coords(
+        self, box: tuple[float, float, float, float]
+    ) -> tuple[float, float, float, float]:
         """Map a box in cropped-image pixels back to full-frame pixels."""
         x1, y1 = self.box[:2]
         return (box[0] + x1, box[1] + y1, box[2] + x1, box[3] + y1)
@@ -96,7 +100,8 @@ class ScanRegion:
             "kind": self.kind,
             "frame_size": list(self.frame_size),
             "mask_fraction_of_box": round(
-                float(self.mask[self.box[1]:self.box[3], self.box[0]:self.box[2]].mean()), 4),
+                float(self.mask[self.box[1] : self.box[3], self.box[0] : self.box[2]].mean()), 4
+            ),
             "moving_fraction": round(self.moving_fraction, 4),
             "frames_used": self.frames_used,
         }
@@ -104,8 +109,9 @@ class ScanRegion:
 
 def full_frame_region(width: int, height: int) -> ScanRegion:
     """The trivial region (no crop), for frames already cropped."""
-    return ScanRegion((0, 0, width, height), "linear", (width, height),
-                      np.ones((height, width), bool))
+    return ScanRegion(
+        (0, 0, width, height), "linear", (width, height), np.ones((height, width), bool)
+    )
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -155,16 +161,16 @@ def estimate_scan_region(frames: Sequence[np.ndarray]) -> ScanRegion:
     content = (moving | bright | off_level).astype(np.uint8)
     # Open a little wider than interface strokes: ~1.5% of the long side.
     k = max(3, int(round(0.015 * max(ws, hs))) | 1)
-    opened = cv2.morphologyEx(content, cv2.MORPH_OPEN, cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (k, k)))
+    opened = cv2.morphologyEx(
+        content, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    )
     n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
     if n_labels <= 1:
         # Nothing stands out: take the whole frame rather than guess.
         region = full_frame_region(w, h)
         return ScanRegion(region.box, "linear", (w, h), region.mask, 0.0, n)
     areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
-    moving_counts = np.bincount(labels.ravel(), weights=moving.ravel(),
-                                minlength=n_labels)[1:]
+    moving_counts = np.bincount(labels.ravel(), weights=moving.ravel(), minlength=n_labels)[1:]
     # Prefer what moves; among static candidates, the largest.
     score = moving_counts + 0.05 * areas
     best = int(np.argmax(score)) + 1
@@ -181,21 +187,25 @@ def estimate_scan_region(frames: Sequence[np.ndarray]) -> ScanRegion:
     hull_mask = np.zeros((hs, ws), np.uint8)
     cv2.fillPoly(hull_mask, [hull.reshape(-1, 2)], 1)
     cw_, ch_ = max(2, round(0.08 * bw)), max(2, round(0.08 * bh))
-    top_left = hull_mask[by:by + ch_, bx:bx + cw_].mean()
-    top_right = hull_mask[by:by + ch_, bx + bw - cw_:bx + bw].mean()
+    top_left = hull_mask[by : by + ch_, bx : bx + cw_].mean()
+    top_right = hull_mask[by : by + ch_, bx + bw - cw_ : bx + bw].mean()
     empty_corners = top_left < 0.5 and top_right < 0.5
     kind: RegionKind = "linear" if fill >= LINEAR_FILL and not empty_corners else "convex"
 
     inv = 1.0 / scale
     if kind == "linear":
-        box = (int(np.floor(bx * inv)), int(np.floor(by * inv)),
-               int(np.ceil((bx + bw) * inv)), int(np.ceil((by + bh) * inv)))
+        box = (
+            int(np.floor(bx * inv)),
+            int(np.floor(by * inv)),
+            int(np.ceil((bx + bw) * inv)),
+            int(np.ceil((by + bh) * inv)),
+        )
         box = _refine_box(box, mean_full, std_full, background, motion_thr, inv, (w, h))
         mask = np.zeros((h, w), bool)
-        mask[box[1]:box[3], box[0]:box[2]] = True
+        mask[box[1] : box[3], box[0] : box[2]] = True
     else:
         # Hull vertices are pixel centres at the working scale; map to full res.
-        poly = ((hull.reshape(-1, 2).astype(np.float64) + 0.5) * inv - 0.5)
+        poly = (hull.reshape(-1, 2).astype(np.float64) + 0.5) * inv - 0.5
         poly_i = np.round(poly).astype(np.int32)
         mask_u8 = np.zeros((h, w), np.uint8)
         cv2.fillPoly(mask_u8, [poly_i], 1)
@@ -203,7 +213,7 @@ def estimate_scan_region(frames: Sequence[np.ndarray]) -> ScanRegion:
         ys, xs = np.nonzero(mask)
         box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     box = (max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3]))
-    in_box = moving[by:by + bh, bx:bx + bw]
+    in_box = moving[by : by + bh, bx : bx + bw]
     moving_fraction = float(in_box.mean()) if in_box.size else 0.0
     return ScanRegion(box, kind, (w, h), mask, moving_fraction, n)
 
@@ -309,8 +319,9 @@ class RegionSampler:
         """The region of the frames gathered (fewer than ``size`` in a short video)."""
         images, self._images = self._images, []
         if len({im.shape[:2] for im in images}) > 1:
-            raise InputError(f"the first {len(images)} frames",
-                             "frame size changes within the video")
+            raise InputError(
+                f"the first {len(images)} frames", "frame size changes within the video"
+            )
         return estimate_scan_region(images)
 
 
@@ -324,8 +335,9 @@ class RegionCropper:
     they are (``cropper.crop`` is then None).
     """
 
-    def __init__(self, frames: Iterable[Frame], sample: int = REGION_SAMPLE,
-                 blank_outside: bool = False) -> None:
+    def __init__(
+        self, frames: Iterable[Frame], sample: int = REGION_SAMPLE, blank_outside: bool = False
+    ) -> None:
         self._frames = iter(frames)
         self._sampler = RegionSampler(sample)
         self._blank = blank_outside
@@ -343,5 +355,8 @@ class RegionCropper:
         self.region = self._sampler.estimate()
         self.crop = crop_region(self.region)
         for frame in itertools.chain(buffered, self._frames):
-            yield (frame if self.crop is None
-                   else self.crop.crop_frame(frame, blank_outside=self._blank))
+            yield (
+                frame
+                if self.crop is None
+                else self.crop.crop_frame(frame, blank_outside=self._blank)
+            )

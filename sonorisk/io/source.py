@@ -251,8 +251,10 @@ class VideoSource(ABC):
         last = self._frame_shape
         self._frame_shape = shape
         if last is not None and shape != last:
-            self.stats.note(f"frame {frame.index}: frame size changed from "
-                            f"{last[1]}x{last[0]} to {shape[1]}x{shape[0]}")
+            self.stats.note(
+                f"frame {frame.index}: frame size changed from "
+                f"{last[1]}x{last[0]} to {shape[1]}x{shape[0]}"
+            )
 
     def _finish(self, reason: EndReason, error: VideoError | None) -> None:
         self._done = True

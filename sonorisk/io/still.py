@@ -26,7 +26,8 @@ from sonorisk.io.source import MAX_PIXELS, MAX_SIDE, error_text
 
 # ".dcm" is shared with DICOM cine: a DICOM file is a still only if it holds one frame.
 STILL_SUFFIXES: frozenset[str] = frozenset(
-    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm"})
+    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm"}
+)
 
 # Smaller images cannot hold a lesion the detector (trained at ~512 px) could see.
 MIN_SIDE = 32
@@ -61,11 +62,17 @@ class Still:
 
     def describe(self) -> dict[str, Any]:
         """What ``sonorisk info`` and the score document say about the still."""
-        return {"format": self.format, "width": self.width, "height": self.height,
-                "bit_depth": self.bit_depth, "mode": self.mode,
-                "pixel_spacing_mm": (list(self.pixel_spacing_mm)
-                                     if self.pixel_spacing_mm is not None else None),
-                "notes": list(self.notes)}
+        return {
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "bit_depth": self.bit_depth,
+            "mode": self.mode,
+            "pixel_spacing_mm": (
+                list(self.pixel_spacing_mm) if self.pixel_spacing_mm is not None else None
+            ),
+            "notes": list(self.notes),
+        }
 
 
 def raster_format(path: Path) -> str | None:
@@ -118,28 +125,42 @@ def read_still(path: str | Path) -> Still:
         return _read_raster(path, fmt)
     frames = dicom_frames(path)
     if frames is None:
-        raise InputError(path, "not a still image (PNG, JPEG, TIFF, BMP or single-frame "
-                               "DICOM, told by the file's first bytes)")
+        raise InputError(
+            path,
+            "not a still image (PNG, JPEG, TIFF, BMP or single-frame "
+            "DICOM, told by the file's first bytes)",
+        )
     if frames > 1:
-        raise InputError(path, f"multi-frame DICOM ({frames} frames) is a cine loop: "
-                               "score it as a video")
+        raise InputError(
+            path, f"multi-frame DICOM ({frames} frames) is a cine loop: score it as a video"
+        )
     return _read_dicom(path)
 
 
 def check_size(path: Path, width: int, height: int) -> None:
     """The declared size, before decoding: too small for a lesion, or too large to decode."""
     if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_STILL_PIXELS:
-        raise InputError(path, f"declares {width}x{height} pixels, beyond the supported "
-                               f"{MAX_SIDE} px per side / {MAX_STILL_PIXELS} pixels: refused "
-                               "before decoding (a decompression bomb looks like this)")
+        raise InputError(
+            path,
+            f"declares {width}x{height} pixels, beyond the supported "
+            f"{MAX_SIDE} px per side / {MAX_STILL_PIXELS} pixels: refused "
+            "before decoding (a decompression bomb looks like this)",
+        )
     if width < MIN_SIDE or height < MIN_SIDE:
-        raise InputError(path, f"image is {width}x{height} pixels: too small to hold a "
-                               f"lesion (at least {MIN_SIDE}x{MIN_SIDE})")
+        raise InputError(
+            path,
+            f"image is {width}x{height} pixels: too small to hold a "
+            f"lesion (at least {MIN_SIDE}x{MIN_SIDE})",
+        )
 
 
 # --- PNG, JPEG, TIFF, BMP (Pillow) ------------------------------------------
-_BROKEN = {"png": "corrupt PNG", "jpeg": "corrupt JPEG", "tiff": "corrupt TIFF",
-           "bmp": "corrupt BMP"}
+_BROKEN = {
+    "png": "corrupt PNG",
+    "jpeg": "corrupt JPEG",
+    "tiff": "corrupt TIFF",
+    "bmp": "corrupt BMP",
+}
 
 
 def _read_raster(path: Path, fmt: str) -> Still:
@@ -159,15 +180,17 @@ def _read_raster(path: Path, fmt: str) -> Still:
             # A photographed screen (JPEG/TIFF from a camera) may be stored sideways
             # with an EXIF orientation tag: boxes are reported in the upright image.
             turned = im.getexif().get(0x0112, 1) not in (1, None)  # 0x0112: Orientation
-            if turned:
-                im = ImageOps.exif_transpose(im)
-            image, notes = _to_rgb(im, stored)
+            upright: Image.Image = ImageOps.exif_transpose(im) if turned else im
+            image, notes = _to_rgb(upright, stored)
             if turned:
                 notes.insert(0, "EXIF orientation applied: boxes are in the upright image")
-            mode = im.mode
+            mode = upright.mode
     except Image.DecompressionBombError as exc:
-        raise InputError(path, f"declared image size is beyond Pillow's limit: refused "
-                               f"before decoding (a decompression bomb; {exc})") from exc
+        raise InputError(
+            path,
+            f"declared image size is beyond Pillow's limit: refused "
+            f"before decoding (a decompression bomb; {exc})",
+        ) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(path, _decode_reason(fmt, exc)) from exc
     if frames > 1:
@@ -179,8 +202,7 @@ def _read_raster(path: Path, fmt: str) -> Still:
 def _decode_reason(fmt: str, exc: BaseException) -> str:
     text = error_text(exc)
     if "truncated" in text or isinstance(exc, EOFError):
-        return (f"truncated {fmt.upper()}: the file ends before its image data does "
-                f"({text})")
+        return f"truncated {fmt.upper()}: the file ends before its image data does ({text})"
     return f"{_BROKEN[fmt]}: cannot be decoded ({text})"
 
 
@@ -208,8 +230,9 @@ def _to_rgb(im: Any, stored_bits: int) -> tuple[np.ndarray, list[str]]:
         bits = min(16, max(8, int(data.max()).bit_length()))
         top = (1 << bits) - 1
         gray = np.rint(np.clip(data, 0, top).astype(np.float64) * (255.0 / top)).astype(np.uint8)
-        notes.append(f"16-bit image scaled to 8 bits (its values use {bits} bits: "
-                     f"0-{top} onto 0-255)")
+        notes.append(
+            f"16-bit image scaled to 8 bits (its values use {bits} bits: 0-{top} onto 0-255)"
+        )
         return np.repeat(gray[:, :, None], 3, axis=2), notes
     if stored_bits == 16:
         notes.append("16-bit image scaled to 8 bits (the full 16-bit range onto 0-255)")
@@ -250,8 +273,9 @@ def _read_dicom(path: Path) -> Still:
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds
         raise InputError(path, f"DICOM header unreadable ({error_text(exc)})") from exc
     if "PixelData" not in ds and "FloatPixelData" not in ds:
-        raise InputError(path, "DICOM file holds no pixel data (a report or structured "
-                               "document, not an image)")
+        raise InputError(
+            path, "DICOM file holds no pixel data (a report or structured document, not an image)"
+        )
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if rows <= 0 or cols <= 0:
         raise InputError(path, f"DICOM header gives image size {cols}x{rows}")
@@ -264,9 +288,17 @@ def _read_dicom(path: Path) -> Still:
         raise InputError(path, f"DICOM pixel data cannot be decoded ({error_text(exc)})") from exc
     bits = int(ds.get("BitsStored", 8) or 8)
     notes = [f"{bits}-bit DICOM scaled to 8 bits"] if bits > 8 else []
-    return Still(np.ascontiguousarray(image), str(path), "dicom", cols, rows, bits,
-                 dicom_pixel_spacing(ds), tuple(notes),
-                 str(ds.get("PhotometricInterpretation", "")).strip())
+    return Still(
+        np.ascontiguousarray(image),
+        str(path),
+        "dicom",
+        cols,
+        rows,
+        bits,
+        dicom_pixel_spacing(ds),
+        tuple(notes),
+        str(ds.get("PhotometricInterpretation", "")).strip(),
+    )
 
 
 _CM = 3  # PhysicalUnitsX/YDirection code for centimetres (DICOM PS3.3 C.8.5.5.1)

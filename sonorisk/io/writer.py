@@ -93,7 +93,10 @@ class VideoWriter:
 
 
 def write_video(
-    path: str | Path, frames: Iterable[np.ndarray], fps: float, codec: str = "mjpeg",
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    fps: float,
+    codec: str = "mjpeg",
     even: bool = False,
 ) -> int:
     """Encode ``frames`` to ``path``; returns the number of frames written.

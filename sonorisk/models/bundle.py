@@ -59,9 +59,12 @@ def sha256_file(path: str | Path) -> str:
 def check_name(value: Any, what: str, source: str | Path) -> str:
     """A bundle name or version: one path component, no traversal."""
     if not isinstance(value, str) or not NAME_PATTERN.match(value) or value in (".", ".."):
-        raise BundleError(source, f"bad bundle {what} {value!r}: use letters, digits and "
-                                  "'.', '_', '+', '-' (at most 64, starting with a letter "
-                                  "or digit)")
+        raise BundleError(
+            source,
+            f"bad bundle {what} {value!r}: use letters, digits and "
+            "'.', '_', '+', '-' (at most 64, starting with a letter "
+            "or digit)",
+        )
     return value
 
 
@@ -69,8 +72,7 @@ def _relative(name: str, source: Path) -> str:
     """A file name from metadata: relative, inside the bundle, POSIX separators."""
     pure = PurePosixPath(name)
     if not name or pure.is_absolute() or ".." in pure.parts or "\\" in name:
-        raise BundleError(source, f"file entry {name!r} is not a relative path inside the "
-                                  "bundle")
+        raise BundleError(source, f"file entry {name!r} is not a relative path inside the bundle")
     return pure.as_posix()
 
 
@@ -106,8 +108,10 @@ class Bundle:
 
     @property
     def files(self) -> dict[str, FileEntry]:
-        return {name: FileEntry(str(entry["sha256"]), int(entry["bytes"]))
-                for name, entry in self.metadata["files"].items()}
+        return {
+            name: FileEntry(str(entry["sha256"]), int(entry["bytes"]))
+            for name, entry in self.metadata["files"].items()
+        }
 
     def model_file(self, role: str) -> Path:
         return self.path / self.metadata["models"][role]["file"]
@@ -142,8 +146,11 @@ def read_bundle(path: str | Path) -> Bundle:
     if missing:
         raise BundleError(meta_path, f"lacks {missing}")
     if metadata.get("format_version", 1) > BUNDLE_FORMAT_VERSION:
-        raise BundleError(meta_path, f"bundle format {metadata['format_version']} is newer "
-                                     f"than this sonorisk reads ({BUNDLE_FORMAT_VERSION})")
+        raise BundleError(
+            meta_path,
+            f"bundle format {metadata['format_version']} is newer "
+            f"than this sonorisk reads ({BUNDLE_FORMAT_VERSION})",
+        )
     check_name(metadata["name"], "name", meta_path)
     check_name(metadata["version"], "version", meta_path)
     files = metadata["files"]
@@ -153,11 +160,14 @@ def read_bundle(path: str | Path) -> Bundle:
         _relative(name, meta_path)
         if name == METADATA:
             raise BundleError(meta_path, f"{METADATA} cannot list its own hash")
-        if (not isinstance(entry, dict) or not re.fullmatch(r"[0-9a-f]{64}",
-                                                             str(entry.get("sha256")))
-                or not isinstance(entry.get("bytes"), int)):
-            raise BundleError(meta_path, f"file entry {name!r} needs a sha256 (64 hex digits) "
-                                         "and bytes")
+        if (
+            not isinstance(entry, dict)
+            or not re.fullmatch(r"[0-9a-f]{64}", str(entry.get("sha256")))
+            or not isinstance(entry.get("bytes"), int)
+        ):
+            raise BundleError(
+                meta_path, f"file entry {name!r} needs a sha256 (64 hex digits) and bytes"
+            )
     for role in MODEL_FILES:
         model = metadata["models"].get(role) if isinstance(metadata["models"], dict) else None
         if not isinstance(model, dict) or model.get("file") not in files:
@@ -200,12 +210,17 @@ def check_file(bundle: Bundle, name: str) -> Problem | None:
         return Problem(name, "missing: listed in metadata.json but not in the bundle")
     size = path.stat().st_size
     if size != entry.bytes:
-        return Problem(name, f"size {size} bytes, metadata.json says {entry.bytes}: the file "
-                             "was changed or damaged")
+        return Problem(
+            name,
+            f"size {size} bytes, metadata.json says {entry.bytes}: the file was changed or damaged",
+        )
     found = sha256_file(path)
     if found != entry.sha256:
-        return Problem(name, f"sha256 {found} does not match metadata.json ({entry.sha256}): "
-                             "the file was changed or damaged")
+        return Problem(
+            name,
+            f"sha256 {found} does not match metadata.json ({entry.sha256}): "
+            "the file was changed or damaged",
+        )
     return None
 
 
@@ -218,9 +233,11 @@ def verify_bundle(path: str | Path) -> VerifyReport:
         if problem is not None:
             report.problems.append(problem)
     listed = set(bundle.files) | {METADATA}
-    report.extras = sorted(p.relative_to(bundle.path).as_posix()
-                           for p in bundle.path.rglob("*")
-                           if p.is_file() and p.relative_to(bundle.path).as_posix() not in listed)
+    report.extras = sorted(
+        p.relative_to(bundle.path).as_posix()
+        for p in bundle.path.rglob("*")
+        if p.is_file() and p.relative_to(bundle.path).as_posix() not in listed
+    )
     return report
 
 
@@ -238,20 +255,23 @@ def package_versions() -> dict[str, str]:
 def _check_info(info: dict[str, Any]) -> None:
     missing = [k for k in REQUIRED_INFO if not info.get(k)]
     if missing:
-        raise BundleError("info", f"bundle info lacks {missing} (required: "
-                                  f"{list(REQUIRED_INFO)})")
+        raise BundleError("info", f"bundle info lacks {missing} (required: {list(REQUIRED_INFO)})")
     data = info["training_data"]
-    if not isinstance(data, dict) or not all(data.get(k) for k in
-                                             ("description", "licence", "citation")):
+    if not isinstance(data, dict) or not all(
+        data.get(k) for k in ("description", "licence", "citation")
+    ):
         raise BundleError("info.training_data", "needs description, licence and citation")
     for name, metric in (info.get("metrics") or {}).items():
         if not isinstance(metric, dict) or "value" not in metric:
-            raise BundleError(f"info.metrics.{name}", f"needs at least 'value' (fields: "
-                                                      f"{list(METRIC_FIELDS)})")
+            raise BundleError(
+                f"info.metrics.{name}", f"needs at least 'value' (fields: {list(METRIC_FIELDS)})"
+            )
         unknown = set(metric) - set(METRIC_FIELDS)
         if unknown:
-            raise BundleError(f"info.metrics.{name}", f"unknown fields {sorted(unknown)}; "
-                                                      f"known: {list(METRIC_FIELDS)}")
+            raise BundleError(
+                f"info.metrics.{name}",
+                f"unknown fields {sorted(unknown)}; known: {list(METRIC_FIELDS)}",
+            )
 
 
 def _copy_still_classifier(source: str | Path, stage: Path) -> None:
@@ -265,12 +285,14 @@ def _copy_still_classifier(source: str | Path, stage: Path) -> None:
     try:
         still = load_still_classifier(target, detector=detector)
     except InputError as exc:
-        raise BundleError(source, f"not a still classifier for this bundle ({exc.reason})"
-                          ) from exc
+        raise BundleError(source, f"not a still classifier for this bundle ({exc.reason})") from exc
     base = still.payload.get("base")
     if base and base.get("file") != detector.name:
-        raise BundleError(source, f"builds on {base.get('file')!r}; in a bundle it must name "
-                                  f"{detector.name!r} ({FORMAT})")
+        raise BundleError(
+            source,
+            f"builds on {base.get('file')!r}; in a bundle it must name "
+            f"{detector.name!r} ({FORMAT})",
+        )
 
 
 def _model_summary(path: Path, role: str) -> dict[str, Any]:
@@ -281,32 +303,56 @@ def _model_summary(path: Path, role: str) -> dict[str, Any]:
     config = payload.get("config") or {}
     if role == "still_classifier":
         model = config.get("model") or {}
-        return {"file": path.name, "format": payload.get("format"),
-                "classes": payload.get("classes"), "subtypes": model.get("subtypes") or None,
-                "backbone": model.get("backbone"), "stored": payload.get("stored"),
-                "base": payload.get("base"), "crop": config.get("crop"),
-                "stored_dtype": payload.get("stored_dtype")}
+        return {
+            "file": path.name,
+            "format": payload.get("format"),
+            "classes": payload.get("classes"),
+            "subtypes": model.get("subtypes") or None,
+            "backbone": model.get("backbone"),
+            "stored": payload.get("stored"),
+            "base": payload.get("base"),
+            "crop": config.get("crop"),
+            "stored_dtype": payload.get("stored_dtype"),
+        }
     if role == "detector":
         model = config.get("model") or {}
-        return {"file": path.name, "backend": payload.get("backend", "torchvision"),
-                "architecture": model.get("architecture"), "backbone": model.get("backbone"),
-                "input_min_size": model.get("min_size"),
-                "weights_init": payload.get("weights_source", {}),
-                "stored_dtype": payload.get("stored_dtype")}
-    return {"file": path.name, "kind": payload.get("kind"),
-            "classes": payload.get("class_names"),
-            "malignant_classes": payload.get("malignant_classes"),
-            "clip": {k: (config.get("clips") or {}).get(k) for k in ("crop_size", "clip_len")
-                     if k in (config.get("clips") or {})},
-            "weights_init": payload.get("weights_provenance", {}),
-            "stored_dtype": payload.get("stored_dtype")}
+        return {
+            "file": path.name,
+            "backend": payload.get("backend", "torchvision"),
+            "architecture": model.get("architecture"),
+            "backbone": model.get("backbone"),
+            "input_min_size": model.get("min_size"),
+            "weights_init": payload.get("weights_source", {}),
+            "stored_dtype": payload.get("stored_dtype"),
+        }
+    return {
+        "file": path.name,
+        "kind": payload.get("kind"),
+        "classes": payload.get("class_names"),
+        "malignant_classes": payload.get("malignant_classes"),
+        "clip": {
+            k: (config.get("clips") or {}).get(k)
+            for k in ("crop_size", "clip_len")
+            if k in (config.get("clips") or {})
+        },
+        "weights_init": payload.get("weights_provenance", {}),
+        "stored_dtype": payload.get("stored_dtype"),
+    }
 
 
-def export_bundle(detector_checkpoint: str | Path, classifier_checkpoint: str | Path,
-                  out_root: str | Path, name: str, version: str, info: dict[str, Any],
-                  dtype: str | None = "float16", *, extra_files: dict[str, str | Path] | None
-                  = None, force: bool = False,
-                  still_classifier: str | Path | None = None) -> Path:
+def export_bundle(
+    detector_checkpoint: str | Path,
+    classifier_checkpoint: str | Path,
+    out_root: str | Path,
+    name: str,
+    version: str,
+    info: dict[str, Any],
+    dtype: str | None = "float16",
+    *,
+    extra_files: dict[str, str | Path] | None = None,
+    force: bool = False,
+    still_classifier: str | Path | None = None,
+) -> Path:
     """Write the bundle ``out_root/name/version/`` from two training checkpoints
     (and, optionally, a still-classifier envelope: ``still_classifier``).
 
@@ -334,8 +380,10 @@ def export_bundle(detector_checkpoint: str | Path, classifier_checkpoint: str | 
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     try:
-        for role, source in (("detector", detector_checkpoint),
-                             ("classifier", classifier_checkpoint)):
+        for role, source in (
+            ("detector", detector_checkpoint),
+            ("classifier", classifier_checkpoint),
+        ):
             to_envelope(source, stage / MODEL_FILES[role], dtype=dtype, expect=role)
         if still_classifier is not None:
             _copy_still_classifier(still_classifier, stage)
@@ -348,8 +396,9 @@ def export_bundle(detector_checkpoint: str | Path, classifier_checkpoint: str | 
         metadata = _metadata(stage, name, version, info, dtype)
         (stage / CARD).write_text(render_card(metadata))
         metadata["files"] = _hash_files(stage)
-        (stage / METADATA).write_text(json.dumps(metadata, indent=2, sort_keys=False,
-                                                 allow_nan=False) + "\n")
+        (stage / METADATA).write_text(
+            json.dumps(metadata, indent=2, sort_keys=False, allow_nan=False) + "\n"
+        )
         verify_bundle(stage).raise_for_problems()
         if target.exists():
             shutil.rmtree(target)
@@ -361,15 +410,30 @@ def export_bundle(detector_checkpoint: str | Path, classifier_checkpoint: str | 
 
 def _hash_files(folder: Path) -> dict[str, dict[str, Any]]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != METADATA)
-    return {p.relative_to(folder).as_posix(): {"sha256": sha256_file(p),
-                                               "bytes": p.stat().st_size} for p in files}
+    return {
+        p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in files
+    }
 
 
-def _metadata(stage: Path, name: str, version: str, info: dict[str, Any],
-              dtype: str | None) -> dict[str, Any]:
-    known = {"task", "intended_use", "limitations", "training_data", "training",
-             "heldout_groups", "metrics", "input_format", "output_format", "notice",
-             "package_versions", "description", "licence"}
+def _metadata(
+    stage: Path, name: str, version: str, info: dict[str, Any], dtype: str | None
+) -> dict[str, Any]:
+    known = {
+        "task",
+        "intended_use",
+        "limitations",
+        "training_data",
+        "training",
+        "heldout_groups",
+        "metrics",
+        "input_format",
+        "output_format",
+        "notice",
+        "package_versions",
+        "description",
+        "licence",
+    }
     limitations = info["limitations"]
     metadata: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
@@ -382,20 +446,23 @@ def _metadata(stage: Path, name: str, version: str, info: dict[str, Any],
         "intended_use": info["intended_use"],
         "limitations": [limitations] if isinstance(limitations, str) else list(limitations),
         "notice": info["notice"],
-        "licence": info.get("licence", "Apache-2.0 (weights and code); the training data "
-                                       "keeps its own licence"),
+        "licence": info.get(
+            "licence", "Apache-2.0 (weights and code); the training data keeps its own licence"
+        ),
         "training_data": info["training_data"],
         "training": info.get("training", {}),
         "heldout_groups": info.get("heldout_groups"),
-        "metrics": {k: {f: v.get(f) for f in METRIC_FIELDS}
-                    for k, v in (info.get("metrics") or {}).items()},
+        "metrics": {
+            k: {f: v.get(f) for f in METRIC_FIELDS} for k, v in (info.get("metrics") or {}).items()
+        },
         "input_format": info.get("input_format", DEFAULT_INPUT),
         "output_format": info.get("output_format", DEFAULT_OUTPUT),
-        "weights": {"stored_dtype": dtype or "as trained",
-                    "loaded_dtype": "float32"},
-        "models": {role: _model_summary(stage / file, role)
-                   for role, file in {**MODEL_FILES, **OPTIONAL_MODEL_FILES}.items()
-                   if (stage / file).is_file()},
+        "weights": {"stored_dtype": dtype or "as trained", "loaded_dtype": "float32"},
+        "models": {
+            role: _model_summary(stage / file, role)
+            for role, file in {**MODEL_FILES, **OPTIONAL_MODEL_FILES}.items()
+            if (stage / file).is_file()
+        },
         "package_versions": {**package_versions(), **(info.get("package_versions") or {})},
     }
     metadata.update({k: v for k, v in info.items() if k not in known})
@@ -403,10 +470,14 @@ def _metadata(stage: Path, name: str, version: str, info: dict[str, Any],
     return metadata
 
 
-DEFAULT_INPUT = ("B-mode breast ultrasound video (AVI, MP4, MOV, MPEG; DICOM cine; RTSP), "
-                 "any frame rate and size; see docs/video-input.md")
-DEFAULT_OUTPUT = ("one JSON document per video (docs/score-schema.md): lesions with boxes, "
-                  "a confidence that each is a lesion, 8-frame clip malignancy "
-                  "probabilities, lesion risk (mean of its clips) and a video risk by the "
-                  "named risk_rule; low-confidence tracks are candidates, never scored; 'no "
-                  "scorable lesion' with the reason when no lesion gets a risk")
+DEFAULT_INPUT = (
+    "B-mode breast ultrasound video (AVI, MP4, MOV, MPEG; DICOM cine; RTSP), "
+    "any frame rate and size; see docs/video-input.md"
+)
+DEFAULT_OUTPUT = (
+    "one JSON document per video (docs/score-schema.md): lesions with boxes, "
+    "a confidence that each is a lesion, 8-frame clip malignancy "
+    "probabilities, lesion risk (mean of its clips) and a video risk by the "
+    "named risk_rule; low-confidence tracks are candidates, never scored; 'no "
+    "scorable lesion' with the reason when no lesion gets a risk"
+)

@@ -22,10 +22,15 @@ def _fmt(value: Any) -> str:
 def metric_rows(metrics: dict[str, dict[str, Any]]) -> list[str]:
     rows = ["| metric | value | 95% CI | n | method | note |", "|---|---|---|---|---|---|"]
     for name, m in metrics.items():
-        ci = ("–" if m.get("ci_low") is None or m.get("ci_high") is None
-              else f"{_fmt(m['ci_low'])}–{_fmt(m['ci_high'])}")
-        rows.append(f"| {name} | {_fmt(m.get('value'))} | {ci} | {_fmt(m.get('n'))} | "
-                    f"{m.get('method') or '–'} | {m.get('note') or ''} |")
+        ci = (
+            "–"
+            if m.get("ci_low") is None or m.get("ci_high") is None
+            else f"{_fmt(m['ci_low'])}–{_fmt(m['ci_high'])}"
+        )
+        rows.append(
+            f"| {name} | {_fmt(m.get('value'))} | {ci} | {_fmt(m.get('n'))} | "
+            f"{m.get('method') or '–'} | {m.get('note') or ''} |"
+        )
     return rows
 
 
@@ -47,8 +52,13 @@ def _training(training: dict[str, Any]) -> list[str]:
     commands = training.get("commands") or training.get("command")
     if commands:
         commands = [commands] if isinstance(commands, str) else list(commands)
-        lines += ["Commands (from a clone of the repository):", "", "```bash",
-                  *map(str, commands), "```"]
+        lines += [
+            "Commands (from a clone of the repository):",
+            "",
+            "```bash",
+            *map(str, commands),
+            "```",
+        ]
     facts = [k for k in training if k not in ("command", "commands", "config", "configs")]
     if lines and facts:
         lines.append("")
@@ -78,8 +88,11 @@ def _heldout(groups: Any) -> list[str]:
     if isinstance(groups, list):
         return [_groups_line(groups)]
     if isinstance(groups, dict):
-        lines = [f"- {k}: {v if isinstance(v, str | int | float) else json.dumps(v)}"
-                 for k, v in groups.items() if k != "groups"]
+        lines = [
+            f"- {k}: {v if isinstance(v, str | int | float) else json.dumps(v)}"
+            for k, v in groups.items()
+            if k != "groups"
+        ]
         if isinstance(groups.get("groups"), list):
             lines.append(f"- {_groups_line(groups['groups'])}")
         return lines
@@ -95,16 +108,21 @@ def _still_section(still: Any) -> list[str]:
         lines += [str(still["summary"]), ""]
     rows = still.get("comparison") or []
     if rows:
-        lines += ["Lesion crops of the held-out groups (ground-truth boxes); DeLong 95% CI; "
-                  "model selection on training groups only:", "",
-                  "| model | stored | cross-validated AUC (training groups) | held-out AUC "
-                  "| 95% CI | n (malignant) | shipped |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "Lesion crops of the held-out groups (ground-truth boxes); DeLong 95% CI; "
+            "model selection on training groups only:",
+            "",
+            "| model | stored | cross-validated AUC (training groups) | held-out AUC "
+            "| 95% CI | n (malignant) | shipped |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
-            ci = ("–" if r.get("ci_low") is None else
-                  f"{_fmt(r['ci_low'])}–{_fmt(r['ci_high'])}")
-            lines.append(f"| {r['model']} | {r.get('stored') or '–'} | {_fmt(r.get('cv_auc'))} "
-                         f"| {_fmt(r.get('auc'))} | {ci} | {r.get('n')} "
-                         f"({r.get('n_malignant')}) | {r.get('shipped') or 'no'} |")
+            ci = "–" if r.get("ci_low") is None else f"{_fmt(r['ci_low'])}–{_fmt(r['ci_high'])}"
+            lines.append(
+                f"| {r['model']} | {r.get('stored') or '–'} | {_fmt(r.get('cv_auc'))} "
+                f"| {_fmt(r.get('auc'))} | {ci} | {r.get('n')} "
+                f"({r.get('n_malignant')}) | {r.get('shipped') or 'no'} |"
+            )
     for key, value in still.items():
         if key not in ("summary", "comparison"):
             shown = value if isinstance(value, str | int | float) else json.dumps(value)
@@ -118,42 +136,98 @@ def render_card(metadata: dict[str, Any]) -> str:
     lines = [f"# {name} {version}", "", f"> {metadata['notice']}", ""]
     if metadata.get("description"):
         lines += [str(metadata["description"]), ""]
-    lines += [f"Task: {metadata['task']}", "", "## Intended use", "",
-              _text(metadata["intended_use"]), "", "## Limitations", ""]
+    lines += [
+        f"Task: {metadata['task']}",
+        "",
+        "## Intended use",
+        "",
+        _text(metadata["intended_use"]),
+        "",
+        "## Limitations",
+        "",
+    ]
     lines += [f"- {item}" for item in metadata["limitations"]]
     lines += ["", "## Models", "", "| role | file | what |", "|---|---|---|"]
     for role, model in metadata["models"].items():
-        what = ", ".join(f"{k}: {v}" for k, v in model.items()
-                         if k not in ("file", "weights_init") and v not in (None, {}, []))
+        what = ", ".join(
+            f"{k}: {v}"
+            for k, v in model.items()
+            if k not in ("file", "weights_init") and v not in (None, {}, [])
+        )
         lines.append(f"| {role} | `{model['file']}` | {what} |")
-    lines += ["", f"Weights stored as {metadata['weights']['stored_dtype']}, computed in "
-              f"{metadata['weights']['loaded_dtype']}.", "",
-              "## Training data", "", _text(data["description"]), "",
-              f"- Licence: {data['licence']}", f"- Citation: {data['citation']}"]
-    lines += [f"- {k}: {_text(v)}" for k, v in data.items()
-              if k not in ("description", "licence", "citation")]
-    lines += ["", "## Training", ""] + (_training(metadata.get("training") or {})
-                                        or ["Not recorded."])
+    lines += [
+        "",
+        f"Weights stored as {metadata['weights']['stored_dtype']}, computed in "
+        f"{metadata['weights']['loaded_dtype']}.",
+        "",
+        "## Training data",
+        "",
+        _text(data["description"]),
+        "",
+        f"- Licence: {data['licence']}",
+        f"- Citation: {data['citation']}",
+    ]
+    lines += [
+        f"- {k}: {_text(v)}"
+        for k, v in data.items()
+        if k not in ("description", "licence", "citation")
+    ]
+    lines += ["", "## Training", ""] + (
+        _training(metadata.get("training") or {}) or ["Not recorded."]
+    )
     lines += ["", "## Evaluation", "", "Held-out groups:", ""]
     lines += _heldout(metadata.get("heldout_groups"))
-    lines += [""] + (metric_rows(metadata["metrics"]) if metadata.get("metrics")
-                     else ["No held-out figures recorded."])
+    lines += [""] + (
+        metric_rows(metadata["metrics"])
+        if metadata.get("metrics")
+        else ["No held-out figures recorded."]
+    )
     rules = (metadata.get("pipeline") or {}).get("lesions")
     if rules:
-        lines += ["", "## Lesion rules", "",
-                  "The figures above were measured with these `pipeline.lesions` settings "
-                  "(sonorisk's defaults; docs/end-to-end.md says how they were chosen):", "",
-                  "```yaml", _yaml({"lesions": rules}).rstrip(), "```"]
+        lines += [
+            "",
+            "## Lesion rules",
+            "",
+            "The figures above were measured with these `pipeline.lesions` settings "
+            "(sonorisk's defaults; docs/end-to-end.md says how they were chosen):",
+            "",
+            "```yaml",
+            _yaml({"lesions": rules}).rstrip(),
+            "```",
+        ]
     lines += _still_section(metadata.get("still_classifier"))
-    lines += ["", "## Input and output", "", f"- Input: {_text(metadata['input_format'])}",
-              f"- Output: {_text(metadata['output_format'])}", "",
-              "## Files", "", "| file | bytes | sha256 |", "|---|---|---|"]
+    lines += [
+        "",
+        "## Input and output",
+        "",
+        f"- Input: {_text(metadata['input_format'])}",
+        f"- Output: {_text(metadata['output_format'])}",
+        "",
+        "## Files",
+        "",
+        "| file | bytes | sha256 |",
+        "|---|---|---|",
+    ]
     for file, entry in sorted(metadata.get("files", {}).items()):
         lines.append(f"| `{file}` | {entry['bytes']} | `{entry['sha256']}` |")
-    lines += ["", "`metadata.json` lists the sha256 of every file including this card; "
-              "`sonorisk models verify` checks them.", "",
-              "## Package versions", ""]
+    lines += [
+        "",
+        "`metadata.json` lists the sha256 of every file including this card; "
+        "`sonorisk models verify` checks them.",
+        "",
+        "## Package versions",
+        "",
+    ]
     lines += [f"- {k} {v}" for k, v in metadata["package_versions"].items()]
-    lines += ["", "## Licence", "", str(metadata["licence"]), "", "## Notice", "",
-              metadata["notice"], ""]
+    lines += [
+        "",
+        "## Licence",
+        "",
+        str(metadata["licence"]),
+        "",
+        "## Notice",
+        "",
+        metadata["notice"],
+        "",
+    ]
     return "\n".join(lines)

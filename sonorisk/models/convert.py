@@ -43,13 +43,17 @@ def checkpoint_role(payload: Any, source: str | Path) -> str:
             return "detector"
         if payload.get("format") == CLASSIFIER_FORMAT:
             return "classifier"
-    found = (f"kind={payload.get('kind')!r}, format={payload.get('format')!r}"
-             if isinstance(payload, dict) else type(payload).__name__)
+    found = (
+        f"kind={payload.get('kind')!r}, format={payload.get('format')!r}"
+        if isinstance(payload, dict)
+        else type(payload).__name__
+    )
     raise InputError(source, f"not a sonorisk detector or classifier checkpoint ({found})")
 
 
-def to_envelope(source: str | Path, target: str | Path, *, dtype: str | None = None,
-                expect: str | None = None) -> str:
+def to_envelope(
+    source: str | Path, target: str | Path, *, dtype: str | None = None, expect: str | None = None
+) -> str:
     """Convert the checkpoint ``source`` (a ``.pt`` file or an envelope) into the
     envelope ``target``; returns its role. ``expect`` refuses the other role."""
     payload = read_model_file(source, what="checkpoint")
@@ -60,11 +64,11 @@ def to_envelope(source: str | Path, target: str | Path, *, dtype: str | None = N
     state = payload.get(spec.state_key)
     if not isinstance(state, dict) or not state:
         raise InputError(source, f"{role} checkpoint holds no weights ({spec.state_key!r})")
-    drop = {spec.state_key, *spec.training_only, "envelope_version", "state_key",
-            "stored_dtype"}
+    drop = {spec.state_key, *spec.training_only, "envelope_version", "state_key", "stored_dtype"}
     rest = {k: v for k, v in payload.items() if k not in drop}
     if isinstance(rest.get("extra"), dict):
-        rest["extra"] = {k: v for k, v in rest["extra"].items()
-                         if k not in spec.training_only_extra}
+        rest["extra"] = {
+            k: v for k, v in rest["extra"].items() if k not in spec.training_only_extra
+        }
     write_envelope(target, rest, state, state_key=spec.state_key, dtype=dtype)
     return role

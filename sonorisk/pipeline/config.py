@@ -49,19 +49,25 @@ class PipelineConfig:
     def validate(self) -> None:
         self.lesions.validate()
         if self.detector_batch_size < 1:
-            raise ConfigError("pipeline.detector_batch_size",
-                              f"must be >= 1, got {self.detector_batch_size}")
+            raise ConfigError(
+                "pipeline.detector_batch_size", f"must be >= 1, got {self.detector_batch_size}"
+            )
         if self.classifier_batch_size < 1:
-            raise ConfigError("pipeline.classifier_batch_size",
-                              f"must be >= 1, got {self.classifier_batch_size}")
+            raise ConfigError(
+                "pipeline.classifier_batch_size", f"must be >= 1, got {self.classifier_batch_size}"
+            )
         if self.memory_budget_mb is not None and self.memory_budget_mb <= 0:
-            raise ConfigError("pipeline.memory_budget_mb",
-                              f"must be > 0 (or null: no limit), got {self.memory_budget_mb}")
+            raise ConfigError(
+                "pipeline.memory_budget_mb",
+                f"must be > 0 (or null: no limit), got {self.memory_budget_mb}",
+            )
         if self.crop_sample < 1:
             raise ConfigError("pipeline.crop_sample", f"must be >= 1, got {self.crop_sample}")
         if self.tracking.keyframe_interval < 1:
-            raise ConfigError("pipeline.tracking.keyframe_interval",
-                              f"must be >= 1, got {self.tracking.keyframe_interval}")
+            raise ConfigError(
+                "pipeline.tracking.keyframe_interval",
+                f"must be >= 1, got {self.tracking.keyframe_interval}",
+            )
 
 
 @dataclass
@@ -82,14 +88,19 @@ class ModelsConfig:
         from sonorisk.runtime import RUNTIMES
 
         if self.runtime not in RUNTIMES:
-            raise ConfigError(f"{source}.runtime",
-                              f"must be one of {list(RUNTIMES)}, got {self.runtime!r}")
+            raise ConfigError(
+                f"{source}.runtime", f"must be one of {list(RUNTIMES)}, got {self.runtime!r}"
+            )
         if self.runtime == "onnx" and self.device not in ("cpu", "auto"):
-            raise ConfigError(f"{source}.runtime", "onnx runs on the CPU only "
-                                                   f"({source}.device is {self.device!r})")
+            raise ConfigError(
+                f"{source}.runtime",
+                f"onnx runs on the CPU only ({source}.device is {self.device!r})",
+            )
         if self.detector_min_size is not None and self.detector_min_size < 1:
-            raise ConfigError(f"{source}.detector_min_size",
-                              f"must be >= 1 (or null: the model's), got {self.detector_min_size}")
+            raise ConfigError(
+                f"{source}.detector_min_size",
+                f"must be >= 1 (or null: the model's), got {self.detector_min_size}",
+            )
 
     def detector_overrides(self) -> dict[str, int] | None:
         """What the detector's own config gives way to at load time."""
@@ -109,8 +120,9 @@ class ScoreConfig(PipelineConfig):
 
     def pipeline(self) -> PipelineConfig:
         """The pipeline keys alone (what the scorer and the score document read)."""
-        return PipelineConfig(**{f.name: getattr(self, f.name)
-                                 for f in dataclasses.fields(PipelineConfig)})
+        return PipelineConfig(
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(PipelineConfig)}
+        )
 
 
 @dataclass
@@ -129,8 +141,10 @@ class BatchOptions:
         if self.threads < 1:
             raise ConfigError(f"{source}.threads", f"must be >= 1, got {self.threads}")
         if self.file_timeout_s is not None and self.file_timeout_s < 0:
-            raise ConfigError(f"{source}.file_timeout_s",
-                              f"must be >= 0 (0 or null: no limit), got {self.file_timeout_s}")
+            raise ConfigError(
+                f"{source}.file_timeout_s",
+                f"must be >= 0 (0 or null: no limit), got {self.file_timeout_s}",
+            )
 
 
 @dataclass

@@ -36,8 +36,10 @@ from sonorisk.threads import set_torch_threads
 
 log = logging.getLogger(__name__)
 
-DEMO_NOTE = ("DEMONSTRATION model: trained in minutes on synthetic phantom sweeps made by "
-             "`sonorisk synth --phantom`; its outputs mean nothing about real patients.")
+DEMO_NOTE = (
+    "DEMONSTRATION model: trained in minutes on synthetic phantom sweeps made by "
+    "`sonorisk synth --phantom`; its outputs mean nothing about real patients."
+)
 
 
 @dataclass
@@ -58,8 +60,15 @@ class DemoSettings:
 
     @classmethod
     def quick(cls) -> DemoSettings:
-        return cls(train_videos=10, demo_videos=3, frames=40, detector_epochs=2,
-                   detector_iters_per_epoch=8, classifier_epochs=2, crop_size=32)
+        return cls(
+            train_videos=10,
+            demo_videos=3,
+            frames=40,
+            detector_epochs=2,
+            detector_iters_per_epoch=8,
+            classifier_epochs=2,
+            crop_size=32,
+        )
 
 
 def mark_demonstration(path: Path) -> None:
@@ -67,13 +76,18 @@ def mark_demonstration(path: Path) -> None:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("training", "training_data"):
         if key in payload:
-            payload[key] = {**(payload[key] or {}), "demonstration": True, "synthetic": True,
-                            "description": DEMO_NOTE}
+            payload[key] = {
+                **(payload[key] or {}),
+                "demonstration": True,
+                "synthetic": True,
+                "description": DEMO_NOTE,
+            }
     torch.save(payload, path)
 
 
-def train_demo_models(train_dir: Path, models_dir: Path, s: DemoSettings,
-                      progress: bool) -> tuple[Path, Path]:
+def train_demo_models(
+    train_dir: Path, models_dir: Path, s: DemoSettings, progress: bool
+) -> tuple[Path, Path]:
     from sonorisk.detector.config import DetectorConfig
     from sonorisk.detector.train import train_detector
     from sonorisk.video_classifier.config import ClassifierConfig
@@ -131,8 +145,14 @@ def default_examples() -> Path:
     return Path(__file__).resolve().parents[2] / "examples" / "busi"
 
 
-def run_demo(out: str | Path, models: str | None = None, examples: str | Path | None = None,
-             frames: int = 60, threads: int = 2, progress: bool = True) -> dict[str, Any]:
+def run_demo(
+    out: str | Path,
+    models: str | None = None,
+    examples: str | Path | None = None,
+    frames: int = 60,
+    threads: int = 2,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Score one synthetic sweep of each example still with the released models."""
     from sonorisk.data.busi import read_manifest
     from sonorisk.data.synth import synthesize_from_stills
@@ -143,8 +163,10 @@ def run_demo(out: str | Path, models: str | None = None, examples: str | Path | 
     out = Path(out)
     examples = Path(examples) if examples else default_examples()
     if not (examples / "manifest.csv").is_file():
-        raise InputError(examples, "no example stills here (a BUSI-layout folder with "
-                                   "manifest.csv); pass --examples DIR")
+        raise InputError(
+            examples,
+            "no example stills here (a BUSI-layout folder with manifest.csv); pass --examples DIR",
+        )
     started = time.perf_counter()
     set_torch_threads(threads)
     say = print if progress else (lambda *a, **k: None)
@@ -155,10 +177,10 @@ def run_demo(out: str | Path, models: str | None = None, examples: str | Path | 
     say(f"[1/3] models: {name} ({resolved.where})", flush=True)
 
     n_stills = len(read_manifest(examples))
-    say(f"[2/3] synthesizing {n_stills} sweep videos from the stills in {examples} ...",
-        flush=True)
-    videos_dir = synthesize_from_stills(examples, n_stills, out / "videos", seed=0,
-                                        frames=frames, contact_sheet=True)
+    say(f"[2/3] synthesizing {n_stills} sweep videos from the stills in {examples} ...", flush=True)
+    videos_dir = synthesize_from_stills(
+        examples, n_stills, out / "videos", seed=0, frames=frames, contact_sheet=True
+    )
 
     say("[3/3] scoring them ...", flush=True)
     # Every 3rd frame through the detector, boxes carried by optical flow between
@@ -170,12 +192,16 @@ def run_demo(out: str | Path, models: str | None = None, examples: str | Path | 
     seconds = time.perf_counter() - started
     report = write_release_report(out / "REPORT.md", rows, resolved, seconds)
     say(f"done in {seconds:.0f} s: {report}")
-    return {"report": str(report), "documents": [d for _, d in rows],
-            "models": {"detector": str(resolved.detector), "classifier": str(resolved.classifier)}}
+    return {
+        "report": str(report),
+        "documents": [d for _, d in rows],
+        "models": {"detector": str(resolved.detector), "classifier": str(resolved.classifier)},
+    }
 
 
-def score_videos(videos_dir: Path, models: Any, config: PipelineConfig, out: Path,
-                 say: Any) -> list[tuple[Any, dict[str, Any]]]:
+def score_videos(
+    videos_dir: Path, models: Any, config: PipelineConfig, out: Path, say: Any
+) -> list[tuple[Any, dict[str, Any]]]:
     """Score every video of a dataset folder with overlays and heatmaps: (record, document)."""
     from sonorisk.data import load_dataset
     from sonorisk.pipeline.score_file import score_file, summary_line
@@ -184,8 +210,15 @@ def score_videos(videos_dir: Path, models: Any, config: PipelineConfig, out: Pat
     rows = []
     try:
         for record in dataset.videos:
-            document = score_file(videos_dir / record.file, models, config, out, overlay=True,
-                                  heatmaps=True, progress=False)
+            document = score_file(
+                videos_dir / record.file,
+                models,
+                config,
+                out,
+                overlay=True,
+                heatmaps=True,
+                progress=False,
+            )
             rows.append((record, document))
             say("   " + summary_line(document), flush=True)
     finally:
@@ -195,12 +228,16 @@ def score_videos(videos_dir: Path, models: Any, config: PipelineConfig, out: Pat
 
 def video_table(rows: list[tuple[Any, dict[str, Any]]], truth: str) -> list[str]:
     """The per-video table of a demo report; ``truth`` heads the label column."""
-    lines = [f"| video | {truth} | status | video risk | lesions | clips | overlay |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| video | {truth} | status | video risk | lesions | clips | overlay |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for record, doc in rows:
-        lines.append(f"| {record.video_id} | {record.pathology} | {doc['status']} | "
-                     f"{_risk(doc['risk'])} | {len(doc['lesions'])} | {doc['clips']} | "
-                     f"scores/{doc['outputs'].get('overlay', '')} |")
+        lines.append(
+            f"| {record.video_id} | {record.pathology} | {doc['status']} | "
+            f"{_risk(doc['risk'])} | {len(doc['lesions'])} | {doc['clips']} | "
+            f"scores/{doc['outputs'].get('overlay', '')} |"
+        )
     return lines
 
 
@@ -208,23 +245,26 @@ def _risk(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def write_release_report(path: Path, rows: list[tuple[Any, dict[str, Any]]], resolved: Any,
-                         seconds: float) -> Path:
+def write_release_report(
+    path: Path, rows: list[tuple[Any, dict[str, Any]]], resolved: Any, seconds: float
+) -> Path:
     """REPORT.md of the main job: what scored what, per video and per lesion."""
     bundle = resolved.bundle
     notices = list(dict.fromkeys(line for _, doc in rows for line in doc["notice"]))
     lines = ["# sonorisk demo: released models on example sweeps", ""]
     lines += [f"> {line}" for line in notices] + [""]
     if bundle is not None:
-        lines += [f"Models: **{bundle.name} {bundle.version}** (sha256 of its metadata "
-                  f"`{bundle.sha256}`), {resolved.where} at `{bundle.path}`; model card: "
-                  f"`{bundle.card}` (`sonorisk models show {bundle.name}`).", ""]
+        lines += [
+            f"Models: **{bundle.name} {bundle.version}** (sha256 of its metadata "
+            f"`{bundle.sha256}`), {resolved.where} at `{bundle.path}`; model card: "
+            f"`{bundle.card}` (`sonorisk models show {bundle.name}`).",
+            "",
+        ]
         figures = bundle.metrics
         if figures:
             lines += ["Held-out figures from the model card (95% CIs):", ""]
             for key, fig in figures.items():
-                ci = (f" ({fig['ci_low']}-{fig['ci_high']})"
-                      if fig.get("ci_low") is not None else "")
+                ci = f" ({fig['ci_low']}-{fig['ci_high']})" if fig.get("ci_low") is not None else ""
                 lines.append(f"- {key}: {fig['value']}{ci}, n={fig.get('n')}: {fig.get('note')}")
             lines.append("")
     else:
@@ -236,23 +276,35 @@ def write_release_report(path: Path, rows: list[tuple[Any, dict[str, Any]]], res
         "",
         *video_table(rows, "still's label"),
     ]
-    lines += ["", "## Lesions", "",
-              "| video | lesion | frames | frames with a box | confidence | clips | lesion risk "
-              "| heatmaps |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Lesions",
+        "",
+        "| video | lesion | frames | frames with a box | confidence | clips | lesion risk "
+        "| heatmaps |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for record, doc in rows:
         if not doc["lesions"]:
             lines.append(f"| {record.video_id} | none found | | | | | n/a | |")
         for lesion in doc["lesions"]:
             strips = [c["heatmap"] for c in lesion["clips"] if c.get("heatmap")]
-            shown = f"scores/{strips[0]}" + (f" (+{len(strips) - 1})" if len(strips) > 1
-                                              else "") if strips else ""
-            risk = ("candidate, not scored" if lesion["status"] == "candidate"
-                    else _risk(lesion["risk"]))
-            lines.append(f"| {record.video_id} | {lesion['lesion_id']} | "
-                         f"{lesion['first_frame']}-{lesion['last_frame']} | "
-                         f"{lesion['frames_with_box']} | {_risk(lesion.get('confidence'))} | "
-                         f"{lesion['clips_used']} | {risk} | {shown} |")
+            shown = (
+                f"scores/{strips[0]}" + (f" (+{len(strips) - 1})" if len(strips) > 1 else "")
+                if strips
+                else ""
+            )
+            risk = (
+                "candidate, not scored"
+                if lesion["status"] == "candidate"
+                else _risk(lesion["risk"])
+            )
+            lines.append(
+                f"| {record.video_id} | {lesion['lesion_id']} | "
+                f"{lesion['first_frame']}-{lesion['last_frame']} | "
+                f"{lesion['frames_with_box']} | {_risk(lesion.get('confidence'))} | "
+                f"{lesion['clips_used']} | {risk} | {shown} |"
+            )
     lines += [
         "",
         f"Video risk rule: {rows[0][1]['risk_rule']['text'] if rows else ''}.",
@@ -266,8 +318,9 @@ def write_release_report(path: Path, rows: list[tuple[Any, dict[str, Any]]], res
     return path
 
 
-def run_training_demo(out: str | Path, settings: DemoSettings | None = None, seed: int = 0,
-                      progress: bool = True) -> dict[str, Any]:
+def run_training_demo(
+    out: str | Path, settings: DemoSettings | None = None, seed: int = 0, progress: bool = True
+) -> dict[str, Any]:
     from sonorisk.data.synth import synthesize_phantom
     from sonorisk.pipeline.score_file import load_models
 
@@ -277,14 +330,23 @@ def run_training_demo(out: str | Path, settings: DemoSettings | None = None, see
     set_torch_threads(s.threads)
     say = print if progress else (lambda *a, **k: None)
 
-    say(f"[1/3] synthesizing {s.train_videos} phantom training sweeps and "
-        f"{s.demo_videos} demo videos ...", flush=True)
-    train_dir = synthesize_phantom(s.train_videos, out / "train", seed=seed, frames=s.frames,
-                                   size=s.size)
-    videos_dir = synthesize_phantom(s.demo_videos, out / "videos", seed=seed + 1000,
-                                    frames=s.frames * 2, size=s.size,
-                                    proportions={"benign": 1, "malignant": 1, "normal": 1},
-                                    contact_sheet=True)
+    say(
+        f"[1/3] synthesizing {s.train_videos} phantom training sweeps and "
+        f"{s.demo_videos} demo videos ...",
+        flush=True,
+    )
+    train_dir = synthesize_phantom(
+        s.train_videos, out / "train", seed=seed, frames=s.frames, size=s.size
+    )
+    videos_dir = synthesize_phantom(
+        s.demo_videos,
+        out / "videos",
+        seed=seed + 1000,
+        frames=s.frames * 2,
+        size=s.size,
+        proportions={"benign": 1, "malignant": 1, "normal": 1},
+        contact_sheet=True,
+    )
 
     say("[2/3] training a demonstration detector and I3D classifier (CPU) ...", flush=True)
     models_dir = out / "models"
@@ -295,8 +357,11 @@ def run_training_demo(out: str | Path, settings: DemoSettings | None = None, see
     rows = score_videos(videos_dir, models, PipelineConfig(), out / "scores", say)
     summary = write_summary(out / "REPORT.md", rows, time.perf_counter() - started)
     say(f"done in {time.perf_counter() - started:.0f} s: {summary}")
-    return {"report": str(summary), "documents": [d for _, d in rows],
-            "models": {"detector": str(detector), "classifier": str(classifier)}}
+    return {
+        "report": str(summary),
+        "documents": [d for _, d in rows],
+        "models": {"detector": str(detector), "classifier": str(classifier)},
+    }
 
 
 def write_summary(path: Path, rows: list[tuple[Any, dict[str, Any]]], seconds: float) -> Path:

@@ -29,9 +29,13 @@ class ClipEntry:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClipEntry:
-        return cls(int(data["clip_index"]), tuple(int(i) for i in data["frame_indices"]),
-                   data.get("probability"), data.get("lesion_probability"),
-                   data.get("heatmap"))
+        return cls(
+            int(data["clip_index"]),
+            tuple(int(i) for i in data["frame_indices"]),
+            data.get("probability"),
+            data.get("lesion_probability"),
+            data.get("heatmap"),
+        )
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,17 @@ class LesionEntry:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LesionEntry:
-        return cls(int(data["lesion_id"]), LesionStatus(data["status"]), data.get("risk"),
-                   data.get("confidence"), int(data.get("clips_used") or 0),
-                   int(data["first_frame"]), int(data["last_frame"]),
-                   tuple(ClipEntry.from_json(c) for c in data.get("clips") or ()),
-                   dict(data["subtypes"]) if data.get("subtypes") else None)
+        return cls(
+            int(data["lesion_id"]),
+            LesionStatus(data["status"]),
+            data.get("risk"),
+            data.get("confidence"),
+            int(data.get("clips_used") or 0),
+            int(data["first_frame"]),
+            int(data["last_frame"]),
+            tuple(ClipEntry.from_json(c) for c in data.get("clips") or ()),
+            dict(data["subtypes"]) if data.get("subtypes") else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -66,9 +76,14 @@ class VideoEntry:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VideoEntry:
-        return cls(data.get("source"), int(data.get("frames_scored") or 0), data.get("fps"),
-                   data.get("duration_s"), dict(data.get("decode") or {}),
-                   str(data.get("kind") or "video"))
+        return cls(
+            data.get("source"),
+            int(data.get("frames_scored") or 0),
+            data.get("fps"),
+            data.get("duration_s"),
+            dict(data.get("decode") or {}),
+            str(data.get("kind") or "video"),
+        )
 
 
 @dataclass(frozen=True)
@@ -81,9 +96,14 @@ class LesionSummary:
     frames: tuple[int, int]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"lesion_id": self.lesion_id, "status": self.status.value, "risk": self.risk,
-                "confidence": self.confidence, "clips": self.clips,
-                "frames": list(self.frames)}
+        return {
+            "lesion_id": self.lesion_id,
+            "status": self.status.value,
+            "risk": self.risk,
+            "confidence": self.confidence,
+            "clips": self.clips,
+            "frames": list(self.frames),
+        }
 
 
 def _risk_text(risk: float | None) -> str:
@@ -112,14 +132,22 @@ class Summary:
         return sum(1 for lesion in self.lesions if lesion.risk is not None)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status.value, "risk": self.risk, "risk_rule": self.risk_rule,
-                "reason": self.reason, "clips": self.clips, "frames": self.frames,
-                "lesions": [lesion.as_dict() for lesion in self.lesions],
-                "scored_lesions": self.scored_lesions, "models": dict(self.models),
-                "notice": list(self.notice)}
+        return {
+            "status": self.status.value,
+            "risk": self.risk,
+            "risk_rule": self.risk_rule,
+            "reason": self.reason,
+            "clips": self.clips,
+            "frames": self.frames,
+            "lesions": [lesion.as_dict() for lesion in self.lesions],
+            "scored_lesions": self.scored_lesions,
+            "models": dict(self.models),
+            "notice": list(self.notice),
+        }
 
     def line(self) -> str:
         """One line for a terminal: the video, its risk or why none, each lesion."""
+
         def lesion_text(lz: LesionSummary) -> str:
             if self.kind == "still":  # one frame, one crop: frames and clips say nothing
                 sure = f"confidence {lz.confidence:.2f}" if lz.confidence is not None else ""
@@ -128,13 +156,16 @@ class Summary:
             sure = f", confidence {lz.confidence:.2f}" if lz.confidence is not None else ""
             if lz.status is LesionStatus.CANDIDATE:
                 return f"lesion {lz.lesion_id}: candidate, not scored ({where}{sure})"
-            return (f"lesion {lz.lesion_id}: {_risk_text(lz.risk)} ({lz.clips} clips, "
-                    f"{where}{sure})")
+            return f"lesion {lz.lesion_id}: {_risk_text(lz.risk)} ({lz.clips} clips, {where}{sure})"
 
         lesions = ", ".join(lesion_text(lz) for lz in self.lesions) or (
-            "no lesion" if self.kind == "still" else "no lesion track")
-        shown = (f"no scorable lesion ({self.reason or 'no lesion'})"
-                 if self.risk is None else f"risk {_risk_text(self.risk)}")
+            "no lesion" if self.kind == "still" else "no lesion track"
+        )
+        shown = (
+            f"no scorable lesion ({self.reason or 'no lesion'})"
+            if self.risk is None
+            else f"risk {_risk_text(self.risk)}"
+        )
         return f"{Path(self.source or '').name}: {shown} [{lesions}]"
 
 
@@ -161,13 +192,17 @@ class ScoreDocument:
         rule = data.get("risk_rule")
         return cls(
             schema_version=data.get("schema_version"),
-            status=LesionStatus(data["status"]), risk=data.get("risk"),
+            status=LesionStatus(data["status"]),
+            risk=data.get("risk"),
             risk_rule=rule.get("name") if isinstance(rule, dict) else rule,
-            reason=data.get("reason"), clips=int(data.get("clips") or 0),
+            reason=data.get("reason"),
+            clips=int(data.get("clips") or 0),
             video=VideoEntry.from_json(data.get("video") or {}),
             lesions=tuple(LesionEntry.from_json(lz) for lz in data.get("lesions") or ()),
-            notice=tuple(data.get("notice") or ()), models=dict(data.get("models") or {}),
-            timing=dict(data.get("timing") or {}), outputs=dict(data.get("outputs") or {}),
+            notice=tuple(data.get("notice") or ()),
+            models=dict(data.get("models") or {}),
+            timing=dict(data.get("timing") or {}),
+            outputs=dict(data.get("outputs") or {}),
             data=data,
         )
 
@@ -185,8 +220,25 @@ class ScoreDocument:
 
     def summary(self) -> Summary:
         return Summary(
-            self.video.source, self.status, self.risk, self.risk_rule, self.reason,
-            self.clips, self.video.frames_scored,
-            tuple(LesionSummary(lz.lesion_id, lz.status, lz.risk, lz.confidence, lz.clips_used,
-                                (lz.first_frame, lz.last_frame)) for lz in self.lesions),
-            self.bundle, self.notice, self.video.kind)
+            self.video.source,
+            self.status,
+            self.risk,
+            self.risk_rule,
+            self.reason,
+            self.clips,
+            self.video.frames_scored,
+            tuple(
+                LesionSummary(
+                    lz.lesion_id,
+                    lz.status,
+                    lz.risk,
+                    lz.confidence,
+                    lz.clips_used,
+                    (lz.first_frame, lz.last_frame),
+                )
+                for lz in self.lesions
+            ),
+            self.bundle,
+            self.notice,
+            self.video.kind,
+        )

@@ -66,22 +66,41 @@ class ScoreFold:
         kept = []  # judged by video_result (merge_records judges every lesion)
         for lesion_id, ended in sorted(self._ended.items()):
             scores = list(self._scores.get(lesion_id, []))
-            record = LesionRecord(lesion_id, boxes=dict(ended.boxes), scores=scores,
-                                  clips_made=len(scores),
-                                  crops=dict(self._crops.get(lesion_id, {})), ended=True)
+            record = LesionRecord(
+                lesion_id,
+                boxes=dict(ended.boxes),
+                scores=scores,
+                clips_made=len(scores),
+                crops=dict(self._crops.get(lesion_id, {})),
+                ended=True,
+            )
             kept.append(record)
         return video_result(kept, self.rules, self._end.timing, self._end.scan_region)
 
-    def document(self, meta: VideoMeta, *, models: dict[str, dict[str, Any]],
-                 pipeline_config: dict[str, Any], decode: dict[str, Any] | None = None,
-                 wall_s: float | None = None,
-                 heatmaps: dict[tuple[int, int], str] | None = None,
-                 outputs: dict[str, str] | None = None,
-                 still: dict[str, Any] | None = None) -> dict[str, Any]:
+    def document(
+        self,
+        meta: VideoMeta,
+        *,
+        models: dict[str, dict[str, Any]],
+        pipeline_config: dict[str, Any],
+        decode: dict[str, Any] | None = None,
+        wall_s: float | None = None,
+        heatmaps: dict[tuple[int, int], str] | None = None,
+        outputs: dict[str, str] | None = None,
+        still: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """The versioned score document (score.schema.json) of the folded video.
         ``still``: the still image's description (``Still.describe``) when the
         "video" is one still (``video.kind: "still"``)."""
-        return build_report(self.result(), meta, models=models,
-                            pipeline_config=pipeline_config, decode=decode, wall_s=wall_s,
-                            heatmaps=heatmaps, outputs=outputs, still=still,
-                            subtypes=self._subtypes)
+        return build_report(
+            self.result(),
+            meta,
+            models=models,
+            pipeline_config=pipeline_config,
+            decode=decode,
+            wall_s=wall_s,
+            heatmaps=heatmaps,
+            outputs=outputs,
+            still=still,
+            subtypes=self._subtypes,
+        )

@@ -40,11 +40,11 @@ RISK_RULES: tuple[RiskRule, ...] = ("most_confident_lesion", "mean_of_clips", "m
 
 RULE_TEXT = {
     "most_confident_lesion": "risk of the lesion with the highest lesion confidence (mean of "
-                             "its clips); candidates below the confidence threshold never count",
+    "its clips); candidates below the confidence threshold never count",
     "mean_of_clips": "mean of the malignancy probabilities of every clip of every scored "
-                     "lesion (WAUVE); candidates below the confidence threshold never count",
+    "lesion (WAUVE); candidates below the confidence threshold never count",
     "max_lesion_risk": "highest risk among the scored lesions; candidates below the "
-                       "confidence threshold never count",
+    "confidence threshold never count",
 }
 
 # Box sources the detector itself produced (its score is a detector score).
@@ -88,18 +88,21 @@ class LesionRules:
 
     def validate(self, source: str = "pipeline.lesions") -> None:
         if self.risk_rule not in RISK_RULES:
-            raise ConfigError(f"{source}.risk_rule",
-                              f"must be one of {list(RISK_RULES)}, got {self.risk_rule!r}")
+            raise ConfigError(
+                f"{source}.risk_rule", f"must be one of {list(RISK_RULES)}, got {self.risk_rule!r}"
+            )
         for name in ("merge_min_overlap", "merge_min_share", "min_confidence"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{source}.{name}", f"must be in [0, 1], got {value}")
         if self.confidence.max_frames < 1:
-            raise ConfigError(f"{source}.confidence.max_frames",
-                              f"must be >= 1, got {self.confidence.max_frames}")
+            raise ConfigError(
+                f"{source}.confidence.max_frames", f"must be >= 1, got {self.confidence.max_frames}"
+            )
         if self.merge_min_frames < 1:
-            raise ConfigError(f"{source}.merge_min_frames",
-                              f"must be >= 1, got {self.merge_min_frames}")
+            raise ConfigError(
+                f"{source}.merge_min_frames", f"must be >= 1, got {self.merge_min_frames}"
+            )
 
 
 @dataclass(frozen=True)
@@ -111,10 +114,13 @@ class LesionEvidence:
     lesion_check: float | None  # mean P(lesion) over clips; None: no check / no clip
 
     def as_dict(self) -> dict[str, float | int | None]:
-        return {"detector_score": round(self.detector_score, 4),
-                "detector_frames": self.detector_frames,
-                "lesion_check": (round(self.lesion_check, 4)
-                                 if self.lesion_check is not None else None)}
+        return {
+            "detector_score": round(self.detector_score, 4),
+            "detector_frames": self.detector_frames,
+            "lesion_check": (
+                round(self.lesion_check, 4) if self.lesion_check is not None else None
+            ),
+        }
 
 
 def _logit(p: float, eps: float = 1e-4) -> float:
@@ -122,8 +128,9 @@ def _logit(p: float, eps: float = 1e-4) -> float:
     return math.log(p / (1.0 - p))
 
 
-def evidence_of(scores_by_frame: Mapping[int, tuple[float, str]],
-                clips: Sequence[ClipScore]) -> LesionEvidence:
+def evidence_of(
+    scores_by_frame: Mapping[int, tuple[float, str]], clips: Sequence[ClipScore]
+) -> LesionEvidence:
     """``scores_by_frame``: frame -> (box score, box source)."""
     detected = [s for s, source in scores_by_frame.values() if source in DETECTED]
     checks = [c.lesion_probability for c in clips if c.lesion_probability is not None]
@@ -136,9 +143,12 @@ def evidence_of(scores_by_frame: Mapping[int, tuple[float, str]],
 
 def confidence_of(evidence: LesionEvidence, model: ConfidenceModel) -> float:
     check = 0.5 if evidence.lesion_check is None else evidence.lesion_check
-    z = (model.intercept + model.detector * _logit(evidence.detector_score)
-         + model.check * _logit(check)
-         + model.frames * math.log(min(max(1, evidence.detector_frames), model.max_frames)))
+    z = (
+        model.intercept
+        + model.detector * _logit(evidence.detector_score)
+        + model.check * _logit(check)
+        + model.frames * math.log(min(max(1, evidence.detector_frames), model.max_frames))
+    )
     return 1.0 / (1.0 + math.exp(-z))
 
 
@@ -169,8 +179,9 @@ def are_duplicates(a: Mapping[int, Box], b: Mapping[int, Box], rules: LesionRule
     return overlapping >= rules.merge_min_share * len(shared)
 
 
-def duplicate_groups(tracks: Mapping[int, Mapping[int, Box]],
-                     rules: LesionRules) -> list[list[int]]:
+def duplicate_groups(
+    tracks: Mapping[int, Mapping[int, Box]], rules: LesionRules
+) -> list[list[int]]:
     """Track ids grouped into lesions (duplicates chained: a~b, b~c -> one)."""
     ids = sorted(tracks)
     parent = {i: i for i in ids}
@@ -182,7 +193,7 @@ def duplicate_groups(tracks: Mapping[int, Mapping[int, Box]],
         return i
 
     for k, i in enumerate(ids):
-        for j in ids[k + 1:]:
+        for j in ids[k + 1 :]:
             if root(i) != root(j) and are_duplicates(tracks[i], tracks[j], rules):
                 parent[root(j)] = root(i)
     groups: dict[int, list[int]] = {}

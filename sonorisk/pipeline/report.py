@@ -48,11 +48,15 @@ def honesty_statements(models: dict[str, dict[str, Any]]) -> list[str]:
             continue
         if card.get("demonstration") and role == "still_classifier":
             trained = (card.get("training_data") or {}).get("description") or "not trained"
-            notes.append(f"The still classifier is a DEMONSTRATION model ({trained}); its "
-                         "numbers mean nothing about real patients.")
+            notes.append(
+                f"The still classifier is a DEMONSTRATION model ({trained}); its "
+                "numbers mean nothing about real patients."
+            )
         elif card.get("demonstration"):
-            notes.append(f"The {role} is a DEMONSTRATION model trained in minutes on synthetic "
-                         "phantom videos; its numbers mean nothing about real patients.")
+            notes.append(
+                f"The {role} is a DEMONSTRATION model trained in minutes on synthetic "
+                "phantom videos; its numbers mean nothing about real patients."
+            )
         elif card.get("trained_on_synthetic_data"):
             notes.append(f"The {role} was trained on synthetic data.")
         disclaimer = card.get("disclaimer")
@@ -63,12 +67,16 @@ def honesty_statements(models: dict[str, dict[str, Any]]) -> list[str]:
 
 def box_json(box: LesionBox) -> dict[str, Any]:
     """One lesion box as every output shows it (the document, a stream's events)."""
-    return {"box": [round(float(v), 2) for v in box.box], "score": round(float(box.score), 4),
-            "source": box.source}
+    return {
+        "box": [round(float(v), 2) for v in box.box],
+        "score": round(float(box.score), 4),
+        "source": box.source,
+    }
 
 
-def _clip_entry(score: Any, fps: float | None, heatmap_file: str | None,
-                scored: bool = True) -> dict[str, Any]:
+def _clip_entry(
+    score: Any, fps: float | None, heatmap_file: str | None, scored: bool = True
+) -> dict[str, Any]:
     """One clip; a candidate's clips keep their frames but show no malignancy
     number (a candidate is never scored)."""
     frames = [int(i) for i in score.frame_indices]
@@ -76,21 +84,27 @@ def _clip_entry(score: Any, fps: float | None, heatmap_file: str | None,
         "clip_index": int(score.clip_index),
         "frame_indices": frames,
         "frame_range": [frames[0], frames[-1]],
-        "time_range_s": ([round(frames[0] / fps, 4), round((frames[-1] + 1) / fps, 4)]
-                         if fps else None),
+        "time_range_s": (
+            [round(frames[0] / fps, 4), round((frames[-1] + 1) / fps, 4)] if fps else None
+        ),
         "probability": float(score.probability) if scored else None,
-        "class_probabilities": ({k: float(v) for k, v in score.class_probabilities.items()}
-                                if scored else {}),
-        "lesion_probability": (float(score.lesion_probability)
-                               if score.lesion_probability is not None else None),
+        "class_probabilities": (
+            {k: float(v) for k, v in score.class_probabilities.items()} if scored else {}
+        ),
+        "lesion_probability": (
+            float(score.lesion_probability) if score.lesion_probability is not None else None
+        ),
         "heatmap": heatmap_file if scored else None,
     }
     return entry
 
 
-def _lesion_entry(record: LesionRecord, fps: float | None,
-                  heatmaps: dict[tuple[int, int], str],
-                  subtypes: dict[int, dict[str, float]] | None = None) -> dict[str, Any]:
+def _lesion_entry(
+    record: LesionRecord,
+    fps: float | None,
+    heatmaps: dict[tuple[int, int], str],
+    subtypes: dict[int, dict[str, float]] | None = None,
+) -> dict[str, Any]:
     """One lesion; ``subtypes`` (a still's, by lesion id) adds the key ``subtypes``
     (null without a subtype head) to every lesion of a still."""
     risk = record.risk()
@@ -98,13 +112,12 @@ def _lesion_entry(record: LesionRecord, fps: float | None,
     extra: dict[str, Any] = {}
     if subtypes is not None:
         shown = subtypes.get(record.lesion_id) if not record.candidate else None
-        extra["subtypes"] = ({k: float(v) for k, v in shown.items()} if shown else None)
+        extra["subtypes"] = {k: float(v) for k, v in shown.items()} if shown else None
     return {
         "lesion_id": record.lesion_id,
         "status": risk.status.value,
         "risk": risk.risk,
-        "confidence": (round(record.confidence, 4) if record.confidence is not None
-                       else None),
+        "confidence": (round(record.confidence, 4) if record.confidence is not None else None),
         "evidence": record.evidence.as_dict() if record.evidence is not None else None,
         "merged_ids": list(record.merged_ids),
         "clips_used": risk.clips_used,
@@ -112,8 +125,12 @@ def _lesion_entry(record: LesionRecord, fps: float | None,
         "last_frame": frames[-1],
         "frames_with_box": len(frames),
         "box_sources": dict(Counter(record.boxes[i].source for i in frames)),
-        "clips": [_clip_entry(s, fps, heatmaps.get((record.lesion_id, s.clip_index)),
-                              not record.candidate) for s in record.scores],
+        "clips": [
+            _clip_entry(
+                s, fps, heatmaps.get((record.lesion_id, s.clip_index)), not record.candidate
+            )
+            for s in record.scores
+        ],
         "boxes": [{"frame": i, **box_json(record.boxes[i])} for i in frames],
         **extra,
     }
@@ -147,20 +164,29 @@ def build_report(
         "sonorisk_version": __version__,
         "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "notice": honesty_statements(models),
-        "video": {**asdict(meta), "frames_scored": result.frames, "decode": decode or {},
-                  "scan_region": (result.scan_region.as_dict()
-                                  if result.scan_region is not None else None),
-                  "kind": "still" if still is not None else "video",
-                  **({"still": still} if still is not None else {})},
+        "video": {
+            **asdict(meta),
+            "frames_scored": result.frames,
+            "decode": decode or {},
+            "scan_region": (
+                result.scan_region.as_dict() if result.scan_region is not None else None
+            ),
+            "kind": "still" if still is not None else "video",
+            **({"still": still} if still is not None else {}),
+        },
         "status": result.status.value,
         "risk": result.risk,
-        "risk_rule": {"name": result.risk_rule, "text": RULE_TEXT[result.risk_rule],
-                      "min_confidence": lesion_rules.get("min_confidence")},
+        "risk_rule": {
+            "name": result.risk_rule,
+            "text": RULE_TEXT[result.risk_rule],
+            "min_confidence": lesion_rules.get("min_confidence"),
+        },
         "reason": result.reason,
         "clips": result.clips,
-        "lesions": [_lesion_entry(r, fps, heatmaps or {},
-                                  (subtypes or {}) if still is not None else None)
-                    for r in result.lesions],
+        "lesions": [
+            _lesion_entry(r, fps, heatmaps or {}, (subtypes or {}) if still is not None else None)
+            for r in result.lesions
+        ],
         "models": models,
         "pipeline": pipeline_config,
         "timing": timing,

@@ -33,8 +33,14 @@ from sonorisk.pipeline.visualize import write_heatmaps
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ScoringModels", "ScoringTimeout", "load_models", "score_file", "score_path",
-           "summary_line"]
+__all__ = [
+    "ScoringModels",
+    "ScoringTimeout",
+    "load_models",
+    "score_file",
+    "score_path",
+    "summary_line",
+]
 
 
 def score_file(
@@ -74,13 +80,22 @@ def score_file(
                 writer = OverlayWriter(out_dir / overlay_name, meta.fps or 30.0)
                 sink_list.append(writer)
             sinks = Sinks(sink_list)
-            bar = tqdm(source, total=meta.frame_count, unit="frame", desc=path.name,
-                       disable=not progress, leave=False)
+            bar = tqdm(
+                source,
+                total=meta.frame_count,
+                unit="frame",
+                desc=path.name,
+                disable=not progress,
+                leave=False,
+            )
             try:
                 for frame in bar:
                     if deadline is not None and time.monotonic() > deadline:
-                        raise ScoringTimeout(path, f"still scoring at frame {frame.index} when "
-                                                   "its time ran out (jobs.timeout_s)")
+                        raise ScoringTimeout(
+                            path,
+                            f"still scoring at frame {frame.index} when "
+                            "its time ran out (jobs.timeout_s)",
+                        )
                     sinks.frame(frame)
                     sinks.events(scorer.push(frame))
                 sinks.events(scorer.finish())
@@ -104,13 +119,25 @@ def score_file(
     finally:
         if writer is not None:
             writer.close()
-    document = fold.document(meta, models=models.cards, pipeline_config=to_dict(config),
-                             decode=decode, wall_s=wall, heatmaps=heatmap_files,
-                             outputs=outputs)
+    document = fold.document(
+        meta,
+        models=models.cards,
+        pipeline_config=to_dict(config),
+        decode=decode,
+        wall_s=wall,
+        heatmaps=heatmap_files,
+        outputs=outputs,
+    )
     write_report(document, out_dir / f"{stem}.json")
-    log.info("%s: %s, risk %s (%d clips, %d lesions) in %.1f s", path.name, document["status"],
-             "n/a" if result.risk is None else f"{result.risk:.3f}", result.clips,
-             len(result.lesions), wall)
+    log.info(
+        "%s: %s, risk %s (%d clips, %d lesions) in %.1f s",
+        path.name,
+        document["status"],
+        "n/a" if result.risk is None else f"{result.risk:.3f}",
+        result.clips,
+        len(result.lesions),
+        wall,
+    )
     return document
 
 
@@ -124,8 +151,13 @@ class ScoreOptions(TypedDict, total=False):
     deadline: float | None
 
 
-def score_path(path: str | Path, models: ScoringModels, config: PipelineConfig,
-               out_dir: str | Path, **options: Unpack[ScoreOptions]) -> dict[str, Any]:
+def score_path(
+    path: str | Path,
+    models: ScoringModels,
+    config: PipelineConfig,
+    out_dir: str | Path,
+    **options: Unpack[ScoreOptions],
+) -> dict[str, Any]:
     """Score a video or a still image, told apart by the file's bytes (``is_still``:
     PNG/JPEG/TIFF/BMP, or a DICOM with one frame): ``score_file`` or
     ``sonorisk.pipeline.still.score_still``, same arguments, same document schema.

@@ -80,8 +80,9 @@ class ClipScorer(Protocol):
     @property
     def clip_config(self) -> ClipConfig: ...
 
-    def predict(self, clips: Sequence[Clip], heatmaps: bool = ...,
-                batch_size: int = ...) -> list[ClipScore]: ...
+    def predict(
+        self, clips: Sequence[Clip], heatmaps: bool = ..., batch_size: int = ...
+    ) -> list[ClipScore]: ...
 
 
 @dataclass
@@ -128,8 +129,9 @@ class LesionRecord:
 
     def judge(self, rules: LesionRules) -> None:
         """(Re)compute the lesion's evidence, confidence and candidate flag."""
-        self.evidence = evidence_of({i: (b.score, b.source) for i, b in self.boxes.items()},
-                                    self.scores)
+        self.evidence = evidence_of(
+            {i: (b.score, b.source) for i, b in self.boxes.items()}, self.scores
+        )
         self.confidence = confidence_of(self.evidence, rules.confidence)
         self.candidate = is_candidate(self.evidence, self.confidence, rules)
 
@@ -146,12 +148,15 @@ def merge_records(records: Sequence[LesionRecord], rules: LesionRules) -> list[L
     add their boxes where it has none and all their clips (re-numbered).
     """
     by_id = {r.lesion_id: r for r in records}
-    groups = duplicate_groups({r.lesion_id: {i: b.box for i, b in r.boxes.items()}
-                               for r in records}, rules)
+    groups = duplicate_groups(
+        {r.lesion_id: {i: b.box for i, b in r.boxes.items()} for r in records}, rules
+    )
     out: list[LesionRecord] = []
     for group in groups:
-        members = sorted((by_id[i] for i in group), key=lambda r: (
-            -sum(b.source in DETECTED for b in r.boxes.values()), r.lesion_id))
+        members = sorted(
+            (by_id[i] for i in group),
+            key=lambda r: (-sum(b.source in DETECTED for b in r.boxes.values()), r.lesion_id),
+        )
         main = members[0]
         if len(members) == 1:
             merged = replace(main)
@@ -167,9 +172,14 @@ def merge_records(records: Sequence[LesionRecord], rules: LesionRules) -> list[L
                     scores.append(replace(score, track_id=main.lesion_id, clip_index=k))
                     if score.clip_index in member.crops:
                         crops[k] = member.crops[score.clip_index]
-            merged = replace(main, boxes=dict(sorted(boxes.items())), scores=scores,
-                             crops=crops, clips_made=len(scores),
-                             merged_ids=tuple(sorted(m.lesion_id for m in members[1:])))
+            merged = replace(
+                main,
+                boxes=dict(sorted(boxes.items())),
+                scores=scores,
+                crops=crops,
+                clips_made=len(scores),
+                merged_ids=tuple(sorted(m.lesion_id for m in members[1:])),
+            )
         merged.judge(rules)
         out.append(merged)
     return sorted(out, key=lambda r: r.lesion_id)
@@ -227,8 +237,11 @@ class IncrementalScorer:
         # Recent frames, for boxes the tracker hands back late (back-filled
         # first frames of a lesion, bridged gaps).
         self._recent: OrderedDict[int, _Seen] = OrderedDict()
-        self._keep = (max(tracking.max_gap, tracking.minimum_consecutive_frames) + 2
-                      + self.config.detector_batch_size * tracking.keyframe_interval)
+        self._keep = (
+            max(tracking.max_gap, tracking.minimum_consecutive_frames)
+            + 2
+            + self.config.detector_batch_size * tracking.keyframe_interval
+        )
         self._clip_queue: list[tuple[Clip, float]] = []
         self._segment: dict[int, int] = {}  # lesion id -> clip-builder key of its current run
         self._last_pushed: dict[int, int] = {}
@@ -247,9 +260,10 @@ class IncrementalScorer:
         if self._finished:
             raise RuntimeError("push() after finish(): make a new scorer per video or stream")
         if self._last_index is not None and frame.index <= self._last_index:
-            raise InputError(f"frame {frame.index}",
-                             f"frames must arrive in increasing order (last was "
-                             f"{self._last_index})")
+            raise InputError(
+                f"frame {frame.index}",
+                f"frames must arrive in increasing order (last was {self._last_index})",
+            )
         self._last_index = frame.index
         shape = frame.image.shape[:2]
         if self._frame_shape is None:
@@ -259,9 +273,11 @@ class IncrementalScorer:
             # Boxes, tracks and the scan region are in the first frames' pixels:
             # scoring on would report boxes outside the frame size.
             (h0, w0), (h, w) = self._frame_shape, shape
-            raise InputError(f"frame {frame.index}",
-                             f"frame size changed from {w0}x{h0} to {w}x{h} within the "
-                             "video; score each part as its own video")
+            raise InputError(
+                f"frame {frame.index}",
+                f"frame size changed from {w0}x{h0} to {w}x{h} within the "
+                "video; score each part as its own video",
+            )
         keyframe = self.timing.frames % self.tracking.keyframe_interval == 0
         self._queued.append(_Seen(frame, time.perf_counter(), keyframe))
         self.timing.frames += 1
@@ -347,11 +363,13 @@ class IncrementalScorer:
         if keyframes:
             t0 = time.perf_counter()
             found = self.detector.predict(
-                [replace(f, image=self._detector_view(f)) for f in keyframes])
+                [replace(f, image=self._detector_view(f)) for f in keyframes]
+            )
             self.timing.detector_s += time.perf_counter() - t0
             self.timing.keyframes += len(keyframes)
-            detections = {f.index: self._to_source(d)
-                          for f, d in zip(keyframes, found, strict=True)}
+            detections = {
+                f.index: self._to_source(d) for f, d in zip(keyframes, found, strict=True)
+            }
         events: list[Event] = []
         for seen in chunk:
             self._remember(seen)
@@ -370,14 +388,22 @@ class IncrementalScorer:
         t0 = time.perf_counter()
         live_source: BoxSource = "detector" if seen.keyframe else "propagated"
         late: list[tuple[int, Detection, BoxSource]] = [
-            (lid, det, "backfilled") for lid, det in update.backfilled]
+            (lid, det, "backfilled") for lid, det in update.backfilled
+        ]
         now = [(lid, det, live_source) for lid, det in update.active]
         for lesion_id, det, source in sorted(late + now, key=lambda x: x[1].frame_index):
             self._add_box(lesion_id, det, source)
         self.timing.clips_s += time.perf_counter() - t0
         boxes = tuple(self.lesions[lid].boxes[seen.frame.index] for lid, _ in update.active)
-        events: list[Event] = [FrameBoxes(seen.frame.index, seen.frame.timestamp_s, boxes,
-                                          seen.keyframe, time.perf_counter() - seen.pushed_at)]
+        events: list[Event] = [
+            FrameBoxes(
+                seen.frame.index,
+                seen.frame.timestamp_s,
+                boxes,
+                seen.keyframe,
+                time.perf_counter() - seen.pushed_at,
+            )
+        ]
         events += self._end_lesions(update.finished)
         still_open = set(self.tracker.tracker.open_lesions)
         for lesion_id, record in sorted(self.lesions.items()):
@@ -399,8 +425,9 @@ class IncrementalScorer:
                 before = Detection(last, previous.box, previous.score)
                 filled, _ = interpolate_gaps([before, det], self.tracking.max_gap)
                 for item in filled[1:-1]:
-                    record.boxes[item.frame_index] = LesionBox(lesion_id, item.box, item.score,
-                                                               "interpolated")
+                    record.boxes[item.frame_index] = LesionBox(
+                        lesion_id, item.box, item.score, "interpolated"
+                    )
                     self._to_clip(record, item.frame_index, item.box)
             else:
                 self._end_segment(lesion_id)  # a clip is made of adjacent frames only
@@ -436,8 +463,11 @@ class IncrementalScorer:
             return []
         queue, self._clip_queue = self._clip_queue, []
         t0 = time.perf_counter()
-        scores = self.classifier.predict([c for c, _ in queue], heatmaps=self.config.heatmaps,
-                                         batch_size=self.config.classifier_batch_size)
+        scores = self.classifier.predict(
+            [c for c, _ in queue],
+            heatmaps=self.config.heatmaps,
+            batch_size=self.config.classifier_batch_size,
+        )
         done = time.perf_counter()
         self.timing.classifier_s += done - t0
         events: list[Event] = []
@@ -447,8 +477,14 @@ class IncrementalScorer:
             record.judge(self.config.lesions)
             if self.config.heatmaps:
                 record.crops[clip.clip_index] = clip.crops
-            events.append(ClipScored(score, done - last_pushed_at, record.candidate,
-                                     clip.crops if self.config.heatmaps else None))
+            events.append(
+                ClipScored(
+                    score,
+                    done - last_pushed_at,
+                    record.candidate,
+                    clip.crops if self.config.heatmaps else None,
+                )
+            )
             events.append(LesionUpdated(record.risk()))
         return events
 
@@ -462,9 +498,17 @@ class IncrementalScorer:
             record.ended = True
             record.judge(self.config.lesions)
             frames = tuple(sorted(record.boxes))
-            events.append(LesionEnded(lesion.track_id, frames[0] if frames else -1,
-                                      frames[-1] if frames else -1, False, record.risk(),
-                                      frames, dict(record.boxes)))
+            events.append(
+                LesionEnded(
+                    lesion.track_id,
+                    frames[0] if frames else -1,
+                    frames[-1] if frames else -1,
+                    False,
+                    record.risk(),
+                    frames,
+                    dict(record.boxes),
+                )
+            )
         return events
 
     def _drop(self, lesion_id: int) -> list[Event]:
@@ -475,21 +519,44 @@ class IncrementalScorer:
         record.scores.clear()
         record.crops.clear()
         frames = tuple(sorted(record.boxes))
-        return [LesionEnded(lesion_id, frames[0] if frames else -1,
-                            frames[-1] if frames else -1, True, None, frames)]
+        return [
+            LesionEnded(
+                lesion_id,
+                frames[0] if frames else -1,
+                frames[-1] if frames else -1,
+                True,
+                None,
+                frames,
+            )
+        ]
 
 
-def video_result(kept: Sequence[LesionRecord], rules: LesionRules, timing: StageTiming,
-                 scan_region: ScanRegion | None) -> VideoResult:
+def video_result(
+    kept: Sequence[LesionRecord],
+    rules: LesionRules,
+    timing: StageTiming,
+    scan_region: ScanRegion | None,
+) -> VideoResult:
     """The answer from the lesions kept (not dropped as flicker), in lesion-id order:
     duplicates merged, each judged, the video risk by ``rules.risk_rule``."""
     lesions = tuple(merge_records(kept, rules))
-    verdicts = [LesionVerdict(r.lesion_id, r.confidence or 0.0, not r.candidate,
-                              r.risk().risk, r.scores) for r in lesions]
+    verdicts = [
+        LesionVerdict(r.lesion_id, r.confidence or 0.0, not r.candidate, r.risk().risk, r.scores)
+        for r in lesions
+    ]
     risk, n_clips = video_risk(verdicts, rules.risk_rule)
     status = LesionStatus.SCORED if risk is not None else LesionStatus.NO_SCORABLE_LESION
-    return VideoResult(timing.frames, status, risk, n_clips, lesions, timing, scan_region,
-                       rules.risk_rule, None if risk is not None else no_risk_reason(lesions))
+    return VideoResult(
+        timing.frames,
+        status,
+        risk,
+        n_clips,
+        lesions,
+        timing,
+        scan_region,
+        rules.risk_rule,
+        None if risk is not None else no_risk_reason(lesions),
+    )
 
 
 def no_risk_reason(lesions: Sequence[LesionRecord]) -> str:
@@ -497,6 +564,8 @@ def no_risk_reason(lesions: Sequence[LesionRecord]) -> str:
     if not lesions:
         return "no lesion found: the detector tracked nothing long enough to be a lesion"
     if any(r.candidate for r in lesions):
-        return ("no confident lesion: the tracks found were judged unlikely to be lesions "
-                "(lesion confidence below the threshold) or too short for a clip")
+        return (
+            "no confident lesion: the tracks found were judged unlikely to be lesions "
+            "(lesion confidence below the threshold) or too short for a clip"
+        )
     return "no lesion stayed in view for one full clip"

@@ -63,7 +63,8 @@ class FrameSpool:
         folder.mkdir(parents=True, exist_ok=True)
         # Anonymous: gone when closed (``close``), and when the process dies.
         self._file: IO[bytes] = tempfile.TemporaryFile(  # noqa: SIM115
-            dir=folder, prefix=".spool-")
+            dir=folder, prefix=".spool-"
+        )
         self.count = 0
 
     def add(self, frame: Frame) -> None:
@@ -72,8 +73,9 @@ class FrameSpool:
             image = image[:, :, None]
         data = zlib.compress(image.tobytes(), 1)
         height, width, channels = image.shape
-        self._file.write(_HEADER.pack(frame.index, frame.timestamp_s, height, width, channels,
-                                      len(data)))
+        self._file.write(
+            _HEADER.pack(frame.index, frame.timestamp_s, height, width, channels, len(data))
+        )
         self._file.write(data)
         self.count += 1
 
@@ -82,7 +84,8 @@ class FrameSpool:
         self._file.seek(0)
         for _ in range(self.count):
             index, timestamp, height, width, channels, size = _HEADER.unpack(
-                self._file.read(_HEADER.size))
+                self._file.read(_HEADER.size)
+            )
             image = np.frombuffer(zlib.decompress(self._file.read(size)), np.uint8)
             image = image.reshape(height, width, channels)
             yield Frame(index, timestamp, image[:, :, 0] if channels == 1 else image)
@@ -108,8 +111,9 @@ class OverlayWriter:
     def write(self, result: VideoResult) -> int:
         """Encode the overlay; the frames written. Frees the spool."""
         try:
-            return write_overlay(self.path, self._spool, list(result.lesions), result.risk,
-                                 self.fps)
+            return write_overlay(
+                self.path, self._spool, list(result.lesions), result.risk, self.fps
+            )
         finally:
             self.close()
 

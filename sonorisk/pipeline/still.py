@@ -77,8 +77,7 @@ class StillScorer(Protocol):
 
 def still_config(config: PipelineConfig) -> PipelineConfig:
     """The pipeline config a still is scored with: confidence = detector score."""
-    return replace(config, lesions=replace(config.lesions,
-                                           confidence=DETECTOR_SCORE_CONFIDENCE))
+    return replace(config, lesions=replace(config.lesions, confidence=DETECTOR_SCORE_CONFIDENCE))
 
 
 class StillFold(ScoreFold):
@@ -92,8 +91,9 @@ class StillFold(ScoreFold):
         return result
 
 
-def find_lesions(image: np.ndarray, detector: Any, config: PipelineConfig,
-                 timing: StageTiming) -> tuple[list[Detection], ScanRegion | None]:
+def find_lesions(
+    image: np.ndarray, detector: Any, config: PipelineConfig, timing: StageTiming
+) -> tuple[list[Detection], ScanRegion | None]:
     """The still's lesions (detections scoring as a lesion, best first) in source
     pixels, and the scan region the detector saw (None: the whole image)."""
     t0 = time.perf_counter()
@@ -119,9 +119,14 @@ def _heatmap(heatmap: np.ndarray | None, crop: np.ndarray) -> np.ndarray | None:
     return heat[None]
 
 
-def still_events(image: np.ndarray, lesions: list[Detection], classifier: StillScorer,
-                 config: PipelineConfig, region: ScanRegion | None,
-                 timing: StageTiming) -> list[Event]:
+def still_events(
+    image: np.ndarray,
+    lesions: list[Detection],
+    classifier: StillScorer,
+    config: PipelineConfig,
+    region: ScanRegion | None,
+    timing: StageTiming,
+) -> list[Event]:
     """The events a one-frame video with these lesions gives (lesion ids from 1)."""
     started = time.perf_counter()
     boxes = {i: LesionBox(i, d.box, d.score, "detector") for i, d in enumerate(lesions, 1)}
@@ -136,12 +141,24 @@ def still_events(image: np.ndarray, lesions: list[Detection], classifier: StillS
     ended: list[Event] = []
     for (lesion_id, box), crop, score in zip(boxes.items(), crops, scores, strict=True):
         p = float(score.probability)
-        clip = ClipScore(lesion_id, 0, (0,), p, {"benign": 1.0 - p, "malignant": p},
-                         _heatmap(score.heatmap, crop) if config.heatmaps else None)
+        clip = ClipScore(
+            lesion_id,
+            0,
+            (0,),
+            p,
+            {"benign": 1.0 - p, "malignant": p},
+            _heatmap(score.heatmap, crop) if config.heatmaps else None,
+        )
         risk = replace(lesion_risk(lesion_id, [clip]), confidence=box.score)
-        events.append(ClipScored(clip, time.perf_counter() - started, False,
-                                 crop[None] if config.heatmaps else None,
-                                 subtypes=score.subtypes))
+        events.append(
+            ClipScored(
+                clip,
+                time.perf_counter() - started,
+                False,
+                crop[None] if config.heatmaps else None,
+                subtypes=score.subtypes,
+            )
+        )
         events.append(LesionUpdated(risk))
         ended.append(LesionEnded(lesion_id, 0, 0, False, risk, (0,), {0: box}))
     timing.frames = 1
@@ -150,9 +167,17 @@ def still_events(image: np.ndarray, lesions: list[Detection], classifier: StillS
 
 def still_meta(still: Still) -> VideoMeta:
     """A still as a one-frame video's metadata (no rate, no duration)."""
-    return VideoMeta(source=still.source, width=still.width, height=still.height, fps=None,
-                     frame_count=1, codec=still.format, duration_s=None, container="still",
-                     pixel_format=still.mode)
+    return VideoMeta(
+        source=still.source,
+        width=still.width,
+        height=still.height,
+        fps=None,
+        frame_count=1,
+        codec=still.format,
+        duration_s=None,
+        container="still",
+        pixel_format=still.mode,
+    )
 
 
 def still_classifier_of(models: Any, path: Path) -> StillScorer:
@@ -161,8 +186,9 @@ def still_classifier_of(models: Any, path: Path) -> StillScorer:
     if classifier is None:
         from sonorisk.models.load import still_missing_reason
 
-        raise ConfigError(path, f"cannot be scored as a still image: "
-                                f"{still_missing_reason(models)}")
+        raise ConfigError(
+            path, f"cannot be scored as a still image: {still_missing_reason(models)}"
+        )
     return classifier
 
 
@@ -216,10 +242,21 @@ def score_still(
     heatmap_files = write_heatmaps(result, out_dir, stem) if heatmaps else {}  # as score_file
     if overlay:
         outputs["overlay"] = write_still_overlay(out_dir, stem, still.image, result)
-    document = fold.document(still_meta(still), models=model_cards(models, classifier),
-                             pipeline_config=to_dict(config), wall_s=time.perf_counter() - started,
-                             heatmaps=heatmap_files, outputs=outputs, still=still.describe())
+    document = fold.document(
+        still_meta(still),
+        models=model_cards(models, classifier),
+        pipeline_config=to_dict(config),
+        wall_s=time.perf_counter() - started,
+        heatmaps=heatmap_files,
+        outputs=outputs,
+        still=still.describe(),
+    )
     write_report(document, out_dir / f"{stem}.json")
-    log.info("%s: %s, risk %s (%d lesions)", path.name, document["status"],
-             "n/a" if result.risk is None else f"{result.risk:.3f}", len(result.lesions))
+    log.info(
+        "%s: %s, risk %s (%d lesions)",
+        path.name,
+        document["status"],
+        "n/a" if result.risk is None else f"{result.risk:.3f}",
+        len(result.lesions),
+    )
     return document

@@ -61,8 +61,7 @@ def write_heatmaps(result: VideoResult, out_dir: Path, stem: str) -> dict[tuple[
 
 def clip_covering(scores: list[ClipScore], frame_index: int) -> ClipScore | None:
     for score in scores:
-        if score.frame_indices and score.frame_indices[0] <= frame_index <= \
-                score.frame_indices[-1]:
+        if score.frame_indices and score.frame_indices[0] <= frame_index <= score.frame_indices[-1]:
             return score
     return None
 
@@ -70,8 +69,14 @@ def clip_covering(scores: list[ClipScore], frame_index: int) -> ClipScore | None
 MIN_OVERLAY_WIDTH = 640  # smaller videos are enlarged so the labels stay legible
 
 
-def draw_frame(image: np.ndarray, frame_index: int, lesions: Iterable[LesionRecord],
-               video_risk: float | None, *, still: bool = False) -> np.ndarray:
+def draw_frame(
+    image: np.ndarray,
+    frame_index: int,
+    lesions: Iterable[LesionRecord],
+    video_risk: float | None,
+    *,
+    still: bool = False,
+) -> np.ndarray:
     """One overlay frame: lesion boxes, clip probabilities, running video risk.
     ``still``: a still image's overlay (its one "clip" is the lesion's score)."""
     canvas = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
@@ -99,20 +104,39 @@ def draw_frame(image: np.ndarray, frame_index: int, lesions: Iterable[LesionReco
             label += f": p={clip.probability:.2f}"
         elif clip is not None:
             label += f" clip {clip.clip_index}: p={clip.probability:.2f}"
-        cv2.putText(canvas, label, (x1, max(int(40 * scale), y1 - 6)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, colour, thick, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            label,
+            (x1, max(int(40 * scale), y1 - 6)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.8 * scale,
+            colour,
+            thick,
+            cv2.LINE_AA,
+        )
     risk = "n/a" if video_risk is None else f"{video_risk:.2f}"
     bar = int(30 * scale)
     cv2.rectangle(canvas, (0, 0), (canvas.shape[1], bar), (0, 0, 0), -1)
-    cv2.putText(canvas, f"{BANNER}   {'image' if still else 'video'} risk {risk}",
-                (6, int(bar * 0.72)),
-                cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 0), max(1, thick // 2),
-                cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        f"{BANNER}   {'image' if still else 'video'} risk {risk}",
+        (6, int(bar * 0.72)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.7 * scale,
+        (255, 255, 0),
+        max(1, thick // 2),
+        cv2.LINE_AA,
+    )
     return canvas
 
 
-def write_overlay(path: Path, frames: Iterable[Frame], lesions: list[LesionRecord],
-                  video_risk: float | None, fps: float) -> int:
+def write_overlay(
+    path: Path,
+    frames: Iterable[Frame],
+    lesions: list[LesionRecord],
+    video_risk: float | None,
+    fps: float,
+) -> int:
     """Encode the overlay video (H.264 MP4; even-sized frames). Returns frames written."""
     canvases = (draw_frame(frame.image, frame.index, lesions, video_risk) for frame in frames)
     first = next(canvases, None)
@@ -121,8 +145,7 @@ def write_overlay(path: Path, frames: Iterable[Frame], lesions: list[LesionRecor
     return write_video(path, itertools.chain([first], canvases), fps, codec="h264", even=True)
 
 
-def write_still_overlay(out_dir: Path, stem: str, image: np.ndarray,
-                        result: VideoResult) -> str:
+def write_still_overlay(out_dir: Path, stem: str, image: np.ndarray, result: VideoResult) -> str:
     """A still's overlay: the image with its lesion boxes and scores, as
     ``<stem>.overlay.png`` (a still has no video to draw on). Returns the name
     relative to ``out_dir``."""

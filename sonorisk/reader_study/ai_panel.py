@@ -18,12 +18,25 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-NO_SCORE_TEXT = ("No scorable lesion: the AI found no lesion track long enough to score "
-                 "(8 frames) and gives no risk for this video.")
+NO_SCORE_TEXT = (
+    "No scorable lesion: the AI found no lesion track long enough to score "
+    "(8 frames) and gives no risk for this video."
+)
 # keys of a model card that name files or folders of the machine that trained or scored
 # it: a reader needs none of them (and training data lists can name case keys)
-HIDDEN_CARD_KEYS = frozenset({"checkpoint", "path", "source", "files", "data", "dataset",
-                              "val_keys", "val_groups", "sources"})
+HIDDEN_CARD_KEYS = frozenset(
+    {
+        "checkpoint",
+        "path",
+        "source",
+        "files",
+        "data",
+        "dataset",
+        "val_keys",
+        "val_groups",
+        "sources",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -45,9 +58,17 @@ class ScoreDetails:
 
 def heatmap_clips(doc: dict[str, Any]) -> list[HeatmapClip]:
     """The clips that have a heatmap, in the order the study numbers the strips."""
-    return [HeatmapClip(str(clip["heatmap"]), int(lz["lesion_id"]),
-                        int(clip["frame_range"][0]), int(clip["frame_range"][1]))
-            for lz in doc["lesions"] for clip in lz["clips"] if clip.get("heatmap")]
+    return [
+        HeatmapClip(
+            str(clip["heatmap"]),
+            int(lz["lesion_id"]),
+            int(clip["frame_range"][0]),
+            int(clip["frame_range"][1]),
+        )
+        for lz in doc["lesions"]
+        for clip in lz["clips"]
+        if clip.get("heatmap")
+    ]
 
 
 def read_score_document(path: Path) -> ScoreDetails:
@@ -63,16 +84,22 @@ def ai_panel(case: dict[str, Any], study_dir: Path, base: str) -> dict[str, Any]
         clips = read_score_document(study_dir / case["ai_document"]).heatmap_clips
     except (OSError, ValueError, KeyError, TypeError) as exc:
         # the risk and notice come from the database: only the strips need the copy
-        log.warning("case %s: score document unreadable (%s): no heatmaps shown",
-                    case["code"], exc)
+        log.warning("case %s: score document unreadable (%s): no heatmaps shown", case["code"], exc)
         clips = []
     # the strips' frames travel with their URLs, so the page can show the strip of the
     # clip under the current frame (and fetch it only when the reader asks)
-    strips = [{"url": f"{base}/heatmap/{k}.png", "lesion": clip.lesion_id,
-               "first": clip.first_frame, "last": clip.last_frame}
-              for k, clip in enumerate(clips[:len(case["heatmaps"])])]
+    strips = [
+        {
+            "url": f"{base}/heatmap/{k}.png",
+            "lesion": clip.lesion_id,
+            "first": clip.first_frame,
+            "last": clip.last_frame,
+        }
+        for k, clip in enumerate(clips[: len(case["heatmaps"])])
+    ]
     return {
-        "status": case["ai_status"], "risk": risk,
+        "status": case["ai_status"],
+        "risk": risk,
         "risk_text": NO_SCORE_TEXT if risk is None else f"{risk:.2f}",
         "risk_pct": None if risk is None else round(100 * risk),
         "notice": case["ai_notice"],
@@ -120,8 +147,11 @@ def model_card(case: dict[str, Any], study_dir: Path) -> dict[str, Any]:
     the bundle is on this server, its own card."""
     details = read_score_document(study_dir / case["ai_document"])
     bundle = details.models.get("bundle") or {}
-    roles = {role: card_facts(card) for role, card in details.models.items()
-             if role != "bundle" and isinstance(card, dict)}
+    roles = {
+        role: card_facts(card)
+        for role, card in details.models.items()
+        if role != "bundle" and isinstance(card, dict)
+    }
     text = None
     if bundle.get("name") and bundle.get("version") and bundle.get("sha256"):
         text = bundle_card_text(bundle["name"], bundle["version"], bundle["sha256"])

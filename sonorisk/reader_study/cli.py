@@ -13,9 +13,11 @@ from sonorisk.cli_args import finite_float
 from sonorisk.reader_study.throttle import SignInLimits  # stdlib only: cheap to import
 
 DB_ENV = "SONORISK_STUDY_DB"
-DB_HELP = (f"database URL (default: sqlite file study.sqlite in the study folder; or set "
-           f"{DB_ENV}, which keeps a password out of the process list), e.g. "
-           "postgresql+psycopg://user:pw@host/dbname")
+DB_HELP = (
+    f"database URL (default: sqlite file study.sqlite in the study folder; or set "
+    f"{DB_ENV}, which keeps a password out of the process list), e.g. "
+    "postgresql+psycopg://user:pw@host/dbname"
+)
 
 
 def _db(args: argparse.Namespace) -> str | None:
@@ -25,66 +27,106 @@ def _db(args: argparse.Namespace) -> str | None:
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     root = groups["root"]
     group = root.add_parser(
-        "reader-study", help="two-read reader studies: create, serve to readers, export",
+        "reader-study",
+        help="two-read reader studies: create, serve to readers, export",
         description="Replay videos to radiologists, first without and then with the AI "
         "result, record both reads, and export them for `sonorisk eval report`. "
-        "See docs/reader-study.md.")
+        "See docs/reader-study.md.",
+    )
     verbs = group.add_subparsers(dest="reader_study_what", metavar="WHAT", required=True)
 
     create = verbs.add_parser(
-        "create", help="make a study from a dataset, AI results and a reader list",
+        "create",
+        help="make a study from a dataset, AI results and a reader list",
         description="Transcode the dataset's videos to H.264 MP4, attach each video's "
         "`sonorisk score` JSON, give each reader a secret sign-in link (written to "
         "OUT/links.txt) and a seeded random case order. Flags override --config keys "
-        "(StudyConfig).")
+        "(StudyConfig).",
+    )
     create.add_argument("--dataset", type=Path, required=True, help="dataset folder")
-    create.add_argument("--ai", type=Path, required=True,
-                        help="folder of `sonorisk score` JSONs (<video stem>.json)")
-    create.add_argument("--readers", type=Path, required=True,
-                        help="reader list: CSV with reader_id[,name][,password], or one id a "
-                        "line")
+    create.add_argument(
+        "--ai",
+        type=Path,
+        required=True,
+        help="folder of `sonorisk score` JSONs (<video stem>.json)",
+    )
+    create.add_argument(
+        "--readers",
+        type=Path,
+        required=True,
+        help="reader list: CSV with reader_id[,name][,password], or one id a line",
+    )
     create.add_argument("--out", type=Path, required=True, help="study folder to create")
     create.add_argument("--db", help=DB_HELP)
     create.add_argument("--config", type=Path, help="YAML of StudyConfig keys")
     create.add_argument("--title", help="study title shown on every page")
     create.add_argument("--seed", type=int, help="seed of the per-reader case orders (default 0)")
-    create.add_argument("--washout", action="store_true", default=None,
-                        help="aided reads in a later session, in a new random order")
-    create.add_argument("--washout-days", type=finite_float,
-                        help="days between a reader's last unaided read and the aided session "
-                        "(default 28)")
-    create.add_argument("--show-overlay", action="store_true", default=None,
-                        help="aided step also plays the AI overlay video and heatmaps (score "
-                        "with --overlay --heatmaps)")
-    create.add_argument("--model-name", help="the AI's column name in predictions.csv "
-                        "(default AI)")
-    create.add_argument("--cases", type=Path,
-                        help="only these video ids (text file, one a line); default: every "
-                        "benign and malignant video")
+    create.add_argument(
+        "--washout",
+        action="store_true",
+        default=None,
+        help="aided reads in a later session, in a new random order",
+    )
+    create.add_argument(
+        "--washout-days",
+        type=finite_float,
+        help="days between a reader's last unaided read and the aided session (default 28)",
+    )
+    create.add_argument(
+        "--show-overlay",
+        action="store_true",
+        default=None,
+        help="aided step also plays the AI overlay video and heatmaps (score "
+        "with --overlay --heatmaps)",
+    )
+    create.add_argument("--model-name", help="the AI's column name in predictions.csv (default AI)")
+    create.add_argument(
+        "--cases",
+        type=Path,
+        help="only these video ids (text file, one a line); default: every "
+        "benign and malignant video",
+    )
     create.set_defaults(func=_create)
 
     serve = verbs.add_parser("serve", help="serve a study to readers (web app)")
     serve.add_argument("study", type=Path, help="study folder (from create)")
     serve.add_argument("--db", help=DB_HELP)
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on (default 127.0.0.1; put a TLS proxy in "
-                       "front for anything beyond this machine)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; put a TLS proxy in "
+        "front for anything beyond this machine)",
+    )
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-sign-in-failures", type=int, default=SignInLimits.account_failures,
-                       metavar="N", help="wrong passwords for one reader before sign-in is "
-                       "locked (default %(default)s; one client address gets 4x as many)")
-    serve.add_argument("--lockout-seconds", type=finite_float, default=SignInLimits.lockout_s,
-                       metavar="S", help="the first lockout; it doubles with each further "
-                       "failure, up to 30x (default %(default)s)")
+    serve.add_argument(
+        "--max-sign-in-failures",
+        type=int,
+        default=SignInLimits.account_failures,
+        metavar="N",
+        help="wrong passwords for one reader before sign-in is "
+        "locked (default %(default)s; one client address gets 4x as many)",
+    )
+    serve.add_argument(
+        "--lockout-seconds",
+        type=finite_float,
+        default=SignInLimits.lockout_s,
+        metavar="S",
+        help="the first lockout; it doubles with each further "
+        "failure, up to 30x (default %(default)s)",
+    )
     serve.set_defaults(func=_serve)
 
     export = verbs.add_parser("export", help="reads.csv, truth, predictions, iMRMC, audit")
     export.add_argument("study", type=Path)
     export.add_argument("--db", help=DB_HELP)
     export.add_argument("--out", type=Path, required=True, help="folder for the tables")
-    export.add_argument("--no-score", choices=("exclude", "negative"), default="exclude",
-                        help="cases where the AI found no scorable lesion: leave them out of "
-                        "the analysis (default) or count the AI as a negative call (score 0)")
+    export.add_argument(
+        "--no-score",
+        choices=("exclude", "negative"),
+        default="exclude",
+        help="cases where the AI found no scorable lesion: leave them out of "
+        "the analysis (default) or count the AI as a negative call (score 0)",
+    )
     export.set_defaults(func=_export)
 
     progress = verbs.add_parser("progress", help="reads saved per reader")
@@ -120,16 +162,28 @@ def _create(args: argparse.Namespace) -> int:
 
         if not args.cases.is_file():
             raise ConfigError(args.cases, "case list not found")
-        cases = [ln.strip() for ln in args.cases.read_text().splitlines()
-                 if ln.strip() and not ln.startswith("#")]
-    config = load_config(StudyConfig, args.config, {
-        "title": args.title, "seed": args.seed, "washout": args.washout,
-        "washout_days": args.washout_days, "show_overlay": args.show_overlay,
-        "model_name": args.model_name, "cases": cases})
-    study = create_study(args.dataset, args.ai, args.readers, args.out, db_url=_db(args),
-                         config=config)
-    print(f"study created in {study.out}: {study.n_cases} cases, {len(study.reader_links)} "
-          f"readers")
+        cases = [
+            ln.strip()
+            for ln in args.cases.read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")
+        ]
+    config = load_config(
+        StudyConfig,
+        args.config,
+        {
+            "title": args.title,
+            "seed": args.seed,
+            "washout": args.washout,
+            "washout_days": args.washout_days,
+            "show_overlay": args.show_overlay,
+            "model_name": args.model_name,
+            "cases": cases,
+        },
+    )
+    study = create_study(
+        args.dataset, args.ai, args.readers, args.out, db_url=_db(args), config=config
+    )
+    print(f"study created in {study.out}: {study.n_cases} cases, {len(study.reader_links)} readers")
     if study.skipped:
         print(f"note: {len(study.skipped)} normal video(s) left out: {study.skipped[:5]}")
     print(f"sign-in links (secret): {study.out / 'links.txt'}")
@@ -143,12 +197,13 @@ def _serve(args: argparse.Namespace) -> int:
     from sonorisk.reader_study.web import serve
 
     if args.max_sign_in_failures < 1 or args.lockout_seconds <= 0:
-        raise ConfigError("serve", "--max-sign-in-failures must be >= 1 and "
-                                   "--lockout-seconds > 0")
-    limits = SignInLimits(account_failures=args.max_sign_in_failures,
-                          client_failures=4 * args.max_sign_in_failures,
-                          lockout_s=args.lockout_seconds,
-                          max_lockout_s=30 * args.lockout_seconds)
+        raise ConfigError("serve", "--max-sign-in-failures must be >= 1 and --lockout-seconds > 0")
+    limits = SignInLimits(
+        account_failures=args.max_sign_in_failures,
+        client_failures=4 * args.max_sign_in_failures,
+        lockout_s=args.lockout_seconds,
+        max_lockout_s=30 * args.lockout_seconds,
+    )
     serve(args.study, _db(args) or default_db_url(args.study), args.host, args.port, limits)
     return 0
 
@@ -178,9 +233,11 @@ def _progress(args: argparse.Namespace) -> int:
     print(f"{'reader':<16} {'unaided':>9} {'aided':>9} {'total':>9}  status")
     for p in rows:
         status = "finished" if p["finished"] else f"at step {p['current_step'] + 1}"
-        print(f"{p['reader_id']:<16} {p['unaided_done']:>4}/{p['unaided_total']:<4} "
-              f"{p['aided_done']:>4}/{p['aided_total']:<4} {p['done']:>4}/{p['total']:<4}  "
-              f"{status}")
+        print(
+            f"{p['reader_id']:<16} {p['unaided_done']:>4}/{p['unaided_total']:<4} "
+            f"{p['aided_done']:>4}/{p['aided_total']:<4} {p['done']:>4}/{p['total']:<4}  "
+            f"{status}"
+        )
     return 0
 
 

@@ -63,8 +63,9 @@ class StudyConfig:
         if self.washout_days < 0:
             raise ConfigError("washout_days", f"must be >= 0, got {self.washout_days}")
         if not self.model_name.strip() or "," in self.model_name:
-            raise ConfigError("model_name", f"must be a non-empty name without commas, "
-                                            f"got {self.model_name!r}")
+            raise ConfigError(
+                "model_name", f"must be a non-empty name without commas, got {self.model_name!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -99,14 +100,17 @@ def load_readers(path: str | Path) -> list[ReaderSpec]:
     if "reader_id" in header:
         unknown = sorted(set(header) - {"reader_id", "name", "password"})
         if unknown:
-            raise StudyError(path, f"unknown column(s) {unknown}; known: reader_id, name, "
-                                   "password")
+            raise StudyError(path, f"unknown column(s) {unknown}; known: reader_id, name, password")
         reader = csv.DictReader(lines[1:], fieldnames=header)
-        rows = [(i + 2, {k: (v or "").strip() for k, v in row.items() if k})
-                for i, row in enumerate(reader)]
+        rows = [
+            (i + 2, {k: (v or "").strip() for k, v in row.items() if k})
+            for i, row in enumerate(reader)
+        ]
     elif "," in lines[0]:
-        raise StudyError(path, "a CSV reader list needs a header row with 'reader_id' "
-                               f"(first line: {lines[0]!r})")
+        raise StudyError(
+            path,
+            f"a CSV reader list needs a header row with 'reader_id' (first line: {lines[0]!r})",
+        )
     else:
         rows = [(i + 1, {"reader_id": ln.strip()}) for i, ln in enumerate(lines)]
     specs: list[ReaderSpec] = []
@@ -116,16 +120,20 @@ def load_readers(path: str | Path) -> list[ReaderSpec]:
         if not rid:
             raise StudyError(path, f"line {line_no}: empty reader id")
         if not READER_ID.match(rid):
-            raise StudyError(path, f"line {line_no}: reader id {rid!r} may hold only letters, "
-                                   "digits, '.', '_' and '-' (at most 64, starting with a "
-                                   "letter or digit)")
+            raise StudyError(
+                path,
+                f"line {line_no}: reader id {rid!r} may hold only letters, "
+                "digits, '.', '_' and '-' (at most 64, starting with a "
+                "letter or digit)",
+            )
         if rid.lower() in seen:
             raise StudyError(path, f"line {line_no}: duplicate reader id {rid!r}")
         seen.add(rid.lower())
         password = row.get("password") or None
         if password is not None and len(password) < 8:
-            raise StudyError(path, f"line {line_no}: password of {rid!r} is shorter than 8 "
-                                   "characters")
+            raise StudyError(
+                path, f"line {line_no}: password of {rid!r} is shorter than 8 characters"
+            )
         specs.append(ReaderSpec(rid, row.get("name") or rid, password))
     if not specs:
         raise StudyError(path, "reader list has no reader rows")
@@ -142,8 +150,9 @@ def reader_order(case_ids: list[str], reader_id: str, seed: int, round_: int = 0
     return [ordered[i] for i in rng.permutation(len(ordered))]
 
 
-def plan_steps(case_ids: list[str], reader_id: str, seed: int,
-               washout: bool) -> list[dict[str, Any]]:
+def plan_steps(
+    case_ids: list[str], reader_id: str, seed: int, washout: bool
+) -> list[dict[str, Any]]:
     """The reader's ordered steps: ``(case_id, session, position)``."""
     first = reader_order(case_ids, reader_id, seed, 0)
     if washout:
@@ -152,8 +161,17 @@ def plan_steps(case_ids: list[str], reader_id: str, seed: int,
         plan += [(c, "aided", i + 1) for i, c in enumerate(second)]
     else:
         plan = [(c, sess, i + 1) for i, c in enumerate(first) for sess in ("unaided", "aided")]
-    return [{"reader_id": reader_id, "step": n, "case_id": c, "session": sess, "position": pos,
-             "opened_at": None} for n, (c, sess, pos) in enumerate(plan)]
+    return [
+        {
+            "reader_id": reader_id,
+            "step": n,
+            "case_id": c,
+            "session": sess,
+            "position": pos,
+            "opened_at": None,
+        }
+        for n, (c, sess, pos) in enumerate(plan)
+    ]
 
 
 def _score_schema() -> dict[str, Any]:
@@ -174,8 +192,7 @@ def load_ai_document(path: Path, schema: dict[str, Any] | None = None) -> dict[s
         jsonschema.validate(doc, schema or _score_schema())
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "top level"
-        raise StudyError(path, f"not a sonorisk score document ({where}: {exc.message})"
-                         ) from None
+        raise StudyError(path, f"not a sonorisk score document ({where}: {exc.message})") from None
     return doc
 
 
@@ -184,17 +201,28 @@ def _find_ai(ai_dir: Path, video_id: str, video_file: str) -> Path:
     for candidate in (ai_dir / f"{stem}.json", ai_dir / f"{video_id}.json"):
         if candidate.is_file():
             return candidate
-    raise StudyError(ai_dir, f"no AI result for video {video_id!r} (expected {stem}.json; "
-                             "score it with `sonorisk score`)")
+    raise StudyError(
+        ai_dir,
+        f"no AI result for video {video_id!r} (expected {stem}.json; "
+        "score it with `sonorisk score`)",
+    )
 
 
 def _lesions(doc: dict[str, Any]) -> list[dict[str, Any]]:
     from sonorisk.pipeline.document import ScoreDocument
 
-    return [{"lesion_id": lz.lesion_id, "status": lz.status.value, "risk": lz.risk,
-             "clips_used": lz.clips_used, "confidence": lz.confidence,
-             "first_frame": lz.first_frame, "last_frame": lz.last_frame}
-            for lz in ScoreDocument.from_json(doc).lesions]
+    return [
+        {
+            "lesion_id": lz.lesion_id,
+            "status": lz.status.value,
+            "risk": lz.risk,
+            "clips_used": lz.clips_used,
+            "confidence": lz.confidence,
+            "first_frame": lz.first_frame,
+            "last_frame": lz.last_frame,
+        }
+        for lz in ScoreDocument.from_json(doc).lesions
+    ]
 
 
 def _truth(pathology: str, video_id: str) -> int:
@@ -202,8 +230,9 @@ def _truth(pathology: str, video_id: str) -> int:
         return 1
     if pathology == "benign":
         return 0
-    raise StudyError(video_id, f"pathology {pathology!r}: a reader study needs benign or "
-                               "malignant cases")
+    raise StudyError(
+        video_id, f"pathology {pathology!r}: a reader study needs benign or malignant cases"
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -214,9 +243,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def create_study(dataset: str | Path, ai_dir: str | Path, readers_file: str | Path,
-                 out: str | Path, *, db_url: str | None = None,
-                 config: StudyConfig | None = None) -> CreatedStudy:
+def create_study(
+    dataset: str | Path,
+    ai_dir: str | Path,
+    readers_file: str | Path,
+    out: str | Path,
+    *,
+    db_url: str | None = None,
+    config: StudyConfig | None = None,
+) -> CreatedStudy:
     from sonorisk.data import load_dataset
     from sonorisk.reader_study.media import transcode_h264
 
@@ -250,11 +285,15 @@ def create_study(dataset: str | Path, ai_dir: str | Path, readers_file: str | Pa
         doc = load_ai_document(ai_path, schema)
         scored_from = Path(str(doc["video"]["source"])).stem
         if scored_from != video.stem:
-            raise StudyError(ai_path, f"was scored from {doc['video']['source']!r}, not from "
-                                      f"{rec.file!r}")
+            raise StudyError(
+                ai_path, f"was scored from {doc['video']['source']!r}, not from {rec.file!r}"
+            )
         if config.show_overlay and not doc.get("outputs", {}).get("overlay"):
-            raise StudyError(ai_path, "has no overlay video (score with --overlay, or create "
-                                      "the study without show_overlay)")
+            raise StudyError(
+                ai_path,
+                "has no overlay video (score with --overlay, or create "
+                "the study without show_overlay)",
+            )
         planned.append((rec, video, ai_path, doc))
 
     out.mkdir(parents=True, exist_ok=True)
@@ -262,8 +301,9 @@ def create_study(dataset: str | Path, ai_dir: str | Path, readers_file: str | Pa
     store = StudyStore.open(url, create=True)
     try:
         if store.meta():
-            raise StudyError(safe_url(url), "already holds a study; use a new --out folder or "
-                                            "database")
+            raise StudyError(
+                safe_url(url), "already holds a study; use a new --out folder or database"
+            )
         codes: set[str] = set()
         case_rows = []
         for rec, video, ai_path, doc in planned:
@@ -290,56 +330,99 @@ def create_study(dataset: str | Path, ai_dir: str | Path, readers_file: str | Pa
                     heatmaps.append(f"media/{code}.heatmap{k}.png")
                     shutil.copyfile(png, out / heatmaps[-1])
             covariates = {k: _jsonable(getattr(rec, k, None)) for k in COVARIATES}
-            case_rows.append({
-                "case_id": rec.video_id, "code": code, "video_file": f"media/{code}.mp4",
-                "fps": media.fps, "n_frames": media.frames, "duration_s": media.duration_s,
-                "width": media.width, "height": media.height, "pathology": rec.pathology,
-                "truth": _truth(rec.pathology, rec.video_id),
-                "covariates": json.dumps(covariates), "ai_status": doc["status"],
-                "ai_risk": doc["risk"], "ai_notice": json.dumps(doc["notice"]),
-                "ai_lesions": json.dumps(_lesions(doc)), "ai_document": f"ai/{code}.json",
-                "overlay_file": overlay_file, "heatmaps": json.dumps(heatmaps)})
+            case_rows.append(
+                {
+                    "case_id": rec.video_id,
+                    "code": code,
+                    "video_file": f"media/{code}.mp4",
+                    "fps": media.fps,
+                    "n_frames": media.frames,
+                    "duration_s": media.duration_s,
+                    "width": media.width,
+                    "height": media.height,
+                    "pathology": rec.pathology,
+                    "truth": _truth(rec.pathology, rec.video_id),
+                    "covariates": json.dumps(covariates),
+                    "ai_status": doc["status"],
+                    "ai_risk": doc["risk"],
+                    "ai_notice": json.dumps(doc["notice"]),
+                    "ai_lesions": json.dumps(_lesions(doc)),
+                    "ai_document": f"ai/{code}.json",
+                    "overlay_file": overlay_file,
+                    "heatmaps": json.dumps(heatmaps),
+                }
+            )
         now = time.time()
         links: dict[str, str] = {}
         reader_rows = []
         for spec in readers:
             token = new_token()
             links[spec.reader_id] = f"/r/{token}"
-            reader_rows.append({"reader_id": spec.reader_id, "name": spec.name,
-                                "token_hash": token_hash(token), "created_at": now,
-                                "password_hash": (hash_password(spec.password)
-                                                  if spec.password else None)})
+            reader_rows.append(
+                {
+                    "reader_id": spec.reader_id,
+                    "name": spec.name,
+                    "token_hash": token_hash(token),
+                    "created_at": now,
+                    "password_hash": (hash_password(spec.password) if spec.password else None),
+                }
+            )
         case_ids = [row["case_id"] for row in case_rows]
-        steps = [st for spec in readers
-                 for st in plan_steps(case_ids, spec.reader_id, config.seed, config.washout)]
+        steps = [
+            st
+            for spec in readers
+            for st in plan_steps(case_ids, spec.reader_id, config.seed, config.washout)
+        ]
         admin_token = new_token()
-        meta = {"title": config.title, "seed": str(config.seed),
-                "washout": "true" if config.washout else "false",
-                "washout_days": repr(float(config.washout_days)),
-                "show_overlay": "true" if config.show_overlay else "false",
-                "model_name": config.model_name, "secret": secrets.token_hex(32),
-                "admin_token_hash": token_hash(admin_token), "created_at": repr(now),
-                "sonorisk_version": __version__, "dataset": str(Path(ds.root).resolve()),
-                "ai_dir": str(ai_dir.resolve()), "skipped_cases": json.dumps(skipped)}
+        meta = {
+            "title": config.title,
+            "seed": str(config.seed),
+            "washout": "true" if config.washout else "false",
+            "washout_days": repr(float(config.washout_days)),
+            "show_overlay": "true" if config.show_overlay else "false",
+            "model_name": config.model_name,
+            "secret": secrets.token_hex(32),
+            "admin_token_hash": token_hash(admin_token),
+            "created_at": repr(now),
+            "sonorisk_version": __version__,
+            "dataset": str(Path(ds.root).resolve()),
+            "ai_dir": str(ai_dir.resolve()),
+            "skipped_cases": json.dumps(skipped),
+        }
         store.initialize(meta, reader_rows, case_rows, steps)
     finally:
         store.close()
     admin_link = f"/admin/login/{admin_token}"
     _write_links(out / "links.txt", links, admin_link, {r.reader_id: r.name for r in readers})
-    atomic_write_text(json.dumps({
-        "title": config.title, "db": safe_url(url), "cases": len(case_rows),
-        "readers": [r.reader_id for r in readers], "washout": config.washout,
-        "show_overlay": config.show_overlay, "seed": config.seed, "skipped_cases": skipped,
-        "created_at": meta["created_at"], "sonorisk_version": __version__}, indent=2) + "\n",
-        out / "study.json")
+    atomic_write_text(
+        json.dumps(
+            {
+                "title": config.title,
+                "db": safe_url(url),
+                "cases": len(case_rows),
+                "readers": [r.reader_id for r in readers],
+                "washout": config.washout,
+                "show_overlay": config.show_overlay,
+                "seed": config.seed,
+                "skipped_cases": skipped,
+                "created_at": meta["created_at"],
+                "sonorisk_version": __version__,
+            },
+            indent=2,
+        )
+        + "\n",
+        out / "study.json",
+    )
     return CreatedStudy(out, url, links, admin_link, len(case_rows), skipped)
 
 
 def _write_links(path: Path, links: dict[str, str], admin: str, names: dict[str, str]) -> None:
     """The secret sign-in links: owner-only file; append each to the server's base URL."""
-    lines = ["# sonorisk reader study sign-in links: SECRET. Append each to the server's",
-             "# base URL (e.g. http://HOST:8000) and give each reader only their own.",
-             "# role\tid\tname\tlink"]
+    lines = [
+        "# sonorisk reader study sign-in links: SECRET. Append each to the server's",
+        "# base URL (e.g. http://HOST:8000) and give each reader only their own.",
+        "# role\tid\tname\tlink",
+    ]
     lines += [f"reader\t{rid}\t{names[rid]}\t{link}" for rid, link in links.items()]
     lines += [f"admin\tadmin\tstudy administrator\t{admin}"]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -30,8 +30,9 @@ class Transcoded:
         return self.frames / self.fps
 
 
-def transcode_h264(source: str | Path, target: str | Path,
-                   fallback_fps: float | None = None) -> Transcoded:
+def transcode_h264(
+    source: str | Path, target: str | Path, fallback_fps: float | None = None
+) -> Transcoded:
     """Decode ``source`` (any format sonorisk reads) and encode ``target`` as H.264 MP4.
 
     Odd frame sizes lose their last row/column (H.264 4:2:0 needs even sizes).

@@ -86,20 +86,31 @@ def migrate(engine: Engine, target: int | None = None, source: str = "database")
                 conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})"))
             version = current_version(conn)
             if version > s.SCHEMA_VERSION:
-                raise StudyError(source, f"schema version {version} is newer than this sonorisk "
-                                         f"understands ({s.SCHEMA_VERSION}); upgrade sonorisk")
+                raise StudyError(
+                    source,
+                    f"schema version {version} is newer than this sonorisk "
+                    f"understands ({s.SCHEMA_VERSION}); upgrade sonorisk",
+                )
             if version >= migration.version:
                 continue
             if version != migration.version - 1:
-                raise StudyError(source, f"schema version {version} cannot be upgraded to "
-                                         f"{migration.version}")
+                raise StudyError(
+                    source, f"schema version {version} cannot be upgraded to {migration.version}"
+                )
             migration.apply(conn)  # the first one also creates schema_version
-            conn.execute(s.schema_version.insert().values(
-                version=migration.version, applied_at=time.time(),
-                description=migration.description))
+            conn.execute(
+                s.schema_version.insert().values(
+                    version=migration.version,
+                    applied_at=time.time(),
+                    description=migration.description,
+                )
+            )
     with engine.connect() as conn:
         version = current_version(conn)
     if version > s.SCHEMA_VERSION:
-        raise StudyError(source, f"schema version {version} is newer than this sonorisk "
-                                 f"understands ({s.SCHEMA_VERSION}); upgrade sonorisk")
+        raise StudyError(
+            source,
+            f"schema version {version} is newer than this sonorisk "
+            f"understands ({s.SCHEMA_VERSION}); upgrade sonorisk",
+        )
     return version

@@ -48,8 +48,7 @@ def check_password(password: str, stored: str | None) -> bool:
         return False
     if scheme != "pbkdf2_sha256":
         return False
-    got = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt),
-                              int(iterations))
+    got = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
     return hmac.compare_digest(got, base64.b64decode(digest))
 
 
@@ -62,8 +61,9 @@ def sign_session(secret: str, role: str, ident: str, now: float | None = None) -
     return f"{payload}:{_signature(secret, payload)}"
 
 
-def read_session(secret: str, cookie: str | None,
-                 now: float | None = None) -> tuple[str, str] | None:
+def read_session(
+    secret: str, cookie: str | None, now: float | None = None
+) -> tuple[str, str] | None:
     """``(role, id)`` of a valid, unexpired cookie; else None."""
     if not cookie:
         return None

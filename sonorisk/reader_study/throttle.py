@@ -46,8 +46,9 @@ class _Failures:
 class SignInThrottle:
     """Failed sign-ins per key (``account:ID``, ``client:ADDRESS``); thread-safe."""
 
-    def __init__(self, limits: SignInLimits | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limits: SignInLimits | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limits = limits or SignInLimits()
         self._clock = clock
         self._keys: dict[str, _Failures] = {}
@@ -61,14 +62,16 @@ class SignInThrottle:
         """Seconds until this account and client may try again (0: now)."""
         now = self._clock()
         with self._lock:
-            waits = [self._keys[k].locked_until - now
-                     for k in self.keys(reader_id, client).values() if k in self._keys]
+            waits = [
+                self._keys[k].locked_until - now
+                for k in self.keys(reader_id, client).values()
+                if k in self._keys
+            ]
         return max(0, math.ceil(max(waits, default=0.0)))
 
     def failed(self, reader_id: str, client: str | None) -> None:
         now = self._clock()
-        limits = {"account": self.limits.account_failures,
-                  "client": self.limits.client_failures}
+        limits = {"account": self.limits.account_failures, "client": self.limits.client_failures}
         with self._lock:
             self._forget(now)
             for kind, key in self.keys(reader_id, client).items():
@@ -77,7 +80,7 @@ class SignInThrottle:
                 entry.last = now
                 over = entry.count - limits[kind]
                 if over >= 0:
-                    lock = min(self.limits.max_lockout_s, self.limits.lockout_s * 2 ** over)
+                    lock = min(self.limits.max_lockout_s, self.limits.lockout_s * 2**over)
                     entry.locked_until = now + lock
 
     def succeeded(self, reader_id: str, client: str | None) -> None:
@@ -87,8 +90,11 @@ class SignInThrottle:
 
     def _forget(self, now: float) -> None:
         """Drop stale keys; past ``max_keys``, the least recently failed ones too."""
-        stale = [k for k, e in self._keys.items()
-                 if now - e.last > self.limits.forget_s and now >= e.locked_until]
+        stale = [
+            k
+            for k, e in self._keys.items()
+            if now - e.last > self.limits.forget_s and now >= e.locked_until
+        ]
         for key in stale:
             del self._keys[key]
         excess = len(self._keys) - self.limits.max_keys + 1

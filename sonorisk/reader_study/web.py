@@ -80,25 +80,37 @@ def _security_headers(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"  # sign-in tokens never leak
     response.headers["Content-Security-Policy"] = (
         "default-src 'self'; img-src 'self'; media-src 'self'; style-src 'self'; "
-        "script-src 'self'; frame-ancestors 'none'")
+        "script-src 'self'; frame-ancestors 'none'"
+    )
     return response
 
 
-def _set_cookie(request: Request, response: Response, name: str, value: str,
-                max_age: int | None = None) -> None:
+def _set_cookie(
+    request: Request, response: Response, name: str, value: str, max_age: int | None = None
+) -> None:
     """HttpOnly (no script reads it), SameSite=Lax (no cross-site POST carries it) and,
     behind a TLS proxy, Secure."""
-    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax", path="/",
-                        secure=request.url.scheme == "https")
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        path="/",
+        secure=request.url.scheme == "https",
+    )
 
 
 def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def create_app(study_dir: str | Path, db_url: str | None = None,
-               store: StudyStore | None = None,
-               throttle: SignInThrottle | None = None) -> FastAPI:
+def create_app(
+    study_dir: str | Path,
+    db_url: str | None = None,
+    store: StudyStore | None = None,
+    throttle: SignInThrottle | None = None,
+) -> FastAPI:
     """The app; ``throttle`` carries the sign-in limits (default ``SignInLimits()``)."""
     from sonorisk.reader_study.store import default_db_url
 
@@ -128,15 +140,27 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
         if token is None:
             token = (await request.form()).get(CSRF_FIELD)  # cached: the route reads it too
         if not csrf_ok(secret, csrf_basis(request), token if isinstance(token, str) else None):
-            log.warning("refused %s %s: anti-forgery token missing or wrong", request.method,
-                        request.url.path)
-            raise ReadRejected("request", "the anti-forgery token of this form is missing or "
-                                          "wrong (it may come from another site, or from a page "
-                                          "opened before you signed in again). Nothing was "
-                                          "changed: reload the page and try again.", 403)
+            log.warning(
+                "refused %s %s: anti-forgery token missing or wrong",
+                request.method,
+                request.url.path,
+            )
+            raise ReadRejected(
+                "request",
+                "the anti-forgery token of this form is missing or "
+                "wrong (it may come from another site, or from a page "
+                "opened before you signed in again). Nothing was "
+                "changed: reload the page and try again.",
+                403,
+            )
 
-    app = FastAPI(title="sonorisk reader study", docs_url=None, redoc_url=None,
-                  openapi_url=None, dependencies=[Depends(check_csrf)])
+    app = FastAPI(
+        title="sonorisk reader study",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(check_csrf)],
+    )
     app.state.store = store
     app.state.throttle = throttle
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -158,8 +182,9 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
             _set_cookie(request, response, CSRF_COOKIE, nonce)
         return response
 
-    def message(request: Request, status: int, heading: str, text: str,
-                link: tuple[str, str] | None = None) -> HTMLResponse:
+    def message(
+        request: Request, status: int, heading: str, text: str, link: tuple[str, str] | None = None
+    ) -> HTMLResponse:
         return page(request, "message.html", status, heading=heading, text=text, link=link)
 
     def _user(request: Request) -> tuple[str, str] | None:
@@ -168,18 +193,21 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
     def signed_in(request: Request, role: str, ident: str) -> Response:
         home = f"/reader/{ident}" if role == "reader" else "/admin"
         response = RedirectResponse(home, 303)
-        _set_cookie(request, response, COOKIE, sign_session(secret, role, ident),
-                    max_age=COOKIE_MAX_AGE_S)
+        _set_cookie(
+            request, response, COOKIE, sign_session(secret, role, ident), max_age=COOKIE_MAX_AGE_S
+        )
         return response
 
     def require_reader(request: Request, reader_id: str) -> None:
         user = _user(request)
         if user is None:
-            raise ReadRejected("sign-in", "not signed in: open your personal study link or "
-                                          "sign in with your password", 401)
+            raise ReadRejected(
+                "sign-in",
+                "not signed in: open your personal study link or sign in with your password",
+                401,
+            )
         if user != ("reader", reader_id):
-            raise ReadRejected(f"reader {reader_id}", "these pages belong to another reader",
-                               403)
+            raise ReadRejected(f"reader {reader_id}", "these pages belong to another reader", 403)
 
     def require_admin(request: Request) -> None:
         if _user(request) != ("admin", "admin"):
@@ -187,8 +215,12 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
 
     @app.exception_handler(ReadRejected)
     async def rejected(request: Request, exc: ReadRejected) -> Response:
-        heading = {401: "Please sign in", 403: "Not available", 404: "Not found",
-                   409: "Cannot change this answer"}.get(exc.status, "Not accepted")
+        heading = {
+            401: "Please sign in",
+            403: "Not available",
+            404: "Not found",
+            409: "Cannot change this answer",
+        }.get(exc.status, "Not accepted")
         if "application/json" in request.headers.get("accept", ""):  # autosave's fetch
             return JSONResponse({"error": heading, "reason": exc.reason}, exc.status)
         link = ("/login", "Sign in") if exc.status == 401 else None
@@ -213,15 +245,23 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
         reader_id, client = reader_id.strip(), _client(request)
         wait = throttle.retry_after(reader_id, client)
         if wait:  # locked: the password is not even checked
-            response = page(request, "login.html", 429,
-                            error=f"Too many failed sign-ins: try again in {wait} s.")
+            response = page(
+                request,
+                "login.html",
+                429,
+                error=f"Too many failed sign-ins: try again in {wait} s.",
+            )
             response.headers["Retry-After"] = str(wait)
             return response
         if not reader_id or not password or not store.password_ok(reader_id, password):
             throttle.failed(reader_id, client)
-            return page(request, "login.html", 401,
-                        error="Unknown reader or wrong password (readers without a password "
-                              "sign in with their personal link).")
+            return page(
+                request,
+                "login.html",
+                401,
+                error="Unknown reader or wrong password (readers without a password "
+                "sign in with their personal link).",
+            )
         throttle.succeeded(reader_id, client)
         store.log_event(reader_id, "sign_in", detail="password")
         return signed_in(request, "reader", reader_id)
@@ -236,15 +276,20 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
     def follow_link(request: Request, kind: str, token: str) -> Response:
         target = link_target(kind, token)
         if target is None:
-            return message(request, 404, "Unknown link",
-                           f"This {'admin' if kind == 'admin' else 'sign-in'} link is not valid "
-                           "for this study.")
+            return message(
+                request,
+                404,
+                "Unknown link",
+                f"This {'admin' if kind == 'admin' else 'sign-in'} link is not valid "
+                "for this study.",
+            )
         current = _user(request)
         if request.method == "GET" and current is not None and current != target:
             # switching who this browser reads as takes a click on our own page, so a
             # link planted elsewhere cannot silently swap a signed-in reader's account
-            return page(request, "switch.html", current=current, target=target,
-                        action=request.url.path)
+            return page(
+                request, "switch.html", current=current, target=target, action=request.url.path
+            )
         if target[0] == "reader":
             store.log_event(target[1], "sign_in", detail="link")
         return signed_in(request, *target)
@@ -285,9 +330,16 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
             opens = store.aided_opens_at(reader_id)
             if opens is not None and opens > time.time():
                 waiting = iso(opens)
-        return page(request, "home.html", reader=store.reader(reader_id), n_done=len(done),
-                    n_steps=len(steps), current=current, waiting=waiting,
-                    washout=store.washout_s is not None)
+        return page(
+            request,
+            "home.html",
+            reader=store.reader(reader_id),
+            n_done=len(done),
+            n_steps=len(steps),
+            current=current,
+            waiting=waiting,
+            washout=store.washout_s is not None,
+        )
 
     @app.get("/reader/{reader_id}/next")
     def next_step(request: Request, reader_id: str) -> Response:
@@ -297,9 +349,14 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
             return RedirectResponse(f"/reader/{reader_id}", 303)
         return RedirectResponse(f"/reader/{reader_id}/step/{current.step}", 303)
 
-    def case_page(request: Request, reader_id: str, step: Step, status: int = 200,
-                  error: str | None = None, entered: dict[str, Any] | None = None
-                  ) -> HTMLResponse:
+    def case_page(
+        request: Request,
+        reader_id: str,
+        step: Step,
+        status: int = 200,
+        error: str | None = None,
+        entered: dict[str, Any] | None = None,
+    ) -> HTMLResponse:
         case = store.case(step.case_id)
         steps = store.steps(reader_id)
         answers = store.answers(reader_id)
@@ -314,15 +371,30 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
         n_cases = sum(1 for st in steps if st.session == step.session)
         # the time on this case counts from its first view (the reading clock)
         opened = steps[step.step].opened_at or time.time()
-        return page(request, "case.html", status, reader_id=reader_id, step=step,
-                    n_steps=len(steps), n_cases=n_cases,
-                    video_url=f"{base}/video.mp4", fps=case["fps"], n_frames=case["n_frames"],
-                    duration=case["duration_s"], elapsed=max(0, int(time.time() - opened)),
-                    answer=entered or _draft_form(draft) or answer, unaided=unaided,
-                    saved=answer, locked=locked, ai=ai, error=error,
-                    draft_at=iso(draft["updated_at"]) if draft else None,
-                    categories=READ_CATEGORIES, keys=category_keys(READ_CATEGORIES),
-                    action=base)
+        return page(
+            request,
+            "case.html",
+            status,
+            reader_id=reader_id,
+            step=step,
+            n_steps=len(steps),
+            n_cases=n_cases,
+            video_url=f"{base}/video.mp4",
+            fps=case["fps"],
+            n_frames=case["n_frames"],
+            duration=case["duration_s"],
+            elapsed=max(0, int(time.time() - opened)),
+            answer=entered or _draft_form(draft) or answer,
+            unaided=unaided,
+            saved=answer,
+            locked=locked,
+            ai=ai,
+            error=error,
+            draft_at=iso(draft["updated_at"]) if draft else None,
+            categories=READ_CATEGORIES,
+            keys=category_keys(READ_CATEGORIES),
+            action=base,
+        )
 
     @app.get("/reader/{reader_id}/step/{number}", response_class=HTMLResponse)
     def show_step(request: Request, reader_id: str, number: int) -> Response:
@@ -331,8 +403,13 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
         return case_page(request, reader_id, step)
 
     @app.post("/reader/{reader_id}/step/{number}", response_class=HTMLResponse)
-    def answer_step(request: Request, reader_id: str, number: int,
-                    birads: str = Form(""), confidence: str = Form("")) -> Response:
+    def answer_step(
+        request: Request,
+        reader_id: str,
+        number: int,
+        birads: str = Form(""),
+        confidence: str = Form(""),
+    ) -> Response:
         require_reader(request, reader_id)
         try:
             store.save_read(reader_id, number, birads, confidence)
@@ -340,13 +417,25 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
             if exc.status != 400:
                 raise
             step = store.check_open(reader_id, number)
-            return case_page(request, reader_id, step, 400, error=exc.reason,
-                             entered={"birads": birads, "confidence": confidence})
+            return case_page(
+                request,
+                reader_id,
+                step,
+                400,
+                error=exc.reason,
+                entered={"birads": birads, "confidence": confidence},
+            )
         return RedirectResponse(f"/reader/{reader_id}/next", 303)
 
     @app.post("/reader/{reader_id}/step/{number}/draft")
-    def save_draft(request: Request, reader_id: str, number: int, birads: str = Form(""),
-                   confidence: str = Form(""), saved_at: str = Form("")) -> Response:
+    def save_draft(
+        request: Request,
+        reader_id: str,
+        number: int,
+        birads: str = Form(""),
+        confidence: str = Form(""),
+        saved_at: str = Form(""),
+    ) -> Response:
         """Autosave (fetch from draft.js): keep what the reader is entering; not a read.
         ``saved_at``: the saved answer's time as the page showed it ('' for none)."""
         require_reader(request, reader_id)
@@ -355,15 +444,17 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
         except ValueError:
             raise ReadRejected("saved_at", f"not a time: {saved_at!r}") from None
         draft = store.save_draft(reader_id, number, birads, confidence, saved_at=base)
-        return JSONResponse({"kept": draft is not None,
-                             "updated_at": iso(draft["updated_at"]) if draft else None})
+        return JSONResponse(
+            {"kept": draft is not None, "updated_at": iso(draft["updated_at"]) if draft else None}
+        )
 
     def aided_step(reader_id: str, number: int) -> Step:
         """The step, if open and aided: the AI result belongs to aided reads only."""
         step = store.check_open(reader_id, number)
         if step.session != "aided":
-            raise ReadRejected(f"step {number}", "the AI result is not part of an unaided "
-                                                 "read", 403)
+            raise ReadRejected(
+                f"step {number}", "the AI result is not part of an unaided read", 403
+            )
         return step
 
     @app.get("/reader/{reader_id}/step/{number}/model", response_class=HTMLResponse)
@@ -376,8 +467,11 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
 
     def media(request: Request, reader_id: str, number: int, kind: str) -> FileResponse:
         require_reader(request, reader_id)
-        step = store.check_open(reader_id, number) if kind == "video" \
+        step = (
+            store.check_open(reader_id, number)
+            if kind == "video"
             else aided_step(reader_id, number)
+        )
         case = store.case(step.case_id)
         if kind == "video":
             rel = case["video_file"]
@@ -408,9 +502,15 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
     def admin(request: Request) -> Response:
         require_admin(request)
         progress = store.progress()
-        return page(request, "admin.html", progress=progress, n_cases=len(store.cases()),
-                    n_audit=len(store.audit()), meta=meta,
-                    finished=all(p["finished"] for p in progress))
+        return page(
+            request,
+            "admin.html",
+            progress=progress,
+            n_cases=len(store.cases()),
+            n_audit=len(store.audit()),
+            meta=meta,
+            finished=all(p["finished"] for p in progress),
+        )
 
     @app.get("/admin/export/{name}")
     def export_file(request: Request, name: str) -> Response:
@@ -421,18 +521,30 @@ def create_app(study_dir: str | Path, db_url: str | None = None,
         if name == "imrmc_input.txt":
             text = tables.imrmc_text()
             if text is None:
-                raise ReadRejected(name, "iMRMC needs a fully crossed design: every reader "
-                                         "must have read every case in both sessions", 409)
+                raise ReadRejected(
+                    name,
+                    "iMRMC needs a fully crossed design: every reader "
+                    "must have read every case in both sessions",
+                    409,
+                )
             return Response(text, media_type="text/plain")
-        frames = {"reads.csv": tables.reads, "truth.csv": tables.truth,
-                  "predictions.csv": tables.predictions, "audit.csv": tables.audit}
+        frames = {
+            "reads.csv": tables.reads,
+            "truth.csv": tables.truth,
+            "predictions.csv": tables.predictions,
+            "audit.csv": tables.audit,
+        }
         if name not in frames:
-            raise ReadRejected(name, "unknown export; choose from "
-                                     + ", ".join([*frames, "imrmc_input.txt"]), 404)
+            raise ReadRejected(
+                name, "unknown export; choose from " + ", ".join([*frames, "imrmc_input.txt"]), 404
+            )
         buf = io.StringIO()
         frames[name].to_csv(buf, index=False)
-        return Response(buf.getvalue(), media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(
+            buf.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     return app
 
@@ -450,12 +562,19 @@ def _draft_form(draft: dict[str, Any] | None) -> dict[str, Any] | None:
     """A draft as the form's values ('' where the reader has not chosen yet)."""
     if draft is None:
         return None
-    return {"birads": draft["birads"] or "",
-            "confidence": "" if draft["confidence"] is None else draft["confidence"]}
+    return {
+        "birads": draft["birads"] or "",
+        "confidence": "" if draft["confidence"] is None else draft["confidence"],
+    }
 
 
-def serve(study_dir: str | Path, db_url: str | None, host: str, port: int,
-          limits: SignInLimits | None = None) -> None:
+def serve(
+    study_dir: str | Path,
+    db_url: str | None,
+    host: str,
+    port: int,
+    limits: SignInLimits | None = None,
+) -> None:
     import uvicorn
 
     # StudyError (no study, bad URL) before listening

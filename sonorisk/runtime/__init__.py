@@ -29,12 +29,16 @@ RUNTIMES: tuple[str, ...] = get_args(Runtime)
 def check_runtime(runtime: str, device: str) -> Runtime:
     """``runtime`` if it is known and can run on ``device``; a clear error otherwise."""
     if runtime not in RUNTIMES:
-        raise ConfigError("runtime", f"unknown runtime {runtime!r}; choose one of "
-                                     f"{', '.join(RUNTIMES)}")
+        raise ConfigError(
+            "runtime", f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}"
+        )
     if runtime == "onnx":
         if device not in ("cpu", "auto"):  # auto: the CPU, the only place onnx runs
-            raise ConfigError("runtime", f"runtime onnx runs on the CPU only (device "
-                                         f"{device!r} asked for); use runtime torch for a GPU")
+            raise ConfigError(
+                "runtime",
+                f"runtime onnx runs on the CPU only (device "
+                f"{device!r} asked for); use runtime torch for a GPU",
+            )
         from sonorisk.runtime.sessions import import_module
 
         # Fail before any export work when a package is missing.

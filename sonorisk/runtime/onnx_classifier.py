@@ -56,15 +56,21 @@ def export_job(model: GAPClassifier) -> ExportJob:
     t, size, _, _ = model.expected_shape()
     example = torch.zeros(2, 3, t, size, size)
     outputs = [LOGITS, CAM] + ([LESION] if model.lesion_head is not None else [])
-    return ExportJob(_ScoreBatch(model.eval()), (example,), [INPUT], outputs,
-                     {name: {0: "batch"} for name in [INPUT, *outputs]})
+    return ExportJob(
+        _ScoreBatch(model.eval()),
+        (example,),
+        [INPUT],
+        outputs,
+        {name: {0: "batch"} for name in [INPUT, *outputs]},
+    )
 
 
 class OnnxClipClassifier(ClipClassifier):
     """Same interface and outputs as the torch classifier it was exported from."""
 
-    def __init__(self, config: ClassifierConfig, kind: str, session: Any,
-                 runtime: dict[str, Any]) -> None:
+    def __init__(
+        self, config: ClassifierConfig, kind: str, session: Any, runtime: dict[str, Any]
+    ) -> None:
         super().__init__(config)
         # The torch model's kind (a class attribute there): cards name the model
         # that was trained, and ``runtime`` says how it ran.
@@ -84,16 +90,17 @@ class OnnxClipClassifier(ClipClassifier):
         logits, cam = self._run(x, [LOGITS, CAM])
         return logits, cam
 
-    def score_batch(self, x: torch.Tensor, heatmaps: bool) -> tuple[
-            torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        names = [LOGITS] + ([CAM] if heatmaps else []) + ([LESION] if self.has_lesion_check
-                                                           else [])
+    def score_batch(
+        self, x: torch.Tensor, heatmaps: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        names = [LOGITS] + ([CAM] if heatmaps else []) + ([LESION] if self.has_lesion_check else [])
         found = dict(zip(names, self._run(x, names), strict=True))
         return found[LOGITS], found.get(CAM), found.get(LESION)
 
 
-def load_onnx_classifier(path: str | Path, sha256: str,
-                         options: OrtOptions | None = None) -> OnnxClipClassifier:
+def load_onnx_classifier(
+    path: str | Path, sha256: str, options: OrtOptions | None = None
+) -> OnnxClipClassifier:
     """The classifier checkpoint at ``path`` (sha256 ``sha256``) run by ONNX Runtime."""
     from sonorisk.video_classifier.registry import (
         checkpoint_info,
@@ -107,9 +114,11 @@ def load_onnx_classifier(path: str | Path, sha256: str,
     if not graph.is_file():
         graph = _export(Path(path), sha256, options)
     classifier = OnnxClipClassifier(
-        config_from_checkpoint(payload, str(path)), str(payload.get("kind")),
+        config_from_checkpoint(payload, str(path)),
+        str(payload.get("kind")),
         make_session(graph, options),
-        runtime_info(graph, options, "whole forward: logits, CAM and lesion check (ONNX)"))
+        runtime_info(graph, options, "whole forward: logits, CAM and lesion check (ONNX)"),
+    )
     classifier.provenance = dict(payload.get("weights_provenance", {}))
     classifier.checkpoint_info = checkpoint_info(payload)
     return classifier.eval()
@@ -121,6 +130,9 @@ def _export(path: Path, sha256: str, options: OrtOptions) -> Path:
     model = load_classifier(path)
     if not isinstance(model, GAPClassifier):
         # Only a GAP head gives its heatmap without gradients (see the module docstring).
-        raise ConfigError("runtime", f"runtime onnx supports GAP classifiers (i3d, lite3d, "
-                                     f"static2d), not {model.kind!r} ({path})")
+        raise ConfigError(
+            "runtime",
+            f"runtime onnx supports GAP classifiers (i3d, lite3d, "
+            f"static2d), not {model.kind!r} ({path})",
+        )
     return cached_export(ROLE, path, sha256, lambda: export_job(model), options)

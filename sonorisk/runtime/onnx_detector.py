@@ -59,8 +59,10 @@ class OnnxBackbone(nn.Module):
             raise RuntimeError("the ONNX backbone runs on the CPU only")
         feed = np.ascontiguousarray(images.detach().float().numpy())
         maps = self.session.run(self.outputs, {INPUT: feed})
-        return OrderedDict((name.removeprefix(PREFIX), torch.from_numpy(m))
-                           for name, m in zip(self.outputs, maps, strict=True))
+        return OrderedDict(
+            (name.removeprefix(PREFIX), torch.from_numpy(m))
+            for name, m in zip(self.outputs, maps, strict=True)
+        )
 
 
 def export_job(backbone: nn.Module, height: int, width: int) -> ExportJob:
@@ -79,25 +81,36 @@ def _pad32(size: int) -> int:
     return max(32, -(-size // 32) * 32)
 
 
-def to_onnx_detector(detector: Any, source: str | Path, sha256: str,
-                     options: OrtOptions | None = None) -> Any:
+def to_onnx_detector(
+    detector: Any, source: str | Path, sha256: str, options: OrtOptions | None = None
+) -> Any:
     """``detector`` (a ``TorchvisionDetector`` loaded from ``source``) with its backbone
     replaced by the ONNX graph of it; ``sha256``: the file's, the cache key."""
     from sonorisk.detector.predictor import TorchvisionDetector
 
     options = options or OrtOptions()
     if not isinstance(detector, TorchvisionDetector):
-        raise ConfigError("runtime", f"runtime onnx supports the torchvision detector backend, "
-                                     f"not {type(detector).__name__} ({source})")
+        raise ConfigError(
+            "runtime",
+            f"runtime onnx supports the torchvision detector backend, "
+            f"not {type(detector).__name__} ({source})",
+        )
     if detector.device.type != "cpu":
         raise ConfigError("runtime", "runtime onnx runs on the CPU only")
     backbone: Any = detector.model.backbone  # torchvision's (untyped) backbone, .out_channels
     model_cfg = detector.config.model
-    path = cached_export(ROLE, Path(source), sha256,
-                         lambda: export_job(backbone, _pad32(model_cfg.min_size),
-                                            _pad32(model_cfg.max_size)), options)
+    path = cached_export(
+        ROLE,
+        Path(source),
+        sha256,
+        lambda: export_job(backbone, _pad32(model_cfg.min_size), _pad32(model_cfg.max_size)),
+        options,
+    )
     detector.model.backbone = OnnxBackbone(make_session(path, options), backbone.out_channels)
-    detector.info = {**detector.info,
-                     "runtime": runtime_info(path, options, "backbone and FPN (ONNX); "
-                                             "RPN, ROI heads and postprocessing (torch)")}
+    detector.info = {
+        **detector.info,
+        "runtime": runtime_info(
+            path, options, "backbone and FPN (ONNX); RPN, ROI heads and postprocessing (torch)"
+        ),
+    }
     return detector

@@ -65,8 +65,9 @@ def graph_path(role: str, sha256: str, options: OrtOptions) -> Path:
     return Path(folder) / f"{role}-{sha256}-e{EXPORT_VERSION}-opset{OPSET}.onnx"
 
 
-def cached_export(role: str, source: Path, sha256: str, make_job: Callable[[], ExportJob],
-                  options: OrtOptions) -> Path:
+def cached_export(
+    role: str, source: Path, sha256: str, make_job: Callable[[], ExportJob], options: OrtOptions
+) -> Path:
     """The graph of ``source`` for ``role``: from the cache, or exported now
     (``make_job`` is called only then)."""
     path = graph_path(role, sha256, options)
@@ -76,18 +77,27 @@ def cached_export(role: str, source: Path, sha256: str, make_job: Callable[[], E
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(ENV_CACHE, f"cannot create the ONNX cache folder {path.parent} "
-                                     f"({exc}); set {ENV_CACHE} to a writable folder") from exc
+        raise ConfigError(
+            ENV_CACHE,
+            f"cannot create the ONNX cache folder {path.parent} "
+            f"({exc}); set {ENV_CACHE} to a writable folder",
+        ) from exc
     job = make_job()
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         export(job, tmp)
-        _stamp(tmp, {"sonorisk.role": role, "sonorisk.source": str(source),
-                     "sonorisk.source_sha256": sha256,
-                     "sonorisk.export_version": str(EXPORT_VERSION),
-                     "sonorisk.torch": torch.__version__})
+        _stamp(
+            tmp,
+            {
+                "sonorisk.role": role,
+                "sonorisk.source": str(source),
+                "sonorisk.source_sha256": sha256,
+                "sonorisk.export_version": str(EXPORT_VERSION),
+                "sonorisk.torch": torch.__version__,
+            },
+        )
         tmp.chmod(0o644)  # mkstemp makes it 0600; other users' workers read the cache too
         tmp.replace(path)
     finally:
@@ -103,9 +113,17 @@ def export(job: ExportJob, path: Path) -> None:
         # values it records as constants (e.g. the clip length, fixed per model).
         # Agreement with torch is what the tests check instead.
         warnings.simplefilter("ignore")
-        torch.onnx.export(job.module, job.example, str(path), input_names=job.input_names,
-                          output_names=job.output_names, dynamic_axes=job.dynamic_axes,
-                          opset_version=OPSET, do_constant_folding=True, dynamo=False)
+        torch.onnx.export(
+            job.module,
+            job.example,
+            str(path),
+            input_names=job.input_names,
+            output_names=job.output_names,
+            dynamic_axes=job.dynamic_axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
 
 
 def _stamp(path: Path, metadata: dict[str, str]) -> None:
@@ -123,5 +141,8 @@ def _refuse_package_folder(folder: Path) -> None:
 
     resolved, package = folder.resolve(), bundled_dir().resolve()
     if resolved == package or package in resolved.parents:
-        raise ConfigError(ENV_CACHE, f"{folder} is inside the bundled models folder; exported "
-                                     "graphs go to a cache folder, never into the package")
+        raise ConfigError(
+            ENV_CACHE,
+            f"{folder} is inside the bundled models folder; exported "
+            "graphs go to a cache folder, never into the package",
+        )

@@ -23,8 +23,10 @@ def import_module(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise MissingRuntimeError("runtime", f"runtime onnx needs the Python package {name}, "
-                                             f"which is not installed: {EXTRA_HINT}") from exc
+        raise MissingRuntimeError(
+            "runtime",
+            f"runtime onnx needs the Python package {name}, which is not installed: {EXTRA_HINT}",
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,16 @@ def make_session(path: Path, options: OrtOptions) -> Any:
     # ONNX Runtime's pool threads spin between ops by default, the same cliff as
     # OpenMP's on a shared machine (sonorisk.threads); they sleep instead.
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=so,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
 
 
 def runtime_info(path: Path, options: OrtOptions, exported: str) -> dict[str, Any]:
     """What a model card says about the runtime: package, version, graph, threads."""
     ort = import_module("onnxruntime")
-    return {"name": "onnxruntime", "version": ort.__version__, "exported": exported,
-            "graph": path.name, "threads": options.resolved_threads()}
+    return {
+        "name": "onnxruntime",
+        "version": ort.__version__,
+        "exported": exported,
+        "graph": path.name,
+        "threads": options.resolved_threads(),
+    }

@@ -48,19 +48,33 @@ api = FastAPI(
     title="sonorisk",
     version=__version__,
     description="Lesion-by-lesion breast cancer risk from ultrasound video: upload jobs and "
-                "live RTSP streams. Research software, not a medical device: no output is a "
-                "clinical result. Send `Authorization: Bearer TOKEN` when auth is on.",
+    "live RTSP streams. Research software, not a medical device: no output is a "
+    "clinical result. Send `Authorization: Bearer TOKEN` when auth is on.",
 )
 
-_EXTENSIONS = {"avi": ".avi", "mp4/mov": ".mp4", "mov": ".mov", "matroska/webm": ".mkv",
-               "mpeg-ps": ".mpg", "mpeg video": ".m2v", "mpeg-ts": ".ts", "flv": ".flv",
-               "asf/wmv": ".wmv", "dicom": ".dcm", "png": ".png", "jpeg": ".jpg",
-               "tiff": ".tif", "bmp": ".bmp"}
+_EXTENSIONS = {
+    "avi": ".avi",
+    "mp4/mov": ".mp4",
+    "mov": ".mov",
+    "matroska/webm": ".mkv",
+    "mpeg-ps": ".mpg",
+    "mpeg video": ".m2v",
+    "mpeg-ts": ".ts",
+    "flv": ".flv",
+    "asf/wmv": ".wmv",
+    "dicom": ".dcm",
+    "png": ".png",
+    "jpeg": ".jpg",
+    "tiff": ".tif",
+    "bmp": ".bmp",
+}
 
 
 class StreamRequest(BaseModel):
-    url: str = Field(description="live source: rtsp:// or rtsps:// (others only where the "
-                                 "operator allows them: streams.allowed_schemes)")
+    url: str = Field(
+        description="live source: rtsp:// or rtsps:// (others only where the "
+        "operator allows them: streams.allowed_schemes)"
+    )
     rtsp_transport: str | None = Field(default=None, description="udp or tcp (default: config)")
 
 
@@ -95,8 +109,9 @@ def _replica_name() -> str:
 @serve.deployment(name="Ingress")
 @serve.ingress(api)
 class Ingress:
-    def __init__(self, config: ServeConfig, detector: Any, classifier: Any,
-                 models: Any = None) -> None:
+    def __init__(
+        self, config: ServeConfig, detector: Any, classifier: Any, models: Any = None
+    ) -> None:
         from sonorisk.config import load_config
         from sonorisk.pipeline.config import PipelineConfig
         from sonorisk.serving.auth import resolve_users
@@ -114,9 +129,11 @@ class Ingress:
         self.pipeline = load_config(PipelineConfig, config.pipeline)
         self.pipeline.validate()
         self.stream_pipeline = replace(
-            self.pipeline, detector_batch_size=config.streams.detector_batch_size,
+            self.pipeline,
+            detector_batch_size=config.streams.detector_batch_size,
             classifier_batch_size=config.streams.classifier_batch_size,
-            crop_wait=config.streams.crop_wait)
+            crop_wait=config.streams.crop_wait,
+        )
         data = config.data_path
         self.uploads = data / "uploads"
         self.results = data / "results"
@@ -125,20 +142,25 @@ class Ingress:
         _remove_stale_parts(self.uploads)
         self.metrics = Metrics()
         self.metrics.set_replica_source(self._replica_counts)
-        self.store = JobStore(config.jobs_database, owner=_replica_name(),
-                              lease_s=config.jobs.lease_s)
+        self.store = JobStore(
+            config.jobs_database, owner=_replica_name(), lease_s=config.jobs.lease_s
+        )
         self._model_info: dict[str, Any] | None = None
         self._info_lock = threading.Lock()
         self._running: dict[str, tuple[Any, Any]] = {}
         self._still: list[Any] = []  # the still-image classifier, once loaded (_still_model)
         # One replica: whatever is unfinished at start was left by a dead ingress.
         # Several: only jobs whose lease ran out (jobstore.py).
-        self.runner = JobRunner(self.store, self.results, self._score_job,
-                                workers=config.ingress.job_workers,
-                                max_attempts=config.jobs.max_attempts,
-                                on_final=lambda status: self.metrics.jobs.labels(status).inc(),
-                                exclusive=config.ingress.num_replicas == 1,
-                                redact=self._redact)
+        self.runner = JobRunner(
+            self.store,
+            self.results,
+            self._score_job,
+            workers=config.ingress.job_workers,
+            max_attempts=config.jobs.max_attempts,
+            on_final=lambda status: self.metrics.jobs.labels(status).inc(),
+            exclusive=config.ingress.num_replicas == 1,
+            redact=self._redact,
+        )
         self.streams = StreamPool(config)
         self.streams.start_all()
         self.started_at = time.time()
@@ -151,9 +173,11 @@ class Ingress:
 
         user = user_for(self.users, request.headers.get("authorization"))
         if user is None:
-            raise HTTPException(status_code=401, detail="missing or wrong token: send "
-                                "'Authorization: Bearer TOKEN'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                status_code=401,
+                detail="missing or wrong token: send 'Authorization: Bearer TOKEN'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return user
 
     async def _own_job(self, job_id: str, user: str) -> Any:
@@ -169,18 +193,28 @@ class Ingress:
 
         info = self._models_sync()
         jobs = self.config.jobs
-        kwargs = {"retry_s": jobs.model_retry_s, "call_timeout_s": jobs.model_call_timeout_s,
-                  "on_latency": self.metrics.observe_stage}
-        return (RemoteDetector(self.detector, info["detector"], **kwargs),
-                RemoteClassifier(self.classifier, info["classifier_config"], **kwargs))
+        kwargs = {
+            "retry_s": jobs.model_retry_s,
+            "call_timeout_s": jobs.model_call_timeout_s,
+            "on_latency": self.metrics.observe_stage,
+        }
+        return (
+            RemoteDetector(self.detector, info["detector"], **kwargs),
+            RemoteClassifier(self.classifier, info["classifier_config"], **kwargs),
+        )
 
     def _set_info(self, det: dict[str, Any], cls: dict[str, Any]) -> dict[str, Any]:
         from sonorisk.models.load import scoring_cards
         from sonorisk.pipeline.report import honesty_statements
 
         cards = scoring_cards(det, cls["card"], self.models)
-        info = {"detector": det, "classifier": cls["card"], "classifier_config": cls["config"],
-                "cards": cards, "notice": honesty_statements(cards)}
+        info = {
+            "detector": det,
+            "classifier": cls["card"],
+            "classifier_config": cls["config"],
+            "cards": cards,
+            "notice": honesty_statements(cards),
+        }
         self._model_info = info
         return info
 
@@ -211,8 +245,10 @@ class Ingress:
         if status is None:
             return {}
         # ReplicaState is a str enum: the text finds its member
-        return {name: int(d.replica_states.get("RUNNING", 0))  # type: ignore[call-overload]
-                for name, d in status.deployments.items()}
+        return {
+            name: int(d.replica_states.get("RUNNING", 0))  # type: ignore[call-overload]
+            for name, d in status.deployments.items()
+        }
 
     def _hidden(self, job: Any) -> dict[str, str]:
         """What a job's texts must not show (sonorisk.serving.redact)."""
@@ -260,14 +296,18 @@ class Ingress:
             timeout = self.config.jobs.timeout_s
             deadline = None if timeout is None else time.monotonic() + timeout
             with tempfile.TemporaryDirectory(dir=self.results) as tmp:
-                document = score_path(job.path, models, self.pipeline, tmp, progress=False,
-                                      deadline=deadline)
+                document = score_path(
+                    job.path, models, self.pipeline, tmp, progress=False, deadline=deadline
+                )
         finally:  # an error's reason is redacted by the runner (redact=self._redact)
             self._running.pop(job.job_id, None)
         document = redact_document(document, self._hidden(job))
         document["video"]["source"] = job.filename  # a still's too (video.kind: still)
-        serving = {"detector": detector.usage(), "classifier": classifier.usage(),
-                   "ingress": self.store.owner}
+        serving = {
+            "detector": detector.usage(),
+            "classifier": classifier.usage(),
+            "ingress": self.store.owner,
+        }
         return document, serving
 
     # -------------------------------------------------------------- health
@@ -279,24 +319,28 @@ class Ingress:
         except Exception as exc:  # noqa: BLE001 (health reports, never raises)
             models: Any = {"error": f"{type(exc).__name__}: {exc}"}
         else:
-            models = {role: {k: info[role].get(k) for k in ("architecture", "kind",
-                                                             "demonstration")}
-                      for role in ("detector", "classifier")}
+            models = {
+                role: {k: info[role].get(k) for k in ("architecture", "kind", "demonstration")}
+                for role in ("detector", "classifier")
+            }
             bundle = info["cards"]["bundle"]
             models["bundle"] = {k: bundle.get(k) for k in ("name", "version", "sha256")}
         workers = self.runner.workers_report(self.config.jobs.timeout_s)
         # Every job worker blocked: accepted jobs would wait for ever.
         all_stuck = len(workers["stuck"]) >= workers["total"]
-        return {"status": "ok" if info and not all_stuck else "degraded",
-                "version": __version__,
-                "uptime_s": round(time.time() - self.started_at, 1),
-                "jobs": await asyncio.to_thread(self.store.counts),
-                "job_workers": workers,
-                "jobs_resumed_at_start": len(self.resumed),
-                "jobs_adopted": self.runner.adopted,
-                **await self._stream_counts(), "models": models,
-                "auth": self.users is not None,
-                "notice": info["notice"] if info else None}
+        return {
+            "status": "ok" if info and not all_stuck else "degraded",
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "jobs": await asyncio.to_thread(self.store.counts),
+            "job_workers": workers,
+            "jobs_resumed_at_start": len(self.resumed),
+            "jobs_adopted": self.runner.adopted,
+            **await self._stream_counts(),
+            "models": models,
+            "auth": self.users is not None,
+            "notice": info["notice"] if info else None,
+        }
 
     @api.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def prometheus(self, request: Request) -> PlainTextResponse:
@@ -318,14 +362,20 @@ class Ingress:
             loads = await self.streams.loads(timeout_s=5.0)
         except Exception as exc:  # noqa: BLE001 (health reports, never raises)
             return {"streams": None, "stream_hosts": f"{type(exc).__name__}: {exc}"}
-        return {"streams": sum(h["active"] for h in loads),
-                "stream_hosts": [{k: h[k] for k in ("replica", "pid", "node", "active")}
-                                 for h in loads]}
+        return {
+            "streams": sum(h["active"] for h in loads),
+            "stream_hosts": [
+                {k: h[k] for k in ("replica", "pid", "node", "active")} for h in loads
+            ],
+        }
 
     # ---------------------------------------------------------------- jobs
-    @api.post("/v1/jobs", status_code=202,
-              summary="upload a video or a still image (PNG, JPEG, TIFF, BMP; raw bytes as "
-                      "the body); returns a job id")
+    @api.post(
+        "/v1/jobs",
+        status_code=202,
+        summary="upload a video or a still image (PNG, JPEG, TIFF, BMP; raw bytes as "
+        "the body); returns a job id",
+    )
     async def create_job(self, request: Request, filename: str | None = None) -> JSONResponse:
         from sonorisk.serving.stills import has_still_classifier
         from sonorisk.serving.uploads import (
@@ -341,8 +391,9 @@ class Ingress:
         job_id = uuid.uuid4().hex[:16]
         part = self.uploads / f"{job_id}.part"
         try:
-            check_content_type(request.headers.get("content-type"),
-                               self.config.upload.allowed_content_types)
+            check_content_type(
+                request.headers.get("content-type"), self.config.upload.allowed_content_types
+            )
             check_declared_size(request.headers.get("content-length"), limit)
             size = 0
             head = b""
@@ -352,20 +403,24 @@ class Ingress:
                     if size > limit:
                         raise UploadRejected(413, f"upload exceeds the limit of {limit} bytes")
                     if len(head) < 1024:
-                        head += chunk[:1024 - len(head)]
+                        head += chunk[: 1024 - len(head)]
                     fh.write(chunk)
             if size == 0:
-                raise UploadRejected(422, "empty upload (0 bytes): send the file's bytes as "
-                                          "the request body")
+                raise UploadRejected(
+                    422, "empty upload (0 bytes): send the file's bytes as the request body"
+                )
             container = sniff_magic(head)  # 415 before anything is decoded
             path = self.uploads / f"{job_id}{_EXTENSIONS.get(container, '')}"
             part.rename(path)
             try:
                 meta = await asyncio.to_thread(check_upload, path)
                 if meta.kind == "still" and not has_still_classifier(self.models):
-                    raise UploadRejected(415, "this service scores videos only: its models "
-                                              f"({self._models_label()}) have no still-image "
-                                              "classifier")
+                    raise UploadRejected(
+                        415,
+                        "this service scores videos only: its models "
+                        f"({self._models_label()}) have no still-image "
+                        "classifier",
+                    )
             except UploadRejected:
                 path.unlink(missing_ok=True)
                 raise
@@ -375,41 +430,53 @@ class Ingress:
             from sonorisk.serving.redact import job_replacements, redact_text
 
             shown = Path(filename).name if filename else "the upload"
-            hidden = job_replacements(str(self.uploads / job_id), shown,
-                                      str(self.config.data_path))
+            hidden = job_replacements(str(self.uploads / job_id), shown, str(self.config.data_path))
             raise _reject(exc.status, redact_text(exc.reason, hidden)) from None
         except BaseException:  # the client went away mid-upload, or worse: keep no partial file
             part.unlink(missing_ok=True)
             raise
         name = Path(filename).name if filename else path.name
-        job = await asyncio.to_thread(self.store.create, job_id, name, path, size, user=user,
-                                      kind=meta.kind)
+        job = await asyncio.to_thread(
+            self.store.create, job_id, name, path, size, user=user, kind=meta.kind
+        )
         self.runner.submit(job_id)
         described = {k: v for k, v in meta.__dict__.items() if k not in ("kind", "notes")}
         if meta.kind == "still":
             described["notes"] = list(meta.notes)
-        return JSONResponse(status_code=202, content={
-            **job.public(), "image" if meta.kind == "still" else "video": described,
-            "links": {"status": f"/v1/jobs/{job_id}", "result": f"/v1/jobs/{job_id}/result"}})
+        return JSONResponse(
+            status_code=202,
+            content={
+                **job.public(),
+                "image" if meta.kind == "still" else "video": described,
+                "links": {"status": f"/v1/jobs/{job_id}", "result": f"/v1/jobs/{job_id}/result"},
+            },
+        )
 
     @api.get("/v1/jobs", summary="the signed-in user's recent jobs")
-    async def list_jobs(self, request: Request, status: str | None = None,
-                        limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+    async def list_jobs(
+        self, request: Request, status: str | None = None, limit: int = Query(100, ge=1, le=1000)
+    ) -> dict[str, Any]:
         user = self._auth(request)
         jobs = await asyncio.to_thread(self.store.list, status, limit, user)
         return {"jobs": [j.public() for j in jobs]}
 
-    @api.get("/v1/history", summary="the signed-in user's past jobs, newest first, with "
-                                    "their results in brief (kind, status, risk, lesions)")
-    async def history(self, request: Request, limit: int = Query(50, ge=1, le=500),
-                      before: str | None = Query(None, description="a job id: the page "
-                                                 "after it (the previous page's `next`)")
-                      ) -> dict[str, Any]:
+    @api.get(
+        "/v1/history",
+        summary="the signed-in user's past jobs, newest first, with "
+        "their results in brief (kind, status, risk, lesions)",
+    )
+    async def history(
+        self,
+        request: Request,
+        limit: int = Query(50, ge=1, le=500),
+        before: str | None = Query(
+            None, description="a job id: the page after it (the previous page's `next`)"
+        ),
+    ) -> dict[str, Any]:
         user = self._auth(request)
         after = await self._own_job(before, user) if before else None
         jobs = await asyncio.to_thread(self.store.history, user, limit, after)
-        more = (f"/v1/history?limit={limit}&before={jobs[-1].job_id}"
-                if len(jobs) == limit else None)
+        more = f"/v1/history?limit={limit}&before={jobs[-1].job_id}" if len(jobs) == limit else None
         return {"user": user, "jobs": [j.history_entry() for j in jobs], "next": more}
 
     @api.get("/v1/jobs/{job_id}", summary="a job's status")
@@ -440,8 +507,7 @@ class Ingress:
         self._auth(request)
         cfg = self.config.streams
         try:
-            check_stream_url(body.url, body.rtsp_transport, cfg.allowed_schemes,
-                             cfg.allowed_hosts)
+            check_stream_url(body.url, body.rtsp_transport, cfg.allowed_schemes, cfg.allowed_hosts)
         except StreamRefused as exc:
             raise _reject(422, f"{body.url!r}: {exc}") from None
         try:
@@ -456,10 +522,18 @@ class Ingress:
             raise _reject(429, str(exc)) from None
         except NoHost as exc:
             raise _reject(503, f"no stream host available: {exc}") from None
-        return JSONResponse(status_code=201, content={
-            "stream_id": stream_id, "url": body.url, "notice": info["notice"],
-            "links": {"status": f"/v1/streams/{stream_id}",
-                      "events": f"/v1/streams/{stream_id}/events"}})
+        return JSONResponse(
+            status_code=201,
+            content={
+                "stream_id": stream_id,
+                "url": body.url,
+                "notice": info["notice"],
+                "links": {
+                    "status": f"/v1/streams/{stream_id}",
+                    "events": f"/v1/streams/{stream_id}/events",
+                },
+            },
+        )
 
     @api.get("/v1/streams", summary="streams")
     async def list_streams(self, request: Request) -> dict[str, Any]:
@@ -476,8 +550,10 @@ class Ingress:
         except StreamNotFound:
             raise _reject(404, f"no stream {stream_id!r}") from None
 
-    @api.get("/v1/streams/{stream_id}/events",
-             summary="Server-Sent Events: boxes per frame, clip scores, lesion risks, stats")
+    @api.get(
+        "/v1/streams/{stream_id}/events",
+        summary="Server-Sent Events: boxes per frame, clip scores, lesion risks, stats",
+    )
     async def stream_events(self, stream_id: str, request: Request) -> StreamingResponse:
         from sonorisk.serving.streampool import StreamNotFound, lost_status
 
@@ -492,14 +568,23 @@ class Ingress:
 
         def lost(reason: str) -> list[str]:
             status = lost_status(stream_id, reason)
-            return [sse({"event": "error", "error": reason}),
-                    sse({"event": "stopped", "status": status})]
+            return [
+                sse({"event": "error", "error": reason}),
+                sse({"event": "stopped", "status": status}),
+            ]
 
         async def generate():  # noqa: ANN202
             if first.get("missing"):
                 status = lost_status(stream_id, first["reason"])
-                yield sse({"event": "hello", "stream_id": stream_id, "url": None,
-                           "notice": None, "status": status})
+                yield sse(
+                    {
+                        "event": "hello",
+                        "stream_id": stream_id,
+                        "url": None,
+                        "notice": None,
+                        "status": status,
+                    }
+                )
                 for text in lost(first["reason"]):
                     yield text
                 return
@@ -527,9 +612,11 @@ class Ingress:
                     last_beat = time.monotonic()
                     yield ": keep-alive\n\n"
 
-        return StreamingResponse(generate(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache",
-                                          "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            generate(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     @api.delete("/v1/streams/{stream_id}", summary="stop a stream; returns its final status")
     async def stop_stream(self, stream_id: str, request: Request) -> dict[str, Any]:

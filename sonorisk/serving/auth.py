@@ -77,13 +77,15 @@ def read_users_file(path: str | Path) -> dict[str, str]:
     try:
         mode = path.stat().st_mode
     except OSError as exc:
-        raise ConfigError(path, f"auth.users_file cannot be read ({exc.strerror or exc})") \
-            from None
+        raise ConfigError(path, f"auth.users_file cannot be read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(mode):
         raise ConfigError(path, "auth.users_file is not a regular file")
     if mode & 0o077:
-        raise ConfigError(path, f"auth.users_file is mode {stat.S_IMODE(mode):04o}: it holds "
-                                f"tokens, so only its owner may read it (chmod 600 {path})")
+        raise ConfigError(
+            path,
+            f"auth.users_file is mode {stat.S_IMODE(mode):04o}: it holds "
+            f"tokens, so only its owner may read it (chmod 600 {path})",
+        )
     users: dict[str, str] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = line.strip()
@@ -113,26 +115,35 @@ def resolve_users(config: ServeConfig) -> dict[str, str] | None:
     if auth.users_file:
         for name, token in read_users_file(auth.users_file).items():
             if name in named and named[name][0] != token:
-                raise ConfigError("auth.users_file", f"user {name!r} is also in auth.users "
-                                                     "with another token")
+                raise ConfigError(
+                    "auth.users_file", f"user {name!r} is also in auth.users with another token"
+                )
             named[name] = (token, f"auth.users_file ({name})")
     single = _single_token(config, generate=not named)
     if single is not None:
         if DEFAULT_USER in named and named[DEFAULT_USER][0] != single:
-            raise ConfigError(f"auth.users.{DEFAULT_USER}",
-                              f"user {DEFAULT_USER!r} is the single token's (auth.token, "
-                              "auth.token_file, $SONORISK_TOKEN or DATA_DIR/token): give it no "
-                              "other token")
+            raise ConfigError(
+                f"auth.users.{DEFAULT_USER}",
+                f"user {DEFAULT_USER!r} is the single token's (auth.token, "
+                "auth.token_file, $SONORISK_TOKEN or DATA_DIR/token): give it no "
+                "other token",
+            )
         named[DEFAULT_USER] = (single, "auth.token")
     owners: dict[str, str] = {}
     for name, (token, where) in named.items():
         if not USER_NAME.match(name):
-            raise ConfigError(where, f"user name {name!r}: use 1-64 letters, digits or ._@+- "
-                                     "(starting with a letter or digit)")
+            raise ConfigError(
+                where,
+                f"user name {name!r}: use 1-64 letters, digits or ._@+- "
+                "(starting with a letter or digit)",
+            )
         _check_token(token, where)
         if token in owners:
-            raise ConfigError(where, f"users {owners[token]!r} and {name!r} have the same "
-                                     "token: each user needs their own")
+            raise ConfigError(
+                where,
+                f"users {owners[token]!r} and {name!r} have the same "
+                "token: each user needs their own",
+            )
         owners[token] = name
     return {name: token for name, (token, _) in named.items()}
 

@@ -51,17 +51,51 @@ from sonorisk.serving.redact import redact_text
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = {".avi", ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".mpg", ".mpeg", ".ts",
-                    ".wmv", ".flv", ".dcm"}
+VIDEO_EXTENSIONS = {
+    ".avi",
+    ".mp4",
+    ".mov",
+    ".m4v",
+    ".mkv",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".wmv",
+    ".flv",
+    ".dcm",
+}
 # Names of still images (sonorisk.io.still.STILL_SUFFIXES less ".dcm", which cine
 # DICOM shares): such a file is listed even when its bytes are no image, so its
 # row says so instead of silence.
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 # "video": the file's name (the column kept its name when stills came).
-COLUMNS = ["video", "path", "kind", "status", "risk", "lesions", "scored_lesions", "clips",
-           "frames", "fps", "duration_s", "error_type", "error", "wall_s", "realtime_factor",
-           "json", "size_bytes", "mtime", "finished_at", "worker", "node", "model_bundle",
-           "model_version", "model_sha256"]
+COLUMNS = [
+    "video",
+    "path",
+    "kind",
+    "status",
+    "risk",
+    "lesions",
+    "scored_lesions",
+    "clips",
+    "frames",
+    "fps",
+    "duration_s",
+    "error_type",
+    "error",
+    "wall_s",
+    "realtime_factor",
+    "json",
+    "size_bytes",
+    "mtime",
+    "finished_at",
+    "worker",
+    "node",
+    "model_bundle",
+    "model_version",
+    "model_sha256",
+]
 FINISHED = ("scored", "no scorable lesion")
 
 
@@ -133,16 +167,20 @@ def expand_inputs(specs: Iterable[str]) -> list[Path]:
             # or image name gets a failed row saying so, never silence.
             matches = [p for p in path.rglob("*") if not p.is_dir() and _listed(p)]
             if not matches:
-                raise InputError(spec, "folder holds no video files "
-                                 f"({', '.join(sorted(VIDEO_EXTENSIONS))}) and no still "
-                                 "images (PNG, JPEG, TIFF, BMP, DICOM)")
+                raise InputError(
+                    spec,
+                    "folder holds no video files "
+                    f"({', '.join(sorted(VIDEO_EXTENSIONS))}) and no still "
+                    "images (PNG, JPEG, TIFF, BMP, DICOM)",
+                )
         elif path.is_file():
             matches = [path]
         else:
             matches = [Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file()]
             if not matches:
-                raise InputError(spec, "no such file or folder, and no file matches it as a "
-                                       "glob pattern")
+                raise InputError(
+                    spec, "no such file or folder, and no file matches it as a glob pattern"
+                )
         for m in matches:
             found[str(_resolved(m))] = _resolved(m)
     return [found[k] for k in sorted(found)]
@@ -165,18 +203,28 @@ def read_rows(csv_path: Path) -> dict[str, dict[str, str]]:
         with csv_path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is not None and "path" not in reader.fieldnames:
-                raise InputError(csv_path, "exists but is not a sonorisk batch results table "
-                                           "(no 'path' column): choose another --out, or move "
-                                           "it away")
+                raise InputError(
+                    csv_path,
+                    "exists but is not a sonorisk batch results table "
+                    "(no 'path' column): choose another --out, or move "
+                    "it away",
+                )
             rows = (read_row(row) for row in reader)
             return {row["path"]: row for row in rows if row.get("path")}
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(csv_path, f"exists but is not a readable CSV ({exc}): choose another "
-                                   "--out, or move it away") from None
+        raise InputError(
+            csv_path,
+            f"exists but is not a readable CSV ({exc}): choose another --out, or move it away",
+        ) from None
 
 
-def _is_done(row: dict[str, str] | None, path: Path, json_dir: Path,
-             model_sha256: str | None = None, json_name: str | None = None) -> bool:
+def _is_done(
+    row: dict[str, str] | None,
+    path: Path,
+    json_dir: Path,
+    model_sha256: str | None = None,
+    json_name: str | None = None,
+) -> bool:
     if row is None or row.get("status") not in FINISHED:
         return False
     if json_name is not None and row.get("json") != json_name:
@@ -186,9 +234,11 @@ def _is_done(row: dict[str, str] | None, path: Path, json_dir: Path,
     if _not_a_file(path):
         return False
     stat = path.stat()
-    return (row.get("size_bytes") == str(stat.st_size)
-            and row.get("mtime") == repr(stat.st_mtime)
-            and (json_dir / row.get("json", "")).is_file())
+    return (
+        row.get("size_bytes") == str(stat.st_size)
+        and row.get("mtime") == repr(stat.st_mtime)
+        and (json_dir / row.get("json", "")).is_file()
+    )
 
 
 # ----------------------------------------------------------------- workers
@@ -200,15 +250,22 @@ def _models(settings: BatchSettings) -> Any:
     from sonorisk.threads import set_torch_threads
 
     resolved = settings.models
-    key = (str(resolved.detector), str(resolved.classifier), settings.device,
-           settings.detector_min_size, settings.runtime)
+    key = (
+        str(resolved.detector),
+        str(resolved.classifier),
+        settings.device,
+        settings.detector_min_size,
+        settings.runtime,
+    )
     if key not in _MODELS:
         set_torch_threads(settings.threads)
-        overrides = ({"min_size": settings.detector_min_size} if settings.detector_min_size
-                     else None)
-        _MODELS[key] = load_models(resolved, device=settings.device,
-                                   detector_overrides=overrides,
-                                   runtime=settings.runtime)  # type: ignore[arg-type]
+        overrides = {"min_size": settings.detector_min_size} if settings.detector_min_size else None
+        _MODELS[key] = load_models(
+            resolved,
+            device=settings.device,
+            detector_overrides=overrides,
+            runtime=settings.runtime,  # type: ignore[arg-type]
+        )
     return _MODELS[key]
 
 
@@ -234,8 +291,9 @@ def _worker_name() -> str:
     return f"{os.uname().nodename}:{os.getpid()}"
 
 
-def _failed_row(path: Path, settings: BatchSettings, error_type: str, error: str,
-                **extra: Any) -> dict[str, Any]:
+def _failed_row(
+    path: Path, settings: BatchSettings, error_type: str, error: str, **extra: Any
+) -> dict[str, Any]:
     """A failed file's row, with the file's identity and the bundle a scored row has."""
     try:
         stat = path.stat()
@@ -243,9 +301,17 @@ def _failed_row(path: Path, settings: BatchSettings, error_type: str, error: str
     except OSError:  # a dangling link
         size, mtime = None, None
     extra.setdefault("kind", file_kind(path))
-    return {"video": path.name, "path": str(path), "status": "failed",
-            "error_type": error_type, "error": error, "size_bytes": size, "mtime": mtime,
-            **model_columns(settings.models), **extra}
+    return {
+        "video": path.name,
+        "path": str(path),
+        "status": "failed",
+        "error_type": error_type,
+        "error": error,
+        "size_bytes": size,
+        "mtime": mtime,
+        **model_columns(settings.models),
+        **extra,
+    }
 
 
 def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
@@ -260,21 +326,37 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
     who = {"worker": _worker_name(), "node": _ray_node()}
     unreadable = _not_a_file(Path(path))
     if unreadable:
-        return {"row": _failed_row(Path(path), settings, "NotAVideoError", unreadable,
-                                   wall_s=0.0, **who), "document": None}
+        return {
+            "row": _failed_row(
+                Path(path), settings, "NotAVideoError", unreadable, wall_s=0.0, **who
+            ),
+            "document": None,
+        }
     kind = file_kind(Path(path))
     if kind == "video" and Path(path).suffix.lower() in IMAGE_EXTENSIONS:
         # Named like an image, but its bytes are none: say so, not "not a video".
-        return {"row": _failed_row(Path(path), settings, "InputError",
-                                   "not a still image: its first bytes are no PNG, JPEG, "
-                                   "TIFF or BMP header (a renamed or damaged file?)",
-                                   wall_s=0.0, kind="still", **who), "document": None}
+        return {
+            "row": _failed_row(
+                Path(path),
+                settings,
+                "InputError",
+                "not a still image: its first bytes are no PNG, JPEG, "
+                "TIFF or BMP header (a renamed or damaged file?)",
+                wall_s=0.0,
+                kind="still",
+                **who,
+            ),
+            "document": None,
+        }
     stat = Path(path).stat()  # before scoring: a file changed meanwhile is scored on a rerun
     scratch = tempfile.mkdtemp(prefix=_scratch_prefix(os.getpid()))
     try:
         models = _models(settings)
-        config = (settings.pipeline if isinstance(settings.pipeline, PipelineConfig)
-                  else load_config(PipelineConfig, settings.pipeline))
+        config = (
+            settings.pipeline
+            if isinstance(settings.pipeline, PipelineConfig)
+            else load_config(PipelineConfig, settings.pipeline)
+        )
         document = score_path(path, models, config, scratch, progress=False)
     except Exception as exc:  # noqa: BLE001 (one file's failure must not stop the batch)
         if isinstance(exc, InputError):
@@ -283,22 +365,43 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
             log.exception("%s: unexpected error", path)
             # The scratch folder is this machine's business, not the reader's.
             error = redact_text(str(exc), {scratch: "<scratch>"})[:500]
-        row = _failed_row(Path(path), settings, type(exc).__name__, error,
-                          wall_s=round(time.perf_counter() - started, 3), kind=kind, **who)
+        row = _failed_row(
+            Path(path),
+            settings,
+            type(exc).__name__,
+            error,
+            wall_s=round(time.perf_counter() - started, 3),
+            kind=kind,
+            **who,
+        )
         return {"row": row, "document": None}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    base = {"video": Path(path).name, "path": path, "kind": kind, "size_bytes": stat.st_size,
-            "mtime": repr(stat.st_mtime), **who, **model_columns(settings.models)}
+    base = {
+        "video": Path(path).name,
+        "path": path,
+        "kind": kind,
+        "size_bytes": stat.st_size,
+        "mtime": repr(stat.st_mtime),
+        **who,
+        **model_columns(settings.models),
+    }
     typed = ScoreDocument.from_json(document)
     summary, video = typed.summary(), typed.video
     realtime = typed.timing.get("realtime_factor")
-    row = {**base, "status": summary.status.value, "risk": summary.risk,
-           "lesions": len(summary.lesions), "scored_lesions": summary.scored_lesions,
-           "clips": summary.clips, "frames": summary.frames, "fps": video.fps,
-           "duration_s": video.duration_s,
-           "wall_s": round(time.perf_counter() - started, 3),
-           "realtime_factor": round(realtime, 3) if realtime else None}
+    row = {
+        **base,
+        "status": summary.status.value,
+        "risk": summary.risk,
+        "lesions": len(summary.lesions),
+        "scored_lesions": summary.scored_lesions,
+        "clips": summary.clips,
+        "frames": summary.frames,
+        "fps": video.fps,
+        "duration_s": video.duration_s,
+        "wall_s": round(time.perf_counter() - started, 3),
+        "realtime_factor": round(realtime, 3) if realtime else None,
+    }
     decode_error = video.decode.get("error")
     if decode_error:  # scored what could be decoded; say what was wrong
         row["error_type"] = video.decode.get("error_type")
@@ -309,9 +412,11 @@ def score_one(path: str, settings: BatchSettings) -> dict[str, Any]:
 def model_columns(resolved: Any) -> dict[str, Any]:
     """The bundle every row names (empty for loose checkpoint files)."""
     bundle = resolved.bundle if resolved is not None else None
-    return {"model_bundle": bundle.name if bundle else None,
-            "model_version": bundle.version if bundle else None,
-            "model_sha256": bundle.sha256 if bundle else None}
+    return {
+        "model_bundle": bundle.name if bundle else None,
+        "model_version": bundle.version if bundle else None,
+        "model_sha256": bundle.sha256 if bundle else None,
+    }
 
 
 def _ray_node() -> str | None:
@@ -388,9 +493,16 @@ def _finalise(csv_path: Path, order: list[Path]) -> Path:
     return parquet
 
 
-def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *,
-              json_dir: str | Path | None = None, workers: int = 1,
-              ray_address: str | None = None, progress: bool = True) -> BatchSummary:
+def run_batch(
+    inputs: list[str],
+    settings: BatchSettings,
+    out_csv: str | Path,
+    *,
+    json_dir: str | Path | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+    progress: bool = True,
+) -> BatchSummary:
     from tqdm import tqdm
 
     from sonorisk.pipeline.output_names import output_stems
@@ -398,16 +510,22 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
 
     started = time.perf_counter()
     if settings.file_timeout_s is not None and settings.file_timeout_s < 0:
-        raise ConfigError("file_timeout_s", f"must be >= 0 seconds (0 or none: no limit), got "
-                                            f"{settings.file_timeout_s:g}")
+        raise ConfigError(
+            "file_timeout_s",
+            f"must be >= 0 seconds (0 or none: no limit), got {settings.file_timeout_s:g}",
+        )
     out_csv = Path(out_csv).resolve()
-    json_dir = Path(json_dir).resolve() if json_dir else out_csv.with_suffix("").with_name(
-        out_csv.stem + ".json")
+    json_dir = (
+        Path(json_dir).resolve()
+        if json_dir
+        else out_csv.with_suffix("").with_name(out_csv.stem + ".json")
+    )
     if settings.models is None:
         from sonorisk.models.resolve import resolve_models
 
-        settings.models = resolve_models(None, settings.detector or None,
-                                         settings.classifier or None)
+        settings.models = resolve_models(
+            None, settings.detector or None, settings.classifier or None
+        )
     settings.detector = str(settings.models.detector)  # absolute: workers may run elsewhere
     settings.classifier = str(settings.models.classifier)
     if isinstance(settings.pipeline, str):
@@ -418,14 +536,15 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
     json_names = {p: f"{stem}.json" for p, stem in output_stems(paths, root).items()}
     previous = read_rows(out_csv)
     sha = model_columns(settings.models)["model_sha256"]
-    todo = [p for p in paths
-            if not _is_done(previous.get(str(p)), p, json_dir, sha, json_names[p])]
+    todo = [p for p in paths if not _is_done(previous.get(str(p)), p, json_dir, sha, json_names[p])]
     summary = BatchSummary(total=len(paths), skipped=len(paths) - len(todo), csv=str(out_csv))
     writer = _Writer(out_csv)
-    bar = tqdm(total=len(todo), unit="file", desc="batch", disable=not progress,
-               dynamic_ncols=True)
-    results = (_run_ray(todo, settings, ray_address) if ray_address
-               else _run_local(todo, settings, workers))
+    bar = tqdm(total=len(todo), unit="file", desc="batch", disable=not progress, dynamic_ncols=True)
+    results = (
+        _run_ray(todo, settings, ray_address)
+        if ray_address
+        else _run_local(todo, settings, workers)
+    )
     try:
         for path, outcome in results:
             row = dict(outcome["row"])
@@ -437,8 +556,7 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
                 row["json"] = name
             if row["status"] == "failed":
                 summary.failed += 1
-                summary.failures.append((str(path), f"{row.get('error_type')}: "
-                                                    f"{row.get('error')}"))
+                summary.failures.append((str(path), f"{row.get('error_type')}: {row.get('error')}"))
                 if progress:
                     bar.write(f"failed: {path.name}: {row.get('error')}", file=sys.stderr)
             elif row["status"] == "scored":
@@ -457,15 +575,17 @@ def run_batch(inputs: list[str], settings: BatchSettings, out_csv: str | Path, *
     return summary
 
 
-def _lost(path: Path, settings: BatchSettings, exc: BaseException,
-          what: str) -> dict[str, Any]:
+def _lost(path: Path, settings: BatchSettings, exc: BaseException, what: str) -> dict[str, Any]:
     """The outcome of a video whose Ray task or node was lost."""
-    return {"row": _failed_row(path, settings, type(exc).__name__, f"{what}: {str(exc)[:300]}"),
-            "document": None}
+    return {
+        "row": _failed_row(path, settings, type(exc).__name__, f"{what}: {str(exc)[:300]}"),
+        "document": None,
+    }
 
 
-def _run_local(todo: list[Path], settings: BatchSettings,
-               workers: int) -> Generator[tuple[Path, dict[str, Any]], None, None]:
+def _run_local(
+    todo: list[Path], settings: BatchSettings, workers: int
+) -> Generator[tuple[Path, dict[str, Any]], None, None]:
     if not todo:
         return
     pool = _LocalPool(settings, max(1, min(workers, len(todo))))
@@ -519,8 +639,9 @@ def _end_with_parent(parent_pid: int) -> None:
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True,
-                     name="sonorisk-parent-watch").start()
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid,), daemon=True, name="sonorisk-parent-watch"
+    ).start()
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -590,8 +711,11 @@ class _LocalPool:
 
     def _spawn(self) -> _Worker:
         ours, theirs = self.context.Pipe()
-        process = self.context.Process(target=_worker_main, name="sonorisk-batch-worker",
-                                       args=(theirs, self.settings, os.getpid()))
+        process = self.context.Process(
+            target=_worker_main,
+            name="sonorisk-batch-worker",
+            args=(theirs, self.settings, os.getpid()),
+        )
         process.start()
         theirs.close()  # only the worker holds its end: its reads see EOF when we die
         return _Worker(process, ours)
@@ -616,8 +740,7 @@ class _LocalPool:
 
         deadlines = [d for w in self.workers if (d := self._deadline(w)) is not None]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-        wait([w.conn for w in self.workers] + [w.process.sentinel for w in self.workers],
-             timeout)
+        wait([w.conn for w in self.workers] + [w.process.sentinel for w in self.workers], timeout)
 
     def _collect(self, worker: _Worker) -> list[tuple[Path, dict[str, Any]]]:
         """What ``worker`` finished, and the failed row of a video it cannot finish."""
@@ -646,23 +769,33 @@ class _LocalPool:
         self._stop(worker)
         how = _exit_text(worker.process.exitcode)
         if not worker.ready:  # every worker would fail the same way: stop the batch
-            raise SonoriskError(f"a batch worker process ended while loading the models "
-                                f"({how}); its messages are above")
+            raise SonoriskError(
+                f"a batch worker process ended while loading the models "
+                f"({how}); its messages are above"
+            )
         if path is None:
             return []
         error = f"the worker process died while scoring it ({how})"
-        return [(path, {"row": _failed_row(path, self.settings, "crash", error, worker=name),
-                        "document": None})]
+        return [
+            (
+                path,
+                {
+                    "row": _failed_row(path, self.settings, "crash", error, worker=name),
+                    "document": None,
+                },
+            )
+        ]
 
     def _timed_out(self, worker: _Worker) -> tuple[Path, dict[str, Any]]:
         path, name = worker.path, worker.name
         assert path is not None and self.timeout is not None
         wall = time.monotonic() - worker.started
         self._stop(worker)
-        error = (f"scoring took longer than the per-file timeout of {self.timeout:g} s "
-                 "(file_timeout_s); it was stopped and its worker replaced")
-        row = _failed_row(path, self.settings, "timeout", error, worker=name,
-                          wall_s=round(wall, 3))
+        error = (
+            f"scoring took longer than the per-file timeout of {self.timeout:g} s "
+            "(file_timeout_s); it was stopped and its worker replaced"
+        )
+        row = _failed_row(path, self.settings, "timeout", error, worker=name, wall_s=round(wall, 3))
         return path, {"row": row, "document": None}
 
     def _stop(self, worker: _Worker, *, wait: bool = True) -> None:
@@ -703,8 +836,9 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _run_ray(todo: list[Path], settings: BatchSettings,
-             address: str) -> Generator[tuple[Path, dict[str, Any]], None, None]:
+def _run_ray(
+    todo: list[Path], settings: BatchSettings, address: str
+) -> Generator[tuple[Path, dict[str, Any]], None, None]:
     if not todo:
         return
     import ray
@@ -713,13 +847,18 @@ def _run_ray(todo: list[Path], settings: BatchSettings,
     if started_here:  # a cluster's workers do not inherit our environment (threads.py)
         from sonorisk.threads import child_env
 
-        ray.init(address=address, namespace="sonorisk-batch", log_to_driver=False,
-                 runtime_env={"env_vars": child_env(settings.threads)})
+        ray.init(
+            address=address,
+            namespace="sonorisk-batch",
+            log_to_driver=False,
+            runtime_env={"env_vars": child_env(settings.threads)},
+        )
     try:
         # Reserve as many CPUs as the task runs threads, so Ray never packs more
         # threads than cores onto a node.
-        task = ray.remote(num_cpus=max(1, settings.threads), max_retries=2,
-                          retry_exceptions=False)(score_one)
+        task = ray.remote(num_cpus=max(1, settings.threads), max_retries=2, retry_exceptions=False)(
+            score_one
+        )
         refs = {task.remote(str(p), settings): p for p in todo}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)

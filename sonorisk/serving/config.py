@@ -59,9 +59,18 @@ class AuthConfig:
 class UploadConfig:
     max_bytes: int = 2 * 1024**3
     # Content types a client may declare (none declared is fine: the bytes are checked).
-    allowed_content_types: list[str] = field(default_factory=lambda: [
-        "application/octet-stream", "video/*", "application/dicom", "image/png", "image/jpeg",
-        "image/tiff", "image/bmp", "image/x-ms-bmp"])
+    allowed_content_types: list[str] = field(
+        default_factory=lambda: [
+            "application/octet-stream",
+            "video/*",
+            "application/dicom",
+            "image/png",
+            "image/jpeg",
+            "image/tiff",
+            "image/bmp",
+            "image/x-ms-bmp",
+        ]
+    )
 
 
 @dataclass
@@ -161,19 +170,23 @@ class ServeConfig:
             if dep.num_replicas < 1:
                 raise ConfigError(f"{name}.num_replicas", f"must be >= 1, got {dep.num_replicas}")
             if dep.max_batch_size < 1:
-                raise ConfigError(f"{name}.max_batch_size",
-                                  f"must be >= 1, got {dep.max_batch_size}")
+                raise ConfigError(
+                    f"{name}.max_batch_size", f"must be >= 1, got {dep.max_batch_size}"
+                )
             if dep.batch_wait_timeout_s < 0:
                 raise ConfigError(f"{name}.batch_wait_timeout_s", "must be >= 0")
             gpus = dep.ray_actor_options.get("num_gpus", 0) or 0
             if not isinstance(gpus, int | float) or gpus < 0:
-                raise ConfigError(f"{name}.ray_actor_options.num_gpus",
-                                  f"must be a number >= 0 (fractions share a GPU), got {gpus!r}")
+                raise ConfigError(
+                    f"{name}.ray_actor_options.num_gpus",
+                    f"must be a number >= 0 (fractions share a GPU), got {gpus!r}",
+                )
         self.models.validate("models")
         if not 0 < self.port < 65536:
             raise ConfigError("port", f"must be 1-65535, got {self.port}")
         if not isinstance(self.auth.users, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in self.auth.users.items()):
+            isinstance(k, str) and isinstance(v, str) for k, v in self.auth.users.items()
+        ):
             raise ConfigError("auth.users", "must map user names to tokens (strings)")
         if self.upload.max_bytes < 1:
             raise ConfigError("upload.max_bytes", "must be >= 1")
@@ -191,21 +204,26 @@ class ServeConfig:
 
         unknown = [x for x in s.allowed_schemes if x not in KNOWN_SCHEMES]
         if unknown or not s.allowed_schemes:
-            raise ConfigError("streams.allowed_schemes",
-                              f"must be some of {list(KNOWN_SCHEMES)}, got {s.allowed_schemes}")
+            raise ConfigError(
+                "streams.allowed_schemes",
+                f"must be some of {list(KNOWN_SCHEMES)}, got {s.allowed_schemes}",
+            )
         if s.rtsp_transport is not None and s.rtsp_transport not in TRANSPORTS:
-            raise ConfigError("streams.rtsp_transport",
-                              f"must be udp, tcp or null, got {s.rtsp_transport!r}")
+            raise ConfigError(
+                "streams.rtsp_transport", f"must be udp, tcp or null, got {s.rtsp_transport!r}"
+            )
         if s.give_up_after_s is not None and s.give_up_after_s <= 0:
             raise ConfigError("streams.give_up_after_s", "must be > 0 or null (never)")
         if s.catchup_window < 8 or s.catchup_window > s.catchup_threshold:
-            raise ConfigError("streams.catchup_window",
-                              "must be >= 8 (one clip) and <= streams.catchup_threshold")
+            raise ConfigError(
+                "streams.catchup_window", "must be >= 8 (one clip) and <= streams.catchup_threshold"
+            )
         if s.max_backlog < s.catchup_threshold:
             raise ConfigError("streams.max_backlog", "must be >= streams.catchup_threshold")
         if s.reconnect_initial_s <= 0 or s.reconnect_max_s < s.reconnect_initial_s:
-            raise ConfigError("streams.reconnect_initial_s",
-                              "must be > 0 and <= streams.reconnect_max_s")
+            raise ConfigError(
+                "streams.reconnect_initial_s", "must be > 0 and <= streams.reconnect_max_s"
+            )
 
     def _validate_jobs(self) -> None:
         from sonorisk.db import is_sqlite
@@ -216,20 +234,24 @@ class ServeConfig:
         url = self.jobs.database_url
         if replicas > 1 and (url is None or is_sqlite(url)):
             where = "SQLite in data_dir" if url is None else "a SQLite URL"
-            raise ConfigError("ingress.num_replicas",
-                              f"{replicas} ingress replicas need a job store they all reach: "
-                              f"set jobs.database_url to a PostgreSQL URL "
-                              f"(postgresql://USER:PASSWORD@HOST/DB); jobs.database_url is "
-                              f"{where}, which one replica alone may write")
+            raise ConfigError(
+                "ingress.num_replicas",
+                f"{replicas} ingress replicas need a job store they all reach: "
+                f"set jobs.database_url to a PostgreSQL URL "
+                f"(postgresql://USER:PASSWORD@HOST/DB); jobs.database_url is "
+                f"{where}, which one replica alone may write",
+            )
         if url is not None and not (is_sqlite(url) or url.startswith(("postgresql", "postgres:"))):
-            raise ConfigError("jobs.database_url",
-                              "must be a postgresql:// or sqlite:/// URL (or null: SQLite in "
-                              "data_dir)")
+            raise ConfigError(
+                "jobs.database_url",
+                "must be a postgresql:// or sqlite:/// URL (or null: SQLite in data_dir)",
+            )
         if self.jobs.lease_s <= 0:
             raise ConfigError("jobs.lease_s", f"must be > 0, got {self.jobs.lease_s}")
         if self.jobs.timeout_s is not None and self.jobs.timeout_s <= 0:
-            raise ConfigError("jobs.timeout_s",
-                              f"must be > 0 (or null: no limit), got {self.jobs.timeout_s}")
+            raise ConfigError(
+                "jobs.timeout_s", f"must be > 0 (or null: no limit), got {self.jobs.timeout_s}"
+            )
         if self.jobs.max_attempts < 1:
             raise ConfigError("jobs.max_attempts", "must be >= 1")
 
@@ -252,8 +274,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def load_serve_config(path: str | Path | None = None,
-                      overrides: dict[str, Any] | None = None) -> ServeConfig:
+def load_serve_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> ServeConfig:
     from sonorisk.config import load_config
 
     config = load_config(ServeConfig, path, overrides)

@@ -45,8 +45,14 @@ def _apply_batching(method: Any, cfg: ModelDeploymentConfig) -> None:
 class Detector:
     """The lesion detector (``FrameDetector``) as a deployment."""
 
-    def __init__(self, checkpoint: str, device: str, min_size: int | None,
-                 cfg: ModelDeploymentConfig, runtime: Runtime = "torch") -> None:
+    def __init__(
+        self,
+        checkpoint: str,
+        device: str,
+        min_size: int | None,
+        cfg: ModelDeploymentConfig,
+        runtime: Runtime = "torch",
+    ) -> None:
         _set_threads(cfg.torch_threads)
         from sonorisk.models.load import detector_card, load_detector_file
 
@@ -62,8 +68,10 @@ class Detector:
         return {"node": self.node, "result": self.card}
 
     async def stats(self) -> dict[str, Any]:
-        return {"node": self.node, "result": {"model_calls": self.model_calls,
-                                              "images": self.images}}
+        return {
+            "node": self.node,
+            "result": {"model_calls": self.model_calls, "images": self.images},
+        }
 
     async def predict(self, images: list[Any], frame_indices: list[int]) -> dict[str, Any]:
         return {"node": self.node, **await self._batched((images, frame_indices))}
@@ -81,7 +89,7 @@ class Detector:
         self.images += len(images)
         out, start = [], 0
         for imgs, _ in requests:
-            out.append({"result": found[start:start + len(imgs)]})
+            out.append({"result": found[start : start + len(imgs)]})
             start += len(imgs)
         return out
 
@@ -93,8 +101,9 @@ class Detector:
 class Classifier:
     """The clip classifier (I3D, TimeSformer, ...) as a deployment."""
 
-    def __init__(self, checkpoint: str, device: str, cfg: ModelDeploymentConfig,
-                 runtime: Runtime = "torch") -> None:
+    def __init__(
+        self, checkpoint: str, device: str, cfg: ModelDeploymentConfig, runtime: Runtime = "torch"
+    ) -> None:
         _set_threads(cfg.torch_threads)
         from sonorisk.models.load import classifier_card, load_classifier_file
 
@@ -119,8 +128,7 @@ class Classifier:
                 continue
             clips = [c for k in group for c in requests[k][0]]
             try:
-                scores = self.model.predict(clips, heatmaps=flag,
-                                            batch_size=self.max_clips * 4)
+                scores = self.model.predict(clips, heatmaps=flag, batch_size=self.max_clips * 4)
             except InputError:  # as in Detector: each caller gets its own answer
                 for k in group:
                     out[k] = self._one(requests[k][0], flag)
@@ -128,13 +136,14 @@ class Classifier:
             start = 0
             for k in group:
                 n = len(requests[k][0])
-                out[k] = {"result": scores[start:start + n]}
+                out[k] = {"result": scores[start : start + n]}
                 start += n
         return out
 
     def _one(self, clips: list[Any], heatmaps: bool) -> dict[str, Any]:
-        return _answer(lambda: self.model.predict(clips, heatmaps=heatmaps,
-                                                  batch_size=self.max_clips * 4))
+        return _answer(
+            lambda: self.model.predict(clips, heatmaps=heatmaps, batch_size=self.max_clips * 4)
+        )
 
 
 def _answer(call: Callable[[], Any]) -> dict[str, Any]:
@@ -148,8 +157,11 @@ def _answer(call: Callable[[], Any]) -> dict[str, Any]:
 
 
 def _options(cfg: ModelDeploymentConfig) -> dict[str, Any]:
-    return {"num_replicas": cfg.num_replicas, "ray_actor_options": dict(cfg.ray_actor_options),
-            "max_ongoing_requests": cfg.max_ongoing_requests}
+    return {
+        "num_replicas": cfg.num_replicas,
+        "ray_actor_options": dict(cfg.ray_actor_options),
+        "max_ongoing_requests": cfg.max_ongoing_requests,
+    }
 
 
 def build_app(config: ServeConfig) -> Any:
@@ -163,13 +175,20 @@ def build_app(config: ServeConfig) -> Any:
     # @serve.deployment turns each class into a Deployment (.options, .bind); mypy
     # keeps a decorated class's own type, hence the ignores.
     detector = Detector.options(**_options(config.detector)).bind(  # type: ignore[attr-defined]
-        str(resolved.detector), models.device, models.detector_min_size, config.detector,
-        models.runtime)
+        str(resolved.detector),
+        models.device,
+        models.detector_min_size,
+        config.detector,
+        models.runtime,
+    )
     classifier = Classifier.options(**_options(config.classifier)).bind(  # type: ignore[attr-defined]
-        str(resolved.classifier), models.device, config.classifier, models.runtime)
-    ingress = Ingress.options(num_replicas=config.ingress.num_replicas,  # type: ignore[attr-defined]
-                              ray_actor_options=dict(config.ingress.ray_actor_options),
-                              max_ongoing_requests=1000)
+        str(resolved.classifier), models.device, config.classifier, models.runtime
+    )
+    ingress = Ingress.options(  # type: ignore[attr-defined]
+        num_replicas=config.ingress.num_replicas,
+        ray_actor_options=dict(config.ingress.ray_actor_options),
+        max_ongoing_requests=1000,
+    )
     return ingress.bind(config, detector, classifier, resolved)
 
 

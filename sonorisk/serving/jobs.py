@@ -48,10 +48,19 @@ class JobRunner:
     at once. Otherwise (several replicas) only jobs whose lease expired are taken,
     at start and by the sweep that runs with each lease renewal."""
 
-    def __init__(self, store: JobStore, results_dir: Path, score: ScoreFn, *, workers: int,
-                 max_attempts: int, on_final: Callable[[str], None] | None = None,
-                 exclusive: bool = True, heartbeat: bool = True,
-                 redact: Callable[[Job, str], str] | None = None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        results_dir: Path,
+        score: ScoreFn,
+        *,
+        workers: int,
+        max_attempts: int,
+        on_final: Callable[[str], None] | None = None,
+        exclusive: bool = True,
+        heartbeat: bool = True,
+        redact: Callable[[Job, str], str] | None = None,
+    ) -> None:
         self.store = store
         # Error reasons reach clients: this takes the server's paths out of them.
         self.redact = redact or (lambda _job, text: text)
@@ -69,8 +78,7 @@ class JobRunner:
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
         if heartbeat:
-            self._beat = threading.Thread(target=self._heartbeat, name="job-leases",
-                                          daemon=True)
+            self._beat = threading.Thread(target=self._heartbeat, name="job-leases", daemon=True)
             self._beat.start()
 
     @property
@@ -89,10 +97,15 @@ class JobRunner:
         (the job's own deadline would have stopped it between frames: the worker is
         blocked in a call)."""
         running = self.running()
-        stuck = sorted(j for j, s in running.items()
-                       if timeout_s is not None and s > timeout_s + grace_s)
-        return {"total": self._workers, "busy": len(running), "stuck": stuck,
-                "longest_s": round(max(running.values(), default=0.0), 1)}
+        stuck = sorted(
+            j for j, s in running.items() if timeout_s is not None and s > timeout_s + grace_s
+        )
+        return {
+            "total": self._workers,
+            "busy": len(running),
+            "stuck": stuck,
+            "longest_s": round(max(running.values(), default=0.0), 1),
+        }
 
     def submit(self, job_id: str) -> None:
         with self._lock:
@@ -113,15 +126,19 @@ class JobRunner:
         if adopted:
             with self._lock:
                 self.adopted += len(adopted)
-            log.warning("adopted %d job(s) of a replica that stopped renewing its leases: "
-                        "%s", len(adopted), adopted)
+            log.warning(
+                "adopted %d job(s) of a replica that stopped renewing its leases: %s",
+                len(adopted),
+                adopted,
+            )
         return adopted
 
     def _adopt(self, leftovers: list[Job], *, expired_only: bool) -> list[str]:
         taken = []
         for job in leftovers:
-            status = self.store.adopt(job, expired_only=expired_only,
-                                      max_attempts=self.max_attempts)
+            status = self.store.adopt(
+                job, expired_only=expired_only, max_attempts=self.max_attempts
+            )
             if status == QUEUED:  # None: another replica took it first; FAILED: gave up
                 taken.append(job.job_id)
                 self.submit(job.job_id)
@@ -146,8 +163,9 @@ class JobRunner:
             final = self._run_once(job_id)
         except Exception:  # the runner itself must never die silently
             log.exception("job %s: unexpected error in the runner", job_id)
-            final = self.store.fail(job_id, "internal error: "
-                                    + traceback.format_exc(limit=3)[-500:], "InternalError")
+            final = self.store.fail(
+                job_id, "internal error: " + traceback.format_exc(limit=3)[-500:], "InternalError"
+            )
         finally:
             with self._lock:
                 self._pending -= 1
@@ -172,13 +190,15 @@ class JobRunner:
             try:
                 document, serving = self.score(job)
             except InputError as exc:  # the video's own fault: retrying cannot help
-                return self.store.fail(job_id, self.redact(job, str(exc.reason)),
-                                       type(exc).__name__)
+                return self.store.fail(
+                    job_id, self.redact(job, str(exc.reason)), type(exc).__name__
+                )
             except Exception as exc:  # a fault of the service: retry, then fail with it
                 reason = self.redact(job, f"{type(exc).__name__}: {str(exc)[:500]}")
                 if attempt >= self.max_attempts:
-                    return self.store.fail(job_id, f"failed {attempt} times; last error: "
-                                           f"{reason}", type(exc).__name__)
+                    return self.store.fail(
+                        job_id, f"failed {attempt} times; last error: {reason}", type(exc).__name__
+                    )
                 log.warning("job %s attempt %d failed (%s); retrying", job_id, attempt, reason)
                 if not self.store.requeue(job_id, reason):
                     return False  # lost the lease: the new owner runs it

@@ -94,8 +94,12 @@ jobs = Table(
 # Added after the first release (files and databases of older versions lack them),
 # with the value their existing rows get: every job of a single-token server (or
 # one without auth) was the user "default"'s, and every upload was a video.
-_ADDED_COLUMNS = {"owner": ("TEXT", None), "lease_until": ("FLOAT", None),
-                  "username": ("TEXT", "default"), "kind": ("TEXT", "video")}
+_ADDED_COLUMNS = {
+    "owner": ("TEXT", None),
+    "lease_until": ("FLOAT", None),
+    "username": ("TEXT", "default"),
+    "kind": ("TEXT", "video"),
+}
 DEFAULT_USER = "default"
 
 
@@ -143,12 +147,21 @@ class Job:
         if self.summary is not None:
             keep = ("status", "risk", "risk_rule", "reason", "lesions", "scored_lesions")
             summary = {"kind": self.kind, **{k: self.summary.get(k) for k in keep}}
-        links = {"status": f"/v1/jobs/{self.job_id}",
-                 "result": f"/v1/jobs/{self.job_id}/result" if self.status == DONE else None}
-        return {"job_id": self.job_id, "filename": self.filename, "kind": self.kind,
-                "status": self.status, "created_at": self.created_at,
-                "finished_at": self.finished_at, "error": self.error, "summary": summary,
-                "links": links}
+        links = {
+            "status": f"/v1/jobs/{self.job_id}",
+            "result": f"/v1/jobs/{self.job_id}/result" if self.status == DONE else None,
+        }
+        return {
+            "job_id": self.job_id,
+            "filename": self.filename,
+            "kind": self.kind,
+            "status": self.status,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "summary": summary,
+            "links": links,
+        }
 
 
 def _job(row: Any) -> Job:
@@ -178,8 +191,9 @@ class JobStore:
     """Jobs in a SQLite file (``JobStore(path)``) or any database URL
     (``JobStore("postgresql://...")``); ``owner`` names this holder of leases."""
 
-    def __init__(self, target: str | Path, *, owner: str | None = None,
-                 lease_s: float = 30.0) -> None:
+    def __init__(
+        self, target: str | Path, *, owner: str | None = None, lease_s: float = 30.0
+    ) -> None:
         target = str(target)
         if "://" not in target:  # a file path: SQLite
             path = Path(target)
@@ -200,14 +214,16 @@ class JobStore:
     def _clock(self, conn: Connection) -> float:
         """Now, in seconds since the epoch, on the clock every replica shares."""
         if conn.dialect.name == "postgresql":
-            return float(conn.execute(
-                text("SELECT EXTRACT(EPOCH FROM clock_timestamp())")).scalar_one())
+            return float(
+                conn.execute(text("SELECT EXTRACT(EPOCH FROM clock_timestamp())")).scalar_one()
+            )
         return time.time()
 
     def _update(self, job_id: str, values: dict[str, Any], *conditions: Any) -> bool:
         with self.engine.begin() as conn:
-            result = conn.execute(update(jobs).where(jobs.c.job_id == job_id, *conditions)
-                                  .values(**values))
+            result = conn.execute(
+                update(jobs).where(jobs.c.job_id == job_id, *conditions).values(**values)
+            )
             return result.rowcount == 1
 
     def _mine(self) -> Any:
@@ -219,8 +235,9 @@ class JobStore:
             row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
         return _job(row) if row is not None else None
 
-    def list(self, status: JobState | str | None = None, limit: int = 100,
-             user: str | None = None) -> list[Job]:
+    def list(
+        self, status: JobState | str | None = None, limit: int = 100, user: str | None = None
+    ) -> list[Job]:
         """The newest jobs (of ``user`` only, when given)."""
         query = select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.job_id.desc()).limit(limit)
         if status:
@@ -230,15 +247,24 @@ class JobStore:
         with self.engine.connect() as conn:
             return [_job(r) for r in conn.execute(query)]
 
-    def history(self, user: str, limit: int = 50, before: Job | None = None) -> list[Job]:
+    def history(
+        self, user: str, limit: int = 50, before: Job | None = None
+    ) -> builtins.list[Job]:  # self.list shadows list
         """``user``'s jobs, newest first; ``before``: the page after that job (one of
         the user's, as the previous page ended)."""
-        query = (select(jobs).where(jobs.c.username == user)
-                 .order_by(jobs.c.created_at.desc(), jobs.c.job_id.desc()).limit(limit))
+        query = (
+            select(jobs)
+            .where(jobs.c.username == user)
+            .order_by(jobs.c.created_at.desc(), jobs.c.job_id.desc())
+            .limit(limit)
+        )
         if before is not None:
-            query = query.where(or_(
-                jobs.c.created_at < before.created_at,
-                and_(jobs.c.created_at == before.created_at, jobs.c.job_id < before.job_id)))
+            query = query.where(
+                or_(
+                    jobs.c.created_at < before.created_at,
+                    and_(jobs.c.created_at == before.created_at, jobs.c.job_id < before.job_id),
+                )
+            )
         with self.engine.connect() as conn:
             return [_job(r) for r in conn.execute(query)]
 
@@ -248,21 +274,39 @@ class JobStore:
             return {status: int(n) for status, n in conn.execute(query)}
 
     def unfinished(self) -> builtins.list[Job]:  # list: the method above
-        query = (select(jobs).where(jobs.c.status.in_(UNFINISHED))
-                 .order_by(jobs.c.created_at))
+        query = select(jobs).where(jobs.c.status.in_(UNFINISHED)).order_by(jobs.c.created_at)
         with self.engine.connect() as conn:
             return [_job(r) for r in conn.execute(query)]
 
     # ----------------------------------------------------------------- writes
-    def create(self, job_id: str, filename: str, path: Path, size: int, *,
-               user: str = DEFAULT_USER, kind: str = "video") -> Job:
+    def create(
+        self,
+        job_id: str,
+        filename: str,
+        path: Path,
+        size: int,
+        *,
+        user: str = DEFAULT_USER,
+        kind: str = "video",
+    ) -> Job:
         """A queued job of ``user`` held by this owner (committed before the client
         hears its id)."""
         with self.engine.begin() as conn:
-            conn.execute(jobs.insert().values(
-                job_id=job_id, filename=filename, path=str(path), size_bytes=size,
-                status=QUEUED, attempts=0, created_at=_now(), owner=self.owner,
-                lease_until=self._clock(conn) + self.lease_s, username=user, kind=kind))
+            conn.execute(
+                jobs.insert().values(
+                    job_id=job_id,
+                    filename=filename,
+                    path=str(path),
+                    size_bytes=size,
+                    status=QUEUED,
+                    attempts=0,
+                    created_at=_now(),
+                    owner=self.owner,
+                    lease_until=self._clock(conn) + self.lease_s,
+                    username=user,
+                    kind=kind,
+                )
+            )
         job = self.get(job_id)
         assert job is not None  # committed above
         return job
@@ -272,25 +316,45 @@ class JobStore:
         first run), or None when it is not queued or another live owner holds it."""
         with self.engine.begin() as conn:
             now = self._clock(conn)
-            free = or_(jobs.c.owner == self.owner, jobs.c.owner.is_(None),
-                       jobs.c.lease_until.is_(None), jobs.c.lease_until < now)
+            free = or_(
+                jobs.c.owner == self.owner,
+                jobs.c.owner.is_(None),
+                jobs.c.lease_until.is_(None),
+                jobs.c.lease_until < now,
+            )
             result = conn.execute(
-                update(jobs).where(jobs.c.job_id == job_id, jobs.c.status == QUEUED, free)
-                .values(status=RUNNING, attempts=jobs.c.attempts + 1, started_at=_now(),
-                        owner=self.owner, lease_until=now + self.lease_s))
+                update(jobs)
+                .where(jobs.c.job_id == job_id, jobs.c.status == QUEUED, free)
+                .values(
+                    status=RUNNING,
+                    attempts=jobs.c.attempts + 1,
+                    started_at=_now(),
+                    owner=self.owner,
+                    lease_until=now + self.lease_s,
+                )
+            )
             if result.rowcount != 1:
                 return None
-            return int(conn.execute(select(jobs.c.attempts)
-                                    .where(jobs.c.job_id == job_id)).scalar_one())
+            return int(
+                conn.execute(select(jobs.c.attempts).where(jobs.c.job_id == job_id)).scalar_one()
+            )
 
     def start(self, job_id: str) -> int:
         """Mark running whatever its state (no claim check); returns the attempt number.
         Kept for tools and tests that simulate interrupted runs; the runner claims."""
         with self.engine.begin() as conn:
             now = self._clock(conn)
-            conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(
-                status=RUNNING, attempts=jobs.c.attempts + 1, started_at=_now(),
-                owner=self.owner, lease_until=now + self.lease_s))
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.job_id == job_id)
+                .values(
+                    status=RUNNING,
+                    attempts=jobs.c.attempts + 1,
+                    started_at=_now(),
+                    owner=self.owner,
+                    lease_until=now + self.lease_s,
+                )
+            )
         job = self.get(job_id)
         return job.attempts if job else 0
 
@@ -299,30 +363,49 @@ class JobStore:
         with self.engine.begin() as conn:
             now = self._clock(conn)
             result = conn.execute(
-                update(jobs).where(self._mine(), jobs.c.status.in_(UNFINISHED))
-                .values(lease_until=now + self.lease_s))
+                update(jobs)
+                .where(self._mine(), jobs.c.status.in_(UNFINISHED))
+                .values(lease_until=now + self.lease_s)
+            )
             return int(result.rowcount)
 
     def requeue(self, job_id: str, reason: str) -> bool:
         """Back to queued (still held by this owner) after a service fault."""
-        return self._update(job_id, {"status": QUEUED, "error": f"retrying: {reason}"},
-                            self._mine())
+        return self._update(
+            job_id, {"status": QUEUED, "error": f"retrying: {reason}"}, self._mine()
+        )
 
-    def finish(self, job_id: str, result_path: Path, summary: dict[str, Any],
-               serving: dict[str, Any]) -> bool:
-        done = self._update(job_id, {
-            "status": DONE, "result_path": str(result_path), "summary": json.dumps(summary),
-            "serving": json.dumps(serving), "error": None, "error_type": None,
-            "finished_at": _now()}, self._mine())
+    def finish(
+        self, job_id: str, result_path: Path, summary: dict[str, Any], serving: dict[str, Any]
+    ) -> bool:
+        done = self._update(
+            job_id,
+            {
+                "status": DONE,
+                "result_path": str(result_path),
+                "summary": json.dumps(summary),
+                "serving": json.dumps(serving),
+                "error": None,
+                "error_type": None,
+                "finished_at": _now(),
+            },
+            self._mine(),
+        )
         if not done:
-            log.warning("job %s: finished here, but another replica holds it now; its "
-                        "result stands", job_id)
+            log.warning(
+                "job %s: finished here, but another replica holds it now; its result stands", job_id
+            )
         return done
 
-    def fail(self, job_id: str, error: str, error_type: str,
-             serving: dict[str, Any] | None = None) -> bool:
-        values: dict[str, Any] = {"status": FAILED, "error": error, "error_type": error_type,
-                                  "finished_at": _now()}
+    def fail(
+        self, job_id: str, error: str, error_type: str, serving: dict[str, Any] | None = None
+    ) -> bool:
+        values: dict[str, Any] = {
+            "status": FAILED,
+            "error": error,
+            "error_type": error_type,
+            "finished_at": _now(),
+        }
         if serving is not None:
             values["serving"] = json.dumps(serving)
         return self._update(job_id, values, self._mine())
@@ -336,22 +419,31 @@ class JobStore:
         when it changed meanwhile (someone else adopted, claimed or finished it)."""
         with self.engine.begin() as conn:
             now = self._clock(conn)
-            same = [jobs.c.job_id == job.job_id, jobs.c.status == job.status,
-                    jobs.c.attempts == job.attempts,
-                    jobs.c.owner.is_(None) if job.owner is None else jobs.c.owner == job.owner]
+            same = [
+                jobs.c.job_id == job.job_id,
+                jobs.c.status == job.status,
+                jobs.c.attempts == job.attempts,
+                jobs.c.owner.is_(None) if job.owner is None else jobs.c.owner == job.owner,
+            ]
             if expired_only:
                 same.append(or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now))
             values: dict[str, Any] = {"owner": self.owner, "lease_until": now + self.lease_s}
             status = job.status
             if job.status == RUNNING and job.attempts >= max_attempts:
                 status = FAILED
-                values.update(status=FAILED, error_type="Interrupted", finished_at=_now(),
-                              error=f"interrupted {job.attempts} times (the server or a "
-                                    "model replica died while scoring it); giving up")
+                values.update(
+                    status=FAILED,
+                    error_type="Interrupted",
+                    finished_at=_now(),
+                    error=f"interrupted {job.attempts} times (the server or a "
+                    "model replica died while scoring it); giving up",
+                )
             elif job.status == RUNNING:
                 status = QUEUED
-                values.update(status=QUEUED, error=f"retrying: the server restarted during "
-                                                   f"attempt {job.attempts}")
+                values.update(
+                    status=QUEUED,
+                    error=f"retrying: the server restarted during attempt {job.attempts}",
+                )
             result = conn.execute(update(jobs).where(and_(*same)).values(**values))
             return status if result.rowcount == 1 else None
 
@@ -359,9 +451,13 @@ class JobStore:
         """Unfinished jobs of other owners whose lease has run out."""
         with self.engine.connect() as conn:
             now = self._clock(conn)
-            query = (select(jobs).where(
-                jobs.c.status.in_(UNFINISHED),
-                or_(jobs.c.owner.is_(None), jobs.c.owner != self.owner),
-                or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now))
-                .order_by(jobs.c.created_at))
+            query = (
+                select(jobs)
+                .where(
+                    jobs.c.status.in_(UNFINISHED),
+                    or_(jobs.c.owner.is_(None), jobs.c.owner != self.owner),
+                    or_(jobs.c.lease_until.is_(None), jobs.c.lease_until < now),
+                )
+                .order_by(jobs.c.created_at)
+            )
             return [_job(r) for r in conn.execute(query)]

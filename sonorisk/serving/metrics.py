@@ -9,8 +9,27 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-_LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0,
-                    1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+_LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    10.0,
+    30.0,
+)
 
 
 class StreamMetrics:
@@ -20,26 +39,46 @@ class StreamMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.frames_in = Counter("sonorisk_stream_frames_in", "frames received from live streams",
-                                 ["stream"], registry=r)
-        self.frames_processed = Counter("sonorisk_stream_frames_processed",
-                                        "stream frames pushed through the pipeline", ["stream"],
-                                        registry=r)
-        self.frames_dropped = Counter("sonorisk_stream_frames_dropped",
-                                      "stream frames dropped because compute fell behind",
-                                      ["stream"], registry=r)
-        self.reconnects = Counter("sonorisk_stream_reconnects",
-                                  "reconnection attempts after a stream dropped", ["stream"],
-                                  registry=r)
-        self.box_latency = Histogram("sonorisk_box_latency_seconds",
-                                     "stream frame arrival to its boxes out", registry=r,
-                                     buckets=_LATENCY_BUCKETS)
-        self.clip_latency = Histogram("sonorisk_clip_latency_seconds",
-                                      "arrival of a clip's last frame to its score out",
-                                      registry=r, buckets=_LATENCY_BUCKETS)
-        self.stage_latency = Histogram("sonorisk_stage_latency_seconds",
-                                       "model call round trip through Ray Serve", ["stage"],
-                                       registry=r, buckets=_LATENCY_BUCKETS)
+        self.frames_in = Counter(
+            "sonorisk_stream_frames_in", "frames received from live streams", ["stream"], registry=r
+        )
+        self.frames_processed = Counter(
+            "sonorisk_stream_frames_processed",
+            "stream frames pushed through the pipeline",
+            ["stream"],
+            registry=r,
+        )
+        self.frames_dropped = Counter(
+            "sonorisk_stream_frames_dropped",
+            "stream frames dropped because compute fell behind",
+            ["stream"],
+            registry=r,
+        )
+        self.reconnects = Counter(
+            "sonorisk_stream_reconnects",
+            "reconnection attempts after a stream dropped",
+            ["stream"],
+            registry=r,
+        )
+        self.box_latency = Histogram(
+            "sonorisk_box_latency_seconds",
+            "stream frame arrival to its boxes out",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.clip_latency = Histogram(
+            "sonorisk_clip_latency_seconds",
+            "arrival of a clip's last frame to its score out",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.stage_latency = Histogram(
+            "sonorisk_stage_latency_seconds",
+            "model call round trip through Ray Serve",
+            ["stage"],
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stage_latency.labels(stage).observe(seconds)
@@ -55,13 +94,16 @@ class Metrics(StreamMetrics):
     def __init__(self) -> None:
         super().__init__()
         r = self.registry
-        self.jobs = Counter("sonorisk_jobs_finished", "upload jobs finished", ["status"],
-                            registry=r)
-        self.uploads_rejected = Counter("sonorisk_uploads_rejected",
-                                        "uploads refused before scoring", ["status"], registry=r)
+        self.jobs = Counter(
+            "sonorisk_jobs_finished", "upload jobs finished", ["status"], registry=r
+        )
+        self.uploads_rejected = Counter(
+            "sonorisk_uploads_rejected", "uploads refused before scoring", ["status"], registry=r
+        )
         self.queue_depth = Gauge("sonorisk_queue_depth", "items waiting", ["queue"], registry=r)
-        self.streams_active = Gauge("sonorisk_streams_active", "live streams being scored",
-                                    registry=r)
+        self.streams_active = Gauge(
+            "sonorisk_streams_active", "live streams being scored", registry=r
+        )
         self._replicas: Callable[[], dict[str, int]] | None = None
         r.register(_ReplicaCollector(self))
 
@@ -91,8 +133,9 @@ def merge_exposition(texts: Iterable[bytes | str]) -> bytes:
                     continue
                 key = (sample.name, tuple(sorted(sample.labels.items())))
                 old = merged.get(key)
-                merged[key] = sample if old is None else old._replace(
-                    value=old.value + sample.value)
+                merged[key] = (
+                    sample if old is None else old._replace(value=old.value + sample.value)
+                )
     out = []
     for name, family in families.items():
         family.samples = list(samples[name].values())
@@ -119,8 +162,9 @@ class _ReplicaCollector:
         self.metrics = metrics
 
     def collect(self):  # noqa: ANN201 (prometheus collector protocol)
-        family = GaugeMetricFamily("sonorisk_replicas", "running replicas per deployment",
-                                   labels=["deployment"])
+        family = GaugeMetricFamily(
+            "sonorisk_replicas", "running replicas per deployment", labels=["deployment"]
+        )
         source = self.metrics._replicas
         if source is not None:
             try:

@@ -35,16 +35,29 @@ def _retryable() -> tuple[type[BaseException], ...]:
     import ray.exceptions as rex
     import ray.serve.exceptions as sex
 
-    return (rex.RayActorError, rex.ActorUnavailableError, rex.GetTimeoutError,
-            sex.DeploymentUnavailableError, sex.BackPressureError,
-            sex.ReplicaUnavailableError, TimeoutError, ConnectionError)
+    return (
+        rex.RayActorError,
+        rex.ActorUnavailableError,
+        rex.GetTimeoutError,
+        sex.DeploymentUnavailableError,
+        sex.BackPressureError,
+        sex.ReplicaUnavailableError,
+        TimeoutError,
+        ConnectionError,
+    )
 
 
 class _RemoteModel:
     role = "model"
 
-    def __init__(self, handle: Any, *, retry_s: float = 60.0, call_timeout_s: float = 120.0,
-                 on_latency: Callable[[str, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        handle: Any,
+        *,
+        retry_s: float = 60.0,
+        call_timeout_s: float = 120.0,
+        on_latency: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.handle = handle
         self.retry_s = retry_s
         self.call_timeout_s = call_timeout_s
@@ -63,18 +76,21 @@ class _RemoteModel:
             attempt += 1
             started = time.perf_counter()
             try:
-                reply = getattr(self.handle, method).remote(*args).result(
-                    timeout_s=self.call_timeout_s)
+                reply = (
+                    getattr(self.handle, method).remote(*args).result(timeout_s=self.call_timeout_s)
+                )
             except retryable as exc:
                 if time.monotonic() + delay > deadline:
                     raise ModelUnavailableError(
                         f"{self.role} deployment unavailable: {attempt} attempts over "
                         f"{self.retry_s:.0f} s failed; last error: "
-                        f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+                        f"{type(exc).__name__}: {str(exc)[:300]}"
+                    ) from exc
                 with self._lock:
                     self.retries += 1
-                log.warning("%s call failed (%s); retrying in %.1f s", self.role,
-                            type(exc).__name__, delay)
+                log.warning(
+                    "%s call failed (%s); retrying in %.1f s", self.role, type(exc).__name__, delay
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
@@ -102,8 +118,9 @@ class RemoteDetector(_RemoteModel):
         super().__init__(handle, **kwargs)
         self.info = info
 
-    def predict(self, frames: Sequence[FrameLike],
-                frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+    def predict(
+        self, frames: Sequence[FrameLike], frame_indices: Sequence[int] | None = None
+    ) -> list[list[Detection]]:
         found = as_frames(frames, frame_indices)
         if not found:
             return []
@@ -128,8 +145,9 @@ class RemoteClassifier(_RemoteModel):
         """How the scorer cuts clips for this model (``ClipScorer``)."""
         return self.config.clips
 
-    def predict(self, clips: Sequence[Clip], heatmaps: bool = False,
-                batch_size: int = 16) -> list[ClipScore]:
+    def predict(
+        self, clips: Sequence[Clip], heatmaps: bool = False, batch_size: int = 16
+    ) -> list[ClipScore]:
         clips = list(clips)
         if not clips:
             return []

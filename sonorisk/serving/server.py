@@ -39,18 +39,27 @@ def resolve_paths(config: ServeConfig) -> ServeConfig:
     models = config.models
     resolved = resolve_models_config(config)
     if resolved.bundle is not None:  # the bundle folder; its own files
-        models = replace(models, bundle=str(resolved.bundle.path.resolve()), detector=None,
-                         classifier=None)
+        models = replace(
+            models, bundle=str(resolved.bundle.path.resolve()), detector=None, classifier=None
+        )
     else:
-        models = replace(models, bundle=None, detector=str(resolved.detector),
-                         classifier=str(resolved.classifier))
+        models = replace(
+            models,
+            bundle=None,
+            detector=str(resolved.detector),
+            classifier=str(resolved.classifier),
+        )
     pipeline = str(Path(config.pipeline).resolve()) if config.pipeline else None
     if pipeline and not Path(pipeline).is_file():
         raise ConfigError("pipeline", f"pipeline config {pipeline} not found")
-    token_file = (str(Path(config.auth.token_file).resolve()) if config.auth.token_file
-                  else None)
-    return replace(config, data_dir=str(Path(config.data_dir).resolve()), pipeline=pipeline,
-                   models=models, auth=replace(config.auth, token_file=token_file))
+    token_file = str(Path(config.auth.token_file).resolve()) if config.auth.token_file else None
+    return replace(
+        config,
+        data_dir=str(Path(config.data_dir).resolve()),
+        pipeline=pipeline,
+        models=models,
+        auth=replace(config.auth, token_file=token_file),
+    )
 
 
 def init_ray(config: ServeConfig) -> None:
@@ -65,12 +74,21 @@ def init_ray(config: ServeConfig) -> None:
         # Workers of a running cluster do not inherit this process's environment:
         # pass the OpenMP wait policy on (sonorisk/threads.py).
         env = {"OMP_WAIT_POLICY": child_env(1)["OMP_WAIT_POLICY"]}
-        ray.init(address=r.address, namespace=r.namespace, log_to_driver=False,
-                 runtime_env={"env_vars": env})
+        ray.init(
+            address=r.address,
+            namespace=r.namespace,
+            log_to_driver=False,
+            runtime_env={"env_vars": env},
+        )
     else:
-        ray.init(namespace=r.namespace, num_cpus=r.num_cpus, num_gpus=r.num_gpus,
-                 object_store_memory=r.object_store_memory,
-                 include_dashboard=r.include_dashboard, log_to_driver=False)
+        ray.init(
+            namespace=r.namespace,
+            num_cpus=r.num_cpus,
+            num_gpus=r.num_gpus,
+            object_store_memory=r.object_store_memory,
+            include_dashboard=r.include_dashboard,
+            log_to_driver=False,
+        )
 
 
 def start_service(config: ServeConfig, *, blocking_ready_s: float = 600.0) -> Any:
@@ -86,8 +104,10 @@ def start_service(config: ServeConfig, *, blocking_ready_s: float = 600.0) -> An
     # Stream hosts are detached actors named after the app: those of an earlier
     # deployment would keep its config (and its streams) under the new one.
     stop_hosts(config.app_name, config.ray.namespace)
-    serve.start(proxy_location=config.proxy_location,
-                http_options={"host": config.host, "port": config.port})
+    serve.start(
+        proxy_location=config.proxy_location,
+        http_options={"host": config.host, "port": config.port},
+    )
     handle = serve.run(build_app(config), name=config.app_name, route_prefix="/")
     wait_until_ready(blocking_ready_s, config.app_name)
     return handle
@@ -126,8 +146,9 @@ def serve_forever(config: ServeConfig) -> int:
     init_ray(config)
     # After ray.init, which installs its own fatal-signal handlers (a SIGTERM
     # then dumps a stack and aborts, leaving Ray's processes behind).
-    previous = {sig: signal.signal(sig, on_signal)
-                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    previous = {
+        sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         start_service(config)
         where = f"http://{config.host}:{config.port}"
@@ -136,17 +157,26 @@ def serve_forever(config: ServeConfig) -> int:
             named = [name for name in users if name != DEFAULT_USER]
             said = []
             if DEFAULT_USER in users:
-                source = ("auth.token" if config.auth.token else config.auth.token_file
-                          or f"{config.data_path / 'token'} (or $SONORISK_TOKEN)")
+                source = (
+                    "auth.token"
+                    if config.auth.token
+                    else config.auth.token_file
+                    or f"{config.data_path / 'token'} (or $SONORISK_TOKEN)"
+                )
                 said.append(f"token in {source}")
             if named:
-                said.append(f"{len(named)} named user{'s' if len(named) > 1 else ''} "
-                            "(auth.users, auth.users_file)")
+                said.append(
+                    f"{len(named)} named user{'s' if len(named) > 1 else ''} "
+                    "(auth.users, auth.users_file)"
+                )
             print(f"sonorisk serving at {where} (token auth on: {'; '.join(said)})", flush=True)
         else:
             print(f"sonorisk serving at {where} (no auth: loopback only)", flush=True)
-        print(f"API docs at {where}/docs; Ctrl-C stops. Research software: outputs are not "
-              "clinical results.", flush=True)
+        print(
+            f"API docs at {where}/docs; Ctrl-C stops. Research software: outputs are not "
+            "clinical results.",
+            flush=True,
+        )
         stop.wait()
         print(f"sonorisk: {received[0]} received, shutting down", flush=True)
     finally:

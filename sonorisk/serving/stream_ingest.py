@@ -37,8 +37,9 @@ class Arrived:
 class LiveIngest:
     """The reader thread: a live URL into a bounded backlog, reconnecting on loss."""
 
-    def __init__(self, url: str, config: StreamsConfig,
-                 open_source: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self, url: str, config: StreamsConfig, open_source: Callable[..., Any] | None = None
+    ) -> None:
         from sonorisk.io import open_video
 
         self.url = url
@@ -83,10 +84,14 @@ class LiveIngest:
         delay = cfg.reconnect_initial_s
         while not self._stop.is_set():
             try:
-                source = self._open(self.url, color="rgb", rtsp_transport=cfg.rtsp_transport,
-                                    open_timeout_s=cfg.open_timeout_s,
-                                    read_timeout_s=cfg.read_timeout_s,
-                                    frame_timeout_s=cfg.read_timeout_s * 2)
+                source = self._open(
+                    self.url,
+                    color="rgb",
+                    rtsp_transport=cfg.rtsp_transport,
+                    open_timeout_s=cfg.open_timeout_s,
+                    read_timeout_s=cfg.read_timeout_s,
+                    frame_timeout_s=cfg.read_timeout_s * 2,
+                )
                 with source:
                     self.connections += 1
                     self.fps = source.meta.fps or self.fps
@@ -110,8 +115,10 @@ class LiveIngest:
                 self.down_since = now
             if cfg.give_up_after_s is not None and now - self.down_since > cfg.give_up_after_s:
                 self.state = StreamState.FAILED
-                self.last_error = (f"no frames for {now - self.down_since:.0f} s; gave up "
-                                   f"(last error: {self.last_error})")
+                self.last_error = (
+                    f"no frames for {now - self.down_since:.0f} s; gave up "
+                    f"(last error: {self.last_error})"
+                )
                 break
             self.state = StreamState.RECONNECTING
             self.reconnects += 1

@@ -49,8 +49,9 @@ def _host_allowed(host: str, allowed: Sequence[str]) -> bool:
     return False
 
 
-def check_stream_url(url: str, transport: str | None, allowed_schemes: Sequence[str],
-                     allowed_hosts: Sequence[str]) -> None:
+def check_stream_url(
+    url: str, transport: str | None, allowed_schemes: Sequence[str], allowed_hosts: Sequence[str]
+) -> None:
     """Raise :class:`StreamRefused` naming what is wrong with a stream request."""
     try:
         parts = urlsplit(url)
@@ -59,17 +60,22 @@ def check_stream_url(url: str, transport: str | None, allowed_schemes: Sequence[
         raise StreamRefused(f"not a URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in allowed_schemes:
-        raise StreamRefused(f"scheme {scheme or '(none)'!r} is not allowed here (allowed: "
-                            f"{', '.join(allowed_schemes)}; streams.allowed_schemes); "
-                            "upload files to /v1/jobs")
+        raise StreamRefused(
+            f"scheme {scheme or '(none)'!r} is not allowed here (allowed: "
+            f"{', '.join(allowed_schemes)}; streams.allowed_schemes); "
+            "upload files to /v1/jobs"
+        )
     if not host:
         raise StreamRefused("the URL names no host")
     if allowed_hosts and not _host_allowed(host, allowed_hosts):
         raise StreamRefused(f"host {host!r} is not in streams.allowed_hosts")
     options = {k.lower() for k in parse_qs(parts.query, keep_blank_values=True)}
     if "listen" in options:
-        raise StreamRefused("the 'listen' option would make the server accept connections; "
-                            "a stream URL must point at a source to fetch")
+        raise StreamRefused(
+            "the 'listen' option would make the server accept connections; "
+            "a stream URL must point at a source to fetch"
+        )
     if transport is not None and transport not in TRANSPORTS:
-        raise StreamRefused(f"rtsp_transport must be one of {', '.join(TRANSPORTS)}, "
-                            f"got {transport!r}")
+        raise StreamRefused(
+            f"rtsp_transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}"
+        )

@@ -24,9 +24,12 @@ def quantiles(values: deque[float]) -> dict[str, float | None]:
     if not values:
         return {"p50_ms": None, "p99_ms": None, "mean_ms": None, "n": 0}
     arr = np.asarray(list(values), float) * 1000  # list(): a C-level copy, safe vs. appends
-    return {"p50_ms": round(float(np.percentile(arr, 50)), 2),
-            "p99_ms": round(float(np.percentile(arr, 99)), 2),
-            "mean_ms": round(float(arr.mean()), 2), "n": int(arr.size)}
+    return {
+        "p50_ms": round(float(np.percentile(arr, 50)), 2),
+        "p99_ms": round(float(np.percentile(arr, 99)), 2),
+        "mean_ms": round(float(arr.mean()), 2),
+        "n": int(arr.size),
+    }
 
 
 class StreamStats:
@@ -87,8 +90,11 @@ class StreamStats:
         if self.metrics is None:
             return
         now = {"in": frames_in, "dropped": frames_dropped, "reconnects": reconnects}
-        counters = {"in": self.metrics.frames_in, "dropped": self.metrics.frames_dropped,
-                    "reconnects": self.metrics.reconnects}
+        counters = {
+            "in": self.metrics.frames_in,
+            "dropped": self.metrics.frames_dropped,
+            "reconnects": self.metrics.reconnects,
+        }
         for key, value in now.items():
             if value > self._marks[key]:
                 counters[key].labels(self.stream_id).inc(value - self._marks[key])

@@ -84,16 +84,22 @@ class StreamHost:
 
     # ------------------------------------------------------------- helpers
     def _describe(self) -> dict[str, Any]:
-        return {"replica": self.index, "incarnation": self.incarnation, "pid": os.getpid(),
-                "node": self.node}
+        return {
+            "replica": self.index,
+            "incarnation": self.incarnation,
+            "pid": os.getpid(),
+            "node": self.node,
+        }
 
     def _find(self, stream_id: str) -> tuple[Any, dict[str, Any]]:
         """(session, {}), or (None, why it is missing)."""
         ref = StreamRef.parse(stream_id)
         if ref is not None and ref.host == self.index and ref.incarnation != self.incarnation:
-            return None, {"missing": LOST,
-                          "reason": f"its stream host (replica {self.index}) died and was "
-                                    "restarted; the stream was lost"}
+            return None, {
+                "missing": LOST,
+                "reason": f"its stream host (replica {self.index}) died and was "
+                "restarted; the stream was lost",
+            }
         session = self.sessions.get(stream_id)
         if session is None:
             return None, {"missing": UNKNOWN}
@@ -105,8 +111,10 @@ class StreamHost:
             from ray import serve
 
             app = self.config.app_name
-            self._handles = (serve.get_deployment_handle(DETECTOR, app_name=app),
-                             serve.get_deployment_handle(CLASSIFIER, app_name=app))
+            self._handles = (
+                serve.get_deployment_handle(DETECTOR, app_name=app),
+                serve.get_deployment_handle(CLASSIFIER, app_name=app),
+            )
         return self._handles
 
     def _full_status(self, session: Any) -> dict[str, Any]:
@@ -120,22 +128,29 @@ class StreamHost:
     async def load(self) -> dict[str, Any]:
         """What placement and the ingress's health and metrics need."""
         sessions = list(self.sessions.values())
-        return {**self._describe(),
-                "active": sum(1 for s in sessions if s.running),
-                "backlog": sum(s.ingest.backlog() for s in sessions),
-                "streams": [{"stream_id": s.stream_id, "url": s.url, "state": s.state}
-                            for s in sessions]}
+        return {
+            **self._describe(),
+            "active": sum(1 for s in sessions if s.running),
+            "backlog": sum(s.ingest.backlog() for s in sessions),
+            "streams": [
+                {"stream_id": s.stream_id, "url": s.url, "state": s.state} for s in sessions
+            ],
+        }
 
-    async def start(self, url: str, config: StreamsConfig, pipeline: Any,
-                    info: dict[str, Any]) -> str:
+    async def start(
+        self, url: str, config: StreamsConfig, pipeline: Any, info: dict[str, Any]
+    ) -> str:
         """Start scoring ``url``; the new stream's id (which names this host)."""
         from sonorisk.pipeline.scorer import IncrementalScorer
         from sonorisk.serving.remote import RemoteClassifier, RemoteDetector
         from sonorisk.serving.streams import StreamSession
 
         jobs = self.config.jobs
-        kwargs = {"retry_s": jobs.model_retry_s, "call_timeout_s": jobs.model_call_timeout_s,
-                  "on_latency": self.metrics.observe_stage}
+        kwargs = {
+            "retry_s": jobs.model_retry_s,
+            "call_timeout_s": jobs.model_call_timeout_s,
+            "on_latency": self.metrics.observe_stage,
+        }
         det_handle, cls_handle = self._model_handles()
         detector = RemoteDetector(det_handle, info["detector"], **kwargs)
         classifier = RemoteClassifier(cls_handle, info["classifier_config"], **kwargs)
@@ -144,8 +159,15 @@ class StreamHost:
             return IncrementalScorer(detector, classifier, pipeline, fps=fps)
 
         stream_id = str(StreamRef(self.index, self.incarnation, uuid.uuid4().hex[:12]))
-        session = StreamSession(stream_id, url, config, make_scorer, notice=info["notice"],
-                                models=info.get("cards"), metrics=self.metrics)
+        session = StreamSession(
+            stream_id,
+            url,
+            config,
+            make_scorer,
+            notice=info["notice"],
+            models=info.get("cards"),
+            metrics=self.metrics,
+        )
         session.adapters = (detector, classifier)
         self.sessions[stream_id] = session
         session.start()
@@ -161,9 +183,16 @@ class StreamHost:
         if session is None:
             return missing
         seq = session.seq  # before the status: an event in between is sent, not lost
-        return {"seq": seq, "hello": {"event": "hello", "stream_id": stream_id,
-                                      "url": session.url, "notice": session.notice,
-                                      "status": self._full_status(session)}}
+        return {
+            "seq": seq,
+            "hello": {
+                "event": "hello",
+                "stream_id": stream_id,
+                "url": session.url,
+                "notice": session.notice,
+                "status": self._full_status(session),
+            },
+        }
 
     async def events(self, stream_id: str, after: int, timeout_s: float) -> dict[str, Any]:
         """Events numbered above ``after``; waits up to ``timeout_s`` for the first one.

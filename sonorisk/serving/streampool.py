@@ -49,8 +49,13 @@ class HostDown(Exception):
 def _host_errors() -> tuple[type[BaseException], ...]:
     import ray.exceptions as rex
 
-    return (rex.RayActorError, rex.ActorUnavailableError, rex.GetTimeoutError,
-            asyncio.TimeoutError, TimeoutError)
+    return (
+        rex.RayActorError,
+        rex.ActorUnavailableError,
+        rex.GetTimeoutError,
+        asyncio.TimeoutError,
+        TimeoutError,
+    )
 
 
 def _spread(index: int) -> Any:
@@ -71,11 +76,18 @@ def _spread(index: int) -> Any:
 def lost_status(stream_id: str, reason: str) -> dict[str, Any]:
     """The status of a stream whose host died: failed, with the reason."""
     ref = StreamRef.parse(stream_id)
-    return {"stream_id": stream_id, "url": None, "state": StreamState.FAILED,
-            "last_error": reason,
-            "frames_in": None, "frames_processed": None, "frames_dropped": None,
-            "lesions": [], "ended_segments": [],
-            "host": {"replica": ref.host if ref else None, "lost": True}}
+    return {
+        "stream_id": stream_id,
+        "url": None,
+        "state": StreamState.FAILED,
+        "last_error": reason,
+        "frames_in": None,
+        "frames_processed": None,
+        "frames_dropped": None,
+        "lesions": [],
+        "ended_segments": [],
+        "host": {"replica": ref.host if ref else None, "lost": True},
+    }
 
 
 class StreamPool:
@@ -100,16 +112,27 @@ class StreamPool:
             if "scheduling_strategy" not in options:
                 options["scheduling_strategy"] = _spread(index)
             runtime_env = dict(options.pop("runtime_env", None) or {})
-            runtime_env["env_vars"] = {**child_env(cfg.torch_threads),
-                                       **(runtime_env.get("env_vars") or {})}
+            runtime_env["env_vars"] = {
+                **child_env(cfg.torch_threads),
+                **(runtime_env.get("env_vars") or {}),
+            }
             # Detached: a host outlives the ingress replica that created it (streams
             # survive an ingress restart); sonorisk serve removes them at exit
             # (stop_hosts). Restarted by Ray when its process dies.
-            handle = ray.remote(StreamHost).options(
-                name=host_name(self.config.app_name, index), namespace=self.namespace,
-                lifetime="detached", get_if_exists=True, max_restarts=-1,
-                max_concurrency=1000, runtime_env=runtime_env, **options,
-            ).remote(index, self.config)
+            handle = (
+                ray.remote(StreamHost)
+                .options(
+                    name=host_name(self.config.app_name, index),
+                    namespace=self.namespace,
+                    lifetime="detached",
+                    get_if_exists=True,
+                    max_restarts=-1,
+                    max_concurrency=1000,
+                    runtime_env=runtime_env,
+                    **options,
+                )
+                .remote(index, self.config)
+            )
             self._hosts[index] = handle
         return handle
 
@@ -118,8 +141,7 @@ class StreamPool:
         for index in range(self.size):
             self.host(index)
 
-    async def _call(self, index: int, method: str, *args: Any,
-                    timeout_s: float = 30.0) -> Any:
+    async def _call(self, index: int, method: str, *args: Any, timeout_s: float = 30.0) -> Any:
         import ray.exceptions as rex
 
         async def call() -> Any:
@@ -134,6 +156,7 @@ class StreamPool:
 
     async def loads(self, timeout_s: float = 30.0) -> list[dict[str, Any]]:
         """Every host that answers: replica, pid, node, active streams, backlog, streams."""
+
         async def one(index: int) -> dict[str, Any] | None:
             try:
                 return await self._call(index, "load", timeout_s=timeout_s)
@@ -145,8 +168,9 @@ class StreamPool:
         return [a for a in answers if a is not None]
 
     # ----------------------------------------------------------- streams
-    async def place(self, url: str, config: StreamsConfig, pipeline: Any,
-                    info: dict[str, Any]) -> str:
+    async def place(
+        self, url: str, config: StreamsConfig, pipeline: Any, info: dict[str, Any]
+    ) -> str:
         """Start a stream on the least loaded host; its id."""
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -157,11 +181,11 @@ class StreamPool:
             active = sum(load["active"] for load in loads)
             limit = self.config.streams.max_streams
             if active >= limit:
-                raise PoolFull(f"{active} streams already running (streams.max_streams = "
-                               f"{limit})")
+                raise PoolFull(f"{active} streams already running (streams.max_streams = {limit})")
             best = min(loads, key=lambda load: (load["active"], random.random()))
-            return await self._call(best["replica"], "start", url, config, pipeline, info,
-                                    timeout_s=60.0)
+            return await self._call(
+                best["replica"], "start", url, config, pipeline, info, timeout_s=60.0
+            )
 
     def _ref(self, stream_id: str) -> StreamRef:
         ref = StreamRef.parse(stream_id)
@@ -169,16 +193,19 @@ class StreamPool:
             raise StreamNotFound(stream_id)
         return ref
 
-    async def _ask(self, stream_id: str, method: str, *args: Any,
-                   timeout_s: float = 30.0) -> dict[str, Any]:
+    async def _ask(
+        self, stream_id: str, method: str, *args: Any, timeout_s: float = 30.0
+    ) -> dict[str, Any]:
         """A host's answer about one stream; a lost stream's failed status as
         ``{"missing": "lost", "reason": ...}``; ``StreamNotFound`` when unknown."""
         ref = self._ref(stream_id)
         try:
             out = await self._call(ref.host, method, stream_id, *args, timeout_s=timeout_s)
         except HostDown as exc:
-            return {"missing": LOST, "reason": f"its stream host (replica {ref.host}) is "
-                                               f"unreachable: {exc.reason}"}
+            return {
+                "missing": LOST,
+                "reason": f"its stream host (replica {ref.host}) is unreachable: {exc.reason}",
+            }
         if out.get("missing") == UNKNOWN:
             raise StreamNotFound(stream_id)
         return out
@@ -197,8 +224,7 @@ class StreamPool:
 
     async def events(self, stream_id: str, after: int, timeout_s: float) -> dict[str, Any]:
         """``{"events", "next", "ended"}`` or ``{"missing": "lost", "reason"}``."""
-        return await self._ask(stream_id, "events", after, timeout_s,
-                               timeout_s=timeout_s + 30.0)
+        return await self._ask(stream_id, "events", after, timeout_s, timeout_s=timeout_s + 30.0)
 
     async def list(self) -> list[dict[str, Any]]:
         return [s for load in await self.loads() for s in load["streams"]]

@@ -52,13 +52,26 @@ from sonorisk.serving.stream_stats import StreamStats
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONNECTING", "FAILED", "LIVE", "RECONNECTING", "STOPPED", "Arrived", "LiveIngest",
-           "StreamSession", "StreamState"]
+__all__ = [
+    "CONNECTING",
+    "FAILED",
+    "LIVE",
+    "RECONNECTING",
+    "STOPPED",
+    "Arrived",
+    "LiveIngest",
+    "StreamSession",
+    "StreamState",
+]
 
 # The states by name (older imports); StreamState members equal these strings.
 CONNECTING, LIVE, RECONNECTING, STOPPED, FAILED = (
-    StreamState.CONNECTING, StreamState.LIVE, StreamState.RECONNECTING, StreamState.STOPPED,
-    StreamState.FAILED)
+    StreamState.CONNECTING,
+    StreamState.LIVE,
+    StreamState.RECONNECTING,
+    StreamState.STOPPED,
+    StreamState.FAILED,
+)
 
 
 class StreamSession:
@@ -66,11 +79,19 @@ class StreamSession:
 
     adapters: tuple[Any, Any]  # (detector, classifier), set by the stream host
 
-    def __init__(self, stream_id: str, url: str, config: StreamsConfig,
-                 make_scorer: Callable[[float | None], Any], *, notice: list[str],
-                 models: dict[str, dict[str, Any]] | None = None,
-                 metrics: Any = None, open_source: Callable[..., Any] | None = None,
-                 on_end: Callable[[StreamSession], None] | None = None) -> None:
+    def __init__(
+        self,
+        stream_id: str,
+        url: str,
+        config: StreamsConfig,
+        make_scorer: Callable[[float | None], Any],
+        *,
+        notice: list[str],
+        models: dict[str, dict[str, Any]] | None = None,
+        metrics: Any = None,
+        open_source: Callable[..., Any] | None = None,
+        on_end: Callable[[StreamSession], None] | None = None,
+    ) -> None:
         self.stream_id = stream_id
         self.url = url
         self.config = config
@@ -93,8 +114,7 @@ class StreamSession:
         self.sse = StreamEventSink(self._publish, self.stats)
         self.segments: list[dict[str, Any]] = []  # summaries of ended segments
         self.error: str | None = None
-        self._thread = threading.Thread(target=self._loop, name=f"stream {stream_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"stream {stream_id}", daemon=True)
 
     @property
     def segment(self) -> int:
@@ -128,8 +148,15 @@ class StreamSession:
     # ---------------------------------------------------------- subscribers
     def subscribe(self) -> queue.Queue[dict[str, Any]]:
         q: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=self.config.event_queue)
-        q.put({"event": "hello", "stream_id": self.stream_id, "url": self.url,
-               "notice": self.notice, "status": self.status()})
+        q.put(
+            {
+                "event": "hello",
+                "stream_id": self.stream_id,
+                "url": self.url,
+                "notice": self.notice,
+                "status": self.status(),
+            }
+        )
         with self._sub_lock:
             self._subscribers.append(q)
         return q
@@ -222,14 +249,19 @@ class StreamSession:
         next_stats = time.perf_counter() + 1.0
         while not self._stop.is_set():
             items = self.ingest.take(0.2)
-            self.stats.count_ingest(self.ingest.frames_in, self.ingest.frames_dropped,
-                                    self.ingest.reconnects)
+            self.stats.count_ingest(
+                self.ingest.frames_in, self.ingest.frames_dropped, self.ingest.reconnects
+            )
             now = time.perf_counter()
             if now >= next_stats:
                 next_stats = now + 1.0
                 self._publish({"event": "stats", **self._brief()})
-            if (segment is not None and not items and last_arrival is not None
-                    and now - last_arrival > cfg.short_gap_s):
+            if (
+                segment is not None
+                and not items
+                and last_arrival is not None
+                and now - last_arrival > cfg.short_gap_s
+            ):
                 self._end_segment(segment, f"no frames for {now - last_arrival:.1f} s")
                 segment = None
             if not items and self.ingest.state in (StreamState.STOPPED, StreamState.FAILED):
@@ -237,15 +269,21 @@ class StreamSession:
             for item in items:
                 if segment is not None and item.connection != last_connection:
                     gap = item.arrived - (last_arrival or item.arrived)
-                    self._publish({"event": "reconnected", "gap_s": round(gap, 3),
-                                   "connection": item.connection})
+                    self._publish(
+                        {
+                            "event": "reconnected",
+                            "gap_s": round(gap, 3),
+                            "connection": item.connection,
+                        }
+                    )
                     if gap > cfg.short_gap_s:
                         self._end_segment(segment, f"feed gap of {gap:.1f} s")
                         segment = None
                 shape = item.frame.image.shape
                 if segment is not None and last_shape is not None and shape != last_shape:
-                    self._end_segment(segment, f"frame size changed from {last_shape[:2]} to "
-                                               f"{shape[:2]}")
+                    self._end_segment(
+                        segment, f"frame size changed from {last_shape[:2]} to {shape[:2]}"
+                    )
                     segment = None
                 last_shape = shape
                 if segment is None:
@@ -264,9 +302,20 @@ class StreamSession:
 
     def _brief(self) -> dict[str, Any]:
         status = self.status()
-        return {k: status[k] for k in ("state", "frames_in", "frames_processed",
-                                       "frames_dropped", "backlog", "reconnects",
-                                       "processed_fps", "latency", "segment")}
+        return {
+            k: status[k]
+            for k in (
+                "state",
+                "frames_in",
+                "frames_processed",
+                "frames_dropped",
+                "backlog",
+                "reconnects",
+                "processed_fps",
+                "latency",
+                "segment",
+            )
+        }
 
     def _start_segment(self, first: Arrived) -> _Segment:
         scorer = self.make_scorer(self.ingest.fps)
@@ -275,22 +324,38 @@ class StreamSession:
         self._publish({"event": "segment_started", "segment": self.segment})
         height, width = first.frame.image.shape[:2]
         meta = _segment_meta(self.url, self.ingest.meta, width, height, self.ingest.fps)
-        return _Segment(scorer, fold, Sinks([fold, self.sse]), meta, time.perf_counter(),
-                        self.ingest.frames_dropped)
+        return _Segment(
+            scorer,
+            fold,
+            Sinks([fold, self.sse]),
+            meta,
+            time.perf_counter(),
+            self.ingest.frames_dropped,
+        )
 
     def _end_segment(self, segment: _Segment, reason: str) -> None:
         from sonorisk.config import to_dict
 
         segment.sinks.events(segment.scorer.finish())
-        decode = {"frames_dropped": self.ingest.frames_dropped - segment.dropped_before,
-                  "end_reason": reason}
+        decode = {
+            "frames_dropped": self.ingest.frames_dropped - segment.dropped_before,
+            "end_reason": reason,
+        }
         document = segment.fold.document(
-            segment.meta, models=self.models, pipeline_config=to_dict(segment.scorer.config),
-            decode=decode, wall_s=time.perf_counter() - segment.started)
+            segment.meta,
+            models=self.models,
+            pipeline_config=to_dict(segment.scorer.config),
+            decode=decode,
+            wall_s=time.perf_counter() - segment.started,
+        )
         summary = ScoreDocument.from_json(document).summary().as_dict()
         # ``reason`` says why the segment ended; ``risk_reason`` why it has no risk.
-        brief = {"segment": self.segment, **summary, "reason": reason,
-                 "risk_reason": summary["reason"]}
+        brief = {
+            "segment": self.segment,
+            **summary,
+            "reason": reason,
+            "risk_reason": summary["reason"],
+        }
         self.segments.append(brief)
         self._publish({"event": "segment_ended", **brief, "document": document})
 
@@ -307,11 +372,20 @@ class _Segment:
     dropped_before: int  # the reader's drops when it started
 
 
-def _segment_meta(url: str, connection: VideoMeta | None, width: int, height: int,
-                  fps: float | None) -> VideoMeta:
+def _segment_meta(
+    url: str, connection: VideoMeta | None, width: int, height: int, fps: float | None
+) -> VideoMeta:
     """What the document says of a segment's video: the stream's URL and frame size;
     a live stream has no frame count or duration up front."""
     if connection is None:
         return VideoMeta(url, width, height, fps, None, "", None, is_live=True)
-    return replace(connection, source=url, width=width, height=height, fps=fps,
-                   frame_count=None, duration_s=None, is_live=True)
+    return replace(
+        connection,
+        source=url,
+        width=width,
+        height=height,
+        fps=fps,
+        frame_count=None,
+        duration_s=None,
+        is_live=True,
+    )

@@ -57,8 +57,7 @@ _KNOWN_NOT_VIDEO: list[tuple[bytes, str]] = [
     (b"PK\x03\x04", "a ZIP archive"),
     (b"\x1f\x8b", "a gzip archive"),
 ]
-ACCEPTED = ("AVI, MP4/MOV, MKV/WebM, MPEG-PS/TS, FLV, DICOM; still images: PNG, JPEG, "
-            "TIFF, BMP")
+ACCEPTED = "AVI, MP4/MOV, MKV/WebM, MPEG-PS/TS, FLV, DICOM; still images: PNG, JPEG, TIFF, BMP"
 
 
 class UploadRejected(Exception):
@@ -87,9 +86,12 @@ def check_content_type(content_type: str | None, allowed: list[str]) -> None:
         return
     kind = content_type.split(";")[0].strip().lower()
     if not any(fnmatch.fnmatch(kind, pattern) for pattern in allowed):
-        raise UploadRejected(415, f"content type {kind!r} is not accepted (neither a video "
-                                  f"nor a still image); send the file's bytes as one of "
-                                  f"{allowed}")
+        raise UploadRejected(
+            415,
+            f"content type {kind!r} is not accepted (neither a video "
+            f"nor a still image); send the file's bytes as one of "
+            f"{allowed}",
+        )
 
 
 def check_declared_size(content_length: str | None, max_bytes: int) -> None:
@@ -100,8 +102,7 @@ def check_declared_size(content_length: str | None, max_bytes: int) -> None:
     except ValueError:
         raise UploadRejected(400, f"bad Content-Length {content_length!r}") from None
     if size > max_bytes:
-        raise UploadRejected(413, f"upload of {size} bytes exceeds the limit of "
-                                  f"{max_bytes} bytes")
+        raise UploadRejected(413, f"upload of {size} bytes exceeds the limit of {max_bytes} bytes")
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -117,11 +118,12 @@ def _looks_like_text(head: bytes) -> bool:
 def sniff_magic(head: bytes) -> str:
     """The container the first bytes announce; ``UploadRejected(415)`` if none."""
     for offset, magic, name in _MAGIC:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             if name == "avi" and head[8:12] != b"AVI ":
                 kind = head[8:12].decode("latin-1", "replace")
-                raise UploadRejected(415, f"not a video: a RIFF file of type {kind!r} "
-                                          "(e.g. WAV), not AVI")
+                raise UploadRejected(
+                    415, f"not a video: a RIFF file of type {kind!r} (e.g. WAV), not AVI"
+                )
             return name
     if head[:2] == b"BM" and int.from_bytes(head[14:18], "little") in _BMP_HEADERS:
         return "bmp"
@@ -132,8 +134,11 @@ def sniff_magic(head: bytes) -> str:
             raise UploadRejected(415, f"not a video or still image: the content is {what}")
     if _looks_like_text(head[:512]):
         raise UploadRejected(415, "not a video or still image: the content is text")
-    raise UploadRejected(415, f"not a video or still image: unknown content starting with "
-                              f"{head[:8]!r} (accepted: {ACCEPTED})")
+    raise UploadRejected(
+        415,
+        f"not a video or still image: unknown content starting with "
+        f"{head[:8]!r} (accepted: {ACCEPTED})",
+    )
 
 
 def check_upload(path: Path) -> UploadInfo:
@@ -151,8 +156,9 @@ def check_upload(path: Path) -> UploadInfo:
     if container in STILL_CONTAINERS or (container == "dicom" and _is_still(path)):
         return check_still(path, container)
     try:
-        with open_video(path, color="rgb", open_timeout_s=10, frame_timeout_s=15,
-                        strict=True) as source:
+        with open_video(
+            path, color="rgb", open_timeout_s=10, frame_timeout_s=15, strict=True
+        ) as source:
             meta = source.meta
             next(iter(source))  # decode the first frame only
     except StopIteration:
@@ -174,8 +180,7 @@ def check_upload(path: Path) -> UploadInfo:
     cut = truncation_reason(path)
     if cut is not None:
         raise UploadRejected(422, f"truncated video: {cut}")
-    return UploadInfo(container, meta.codec, meta.width, meta.height, meta.fps,
-                      meta.frame_count)
+    return UploadInfo(container, meta.codec, meta.width, meta.height, meta.fps, meta.frame_count)
 
 
 def _is_still(path: Path) -> bool:
@@ -196,10 +201,19 @@ def check_still(path: Path, container: str) -> UploadInfo:
     except MemoryError:
         raise UploadRejected(413, "image too large to decode") from None
     except Exception as exc:  # noqa: BLE001 (a reader fault must not cost the server)
-        raise UploadRejected(422, f"unreadable image: {type(exc).__name__}: "
-                                  f"{str(exc)[:300]}") from exc
-    return UploadInfo(container, still.format, still.width, still.height, None, 1,
-                      kind="still", notes=tuple(still.notes))
+        raise UploadRejected(
+            422, f"unreadable image: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from exc
+    return UploadInfo(
+        container,
+        still.format,
+        still.width,
+        still.height,
+        None,
+        1,
+        kind="still",
+        notes=tuple(still.notes),
+    )
 
 
 def _reason(exc: InputError) -> str:

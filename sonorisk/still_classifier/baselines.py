@@ -45,7 +45,7 @@ def imagenet_features(views: np.ndarray, size: int, batch_size: int = 32) -> np.
     net.eval()
     out = []
     for s in range(0, len(views), batch_size):
-        x = to_tensor(views[s:s + batch_size], size)
+        x = to_tensor(views[s : s + batch_size], size)
         x = F.relu6(net._bn0(net._conv_stem(x)))
         for block in net._blocks:
             x = block(x)
@@ -55,19 +55,30 @@ def imagenet_features(views: np.ndarray, size: int, batch_size: int = 32) -> np.
 
 
 @torch.no_grad()
-def detector_features(views: np.ndarray, size: int, detector: str | Path,
-                      batch_size: int = 32) -> np.ndarray:
+def detector_features(
+    views: np.ndarray, size: int, detector: str | Path, batch_size: int = 32
+) -> np.ndarray:
     """320 pooled features of the detector's trunk (what the shipped head sees)."""
     from sonorisk.still_classifier.model import build_still_classifier
 
     config = StillClassifierConfig(crop=CropConfig(size=size), model=ModelConfig())
     net = build_still_classifier(config, detector).net
-    return np.concatenate([net.trunk(to_tensor(views[s:s + batch_size], size)).mean(
-        dim=(2, 3)).numpy() for s in range(0, len(views), batch_size)])
+    return np.concatenate(
+        [
+            net.trunk(to_tensor(views[s : s + batch_size], size)).mean(dim=(2, 3)).numpy()
+            for s in range(0, len(views), batch_size)
+        ]
+    )
 
 
-def pca_svm_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                   components: int = 404, c: float = 1.0, seed: int = 0) -> np.ndarray:
+def pca_svm_scores(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    components: int = 404,
+    c: float = 1.0,
+    seed: int = 0,
+) -> np.ndarray:
     """SVM decision values (higher: malignant) of ``test_x`` (an AUC needs no Platt step)."""
     from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
@@ -75,14 +86,23 @@ def pca_svm_scores(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     from sklearn.svm import SVC
 
     n = min(components, train_x.shape[0] - 1, train_x.shape[1])
-    model = make_pipeline(StandardScaler(), PCA(n_components=n, random_state=seed),
-                          SVC(C=c, kernel="rbf", gamma="scale"))
+    model = make_pipeline(
+        StandardScaler(),
+        PCA(n_components=n, random_state=seed),
+        SVC(C=c, kernel="rbf", gamma="scale"),
+    )
     model.fit(train_x, train_y)
     return model.decision_function(test_x)
 
 
-def evaluate_features(train_x: np.ndarray, train: Sequence[LesionCrop], test_x: np.ndarray,
-                      test: Sequence[LesionCrop], folds: int, seed: int) -> dict[str, Any]:
+def evaluate_features(
+    train_x: np.ndarray,
+    train: Sequence[LesionCrop],
+    test_x: np.ndarray,
+    test: Sequence[LesionCrop],
+    folds: int,
+    seed: int,
+) -> dict[str, Any]:
     y = np.asarray([c.label for c in train])
     fold = group_folds([c.group for c in train], folds, seed)
     oof = np.zeros(len(train))
@@ -92,8 +112,10 @@ def evaluate_features(train_x: np.ndarray, train: Sequence[LesionCrop], test_x: 
     from sonorisk.eval.roc import auc
 
     held = pca_svm_scores(train_x, y, test_x, seed=seed)
-    return {"cv_auc": float(auc(y, oof)), "heldout": auc_summary(
-        np.asarray([c.label for c in test]), held)}
+    return {
+        "cv_auc": float(auc(y, oof)),
+        "heldout": auc_summary(np.asarray([c.label for c in test]), held),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     from sonorisk.still_classifier.data import busi_crops
     from sonorisk.threads import set_torch_threads
 
-    p = argparse.ArgumentParser(prog="python -m sonorisk.still_classifier.baselines",
-                                description="PCA+SVM on the still classifier's crops and split")
+    p = argparse.ArgumentParser(
+        prog="python -m sonorisk.still_classifier.baselines",
+        description="PCA+SVM on the still classifier's crops and split",
+    )
     p.add_argument("--data", required=True)
     p.add_argument("--detector", required=True, help="detector file (its trunk's features)")
     p.add_argument("--heldout-groups", default="configs/release/heldout_groups.txt")
@@ -122,10 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     test_views, _ = make_views(test, config, 0, args.seed)
     result: dict[str, Any] = {"n_train": len(train), "n_heldout": len(test)}
     for name, features in (
-            ("imagenet_lite0", lambda v: imagenet_features(v, args.size)),
-            ("detector_trunk", lambda v: detector_features(v, args.size, args.detector))):
-        result[name] = evaluate_features(features(train_views), train, features(test_views),
-                                         test, args.folds, args.seed)
+        ("imagenet_lite0", lambda v: imagenet_features(v, args.size)),
+        ("detector_trunk", lambda v: detector_features(v, args.size, args.detector)),
+    ):
+        result[name] = evaluate_features(
+            features(train_views), train, features(test_views), test, args.folds, args.seed
+        )
         print(name, json.dumps(result[name]))
     result["seconds"] = round(time.time() - started, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -90,8 +90,10 @@ class StillClassifierConfig:
             raise ConfigError("model.subtypes", "names must be distinct")
         unknown = sorted(set(self.train.candidates) - {"head", "head+last_stage"})
         if unknown or not self.train.candidates:
-            raise ConfigError("train.candidates", f"choose from 'head', 'head+last_stage' "
-                                                  f"(got {self.train.candidates})")
+            raise ConfigError(
+                "train.candidates",
+                f"choose from 'head', 'head+last_stage' (got {self.train.candidates})",
+            )
 
     # The three sections of the YAML (declared after validate: a dataclass takes its
     # fields in the order they appear, wherever the methods are).

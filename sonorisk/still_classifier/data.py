@@ -43,8 +43,7 @@ class LesionCrop:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def busi_crops(source: str | Path, heldout_groups: Sequence[str], split: str
-               ) -> list[LesionCrop]:
+def busi_crops(source: str | Path, heldout_groups: Sequence[str], split: str) -> list[LesionCrop]:
     """Every lesion of the benign and malignant stills of ``split``: ``train`` (groups
     not held out) or ``heldout`` (only the held-out groups)."""
     from sonorisk.data.busi import read_manifest
@@ -58,8 +57,15 @@ def busi_crops(source: str | Path, heldout_groups: Sequence[str], split: str
             continue
         for box in still.boxes:
             x1, y1, x2, y2 = (float(v) for v in box)
-            out.append(LesionCrop(str(still.image_path), (x1, y1, x2, y2),
-                                  LABELS[still.label], still.group, still.still_id))
+            out.append(
+                LesionCrop(
+                    str(still.image_path),
+                    (x1, y1, x2, y2),
+                    LABELS[still.label],
+                    still.group,
+                    still.still_id,
+                )
+            )
     return out
 
 
@@ -80,14 +86,23 @@ def phantom_crops(n: int, seed: int = 0, size: tuple[int, int] = (240, 160)) -> 
         if box is None:
             continue
         x1, y1, x2, y2 = (float(v) for v in box)
-        out.append(LesionCrop(f"phantom:{i}", (x1, y1, x2, y2), LABELS[pathology],
-                              f"phantom{i}", f"phantom_{i}", case.lesions[0].spec.subtype,
-                              np.repeat(gray[:, :, None], 3, axis=2)))
+        out.append(
+            LesionCrop(
+                f"phantom:{i}",
+                (x1, y1, x2, y2),
+                LABELS[pathology],
+                f"phantom{i}",
+                f"phantom_{i}",
+                case.lesions[0].spec.subtype,
+                np.repeat(gray[:, :, None], 3, axis=2),
+            )
+        )
     return out
 
 
-def augmented_crop(image: np.ndarray, box: Sequence[float], margin: float, size: int,
-                   rng: np.random.Generator) -> np.ndarray:
+def augmented_crop(
+    image: np.ndarray, box: Sequence[float], margin: float, size: int, rng: np.random.Generator
+) -> np.ndarray:
     """One training view of a lesion (size x size uint8 RGB)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     side = max(x2 - x1, y2 - y1, 1.0)

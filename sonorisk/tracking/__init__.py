@@ -10,5 +10,12 @@ from sonorisk.tracking.keyframe import KeyframeTracker
 from sonorisk.tracking.lesion_tracker import LesionTrack, LesionTracker, TrackerUpdate
 from sonorisk.tracking.offline import track_detections, track_video
 
-__all__ = ["KeyframeTracker", "LesionTrack", "LesionTracker", "TrackerUpdate",
-           "TrackingConfig", "track_detections", "track_video"]
+__all__ = [
+    "KeyframeTracker",
+    "LesionTrack",
+    "LesionTracker",
+    "TrackerUpdate",
+    "TrackingConfig",
+    "track_detections",
+    "track_video",
+]

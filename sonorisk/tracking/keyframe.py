@@ -52,8 +52,7 @@ class KeyframeTracker:
         already ran the detector (the pipeline detects keyframes in batches)."""
         cfg = self.config
         need_flow = cfg.keyframe_interval > 1 and cfg.propagation == "flow"
-        gray, scale = (to_gray_small(frame.image, cfg.flow_max_side) if need_flow
-                       else (None, 1.0))
+        gray, scale = to_gray_small(frame.image, cfg.flow_max_side) if need_flow else (None, 1.0)
         if self._is_keyframe():
             if detections is None:
                 detections = self.detector.predict([frame])[0]
@@ -63,8 +62,12 @@ class KeyframeTracker:
             self._since_key = 1
         else:
             boxes = [d.box for d in self._carry]
-            if need_flow and self._prev_gray is not None and gray is not None \
-                    and self._prev_gray.shape == gray.shape:
+            if (
+                need_flow
+                and self._prev_gray is not None
+                and gray is not None
+                and self._prev_gray.shape == gray.shape
+            ):
                 boxes = propagate_boxes(self._prev_gray, gray, boxes, scale)
             carried = []
             for det, box in zip(self._carry, boxes, strict=True):
@@ -84,8 +87,9 @@ class KeyframeTracker:
         return self.tracker.finish()
 
 
-def _clip(box: tuple[float, float, float, float], width: int,
-          height: int) -> tuple[float, float, float, float] | None:
+def _clip(
+    box: tuple[float, float, float, float], width: int, height: int
+) -> tuple[float, float, float, float] | None:
     x1, y1 = min(max(box[0], 0.0), width), min(max(box[1], 0.0), height)
     x2, y2 = min(max(box[2], 0.0), width), min(max(box[3], 0.0), height)
     if x2 - x1 < 2 or y2 - y1 < 2:

@@ -114,21 +114,30 @@ class LesionTracker:
         # track's start (held back by ByteTrack, or missed while the lesion
         # grew into view faster than IoU association can follow).
         self._pending: deque[tuple[int, list[Detection]]] = deque(
-            maxlen=max(1, cfg.minimum_consecutive_frames, cfg.max_gap) + 1)
+            maxlen=max(1, cfg.minimum_consecutive_frames, cfg.max_gap) + 1
+        )
         self._last_index: int | None = None
 
     # ------------------------------------------------------------------ update
-    def update(self, frame_index: int, detections: list[Detection],
-               propagated: bool = False) -> TrackerUpdate:
+    def update(
+        self, frame_index: int, detections: list[Detection], propagated: bool = False
+    ) -> TrackerUpdate:
         """Feed one frame's detections (possibly empty); returns what changed."""
         import supervision as sv
 
         if self._last_index is not None and frame_index <= self._last_index:
-            raise InputError(f"frame {frame_index}", f"frames must arrive in order (last was "
-                                                     f"{self._last_index})")
+            raise InputError(
+                f"frame {frame_index}", f"frames must arrive in order (last was {self._last_index})"
+            )
         self._last_index = frame_index
-        clean = [d for d in detections if np.isfinite(d.box).all() and math.isfinite(d.score)
-                 and d.box[2] > d.box[0] and d.box[3] > d.box[1]]
+        clean = [
+            d
+            for d in detections
+            if np.isfinite(d.box).all()
+            and math.isfinite(d.score)
+            and d.box[2] > d.box[0]
+            and d.box[3] > d.box[1]
+        ]
         if clean:
             sv_dets = sv.Detections(
                 xyxy=np.asarray([d.box for d in clean], dtype=np.float32),
@@ -151,14 +160,14 @@ class LesionTracker:
             state, is_new = self._state_for(int(byte_id), det)
             if is_new:
                 update.backfilled += self._backfill(state, det)
-            state.detections[frame_index] = Detection(frame_index, det.box, det.score,
-                                                      det.label)
+            state.detections[frame_index] = Detection(frame_index, det.box, det.score, det.label)
             if propagated:
                 state.propagated.add(frame_index)
             state.last_frame = frame_index
             update.active.append((state.lesion_id, state.detections[frame_index]))
-        self._pending.append((frame_index, [d for i, d in enumerate(clean)
-                                            if i not in assigned and not propagated]))
+        self._pending.append(
+            (frame_index, [d for i, d in enumerate(clean) if i not in assigned and not propagated])
+        )
         update.finished = self._finish_lost(frame_index)
         return update
 
@@ -172,10 +181,11 @@ class LesionTracker:
         for state in self._states.values():
             if state.last_frame >= det.frame_index:
                 continue  # seen in this frame already: a different lesion
-            if continues(state.last(), det, cfg.merge_max_gap, cfg.merge_min_iou,
-                         cfg.merge_center_dist) or continues(
-                    state.recent(), det, cfg.merge_max_gap, cfg.merge_min_iou,
-                    cfg.merge_center_dist):
+            if continues(
+                state.last(), det, cfg.merge_max_gap, cfg.merge_min_iou, cfg.merge_center_dist
+            ) or continues(
+                state.recent(), det, cfg.merge_max_gap, cfg.merge_min_iou, cfg.merge_center_dist
+            ):
                 gap = det.frame_index - state.last_frame
                 if best_gap is None or gap < best_gap:
                     best, best_gap = state, gap

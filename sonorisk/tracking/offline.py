@@ -11,8 +11,11 @@ from sonorisk.tracking.keyframe import KeyframeTracker
 from sonorisk.tracking.lesion_tracker import LesionTrack, LesionTracker
 
 
-def track_detections(per_frame: Mapping[int, Sequence[Detection]], n_frames: int,
-                     config: TrackingConfig | None = None) -> list[LesionTrack]:
+def track_detections(
+    per_frame: Mapping[int, Sequence[Detection]],
+    n_frames: int,
+    config: TrackingConfig | None = None,
+) -> list[LesionTrack]:
     """Link precomputed detections (frame index -> detections) of a whole video."""
     tracker = LesionTracker(config)
     finished: list[LesionTrack] = []
@@ -22,8 +25,9 @@ def track_detections(per_frame: Mapping[int, Sequence[Detection]], n_frames: int
     return sorted(finished, key=lambda t: t.track_id)
 
 
-def track_video(frames: Iterable[Frame], detector: FrameDetector,
-                config: TrackingConfig | None = None) -> list[LesionTrack]:
+def track_video(
+    frames: Iterable[Frame], detector: FrameDetector, config: TrackingConfig | None = None
+) -> list[LesionTrack]:
     """Detect (every k-th frame, per config) and track a whole video."""
     runner = KeyframeTracker(detector, config)
     finished: list[LesionTrack] = []

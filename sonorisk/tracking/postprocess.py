@@ -26,8 +26,9 @@ def center_distance(a: Box, b: Box) -> float:
     return math.hypot(ca[0] - cb[0], ca[1] - cb[1]) / max(diag, 1e-6)
 
 
-def interpolate_gaps(detections: Sequence[Detection], max_gap: int) -> tuple[
-        list[Detection], list[int]]:
+def interpolate_gaps(
+    detections: Sequence[Detection], max_gap: int
+) -> tuple[list[Detection], list[int]]:
     """Fill gaps of at most ``max_gap`` missing frames with linearly interpolated boxes.
 
     Returns the filled, frame-ordered detections and the indices of the frames
@@ -46,16 +47,18 @@ def interpolate_gaps(detections: Sequence[Detection], max_gap: int) -> tuple[
                 t = step / (missing + 1)
                 x1, y1, x2, y2 = (float(v) for v in (1 - t) * a + t * b)
                 index = prev.frame_index + step
-                out.append(Detection(index, (x1, y1, x2, y2), min(prev.score, nxt.score),
-                                     prev.label))
+                out.append(
+                    Detection(index, (x1, y1, x2, y2), min(prev.score, nxt.score), prev.label)
+                )
                 filled.append(index)
     if ordered:
         out.append(ordered[-1])
     return out, filled
 
 
-def drop_spikes(detections: Sequence[Detection], max_gap: int, min_iou: float = 0.3,
-                neighbours_iou: float = 0.3) -> tuple[list[Detection], list[int]]:
+def drop_spikes(
+    detections: Sequence[Detection], max_gap: int, min_iou: float = 0.3, neighbours_iou: float = 0.3
+) -> tuple[list[Detection], list[int]]:
     """Remove single boxes that disagree with both neighbours while the neighbours agree.
 
     A false positive caught by a lesion's track (a blip next to the lesion while
@@ -73,8 +76,9 @@ def drop_spikes(detections: Sequence[Detection], max_gap: int, min_iou: float = 
         span = nxt.frame_index - prev.frame_index
         if span - 1 <= max_gap and box_iou(prev.box, nxt.box) >= neighbours_iou:
             t = (cur.frame_index - prev.frame_index) / span
-            x1, y1, x2, y2 = (float((1 - t) * a + t * b)
-                              for a, b in zip(prev.box, nxt.box, strict=True))
+            x1, y1, x2, y2 = (
+                float((1 - t) * a + t * b) for a, b in zip(prev.box, nxt.box, strict=True)
+            )
             if box_iou(cur.box, (x1, y1, x2, y2)) < min_iou:
                 dropped.append(cur.frame_index)
                 continue
@@ -83,11 +87,14 @@ def drop_spikes(detections: Sequence[Detection], max_gap: int, min_iou: float = 
     return kept, dropped
 
 
-def continues(last: Detection, first: Detection, max_gap: int, min_iou: float,
-              max_center_dist: float) -> bool:
+def continues(
+    last: Detection, first: Detection, max_gap: int, min_iou: float, max_center_dist: float
+) -> bool:
     """Whether a track starting with ``first`` plausibly continues one ending with ``last``."""
     gap = first.frame_index - last.frame_index
     if gap <= 0 or gap > max_gap:
         return False
-    return (box_iou(last.box, first.box) >= min_iou
-            or center_distance(last.box, first.box) <= max_center_dist)
+    return (
+        box_iou(last.box, first.box) >= min_iou
+        or center_distance(last.box, first.box) <= max_center_dist
+    )

@@ -26,15 +26,18 @@ def to_gray_small(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return gray, scale
 
 
-def _track_points(prev_gray: np.ndarray, next_gray: np.ndarray,
-                  max_corners: int) -> tuple[np.ndarray, np.ndarray]:
+def _track_points(
+    prev_gray: np.ndarray, next_gray: np.ndarray, max_corners: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Corner features of ``prev_gray`` and where Lucas-Kanade finds them in ``next_gray``."""
-    points = cv2.goodFeaturesToTrack(prev_gray, maxCorners=max_corners, qualityLevel=0.01,
-                                     minDistance=3)
+    points = cv2.goodFeaturesToTrack(
+        prev_gray, maxCorners=max_corners, qualityLevel=0.01, minDistance=3
+    )
     if points is None or not len(points):
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
     moved, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload, unused-ignore]  # cv2 stubs: nextPts=None
-        prev_gray, next_gray, points, None, winSize=(15, 15), maxLevel=2)
+        prev_gray, next_gray, points, None, winSize=(15, 15), maxLevel=2
+    )
     if moved is None:
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
     ok = status.reshape(-1) == 1
@@ -43,7 +46,7 @@ def _track_points(prev_gray: np.ndarray, next_gray: np.ndarray,
 
 def _move(box: Box, p0: np.ndarray, p1: np.ndarray, scale: float, min_points: int) -> Box:
     x1, y1, x2, y2 = (v * scale for v in box)
-    inside = ((p0[:, 0] >= x1) & (p0[:, 0] <= x2) & (p0[:, 1] >= y1) & (p0[:, 1] <= y2))
+    inside = (p0[:, 0] >= x1) & (p0[:, 0] <= x2) & (p0[:, 1] >= y1) & (p0[:, 1] <= y2)
     q0, q1 = p0[inside], p1[inside]
     if len(q0) < min_points:
         return box
@@ -60,9 +63,14 @@ def _move(box: Box, p0: np.ndarray, p1: np.ndarray, scale: float, min_points: in
     return (float(out[0]), float(out[1]), float(out[2]), float(out[3]))
 
 
-def propagate_boxes(prev_gray: np.ndarray, next_gray: np.ndarray, boxes: list[Box],
-                    scale: float = 1.0, min_points: int = 5,
-                    max_corners: int = 400) -> list[Box]:
+def propagate_boxes(
+    prev_gray: np.ndarray,
+    next_gray: np.ndarray,
+    boxes: list[Box],
+    scale: float = 1.0,
+    min_points: int = 5,
+    max_corners: int = 400,
+) -> list[Box]:
     """Boxes (full-resolution coordinates) moved from ``prev_gray`` to ``next_gray``.
 
     One feature detection and one optical-flow solve per frame, shared by all
@@ -74,8 +82,9 @@ def propagate_boxes(prev_gray: np.ndarray, next_gray: np.ndarray, boxes: list[Bo
     return [_move(box, p0, p1, scale, min_points) for box in boxes]
 
 
-def propagate_box(prev_gray: np.ndarray, next_gray: np.ndarray, box: Box,
-                  scale: float = 1.0, min_points: int = 5) -> Box:
+def propagate_box(
+    prev_gray: np.ndarray, next_gray: np.ndarray, box: Box, scale: float = 1.0, min_points: int = 5
+) -> Box:
     """One box moved from ``prev_gray`` to ``next_gray`` (features from inside the box)."""
     height, width = prev_gray.shape[:2]
     x1, y1, x2, y2 = (v * scale for v in box)
@@ -85,12 +94,14 @@ def propagate_box(prev_gray: np.ndarray, next_gray: np.ndarray, box: Box,
         return box
     mask = np.zeros_like(prev_gray)
     mask[iy1:iy2, ix1:ix2] = 255
-    points = cv2.goodFeaturesToTrack(prev_gray, maxCorners=60, qualityLevel=0.01,
-                                     minDistance=3, mask=mask)
+    points = cv2.goodFeaturesToTrack(
+        prev_gray, maxCorners=60, qualityLevel=0.01, minDistance=3, mask=mask
+    )
     if points is None or len(points) < min_points:
         return box
     moved, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload, unused-ignore]  # cv2 stubs: nextPts=None
-        prev_gray, next_gray, points, None, winSize=(15, 15), maxLevel=2)
+        prev_gray, next_gray, points, None, winSize=(15, 15), maxLevel=2
+    )
     if moved is None:
         return box
     ok = status.reshape(-1) == 1

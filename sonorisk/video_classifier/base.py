@@ -77,14 +77,22 @@ class ClipClassifier(nn.Module):
         """Load ``config.model.weights`` (a local file) into the model; say what fitted."""
         raise InputError(path, f"{self.kind!r} classifiers take no pretrained weights file")
 
-    def fit(self, clips: Sequence[Clip] | np.ndarray, labels: np.ndarray, *, seed: int = 0,
-            batch_size: int = 16) -> Self:
+    def fit(
+        self,
+        clips: Sequence[Clip] | np.ndarray,
+        labels: np.ndarray,
+        *,
+        seed: int = 0,
+        batch_size: int = 16,
+    ) -> Self:
         """Fit in one pass on the clips :meth:`predict` takes and their class indices,
         and return the model, as a scikit-learn estimator does (``trained_by = "fit"``).
         What the fit found is left in ``fit_report_``. Kinds trained by gradient
         descent are trained by ``sonorisk.video_classifier.train`` instead."""
-        raise NotImplementedError(f"{self.kind!r} classifiers are trained in epochs "
-                                  "(sonorisk.video_classifier.train), not by fit()")
+        raise NotImplementedError(
+            f"{self.kind!r} classifiers are trained in epochs "
+            "(sonorisk.video_classifier.train), not by fit()"
+        )
 
     def training_batch(self, clips: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """What one training step sees of a batch of clips (all of them; a 2D
@@ -142,8 +150,9 @@ class ClipClassifier(nn.Module):
                 f"model's clip config: length {t}, crop_size {h})",
             )
 
-    def clip_array(self, clips: Sequence[Clip] | np.ndarray, source: str = "clips"
-                   ) -> tuple[np.ndarray, list[Clip] | None]:
+    def clip_array(
+        self, clips: Sequence[Clip] | np.ndarray, source: str = "clips"
+    ) -> tuple[np.ndarray, list[Clip] | None]:
         """The uint8 array of ``clips`` (``Clip`` records or an array), checked
         against this model's clip config, and the records when given."""
         records: list[Clip] | None = None
@@ -178,13 +187,15 @@ class ClipClassifier(nn.Module):
     @staticmethod
     def heatmap_to_clip(maps: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
         """Signed ``B x t x h x w`` evidence -> ``B x T x H x W`` in [0, 1], 0.5 neutral."""
-        up = F.interpolate(maps.unsqueeze(1).float(), size=size, mode="trilinear",
-                           align_corners=False).squeeze(1)
+        up = F.interpolate(
+            maps.unsqueeze(1).float(), size=size, mode="trilinear", align_corners=False
+        ).squeeze(1)
         scale = up.flatten(1).abs().amax(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
         return (0.5 + 0.5 * up / scale).clamp_(0.0, 1.0)
 
-    def score_batch(self, x: torch.Tensor, heatmaps: bool) -> tuple[
-            torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def score_batch(
+        self, x: torch.Tensor, heatmaps: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Logits, the evidence maps (when asked for) and the lesion-check
         logits (None: the model has no lesion check) of one normalised batch."""
         if heatmaps:
@@ -226,8 +237,9 @@ class ClipClassifier(nn.Module):
                     t, h, w = chunk.shape[2:]
                     hm = self.heatmap_to_clip(maps.detach(), (t, h, w))
                     hm_np = hm.cpu().numpy().astype(np.float32)
-                lesion_np = (torch.sigmoid(lesion.float()).cpu().numpy()
-                             if lesion is not None else None)
+                lesion_np = (
+                    torch.sigmoid(lesion.float()).cpu().numpy() if lesion is not None else None
+                )
                 logits = logits.detach()
                 probs = logits.float().softmax(dim=1).cpu().numpy()
                 p_mal = self.malignant_probability(logits).cpu().numpy()
@@ -244,8 +256,9 @@ class ClipClassifier(nn.Module):
                                 name: float(probs[i, j]) for j, name in enumerate(self.class_names)
                             },
                             heatmap=hm_np[i] if hm_np is not None else None,
-                            lesion_probability=(float(lesion_np[i]) if lesion_np is not None
-                                                else None),
+                            lesion_probability=(
+                                float(lesion_np[i]) if lesion_np is not None else None
+                            ),
                         )
                     )
         finally:
@@ -300,8 +313,9 @@ class GAPClassifier(ClipClassifier):
         with torch.no_grad():
             return GAPHead.pool(self.features(x))
 
-    def score_batch(self, x: torch.Tensor, heatmaps: bool) -> tuple[
-            torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def score_batch(
+        self, x: torch.Tensor, heatmaps: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         # One pass through the trunk feeds the malignancy head, its CAM and the
         # lesion check (CAMs of a linear head after GAP need no gradient).
         with torch.no_grad():

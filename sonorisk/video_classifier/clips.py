@@ -119,8 +119,9 @@ def paste_into_frame(
     _check_box(box, "heatmap box")
     height, width = frame_size
     ix1, iy1, ix2, iy2 = _integer_window(box, margin, square)
-    resized = cv2.resize(crop_map.astype(np.float32), (ix2 - ix1, iy2 - iy1),
-                         interpolation=cv2.INTER_LINEAR)
+    resized = cv2.resize(
+        crop_map.astype(np.float32), (ix2 - ix1, iy2 - iy1), interpolation=cv2.INTER_LINEAR
+    )
     out = np.full((height, width), fill, dtype=np.float32)
     sx1, sy1, sx2, sy2 = max(ix1, 0), max(iy1, 0), min(ix2, width), min(iy2, height)
     if sx2 > sx1 and sy2 > sy1:
@@ -213,8 +214,9 @@ class ClipBuilder:
         source = f"track {track_id} frame {frame_index}"
         if state.last_frame is not None and frame_index <= state.last_frame:
             raise InputError(
-                source, f"frames of a track must arrive in increasing order "
-                f"(previous frame {state.last_frame})"
+                source,
+                f"frames of a track must arrive in increasing order "
+                f"(previous frame {state.last_frame})",
             )
         state.last_frame = frame_index
         position = state.pushed

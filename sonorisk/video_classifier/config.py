@@ -67,12 +67,12 @@ class TimesformerOptions:
 
     def validate(self, clips: ClipConfig, source: str) -> None:
         if clips.crop_size % self.patch_size:
-            raise ConfigError(f"{source}.patch_size",
-                              f"crop_size {clips.crop_size} must be a multiple of "
-                              f"{self.patch_size}")
+            raise ConfigError(
+                f"{source}.patch_size",
+                f"crop_size {clips.crop_size} must be a multiple of {self.patch_size}",
+            )
         if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(f"{source}.hidden_size",
-                              "must be a multiple of num_attention_heads")
+            raise ConfigError(f"{source}.hidden_size", "must be a multiple of num_attention_heads")
 
 
 @dataclass
@@ -110,15 +110,22 @@ class ClassifierKind:
     options: str | None = None
 
 
-CLASSIFIER_KINDS: dict[str, ClassifierKind] = {k.name: k for k in (
-    ClassifierKind("i3d", "sonorisk.video_classifier.i3d:I3DClassifier", "i3d"),
-    ClassifierKind("lite3d", "sonorisk.video_classifier.lite3d:Lite3DClassifier", "lite3d"),
-    ClassifierKind("timesformer", "sonorisk.video_classifier.timesformer:TimesformerClassifier",
-                   "timesformer"),
-    ClassifierKind("static2d", "sonorisk.video_classifier.static2d:Static2DClassifier",
-                   "static2d"),
-    ClassifierKind("pca-svm", "sonorisk.video_classifier.pca_svm:PcaSvmClassifier", "pca_svm"),
-)}
+CLASSIFIER_KINDS: dict[str, ClassifierKind] = {
+    k.name: k
+    for k in (
+        ClassifierKind("i3d", "sonorisk.video_classifier.i3d:I3DClassifier", "i3d"),
+        ClassifierKind("lite3d", "sonorisk.video_classifier.lite3d:Lite3DClassifier", "lite3d"),
+        ClassifierKind(
+            "timesformer",
+            "sonorisk.video_classifier.timesformer:TimesformerClassifier",
+            "timesformer",
+        ),
+        ClassifierKind(
+            "static2d", "sonorisk.video_classifier.static2d:Static2DClassifier", "static2d"
+        ),
+        ClassifierKind("pca-svm", "sonorisk.video_classifier.pca_svm:PcaSvmClassifier", "pca_svm"),
+    )
+}
 
 
 def register_classifier_kind(kind: ClassifierKind) -> ClassifierKind:

@@ -41,8 +41,12 @@ class ClipSet:
     def subset(self, mask: np.ndarray) -> ClipSet:
         idx = np.flatnonzero(mask)
         return ClipSet(
-            self.clips[idx], self.labels[idx], [self.video_ids[i] for i in idx],
-            [self.patient_ids[i] for i in idx], self.class_names, dict(self.skipped),
+            self.clips[idx],
+            self.labels[idx],
+            [self.video_ids[i] for i in idx],
+            [self.patient_ids[i] for i in idx],
+            self.class_names,
+            dict(self.skipped),
             self.boxes[idx] if self.boxes is not None else None,
         )
 
@@ -135,8 +139,15 @@ def clips_from_dataset(
         )
     if skipped:
         log.info("skipped %d videos (first: %s)", len(skipped), next(iter(skipped.items())))
-    return ClipSet(np.stack(crops), np.asarray(labels, dtype=np.int64), vids, patients,
-                   list(classes), skipped, np.stack(clip_boxes))
+    return ClipSet(
+        np.stack(crops),
+        np.asarray(labels, dtype=np.int64),
+        vids,
+        patients,
+        list(classes),
+        skipped,
+        np.stack(clip_boxes),
+    )
 
 
 def describe_training_data(dataset: Any, train: ClipSet, val: ClipSet | None) -> dict[str, Any]:

@@ -28,8 +28,12 @@ from sonorisk.video_classifier.static2d import (
 )
 
 
-def video_scores(model: ClipClassifier, clipset: ClipSet, batch_size: int = 16,
-                 pattern: InputPattern | None = None) -> pd.DataFrame:
+def video_scores(
+    model: ClipClassifier,
+    clipset: ClipSet,
+    batch_size: int = 16,
+    pattern: InputPattern | None = None,
+) -> pd.DataFrame:
     """One row per video of ``clipset``: id, truth (1 = malignant), score, n_clips.
 
     ``score`` is the mean P(malignant) of the video's clips. For a 2D static
@@ -43,24 +47,39 @@ def video_scores(model: ClipClassifier, clipset: ClipSet, batch_size: int = 16,
     for i, video_id in enumerate(clipset.video_ids):
         members[video_id].append(i)
     if pattern is None:
-        clip_p = np.array([s.probability for s in
-                           model.predict(clipset.clips, heatmaps=False, batch_size=batch_size)])
+        clip_p = np.array(
+            [
+                s.probability
+                for s in model.predict(clipset.clips, heatmaps=False, batch_size=batch_size)
+            ]
+        )
         video_p = {v: float(clip_p[idx].mean()) for v, idx in members.items()}
     else:
         if not isinstance(model, Static2DClassifier):
-            raise ConfigError("pattern", f"input patterns apply to static2d models, not "
-                              f"{model.config.model.kind!r}")
+            raise ConfigError(
+                "pattern",
+                f"input patterns apply to static2d models, not {model.config.model.kind!r}",
+            )
         if clipset.boxes is None:
             raise ConfigError("pattern", "the clips carry no boxes to choose key frames from")
-        video_p = {v: _pattern_score(model, clipset, idx, pattern, batch_size)
-                   for v, idx in members.items()}
-    rows = [{"id": v, "truth": int(malignant[idx[0]]), "score": video_p[v], "n_clips": len(idx)}
-            for v, idx in members.items()]
+        video_p = {
+            v: _pattern_score(model, clipset, idx, pattern, batch_size)
+            for v, idx in members.items()
+        }
+    rows = [
+        {"id": v, "truth": int(malignant[idx[0]]), "score": video_p[v], "n_clips": len(idx)}
+        for v, idx in members.items()
+    ]
     return pd.DataFrame(rows, columns=["id", "truth", "score", "n_clips"])
 
 
-def _pattern_score(model: Static2DClassifier, clipset: ClipSet, idx: list[int],
-                   pattern: InputPattern, batch_size: int) -> float:
+def _pattern_score(
+    model: Static2DClassifier,
+    clipset: ClipSet,
+    idx: list[int],
+    pattern: InputPattern,
+    batch_size: int,
+) -> float:
     assert clipset.boxes is not None  # checked by the caller
     crops = clipset.clips[idx].reshape(-1, *clipset.clips.shape[2:])
     boxes = [tuple(b) for b in clipset.boxes[idx].reshape(-1, 4)]
@@ -95,13 +114,15 @@ def evaluate_checkpoint(
     model = load_classifier(checkpoint)
     dataset = load_dataset(data_dir)
     try:
-        clipset = clips_from_dataset(dataset, model.config.clips, model.class_names,
-                                     label_field, video_ids)
+        clipset = clips_from_dataset(
+            dataset, model.config.clips, model.class_names, label_field, video_ids
+        )
     finally:
         dataset.close()
     table = video_scores(model, clipset, batch_size, pattern)
-    name = name or "-".join(filter(None, [Path(checkpoint).parent.name or
-                                          model.config.model.kind, pattern]))
+    name = name or "-".join(
+        filter(None, [Path(checkpoint).parent.name or model.config.model.kind, pattern])
+    )
     table.insert(1, "model", name)
     both = table["truth"].nunique() == 2
     summary = {

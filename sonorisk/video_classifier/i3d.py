@@ -96,8 +96,11 @@ class I3DClassifier(GAPClassifier):
         """
         state = read_state_dict(path)
         if any(k.startswith(SONORISK_2D_PREFIX) for k in state):
-            state = {k.removeprefix(SONORISK_2D_PREFIX): v for k, v in state.items()
-                     if k.startswith(SONORISK_2D_PREFIX)}
+            state = {
+                k.removeprefix(SONORISK_2D_PREFIX): v
+                for k, v in state.items()
+                if k.startswith(SONORISK_2D_PREFIX)
+            }
         if any(k.startswith("layer1.") for k in state):
             inflated = inflate_resnet2d_to_i3d(state, self.state_dict(), STAGE_BLOCKS)
             return load_matching(self, inflated, path, "2d-resnet inflated to i3d")

@@ -54,8 +54,9 @@ class TrackSample:
     kind: str  # "lesion", "background", "false_track"
 
 
-def track_crops(video: Path, boxes: Mapping[int, Box], clip_config: ClipConfig,
-                fps: float | None = None) -> list[np.ndarray]:
+def track_crops(
+    video: Path, boxes: Mapping[int, Box], clip_config: ClipConfig, fps: float | None = None
+) -> list[np.ndarray]:
     """The clips (``T x S x S x 3`` uint8) the pipeline would cut along ``boxes``."""
     wanted = set(boxes)
     frames: dict[int, np.ndarray] = {}
@@ -66,13 +67,18 @@ def track_crops(video: Path, boxes: Mapping[int, Box], clip_config: ClipConfig,
                 frames[frame.index] = frame.image
             if frame.index >= max(wanted):
                 break
-    track = Track(0, [Detection(i, (*boxes[i],), 1.0) for i in sorted(boxes)
-                      if i in frames])
+    track = Track(0, [Detection(i, (*boxes[i],), 1.0) for i in sorted(boxes) if i in frames])
     return [c.crops for c in clips_from_track(track, frames, clip_config, fps)]
 
 
-def background_boxes(lesion: Mapping[int, Box], others: Iterable[Box], width: int, height: int,
-                     rng: np.random.Generator, tries: int = 50) -> dict[int, Box] | None:
+def background_boxes(
+    lesion: Mapping[int, Box],
+    others: Iterable[Box],
+    width: int,
+    height: int,
+    rng: np.random.Generator,
+    tries: int = 50,
+) -> dict[int, Box] | None:
     """The lesion's boxes shifted by one offset to where they overlap no lesion.
 
     The shifted track moves as the lesion does (same probe motion), so the only
@@ -90,15 +96,18 @@ def background_boxes(lesion: Mapping[int, Box], others: Iterable[Box], width: in
         return None
     for _ in range(tries):
         dx, dy = rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y)
-        moved = {i: (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy) for i, b in zip(
-            frames, stack.tolist(), strict=True)}
+        moved = {
+            i: (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
+            for i, b in zip(frames, stack.tolist(), strict=True)
+        }
         if all(box_iou(m, a) < 0.05 for m in moved.values() for a in avoid):
             return moved
     return None
 
 
-def random_track(n_frames: int, width: int, height: int, rng: np.random.Generator,
-                 length: int = 24) -> dict[int, Box]:
+def random_track(
+    n_frames: int, width: int, height: int, rng: np.random.Generator, length: int = 24
+) -> dict[int, Box]:
     """A box of plausible lesion size drifting slowly through a lesion-free sweep."""
     side_w = rng.uniform(0.12, 0.35) * width
     side_h = side_w * rng.uniform(0.5, 1.0)
@@ -114,13 +123,15 @@ def random_track(n_frames: int, width: int, height: int, rng: np.random.Generato
     return out
 
 
-def overlaps_truth(boxes: Mapping[int, Box], truth: Mapping[int, Sequence[Box]],
-                   min_iou: float = 0.3) -> float:
+def overlaps_truth(
+    boxes: Mapping[int, Box], truth: Mapping[int, Sequence[Box]], min_iou: float = 0.3
+) -> float:
     """Share of a track's frames whose box overlaps a ground-truth box by ``min_iou``."""
     if not boxes:
         return 0.0
-    hits = sum(any(box_iou(box, t) >= min_iou for t in truth.get(i, ())) for i, box in
-               boxes.items())
+    hits = sum(
+        any(box_iou(box, t) >= min_iou for t in truth.get(i, ())) for i, box in boxes.items()
+    )
     return hits / len(boxes)
 
 
@@ -128,13 +139,16 @@ def pooled_features(model: GAPClassifier, clips: np.ndarray, batch_size: int = 1
     """``N x D`` pooled trunk features of uint8 clips ``N x T x S x S x 3``."""
     model.validate_clips(clips)
     model.eval()
-    out = [model.pooled_features(model.to_input(clips[i:i + batch_size])).float().cpu().numpy()
-           for i in range(0, len(clips), batch_size)]
+    out = [
+        model.pooled_features(model.to_input(clips[i : i + batch_size])).float().cpu().numpy()
+        for i in range(0, len(clips), batch_size)
+    ]
     return np.concatenate(out)
 
 
-def fit_check(features: np.ndarray, labels: np.ndarray, c: float = 0.1,
-              seed: int = 0) -> tuple[np.ndarray, float]:
+def fit_check(
+    features: np.ndarray, labels: np.ndarray, c: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, float]:
     """L2 logistic regression on standardised features, folded back into one
     linear layer on the raw features: returns ``(weight D, bias)``."""
     from sklearn.linear_model import LogisticRegression
@@ -153,7 +167,8 @@ def fit_check(features: np.ndarray, labels: np.ndarray, c: float = 0.1,
 def attach_check(model: GAPClassifier, weight: np.ndarray, bias: float) -> GAPClassifier:
     """The same classifier with its lesion check set to ``(weight, bias)``."""
     model.config = dataclasses.replace(
-        model.config, model=dataclasses.replace(model.config.model, lesion_check=True))
+        model.config, model=dataclasses.replace(model.config.model, lesion_check=True)
+    )
     head = torch.nn.Linear(len(weight), 1)
     with torch.no_grad():
         head.weight.copy_(torch.as_tensor(weight).view(1, -1))
@@ -175,8 +190,9 @@ def _videos_of(root: Path, groups: set[str] | None) -> Iterator[tuple[Any, str, 
             yield dataset, video_id, record, group
 
 
-def _dataset_samples(root: Path, rng: np.random.Generator, background: bool,
-                     lesions: bool, groups: set[str] | None) -> list[TrackSample]:
+def _dataset_samples(
+    root: Path, rng: np.random.Generator, background: bool, lesions: bool, groups: set[str] | None
+) -> list[TrackSample]:
     out: list[TrackSample] = []
     for dataset, video_id, record, group in _videos_of(root, groups):
         path = dataset.path(video_id)
@@ -189,8 +205,11 @@ def _dataset_samples(root: Path, rng: np.random.Generator, background: bool,
         if not per_lesion:
             if background:
                 n = int(record.n_frames or 48)
-                out.append(TrackSample(path, random_track(n, width, height, rng), NOT_LESION,
-                                       group, "background"))
+                out.append(
+                    TrackSample(
+                        path, random_track(n, width, height, rng), NOT_LESION, group, "background"
+                    )
+                )
             continue
         for track in per_lesion.values():
             if lesions:
@@ -203,8 +222,9 @@ def _dataset_samples(root: Path, rng: np.random.Generator, background: bool,
     return out
 
 
-def false_track_samples(batch_dir: Path, dataset_root: Path,
-                        groups: set[str] | None) -> list[TrackSample]:
+def false_track_samples(
+    batch_dir: Path, dataset_root: Path, groups: set[str] | None
+) -> list[TrackSample]:
     """Tracks of a ``sonorisk batch`` run that overlap no ground-truth box."""
     out: list[TrackSample] = []
     for dataset, video_id, _, group in _videos_of(dataset_root, groups):
@@ -216,13 +236,16 @@ def false_track_samples(batch_dir: Path, dataset_root: Path,
         for lesion in document.get("lesions", []):
             boxes = {int(b["frame"]): tuple(b["box"]) for b in lesion["boxes"]}
             if overlaps_truth(boxes, truth) == 0.0:
-                out.append(TrackSample(dataset.path(video_id), boxes, NOT_LESION, group,
-                                       "false_track"))
+                out.append(
+                    TrackSample(dataset.path(video_id), boxes, NOT_LESION, group, "false_track")
+                )
     return out
 
 
-def sample_features(model: GAPClassifier, samples: Sequence[TrackSample],
-                    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def sample_features(
+    model: GAPClassifier,
+    samples: Sequence[TrackSample],
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Features of every clip of every sample, their labels and sample indices."""
     feats: list[np.ndarray] = []
     labels: list[int] = []
@@ -244,16 +267,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sonorisk.data.splits import read_id_lines
     from sonorisk.video_classifier.registry import load_classifier
 
-    p = argparse.ArgumentParser(prog="python -m sonorisk.video_classifier.lesion_check",
-                                description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m sonorisk.video_classifier.lesion_check",
+        description=__doc__.split("\n\n")[0],
+    )
     p.add_argument("--classifier", required=True, help="trained classifier checkpoint (.pt)")
-    p.add_argument("--lesions", nargs="+", default=[], help="annotated sweep datasets: "
-                   "their lesions, and background boxes moved off them")
-    p.add_argument("--lesion-free", nargs="*", default=[],
-                   help="lesion-free sweep datasets: random background tracks")
-    p.add_argument("--false-tracks", nargs=2, action="append", default=[],
-                   metavar=("BATCH_JSON_DIR", "DATASET"),
-                   help="a sonorisk batch run's JSON folder and the dataset it scored")
+    p.add_argument(
+        "--lesions",
+        nargs="+",
+        default=[],
+        help="annotated sweep datasets: their lesions, and background boxes moved off them",
+    )
+    p.add_argument(
+        "--lesion-free",
+        nargs="*",
+        default=[],
+        help="lesion-free sweep datasets: random background tracks",
+    )
+    p.add_argument(
+        "--false-tracks",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("BATCH_JSON_DIR", "DATASET"),
+        help="a sonorisk batch run's JSON folder and the dataset it scored",
+    )
     p.add_argument("--groups", help="use only these groups of every dataset (one a line)")
     p.add_argument("--c", type=finite_float, default=0.1, help="inverse L2 strength (default 0.1)")
     p.add_argument("--seed", type=int, default=0)
@@ -266,11 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     groups = set(read_id_lines(args.groups)) if args.groups else None
     samples: list[TrackSample] = []
     for root in args.lesions:
-        samples += _dataset_samples(Path(root), rng, background=True, lesions=True,
-                                    groups=groups)
+        samples += _dataset_samples(Path(root), rng, background=True, lesions=True, groups=groups)
     for root in args.lesion_free:
-        samples += _dataset_samples(Path(root), rng, background=True, lesions=False,
-                                    groups=groups)
+        samples += _dataset_samples(Path(root), rng, background=True, lesions=False, groups=groups)
     for batch_dir, root in args.false_tracks:
         samples += false_track_samples(Path(batch_dir), Path(root), groups)
     kinds: dict[str, int] = {}
@@ -283,12 +319,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model = load_classifier(args.classifier)
     if not isinstance(model, GAPClassifier):
-        raise InputError(args.classifier, f"a {model.kind!r} classifier has no pooled "
-                         "features for a lesion check (GAP models only)")
+        raise InputError(
+            args.classifier,
+            f"a {model.kind!r} classifier has no pooled "
+            "features for a lesion check (GAP models only)",
+        )
     features, labels, _ = sample_features(model, samples)
     weight, bias = fit_check(features, labels, args.c, args.seed)
-    log.info("fitted on %d clips (%d lesion, %d not)", len(labels), int(labels.sum()),
-             int((labels == 0).sum()))
+    log.info(
+        "fitted on %d clips (%d lesion, %d not)",
+        len(labels),
+        int(labels.sum()),
+        int((labels == 0).sum()),
+    )
     payload: dict[str, Any] = read_checkpoint(args.classifier)
     attach_check(model, weight, bias)
     payload["config"]["model"]["lesion_check"] = True
@@ -296,11 +339,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = dict(payload.get("training_data") or {})
     info["lesion_check"] = {
         "description": "logistic layer on pooled clip features: lesion crops against "
-                       "background crops and false-track crops (trunk frozen)",
-        "tracks": kinds, "clips": {"lesion": int(labels.sum()),
-                                   "not_lesion": int((labels == 0).sum())},
-        "sources": {"lesions": args.lesions, "lesion_free": args.lesion_free,
-                    "false_tracks": [b for b, _ in args.false_tracks]},
+        "background crops and false-track crops (trunk frozen)",
+        "tracks": kinds,
+        "clips": {"lesion": int(labels.sum()), "not_lesion": int((labels == 0).sum())},
+        "sources": {
+            "lesions": args.lesions,
+            "lesion_free": args.lesion_free,
+            "false_tracks": [b for b, _ in args.false_tracks],
+        },
         "c": args.c,
     }
     payload["training_data"] = info

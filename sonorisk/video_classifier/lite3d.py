@@ -59,10 +59,12 @@ class TemporalPointwise(nn.Module):
         v = x.view(bt // t, t, c, h, w)
         half = self.kt // 2
         if half:  # replicate the edge frames: a still clip stays a still clip
-            v = torch.cat([v[:, :1].expand(-1, half, -1, -1, -1), v,
-                           v[:, -1:].expand(-1, half, -1, -1, -1)], dim=1)
+            v = torch.cat(
+                [v[:, :1].expand(-1, half, -1, -1, -1), v, v[:, -1:].expand(-1, half, -1, -1, -1)],
+                dim=1,
+            )
         # The kt shifted views side by side along channels: one fast 1x1 conv.
-        shifted = torch.cat([v[:, k:k + t] for k in range(self.kt)], dim=2)
+        shifted = torch.cat([v[:, k : k + t] for k in range(self.kt)], dim=2)
         weight = self.weight.permute(0, 2, 1, 3, 4).reshape(self.weight.shape[0], -1, 1, 1)
         return F.conv2d(shifted.reshape(bt, self.kt * c, h, w), weight)
 
@@ -92,8 +94,9 @@ class Lite3DClassifier(GAPClassifier):
             if block.has_expand and i % opts.inflate_every == 0:
                 conv = block._expand_conv
                 assert isinstance(conv, nn.Conv2d)  # a block's 1x1 expansion, not yet inflated
-                block._expand_conv = TemporalPointwise(conv.in_channels, conv.out_channels,
-                                                       opts.temporal_kernel)
+                block._expand_conv = TemporalPointwise(
+                    conv.in_channels, conv.out_channels, opts.temporal_kernel
+                )
                 self.temporal.append(block._expand_conv)
         if opts.last_stride == 1:
             # Stage 6's first block is the last stride-2 layer: at stride 1 the map
@@ -123,12 +126,18 @@ class Lite3DClassifier(GAPClassifier):
         inflated; its 1000-class ``_fc`` has no place here and is skipped."""
         path = lite.resolve_weights_spec(path, "model.weights")
         state = read_state_dict(path)
-        return load_matching(self, inflate_to(state, self.state_dict()), path,
-                             "efficientnet-lite0 2d inflated to lite3d", require_fraction=0.9)
+        return load_matching(
+            self,
+            inflate_to(state, self.state_dict()),
+            path,
+            "efficientnet-lite0 2d inflated to lite3d",
+            require_fraction=0.9,
+        )
 
 
-def inflate_to(state2d: dict[str, torch.Tensor],
-               target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def inflate_to(
+    state2d: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """2D tensors under the names of ``target``; a 4-D kernel whose target is 5-D is
     repeated over the temporal taps and divided by their number (I3D inflation)."""
     out: dict[str, torch.Tensor] = {}

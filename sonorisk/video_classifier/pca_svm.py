@@ -29,8 +29,20 @@ from sonorisk.video_classifier.config import ClassifierConfig
 from sonorisk.video_classifier.static2d import FrameFeatures
 from sonorisk.video_classifier.weights import LoadReport
 
-_SVM_BUFFERS = ("feat_mean", "feat_scale", "pca_mean", "pca_components", "support_vectors",
-                "dual_coef", "sv_owner", "intercept", "platt_a", "platt_b", "gamma", "fitted")
+_SVM_BUFFERS = (
+    "feat_mean",
+    "feat_scale",
+    "pca_mean",
+    "pca_components",
+    "support_vectors",
+    "dual_coef",
+    "sv_owner",
+    "intercept",
+    "platt_a",
+    "platt_b",
+    "gamma",
+    "fitted",
+)
 
 
 class PcaSvmClassifier(ClipClassifier):
@@ -56,8 +68,9 @@ class PcaSvmClassifier(ClipClassifier):
         self.register_buffer("gamma", torch.tensor(1.0))
         self.register_buffer("fitted", torch.tensor(False))
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
-                              *args: Any, **kwargs: Any) -> None:
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         # Fitted sizes (components, support vectors) are data-dependent:
         # resize the buffers to the checkpoint's before copying into them.
         for name in _SVM_BUFFERS:
@@ -116,33 +129,44 @@ class PcaSvmClassifier(ClipClassifier):
 
     # --- fitting ----------------------------------------------------------------------
     @torch.no_grad()
-    def features_of(self, clips: Sequence[Clip] | np.ndarray, batch_size: int = 16,
-                    source: str = "clips") -> np.ndarray:
+    def features_of(
+        self, clips: Sequence[Clip] | np.ndarray, batch_size: int = 16, source: str = "clips"
+    ) -> np.ndarray:
         """The frozen CNN's clip features ``N x D`` (what the SVM sees) of clips
         as :meth:`predict` takes them."""
         array, _ = self.clip_array(clips, source)
         was_training = self.training
         self.eval()
         try:
-            return np.concatenate([
-                self.clip_features(self.to_input(array[s : s + batch_size])).cpu().numpy()
-                for s in range(0, len(array), batch_size)])
+            return np.concatenate(
+                [
+                    self.clip_features(self.to_input(array[s : s + batch_size])).cpu().numpy()
+                    for s in range(0, len(array), batch_size)
+                ]
+            )
         finally:
             self.train(was_training)
 
-    def fit(self, clips: Sequence[Clip] | np.ndarray, labels: np.ndarray, *, seed: int = 0,
-            batch_size: int = 16) -> PcaSvmClassifier:
+    def fit(
+        self,
+        clips: Sequence[Clip] | np.ndarray,
+        labels: np.ndarray,
+        *,
+        seed: int = 0,
+        batch_size: int = 16,
+    ) -> PcaSvmClassifier:
         """Fit scaler, PCA, SVM(s) and Platt scaling on the clips' features; the
         sizes found are in ``fit_report_``."""
         labels = np.asarray(labels)
         if len(clips) != len(labels) or len(clips) < 4:
-            raise InputError("pca-svm training data", f"need >= 4 labelled clips, got "
-                             f"{len(clips)} clips / {len(labels)} labels")
+            raise InputError(
+                "pca-svm training data",
+                f"need >= 4 labelled clips, got {len(clips)} clips / {len(labels)} labels",
+            )
         self.fit_report_ = self._fit_features(self.features_of(clips, batch_size), labels, seed)
         return self
 
-    def _fit_features(self, features: np.ndarray, labels: np.ndarray, seed: int
-                      ) -> dict[str, Any]:
+    def _fit_features(self, features: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, Any]:
         from sklearn.decomposition import PCA
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -171,14 +195,21 @@ class PcaSvmClassifier(ClipClassifier):
             counts = np.bincount(y, minlength=2)
             if counts.min() == 0:
                 name = "malignant/benign" if len(targets) == 1 else self.class_names[k]
-                raise InputError("pca-svm training data", f"class {name!r} has no positive "
-                                 "and negative clips both; cannot fit its SVM")
+                raise InputError(
+                    "pca-svm training data",
+                    f"class {name!r} has no positive and negative clips both; cannot fit its SVM",
+                )
             svc = SVC(C=opts.svm_c, kernel="rbf", gamma=gamma).fit(z, y)
             folds = int(min(opts.calibration_folds, counts.min()))
             if folds >= 2:
                 cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-                dec = cross_val_predict(SVC(C=opts.svm_c, kernel="rbf", gamma=gamma), z, y,
-                                        cv=cv, method="decision_function")
+                dec = cross_val_predict(
+                    SVC(C=opts.svm_c, kernel="rbf", gamma=gamma),
+                    z,
+                    y,
+                    cv=cv,
+                    method="decision_function",
+                )
             else:  # too few clips of a class to cross-validate: in-sample (optimistic)
                 dec = svc.decision_function(z)
             platt = LogisticRegression(C=1e4).fit(dec.reshape(-1, 1), y)

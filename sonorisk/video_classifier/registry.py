@@ -36,8 +36,9 @@ def classifier_class(kind: str) -> type[ClipClassifier]:
     """The ``ClipClassifier`` subclass of a registered kind (imported on first use)."""
     spec = CLASSIFIER_KINDS.get(kind)
     if spec is None:
-        raise InputError("model.kind", f"unknown classifier kind {kind!r}; "
-                         f"known: {classifier_kinds()}")
+        raise InputError(
+            "model.kind", f"unknown classifier kind {kind!r}; known: {classifier_kinds()}"
+        )
     if not isinstance(spec.model, str):
         return spec.model
     module, _, name = spec.model.partition(":")
@@ -60,8 +61,10 @@ def build_classifier(config: ClassifierConfig, load_weights: bool = True) -> Cli
             **report.summary(),
         }
     else:
-        model.provenance = {"init": "random", "description": "random initialisation "
-                            "(no pretrained weights)"}
+        model.provenance = {
+            "init": "random",
+            "description": "random initialisation (no pretrained weights)",
+        }
     return model
 
 
@@ -108,8 +111,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if tag != CHECKPOINT_FORMAT:
         raise InputError(path, f"not a sonorisk video-classifier checkpoint (format tag {tag!r})")
     if payload.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise InputError(path, f"checkpoint format version {payload['format_version']} is newer "
-                         f"than this sonorisk reads ({CHECKPOINT_VERSION})")
+        raise InputError(
+            path,
+            f"checkpoint format version {payload['format_version']} is newer "
+            f"than this sonorisk reads ({CHECKPOINT_VERSION})",
+        )
     return payload
 
 

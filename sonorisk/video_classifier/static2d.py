@@ -53,9 +53,24 @@ def build_2d_backbone(name: str) -> tuple[nn.Module, int]:
         # aux_logits off: the auxiliary classifiers only serve ImageNet training.
         net = tvm.googlenet(weights=None, aux_logits=False, init_weights=True)
         body = nn.Sequential()
-        for part in ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a",
-                     "inception3b", "maxpool3", "inception4a", "inception4b", "inception4c",
-                     "inception4d", "inception4e", "maxpool4", "inception5a", "inception5b"):
+        for part in (
+            "conv1",
+            "maxpool1",
+            "conv2",
+            "conv3",
+            "maxpool2",
+            "inception3a",
+            "inception3b",
+            "maxpool3",
+            "inception4a",
+            "inception4b",
+            "inception4c",
+            "inception4d",
+            "inception4e",
+            "maxpool4",
+            "inception5a",
+            "inception5b",
+        ):
             body.add_module(part, getattr(net, part))
         return body, net.fc.in_features
     raise ConfigError("model.static2d.backbone", f"unknown 2D backbone {name!r}")
@@ -87,12 +102,16 @@ class FrameFeatures(nn.Module):
         usable = {k: v for k, v in remapped.items() if k in own}
         if not usable:
             raise InputError(path, "no tensor in this file matches the 2D backbone by name")
-        report = load_matching(owner, usable, path, "torchvision 2d state dict",
-                               require_fraction=0.0)
+        report = load_matching(
+            owner, usable, path, "torchvision 2d state dict", require_fraction=0.0
+        )
         params = [k for k in own if not k.endswith("num_batches_tracked")]
         if len(report.loaded) < 0.9 * len(params):
-            raise InputError(path, f"only {len(report.loaded)} of {len(params)} backbone "
-                             "tensors match: weights of another backbone?")
+            raise InputError(
+                path,
+                f"only {len(report.loaded)} of {len(params)} backbone "
+                "tensors match: weights of another backbone?",
+            )
         return report
 
 
@@ -117,15 +136,20 @@ class Static2DClassifier(GAPClassifier):
         pick = rng.integers(0, clips.shape[1], size=(len(clips), self.config.train.static2d_frames))
         return np.stack([c[p] for c, p in zip(clips, pick, strict=True)])
 
-    def predict_frames(self, crops: np.ndarray, batch_size: int = 64,
-                       source: str = "crops") -> np.ndarray:
+    def predict_frames(
+        self, crops: np.ndarray, batch_size: int = 64, source: str = "crops"
+    ) -> np.ndarray:
         """P(malignant) of single ROI crops (``N x H x W x 3`` uint8), one per frame.
 
         The scorer for :func:`static_video_score`'s key-frame patterns.
         """
         size = self.config.clips.crop_size
-        if not isinstance(crops, np.ndarray) or crops.dtype != np.uint8 or crops.ndim != 4 \
-                or crops.shape[1:] != (size, size, 3):
+        if (
+            not isinstance(crops, np.ndarray)
+            or crops.dtype != np.uint8
+            or crops.ndim != 4
+            or crops.shape[1:] != (size, size, 3)
+        ):
             got = getattr(crops, "shape", type(crops).__name__)
             raise InputError(source, f"expected uint8 crops N x {size} x {size} x 3, got {got}")
         if len(crops) == 0:

@@ -81,12 +81,11 @@ class TimesformerClassifier(ClipClassifier):
         p = Path(path)
         if p.is_dir():
             TimesformerForVideoClassification = import_extra(  # noqa: N806
-                "transformers", "timesformer").TimesformerForVideoClassification
+                "transformers", "timesformer"
+            ).TimesformerForVideoClassification
 
             try:
-                other = TimesformerForVideoClassification.from_pretrained(
-                    p, local_files_only=True
-                )
+                other = TimesformerForVideoClassification.from_pretrained(p, local_files_only=True)
             except (OSError, ValueError) as exc:
                 raise InputError(p, f"not a saved TimeSformer model directory ({exc})") from exc
             state = {f"net.{k}": v for k, v in other.state_dict().items()}

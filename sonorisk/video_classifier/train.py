@@ -140,8 +140,10 @@ def train_on_clips(
     if len(train) == 0:
         raise InputError("training data", "no training clips")
     if list(train.class_names) != list(config.model.classes):
-        raise ConfigError("model.classes", f"clips are labelled {train.class_names}, "
-                          f"config names {config.model.classes}")
+        raise ConfigError(
+            "model.classes",
+            f"clips are labelled {train.class_names}, config names {config.model.classes}",
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tc = config.train
@@ -154,8 +156,11 @@ def train_on_clips(
         payload = read_checkpoint(resume)
         saved = config_from_checkpoint(payload, str(resume))
         if saved.model.kind != config.model.kind:
-            raise InputError(resume, f"holds a {saved.model.kind!r} classifier, cannot resume "
-                             f"training a {config.model.kind!r} one")
+            raise InputError(
+                resume,
+                f"holds a {saved.model.kind!r} classifier, cannot resume "
+                f"training a {config.model.kind!r} one",
+            )
         # The architecture comes from the checkpoint; epochs etc. from the caller.
         saved.train = config.train
         config = saved
@@ -184,8 +189,9 @@ def train_on_clips(
         log.warning("no training clips of class(es) %s: the model cannot learn them", empty)
     loss_weight = None
     if tc.class_balance == "loss":
-        loss_weight = torch.as_tensor(_class_weights(train.labels, k), dtype=torch.float32,
-                                      device=device)
+        loss_weight = torch.as_tensor(
+            _class_weights(train.labels, k), dtype=torch.float32, device=device
+        )
     best = max((_score_key(h["val"]) for h in history if h.get("val")), default=-math.inf)
     last_path, best_path = out / "last.pt", out / "best.pt"
     from tqdm import tqdm
@@ -201,8 +207,9 @@ def train_on_clips(
             steps = min(steps, tc.max_steps_per_epoch)
         model.train()
         t0, seen, loss_sum = time.time(), 0, 0.0
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress,
-                   leave=False)
+        bar = tqdm(
+            range(steps), desc=f"epoch {epoch + 1}/{tc.epochs}", disable=not progress, leave=False
+        )
         for step in bar:
             idx = order[step * tc.batch_size : (step + 1) * tc.batch_size]
             batch = model.training_batch(train.clips[idx], rng)
@@ -213,8 +220,11 @@ def train_on_clips(
             logits = model(x)
             loss = F.cross_entropy(logits, y, weight=loss_weight)
             if not torch.isfinite(loss):
-                raise InputError("training", f"loss became {float(loss)} at epoch {epoch + 1} "
-                                 f"step {step + 1}; lower train.lr")
+                raise InputError(
+                    "training",
+                    f"loss became {float(loss)} at epoch {epoch + 1} "
+                    f"step {step + 1}; lower train.lr",
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -236,18 +246,29 @@ def train_on_clips(
         if progress:
             print(f"epoch {epoch + 1}/{tc.epochs}: {_fmt(record)}", flush=True)
         metrics = record.get("val", {})
-        state = dict(model=model, training_data=training_data, metrics=metrics,
-                     history=history, epoch=epoch + 1,
-                     optimizer_state=optimizer.state_dict(),
-                     scheduler_state=scheduler.state_dict())
+        state = dict(
+            model=model,
+            training_data=training_data,
+            metrics=metrics,
+            history=history,
+            epoch=epoch + 1,
+            optimizer_state=optimizer.state_dict(),
+            scheduler_state=scheduler.state_dict(),
+        )
         save_checkpoint(last_path, **state)
         score = _score_key(metrics) if metrics else -record["train_loss"]
         if score > best or not best_path.exists():
             best = max(best, score)
             save_checkpoint(best_path, **state)
     if not last_path.exists():  # resumed at or past the last epoch: still leave checkpoints
-        save_checkpoint(last_path, model, training_data=training_data, history=history,
-                        epoch=start_epoch, metrics=history[-1].get("val", {}) if history else {})
+        save_checkpoint(
+            last_path,
+            model,
+            training_data=training_data,
+            history=history,
+            epoch=start_epoch,
+            metrics=history[-1].get("val", {}) if history else {},
+        )
     if not best_path.exists():
         best_path.write_bytes(last_path.read_bytes())
     model.eval()
@@ -263,30 +284,47 @@ def _fmt(record: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _fit_once(model: ClipClassifier, train: ClipSet, val: ClipSet | None,
-              config: ClassifierConfig, out: Path, training_data: dict[str, Any],
-              progress: bool) -> TrainResult:
+def _fit_once(
+    model: ClipClassifier,
+    train: ClipSet,
+    val: ClipSet | None,
+    config: ClassifierConfig,
+    out: Path,
+    training_data: dict[str, Any],
+    progress: bool,
+) -> TrainResult:
     """A kind trained by one ``fit`` call (pca-svm): one record, no epochs."""
     t0 = time.time()
-    model.fit(train.clips, train.labels, seed=config.train.seed,
-              batch_size=config.train.batch_size)
+    model.fit(train.clips, train.labels, seed=config.train.seed, batch_size=config.train.batch_size)
     fit_info = dict(model.fit_report_)
-    record: dict[str, Any] = {"epoch": 1, "train_loss": float("nan"), "fit": fit_info,
-                              "train_clips_seen": len(train), "seconds": round(time.time() - t0, 2)}
+    record: dict[str, Any] = {
+        "epoch": 1,
+        "train_loss": float("nan"),
+        "fit": fit_info,
+        "train_clips_seen": len(train),
+        "seconds": round(time.time() - t0, 2),
+    }
     if val is not None and len(val):
         record["val"] = evaluate(model, val, config.train.batch_size)
     if progress:
         print(f"{model.kind} fitted: {fit_info}; val {record.get('val')}", flush=True)
     history = [record]
-    last = save_checkpoint(out / "last.pt", model, training_data=training_data,
-                           metrics=record.get("val", {}), history=history, epoch=1)
+    last = save_checkpoint(
+        out / "last.pt",
+        model,
+        training_data=training_data,
+        metrics=record.get("val", {}),
+        history=history,
+        epoch=1,
+    )
     best = out / "best.pt"
     best.write_bytes(last.read_bytes())
     return TrainResult(last, best, history, model)
 
 
-def split_video_ids(dataset: Any, val_fraction: float, seed: int,
-                    split_file: str | Path | None = None) -> tuple[list[str], list[str]]:
+def split_video_ids(
+    dataset: Any, val_fraction: float, seed: int, split_file: str | Path | None = None
+) -> tuple[list[str], list[str]]:
     """Train/val video ids: from a splits CSV when given, else a patient-level split."""
     if split_file is not None:
         from sonorisk.data.splits import read_split_ids
@@ -330,8 +368,9 @@ def train_from_dataset(
     def build(ids: list[str]) -> ClipSet | None:
         if not ids:
             return None
-        return clips_from_dataset(dataset, config.clips, classes, label_field, ids,
-                                  tc.max_clips_per_video, tc.seed)
+        return clips_from_dataset(
+            dataset, config.clips, classes, label_field, ids, tc.max_clips_per_video, tc.seed
+        )
 
     train = build(train_ids)
     assert train is not None  # clips_from_dataset raises when it finds nothing
@@ -343,8 +382,10 @@ def train_from_dataset(
     description = describe_training_data(dataset, train, val)
     description["label_field"] = label_field
     if progress:
-        print(f"clips: train {len(train)} {train.class_counts()}, "
-              f"val {len(val) if val else 0}; synthetic data: {description['synthetic']}",
-              flush=True)
+        print(
+            f"clips: train {len(train)} {train.class_counts()}, "
+            f"val {len(val) if val else 0}; synthetic data: {description['synthetic']}",
+            flush=True,
+        )
     dataset.close()
     return train_on_clips(train, val, config, out_dir, description, resume, progress)

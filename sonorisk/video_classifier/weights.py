@@ -24,8 +24,13 @@ from torch import nn
 from sonorisk.errors import InputError
 from sonorisk.models.envelope import read_state_dict
 
-__all__ = ["LoadReport", "inflate_resnet2d_to_i3d", "load_matching", "read_state_dict",
-           "resnet2d_to_i3d_names"]
+__all__ = [
+    "LoadReport",
+    "inflate_resnet2d_to_i3d",
+    "load_matching",
+    "read_state_dict",
+    "resnet2d_to_i3d_names",
+]
 
 
 @dataclass
@@ -48,7 +53,10 @@ class LoadReport:
 
 
 def load_matching(
-    model: nn.Module, state: dict[str, torch.Tensor], source: str, method: str,
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    source: str,
+    method: str,
     require_fraction: float = 0.5,
 ) -> LoadReport:
     """Copy tensors whose name and shape match; refuse a file that barely matches."""
@@ -76,10 +84,14 @@ def load_matching(
 
 _TV_BLOCK = re.compile(r"^layer(\d)\.(\d+)\.(conv[123]|bn[123]|downsample\.[01])\.(.+)$")
 _TV_TO_PTV = {
-    "conv1": "branch2.conv_a", "bn1": "branch2.norm_a",
-    "conv2": "branch2.conv_b", "bn2": "branch2.norm_b",
-    "conv3": "branch2.conv_c", "bn3": "branch2.norm_c",
-    "downsample.0": "branch1_conv", "downsample.1": "branch1_norm",
+    "conv1": "branch2.conv_a",
+    "bn1": "branch2.norm_a",
+    "conv2": "branch2.conv_b",
+    "bn2": "branch2.norm_b",
+    "conv3": "branch2.conv_c",
+    "bn3": "branch2.norm_c",
+    "downsample.0": "branch1_conv",
+    "downsample.1": "branch1_norm",
 }
 
 

@@ -23,11 +23,21 @@ def busi_sweeps(tmp_path_factory, busi_dir):
     masks: dict[str, list] = defaultdict(list)
 
     def keep(video_id, frame):
-        masks[video_id].append((frame.index, list(frame.lesions), [m.copy() for m in frame.masks],
-                                frame.image.copy()))
+        masks[video_id].append(
+            (frame.index, list(frame.lesions), [m.copy() for m in frame.masks], frame.image.copy())
+        )
 
-    synthesize_from_stills(busi_dir, 4, out, seed=11, frames=24, size=SMALL, save_masks=True,
-                           contact_sheet=True, on_frame=keep)
+    synthesize_from_stills(
+        busi_dir,
+        4,
+        out,
+        seed=11,
+        frames=24,
+        size=SMALL,
+        save_masks=True,
+        contact_sheet=True,
+        on_frame=keep,
+    )
     return out, dict(masks)
 
 
@@ -36,13 +46,21 @@ def phantom_sweeps(tmp_path_factory):
     from sonorisk.data.synth import synthesize_phantom
 
     out = tmp_path_factory.mktemp("phantom_sweeps")
-    synthesize_phantom(3, out, seed=4, frames=16, size=SMALL, save_masks=True,
-                       proportions={"benign": 1, "malignant": 1, "normal": 1})
+    synthesize_phantom(
+        3,
+        out,
+        seed=4,
+        frames=16,
+        size=SMALL,
+        save_masks=True,
+        proportions={"benign": 1, "malignant": 1, "normal": 1},
+    )
     return out
 
 
-def make_tiny_dataset(root: Path, codec: str = "rawvideo", n_frames: int = 6,
-                      size: tuple[int, int] = (64, 48)) -> Path:
+def make_tiny_dataset(
+    root: Path, codec: str = "rawvideo", n_frames: int = 6, size: tuple[int, int] = (64, 48)
+) -> Path:
     """Two videos (benign with a moving box; normal); frame i is filled with 20*i+10."""
     width, height = size
     writer = DatasetWriter(root)
@@ -57,8 +75,12 @@ def make_tiny_dataset(root: Path, codec: str = "rawvideo", n_frames: int = 6,
                 per_frame.append(([(4.0 + i, 5.0, 20.0 + i, 25.0)], [lesion]))
             else:
                 per_frame.append(([], []))
-        writer.add_video({"video_id": vid, "file": file, "pathology": label,
-                          "patient_id": patient, "fps": 30.0}, per_frame, width, height)
+        writer.add_video(
+            {"video_id": vid, "file": file, "pathology": label, "patient_id": patient, "fps": 30.0},
+            per_frame,
+            width,
+            height,
+        )
     writer.write()
     return root
 

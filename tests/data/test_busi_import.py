@@ -38,9 +38,11 @@ def test_stratified_sampling(busi_dir):
 
 def test_import_subset(busi_dir, tmp_path):
     stills = read_manifest(busi_dir)
-    pick = [s for s in stills if len(s.boxes) == 2][:1] + [
-        s for s in stills if s.label == "normal"][:1] + [
-        s for s in stills if s.label == "malignant"][:1]
+    pick = (
+        [s for s in stills if len(s.boxes) == 2][:1]
+        + [s for s in stills if s.label == "normal"][:1]
+        + [s for s in stills if s.label == "malignant"][:1]
+    )
     out = import_stills(busi_dir, tmp_path / "stills", ids=[s.still_id for s in pick])
     dataset = load_dataset(out, probe=True)
     assert len(dataset) == 3
@@ -84,8 +86,11 @@ def test_mask_count_mismatch_is_named(busi_dir, tmp_path):
     copy = _mini_busi(busi_dir, tmp_path / "mini")
     still = next(s for s in read_manifest(copy) if s.mask_paths)
     still.mask_paths[0].unlink()
-    with pytest.raises(DatasetError, match=f"manifest.csv row .*n_lesions={len(still.boxes)} "
-                                           f"but {len(still.boxes) - 1} mask file"):
+    with pytest.raises(
+        DatasetError,
+        match=f"manifest.csv row .*n_lesions={len(still.boxes)} "
+        f"but {len(still.boxes) - 1} mask file",
+    ):
         read_manifest(copy)
 
 

@@ -18,7 +18,11 @@ def test_records_and_frames(tiny_dataset):
     record = dataset.video("v1")
     assert isinstance(record, VideoRecord)
     assert (record.pathology, record.patient_id, record.n_frames, record.fps) == (
-        "benign", "p1", 6, 30.0)
+        "benign",
+        "p1",
+        6,
+        30.0,
+    )
     frames = dataset.frames("v1")
     assert [f.frame_index for f in frames] == list(range(6))
     assert all(isinstance(f, FrameAnnotation) for f in frames)
@@ -48,8 +52,9 @@ def test_coco_entries_follow_the_contract(tiny_dataset):
     assert len(api.getImgIds()) == 12 and len(api.getAnnIds()) == 5
 
 
-@pytest.mark.parametrize("codec,tolerance", [("rawvideo", 0), ("mjpeg", 3), ("mpeg4", 6),
-                                             ("h264", 6)])
+@pytest.mark.parametrize(
+    "codec,tolerance", [("rawvideo", 0), ("mjpeg", 3), ("mpeg4", 6), ("h264", 6)]
+)
 def test_read_image_in_any_order(tmp_path, make_tiny, codec, tolerance):
     dataset = load_dataset(make_tiny(tmp_path / codec, codec=codec))
     frames = dataset.frames("v1")

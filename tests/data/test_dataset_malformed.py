@@ -38,8 +38,9 @@ def _problems(root: Path, file_name: str, *reason_parts: str) -> list[str]:
     ``load_dataset`` must raise DatasetError too (a crash raises something else).
     """
     problems = [str(p) for p in validate_dataset(root, probe=False)]
-    assert any(file_name in p and all(part in p for part in reason_parts) for p in problems), \
+    assert any(file_name in p and all(part in p for part in reason_parts) for p in problems), (
         problems
+    )
     with pytest.raises(DatasetError):
         load_dataset(root)
     return problems
@@ -51,16 +52,19 @@ def test_string_where_an_object_belongs(tiny_dataset, key):
     _problems(tiny_dataset, "annotations.json", f"{key}[0] must be an object", "'frame'")
 
 
-@pytest.mark.parametrize(("column", "text", "reason"), [
-    ("n_frames", "six", "not a number"),
-    ("n_frames", "inf", "not a finite number"),
-    ("n_frames", "2.5", "not a whole number"),
-    ("width", "wide", "not a number"),
-    ("height", "-48", "positive integer"),
-    ("fps", "fast", "not a number"),
-    ("age", "old", "not a number"),
-    ("n_lesions", "True", "not a number"),
-])
+@pytest.mark.parametrize(
+    ("column", "text", "reason"),
+    [
+        ("n_frames", "six", "not a number"),
+        ("n_frames", "inf", "not a finite number"),
+        ("n_frames", "2.5", "not a whole number"),
+        ("width", "wide", "not a number"),
+        ("height", "-48", "positive integer"),
+        ("fps", "fast", "not a number"),
+        ("age", "old", "not a number"),
+        ("n_lesions", "True", "not a number"),
+    ],
+)
 def test_text_in_a_numeric_column(tiny_dataset, column, text, reason):
     _set_cell(tiny_dataset, column, "v1", text)
     problems = _problems(tiny_dataset, "videos.csv row 2", f"{column} must be", reason, "'v1'")
@@ -70,8 +74,9 @@ def test_text_in_a_numeric_column(tiny_dataset, column, text, reason):
 
 def test_list_as_image_id_of_an_annotation(tiny_dataset):
     _edit_coco(tiny_dataset, lambda c: c["annotations"][0].__setitem__("image_id", [2]))
-    _problems(tiny_dataset, "annotations.json", "annotation 1", "image_id must be an integer",
-              "[2]")
+    _problems(
+        tiny_dataset, "annotations.json", "annotation 1", "image_id must be an integer", "[2]"
+    )
 
 
 @pytest.mark.parametrize("key", ["annotations", "images"])
@@ -87,8 +92,14 @@ def test_list_as_category_id(tiny_dataset):
 
 def test_text_lesion_id(tiny_dataset):
     _edit_coco(tiny_dataset, lambda c: c["annotations"][0].__setitem__("lesion_id", "abc"))
-    _problems(tiny_dataset, "annotations.json", "annotation 1", "lesion_id must be an integer",
-              "'abc'", "'v1'")
+    _problems(
+        tiny_dataset,
+        "annotations.json",
+        "annotation 1",
+        "lesion_id must be an integer",
+        "'abc'",
+        "'v1'",
+    )
 
 
 def test_json_nested_100000_deep_is_a_clear_error(tiny_dataset, capsys):
@@ -99,21 +110,30 @@ def test_json_nested_100000_deep_is_a_clear_error(tiny_dataset, capsys):
     assert "nested too deeply" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("bbox", [
-    [float("nan"), 5.0, 16.0, 20.0],
-    [5.0, 5.0, float("inf"), 20.0],
-    [True, True, True, True],
-    [5, 5, 10**400, 20],
-    ["5", 5, 16, 20],
-])
+@pytest.mark.parametrize(
+    "bbox",
+    [
+        [float("nan"), 5.0, 16.0, 20.0],
+        [5.0, 5.0, float("inf"), 20.0],
+        [True, True, True, True],
+        [5, 5, 10**400, 20],
+        ["5", 5, 16, 20],
+    ],
+)
 def test_box_of_nan_inf_or_true_is_invalid(tiny_dataset, bbox):
     _edit_coco(tiny_dataset, lambda c: c["annotations"][0].__setitem__("bbox", bbox))
-    _problems(tiny_dataset, "annotations.json", "annotation 1",
-              "bbox must be [x, y, w, h] of finite numbers", "'v1'")
+    _problems(
+        tiny_dataset,
+        "annotations.json",
+        "annotation 1",
+        "bbox must be [x, y, w, h] of finite numbers",
+        "'v1'",
+    )
 
 
-@pytest.mark.parametrize(("field", "value"), [("frame_index", True), ("width", True),
-                                              ("video_id", ["v1"])])
+@pytest.mark.parametrize(
+    ("field", "value"), [("frame_index", True), ("width", True), ("video_id", ["v1"])]
+)
 def test_image_fields_of_the_wrong_type(tiny_dataset, field, value):
     _edit_coco(tiny_dataset, lambda c: c["images"][0].__setitem__(field, value))
     _problems(tiny_dataset, "annotations.json", "image 1:")
@@ -122,8 +142,10 @@ def test_image_fields_of_the_wrong_type(tiny_dataset, field, value):
 def test_unreadable_cells_never_crash_the_command(tiny_dataset, capsys):
     """Several faults at once through the verb: a line each, exit 1, no traceback."""
     _set_cell(tiny_dataset, "width", "v2", "wide")
-    _edit_coco(tiny_dataset, lambda c: (c["videos"].append("v3"),
-                                        c["annotations"][1].__setitem__("bbox", [True] * 4)))
+    _edit_coco(
+        tiny_dataset,
+        lambda c: (c["videos"].append("v3"), c["annotations"][1].__setitem__("bbox", [True] * 4)),
+    )
     assert main(["dataset", "validate", str(tiny_dataset), "--no-probe"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err

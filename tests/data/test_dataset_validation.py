@@ -34,8 +34,9 @@ def _expect(root: Path, file_part: str, *reason_parts: str, probe: bool = False)
     for part in reason_parts:
         assert part in message, message
     # The collecting validator reports the same problem.
-    assert any(part in str(p) for p in validate_dataset(root, probe=probe)
-               for part in reason_parts[:1])
+    assert any(
+        part in str(p) for p in validate_dataset(root, probe=probe) for part in reason_parts[:1]
+    )
     return info.value
 
 
@@ -47,6 +48,7 @@ def test_valid_tiny_dataset_loads(tiny_dataset):
 def test_box_outside_frame(tiny_dataset):
     def change(coco):
         coco["annotations"][0]["bbox"] = [50.0, 5.0, 30.0, 10.0]  # 50 + 30 > width 64
+
     _edit_coco(tiny_dataset, change)
     error = _expect(tiny_dataset, "annotations.json", "box outside frame", "64x48")
     assert "'v1'" in str(error)
@@ -66,6 +68,7 @@ def test_table_longer_than_file_is_frame_index_beyond_the_video(tiny_dataset):
     def change(table):
         table.loc[table.video_id == "v1", "n_frames"] = 9
         return table
+
     _edit_table(tiny_dataset, change)
     _expect(tiny_dataset, "v1.avi", "has 6 frames", "beyond the video", probe=True)
 
@@ -76,8 +79,12 @@ def test_unknown_video_id(tiny_dataset):
 
 
 def test_unknown_video_in_videos_list(tiny_dataset):
-    _edit_coco(tiny_dataset, lambda c: c["videos"].append(
-        {"id": "ghost", "file_name": "videos/ghost.avi", "n_frames": 1, "fps": 30}))
+    _edit_coco(
+        tiny_dataset,
+        lambda c: c["videos"].append(
+            {"id": "ghost", "file_name": "videos/ghost.avi", "n_frames": 1, "fps": 30}
+        ),
+    )
     _expect(tiny_dataset, "annotations.json", "unknown video id 'ghost'")
 
 
@@ -85,6 +92,7 @@ def test_missing_label(tiny_dataset):
     def change(table):
         table.loc[table.video_id == "v2", "pathology"] = None
         return table
+
     _edit_table(tiny_dataset, change)
     _expect(tiny_dataset, "videos.csv", "missing label", "'v2'")
 
@@ -93,6 +101,7 @@ def test_unknown_label(tiny_dataset):
     def change(table):
         table.loc[table.video_id == "v2", "pathology"] = "suspicious"
         return table
+
     _edit_table(tiny_dataset, change)
     _expect(tiny_dataset, "videos.csv", "unknown label 'suspicious'")
 
@@ -108,8 +117,9 @@ def test_duplicate_image_id(tiny_dataset):
 
 
 def test_duplicate_annotation_id(tiny_dataset):
-    _edit_coco(tiny_dataset, lambda c: c["annotations"][1].__setitem__(
-        "id", c["annotations"][0]["id"]))
+    _edit_coco(
+        tiny_dataset, lambda c: c["annotations"][1].__setitem__("id", c["annotations"][0]["id"])
+    )
     _expect(tiny_dataset, "annotations.json", "duplicate annotation id")
 
 
@@ -142,8 +152,18 @@ def test_annotation_for_unknown_image(tiny_dataset):
 def test_normal_video_with_boxes(tiny_dataset):
     def change(coco):
         v2_image = next(i for i in coco["images"] if i["video_id"] == "v2")
-        coco["annotations"].append({"id": 500, "image_id": v2_image["id"], "bbox": [1, 1, 5, 5],
-                                    "category_id": 1, "area": 25, "iscrowd": 0, "lesion_id": 9})
+        coco["annotations"].append(
+            {
+                "id": 500,
+                "image_id": v2_image["id"],
+                "bbox": [1, 1, 5, 5],
+                "category_id": 1,
+                "area": 25,
+                "iscrowd": 0,
+                "lesion_id": 9,
+            }
+        )
+
     _edit_coco(tiny_dataset, change)
     _expect(tiny_dataset, "annotations.json", "labelled normal but has lesion boxes")
 
@@ -153,8 +173,13 @@ def test_missing_folder(tmp_path):
 
 
 def test_validate_collects_every_problem(tiny_dataset):
-    _edit_coco(tiny_dataset, lambda c: (c["images"][0].__setitem__("video_id", "nope"),
-                                        c["annotations"][2].__setitem__("bbox", [0, 0, 99, 9])))
+    _edit_coco(
+        tiny_dataset,
+        lambda c: (
+            c["images"][0].__setitem__("video_id", "nope"),
+            c["annotations"][2].__setitem__("bbox", [0, 0, 99, 9]),
+        ),
+    )
     problems = validate_dataset(tiny_dataset)
     reasons = " | ".join(str(p) for p in problems)
     assert len(problems) >= 2 and "unknown video id" in reasons and "box outside frame" in reasons

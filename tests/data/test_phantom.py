@@ -52,8 +52,7 @@ def test_descriptors_follow_pathology():
     idc = [sample_lesion_spec("malignant", rng, "IDC") for _ in range(20)]
     assert all(s.orientation == "parallel" and s.shape == "oval" for s in benign)
     assert all(s.posterior == "enhancement" for s in benign)
-    assert all(s.shape == "irregular" and s.posterior == "shadowing" and s.halo_db > 0
-               for s in idc)
+    assert all(s.shape == "irregular" and s.posterior == "shadowing" and s.halo_db > 0 for s in idc)
     assert sum(s.aspect < 1 for s in idc) > 10  # mostly taller than wide
     with pytest.raises(ValueError, match="unknown benign subtype"):
         sample_lesion_spec("benign", rng, "IDC")
@@ -74,9 +73,18 @@ def test_shadow_and_enhancement_are_behind_the_lesion():
 def test_box_is_where_a_known_intensity_lesion_is():
     """An anechoic lesion (known: near black) in bright tissue: the dark blob found
     in each rendered frame, without the mask, has the ground-truth box."""
-    spec = LesionSpec("benign", "cyst", size_mm=12.0, aspect=1.4, angle_deg=0.0,
-                      margin="circumscribed", shape="oval", echo_db=-60.0,
-                      heterogeneity_db=0.0, posterior_db=0.0)
+    spec = LesionSpec(
+        "benign",
+        "cyst",
+        size_mm=12.0,
+        aspect=1.4,
+        angle_deg=0.0,
+        margin="circumscribed",
+        shape="oval",
+        echo_db=-60.0,
+        heterogeneity_db=0.0,
+        posterior_db=0.0,
+    )
     rng = np.random.default_rng(3)
     case = make_phantom("benign", rng, size=(360, 200), spec=spec)
     frames = list(SweepRenderer(case.slab, 20, SMALL, rng, SweepParams()))

@@ -15,14 +15,22 @@ def test_screen_capture_boxes_on_the_canvas(busi_dir, tmp_path, shape):
     def keep(video_id, frame):
         frames_seen.setdefault(video_id, []).append(frame)
 
-    root = synthesize_from_stills(busi_dir, 1, tmp_path / shape, seed=4, frames=12,
-                                  size=(240, 180), screen_capture=shape, labels=["malignant"],
-                                  on_frame=keep)
+    root = synthesize_from_stills(
+        busi_dir,
+        1,
+        tmp_path / shape,
+        seed=4,
+        frames=12,
+        size=(240, 180),
+        screen_capture=shape,
+        labels=["malignant"],
+        on_frame=keep,
+    )
     assert validate_dataset(root, probe=True) == []
     dataset = load_dataset(root)
     record = dataset.videos[0]
     assert (record.width, record.height) == (1920, 1080)
-    (video_id, rendered), = frames_seen.items()
+    ((video_id, rendered),) = frames_seen.items()
     boxed = 0
     for annotation, image in dataset.iter_images(video_id, color="gray"):
         frame = rendered[annotation.frame_index]

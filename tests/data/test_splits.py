@@ -39,8 +39,9 @@ def test_deterministic_for_a_seed():
     a = patient_split(table, seed=7)
     b = patient_split(table.sample(frac=1.0, random_state=1).reset_index(drop=True), seed=7)
     # Same seed -> same assignment, whatever the row order.
-    assert dict(zip(a.video_id, a.split, strict=True)) == dict(zip(b.video_id, b.split,
-                                                                   strict=True))
+    assert dict(zip(a.video_id, a.split, strict=True)) == dict(
+        zip(b.video_id, b.split, strict=True)
+    )
     c = patient_split(table, seed=8)
     assert list(a["split"]) != list(c["split"])
 

@@ -62,8 +62,9 @@ def test_boxes_match_the_masks_every_frame(busi_sweeps):
         saved = load_masks(root / "masks" / f"{record.video_id}.npz")  # frames x lesions x H x W
         assert saved.shape[0] == record.n_frames
         frames = dataset.frames(record.video_id)
-        lesion_order = [int(v) for v in np.load(root / "masks" / f"{record.video_id}.npz")[
-            "lesion_ids"]]  # the dataset lesion_id of each mask channel
+        lesion_order = [
+            int(v) for v in np.load(root / "masks" / f"{record.video_id}.npz")["lesion_ids"]
+        ]  # the dataset lesion_id of each mask channel
         for frame in frames:
             # The side-output mask and the in-memory mask agree.
             index, lesions, masks, _ = captured[record.video_id][frame.frame_index]
@@ -125,8 +126,9 @@ def test_lesion_enters_grows_shrinks_and_leaves(busi_dir):
 def test_multiple_lesions_get_their_own_ids(busi_dir, tmp_path):
     stills = read_manifest(busi_dir)
     multi = [s.still_id for s in stills if len(s.boxes) == 2][:2]
-    root = synthesize_from_stills(busi_dir, 2, tmp_path / "multi", seed=2, frames=30,
-                                  size=SMALL, ids=multi)
+    root = synthesize_from_stills(
+        busi_dir, 2, tmp_path / "multi", seed=2, frames=30, size=SMALL, ids=multi
+    )
     dataset = load_dataset(root)
     all_ids = []
     for record in dataset.videos:
@@ -146,21 +148,30 @@ def test_deterministic_for_a_seed(busi_dir, tmp_path):
     for rel in files_a:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     assert json.loads((a / "annotations.json").read_text()) != json.loads(
-        (c / "annotations.json").read_text())
+        (c / "annotations.json").read_text()
+    )
 
 
 @pytest.mark.parametrize("frames", [1, 5])
 def test_very_short_sweeps(busi_dir, tmp_path, frames):
-    root = synthesize_from_stills(busi_dir, 2, tmp_path / f"short{frames}", seed=1,
-                                  frames=frames, size=(96, 72), labels=["benign"])
+    root = synthesize_from_stills(
+        busi_dir,
+        2,
+        tmp_path / f"short{frames}",
+        seed=1,
+        frames=frames,
+        size=(96, 72),
+        labels=["benign"],
+    )
     dataset = load_dataset(root, probe=True)
     assert all(v.n_frames == frames for v in dataset.videos)
     assert len(dataset.frames()) == 2 * frames
 
 
 def test_fps_50_seconds_and_codec(busi_dir, tmp_path):
-    root = synthesize_from_stills(busi_dir, 1, tmp_path / "fps50", seed=3, fps=50, seconds=0.2,
-                                  size=(96, 72), codec="mpeg4")
+    root = synthesize_from_stills(
+        busi_dir, 1, tmp_path / "fps50", seed=3, fps=50, seconds=0.2, size=(96, 72), codec="mpeg4"
+    )
     dataset = load_dataset(root, probe=True)
     record = dataset.videos[0]
     assert record.fps == 50.0 and record.n_frames == 10
@@ -174,10 +185,14 @@ def test_fps_50_seconds_and_codec(busi_dir, tmp_path):
 
 def test_only_given_stills_are_used(busi_dir, tmp_path):
     stills = read_manifest(busi_dir)
-    allowed = [s.still_id for s in stills if s.group in {stills[0].group, stills[5].group,
-                                                        stills[300].group}]
-    root = synthesize_from_stills(busi_dir, 5, tmp_path / "subset", seed=0, frames=2,
-                                  size=(96, 72), ids=allowed)
+    allowed = [
+        s.still_id
+        for s in stills
+        if s.group in {stills[0].group, stills[5].group, stills[300].group}
+    ]
+    root = synthesize_from_stills(
+        busi_dir, 5, tmp_path / "subset", seed=0, frames=2, size=(96, 72), ids=allowed
+    )
     used = Counter(load_dataset(root).table["source_id"])
     assert set(used) <= set(allowed) and sum(used.values()) == 5
 
@@ -193,7 +208,8 @@ def test_contact_sheet_written(busi_sweeps):
 def test_only_given_groups_are_used(busi_dir, tmp_path):
     stills = read_manifest(busi_dir)
     groups = {stills[0].group, stills[400].group}
-    root = synthesize_from_stills(busi_dir, 3, tmp_path / "groups", seed=0, frames=2,
-                                  size=(96, 72), groups=sorted(groups))
+    root = synthesize_from_stills(
+        busi_dir, 3, tmp_path / "groups", seed=0, frames=2, size=(96, 72), groups=sorted(groups)
+    )
     table = load_dataset(root).table
     assert set(table["patient_id"]) <= groups and len(table) == 3

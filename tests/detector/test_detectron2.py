@@ -18,8 +18,11 @@ from sonorisk.records import Frame
 
 @pytest.mark.skipif(detectron2_available(), reason="detectron2 is installed")
 def test_detectron2_backend_says_it_is_missing(tmp_path: Path):
-    cfg = DetectorConfig(backend="detectron2", detectron2_config=str(tmp_path / "c.yaml"),
-                         detectron2_weights=str(tmp_path / "m.pth"))
+    cfg = DetectorConfig(
+        backend="detectron2",
+        detectron2_config=str(tmp_path / "c.yaml"),
+        detectron2_weights=str(tmp_path / "m.pth"),
+    )
     with pytest.raises(ConfigError, match="detectron2 is not installed"):
         load_detector(cfg)
 
@@ -58,29 +61,41 @@ def _spot_frame(index: int) -> tuple[Frame, tuple[float, float, float, float]]:
     disc = (xx - 60) ** 2 + (yy - 40) ** 2 <= 100
     image[disc] = 230
     ys, xs = np.nonzero(disc)
-    return Frame(index, index / 25, image), (float(xs.min()), float(ys.min()),
-                                             float(xs.max() + 1), float(ys.max() + 1))
+    return Frame(index, index / 25, image), (
+        float(xs.min()),
+        float(ys.min()),
+        float(xs.max() + 1),
+        float(ys.max() + 1),
+    )
 
 
 def _d2_files(tmp_path: Path) -> tuple[Path, Path]:
     yaml_file = tmp_path / "faster_rcnn_R_34_FPN.yaml"
-    yaml_file.write_text("MODEL:\n  META_ARCHITECTURE: GeneralizedRCNN\n"
-                         "  BACKBONE:\n    NAME: build_resnet_fpn_backbone\n"
-                         "  ROI_HEADS:\n    NUM_CLASSES: 1\n")
+    yaml_file.write_text(
+        "MODEL:\n  META_ARCHITECTURE: GeneralizedRCNN\n"
+        "  BACKBONE:\n    NAME: build_resnet_fpn_backbone\n"
+        "  ROI_HEADS:\n    NUM_CLASSES: 1\n"
+    )
     weights = tmp_path / "model_final.pth"
     torch.save({"model": {"score": torch.tensor(0.9)}, "iteration": 10}, weights)
     return yaml_file, weights
 
 
-def test_detectron2_predict_answers_like_the_torchvision_backend(stand_in_detectron2,
-                                                                  tmp_path: Path):
+def test_detectron2_predict_answers_like_the_torchvision_backend(
+    stand_in_detectron2, tmp_path: Path
+):
     from sonorisk.detector.config import InferenceConfig
     from sonorisk.detector.detectron2_backend import Detectron2Detector
 
     yaml_file, weights = _d2_files(tmp_path)
-    detector = load_detector(DetectorConfig(
-        backend="detectron2", detectron2_config=str(yaml_file), detectron2_weights=str(weights),
-        inference=InferenceConfig(score_thresh=0.3, device="cpu")))
+    detector = load_detector(
+        DetectorConfig(
+            backend="detectron2",
+            detectron2_config=str(yaml_file),
+            detectron2_weights=str(weights),
+            inference=InferenceConfig(score_thresh=0.3, device="cpu"),
+        )
+    )
     assert isinstance(detector, Detectron2Detector)
     assert detector.info["backend"] == "detectron2"
     assert detector.info["architecture"] == "GeneralizedRCNN"
@@ -97,15 +112,19 @@ def test_detectron2_predict_answers_like_the_torchvision_backend(stand_in_detect
     # The lesion box (class 0, the loaded weight as its score) and the box that
     # leaves the frame, clipped; not the other class's box, not the 0.1 box.
     assert [(d.frame_index, d.box, d.score) for d in found[0]] == [
-        (7, spot, pytest.approx(0.9)), (7, (110.0, 2.0, 120.0, 12.0), pytest.approx(0.6))]
+        (7, spot, pytest.approx(0.9)),
+        (7, (110.0, 2.0, 120.0, 12.0), pytest.approx(0.6)),
+    ]
     assert found[1] == []  # a blank frame never reaches the model
     assert len(predictor.seen) == 1
     assert predictor.seen[0].shape == (80, 120, 3) and predictor.seen[0].dtype == np.uint8
 
     # Bare images take their indices from frame_indices, as on the other backend.
     again = detector.predict([frame.image], frame_indices=[42])
-    assert [(d.frame_index, d.box) for d in again[0]] == [(42, spot), (42, (110.0, 2.0, 120.0,
-                                                                         12.0))]
+    assert [(d.frame_index, d.box) for d in again[0]] == [
+        (42, spot),
+        (42, (110.0, 2.0, 120.0, 12.0)),
+    ]
     with pytest.raises(InputError, match="frame 3"):
         detector.predict([Frame(3, 0.0, np.zeros((4, 4), np.uint8))])
 

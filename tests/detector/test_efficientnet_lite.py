@@ -47,12 +47,15 @@ def test_weights_file_loads_freezes_and_records_source(tmp_path: Path):
         reference._blocks[5]._depthwise_conv.weight.fill_(0.0321)
     path = tmp_path / "lite0.pth"
     torch.save(reference.state_dict(), path)
-    model, source = build_model(tiny_model(backbone="efficientnet_lite0", pretrained=str(path),
-                                           trainable_layers=6))
+    model, source = build_model(
+        tiny_model(backbone="efficientnet_lite0", pretrained=str(path), trainable_layers=6)
+    )
     assert source.kind == "file" and source.name == str(path) and len(source.sha256) == 64
     body = model.backbone.body
-    assert torch.allclose(body._blocks[5]._depthwise_conv.weight,
-                          torch.full_like(body._blocks[5]._depthwise_conv.weight, 0.0321))
+    assert torch.allclose(
+        body._blocks[5]._depthwise_conv.weight,
+        torch.full_like(body._blocks[5]._depthwise_conv.weight, 0.0321),
+    )
     # Pretrained: frozen batch norm with the network's own eps (1e-3).
     assert type(body._bn0).__name__ == "FrozenBatchNorm2d" and body._bn0.eps == lite.BN_EPS
     # 6 trainable of stem + 7 stages: the stem and stage 1 (block 0) are frozen.
@@ -109,14 +112,17 @@ def test_checkpoint_of_a_pretrained_detector_loads_without_the_weights_file(tmp_
 
     weights = tmp_path / "lite0.pth"
     torch.save(lite.EfficientNetLite0().state_dict(), weights)
-    config = DetectorConfig(model=tiny_model(backbone="efficientnet_lite0",
-                                             pretrained=str(weights)))
+    config = DetectorConfig(
+        model=tiny_model(backbone="efficientnet_lite0", pretrained=str(weights))
+    )
     model, source = build_model(config.model)
-    save_checkpoint(tmp_path / "det.pt", model=model, config=config,
-                    weights_source=source.to_dict())
+    save_checkpoint(
+        tmp_path / "det.pt", model=model, config=config, weights_source=source.to_dict()
+    )
     weights.unlink()
-    detector = TorchvisionDetector.from_checkpoint(tmp_path / "det.pt",
-                                                   InferenceConfig(score_thresh=0.0))
+    detector = TorchvisionDetector.from_checkpoint(
+        tmp_path / "det.pt", InferenceConfig(score_thresh=0.0)
+    )
     assert type(detector.model.backbone.body._bn0).__name__ == "FrozenBatchNorm2d"
     assert detector.info["weights_source"]["kind"] == "file"
     image = torch.rand(3, 96, 128)

@@ -12,8 +12,9 @@ def video_samples(tmp_path_factory: pytest.TempPathFactory) -> list:
     from sonorisk.data.synth import synthesize_phantom
 
     out = tmp_path_factory.mktemp("evalds")
-    ds = synthesize_phantom(3, out / "ds", seed=2, frames=30, size=(128, 96),
-                            proportions={"benign": 2, "normal": 1})
+    ds = synthesize_phantom(
+        3, out / "ds", seed=2, frames=30, size=(128, 96), proportions={"benign": 2, "normal": 1}
+    )
     return load_samples(ds)
 
 

@@ -27,8 +27,9 @@ ELSEWHERE = (0.0, 0.0, 10.0, 10.0)
 
 
 def _lesion(frames, box, source="detector"):
-    return {"boxes": [{"frame": i, "box": list(box), "score": 0.9, "source": source}
-                      for i in frames]}
+    return {
+        "boxes": [{"frame": i, "box": list(box), "score": 0.9, "source": source} for i in frames]
+    }
 
 
 def test_false_track_frames_and_missed_lesion_frames():
@@ -45,8 +46,12 @@ def test_false_track_frames_and_missed_lesion_frames():
 
 def test_a_track_that_touches_the_lesion_once_is_not_a_false_track():
     truth = {0: [LESION], 1: [], 2: []}
-    document = {"lesions": [_lesion([0], LESION) | {"boxes": _lesion([0], LESION)["boxes"]
-                                                    + _lesion([1, 2], ELSEWHERE)["boxes"]}]}
+    document = {
+        "lesions": [
+            _lesion([0], LESION)
+            | {"boxes": _lesion([0], LESION)["boxes"] + _lesion([1, 2], ELSEWHERE)["boxes"]}
+        ]
+    }
     assert hard_frames_of(document, truth, "ds", "v") == []
 
 
@@ -58,8 +63,14 @@ def test_lesion_free_video_with_no_track_gives_nothing():
 def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sonorisk.data.synth import synthesize_phantom
 
-    return synthesize_phantom(4, tmp_path_factory.mktemp("hard") / "ph", seed=3, frames=10,
-                              size=(96, 80), proportions={"benign": 1, "normal": 1})
+    return synthesize_phantom(
+        4,
+        tmp_path_factory.mktemp("hard") / "ph",
+        seed=3,
+        frames=10,
+        size=(96, 80),
+        proportions={"benign": 1, "normal": 1},
+    )
 
 
 def _batch_dir(phantom: Path, tmp_path: Path) -> Path:
@@ -69,8 +80,9 @@ def _batch_dir(phantom: Path, tmp_path: Path) -> Path:
     out = tmp_path / "batch.json"
     out.mkdir()
     for video_id in load_dataset(phantom).video_ids:
-        (out / f"{video_id}.json").write_text(json.dumps(
-            {"lesions": [_lesion(range(3), (1.0, 1.0, 5.0, 5.0))]}))
+        (out / f"{video_id}.json").write_text(
+            json.dumps({"lesions": [_lesion(range(3), (1.0, 1.0, 5.0, 5.0))]})
+        )
     return out
 
 
@@ -81,8 +93,12 @@ def test_mine_round_trips_through_the_csv_and_the_cli(phantom: Path, tmp_path: P
     batch = _batch_dir(phantom, tmp_path)
     frames = mine(batch, phantom)
     # Frames 0-2 carry the false track, so they are listed as its frames, not as missed.
-    n_lesion_frames = sum(1 for v in dataset.video_ids for i, boxes in
-                          dataset.boxes_for(v).items() if boxes and i >= 3)
+    n_lesion_frames = sum(
+        1
+        for v in dataset.video_ids
+        for i, boxes in dataset.boxes_for(v).items()
+        if boxes and i >= 3
+    )
     assert sum(f.reason == "false_track" for f in frames) == 3 * len(dataset.video_ids)
     assert sum(f.reason == "missed" for f in frames) == n_lesion_frames > 0
     write_csv(frames, tmp_path / "hard.csv")
@@ -90,11 +106,24 @@ def test_mine_round_trips_through_the_csv_and_the_cli(phantom: Path, tmp_path: P
     groups = tmp_path / "groups.txt"
     first = dataset.video(dataset.video_ids[0])
     groups.write_text(f"{first.patient_id}\n")
-    assert main(["--run", str(batch), str(phantom), "--groups", str(groups),
-                 "--out", str(tmp_path / "one_group.csv")]) == 0
+    assert (
+        main(
+            [
+                "--run",
+                str(batch),
+                str(phantom),
+                "--groups",
+                str(groups),
+                "--out",
+                str(tmp_path / "one_group.csv"),
+            ]
+        )
+        == 0
+    )
     kept = read_csv(tmp_path / "one_group.csv")
     assert kept and {f.video_id for f in kept} <= {
-        v for v in dataset.video_ids if dataset.video(v).patient_id == first.patient_id}
+        v for v in dataset.video_ids if dataset.video(v).patient_id == first.patient_id
+    }
 
 
 def test_read_csv_names_what_is_wrong(tmp_path: Path):
@@ -113,8 +142,9 @@ def test_read_csv_names_what_is_wrong(tmp_path: Path):
 
 
 def _sample(key: str) -> DetectionSample:
-    return DetectionSample(key, "g", "benign", np.zeros((0, 4), np.float32),
-                           load=lambda: np.zeros((8, 8), np.uint8))
+    return DetectionSample(
+        key, "g", "benign", np.zeros((0, 4), np.float32), load=lambda: np.zeros((8, 8), np.uint8)
+    )
 
 
 def test_hard_examples_are_repeated_to_their_share():
@@ -134,8 +164,14 @@ def test_training_draws_hard_frames_and_refuses_unknown_ones(phantom: Path, tmp_
     frames = mine(_batch_dir(phantom, tmp_path), phantom)
     write_csv(frames, tmp_path / "hard.csv")
     out = tmp_path / "run"
-    cfg = tiny_config(out, max_iters_per_epoch=1, max_val_images=4, video_frame_stride=3,
-                      val_fraction=0.5, hard_examples=(str(tmp_path / "hard.csv"),))
+    cfg = tiny_config(
+        out,
+        max_iters_per_epoch=1,
+        max_val_images=4,
+        video_frame_stride=3,
+        val_fraction=0.5,
+        hard_examples=(str(tmp_path / "hard.csv"),),
+    )
     train_detector([phantom], cfg, out, progress=False)
     training = load_checkpoint(out / "last.pt")["training"]
     val_groups = set(training["val_groups"])
@@ -146,9 +182,15 @@ def test_training_draws_hard_frames_and_refuses_unknown_ones(phantom: Path, tmp_
     assert training["n_hard_frames"] == expected > 0  # validation groups never trained on
     assert training["hard_examples"] == [str(tmp_path / "hard.csv")]
 
-    write_csv([HardFrame(str(phantom), dataset.video_ids[0], 999, "missed")],
-              tmp_path / "unknown.csv")
-    cfg = tiny_config(tmp_path / "run2", max_iters_per_epoch=1, video_frame_stride=3,
-                      val_fraction=0.5, hard_examples=(str(tmp_path / "unknown.csv"),))
+    write_csv(
+        [HardFrame(str(phantom), dataset.video_ids[0], 999, "missed")], tmp_path / "unknown.csv"
+    )
+    cfg = tiny_config(
+        tmp_path / "run2",
+        max_iters_per_epoch=1,
+        video_frame_stride=3,
+        val_fraction=0.5,
+        hard_examples=(str(tmp_path / "unknown.csv"),),
+    )
     with pytest.raises(DatasetError, match="not in this dataset"):
         train_detector([phantom], cfg, tmp_path / "run2", progress=False)

@@ -12,8 +12,7 @@ from sonorisk.detector.metrics import (
     false_positives_per_minute,
 )
 
-GT = [np.array([[10, 10, 50, 50]], float), np.array([[20, 30, 80, 90]], float),
-      np.zeros((0, 4))]
+GT = [np.array([[10, 10, 50, 50]], float), np.array([[20, 30, 80, 90]], float), np.zeros((0, 4))]
 SIZES = [(100, 100)] * 3
 
 
@@ -74,6 +73,8 @@ def test_bootstrap_interval_of_ap50():
     assert low >= 0.0 and high <= 1.0 and high - low > 0.1  # 20 images: wide
     # Perfect detections: every resample gives 1.
     assert bootstrap_ap_ci(GT[:2], GT[:2], [np.ones(1)] * 2, SIZES[:2], n_boot=20)["ap50"] == (
-        pytest.approx(1.0), pytest.approx(1.0))
+        pytest.approx(1.0),
+        pytest.approx(1.0),
+    )
     with pytest.raises(ValueError):
         bootstrap_ap_ci(gts, preds, scores, sizes, n_boot=0)

@@ -11,22 +11,27 @@ from sonorisk.errors import ConfigError, InputError
 from .conftest import tiny_model
 
 
-@pytest.mark.parametrize("architecture,backbone", [
-    ("fasterrcnn", "resnet18"),
-    ("fasterrcnn", "mobilenet_v3_small"),
-    ("retinanet", "resnet18"),
-    ("retinanet", "mobilenet_v3_small"),
-    ("fasterrcnn", "efficientnet_lite0"),
-    ("retinanet", "efficientnet_lite0"),
-])
+@pytest.mark.parametrize(
+    "architecture,backbone",
+    [
+        ("fasterrcnn", "resnet18"),
+        ("fasterrcnn", "mobilenet_v3_small"),
+        ("retinanet", "resnet18"),
+        ("retinanet", "mobilenet_v3_small"),
+        ("fasterrcnn", "efficientnet_lite0"),
+        ("retinanet", "efficientnet_lite0"),
+    ],
+)
 def test_models_build_train_and_infer(architecture: str, backbone: str):
     torch.manual_seed(0)
     model, source = build_model(tiny_model(architecture=architecture, backbone=backbone))
     assert source.kind == "random"
     model.train()
     images = [torch.rand(3, 90, 120), torch.rand(3, 100, 80)]
-    targets = [{"boxes": torch.tensor([[10.0, 10.0, 60.0, 50.0]]), "labels": torch.tensor([1])},
-               {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64)}]
+    targets = [
+        {"boxes": torch.tensor([[10.0, 10.0, 60.0, 50.0]]), "labels": torch.tensor([1])},
+        {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64)},
+    ]
     losses = model(images, targets)
     assert losses and all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
@@ -59,8 +64,9 @@ def test_pretrained_backbone_from_file(tmp_path: Path):
     torch.save(reference.state_dict(), path)
     model, source = build_model(tiny_model(backbone="resnet18", pretrained=str(path)))
     assert source.kind == "file" and source.name == str(path) and len(source.sha256) == 64
-    assert torch.allclose(model.backbone.body.conv1.weight, torch.full_like(
-        model.backbone.body.conv1.weight, 0.0123))
+    assert torch.allclose(
+        model.backbone.body.conv1.weight, torch.full_like(model.backbone.body.conv1.weight, 0.0123)
+    )
     # Pretrained weights: batch norm frozen (torchvision's default behaviour).
     assert type(model.backbone.body.bn1).__name__ == "FrozenBatchNorm2d"
     random_model, _ = build_model(tiny_model(backbone="resnet18"))

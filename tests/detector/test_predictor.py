@@ -20,8 +20,9 @@ def detector(trained_dir: Path) -> TorchvisionDetector:
     torch.set_num_threads(1)
     # Threshold 0: the junk weights' low-score boxes are what the checks need.
     return TorchvisionDetector.from_checkpoint(
-        trained_dir / "last.pt", InferenceConfig(score_thresh=0.0, batch_size=3,
-                                                 max_side=2000, min_side=16))
+        trained_dir / "last.pt",
+        InferenceConfig(score_thresh=0.0, batch_size=3, max_side=2000, min_side=16),
+    )
 
 
 def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -95,8 +96,10 @@ def test_wrong_checkpoints_are_refused(tmp_path: Path, trained_dir: Path):
 
 def test_inference_knobs_override_input_size(trained_dir: Path):
     det = TorchvisionDetector.from_checkpoint(
-        trained_dir / "last.pt", InferenceConfig(score_thresh=0.0),
-        model_overrides={"min_size": 64, "max_size": 96})
+        trained_dir / "last.pt",
+        InferenceConfig(score_thresh=0.0),
+        model_overrides={"min_size": 64, "max_size": 96},
+    )
     assert det.model.transform.min_size == (64,)
     assert det.info["weights_source"]["kind"] == "random"
     det.config = replace(det.config)  # config is a plain dataclass: copyable
@@ -116,15 +119,16 @@ def test_nested_box_of_the_same_lesion_is_dropped():
     assert [d.box for d in kept] == [(20.0, 20.0, 50.0, 30.0)]
 
 
-
 def test_a_nested_box_is_demoted_below_the_operating_threshold_not_lost():
     boxes = np.array([[10, 10, 60, 50], [20, 20, 50, 30], [70, 10, 90, 40]], dtype=float)
     scores = np.array([0.9, 0.8, 0.7])
     # Ranked list (threshold 0, as AP uses): the nested box stays, at 0.8 x 0.25.
     ranked = clean_detections(boxes, scores, 100, 60, 3, 0.0, 0.8, containment_factor=0.25)
     assert [(d.box, round(d.score, 3)) for d in ranked] == [
-        ((10.0, 10.0, 60.0, 50.0), 0.9), ((70.0, 10.0, 90.0, 40.0), 0.7),
-        ((20.0, 20.0, 50.0, 30.0), 0.2)]
+        ((10.0, 10.0, 60.0, 50.0), 0.9),
+        ((70.0, 10.0, 90.0, 40.0), 0.7),
+        ((20.0, 20.0, 50.0, 30.0), 0.2),
+    ]
     # At an operating threshold above the demoted score it is gone.
     operating = clean_detections(boxes, scores, 100, 60, 3, 0.3, 0.8, containment_factor=0.25)
     assert len(operating) == 2
@@ -136,18 +140,21 @@ def test_flip_tta_fuses_the_plain_and_the_mirrored_view(trained_dir: Path):
     frame = textured(200, 320, 5)
     raw = InferenceConfig(score_thresh=0.0, containment_thresh=1.0, batch_size=2)
     plain = TorchvisionDetector.from_checkpoint(trained_dir / "last.pt", raw)
-    tta = TorchvisionDetector.from_checkpoint(trained_dir / "last.pt",
-                                              replace(raw, tta_hflip=True))
+    tta = TorchvisionDetector.from_checkpoint(trained_dir / "last.pt", replace(raw, tta_hflip=True))
 
     def arrays(dets):
-        return (np.array([d.box for d in dets], np.float32).reshape(-1, 4),
-                np.array([d.score for d in dets], np.float32))
+        return (
+            np.array([d.box for d in dets], np.float32).reshape(-1, 4),
+            np.array([d.score for d in dets], np.float32),
+        )
 
     def ordered(boxes, scores):
         # Mirror-symmetric boxes of the junk weights often tie on score, and the
         # order of a tie is unspecified: compare rows by score, then position.
-        rows = sorted(range(len(scores)), key=lambda r: (-round(float(scores[r]), 4),
-                                                         tuple(boxes[r].round(1))))
+        rows = sorted(
+            range(len(scores)),
+            key=lambda r: (-round(float(scores[r]), 4), tuple(boxes[r].round(1))),
+        )
         return boxes[rows], scores[rows]
 
     a = arrays(plain.predict([frame])[0])

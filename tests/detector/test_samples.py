@@ -37,8 +37,9 @@ def test_group_split_keeps_groups_apart(busi_dir: Path):
 def test_video_dataset_frames_are_samples(tmp_path: Path):
     from sonorisk.data.synth import synthesize_phantom
 
-    ds = synthesize_phantom(2, tmp_path / "ph", seed=0, frames=12, size=(96, 80),
-                            proportions={"benign": 1.0})
+    ds = synthesize_phantom(
+        2, tmp_path / "ph", seed=0, frames=12, size=(96, 80), proportions={"benign": 1.0}
+    )
     samples = load_samples(ds, video_frame_stride=4)
     assert {s.frame_index for s in samples} <= {0, 4, 8}
     assert len({s.video_id for s in samples}) == 2
@@ -67,8 +68,9 @@ def test_unreadable_image_is_named(tmp_path: Path):
     shutil.rmtree(tmp_path)
 
 
-def test_held_out_groups_carry_over_to_a_run_with_more_data(trained_dir: Path, busi_dir: Path,
-                                                           tmp_path: Path):
+def test_held_out_groups_carry_over_to_a_run_with_more_data(
+    trained_dir: Path, busi_dir: Path, tmp_path: Path
+):
     from sonorisk.detector.checkpoint import load_checkpoint
     from sonorisk.detector.samples import read_val_groups, split_by_groups
 
@@ -89,8 +91,9 @@ def test_held_out_groups_carry_over_to_a_run_with_more_data(trained_dir: Path, b
         read_val_groups(tmp_path / "missing.txt")
 
 
-def test_training_keeps_the_held_out_groups_it_is_given(trained_dir: Path, busi_dir: Path,
-                                                       tmp_path: Path):
+def test_training_keeps_the_held_out_groups_it_is_given(
+    trained_dir: Path, busi_dir: Path, tmp_path: Path
+):
     from sonorisk.detector.checkpoint import load_checkpoint
     from sonorisk.detector.train import train_detector
 

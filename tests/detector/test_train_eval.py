@@ -36,17 +36,31 @@ def test_resume_continues_from_last_epoch(trained_dir: Path, tmp_path: Path, bus
     payload = load_checkpoint(out / "last.pt")
     assert payload["epoch"] == 1  # epoch 0 was not trained again
     assert payload["extra"]["iteration"] == 4  # 2 iterations before + 2 after resuming
-    starts = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()
-              if '"start"' in x]
+    starts = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if '"start"' in x]
     assert [s["epoch"] for s in starts] == [0, 1]
 
 
-def test_eval_cli_prints_ap(trained_dir: Path, busi_dir: Path, tmp_path: Path,
-                            capsys: pytest.CaptureFixture):
+def test_eval_cli_prints_ap(
+    trained_dir: Path, busi_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+):
     report = tmp_path / "eval.json"
-    code = main(["eval", "detector", "--data", str(busi_dir), "--checkpoint",
-                 str(trained_dir / "best.pt"), "--split", "val", "--json", str(report),
-                 "--no-progress", "--threads", "1"])
+    code = main(
+        [
+            "eval",
+            "detector",
+            "--data",
+            str(busi_dir),
+            "--checkpoint",
+            str(trained_dir / "best.pt"),
+            "--split",
+            "val",
+            "--json",
+            str(report),
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "COCO AP50" in out and "backbone init: random" in out
@@ -55,8 +69,9 @@ def test_eval_cli_prints_ap(trained_dir: Path, busi_dir: Path, tmp_path: Path,
     assert data["ap50"] is None or 0.0 <= data["ap50"] <= 1.0
 
 
-def test_eval_cli_rejects_a_wrong_checkpoint(tmp_path: Path, busi_dir: Path,
-                                             capsys: pytest.CaptureFixture):
+def test_eval_cli_rejects_a_wrong_checkpoint(
+    tmp_path: Path, busi_dir: Path, capsys: pytest.CaptureFixture
+):
     import torch
 
     wrong = tmp_path / "classifier.pt"
@@ -78,11 +93,13 @@ def test_training_on_video_frames(tmp_path: Path):
     from sonorisk.data.synth import synthesize_phantom
     from sonorisk.detector.train import train_detector
 
-    ds = synthesize_phantom(4, tmp_path / "ph", seed=1, frames=10, size=(96, 80),
-                            proportions={"benign": 1, "normal": 1})
+    ds = synthesize_phantom(
+        4, tmp_path / "ph", seed=1, frames=10, size=(96, 80), proportions={"benign": 1, "normal": 1}
+    )
     out = tmp_path / "run"
-    cfg = tiny_config(out, max_iters_per_epoch=1, max_val_images=4, video_frame_stride=3,
-                      val_fraction=0.5)
+    cfg = tiny_config(
+        out, max_iters_per_epoch=1, max_val_images=4, video_frame_stride=3, val_fraction=0.5
+    )
     metrics = train_detector([ds], cfg, out, progress=False)
     payload = load_checkpoint(out / "last.pt")
     assert payload["training"]["data"] == [str(ds)]
@@ -105,8 +122,9 @@ def test_ema_weights_are_saved_and_resumed(tmp_path: Path, busi_dir: Path):
     assert not torch.equal(averaged[name], trained[name])
     best = load_checkpoint(out / "best.pt")
     assert torch.equal(best["state_dict"][name], averaged[name])  # best.pt holds the average
-    train_detector([busi_dir], tiny_config(out, epochs=2, ema_decay=0.9), out, resume=True,
-                   progress=False)
+    train_detector(
+        [busi_dir], tiny_config(out, epochs=2, ema_decay=0.9), out, resume=True, progress=False
+    )
     second = load_checkpoint(out / "last.pt")
     assert second["extra"]["ema_updates"] == 4 and second["epoch"] == 1
 
@@ -116,5 +134,4 @@ def test_ema_decay_out_of_range_is_refused(tmp_path: Path, busi_dir: Path):
     from sonorisk.errors import ConfigError
 
     with pytest.raises(ConfigError, match="ema_decay"):
-        train_detector([busi_dir], tiny_config(tmp_path, ema_decay=1.5), tmp_path,
-                       progress=False)
+        train_detector([busi_dir], tiny_config(tmp_path, ema_decay=1.5), tmp_path, progress=False)

@@ -37,8 +37,9 @@ TOL = 1e-10
 R_PACKAGES = "r-base-core r-cran-proc r-cran-psych r-cran-epir r-cran-vcd"
 
 # Skipped only off CI: CI installs R (scripts/setup.sh), so there a missing R fails the run.
-pytestmark = pytest.mark.skipif(RSCRIPT is None and not ON_CI,
-                                reason=f"needs Rscript (Debian {R_PACKAGES})")
+pytestmark = pytest.mark.skipif(
+    RSCRIPT is None and not ON_CI, reason=f"needs Rscript (Debian {R_PACKAGES})"
+)
 
 
 def _roc_data(seed: int, n_pos: int, n_neg: int, decimals: int | None) -> pd.DataFrame:
@@ -75,7 +76,8 @@ KAPPA_DATA = {
     "kappa_birads": _kappa_data(11, 60, 7, 1),
     "kappa_tiny": _kappa_data(12, 9, 3, 1),
     "kappa_unused_level": _kappa_data(13, 25, 6, 2).assign(
-        a=lambda d: d["a"].clip(upper=5), b=lambda d: d["b"].clip(upper=5)),  # 6 never used
+        a=lambda d: d["a"].clip(upper=5), b=lambda d: d["b"].clip(upper=5)
+    ),  # 6 never used
 }
 
 
@@ -109,19 +111,27 @@ def r_values(tmp_path_factory) -> dict[str, float]:
     d = tmp_path_factory.mktemp("against_r")
     for name, frame in {**ROC_DATA, **KAPPA_DATA, **ICC_DATA}.items():
         frame.to_csv(d / f"{name}.csv", index=False, float_format="%.17g")
-    pd.DataFrame([(name, *c) for name, c in COUNTS.items()],
-                 columns=["name", "tp", "fp", "fn", "tn"]).to_csv(d / "counts.csv", index=False)
+    pd.DataFrame(
+        [(name, *c) for name, c in COUNTS.items()], columns=["name", "tp", "fp", "fn", "tn"]
+    ).to_csv(d / "counts.csv", index=False)
     env = {**os.environ, "TZ": "UTC"}  # R asks timedatectl for the zone otherwise
-    run = subprocess.run([RSCRIPT, "--vanilla", str(R_SCRIPT), str(d)], capture_output=True,
-                         text=True, timeout=120, env=env)
+    run = subprocess.run(
+        [RSCRIPT, "--vanilla", str(R_SCRIPT), str(d)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     if run.returncode != 0:
         message = f"Rscript failed:\n{run.stderr[-2000:]}"
         if "there is no package called" in run.stderr and not ON_CI:
             pytest.skip(message)
         pytest.fail(message)
     table = pd.read_csv(d / "results.csv", dtype={"value": str}, keep_default_na=False)
-    return {k: (math.nan if v == "NA" else float(v)) for k, v in zip(table.key, table.value,
-                                                                       strict=True)}
+    return {
+        k: (math.nan if v == "NA" else float(v))
+        for k, v in zip(table.key, table.value, strict=True)
+    }
 
 
 def _close(ours: float | None, theirs: float, what: str) -> None:
@@ -147,11 +157,13 @@ def test_proc_delong_auc_ci_and_tests(r_values, name):
     _close(est.estimate, r_values[f"{name}.auc"], f"{name} AUC")
     _close(est.ci_low, r_values[f"{name}.ci_low"], f"{name} CI lower")
     _close(est.ci_high, r_values[f"{name}.ci_high"], f"{name} CI upper")
-    _close(delong_test_paired(y, s1, s2).p_value, r_values[f"{name}.paired_p"],
-           f"{name} paired p")
+    _close(delong_test_paired(y, s1, s2).p_value, r_values[f"{name}.paired_p"], f"{name} paired p")
     # pROC's unpaired p is a t test with Welch df, sonorisk's a normal one: the statistic agrees.
-    _close(delong_test_unpaired(y, s1, y, s2).statistic, r_values[f"{name}.unpaired_statistic"],
-           f"{name} unpaired statistic")
+    _close(
+        delong_test_unpaired(y, s1, y, s2).statistic,
+        r_values[f"{name}.unpaired_statistic"],
+        f"{name} unpaired statistic",
+    )
 
 
 @pytest.mark.parametrize("weights", ["linear", "quadratic"])

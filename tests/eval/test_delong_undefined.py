@@ -89,8 +89,26 @@ def test_report_subgroup_table_says_na(study, tmp_path):
     truth.to_csv(truth_path, index=False)
     study.predictions[["id", "WAUVE", "note"]].to_csv(pred_path, index=False)
     out = tmp_path / "out"
-    assert main(["eval", "report", str(pred_path), "--truth", str(truth_path), "--out", str(out),
-                 "--bootstrap", "50", "--subgroup", "grp", "--threshold", "0.5"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "report",
+                str(pred_path),
+                "--truth",
+                str(truth_path),
+                "--out",
+                str(out),
+                "--bootstrap",
+                "50",
+                "--subgroup",
+                "grp",
+                "--threshold",
+                "0.5",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out / "tables" / "subgroups.csv", dtype=str, keep_default_na=False)
     tiny = table[table["group"] == "tiny"].iloc[0]
     assert tiny["n malignant"] == "1"

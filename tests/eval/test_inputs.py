@@ -122,7 +122,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
 
 
 def test_ids_compare_as_text_in_files(tmp_path):
-    """"007" in the truth file is not "7" in the predictions file (they matched before)."""
+    """ "007" in the truth file is not "7" in the predictions file (they matched before)."""
     truth = tmp_path / "truth.csv"
     truth.write_text("id,truth\n007,1\n008,0\n009,1\n010,0\n")
     predictions = tmp_path / "pred.csv"

@@ -22,8 +22,21 @@ def _run(study, tmp_path, change) -> tuple[int, str, str]:
     predictions.to_csv(pred_path, index=False)
     study.truth.to_csv(truth_path, index=False)
     out = tmp_path / "out"
-    code = main(["eval", "report", str(pred_path), "--truth", str(truth_path), "--out", str(out),
-                 "--bootstrap", "50", "--subgroup", "site"])
+    code = main(
+        [
+            "eval",
+            "report",
+            str(pred_path),
+            "--truth",
+            str(truth_path),
+            "--out",
+            str(out),
+            "--bootstrap",
+            "50",
+            "--subgroup",
+            "site",
+        ]
+    )
     return code, (out / "report.md").read_text(), (out / "report.html").read_text()
 
 
@@ -33,8 +46,9 @@ def _logit(p: pd.Series) -> pd.Series:
 
 
 def test_logit_scores_are_flagged_and_left_out_of_calibration(study, tmp_path, capsys):
-    code, md, html = _run(study, tmp_path,
-                          lambda p: p.__setitem__("TimeSformer", _logit(p["TimeSformer"])))
+    code, md, html = _run(
+        study, tmp_path, lambda p: p.__setitem__("TimeSformer", _logit(p["TimeSformer"]))
+    )
     assert code == 0
     warning = next(line for line in md.splitlines() if NOT_PROBABILITIES in line)
     assert "'TimeSformer'" in warning and "outside [0, 1]" in warning
@@ -50,6 +64,7 @@ def test_no_calibration_plot_when_no_model_gives_probabilities(study, tmp_path):
     def scale(p):
         p["WAUVE"] = p["WAUVE"] * 100  # percent
         p["TimeSformer"] = _logit(p["TimeSformer"])
+
     code, md, _ = _run(study, tmp_path, scale)
     assert code == 0
     assert "no calibration plot" in md and "calibration.png" not in md

@@ -39,8 +39,15 @@ def moving_frames(n: int, width: int = 160, height: int = 120, seed: int = 0) ->
 def make_video(tmp_path: Path) -> Callable[..., Path]:
     """make_video(name, n=30, codec="mjpeg", fps=25, width=160, height=120) -> path."""
 
-    def _make(name: str, n: int = 30, codec: str = "mjpeg", fps: float = 25.0,
-              width: int = 160, height: int = 120, seed: int = 0) -> Path:
+    def _make(
+        name: str,
+        n: int = 30,
+        codec: str = "mjpeg",
+        fps: float = 25.0,
+        width: int = 160,
+        height: int = 120,
+        seed: int = 0,
+    ) -> Path:
         path = tmp_path / name
         write_video(path, moving_frames(n, width, height, seed), fps, codec)
         return path

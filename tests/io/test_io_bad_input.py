@@ -156,10 +156,12 @@ def _patch_avi_size(src: Path, dst: Path, width: int, height: int) -> None:
 
 
 @pytest.mark.parametrize("codec", ["rawvideo", "mjpeg"])
-@pytest.mark.parametrize(("width", "height", "word"),
-                         [(100000, 100000, "100000x100000"), (0, 0, "0x0")])
-def test_absurd_dimensions_refused_before_decoding(make_video, tmp_path, codec, width,
-                                                   height, word):
+@pytest.mark.parametrize(
+    ("width", "height", "word"), [(100000, 100000, "100000x100000"), (0, 0, "0x0")]
+)
+def test_absurd_dimensions_refused_before_decoding(
+    make_video, tmp_path, codec, width, height, word
+):
     good = make_video(f"good_{codec}.avi", n=5, codec=codec)
     path = tmp_path / f"absurd_{codec}.avi"
     _patch_avi_size(good, path, width, height)
@@ -190,9 +192,10 @@ def test_stalled_read_hits_the_watchdog(make_video, tmp_path):
     start = time.monotonic()
     got = 0
     try:
-        with pytest.raises(StreamTimeoutError) as info, open_video(
-            fifo, open_timeout_s=5, read_timeout_s=1, frame_timeout_s=2
-        ) as src:
+        with (
+            pytest.raises(StreamTimeoutError) as info,
+            open_video(fifo, open_timeout_s=5, read_timeout_s=1, frame_timeout_s=2) as src,
+        ):
             for _ in src:
                 got += 1
     finally:
@@ -281,18 +284,35 @@ def test_mp4_cut_before_its_index_is_truncated_not_unreadable(make_video, tmp_pa
     _assert_names(info.value, path, "cut short", "'moov'")
 
 
-@pytest.mark.parametrize(("keep", "word"), [(0, "no 'mdat' box"), (4, "box header cut"),
-                                            (8, "'mdat' box"), (500, "'mdat' box")])
+@pytest.mark.parametrize(
+    ("keep", "word"),
+    [(0, "no 'mdat' box"), (4, "box header cut"), (8, "'mdat' box"), (500, "'mdat' box")],
+)
 def test_faststart_mp4_cut_after_its_index_is_truncated_not_zero_frames(
-        make_video, tmp_path, keep, word):
+    make_video, tmp_path, keep, word
+):
     """Index first (faststart), cut at or into the frames: it was "a video
     stream with zero frames" or "none of its 1 frames could be decoded"."""
     import subprocess
 
     source = make_video("v.mp4", n=30, codec="h264")
     moved = tmp_path / "faststart.mp4"
-    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-i", str(source), "-c", "copy",
-                    "-movflags", "+faststart", str(moved)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            str(source),
+            "-c",
+            "copy",
+            "-movflags",
+            "+faststart",
+            str(moved),
+        ],
+        check=True,
+    )
     data = moved.read_bytes()
     boxes = _mp4_boxes(data)
     assert boxes[b"moov"][0] < boxes[b"mdat"][0]
@@ -304,8 +324,9 @@ def test_faststart_mp4_cut_after_its_index_is_truncated_not_zero_frames(
     assert "zero frames" not in info.value.reason
 
 
-@pytest.mark.parametrize(("device", "kind"), [("/dev/zero", "character device"),
-                                              ("/dev/null", "character device")])
+@pytest.mark.parametrize(
+    ("device", "kind"), [("/dev/zero", "character device"), ("/dev/null", "character device")]
+)
 def test_a_device_is_refused_by_its_kind_not_called_empty(device, kind):
     """/dev/zero was "file is empty (0 bytes)": it is a device, and endless."""
     with pytest.raises(NotAVideoError) as info:
@@ -347,7 +368,8 @@ def test_a_frame_size_change_is_noted_where_it_happens(make_video, tmp_path):
 
 
 def test_info_crop_on_a_size_change_names_the_file_instead_of_a_traceback(
-        make_video, tmp_path, capsys):
+    make_video, tmp_path, capsys
+):
     from sonorisk.cli import main
 
     path = _size_changing_ts(make_video, tmp_path)
@@ -378,9 +400,13 @@ def test_errors_name_the_input_as_given_and_no_other_path(make_video, tmp_path, 
     data = make_video("v.mp4", n=30, codec="h264").read_bytes()
     noisy = bytearray(make_video("n.avi", n=40, codec="mjpeg").read_bytes())
     noisy[len(noisy) // 2 : len(noisy) // 2 + 2000] = bytes(2000)
-    inputs = {"junk.mp4": bytes(range(256)) * 20, "cut.mp4": data[: len(data) // 2],
-              "no_index.mp4": data[: _mp4_boxes(data)[b"moov"][0]],
-              "damaged.avi": bytes(noisy), "empty.avi": b""}
+    inputs = {
+        "junk.mp4": bytes(range(256)) * 20,
+        "cut.mp4": data[: len(data) // 2],
+        "no_index.mp4": data[: _mp4_boxes(data)[b"moov"][0]],
+        "damaged.avi": bytes(noisy),
+        "empty.avi": b"",
+    }
     monkeypatch.chdir(tmp_path)
     for name, content in inputs.items():
         Path(name).write_bytes(content)

@@ -108,4 +108,7 @@ def test_info_reports_the_region_score_crops_to(tmp_path, capsys):
     scored = document["video"]["scan_region"]
     assert scored is not None
     assert (scored["box"], scored["kind"], scored["frames_used"]) == (
-        region["box"], region["kind"], region["frames_used"])
+        region["box"],
+        region["kind"],
+        region["frames_used"],
+    )

@@ -23,8 +23,9 @@ from sonorisk.io import open_video
 H, W, N = 24, 32, 6
 
 
-def _dataset(pixels: bytes, photometric: str, samples: int, n_frames: int = N,
-             **tags: object) -> Dataset:
+def _dataset(
+    pixels: bytes, photometric: str, samples: int, n_frames: int = N, **tags: object
+) -> Dataset:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -86,8 +87,7 @@ def test_dispatch_by_magic_not_suffix(tmp_path):
 def test_frame_time_vector_gives_each_timestamp(tmp_path):
     gray = np.random.default_rng(1).integers(0, 256, (N, H, W), dtype=np.uint8)
     increments = [0, 20, 20, 40, 20, 60]  # ms, first entry is frame 0
-    ds = _dataset(gray.tobytes(), "MONOCHROME2", 1, FrameTimeVector=increments,
-                  FrameTime=99.0)
+    ds = _dataset(gray.tobytes(), "MONOCHROME2", 1, FrameTimeVector=increments, FrameTime=99.0)
     path = _save(ds, tmp_path / "vector.dcm")
     with open_video(path, color="gray") as src:
         got = list(src)
@@ -170,8 +170,9 @@ def test_ybr_full_422_is_upsampled_and_converted(tmp_path):
         [pairs[..., 0, 0:1], pairs[..., 1, 0:1], pairs[..., 0, 1:2], pairs[..., 0, 2:3]],
         axis=-1,
     )
-    path = _save(_dataset(packed.tobytes(), "YBR_FULL_422", 3, FrameTime=20.0),
-                 tmp_path / "ybr422.dcm")
+    path = _save(
+        _dataset(packed.tobytes(), "YBR_FULL_422", 3, FrameTime=20.0), tmp_path / "ybr422.dcm"
+    )
     with open_video(path) as src:
         got = list(src)
     assert len(got) == N
@@ -221,8 +222,9 @@ def test_jpeg_baseline_cine(tmp_path):
     rgb[..., 0] = np.linspace(40, 220, 96, dtype=np.uint8)[None, None, :]
     rgb[..., 1] = 100
     rgb[..., 2] = (np.arange(N) * 35)[:, None, None]
-    encoded = [cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
-               for f in rgb]
+    encoded = [
+        cv2.imencode(".jpg", f[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes() for f in rgb
+    ]
     ds = _dataset(b"", "YBR_FULL_422", 3, FrameTime=40.0)
     ds.Rows, ds.Columns = 64, 96
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
@@ -277,8 +279,10 @@ def test_frame_count_claim_beyond_the_file_costs_what_the_file_holds(tmp_path):
     import resource
 
     frames = _rgb_frames()
-    path = _save(_dataset(frames.tobytes(), "RGB", 3, n_frames=300_000_000, FrameTime=40.0),
-                 tmp_path / "claims.dcm")
+    path = _save(
+        _dataset(frames.tobytes(), "RGB", 3, n_frames=300_000_000, FrameTime=40.0),
+        tmp_path / "claims.dcm",
+    )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with open_video(path) as src:
         assert src.meta.frame_count <= N + 1

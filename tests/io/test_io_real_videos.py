@@ -16,15 +16,31 @@ from .conftest import REAL_VIDEO_NAMES  # noqa: TID252
 
 def ffprobe_frame_count(path: str) -> int:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
-         "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+            path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     return int(out.strip().split(",")[0])
 
 
-@pytest.mark.skipif(shutil.which("ffprobe") is None and not os.environ.get("CI"),
-                    reason="ffprobe (Debian ffmpeg) missing; CI installs it and never skips")
+@pytest.mark.skipif(
+    shutil.which("ffprobe") is None and not os.environ.get("CI"),
+    reason="ffprobe (Debian ffmpeg) missing; CI installs it and never skips",
+)
 @pytest.mark.parametrize("name", REAL_VIDEO_NAMES)
 def test_real_video_frame_count_matches_ffprobe(real_videos_dir, name):
     path = real_videos_dir / name

@@ -76,9 +76,10 @@ def test_killing_the_pusher_gives_a_typed_end_in_bounded_time(pusher):
     url, proc = pusher
     read_timeout = 2.0
     got = 0
-    with pytest.raises((StreamTimeoutError, StreamDisconnectedError)) as info, open_video(
-        url, rtsp_transport="udp", open_timeout_s=5, read_timeout_s=read_timeout
-    ) as src:
+    with (
+        pytest.raises((StreamTimeoutError, StreamDisconnectedError)) as info,
+        open_video(url, rtsp_transport="udp", open_timeout_s=5, read_timeout_s=read_timeout) as src,
+    ):
         for _ in src:
             got += 1
             if got == 10:

@@ -54,8 +54,15 @@ def test_region_found_on_synthetic_screen_captures(busi_dir, shape):
         for i, frame in enumerate(frames):
             screen = render(frame, layout)
             # Interface text that changes every frame (cine counter, clock).
-            cv2.putText(screen, f"Frame {i + 1}/300  00:00:{i:02d}", (40, 1040),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.8, (230, 230, 230), 2)
+            cv2.putText(
+                screen,
+                f"Frame {i + 1}/300  00:00:{i:02d}",
+                (40, 1040),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.8,
+                (230, 230, 230),
+                2,
+            )
             screens.append(screen)
         region = estimate_scan_region(screens)
         assert region.kind == shape

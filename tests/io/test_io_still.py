@@ -36,8 +36,7 @@ def _refused(path: Path, *words: str) -> InputError:
 
 
 # --- what is read --------------------------------------------------------------
-@pytest.mark.parametrize(("suffix", "fmt"), [(".png", "png"), (".tif", "tiff"),
-                                             (".bmp", "bmp")])
+@pytest.mark.parametrize(("suffix", "fmt"), [(".png", "png"), (".tif", "tiff"), (".bmp", "bmp")])
 def test_lossless_formats_read_pixel_exact(tmp_path, suffix, fmt):
     rgb = _rgb()
     path = tmp_path / f"img{suffix}"
@@ -166,13 +165,22 @@ def test_palette_image_is_converted(tmp_path):
 
 def _png_declaring(path: Path, width: int, height: int) -> Path:
     """A tiny PNG whose header declares width x height (the body is a few bytes)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -195,8 +203,15 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path, monkeypatch, si
 def _dicom(path: Path, pixels: np.ndarray | None, frames: int = 1, **tags: object) -> Path:
     """A gray DICOM as tests/io/test_io_dicom makes them; ``pixels`` None: no pixel data."""
     shape = pixels.shape[-2:] if pixels is not None else (40, 48)
-    ds = _dataset(b"" if pixels is None else pixels.tobytes(), "MONOCHROME2", 1,
-                  n_frames=frames, Rows=shape[0], Columns=shape[1], **tags)
+    ds = _dataset(
+        b"" if pixels is None else pixels.tobytes(),
+        "MONOCHROME2",
+        1,
+        n_frames=frames,
+        Rows=shape[0],
+        Columns=shape[1],
+        **tags,
+    )
     if pixels is None:
         del ds.PixelData
     return _save(ds, path)
@@ -215,8 +230,12 @@ def _region(dx_cm: float, dy_cm: float) -> Dataset:
 
 def test_single_frame_dicom_with_ultrasound_region_spacing(tmp_path):
     gray = np.random.default_rng(3).integers(0, 256, (40, 48), dtype=np.uint8)
-    path = _dicom(tmp_path / "us.dcm", gray, SequenceOfUltrasoundRegions=[_region(0.01, 0.02)],
-                  PixelSpacing=[9.0, 9.0])  # the region wins over a generic PixelSpacing
+    path = _dicom(
+        tmp_path / "us.dcm",
+        gray,
+        SequenceOfUltrasoundRegions=[_region(0.01, 0.02)],
+        PixelSpacing=[9.0, 9.0],
+    )  # the region wins over a generic PixelSpacing
     assert is_still(path)
     still = read_still(path)
     assert (still.format, still.width, still.height, still.bit_depth) == ("dicom", 48, 40, 8)
@@ -227,8 +246,14 @@ def test_single_frame_dicom_with_ultrasound_region_spacing(tmp_path):
 def test_dicom_pixel_spacing_without_regions_and_12_bits(tmp_path):
     values = np.full((40, 48), 4095, np.uint16)
     values[:, :24] = 0
-    path = _dicom(tmp_path / "ct_like.dcm", values, BitsAllocated=16, BitsStored=12, HighBit=11,
-                  PixelSpacing=[0.3, 0.5])
+    path = _dicom(
+        tmp_path / "ct_like.dcm",
+        values,
+        BitsAllocated=16,
+        BitsStored=12,
+        HighBit=11,
+        PixelSpacing=[0.3, 0.5],
+    )
     still = read_still(path)
     assert still.pixel_spacing_mm == pytest.approx((0.5, 0.3))  # (column, row) = (x, y)
     assert still.bit_depth == 12 and still.image[0, 0, 0] == 0 and still.image[0, 47, 0] == 255
@@ -253,8 +278,11 @@ def test_multi_frame_dicom_is_a_video_not_a_still(tmp_path):
 def test_info_says_what_a_still_is(tmp_path, capsys):
     rgba = tmp_path / "alpha.png"
     Image.fromarray(np.dstack([_rgb(), np.full((48, 64), 255, np.uint8)]), "RGBA").save(rgba)
-    dcm = _dicom(tmp_path / "us.dcm", np.zeros((40, 48), np.uint8),
-                 SequenceOfUltrasoundRegions=[_region(0.01, 0.01)])
+    dcm = _dicom(
+        tmp_path / "us.dcm",
+        np.zeros((40, 48), np.uint8),
+        SequenceOfUltrasoundRegions=[_region(0.01, 0.01)],
+    )
     assert main(["info", str(rgba), str(dcm), "--crop"]) == 0
     out = capsys.readouterr().out
     assert out.count("scan region: ") == 2 and "from the image alone" in out

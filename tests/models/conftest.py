@@ -18,8 +18,10 @@ from ..detector.conftest import trained_dir  # noqa: F401, TID252 (shared sessio
 from ..pipeline.conftest import tiny_i3d  # noqa: F401, TID252
 from ..still_classifier.conftest import lite0_detector  # noqa: F401, TID252
 
-NOTICE = ("Research model trained on BUSI stills turned into synthetic sweeps; not validated "
-          "on real video or patients; not a medical device.")
+NOTICE = (
+    "Research model trained on BUSI stills turned into synthetic sweeps; not validated "
+    "on real video or patients; not a medical device."
+)
 
 
 def bundle_info(**changes) -> dict:
@@ -27,13 +29,23 @@ def bundle_info(**changes) -> dict:
         "task": "lesion detection and clip malignancy scoring in breast ultrasound video",
         "intended_use": "research on video-based breast lesion risk; not clinical use",
         "limitations": ["trained on one hospital's stills", "not validated on patients"],
-        "training_data": {"description": "BUSI (Al-Dhabyani et al. 2020), test subset",
-                          "licence": "CC0 1.0", "citation": "Data in Brief 28:104863 (2020)"},
+        "training_data": {
+            "description": "BUSI (Al-Dhabyani et al. 2020), test subset",
+            "licence": "CC0 1.0",
+            "citation": "Data in Brief 28:104863 (2020)",
+        },
         "training": {"command": "bash scripts/release.sh", "config": {"detector.yaml": "a: 1"}},
         "heldout_groups": ["g1", "g2"],
-        "metrics": {"detector_ap50": {"value": 0.8123, "ci_low": 0.75, "ci_high": 0.86,
-                                      "n": 120, "method": "bootstrap over images",
-                                      "note": "plain, no TTA"}},
+        "metrics": {
+            "detector_ap50": {
+                "value": 0.8123,
+                "ci_low": 0.75,
+                "ci_high": 0.86,
+                "n": 120,
+                "method": "bootstrap over images",
+                "note": "plain, no TTA",
+            }
+        },
         "notice": NOTICE,
     }
     info.update(changes)
@@ -47,14 +59,19 @@ class Checkpoints:
 
 
 @pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory: pytest.TempPathFactory, trained_dir: Path,  # noqa: F811
-                tiny_i3d) -> Checkpoints:  # noqa: F811
+def checkpoints(
+    tmp_path_factory: pytest.TempPathFactory,
+    trained_dir: Path,  # noqa: F811
+    tiny_i3d,  # noqa: F811
+) -> Checkpoints:
     from sonorisk.video_classifier.registry import save_checkpoint
 
     out = tmp_path_factory.mktemp("ckpt")
-    classifier = save_checkpoint(out / "classifier.pt", tiny_i3d,
-                                 training_data={"description": "none (random init, test)",
-                                                "synthetic": True})
+    classifier = save_checkpoint(
+        out / "classifier.pt",
+        tiny_i3d,
+        training_data={"description": "none (random init, test)", "synthetic": True},
+    )
     return Checkpoints(trained_dir / "last.pt", classifier)
 
 
@@ -64,8 +81,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory, checkpoints: Checkpoints)
     from sonorisk.models.bundle import export_bundle
 
     root = tmp_path_factory.mktemp("exported")
-    return export_bundle(checkpoints.detector, checkpoints.classifier, root, "tiny", "1.0.0",
-                         bundle_info())
+    return export_bundle(
+        checkpoints.detector, checkpoints.classifier, root, "tiny", "1.0.0", bundle_info()
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -84,8 +102,9 @@ def isolated_model_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     yield user
 
 
-def copy_bundle(bundle: Path, root: Path, name: str | None = None,
-                version: str | None = None) -> Path:
+def copy_bundle(
+    bundle: Path, root: Path, name: str | None = None, version: str | None = None
+) -> Path:
     """``bundle`` copied to ``root/<name>/<version>`` (same metadata unless renamed)."""
     import json
     import shutil

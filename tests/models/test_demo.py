@@ -49,11 +49,27 @@ def test_examples_are_held_out_busi_stills() -> None:
     assert "CC0" in (default_examples().parent / "README.md").read_text()
 
 
-def test_demo_reports_every_video_and_lesion_with_the_bundle(exported: Path,
-                                                             tmp_path: Path) -> None:
+def test_demo_reports_every_video_and_lesion_with_the_bundle(
+    exported: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--models", str(exported), "--out", str(out), "--frames", "24",
-                 "--threads", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--models",
+                str(exported),
+                "--out",
+                str(out),
+                "--frames",
+                "24",
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     bundle = read_bundle(exported)
     report = (out / "REPORT.md").read_text()
     assert f"{bundle.name} {bundle.version}" in report and bundle.sha256 in report
@@ -76,10 +92,24 @@ def test_demo_reports_every_video_and_lesion_with_the_bundle(exported: Path,
     assert "Held-out figures" in report and "detector_ap50" in report
 
 
-def test_demo_without_examples_says_what_is_missing(tmp_path: Path, exported: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--models", str(exported), "--examples", str(tmp_path),
-                 "--out", str(tmp_path / "o"), "--no-progress"]) != 0
+def test_demo_without_examples_says_what_is_missing(
+    tmp_path: Path, exported: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "demo",
+                "--models",
+                str(exported),
+                "--examples",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
+        != 0
+    )
     assert "no example stills" in capsys.readouterr().err
 
 
@@ -92,11 +122,29 @@ def test_the_shipped_bundle_verifies_and_scores_an_example(tmp_path: Path) -> No
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     assert size <= 30_000_000  # the limit for the default bundle in the repository
     assert {"detector_ap50_stills", "end_to_end_auc", "classifier_auc_gt_boxes"} <= set(
-        bundle.metrics)
+        bundle.metrics
+    )
     out = tmp_path / "demo"
     examples = _examples(tmp_path, ["malignant_153"])
-    assert main(["demo", "--models", str(folder), "--examples", str(examples), "--out", str(out),
-                 "--frames", "30", "--threads", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--models",
+                str(folder),
+                "--examples",
+                str(examples),
+                "--out",
+                str(out),
+                "--frames",
+                "30",
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     (doc_path,) = (out / "scores").glob("*.json")
     doc = json.loads(doc_path.read_text())
     assert doc["models"]["bundle"]["name"] == bundle.name

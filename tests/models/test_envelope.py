@@ -30,8 +30,7 @@ class NotPlainData:
 def _busi_image(busi_dir: Path) -> np.ndarray:
     import cv2
 
-    path = next(p for p in sorted((busi_dir / "malignant").glob("*.png"))
-                if "_mask" not in p.name)
+    path = next(p for p in sorted((busi_dir / "malignant").glob("*.png")) if "_mask" not in p.name)
     image = cv2.imread(str(path))
     assert image is not None, path
     return image[:, :, ::-1].copy()
@@ -63,8 +62,9 @@ def test_fp32_envelope_round_trips_exactly(checkpoints, tmp_path: Path, busi_dir
         assert torch.equal(fa[level], fb[level])
 
 
-def test_fp16_envelope_is_half_the_size_and_scores_close(checkpoints, tmp_path: Path,
-                                                         busi_dir: Path):
+def test_fp16_envelope_is_half_the_size_and_scores_close(
+    checkpoints, tmp_path: Path, busi_dir: Path
+):
     from sonorisk.detector.predictor import TorchvisionDetector
     from sonorisk.video_classifier.registry import load_classifier
 
@@ -86,10 +86,16 @@ def test_fp16_envelope_is_half_the_size_and_scores_close(checkpoints, tmp_path: 
     size = pt.config.clips.crop_size
     from sonorisk.records import Clip
 
-    clips = [Clip(track_id=1, clip_index=i, frame_indices=tuple(range(8)),
-                  boxes=((0.0, 0.0, 8.0, 8.0),) * 8,
-                  crops=rng.integers(0, 255, (8, size, size, 3), dtype=np.uint8))
-             for i in range(4)]
+    clips = [
+        Clip(
+            track_id=1,
+            clip_index=i,
+            frame_indices=tuple(range(8)),
+            boxes=((0.0, 0.0, 8.0, 8.0),) * 8,
+            crops=rng.integers(0, 255, (8, size, size, 3), dtype=np.uint8),
+        )
+        for i in range(4)
+    ]
     p32 = np.array([s.probability for s in pt.predict(clips)])
     p16 = np.array([s.probability for s in half.predict(clips)])
     assert np.abs(p32 - p16).max() < 5e-3, (p32, p16)
@@ -114,8 +120,11 @@ def test_files_that_need_pickle_are_refused(tmp_path: Path, checkpoints):
     payload["extra"] = {"hook": NotPlainData()}
     evil = tmp_path / "evil_detector.pt"
     torch.save(payload, evil)
-    with pytest.raises(CheckpointError, match=r"evil_detector\.pt.*needs pickle.*must not run "
-                                              r"code"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"evil_detector\.pt.*needs pickle.*must not run "
+        r"code",
+    ):
         load_checkpoint(evil)
     with pytest.raises(InputError, match=r"evil_detector\.pt.*must not run code"):
         load_classifier(evil)
@@ -143,22 +152,44 @@ def test_envelopes_refuse_what_they_cannot_hold(tmp_path: Path):
     with pytest.raises(InputError, match=r"junk\.safetensors.*not a readable"):
         read_model_file(junk)
     with pytest.raises(InputError, match="not plain data"):
-        write_envelope(tmp_path / "x.safetensors", {"obj": object()}, {"w": torch.zeros(1)},
-                       state_key="state_dict")
+        write_envelope(
+            tmp_path / "x.safetensors",
+            {"obj": object()},
+            {"w": torch.zeros(1)},
+            state_key="state_dict",
+        )
     with pytest.raises(InputError, match="must not hold the state"):
-        write_envelope(tmp_path / "x.safetensors", {"state_dict": {}}, {"w": torch.zeros(1)},
-                       state_key="state_dict")
+        write_envelope(
+            tmp_path / "x.safetensors",
+            {"state_dict": {}},
+            {"w": torch.zeros(1)},
+            state_key="state_dict",
+        )
     with pytest.raises(InputError, match="unknown storage dtype"):
-        write_envelope(tmp_path / "x.safetensors", {}, {"w": torch.zeros(1)},
-                       state_key="state_dict", dtype="int8")
+        write_envelope(
+            tmp_path / "x.safetensors",
+            {},
+            {"w": torch.zeros(1)},
+            state_key="state_dict",
+            dtype="int8",
+        )
 
 
 def test_envelope_keeps_shared_and_integer_tensors(tmp_path: Path):
     shared = torch.arange(6, dtype=torch.float32)
-    state = {"a": shared, "b": shared[:3], "count": torch.tensor(7), "mask": torch.tensor(
-        [True, False])}
-    path = write_envelope(tmp_path / "m.safetensors", {"kind": "test", "n": np.int64(3)}, state,
-                          state_key="weights", dtype="float16")
+    state = {
+        "a": shared,
+        "b": shared[:3],
+        "count": torch.tensor(7),
+        "mask": torch.tensor([True, False]),
+    }
+    path = write_envelope(
+        tmp_path / "m.safetensors",
+        {"kind": "test", "n": np.int64(3)},
+        state,
+        state_key="weights",
+        dtype="float16",
+    )
     payload = read_envelope(path)
     assert payload["kind"] == "test" and payload["n"] == 3
     assert torch.equal(payload["weights"]["b"], torch.tensor([0.0, 1.0, 2.0]))
@@ -166,8 +197,10 @@ def test_envelope_keeps_shared_and_integer_tensors(tmp_path: Path):
     assert payload["weights"]["mask"].dtype == torch.bool
 
 
-@pytest.mark.skipif(__import__("sonorisk.detector.detectron2_backend", fromlist=["x"])
-                    .detectron2_available(), reason="detectron2 is installed")
+@pytest.mark.skipif(
+    __import__("sonorisk.detector.detectron2_backend", fromlist=["x"]).detectron2_available(),
+    reason="detectron2 is installed",
+)
 def test_a_detectron2_envelope_dispatches_to_its_backend(tmp_path: Path, checkpoints):
     """detectron2 is not installed here: reaching its loader gives its clear error."""
     from sonorisk.detector.detectron2_backend import save_detectron2_checkpoint
@@ -192,8 +225,10 @@ def test_resume_only_state_of_a_weight_averaged_detector_stays_out(checkpoints, 
     # A detector trained with train.ema_decay keeps its raw trained weights in
     # extra.train_state_dict for --resume; the envelope keeps the averaged ones only.
     payload = torch.load(checkpoints.detector, map_location="cpu", weights_only=True)
-    raw = {k: v.clone() + 1.0 if v.is_floating_point() else v.clone()
-           for k, v in payload["state_dict"].items()}
+    raw = {
+        k: v.clone() + 1.0 if v.is_floating_point() else v.clone()
+        for k, v in payload["state_dict"].items()
+    }
     payload["extra"] = {"iteration": 7, "train_state_dict": raw, "ema_updates": 7}
     source = tmp_path / "ema.pt"
     torch.save(payload, source)

@@ -35,8 +35,9 @@ def _tar(bundle: Path, out: Path, arcname: str = "tiny-1.0.0") -> Path:
     return out
 
 
-def test_install_from_a_folder_then_list_show_and_remove(exported: Path, tmp_path: Path,
-                                                         isolated_model_dirs: Path, capsys):
+def test_install_from_a_folder_then_list_show_and_remove(
+    exported: Path, tmp_path: Path, isolated_model_dirs: Path, capsys
+):
     user = isolated_model_dirs
     assert main(["models", "list"]) == 0
     assert "no model bundles" in capsys.readouterr().out
@@ -52,14 +53,15 @@ def test_install_from_a_folder_then_list_show_and_remove(exported: Path, tmp_pat
     assert "detector_ap50 0.812 [0.750-0.860]" in out and " MB " in out
     assert main(["models", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert {(b["name"], b["where"]) for b in listed["bundles"]} == {("tiny", "installed"),
-                                                                    ("shipped", "bundled")}
+    assert {(b["name"], b["where"]) for b in listed["bundles"]} == {
+        ("tiny", "installed"),
+        ("shipped", "bundled"),
+    }
     assert listed["default"] == "shipped"
 
     assert main(["models", "show", "tiny"]) == 0
     out = capsys.readouterr().out
-    assert '"name": "tiny"' in out and f"model card: {user / 'tiny' / '1.0.0' / 'README.md'}" \
-        in out
+    assert '"name": "tiny"' in out and f"model card: {user / 'tiny' / '1.0.0' / 'README.md'}" in out
     assert main(["models", "verify", "tiny"]) == 0
     assert main(["models", "verify"]) == 0  # the default bundle
     assert "shipped 2.0" in capsys.readouterr().out
@@ -78,8 +80,9 @@ def test_install_from_a_folder_then_list_show_and_remove(exported: Path, tmp_pat
     assert "no installed bundle" in capsys.readouterr().err
 
 
-def test_install_refuses_a_damaged_bundle(exported: Path, tmp_path: Path,
-                                          isolated_model_dirs: Path, capsys):
+def test_install_refuses_a_damaged_bundle(
+    exported: Path, tmp_path: Path, isolated_model_dirs: Path, capsys
+):
     bundle = copy_bundle(exported, tmp_path / "b")
     data = bytearray((bundle / "detector.safetensors").read_bytes())
     data[-1] ^= 0xFF
@@ -89,8 +92,9 @@ def test_install_refuses_a_damaged_bundle(exported: Path, tmp_path: Path,
     assert _installed(isolated_model_dirs) == []
 
 
-def test_install_from_tar_gz_and_zip_archives(exported: Path, tmp_path: Path,
-                                              isolated_model_dirs: Path):
+def test_install_from_tar_gz_and_zip_archives(
+    exported: Path, tmp_path: Path, isolated_model_dirs: Path
+):
     user = isolated_model_dirs
     archive = _tar(exported, tmp_path / "tiny.tar.gz")
     assert main(["models", "install", str(archive), "--sha256", sha256_file(archive)]) == 0
@@ -107,8 +111,9 @@ def test_install_from_tar_gz_and_zip_archives(exported: Path, tmp_path: Path,
     assert sorted(p.name for p in user.iterdir()) == ["tiny"]
 
 
-def test_archives_with_unsafe_members_are_refused(exported: Path, tmp_path: Path,
-                                                  isolated_model_dirs: Path, capsys):
+def test_archives_with_unsafe_members_are_refused(
+    exported: Path, tmp_path: Path, isolated_model_dirs: Path, capsys
+):
     escape = tmp_path / "escape.tar.gz"
     with tarfile.open(escape, "w:gz") as tf:
         tf.add(exported, arcname="tiny")
@@ -150,19 +155,30 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_file, key_file = folder / "cert.pem", folder / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_file, key_file
 
 
@@ -180,7 +196,8 @@ def https_server(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(www)))
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(www))
+    )
     server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -192,7 +209,8 @@ def https_server(tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
 
 
 def test_install_from_an_https_url_checks_the_sha256_first(
-        exported: Path, https_server, isolated_model_dirs: Path, monkeypatch, capsys):
+    exported: Path, https_server, isolated_model_dirs: Path, monkeypatch, capsys
+):
     base, www, ca = https_server
     user = isolated_model_dirs
     archive = _tar(exported, www / "tiny-1.0.0.tar.gz")
@@ -211,8 +229,7 @@ def test_install_from_an_https_url_checks_the_sha256_first(
     assert main(["models", "install", url, "--cafile", str(ca)]) == 2
     assert "needs --sha256" in capsys.readouterr().err
     # Plain http: refused whatever the hash.
-    assert main(["models", "install", url.replace("https://", "http://"),
-                 "--sha256", digest]) == 2
+    assert main(["models", "install", url.replace("https://", "http://"), "--sha256", digest]) == 2
     assert "http:// is refused" in capsys.readouterr().err
 
     assert main(["models", "install", url, "--sha256", digest, "--cafile", str(ca)]) == 0

@@ -15,12 +15,36 @@ HELD = REPO / "configs/release/heldout_groups.txt"
 
 
 def test_release_bundle_says_what_it_is(tmp_path, checkpoints):
-    figures = {"detector_ap50_stills": {"value": 0.8, "ci_low": 0.7, "ci_high": 0.9, "n": 108,
-                                        "method": "COCO AP50; bootstrap", "note": "plain"}}
+    figures = {
+        "detector_ap50_stills": {
+            "value": 0.8,
+            "ci_low": 0.7,
+            "ci_high": 0.9,
+            "n": 108,
+            "method": "COCO AP50; bootstrap",
+            "note": "plain",
+        }
+    }
     (tmp_path / "m.json").write_text(json.dumps(figures))
-    assert main(["--detector", str(checkpoints.detector), "--classifier",
-                 str(checkpoints.classifier), "--out", str(tmp_path / "b"), "--version", "9.9.9",
-                 "--heldout-groups", str(HELD), "--metrics", str(tmp_path / "m.json")]) == 0
+    assert (
+        main(
+            [
+                "--detector",
+                str(checkpoints.detector),
+                "--classifier",
+                str(checkpoints.classifier),
+                "--out",
+                str(tmp_path / "b"),
+                "--version",
+                "9.9.9",
+                "--heldout-groups",
+                str(HELD),
+                "--metrics",
+                str(tmp_path / "m.json"),
+            ]
+        )
+        == 0
+    )
     folder = tmp_path / "b" / "sonorisk-busi" / "9.9.9"
     assert verify_bundle(folder).ok
     bundle = read_bundle(folder)

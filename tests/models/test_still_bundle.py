@@ -20,17 +20,29 @@ from .conftest import bundle_info  # noqa: TID252
 
 
 def _still(tmp_path: Path, **model) -> Path:
-    config = StillClassifierConfig(crop=CropConfig(size=48), model=ModelConfig(
-        **{"backbone": "random", "trunk_blocks": 3, "head_channels": 8, **model}))
-    return build_still_classifier(config).save(tmp_path / "still.safetensors", dtype="float16",
-                                               training_data={"description": "random (test)"})
+    config = StillClassifierConfig(
+        crop=CropConfig(size=48),
+        model=ModelConfig(**{"backbone": "random", "trunk_blocks": 3, "head_channels": 8, **model}),
+    )
+    return build_still_classifier(config).save(
+        tmp_path / "still.safetensors",
+        dtype="float16",
+        training_data={"description": "random (test)"},
+    )
 
 
 def test_a_bundle_with_a_still_classifier_loads_it(tmp_path: Path, checkpoints) -> None:
     import numpy as np
 
-    folder = export_bundle(checkpoints.detector, checkpoints.classifier, tmp_path / "b", "tiny",
-                           "1.3.0", bundle_info(), still_classifier=_still(tmp_path))
+    folder = export_bundle(
+        checkpoints.detector,
+        checkpoints.classifier,
+        tmp_path / "b",
+        "tiny",
+        "1.3.0",
+        bundle_info(),
+        still_classifier=_still(tmp_path),
+    )
     assert verify_bundle(folder).ok
     bundle = read_bundle(folder)
     assert bundle.has_model("still_classifier")
@@ -67,20 +79,30 @@ def test_a_bundle_without_one_says_so(exported: Path) -> None:
         resolve_model_file(str(exported), "still_classifier")
 
 
-def test_a_still_classifier_on_another_detector_is_refused(tmp_path: Path, checkpoints,
-                                                           lite0_detector: Path) -> None:
-    still = build_still_classifier(StillClassifierConfig(
-        crop=CropConfig(size=48), model=ModelConfig(trunk_blocks=3, head_channels=8)),
-        detector=lite0_detector)
+def test_a_still_classifier_on_another_detector_is_refused(
+    tmp_path: Path, checkpoints, lite0_detector: Path
+) -> None:
+    still = build_still_classifier(
+        StillClassifierConfig(
+            crop=CropConfig(size=48), model=ModelConfig(trunk_blocks=3, head_channels=8)
+        ),
+        detector=lite0_detector,
+    )
     path = still.save(tmp_path / "s.safetensors")
     with pytest.raises(BundleError, match="not a still classifier for this bundle"):
-        export_bundle(checkpoints.detector, checkpoints.classifier, tmp_path / "b", "tiny",
-                      "1.3.0", bundle_info(), still_classifier=path)
+        export_bundle(
+            checkpoints.detector,
+            checkpoints.classifier,
+            tmp_path / "b",
+            "tiny",
+            "1.3.0",
+            bundle_info(),
+            still_classifier=path,
+        )
     assert not (tmp_path / "b" / "tiny" / "1.3.0").exists()
 
 
-def test_metadata_naming_an_unlisted_still_file_is_refused(tmp_path: Path,
-                                                           exported: Path) -> None:
+def test_metadata_naming_an_unlisted_still_file_is_refused(tmp_path: Path, exported: Path) -> None:
     folder = tmp_path / "x"
     shutil.copytree(exported, folder)
     meta = json.loads((folder / "metadata.json").read_text())
@@ -117,23 +139,62 @@ def test_the_shipped_still_classifier_builds_on_the_shipped_detector() -> None:
 
 
 def test_release_adds_a_still_classifier_and_keeps_the_base_figures(
-        tmp_path: Path, checkpoints, exported: Path) -> None:
+    tmp_path: Path, checkpoints, exported: Path
+) -> None:
     from sonorisk.models.release import main
 
-    figures = {"summary": "a CAM head (test)", "chosen": "head",
-               "comparison": [{"model": "CAM head (test)", "stored": "0.01 MB", "cv_auc": 0.7,
-                               "auc": 0.75, "ci_low": 0.6, "ci_high": 0.9, "n": 20,
-                               "n_malignant": 8, "shipped": "yes"}],
-               "metrics": {"still_classifier_auc_gt_boxes": {
-                   "value": 0.75, "ci_low": 0.6, "ci_high": 0.9, "n": 20, "method": "DeLong",
-                   "note": "test"}}}
+    figures = {
+        "summary": "a CAM head (test)",
+        "chosen": "head",
+        "comparison": [
+            {
+                "model": "CAM head (test)",
+                "stored": "0.01 MB",
+                "cv_auc": 0.7,
+                "auc": 0.75,
+                "ci_low": 0.6,
+                "ci_high": 0.9,
+                "n": 20,
+                "n_malignant": 8,
+                "shipped": "yes",
+            }
+        ],
+        "metrics": {
+            "still_classifier_auc_gt_boxes": {
+                "value": 0.75,
+                "ci_low": 0.6,
+                "ci_high": 0.9,
+                "n": 20,
+                "method": "DeLong",
+                "note": "test",
+            }
+        },
+    }
     (tmp_path / "f.json").write_text(json.dumps(figures))
     held = Path(__file__).parents[2] / "configs/release/heldout_groups.txt"
-    assert main(["--detector", str(checkpoints.detector), "--classifier",
-                 str(checkpoints.classifier), "--out", str(tmp_path / "b"), "--version", "9.9.9",
-                 "--heldout-groups", str(held), "--metrics-from", str(exported),
-                 "--still-classifier", str(_still(tmp_path)),
-                 "--still-figures", str(tmp_path / "f.json")]) == 0
+    assert (
+        main(
+            [
+                "--detector",
+                str(checkpoints.detector),
+                "--classifier",
+                str(checkpoints.classifier),
+                "--out",
+                str(tmp_path / "b"),
+                "--version",
+                "9.9.9",
+                "--heldout-groups",
+                str(held),
+                "--metrics-from",
+                str(exported),
+                "--still-classifier",
+                str(_still(tmp_path)),
+                "--still-figures",
+                str(tmp_path / "f.json"),
+            ]
+        )
+        == 0
+    )
     bundle = read_bundle(tmp_path / "b" / "sonorisk-busi" / "9.9.9")
     assert set(bundle.metrics) == {"detector_ap50", "still_classifier_auc_gt_boxes"}
     assert bundle.metadata["still_classifier"]["comparison"] == figures["comparison"]

@@ -27,15 +27,17 @@ class BoxDetector:
     calls: list[list[int]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=lambda: {"kind": "ground-truth boxes (test)"})
 
-    def predict(self, frames: Sequence[Any],
-                frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+    def predict(
+        self, frames: Sequence[Any], frame_indices: Sequence[int] | None = None
+    ) -> list[list[Detection]]:
         indices = [f.index for f in as_frames(frames, frame_indices)]
         self.calls.append(indices)
         return [[Detection(i, b, 0.95) for b in self.boxes.get(i, [])] for i in indices]
 
 
-def blob_video(n_frames: int, visible: Sequence[int], size: int = 96,
-               seed: int = 0) -> tuple[list[Frame], dict[int, list[Box]]]:
+def blob_video(
+    n_frames: int, visible: Sequence[int], size: int = 96, seed: int = 0
+) -> tuple[list[Frame], dict[int, list[Box]]]:
     """Gray speckle frames with a bright disc drifting right on ``visible`` frames."""
     rng = np.random.default_rng(seed)
     frames, boxes = [], {}
@@ -79,8 +81,9 @@ class BrightBlobDetector:
     seen_shapes: list[tuple[int, ...]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=lambda: {"kind": "bright-blob (test)"})
 
-    def predict(self, frames: Sequence[Any],
-                frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+    def predict(
+        self, frames: Sequence[Any], frame_indices: Sequence[int] | None = None
+    ) -> list[list[Detection]]:
         import cv2
 
         out = []
@@ -89,8 +92,12 @@ class BrightBlobDetector:
             gray = image if image.ndim == 2 else image.max(axis=2)
             self.seen_shapes.append(gray.shape)
             n, _, stats, _ = cv2.connectedComponentsWithStats(
-                (gray >= self.threshold).astype(np.uint8))
-            dets = [Detection(index, (float(x), float(y), float(x + w), float(y + h)), 0.9)
-                    for x, y, w, h, area in stats[1:n] if area >= self.min_area]
+                (gray >= self.threshold).astype(np.uint8)
+            )
+            dets = [
+                Detection(index, (float(x), float(y), float(x + w), float(y + h)), 0.9)
+                for x, y, w, h, area in stats[1:n]
+                if area >= self.min_area
+            ]
             out.append(dets)
         return out

@@ -16,7 +16,8 @@ from .conftest import BoxDetector, blob_video
 
 def test_the_estimate_grows_with_the_pixels_and_the_error_says_what_fits():
     assert estimate_mb(2000, 1000) - estimate_mb(1000, 1000) == pytest.approx(
-        BYTES_PER_PIXEL)  # 1 MP more costs BYTES_PER_PIXEL MB
+        BYTES_PER_PIXEL
+    )  # 1 MP more costs BYTES_PER_PIXEL MB
     check_memory(1920, 1080, 4096, "v.avi")  # a screen capture fits the default
     check_memory(8000, 8000, None, "v.avi")  # no budget, no refusal
     with pytest.raises(InputError) as err:
@@ -38,8 +39,9 @@ def test_the_scorer_refuses_before_holding_any_frame(tiny_i3d):
     with pytest.raises(InputError, match="96x96 frames need about"):
         scorer.push(frames[0])
     assert scorer.timing.frames == 0
-    roomy = IncrementalScorer(BoxDetector(boxes), tiny_i3d,
-                              PipelineConfig(memory_budget_mb=need + 0.1), fps=30.0)
+    roomy = IncrementalScorer(
+        BoxDetector(boxes), tiny_i3d, PipelineConfig(memory_budget_mb=need + 0.1), fps=30.0
+    )
     roomy.push(frames[0])
     assert roomy.timing.frames == 1
 

@@ -18,8 +18,10 @@ from sonorisk.pipeline.report import load_schema
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--train", "--quick", "--out", str(out), "--no-progress",
-                 "--threads", "1"]) == 0
+    assert (
+        main(["demo", "--train", "--quick", "--out", str(out), "--no-progress", "--threads", "1"])
+        == 0
+    )
     return out
 
 
@@ -83,8 +85,14 @@ def true_box_scores(demo_dir: Path, tmp_path_factory) -> tuple[dict, Path]:
 
     record, _, models = _malignant_with_true_boxes(demo_dir, BoxDetector)
     out = tmp_path_factory.mktemp("true-boxes")
-    doc = score_file(demo_dir / "videos" / record.file, models, PipelineConfig(crop="none"),
-                     out, heatmaps=True, progress=False)
+    doc = score_file(
+        demo_dir / "videos" / record.file,
+        models,
+        PipelineConfig(crop="none"),
+        out,
+        heatmaps=True,
+        progress=False,
+    )
     return doc, out
 
 
@@ -104,8 +112,13 @@ def test_a_video_with_no_box_gets_no_number(demo_dir: Path, tmp_path: Path) -> N
 
     record, _, models = _malignant_with_true_boxes(demo_dir, BoxDetector)
     models.detector = BoxDetector({})
-    doc = score_file(demo_dir / "videos" / record.file, models, PipelineConfig(crop="none"),
-                     tmp_path, progress=False)
+    doc = score_file(
+        demo_dir / "videos" / record.file,
+        models,
+        PipelineConfig(crop="none"),
+        tmp_path,
+        progress=False,
+    )
     assert _assert_traceable(doc) == 0
     assert doc["status"] == "no scorable lesion" and doc["risk"] is None and doc["clips"] == 0
 
@@ -120,8 +133,12 @@ def test_overlays_decode_with_pyav(demo_dir: Path) -> None:
 
 def test_heatmap_strips_exist_for_every_clip(demo_dir: Path, true_box_scores) -> None:
     doc, out = true_box_scores
-    strips = [(demo_dir / "scores", c) for d in _documents(demo_dir)
-              for lesion in d["lesions"] for c in lesion["clips"]]
+    strips = [
+        (demo_dir / "scores", c)
+        for d in _documents(demo_dir)
+        for lesion in d["lesions"]
+        for c in lesion["clips"]
+    ]
     strips += [(out, c) for lesion in doc["lesions"] for c in lesion["clips"]]
     assert strips  # the true-box document has clips, so this checks something
     for folder, clip in strips:
@@ -135,8 +152,18 @@ def test_score_verb_goes_on_after_a_bad_file(demo_dir: Path, tmp_path: Path, cap
     bad = tmp_path / "notes.avi"
     bad.write_text("not a video")
     good = next((demo_dir / "videos" / "videos").glob("*.avi"))
-    code = main(["score", str(bad), str(good), "--models", str(demo_dir / "models"),
-                 "--out", str(tmp_path / "out"), "--no-progress"])
+    code = main(
+        [
+            "score",
+            str(bad),
+            str(good),
+            "--models",
+            str(demo_dir / "models"),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert "notes.avi" in captured.err
@@ -144,8 +171,9 @@ def test_score_verb_goes_on_after_a_bad_file(demo_dir: Path, tmp_path: Path, cap
     assert not (tmp_path / "out" / "notes.json").exists()
 
 
-def test_score_of_two_files_with_one_name_writes_two_results(demo_dir: Path, tmp_path: Path,
-                                                              capsys) -> None:
+def test_score_of_two_files_with_one_name_writes_two_results(
+    demo_dir: Path, tmp_path: Path, capsys
+) -> None:
     import shutil
 
     videos = sorted((demo_dir / "videos" / "videos").glob("*.avi"))[:2]
@@ -153,16 +181,27 @@ def test_score_of_two_files_with_one_name_writes_two_results(demo_dir: Path, tmp
     for k, video in enumerate(videos):
         (tmp_path / f"c{k}").mkdir()
         copies.append(shutil.copy(video, tmp_path / f"c{k}" / "v.avi"))
-    assert main(["score", *map(str, copies), "--models", str(demo_dir / "models"),
-                 "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                *map(str, copies),
+                "--models",
+                str(demo_dir / "models"),
+                "--out",
+                str(tmp_path / "out"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     written = sorted((tmp_path / "out").glob("*.json"))
     assert len(written) == 2  # not one v.json holding the second result
     sources = {json.loads(p.read_text())["video"]["source"] for p in written}
     assert sources == {str(c) for c in copies}
 
 
-def test_score_without_models_says_how_to_get_them(tmp_path: Path, capsys,
-                                                   monkeypatch) -> None:
+def test_score_without_models_says_how_to_get_them(tmp_path: Path, capsys, monkeypatch) -> None:
     from sonorisk.models import store
 
     # A machine with no default bundle (none bundled, none installed).
@@ -189,14 +228,17 @@ def _malignant_with_true_boxes(demo_dir: Path, detector_type: type):
     truth = dataset.boxes_for(record.video_id)
     dataset.close()
     classifier = load_classifier(demo_dir / "models" / "classifier.pt")
-    models = ScoringModels(detector_type(truth), classifier,
-                           {"detector": {"kind": "ground truth (test)"},
-                            "classifier": model_card(classifier)})
+    models = ScoringModels(
+        detector_type(truth),
+        classifier,
+        {"detector": {"kind": "ground truth (test)"}, "classifier": model_card(classifier)},
+    )
     return record, truth, models
 
 
-def test_score_file_writes_heatmaps_and_overlay_for_every_clip(demo_dir: Path,
-                                                               tmp_path: Path) -> None:
+def test_score_file_writes_heatmaps_and_overlay_for_every_clip(
+    demo_dir: Path, tmp_path: Path
+) -> None:
     """With the demo's real classifier and the videos' true boxes as the detector
     (a test double for that stage only), clips are certain to exist."""
     from sonorisk.pipeline.config import PipelineConfig
@@ -206,8 +248,15 @@ def test_score_file_writes_heatmaps_and_overlay_for_every_clip(demo_dir: Path,
 
     record, truth, models = _malignant_with_true_boxes(demo_dir, BoxDetector)
     classifier = models.classifier
-    doc = score_file(demo_dir / "videos" / record.file, models, PipelineConfig(crop="none"),
-                     tmp_path, overlay=True, heatmaps=True, progress=False)
+    doc = score_file(
+        demo_dir / "videos" / record.file,
+        models,
+        PipelineConfig(crop="none"),
+        tmp_path,
+        overlay=True,
+        heatmaps=True,
+        progress=False,
+    )
     jsonschema.validate(doc, load_schema())
     clips = [c for lesion in doc["lesions"] for c in lesion["clips"]]
     visible = [i for i, boxes in truth.items() if boxes]
@@ -239,8 +288,14 @@ def test_score_file_stops_at_its_deadline(demo_dir: Path) -> None:
     record, _, models = _malignant_with_true_boxes(demo_dir, SlowDetector)
     video = demo_dir / "videos" / record.file
     with pytest.raises(ScoringTimeout) as err:
-        score_file(video, models, PipelineConfig(crop="none"), demo_dir / "late",
-                   progress=False, deadline=time.monotonic() + 0.3)
+        score_file(
+            video,
+            models,
+            PipelineConfig(crop="none"),
+            demo_dir / "late",
+            progress=False,
+            deadline=time.monotonic() + 0.3,
+        )
     frame = int(str(err.value).split("at frame ")[1].split()[0])
     assert str(video) in str(err.value) and 0 < frame < record.n_frames - 1
     assert not (demo_dir / "late").exists()  # no partial result written

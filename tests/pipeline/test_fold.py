@@ -29,8 +29,10 @@ def _scenario(name: str):
             boxes[i] = [(60.0, 5.0, 80.0, 25.0)]
     elif name == "duplicates":  # two boxes on one lesion: two tracks, merged
         frames, boxes = blob_video(40, range(0, 32))
-        boxes = {i: bs + [(b[0] + 3, b[1] + 3, b[2] - 3, b[3] - 3) for b in bs]
-                 for i, bs in boxes.items()}
+        boxes = {
+            i: bs + [(b[0] + 3, b[1] + 3, b[2] - 3, b[3] - 3) for b in bs]
+            for i, bs in boxes.items()
+        }
     elif name == "gap":  # bridged by interpolated boxes
         frames, boxes = blob_video(40, [i for i in range(32) if i not in (12, 13, 14)])
     elif name == "keyframes":  # propagated boxes between keyframes
@@ -47,8 +49,15 @@ def _scenario(name: str):
     return frames, boxes, config
 
 
-CASES = ["two lesions", "duplicates", "gap", "keyframes", "flicker and a lesion", "heatmaps",
-         "nothing"]
+CASES = [
+    "two lesions",
+    "duplicates",
+    "gap",
+    "keyframes",
+    "flicker and a lesion",
+    "heatmaps",
+    "nothing",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -83,8 +92,7 @@ def test_the_fold_of_the_events_is_the_scorers_result_and_document(tiny_i3d, cas
 def test_the_cases_cover_what_the_fold_must_rebuild(tiny_i3d) -> None:
     """The cases above are not vacuous: they hold merged, interpolated, propagated
     and back-filled boxes, a dropped track, and crops for heatmaps."""
-    seen: dict[str, set] = {"sources": set(), "merged": set(), "dropped": set(),
-                            "crops": set()}
+    seen: dict[str, set] = {"sources": set(), "merged": set(), "dropped": set(), "crops": set()}
     for case in CASES:
         frames, boxes, config = _scenario(case)
         scorer = IncrementalScorer(BoxDetector(boxes), tiny_i3d, config, fps=30.0)
@@ -95,8 +103,7 @@ def test_the_cases_cover_what_the_fold_must_rebuild(tiny_i3d) -> None:
             if lesion.merged_ids:
                 seen["merged"].add(case)
         seen["dropped"] |= {case for e in events if isinstance(e, LesionEnded) and e.dropped}
-        seen["crops"] |= {case for e in events
-                          if isinstance(e, ClipScored) and e.crops is not None}
+        seen["crops"] |= {case for e in events if isinstance(e, ClipScored) and e.crops is not None}
     assert seen["sources"] >= {"detector", "propagated", "interpolated", "backfilled"}
     assert seen["merged"] == {"duplicates"}
     assert "flicker and a lesion" in seen["dropped"]

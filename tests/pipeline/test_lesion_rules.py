@@ -51,14 +51,14 @@ class ScoredBoxDetector:
     boxes: dict[int, list[tuple[tuple[float, float, float, float], float]]]
     info: dict[str, Any] = field(default_factory=lambda: {"kind": "scored boxes (test)"})
 
-    def predict(self, frames: Sequence[Any],
-                frame_indices: Sequence[int] | None = None) -> list[list[Detection]]:
+    def predict(
+        self, frames: Sequence[Any], frame_indices: Sequence[int] | None = None
+    ) -> list[list[Detection]]:
         indices = [f.index for f in as_frames(frames, frame_indices)]
         return [[Detection(i, b, s) for b, s in self.boxes.get(i, [])] for i in indices]
 
 
-def _run(frames: list[Frame], detector: Any, classifier: Any,
-         rules: LesionRules) -> Any:
+def _run(frames: list[Frame], detector: Any, classifier: Any, rules: LesionRules) -> Any:
     config = PipelineConfig(lesions=rules, crop="none")
     scorer = IncrementalScorer(detector, classifier, config, fps=30.0)
     for frame in frames:
@@ -67,8 +67,9 @@ def _run(frames: list[Frame], detector: Any, classifier: Any,
     return scorer.result()
 
 
-def _with_false_track(boxes: dict[int, list[Any]], score: float, frames: range,
-                      size: int = 96) -> dict[int, list[Any]]:
+def _with_false_track(
+    boxes: dict[int, list[Any]], score: float, frames: range, size: int = 96
+) -> dict[int, list[Any]]:
     """The lesion's boxes (score 0.95) plus a box in a blank corner on ``frames``."""
     out: dict[int, list[Any]] = {i: [(b, 0.95) for b in bs] for i, bs in boxes.items()}
     for i in frames:
@@ -115,15 +116,19 @@ def test_confidence_grows_with_each_kind_of_evidence() -> None:
     assert 0.0 < base < 1.0
 
 
-def _verdict(lesion_id: int, confidence: float, risks: list[float],
-             scored: bool = True) -> LesionVerdict:
+def _verdict(
+    lesion_id: int, confidence: float, risks: list[float], scored: bool = True
+) -> LesionVerdict:
     clips = [ClipScore(lesion_id, k, tuple(range(8)), p) for k, p in enumerate(risks)]
     return LesionVerdict(lesion_id, confidence, scored, float(np.mean(risks)), clips)
 
 
 def test_video_risk_rules() -> None:
-    lesions = [_verdict(1, 0.9, [0.2, 0.2, 0.2]), _verdict(2, 0.6, [0.8]),
-               _verdict(3, 0.2, [0.99], scored=False)]
+    lesions = [
+        _verdict(1, 0.9, [0.2, 0.2, 0.2]),
+        _verdict(2, 0.6, [0.8]),
+        _verdict(3, 0.2, [0.99], scored=False),
+    ]
     assert video_risk(lesions, "most_confident_lesion") == (pytest.approx(0.2), 3)
     assert video_risk(lesions, "mean_of_clips") == (pytest.approx(0.35), 4)
     assert video_risk(lesions, "max_lesion_risk") == (pytest.approx(0.8), 1)
@@ -143,11 +148,14 @@ def test_rules_are_validated() -> None:
 # ---------------------------------------------------------------- the scorer
 def test_two_boxes_on_one_lesion_become_one_lesion(checked_i3d) -> None:
     frames, boxes = blob_video(40, range(0, 32))
-    inner = {i: [(b[0] + 3, b[1] + 3, b[2] - 3, b[3] - 3) for b in bs]
-             for i, bs in boxes.items()}
+    inner = {i: [(b[0] + 3, b[1] + 3, b[2] - 3, b[3] - 3) for b in bs] for i, bs in boxes.items()}
     both = {i: [(b, 0.95) for b in boxes[i]] + [(b, 0.9) for b in inner[i]] for i in boxes}
-    result = _run(frames, ScoredBoxDetector(both), checked_i3d,
-                  LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
+    result = _run(
+        frames,
+        ScoredBoxDetector(both),
+        checked_i3d,
+        LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5),
+    )
     assert len(result.lesions) == 1
     lesion = result.lesions[0]
     assert len(lesion.merged_ids) == 1
@@ -172,19 +180,30 @@ def test_low_confidence_track_is_a_candidate_never_scored(checked_i3d) -> None:
 
 def test_a_false_track_does_not_change_the_video_risk(checked_i3d) -> None:
     frames, boxes = blob_video(40, range(0, 32))
-    alone = _run(frames, ScoredBoxDetector(_with_false_track(boxes, 0.6, range(0))),
-                 checked_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
+    alone = _run(
+        frames,
+        ScoredBoxDetector(_with_false_track(boxes, 0.6, range(0))),
+        checked_i3d,
+        LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5),
+    )
     # A confident false track (it passes the threshold), shorter and less sure than
     # the lesion: the default rule still reports the lesion's risk.
-    spoiled = _run(frames, ScoredBoxDetector(_with_false_track(boxes, 0.7, range(4, 24))),
-                   checked_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5))
+    spoiled = _run(
+        frames,
+        ScoredBoxDetector(_with_false_track(boxes, 0.7, range(4, 24))),
+        checked_i3d,
+        LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5),
+    )
     assert len(alone.lesions) == 1 and len(spoiled.lesions) == 2
     assert all(not r.candidate for r in spoiled.lesions)
     assert spoiled.risk == pytest.approx(alone.risk)
     # The paper's mean of all clips is moved by it: why it is not the default.
-    paper = _run(frames, ScoredBoxDetector(_with_false_track(boxes, 0.7, range(4, 24))),
-                 checked_i3d, LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5,
-                                       risk_rule="mean_of_clips"))
+    paper = _run(
+        frames,
+        ScoredBoxDetector(_with_false_track(boxes, 0.7, range(4, 24))),
+        checked_i3d,
+        LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5, risk_rule="mean_of_clips"),
+    )
     assert paper.clips > alone.clips
     assert paper.risk != pytest.approx(alone.risk, abs=1e-9)
 
@@ -192,8 +211,12 @@ def test_a_false_track_does_not_change_the_video_risk(checked_i3d) -> None:
 def test_only_candidates_give_no_number_and_say_why(checked_i3d) -> None:
     frames, boxes = blob_video(40, range(0, 32))
     weak = {i: [(b, 0.6) for b in bs] for i, bs in boxes.items()}
-    result = _run(frames, ScoredBoxDetector(weak), checked_i3d,
-                  LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.8))
+    result = _run(
+        frames,
+        ScoredBoxDetector(weak),
+        checked_i3d,
+        LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.8),
+    )
     assert result.risk is None and result.status is LesionStatus.NO_SCORABLE_LESION
     assert "no confident lesion" in (result.reason or "")
     assert [r.candidate for r in result.lesions] == [True]
@@ -209,8 +232,12 @@ def test_without_a_lesion_check_every_track_is_scored(tiny_i3d) -> None:
     """A threshold fitted with the check is not applied to models without one."""
     frames, boxes = blob_video(40, range(0, 32))
     weak = {i: [(b, 0.6) for b in bs] for i, bs in boxes.items()}
-    result = _run(frames, ScoredBoxDetector(weak), tiny_i3d,
-                  LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.8))
+    result = _run(
+        frames,
+        ScoredBoxDetector(weak),
+        tiny_i3d,
+        LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.8),
+    )
     assert [r.candidate for r in result.lesions] == [False]
     assert result.lesions[0].confidence == pytest.approx(0.6, abs=0.01)  # still reported
     assert result.risk is not None and result.status is LesionStatus.SCORED

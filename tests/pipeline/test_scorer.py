@@ -34,8 +34,9 @@ def test_paper_clip_rule_on_track_length(tiny_i3d, visible: int, clips: int) -> 
     scored = [e.score for e in events if isinstance(e, ClipScored)]
     assert len(scored) == clips
     for score in scored:  # 8 adjacent frames, in order, inside the visible run
-        assert list(score.frame_indices) == list(range(score.frame_indices[0],
-                                                       score.frame_indices[0] + 8))
+        assert list(score.frame_indices) == list(
+            range(score.frame_indices[0], score.frame_indices[0] + 8)
+        )
         assert score.frame_indices[0] >= 5 and score.frame_indices[-1] < 5 + visible
     if clips == 0:
         assert result.status is LesionStatus.NO_SCORABLE_LESION
@@ -77,14 +78,17 @@ def test_lesion_and_video_risk_are_means_of_clips_by_the_paper_rule(tiny_i3d) ->
 
 def test_batch_sizes_do_not_change_the_answer(tiny_i3d) -> None:
     frames, boxes = blob_video(40, range(3, 35))
-    one, _ = run(frames, BoxDetector(boxes), tiny_i3d, detector_batch_size=1,
-                 classifier_batch_size=1)
-    many, _ = run(frames, BoxDetector(boxes), tiny_i3d, detector_batch_size=6,
-                  classifier_batch_size=8)
+    one, _ = run(
+        frames, BoxDetector(boxes), tiny_i3d, detector_batch_size=1, classifier_batch_size=1
+    )
+    many, _ = run(
+        frames, BoxDetector(boxes), tiny_i3d, detector_batch_size=6, classifier_batch_size=8
+    )
     assert one.clips == many.clips == 4
     assert one.risk == pytest.approx(many.risk, abs=1e-5)
     assert [s.frame_indices for s in one.lesions[0].scores] == [
-        s.frame_indices for s in many.lesions[0].scores]
+        s.frame_indices for s in many.lesions[0].scores
+    ]
 
 
 def test_detector_batches_keyframes(tiny_i3d) -> None:
@@ -106,20 +110,19 @@ def test_frames_after_a_tracked_keyframe_get_their_boxes_at_once(tiny_i3d) -> No
         config = PipelineConfig(detector_batch_size=batch, crop="none")
         config.tracking.keyframe_interval = 3
         scorer = IncrementalScorer(BoxDetector(boxes), tiny_i3d, config, fps=30.0)
-        return [[e.frame_index for e in scorer.push(f) if isinstance(e, FrameBoxes)]
-                for f in frames]
+        return [
+            [e.frame_index for e in scorer.push(f) if isinstance(e, FrameBoxes)] for f in frames
+        ]
 
     assert emitted(1) == [[i] for i in range(12)]
     # Batches of 2 keyframes (0 and 3, 6 and 9): frames behind a keyframe wait
     # for its batch, then go out together; frames after it go out at once.
-    assert emitted(2) == [[], [], [], [0, 1, 2, 3], [4], [5],
-                          [], [], [], [6, 7, 8, 9], [10], [11]]
+    assert emitted(2) == [[], [], [], [0, 1, 2, 3], [4], [5], [], [], [], [6, 7, 8, 9], [10], [11]]
 
 
 def test_keyframe_mode_still_scores_the_lesion(tiny_i3d) -> None:
     frames, boxes = blob_video(40, range(40))
-    result, events = run(frames, BoxDetector(boxes), tiny_i3d,
-                         tracking={"keyframe_interval": 4})
+    result, events = run(frames, BoxDetector(boxes), tiny_i3d, tracking={"keyframe_interval": 4})
     assert result.clips == 5
     sources = {b.source for e in events if isinstance(e, FrameBoxes) for b in e.boxes}
     assert sources == {"detector", "propagated"}
@@ -169,8 +172,13 @@ def test_screen_capture_is_cropped_and_boxes_come_back_in_source_pixels(tiny_i3d
 
     # A moving lesion inside a scanner screen (interface text, ruler, ...).
     raw, truth = blob_video(40, range(40), size=320, seed=3)
-    layout = make_layout(raw[0].image.shape, np.random.default_rng(1), shape="linear",
-                         calipers=False, color_bar=False)
+    layout = make_layout(
+        raw[0].image.shape,
+        np.random.default_rng(1),
+        shape="linear",
+        calipers=False,
+        color_bar=False,
+    )
     frames = [Frame(f.index, f.timestamp_s, render(f.image, layout)) for f in raw]
     detector = BrightBlobDetector()
     result, _ = run(frames, detector, tiny_i3d, crop="auto")
@@ -195,14 +203,20 @@ def test_live_mode_detects_on_the_whole_frame_until_the_region_is_known(tiny_i3d
     from .conftest import BrightBlobDetector
 
     raw, truth = blob_video(40, range(40), size=320, seed=3)
-    layout = make_layout(raw[0].image.shape, np.random.default_rng(1), shape="linear",
-                         calipers=False, color_bar=False)
+    layout = make_layout(
+        raw[0].image.shape,
+        np.random.default_rng(1),
+        shape="linear",
+        calipers=False,
+        color_bar=False,
+    )
     frames = [Frame(f.index, f.timestamp_s, render(f.image, layout)) for f in raw]
 
     def first_boxes(crop_wait: bool) -> tuple[int, BrightBlobDetector, IncrementalScorer]:
         detector = BrightBlobDetector()
-        config = PipelineConfig(crop="auto", crop_sample=16, crop_wait=crop_wait,
-                                detector_batch_size=1)
+        config = PipelineConfig(
+            crop="auto", crop_sample=16, crop_wait=crop_wait, detector_batch_size=1
+        )
         scorer = IncrementalScorer(detector, tiny_i3d, config, fps=30.0)
         for frame in frames:
             if any(isinstance(e, FrameBoxes) and e.boxes for e in scorer.push(frame)):
@@ -217,7 +231,7 @@ def test_live_mode_detects_on_the_whole_frame_until_the_region_is_known(tiny_i3d
     assert live_at < 3
     assert live.seen_shapes[0] == (1080, 1920)
     # Once 16 frames are in, the detector sees the scan region only.
-    for frame in frames[live_at + 1:]:
+    for frame in frames[live_at + 1 :]:
         scorer.push(frame)
     scorer.finish()
     result = scorer.result()

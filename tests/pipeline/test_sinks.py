@@ -13,8 +13,9 @@ from sonorisk.records import Frame
 
 def test_the_spool_gives_back_every_frame_exactly(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    frames = [Frame(i * 2, i / 30.0, rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
-              for i in range(5)]
+    frames = [
+        Frame(i * 2, i / 30.0, rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)) for i in range(5)
+    ]
     frames.append(Frame(11, 0.5, rng.integers(0, 256, (24, 32), dtype=np.uint8)))  # gray
     spool = FrameSpool(tmp_path)
     for frame in frames:

@@ -58,8 +58,12 @@ def _models(detector: Any, still: Any) -> ScoringModels:
     return ScoringModels(detector, None, cards, None, still)
 
 
-def ultrasound(h: int = 160, w: int = 200, blobs: tuple[tuple[int, int, int], ...] = ((120, 70,
-               15),), seed: int = 0) -> np.ndarray:
+def ultrasound(
+    h: int = 160,
+    w: int = 200,
+    blobs: tuple[tuple[int, int, int], ...] = ((120, 70, 15),),
+    seed: int = 0,
+) -> np.ndarray:
     """Smooth gray speckle (RGB) with bright discs (cx, cy, r)."""
     rng = np.random.default_rng(seed)
     gray = cv2.GaussianBlur(rng.integers(30, 90, (h, w), dtype=np.uint8), (5, 5), 0)
@@ -117,19 +121,24 @@ def test_a_still_scores_through_the_video_schema(tmp_path, still_classifier):
 
     typed = ScoreDocument.from_json(doc)
     assert typed.kind == "still" and typed.lesions[0].subtypes == lesion["subtypes"]
-    assert summary_line(doc) == (f"benign_002.png: risk {doc['risk']:.3f} "
-                                 f"[lesion 1: {doc['risk']:.3f} (confidence 0.90)]")
+    assert summary_line(doc) == (
+        f"benign_002.png: risk {doc['risk']:.3f} [lesion 1: {doc['risk']:.3f} (confidence 0.90)]"
+    )
 
 
 def test_a_screenshot_still_is_cropped_to_its_scan_region(tmp_path, still_classifier):
     canvas = np.zeros((300, 420, 3), np.uint8)
     canvas[70:230, 150:350] = ultrasound()
-    cv2.putText(canvas, "GAIN 52 DEPTH 4", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                (255, 255, 255), 2)  # the scanner's text: bright, and no lesion
+    cv2.putText(
+        canvas, "GAIN 52 DEPTH 4", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2
+    )  # the scanner's text: bright, and no lesion
     path = save(tmp_path, "screen.png", canvas)
     detector = BrightBlobDetector()
-    doc = valid(score_still(path, _models(detector, still_classifier), PipelineConfig(),
-                            tmp_path, progress=False))
+    doc = valid(
+        score_still(
+            path, _models(detector, still_classifier), PipelineConfig(), tmp_path, progress=False
+        )
+    )
     assert detector.seen_shapes[0][0] < 300 and detector.seen_shapes[0][1] < 420
     region = doc["video"]["scan_region"]
     assert region is not None and near(region["box"], (150, 70, 350, 230), tol=4)
@@ -139,8 +148,15 @@ def test_a_screenshot_still_is_cropped_to_its_scan_region(tmp_path, still_classi
 
 def test_no_lesion_no_number(tmp_path, still_classifier):
     path = save(tmp_path, "normal.jpg", ultrasound(blobs=()))
-    doc = valid(score_still(path, _models(BrightBlobDetector(), still_classifier),
-                            PipelineConfig(), tmp_path, progress=False))
+    doc = valid(
+        score_still(
+            path,
+            _models(BrightBlobDetector(), still_classifier),
+            PipelineConfig(),
+            tmp_path,
+            progress=False,
+        )
+    )
     assert doc["status"] == "no scorable lesion" and doc["risk"] is None
     assert doc["lesions"] == [] and doc["clips"] == 0
     assert doc["reason"].startswith("no lesion found")
@@ -172,8 +188,7 @@ def test_lesions_are_detections_that_would_start_a_track(tmp_path, still_classif
     assert doc["risk"] == first["risk"]  # most_confident_lesion: the detector's surest
     assert doc["risk_rule"]["name"] == "most_confident_lesion"
     rules = replace(config.lesions, risk_rule="max_lesion_risk")
-    doc = valid(score_still(path, models, replace(config, lesions=rules), tmp_path,
-                            progress=False))
+    doc = valid(score_still(path, models, replace(config, lesions=rules), tmp_path, progress=False))
     assert doc["risk"] == max(first["risk"], second["risk"])
 
 
@@ -184,8 +199,16 @@ def test_the_events_are_the_videos(still_classifier):
     lesions, region = find_lesions(image, BrightBlobDetector(), config, timing)
     events = still_events(image, lesions, still_classifier, config, region, timing)
     kinds = [type(e).__name__ for e in events]
-    assert kinds == ["FrameBoxes", "ClipScored", "LesionUpdated", "ClipScored", "LesionUpdated",
-                     "LesionEnded", "LesionEnded", "VideoEnded"]
+    assert kinds == [
+        "FrameBoxes",
+        "ClipScored",
+        "LesionUpdated",
+        "ClipScored",
+        "LesionUpdated",
+        "LesionEnded",
+        "LesionEnded",
+        "VideoEnded",
+    ]
     frame_boxes = events[0]
     assert isinstance(frame_boxes, FrameBoxes) and len(frame_boxes.boxes) == 2
     clips = [e for e in events if isinstance(e, ClipScored)]
@@ -199,8 +222,17 @@ def test_heatmaps_and_overlay_are_pngs(tmp_path, still_classifier):
     image = ultrasound()
     path = save(tmp_path, "lesion.bmp", image)
     out = tmp_path / "out"
-    doc = valid(score_still(path, _models(BrightBlobDetector(), still_classifier),
-                            PipelineConfig(), out, overlay=True, heatmaps=True, progress=False))
+    doc = valid(
+        score_still(
+            path,
+            _models(BrightBlobDetector(), still_classifier),
+            PipelineConfig(),
+            out,
+            overlay=True,
+            heatmaps=True,
+            progress=False,
+        )
+    )
     [clip] = doc["lesions"][0]["clips"]
     assert clip["heatmap"] == "lesion.heatmaps/lesion1_clip0.png"
     strip = cv2.imread(str(out / clip["heatmap"]))
@@ -219,8 +251,15 @@ def test_what_reading_changed_reaches_the_document(tmp_path, still_classifier):
     rgba = np.dstack([ultrasound(), np.full((160, 200), 128, np.uint8)])
     path = tmp_path / "alpha.png"
     Image.fromarray(rgba, "RGBA").save(path)
-    doc = valid(score_still(path, _models(BrightBlobDetector(), still_classifier),
-                            PipelineConfig(), tmp_path, progress=False))
+    doc = valid(
+        score_still(
+            path,
+            _models(BrightBlobDetector(), still_classifier),
+            PipelineConfig(),
+            tmp_path,
+            progress=False,
+        )
+    )
     assert any("alpha channel dropped" in n for n in doc["video"]["still"]["notes"])
     assert doc["video"]["pixel_format"] == "RGBA"
 
@@ -229,8 +268,13 @@ def test_a_bad_still_names_the_file(tmp_path, still_classifier):
     path = tmp_path / "cut.png"
     path.write_bytes(save(tmp_path, "whole.png", ultrasound()).read_bytes()[:300])
     with pytest.raises(InputError) as info:
-        score_path(path, _models(BrightBlobDetector(), still_classifier), PipelineConfig(),
-                   tmp_path, progress=False)
+        score_path(
+            path,
+            _models(BrightBlobDetector(), still_classifier),
+            PipelineConfig(),
+            tmp_path,
+            progress=False,
+        )
     assert str(path) in str(info.value) and "PNG" in str(info.value)
     assert not (tmp_path / "cut.json").exists()
 
@@ -245,12 +289,15 @@ def test_models_without_a_still_classifier_say_so(tmp_path):
 # --- score_path: stills one way, videos (a multi-frame DICOM too) the other --------
 def test_score_path_tells_stills_from_videos(tmp_path, still_classifier, tiny_i3d):
     image = ultrasound()[..., 0]
-    one = _dicom(tmp_path / "still.dcm", image, SequenceOfUltrasoundRegions=[_region(0.008,
-                                                                                    0.008)])
+    one = _dicom(tmp_path / "still.dcm", image, SequenceOfUltrasoundRegions=[_region(0.008, 0.008)])
     cine = _dicom(tmp_path / "cine.dcm", np.stack([image] * 3), frames=3, FrameTime=40.0)
-    models = ScoringModels(BrightBlobDetector(), tiny_i3d,
-                           {"detector": {"kind": "bright-blob (test)"}, "classifier": {}},
-                           None, still_classifier)
+    models = ScoringModels(
+        BrightBlobDetector(),
+        tiny_i3d,
+        {"detector": {"kind": "bright-blob (test)"}, "classifier": {}},
+        None,
+        still_classifier,
+    )
     still_doc = valid(score_path(one, models, PipelineConfig(), tmp_path, progress=False))
     assert still_doc["video"]["kind"] == "still" and still_doc["status"] == "scored"
     assert still_doc["video"]["still"]["pixel_spacing_mm"] == pytest.approx([0.08, 0.08])

@@ -34,9 +34,12 @@ def still_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ..still_helpers import random_still_bundle  # noqa: TID252
 
     torch.set_num_threads(1)
-    return random_still_bundle(RELEASED / "detector.safetensors",
-                               RELEASED / "classifier.safetensors",
-                               tmp_path_factory.mktemp("still-cli"), name="still-test")
+    return random_still_bundle(
+        RELEASED / "detector.safetensors",
+        RELEASED / "classifier.safetensors",
+        tmp_path_factory.mktemp("still-cli"),
+        name="still-test",
+    )
 
 
 def _mask_box(mask_path: Path) -> tuple[int, int, int, int]:
@@ -53,8 +56,19 @@ def _overlap(a: list[float], b: tuple[int, ...]) -> float:
 
 def test_sonorisk_score_a_png_with_a_bundle(tmp_path, still_bundle, capsys):
     out = tmp_path / "out"
-    code = main(["score", str(EXAMPLE), "--models", str(still_bundle), "--out", str(out),
-                 "--overlay", "--heatmaps", "--no-progress"])
+    code = main(
+        [
+            "score",
+            str(EXAMPLE),
+            "--models",
+            str(still_bundle),
+            "--out",
+            str(out),
+            "--overlay",
+            "--heatmaps",
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "is a still image" not in printed.err
@@ -64,15 +78,18 @@ def test_sonorisk_score_a_png_with_a_bundle(tmp_path, still_bundle, capsys):
     assert doc["models"]["bundle"]["name"] == "still-test"
     assert "still_classifier" in doc["models"]["bundle"]["files"]
     assert doc["models"]["still_classifier"]["demonstration"] is True
-    assert ("The still classifier is a DEMONSTRATION model (untrained (tests)); its numbers "
-            "mean nothing about real patients.") in doc["notice"]
+    assert (
+        "The still classifier is a DEMONSTRATION model (untrained (tests)); its numbers "
+        "mean nothing about real patients."
+    ) in doc["notice"]
     assert RESEARCH_NOTICE in doc["notice"]
     assert "TEST bundle: not a clinical result" in doc["notice"]
     # The released detector finds the mass the mask outlines, in source pixels.
     assert doc["status"] == "scored" and doc["lesions"]
     best = doc["lesions"][0]
-    assert _overlap(best["boxes"][0]["box"], _mask_box(EXAMPLE.with_name("benign_082_mask.png"))
-                    ) > 0.5
+    assert (
+        _overlap(best["boxes"][0]["box"], _mask_box(EXAMPLE.with_name("benign_082_mask.png"))) > 0.5
+    )
     assert f"benign_082.png: risk {doc['risk']:.3f}" in printed.out
     assert (out / doc["outputs"]["overlay"]).is_file()
     assert (out / best["clips"][0]["heatmap"]).is_file()
@@ -81,14 +98,29 @@ def test_sonorisk_score_a_png_with_a_bundle(tmp_path, still_bundle, capsys):
 def test_a_bundle_without_a_still_classifier_names_it(tmp_path, capsys):
     from sonorisk.models.bundle import export_bundle
 
-    info = {"task": "tests", "intended_use": "tests only", "limitations": ["none"],
-            "training_data": {"description": "BUSI (released models)", "licence": "CC0 1.0",
-                              "citation": "none"},
-            "notice": "TEST bundle: not a clinical result"}
-    plain = export_bundle(RELEASED / "detector.safetensors", RELEASED / "classifier.safetensors",
-                          tmp_path / "bundles", "video-only", "1.2.0", info, dtype=None)
-    code = main(["score", str(EXAMPLE), "--models", str(plain), "--out", str(tmp_path),
-                 "--no-progress"])
+    info = {
+        "task": "tests",
+        "intended_use": "tests only",
+        "limitations": ["none"],
+        "training_data": {
+            "description": "BUSI (released models)",
+            "licence": "CC0 1.0",
+            "citation": "none",
+        },
+        "notice": "TEST bundle: not a clinical result",
+    }
+    plain = export_bundle(
+        RELEASED / "detector.safetensors",
+        RELEASED / "classifier.safetensors",
+        tmp_path / "bundles",
+        "video-only",
+        "1.2.0",
+        info,
+        dtype=None,
+    )
+    code = main(
+        ["score", str(EXAMPLE), "--models", str(plain), "--out", str(tmp_path), "--no-progress"]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert str(EXAMPLE) in err and "no still-image classifier" in err and "1.2.0" in err
@@ -100,8 +132,18 @@ def test_one_bad_still_does_not_stop_the_others(tmp_path, still_bundle, capsys):
     cv2.imwrite(str(bad), cv2.imread(str(EXAMPLE)))
     bad.write_bytes(bad.read_bytes()[:2000])
     normal = ROOT / "examples" / "busi" / "normal" / "normal_023.png"
-    code = main(["score", str(bad), str(normal), "--models", str(still_bundle), "--out",
-                 str(tmp_path / "out"), "--no-progress"])
+    code = main(
+        [
+            "score",
+            str(bad),
+            str(normal),
+            "--models",
+            str(still_bundle),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 1
     assert f"sonorisk: error: {bad}: truncated JPEG" in printed.err

@@ -40,40 +40,89 @@ CHROMIUM = "/usr/bin/chromium"
 ON_CI = bool(os.environ.get("CI"))
 
 
-def score_document(video: Path, risk: float | None, n_frames: int, fps: float,
-                   size: tuple[int, int], overlay: str | None = None,
-                   heatmap: str | None = None) -> dict:
+def score_document(
+    video: Path,
+    risk: float | None,
+    n_frames: int,
+    fps: float,
+    size: tuple[int, int],
+    overlay: str | None = None,
+    heatmap: str | None = None,
+) -> dict:
     """A `sonorisk score` document as the pipeline writes it (schema version 1)."""
     width, height = size
     lesions = []
     if risk is not None:
         frames = list(range(0, 8))
-        lesions.append({
-            "lesion_id": 1, "status": "scored", "risk": risk, "confidence": 0.9,
-            "clips_used": 1,
-            "first_frame": 0, "last_frame": n_frames - 1, "frames_with_box": n_frames,
-            "box_sources": {"detector": n_frames},
-            "clips": [{"clip_index": 0, "frame_indices": frames, "frame_range": [0, 7],
-                       "time_range_s": [0.0, 8 / fps], "probability": risk,
-                       "class_probabilities": {"benign": 1 - risk, "malignant": risk},
-                       "heatmap": heatmap}],
-            "boxes": [{"frame": i, "box": [20.0, 15.0, 60.0, 50.0], "score": 0.9,
-                       "source": "detector"} for i in range(n_frames)]})
+        lesions.append(
+            {
+                "lesion_id": 1,
+                "status": "scored",
+                "risk": risk,
+                "confidence": 0.9,
+                "clips_used": 1,
+                "first_frame": 0,
+                "last_frame": n_frames - 1,
+                "frames_with_box": n_frames,
+                "box_sources": {"detector": n_frames},
+                "clips": [
+                    {
+                        "clip_index": 0,
+                        "frame_indices": frames,
+                        "frame_range": [0, 7],
+                        "time_range_s": [0.0, 8 / fps],
+                        "probability": risk,
+                        "class_probabilities": {"benign": 1 - risk, "malignant": risk},
+                        "heatmap": heatmap,
+                    }
+                ],
+                "boxes": [
+                    {
+                        "frame": i,
+                        "box": [20.0, 15.0, 60.0, 50.0],
+                        "score": 0.9,
+                        "source": "detector",
+                    }
+                    for i in range(n_frames)
+                ],
+            }
+        )
     return {
-        "schema": "sonorisk.score", "schema_version": 1, "sonorisk_version": "0.1.0",
-        "created_at": "2025-01-01T00:00:00+00:00", "notice": NOTICE,
-        "video": {"source": str(video), "width": width, "height": height, "fps": fps,
-                  "frame_count": n_frames, "duration_s": n_frames / fps, "codec": "mjpeg",
-                  "frames_scored": n_frames, "decode": {}, "scan_region": None},
+        "schema": "sonorisk.score",
+        "schema_version": 1,
+        "sonorisk_version": "0.1.0",
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "notice": NOTICE,
+        "video": {
+            "source": str(video),
+            "width": width,
+            "height": height,
+            "fps": fps,
+            "frame_count": n_frames,
+            "duration_s": n_frames / fps,
+            "codec": "mjpeg",
+            "frames_scored": n_frames,
+            "decode": {},
+            "scan_region": None,
+        },
         "status": "scored" if risk is not None else "no scorable lesion",
-        "risk": risk, "clips": 1 if risk is not None else 0,
-        "risk_rule": {"name": "most_confident_lesion", "text": "risk of the most confident "
-                      "lesion", "min_confidence": 0.55},
+        "risk": risk,
+        "clips": 1 if risk is not None else 0,
+        "risk_rule": {
+            "name": "most_confident_lesion",
+            "text": "risk of the most confident lesion",
+            "min_confidence": 0.55,
+        },
         "reason": None if risk is not None else "no lesion found",
         "lesions": lesions,
-        "models": {"detector": {"demonstration": True}, "classifier": {"demonstration": True},
-                   "bundle": unrecorded_section()}, "pipeline": {},
-        "timing": {"stages": {}}, "outputs": {"overlay": overlay} if overlay else {},
+        "models": {
+            "detector": {"demonstration": True},
+            "classifier": {"demonstration": True},
+            "bundle": unrecorded_section(),
+        },
+        "pipeline": {},
+        "timing": {"stages": {}},
+        "outputs": {"overlay": overlay} if overlay else {},
     }
 
 
@@ -85,8 +134,14 @@ def study_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from sonorisk.pipeline.report import load_schema
 
     root = tmp_path_factory.mktemp("study_inputs")
-    dataset = synthesize_phantom(N_VIDEOS, root / "dataset", seed=3, size=SIZE, frames=FRAMES,
-                                 proportions={"benign": 0.5, "malignant": 0.5})
+    dataset = synthesize_phantom(
+        N_VIDEOS,
+        root / "dataset",
+        seed=3,
+        size=SIZE,
+        frames=FRAMES,
+        proportions={"benign": 0.5, "malignant": 0.5},
+    )
     from sonorisk.data import load_dataset
 
     ds = load_dataset(dataset)
@@ -97,8 +152,12 @@ def study_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for rec, risk in zip(ds.videos, RISKS, strict=True):
         stem = Path(rec.file).stem
         overlay = f"{stem}.overlay.mp4"
-        write_video(ai / overlay, (rng.integers(0, 255, (SIZE[1], SIZE[0], 3), np.uint8)
-                                   for _ in range(FRAMES)), 30.0, codec="h264")
+        write_video(
+            ai / overlay,
+            (rng.integers(0, 255, (SIZE[1], SIZE[0], 3), np.uint8) for _ in range(FRAMES)),
+            30.0,
+            codec="h264",
+        )
         heatmap = None
         if risk is not None:
             import cv2
@@ -114,19 +173,29 @@ def study_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"dataset": dataset, "ai": ai, "readers": readers, "root": root}
 
 
-def make_study(study_inputs: dict[str, Path], out: Path, db_url: str | None = None,
-               **config: object) -> Path:
-    create_study(study_inputs["dataset"], study_inputs["ai"], study_inputs["readers"], out,
-                 db_url=db_url, config=StudyConfig(**config))
+def make_study(
+    study_inputs: dict[str, Path], out: Path, db_url: str | None = None, **config: object
+) -> Path:
+    create_study(
+        study_inputs["dataset"],
+        study_inputs["ai"],
+        study_inputs["readers"],
+        out,
+        db_url=db_url,
+        config=StudyConfig(**config),
+    )
     return out
 
 
 @pytest.fixture(scope="session")
-def study_template(study_inputs: dict[str, Path],
-                   tmp_path_factory: pytest.TempPathFactory) -> Path:
+def study_template(study_inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A created study (SQLite, overlays shown); copy it before writing to it."""
-    return make_study(study_inputs, tmp_path_factory.mktemp("template") / "study",
-                      show_overlay=True, title="Test study")
+    return make_study(
+        study_inputs,
+        tmp_path_factory.mktemp("template") / "study",
+        show_overlay=True,
+        title="Test study",
+    )
 
 
 @pytest.fixture
@@ -185,8 +254,13 @@ def free_port() -> int:
 class Server:
     """`sonorisk reader-study serve` as a subprocess on a free loopback port."""
 
-    def __init__(self, study_dir: Path, db_url: str | None = None,
-                 log: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        study_dir: Path,
+        db_url: str | None = None,
+        log: Path | None = None,
+        port: int | None = None,
+    ) -> None:
         self.study_dir = study_dir
         self.db_url = db_url
         self.port = port or free_port()
@@ -200,13 +274,26 @@ class Server:
             env["SONORISK_STUDY_DB"] = self.db_url
         self._log = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sonorisk.cli", "reader-study", "serve", str(self.study_dir),
-             "--port", str(self.port)], stdout=self._log, stderr=subprocess.STDOUT, env=env)
+            [
+                sys.executable,
+                "-m",
+                "sonorisk.cli",
+                "reader-study",
+                "serve",
+                str(self.study_dir),
+                "--port",
+                str(self.port),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited ({self.proc.returncode}): "
-                                   f"{self.log.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"server exited ({self.proc.returncode}): {self.log.read_text()[-2000:]}"
+                )
             try:
                 with urllib.request.urlopen(self.base + "/healthz", timeout=1) as r:
                     if r.status == 200:
@@ -250,8 +337,9 @@ def server_factory() -> Iterator:
 
 
 # --- chromium; PostgreSQL: tests/pg_helpers.py, ``postgres_url`` in tests/conftest.py
-needs_chromium = pytest.mark.skipif(shutil.which(CHROMIUM) is None and not ON_CI,
-                                    reason="Debian chromium not installed")
+needs_chromium = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None and not ON_CI, reason="Debian chromium not installed"
+)
 
 
 @pytest.fixture

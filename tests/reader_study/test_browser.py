@@ -53,23 +53,30 @@ class Reader:
 
     def check_player(self) -> None:
         page = self.page
-        page.wait_for_function("() => document.getElementById('video').readyState >= 2",
-                               timeout=15000)
+        page.wait_for_function(
+            "() => document.getElementById('video').readyState >= 2", timeout=15000
+        )
         duration = page.evaluate("document.getElementById('video').duration")
         assert duration == pytest.approx(FRAMES / 30.0, abs=0.05)
         page.click("#frame-fwd")
-        page.wait_for_function("() => document.getElementById('frame-counter').textContent"
-                               f".startsWith('frame 2 / {FRAMES}')", timeout=5000)
+        page.wait_for_function(
+            "() => document.getElementById('frame-counter').textContent"
+            f".startsWith('frame 2 / {FRAMES}')",
+            timeout=5000,
+        )
         page.click("#frame-back")
-        page.wait_for_function("() => document.getElementById('frame-counter').textContent"
-                               ".startsWith('frame 1 /')", timeout=5000)
+        page.wait_for_function(
+            "() => document.getElementById('frame-counter').textContent.startsWith('frame 1 /')",
+            timeout=5000,
+        )
         page.select_option("#speed", "2")
         assert page.evaluate("document.getElementById('video').playbackRate") == 2
         page.check("#loop")
         assert page.evaluate("document.getElementById('video').loop") is True
         page.click("#play")
-        page.wait_for_function("() => document.getElementById('video').currentTime > 0.05",
-                               timeout=10000)
+        page.wait_for_function(
+            "() => document.getElementById('video').currentTime > 0.05", timeout=10000
+        )
         page.click("#play")  # pause
         assert page.evaluate("document.getElementById('video').paused") is True
 
@@ -104,8 +111,11 @@ class Reader:
             page.wait_for_load_state()
             assert "confidence is missing" in page.text_content("#error")
             assert page.is_checked(f"#birads-{birads}") and self.at_step() == n
-        page.evaluate("v => { const s = document.getElementById('confidence'); s.value = v;"
-                      " s.dispatchEvent(new Event('input')); }", conf)
+        page.evaluate(
+            "v => { const s = document.getElementById('confidence'); s.value = v;"
+            " s.dispatchEvent(new Event('input')); }",
+            conf,
+        )
         assert page.text_content("#confidence-value") == str(conf)
         page.click("#submit")
         page.wait_for_load_state()
@@ -114,8 +124,11 @@ class Reader:
 
 
 def stored(store: StudyStore, rid: str) -> dict[tuple[str, str], tuple[str, int]]:
-    return {(r["case_id"], r["session"]): (r["birads"], r["confidence"])
-            for r in store.reads() if r["reader_id"] == rid}
+    return {
+        (r["case_id"], r["session"]): (r["birads"], r["confidence"])
+        for r in store.reads()
+        if r["reader_id"] == rid
+    }
 
 
 def run_study(study, db_url, server_factory, tmp_path, report_too: bool = True) -> None:
@@ -182,15 +195,31 @@ def run_study(study, db_url, server_factory, tmp_path, report_too: bool = True) 
     assert len(reads) == 2 * 2 * 4 and not reads["case_id"].isin(excluded).any()
     assert len(pd.read_csv(export / "reads_all.csv")) == 20
     # reading time = total time - video duration (the paper's definition)
-    assert ((reads["reading_time_s"] - (reads["total_time_s"] - reads["video_duration_s"])).abs()
-            < 2e-3).all()
+    assert (
+        (reads["reading_time_s"] - (reads["total_time_s"] - reads["video_duration_s"])).abs() < 2e-3
+    ).all()
     assert (reads["video_duration_s"] == FRAMES / 30.0).all() and (reads["total_time_s"] > 0).all()
     assert (export / "imrmc_input.txt").read_text().count("\n") > 16
     if not report_too:  # the analysis reads only the exported tables: one backend suffices
         return
-    assert main(["eval", "report", str(export / "predictions.csv"), "--truth",
-                 str(export / "truth.csv"), "--reads", str(export / "reads.csv"), "--out",
-                 str(report), "--bootstrap", "200"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "report",
+                str(export / "predictions.csv"),
+                "--truth",
+                str(export / "truth.csv"),
+                "--reads",
+                str(export / "reads.csv"),
+                "--out",
+                str(report),
+                "--bootstrap",
+                "200",
+            ]
+        )
+        == 0
+    )
     text = (report / "report.md").read_text()
     for heading in ("(Table 4)", "(Table 5)", "reading-time tercile", "SYNTHETIC/DEMO"):
         assert heading in text, heading
@@ -213,8 +242,9 @@ def test_browser_study_on_sqlite_survives_a_server_kill(study, server_factory, t
 
 
 @needs_postgres
-def test_browser_study_on_postgresql_survives_a_server_kill(study_inputs, pg_db, server_factory,
-                                                            tmp_path) -> None:
+def test_browser_study_on_postgresql_survives_a_server_kill(
+    study_inputs, pg_db, server_factory, tmp_path
+) -> None:
     study = make_study(study_inputs, tmp_path / "pgstudy", db_url=pg_db, show_overlay=True)
     assert not (study / "study.sqlite").exists()
     run_study(study, pg_db, server_factory, tmp_path, report_too=False)
@@ -244,8 +274,11 @@ def test_browser_autosave_restores_an_unsaved_answer(study, server_factory) -> N
             page.focus("#confidence")  # the slider starts unset (shown at 50)
             for _ in range(3):
                 page.keyboard.press("ArrowRight")
-            page.wait_for_function("() => document.getElementById('draft-status').textContent"
-                                   ".startsWith('Draft kept')", timeout=10000)
+            page.wait_for_function(
+                "() => document.getElementById('draft-status').textContent"
+                ".startsWith('Draft kept')",
+                timeout=10000,
+            )
             page.reload()
             restored(page)
             assert store.reads() == []  # a draft is not a read

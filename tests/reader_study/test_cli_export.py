@@ -18,30 +18,58 @@ from .conftest import NOTICE, RISKS
 
 
 def test_help_does_not_import_the_web_stack() -> None:
-    code = ("import argparse, sys; import sonorisk.reader_study.cli as c; "
-            "p = argparse.ArgumentParser(); c.register({'root': p.add_subparsers()}); "
-            "print(sorted(m for m in ('fastapi', 'sqlalchemy', 'uvicorn', 'torch', 'jinja2') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import argparse, sys; import sonorisk.reader_study.cli as c; "
+        "p = argparse.ArgumentParser(); c.register({'root': p.add_subparsers()}); "
+        "print(sorted(m for m in ('fastapi', 'sqlalchemy', 'uvicorn', 'torch', 'jinja2') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
-    helptext = subprocess.run([sys.executable, "-m", "sonorisk.cli", "reader-study", "--help"],
-                              capture_output=True, text=True, timeout=120).stdout
+    helptext = subprocess.run(
+        [sys.executable, "-m", "sonorisk.cli", "reader-study", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     for verb in ("create", "serve", "export", "progress", "migrate"):
         assert verb in helptext
 
 
-def test_create_progress_migrate_through_the_cli(study_inputs: dict, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture) -> None:
+def test_create_progress_migrate_through_the_cli(
+    study_inputs: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "study"
     cases = tmp_path / "cases.txt"
     ids = sorted(p.stem for p in (study_inputs["dataset"] / "videos").glob("*.avi"))[:3]
     cases.write_text("\n".join(ids) + "\n")
-    assert main(["reader-study", "create", "--dataset", str(study_inputs["dataset"]), "--ai",
-                 str(study_inputs["ai"]), "--readers", str(study_inputs["readers"]), "--out",
-                 str(out), "--seed", "4", "--washout", "--washout-days", "0", "--cases",
-                 str(cases), "--title", "CLI study"]) == 0
+    assert (
+        main(
+            [
+                "reader-study",
+                "create",
+                "--dataset",
+                str(study_inputs["dataset"]),
+                "--ai",
+                str(study_inputs["ai"]),
+                "--readers",
+                str(study_inputs["readers"]),
+                "--out",
+                str(out),
+                "--seed",
+                "4",
+                "--washout",
+                "--washout-days",
+                "0",
+                "--cases",
+                str(cases),
+                "--title",
+                "CLI study",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "3 cases, 2 readers" in printed and "links.txt" in printed
     store = StudyStore.open(default_db_url(out))
@@ -59,16 +87,23 @@ def test_create_progress_migrate_through_the_cli(study_inputs: dict, tmp_path: P
     assert f"schema version {SCHEMA_VERSION}" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--readers", "MISSING"], "MISSING: reader list not found"),
-    (["--ai", "NOAI"], "NOAI: AI results folder not found"),
-    (["--washout-days", "-1"], "washout_days: must be >= 0"),
-])
-def test_bad_create_inputs_exit_2_with_one_line(study_inputs: dict, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture, args: list[str],
-                                                message: str) -> None:
-    base = {"--dataset": str(study_inputs["dataset"]), "--ai": str(study_inputs["ai"]),
-            "--readers": str(study_inputs["readers"]), "--out": str(tmp_path / "s")}
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--readers", "MISSING"], "MISSING: reader list not found"),
+        (["--ai", "NOAI"], "NOAI: AI results folder not found"),
+        (["--washout-days", "-1"], "washout_days: must be >= 0"),
+    ],
+)
+def test_bad_create_inputs_exit_2_with_one_line(
+    study_inputs: dict, tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str
+) -> None:
+    base = {
+        "--dataset": str(study_inputs["dataset"]),
+        "--ai": str(study_inputs["ai"]),
+        "--readers": str(study_inputs["readers"]),
+        "--out": str(tmp_path / "s"),
+    }
     extra = []
     for flag, value in zip(args[::2], args[1::2], strict=True):
         if flag in base:
@@ -81,9 +116,9 @@ def test_bad_create_inputs_exit_2_with_one_line(study_inputs: dict, tmp_path: Pa
     assert err.startswith("sonorisk: error:") and message in err and "\n" not in err
 
 
-def test_serving_or_exporting_a_missing_study_is_a_clear_error(tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture
-                                                               ) -> None:
+def test_serving_or_exporting_a_missing_study_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     assert main(["reader-study", "export", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "no study database here" in capsys.readouterr().err
 
@@ -110,22 +145,34 @@ def test_export_policies_for_cases_without_an_ai_risk(study: Path) -> None:
         assert NOTICE[1] in excluded.predictions["note"][0]
         negative = export_tables(store, "negative")
         assert negative.excluded == [] and len(negative.truth) == len(RISKS)
-        no_risk = negative.predictions[negative.predictions["id"].isin(
-            [c["case_id"] for c in store.cases() if c["ai_risk"] is None])]
+        no_risk = negative.predictions[
+            negative.predictions["id"].isin(
+                [c["case_id"] for c in store.cases() if c["ai_risk"] is None]
+            )
+        ]
         assert no_risk["AI"].tolist() == [0.0]
         assert "scored 0 (a negative call) by the export policy" in no_risk["note"].iloc[0]
         text = negative.imrmc_text()
-        assert text is not None and "NR: 2" in text and f"N1: {sum(negative.truth['truth'])}" \
-            in text
+        assert (
+            text is not None and "NR: 2" in text and f"N1: {sum(negative.truth['truth'])}" in text
+        )
         assert text.count(",unaided,") == text.count(",aided,") == 2 * len(RISKS)
     finally:
         store.close()
     out = study.parent / "export"
-    assert main(["reader-study", "export", str(study), "--out", str(out), "--no-score",
-                 "negative"]) == 0
+    assert (
+        main(["reader-study", "export", str(study), "--out", str(out), "--no-score", "negative"])
+        == 0
+    )
     reads = pd.read_csv(out / "reads.csv")
-    assert list(reads.columns[:6]) == ["reader", "case_id", "session", "birads", "confidence",
-                                       "reading_time_s"]
+    assert list(reads.columns[:6]) == [
+        "reader",
+        "case_id",
+        "session",
+        "birads",
+        "confidence",
+        "reading_time_s",
+    ]
     assert set(reads["session"]) == {"unaided", "aided"} and len(reads) == 20
     assert (out / "imrmc_input.txt").is_file() and (out / "imrmc_confidence.txt").is_file()
     assert not (out / "excluded_cases.csv").exists()

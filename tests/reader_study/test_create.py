@@ -73,17 +73,21 @@ def test_orders_are_seeded_per_reader_and_washout_reshuffles() -> None:
     assert [p["position"] for p in plan][:3] == [1, 2, 3]
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("", "empty"),
-    ("reader_id,name\nR1,A\nr1,B\n", "duplicate reader id 'r1'"),
-    ("reader_id\nbad id\n", "may hold only letters"),
-    ("reader_id,name\n,A\n", "line 2: empty reader id"),
-    ("reader_id,password\nR1,short\n", "shorter than 8"),
-    ("reader_id,role\nR1,x\n", "unknown column(s) ['role']"),
-    ("R1,Reader One\n", "needs a header row"),
-])
-def test_bad_reader_lists_are_refused_with_the_reason(tmp_path: Path, text: str,
-                                                      reason: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty"),
+        ("reader_id,name\nR1,A\nr1,B\n", "duplicate reader id 'r1'"),
+        ("reader_id\nbad id\n", "may hold only letters"),
+        ("reader_id,name\n,A\n", "line 2: empty reader id"),
+        ("reader_id,password\nR1,short\n", "shorter than 8"),
+        ("reader_id,role\nR1,x\n", "unknown column(s) ['role']"),
+        ("R1,Reader One\n", "needs a header row"),
+    ],
+)
+def test_bad_reader_lists_are_refused_with_the_reason(
+    tmp_path: Path, text: str, reason: str
+) -> None:
     path = tmp_path / "readers.csv"
     path.write_text(text)
     with pytest.raises(StudyError, match=None) as exc:
@@ -97,8 +101,9 @@ def test_plain_reader_list(tmp_path: Path) -> None:
     assert [r.reader_id for r in load_readers(path)] == ["R1", "R2"]
 
 
-def test_missing_and_invalid_ai_results_and_videos_are_named(study_inputs: dict,
-                                                             tmp_path: Path) -> None:
+def test_missing_and_invalid_ai_results_and_videos_are_named(
+    study_inputs: dict, tmp_path: Path
+) -> None:
     ai = tmp_path / "ai"
     shutil.copytree(study_inputs["ai"], ai)
     victim = sorted(ai.glob("*.json"))[0]
@@ -127,5 +132,10 @@ def test_a_second_create_into_the_same_study_is_refused(study: Path, study_input
 
 def test_unknown_case_ids_are_refused(study_inputs: dict, tmp_path: Path) -> None:
     with pytest.raises(StudyError, match="not in the dataset"):
-        create_study(study_inputs["dataset"], study_inputs["ai"], study_inputs["readers"],
-                     tmp_path / "s", config=StudyConfig(cases=["nope"]))
+        create_study(
+            study_inputs["dataset"],
+            study_inputs["ai"],
+            study_inputs["readers"],
+            tmp_path / "s",
+            config=StudyConfig(cases=["nope"]),
+        )

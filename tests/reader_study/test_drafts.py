@@ -37,18 +37,21 @@ def form_values(html: str) -> tuple[str | None, str]:
 
 
 def post_draft(c, n: int, token: str, **values: str):
-    return c.post(f"/reader/R1/step/{n}/draft", data=values,
-                  headers={CSRF_HEADER: token, **JSON})
+    return c.post(f"/reader/R1/step/{n}/draft", data=values, headers={CSRF_HEADER: token, **JSON})
 
 
 # --- the store ---------------------------------------------------------------------------
 def test_store_keeps_partial_drafts_and_saving_the_answer_deletes_them(store) -> None:
     store.open_step("R1", 0)
     assert store.save_draft("R1", 0, "4a", "", now=10.0) == {
-        "birads": "4A", "confidence": None, "updated_at": 10.0}
+        "birads": "4A",
+        "confidence": None,
+        "updated_at": 10.0,
+    }
     store.save_draft("R1", 0, "4A", "65", now=11.0)  # replaces the first
-    assert store.drafts() == [{"reader_id": "R1", "step": 0, "birads": "4A",
-                               "confidence": 65, "updated_at": 11.0}]
+    assert store.drafts() == [
+        {"reader_id": "R1", "step": 0, "birads": "4A", "confidence": 65, "updated_at": 11.0}
+    ]
     assert store.reads() == [] and store.current_step("R1").step == 0
     assert store.save_draft("R1", 0, "", " ") is None  # cleared: nothing to keep
     assert store.draft("R1", 0) is None
@@ -67,11 +70,19 @@ def test_store_keeps_partial_drafts_and_saving_the_answer_deletes_them(store) ->
     assert store.save_draft("R1", 0, "2", "30", saved_at=saved_at)["birads"] == "2"
 
 
-@pytest.mark.parametrize(("birads", "confidence", "reason"), [
-    ("7", "", "outside the scale"), ("4", "", "ambiguous"), ("", "101", "from 0 to 100"),
-    ("", "12.5", "whole number"), ("", "high", "must be a number")])
-def test_a_draft_holds_only_values_the_form_could_save(store, birads: str, confidence: str,
-                                                       reason: str) -> None:
+@pytest.mark.parametrize(
+    ("birads", "confidence", "reason"),
+    [
+        ("7", "", "outside the scale"),
+        ("4", "", "ambiguous"),
+        ("", "101", "from 0 to 100"),
+        ("", "12.5", "whole number"),
+        ("", "high", "must be a number"),
+    ],
+)
+def test_a_draft_holds_only_values_the_form_could_save(
+    store, birads: str, confidence: str, reason: str
+) -> None:
     store.open_step("R1", 0)
     with pytest.raises(ReadRejected, match=reason) as exc:
         store.save_draft("R1", 0, birads, confidence)
@@ -92,8 +103,7 @@ def test_drafts_follow_the_rules_of_answers(store) -> None:
     assert exc.value.status == 409 and store.drafts() == []
 
 
-def test_a_version_2_database_gains_the_drafts_table_and_keeps_its_data(tmp_path: Path
-                                                                        ) -> None:
+def test_a_version_2_database_gains_the_drafts_table_and_keeps_its_data(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'v2.sqlite'}"
     engine = create_engine(url)
     assert migrate(engine, target=2) == 2
@@ -144,8 +154,10 @@ def test_a_draft_survives_a_reload_and_a_restart_and_goes_when_saved(study: Path
         assert tables.reads.empty and tables.reads_all.empty
         assert store.progress()[0]["done"] == 0
         # saving the answer discards the draft
-        r = c2.post("/reader/R1/step/0", data={"birads": "4B", "confidence": "72",
-                                               "csrf_token": page_token(page)})
+        r = c2.post(
+            "/reader/R1/step/0",
+            data={"birads": "4B", "confidence": "72", "csrf_token": page_token(page)},
+        )
         assert r.status_code == 303 and store.drafts() == []
         assert len(export_tables(store).reads_all) == 1
         # back on the saved step: the saved answer, no draft note
@@ -159,23 +171,27 @@ def test_a_draft_over_a_saved_answer_comes_back_until_saved(app_store, study: Pa
     app, store = app_store
     c = client_for(app, links(study)["R1"])
     token = page_token(c.get("/reader/R1/step/0").text)
-    assert c.post("/reader/R1/step/0", data={"birads": "3", "confidence": "30",
-                                             "csrf_token": token}).status_code == 303
+    assert (
+        c.post(
+            "/reader/R1/step/0", data={"birads": "3", "confidence": "30", "csrf_token": token}
+        ).status_code
+        == 303
+    )
     # the page tells the script which saved answer it shows
     saved_at = re.search(r'data-saved-at="([^"]+)"', c.get("/reader/R1/step/0").text)[1]
     assert float(saved_at) == store.reads()[0]["updated_at"]
     late = post_draft(c, 0, token, birads="2", confidence="30")  # from the page before Save
     assert late.status_code == 409 and "saved after this page" in late.json()["reason"]
-    assert post_draft(c, 0, token, birads="4A", confidence="30",
-                      saved_at=saved_at).status_code == 200
+    assert (
+        post_draft(c, 0, token, birads="4A", confidence="30", saved_at=saved_at).status_code == 200
+    )
     page = c.get("/reader/R1/step/0").text
     assert form_values(page) == ("4A", "30") and 'id="draft-restored"' in page
     assert "Saved: BI-RADS 3, confidence 30" in page  # the saved answer is still said
     assert [(r["birads"], r["confidence"]) for r in store.reads()] == [("3", 30)]
     assert len(export_tables(store).reads_all) == 1  # the draft adds no row
     # a refused answer comes back as entered, not as the older draft
-    r = c.post("/reader/R1/step/0", data={"birads": "2", "confidence": "",
-                                          "csrf_token": token})
+    r = c.post("/reader/R1/step/0", data={"birads": "2", "confidence": "", "csrf_token": token})
     assert r.status_code == 400 and form_values(r.text) == ("2", "")
 
 
@@ -184,16 +200,32 @@ def test_draft_requests_are_refused_with_reasons_in_json(app_store, study: Path)
     c = client_for(app, links(study)["R1"])
     token = page_token(c.get("/reader/R1/step/0").text)
     cases = [  # (request, status, words of the reason)
-        (c.post("/reader/R1/step/0/draft", data={"birads": "3"}, headers=JSON), 403,
-         "anti-forgery token"),
+        (
+            c.post("/reader/R1/step/0/draft", data={"birads": "3"}, headers=JSON),
+            403,
+            "anti-forgery token",
+        ),
         (post_draft(c, 1, token, birads="3"), 403, "only after your unaided read"),
         (post_draft(c, 0, token, birads="4"), 400, "ambiguous"),
         (post_draft(c, 0, token, birads="4A", saved_at="yesterday"), 400, "not a time"),
-        (c.post("/reader/R2/step/0/draft", data={"birads": "3"},
-                headers={CSRF_HEADER: token, **JSON}), 403, "another reader"),
-        (client_for(app, None).post("/reader/R1/step/0/draft", data={"birads": "3"},
-                                    headers={CSRF_HEADER: token, **JSON}), 403,
-         "anti-forgery token"),  # no session: a token of another session
+        (
+            c.post(
+                "/reader/R2/step/0/draft",
+                data={"birads": "3"},
+                headers={CSRF_HEADER: token, **JSON},
+            ),
+            403,
+            "another reader",
+        ),
+        (
+            client_for(app, None).post(
+                "/reader/R1/step/0/draft",
+                data={"birads": "3"},
+                headers={CSRF_HEADER: token, **JSON},
+            ),
+            403,
+            "anti-forgery token",
+        ),  # no session: a token of another session
     ]
     for r, status, reason in cases:
         assert r.status_code == status and reason in r.json()["reason"], r.text

@@ -28,8 +28,10 @@ def test_an_old_version_postgresql_database_is_upgraded(pg_db: str) -> None:
     try:
         with store.engine.connect() as conn:
             assert "events" in inspect(conn).get_table_names()
-            assert conn.execute(text("SELECT max(version) FROM schema_version")).scalar() \
+            assert (
+                conn.execute(text("SELECT max(version) FROM schema_version")).scalar()
                 == SCHEMA_VERSION
+            )
         assert store.reader("R1")["name"] == "One"
         store.set_password("R1", "pbkdf2_sha256$1$AA==$AA==")
         assert store.reader("R1")["password_hash"].startswith("pbkdf2")

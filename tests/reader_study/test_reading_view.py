@@ -31,8 +31,13 @@ class ThreadServer:
 
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(create_app(study_dir), host="127.0.0.1", port=port,
-                                log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            create_app(study_dir),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -47,16 +52,22 @@ class ThreadServer:
 
 
 @pytest.fixture(scope="module")
-def two_cases(study_inputs: dict[str, Path],
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ThreadServer]]:
+def two_cases(
+    study_inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, ThreadServer]]:
     """A two-case study (one case with a risk and a heatmap, one "no scorable lesion"),
     overlays shown, served in this process."""
     from sonorisk.data import load_dataset
 
     videos = load_dataset(study_inputs["dataset"]).videos
     cases = [videos[0].video_id, videos[RISKS.index(None)].video_id]
-    study = make_study(study_inputs, tmp_path_factory.mktemp("reading") / "study",
-                       show_overlay=True, cases=cases, title="Reading view")
+    study = make_study(
+        study_inputs,
+        tmp_path_factory.mktemp("reading") / "study",
+        show_overlay=True,
+        cases=cases,
+        title="Reading view",
+    )
     server = ThreadServer(study)
     yield study, server
     server.stop()
@@ -79,8 +90,7 @@ def open_page(browser, server: ThreadServer, link: str, width: int = 1280, heigh
 
 
 def wait_video(page) -> None:
-    page.wait_for_function("() => document.getElementById('video').readyState >= 2",
-                           timeout=15000)
+    page.wait_for_function("() => document.getElementById('video').readyState >= 2", timeout=15000)
 
 
 def frame_text(page) -> str:
@@ -105,8 +115,9 @@ def aided_page(study: Path, server: ThreadServer, browser, reader: str, **size: 
 
 
 def no_horizontal_scroll(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= "
-                         "document.documentElement.clientWidth")
+    return page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
 
 
 def test_a_two_case_study_done_with_the_keyboard_alone(two_cases, browser) -> None:
@@ -114,8 +125,12 @@ def test_a_two_case_study_done_with_the_keyboard_alone(two_cases, browser) -> No
     page = open_page(browser, server, links(study)["R1"])
     page.goto(server.base + "/reader/R1/next")
     keys = page.keyboard
-    planned = {0: ("3", "3", "20"), 1: ("4b", "4B", "72"), 2: ("5", "5", "90"),
-               3: ("c", "4C", "64")}
+    planned = {
+        0: ("3", "3", "20"),
+        1: ("4b", "4B", "72"),
+        2: ("5", "5", "90"),
+        3: ("c", "4C", "64"),
+    }
     for n, (pressed, birads, confidence) in planned.items():
         page.wait_for_url(f"**/reader/R1/step/{n}")
         aided = n % 2 == 1
@@ -124,11 +139,13 @@ def test_a_two_case_study_done_with_the_keyboard_alone(two_cases, browser) -> No
         wait_video(page)
         assert frame_text(page).startswith("frame 1 /")
         keys.press("ArrowRight")
-        page.wait_for_function("() => document.getElementById('frame-counter')"
-                               ".textContent.startsWith('frame 2 /')")
+        page.wait_for_function(
+            "() => document.getElementById('frame-counter').textContent.startsWith('frame 2 /')"
+        )
         keys.press("ArrowLeft")
-        page.wait_for_function("() => document.getElementById('frame-counter')"
-                               ".textContent.startsWith('frame 1 /')")
+        page.wait_for_function(
+            "() => document.getElementById('frame-counter').textContent.startsWith('frame 1 /')"
+        )
         keys.press(" ")  # play
         page.wait_for_function("() => !document.getElementById('video').paused")
         keys.press(" ")  # pause
@@ -154,8 +171,11 @@ def test_a_two_case_study_done_with_the_keyboard_alone(two_cases, browser) -> No
     assert page.locator("#finished").count() == 1
     store = StudyStore.open(default_db_url(study))
     try:
-        reads = {r["step"]: (r["birads"], str(r["confidence"])) for r in store.reads()
-                 if r["reader_id"] == "R1"}
+        reads = {
+            r["step"]: (r["birads"], str(r["confidence"]))
+            for r in store.reads()
+            if r["reader_id"] == "R1"
+        }
     finally:
         store.close()
     assert reads == {n: (b, c) for n, (_, b, c) in planned.items()}
@@ -168,8 +188,17 @@ def test_the_answer_form_is_in_view_at_1280x720(two_cases, browser) -> None:
     page = aided_page(study, server, browser, "R2")
     page.click("#heatmap-toggle")  # the tallest the page gets
     page.click("#overlay-toggle")
-    for element in ("#read-form", "#submit", "#birads-4A", "#confidence", "#ai-risk",
-                    "#ai-lesions", "#frame-counter", "#case-time", "#keys"):
+    for element in (
+        "#read-form",
+        "#submit",
+        "#birads-4A",
+        "#confidence",
+        "#ai-risk",
+        "#ai-lesions",
+        "#frame-counter",
+        "#case-time",
+        "#keys",
+    ):
         expect(page.locator(element)).to_be_in_viewport(ratio=1)
     assert page.evaluate("document.documentElement.scrollHeight <= window.innerHeight")
     # the video takes what the answer column leaves, keeping its aspect ratio
@@ -177,9 +206,11 @@ def test_the_answer_form_is_in_view_at_1280x720(two_cases, browser) -> None:
     assert box["width"] > 800 and box["height"] > 400
     assert page.text_content("#case-time").startswith("time on case 0:")
     # one notice line; every statement and the model card one click away
-    assert page.evaluate("(() => { const s = document.querySelector('#ai-notice summary');"
-                         " return s.getBoundingClientRect().height"
-                         " < 1.5 * parseFloat(getComputedStyle(s).lineHeight); })()")
+    assert page.evaluate(
+        "(() => { const s = document.querySelector('#ai-notice summary');"
+        " return s.getBoundingClientRect().height"
+        " < 1.5 * parseFloat(getComputedStyle(s).lineHeight); })()"
+    )
     assert page.locator("#ai-notice li").first.is_hidden()
     card = page.locator("#model-card").get_attribute("href")
     assert page.request.get(server.base + card).ok
@@ -201,8 +232,9 @@ def test_heatmaps_are_fetched_only_when_asked_for(two_cases, browser) -> None:
     # frame 9 lies past the one clip (frames 1-8): no strip, and it says so
     for _ in range(8):
         page.keyboard.press("ArrowRight")
-    page.wait_for_function("() => document.getElementById('frame-counter')"
-                           ".textContent.startsWith('frame 9 /')")
+    page.wait_for_function(
+        "() => document.getElementById('frame-counter').textContent.startsWith('frame 9 /')"
+    )
     assert page.locator("#heatmap img").count() == 0
     assert "no scored clip at frame 9" in page.text_content("#heatmap-caption")
     page.keyboard.press("h")
@@ -217,10 +249,13 @@ def test_overlay_follows_the_video_and_filters_leave_it_alone(two_cases, browser
     page.keyboard.press("o")
     for _ in range(5):
         page.keyboard.press("ArrowRight")
-    page.wait_for_function("() => { const v = document.getElementById('video'),"
-                           " o = document.getElementById('overlay');"
-                           " return v.currentTime > 0.15 && o.readyState >= 2"
-                           " && Math.abs(o.currentTime - v.currentTime) < 0.02; }", timeout=10000)
+    page.wait_for_function(
+        "() => { const v = document.getElementById('video'),"
+        " o = document.getElementById('overlay');"
+        " return v.currentTime > 0.15 && o.readyState >= 2"
+        " && Math.abs(o.currentTime - v.currentTime) < 0.02; }",
+        timeout=10000,
+    )
     page.keyboard.press(" ")
     page.wait_for_function("() => !document.getElementById('overlay').paused")
     page.keyboard.press(" ")
@@ -228,8 +263,10 @@ def test_overlay_follows_the_video_and_filters_leave_it_alone(two_cases, browser
     # brightness and contrast are display filters: the video file stays the same
     page.fill("#brightness", "150")
     page.dispatch_event("#brightness", "input")
-    assert page.evaluate("getComputedStyle(document.getElementById('video')).filter") \
+    assert (
+        page.evaluate("getComputedStyle(document.getElementById('video')).filter")
         == "brightness(1.5) contrast(1)"
+    )
     assert page.get_attribute("#video", "src") == src
 
 
@@ -240,8 +277,7 @@ def test_no_horizontal_scroll(two_cases, browser, width: int, height: int) -> No
     page.click("#heatmap-toggle")
     assert no_horizontal_scroll(page)
     step = int(page.url.rsplit("/", 1)[1])
-    for path in (f"/reader/R2/step/{step}/model", "/reader/R2/step/0", "/reader/R2",
-                 "/logout"):
+    for path in (f"/reader/R2/step/{step}/model", "/reader/R2/step/0", "/reader/R2", "/logout"):
         page.goto(server.base + path)
         assert no_horizontal_scroll(page), path
     page.goto(server.base + links(study)["admin"])

@@ -35,20 +35,22 @@ def store(study: Path):
     s.close()
 
 
-@pytest.mark.parametrize(("birads", "confidence", "reason"), [
-    ("7", "50", "outside the scale"),
-    ("4", "50", "bare 4 is ambiguous"),
-    ("0", "50", "incomplete"),
-    ("1", "50", "BI-RADS 1 is not offered"),
-    ("6", "50", "BI-RADS 6 is not offered"),
-    ("", "50", "BI-RADS is missing"),
-    ("3", "101", "from 0 to 100"),
-    ("3", "-1", "from 0 to 100"),
-    ("3", "12.5", "whole number"),
-    ("3", "high", "must be a number"),
-])
-def test_bad_answers_are_refused_with_the_reason(birads: str, confidence: str,
-                                                 reason: str) -> None:
+@pytest.mark.parametrize(
+    ("birads", "confidence", "reason"),
+    [
+        ("7", "50", "outside the scale"),
+        ("4", "50", "bare 4 is ambiguous"),
+        ("0", "50", "incomplete"),
+        ("1", "50", "BI-RADS 1 is not offered"),
+        ("6", "50", "BI-RADS 6 is not offered"),
+        ("", "50", "BI-RADS is missing"),
+        ("3", "101", "from 0 to 100"),
+        ("3", "-1", "from 0 to 100"),
+        ("3", "12.5", "whole number"),
+        ("3", "high", "must be a number"),
+    ],
+)
+def test_bad_answers_are_refused_with_the_reason(birads: str, confidence: str, reason: str) -> None:
     with pytest.raises(ReadRejected) as exc:
         validate_answer(birads, confidence)
     assert exc.value.status == 400 and reason in exc.value.reason
@@ -89,7 +91,10 @@ def test_reads_follow_the_steps_with_audit_and_reading_time(store: StudyStore) -
     store.save_read("R1", 1, "4B", 70, now=t0 + 30)
     audit = store.audit()
     assert [(a["action"], a["session"]) for a in audit] == [
-        ("insert", "unaided"), ("update", "unaided"), ("insert", "aided")]
+        ("insert", "unaided"),
+        ("update", "unaided"),
+        ("insert", "aided"),
+    ]
     assert json.loads(audit[1]["old"]) == {"birads": "3", "confidence": 20}
     assert json.loads(audit[1]["new"]) == {"birads": "4A", "confidence": 55}
     assert all(a["actor"] == "R1" for a in audit)
@@ -114,8 +119,9 @@ def test_a_committed_read_survives_a_new_connection(study: Path, store: StudySto
     assert rows == [("R2", "unaided", "5", 99)]
 
 
-def test_washout_opens_the_aided_session_later_in_a_new_order(study_inputs: dict,
-                                                              tmp_path: Path) -> None:
+def test_washout_opens_the_aided_session_later_in_a_new_order(
+    study_inputs: dict, tmp_path: Path
+) -> None:
     out = make_study(study_inputs, tmp_path / "w", washout=True, washout_days=1.0, seed=2)
     store = StudyStore.open(default_db_url(out))
     try:
@@ -145,21 +151,30 @@ def test_an_old_version_database_is_upgraded_and_keeps_its_reads(tmp_path: Path)
     with engine.begin() as conn:
         cols = [r[1] for r in conn.execute(text("PRAGMA table_info(readers)"))]
         assert "password_hash" not in cols
-        conn.execute(text("INSERT INTO study_meta VALUES ('title', 'old study'), "
-                          "('secret', 'x')"))
+        conn.execute(text("INSERT INTO study_meta VALUES ('title', 'old study'), ('secret', 'x')"))
         conn.execute(text("INSERT INTO readers VALUES ('R1', 'One', 'h', 1.0)"))
-        conn.execute(text(
-            "INSERT INTO cases VALUES ('c1', 'k1', 'media/k1.mp4', 30, 12, 0.4, 96, 72, "
-            "'benign', 0, '{}', 'scored', 0.2, '[]', '[]', 'ai/k1.json', NULL, '[]')"))
+        conn.execute(
+            text(
+                "INSERT INTO cases VALUES ('c1', 'k1', 'media/k1.mp4', 30, 12, 0.4, 96, 72, "
+                "'benign', 0, '{}', 'scored', 0.2, '[]', '[]', 'ai/k1.json', NULL, '[]')"
+            )
+        )
         conn.execute(text("INSERT INTO steps VALUES ('R1', 0, 'c1', 'unaided', 1, 5.0)"))
-        conn.execute(text("INSERT INTO reads VALUES ('R1', 'c1', 'unaided', 0, '3', 40, 5.0, "
-                          "9.0, 4.0, 0.4, 3.6, 9.0)"))
+        conn.execute(
+            text(
+                "INSERT INTO reads VALUES ('R1', 'c1', 'unaided', 0, '3', 40, 5.0, "
+                "9.0, 4.0, 0.4, 3.6, 9.0)"
+            )
+        )
     engine.dispose()
     store = StudyStore.open(url)  # opening upgrades
     try:
         with store.engine.connect() as conn:
-            versions = conn.execute(text("SELECT version FROM schema_version ORDER BY version")
-                                    ).scalars().all()
+            versions = (
+                conn.execute(text("SELECT version FROM schema_version ORDER BY version"))
+                .scalars()
+                .all()
+            )
         assert versions == list(range(1, SCHEMA_VERSION + 1))
         assert store.reads()[0]["birads"] == "3" and store.reads()[0]["reading_time_s"] == 3.6
         assert store.reader("R1")["password_hash"] is None
@@ -205,8 +220,10 @@ def check_concurrent_changes(store: StudyStore) -> None:
     audit = store.audit()
     assert audit[0]["action"] == "insert" and audit[0]["old"] is None
     assert all(a["action"] == "update" for a in audit[1:])
-    assert json.loads(audit[-1]["new"]) == {"birads": reads[0]["birads"],
-                                            "confidence": reads[0]["confidence"]}
+    assert json.loads(audit[-1]["new"]) == {
+        "birads": reads[0]["birads"],
+        "confidence": reads[0]["confidence"],
+    }
     # each audit row's old value is the previous row's new value: no change unlogged
     for before, after in zip(audit, audit[1:], strict=False):
         assert json.loads(after["old"]) == json.loads(before["new"])
@@ -218,8 +235,12 @@ def test_simultaneous_answers_on_sqlite(store: StudyStore) -> None:
 
 def test_the_gating_rules_are_pure_functions_of_steps_and_answers() -> None:
     """No database: two cases, each read unaided then aided."""
-    steps = [Step("R", n, case, sess, pos, None) for n, (case, sess, pos) in enumerate(
-        [("a", "unaided", 1), ("a", "aided", 1), ("b", "unaided", 2), ("b", "aided", 2)])]
+    steps = [
+        Step("R", n, case, sess, pos, None)
+        for n, (case, sess, pos) in enumerate(
+            [("a", "unaided", 1), ("a", "aided", 1), ("b", "unaided", 2), ("b", "aided", 2)]
+        )
+    ]
     read = {"submitted_at": 100.0}
     assert first_unanswered(steps, {}) is steps[0]
     assert first_unanswered(steps, {("a", "unaided"): read}) is steps[1]

@@ -23,19 +23,21 @@ def test_sign_in_by_link_and_password(app_store, study: Path) -> None:
     assert anon.get("/r/not-a-token").status_code == 404
     assert anon.get("/reader/R1").status_code == 401
     token = form_token(anon)
-    r = anon.post("/login", data={"reader_id": "R2", "password": "wrong-pass",
-                                  "csrf_token": token})
+    r = anon.post("/login", data={"reader_id": "R2", "password": "wrong-pass", "csrf_token": token})
     assert r.status_code == 401 and "wrong password" in r.text
-    r = anon.post("/login", data={"reader_id": "R1", "password": "anything-at-all",
-                                  "csrf_token": token})
+    r = anon.post(
+        "/login", data={"reader_id": "R1", "password": "anything-at-all", "csrf_token": token}
+    )
     assert r.status_code == 401  # R1 has no password: link only
-    r = anon.post("/login", data={"reader_id": "R2", "password": "secret-pass-2",
-                                  "csrf_token": token})
+    r = anon.post(
+        "/login", data={"reader_id": "R2", "password": "secret-pass-2", "csrf_token": token}
+    )
     assert r.status_code == 303 and r.headers["location"] == "/reader/R2"
     assert anon.get("/reader/R2").status_code == 200
     # a forged cookie naming another reader is not accepted
-    forged = TestClient(app, follow_redirects=False,
-                        cookies={"sonorisk_study": "reader:R1:9999999999:00"})
+    forged = TestClient(
+        app, follow_redirects=False, cookies={"sonorisk_study": "reader:R1:9999999999:00"}
+    )
     assert forged.get("/reader/R1").status_code == 401
     assert [e["kind"] for e in store.events()].count("sign_in") == 2
 
@@ -43,13 +45,19 @@ def test_sign_in_by_link_and_password(app_store, study: Path) -> None:
 def test_a_reader_cannot_open_another_readers_pages_or_admin(app_store, study: Path) -> None:
     app, _ = app_store
     c = client_for(app, links(study)["R1"])
-    for url in ("/reader/R2", "/reader/R2/next", "/reader/R2/step/0",
-                "/reader/R2/step/0/video.mp4", "/reader/R2/step/1/overlay.mp4"):
+    for url in (
+        "/reader/R2",
+        "/reader/R2/next",
+        "/reader/R2/step/0",
+        "/reader/R2/step/0/video.mp4",
+        "/reader/R2/step/1/overlay.mp4",
+    ):
         r = c.get(url)
         assert r.status_code == 403, url
         assert "another reader" in r.text
-    r = c.post("/reader/R2/step/0", data={"birads": "3", "confidence": "5",
-                                          "csrf_token": form_token(c)})
+    r = c.post(
+        "/reader/R2/step/0", data={"birads": "3", "confidence": "5", "csrf_token": form_token(c)}
+    )
     assert r.status_code == 403 and "another reader" in r.text
     assert c.get("/admin").status_code == 403
     assert c.get("/admin/export/reads.csv").status_code == 403
@@ -63,16 +71,29 @@ def test_no_ai_and_no_label_before_the_unaided_read_is_saved(app_store, study: P
     case = store.case(step.case_id)
     page = c.get("/reader/R1/step/0")
     assert page.status_code == 200
-    for secret in (case["case_id"], "benign", "malignant", "phantom", "AI result",
-                   NOTICE[1], "Malignancy risk", "overlay.mp4"):
+    for secret in (
+        case["case_id"],
+        "benign",
+        "malignant",
+        "phantom",
+        "AI result",
+        NOTICE[1],
+        "Malignancy risk",
+        "overlay.mp4",
+    ):
         assert secret not in page.text, secret
     # the AI step, its overlay and heatmaps are refused until the unaided read is saved
-    for url in ("/reader/R1/step/1", "/reader/R1/step/1/overlay.mp4",
-                "/reader/R1/step/1/heatmap/0.png"):
+    for url in (
+        "/reader/R1/step/1",
+        "/reader/R1/step/1/overlay.mp4",
+        "/reader/R1/step/1/heatmap/0.png",
+    ):
         r = c.get(url)
         assert r.status_code == 403 and "only after your unaided read" in r.text, url
-    r = c.post("/reader/R1/step/1", data={"birads": "3", "confidence": "5",
-                                          "csrf_token": page_token(page.text)})
+    r = c.post(
+        "/reader/R1/step/1",
+        data={"birads": "3", "confidence": "5", "csrf_token": page_token(page.text)},
+    )
     assert r.status_code == 403 and "only after your unaided read" in r.text
     # a step ahead is not open either
     assert c.get("/reader/R1/step/2").status_code == 403
@@ -83,20 +104,21 @@ def test_no_ai_and_no_label_before_the_unaided_read_is_saved(app_store, study: P
     assert store.reads() == []
 
 
-def test_bad_answers_get_400_with_the_reason_and_nothing_is_stored(app_store,
-                                                                   study: Path) -> None:
+def test_bad_answers_get_400_with_the_reason_and_nothing_is_stored(app_store, study: Path) -> None:
     app, store = app_store
     c = client_for(app, links(study)["R1"])
     page = c.get("/reader/R1/step/0").text
     token = page_token(page)
     # No default confidence is pre-filled: the reader must set it.
     assert 'name="confidence" id="confidence-field" value=""' in page
-    for data, reason in (({"birads": "7", "confidence": "50"}, "outside the scale"),
-                         ({"birads": "4", "confidence": "50"}, "ambiguous"),
-                         ({"confidence": "50"}, "BI-RADS is missing"),
-                         ({"birads": "3", "confidence": "250"}, "from 0 to 100"),
-                         ({"birads": "3"}, "confidence is missing"),
-                         ({"birads": "3", "confidence": " "}, "move the 0-100 slider")):
+    for data, reason in (
+        ({"birads": "7", "confidence": "50"}, "outside the scale"),
+        ({"birads": "4", "confidence": "50"}, "ambiguous"),
+        ({"confidence": "50"}, "BI-RADS is missing"),
+        ({"birads": "3", "confidence": "250"}, "from 0 to 100"),
+        ({"birads": "3"}, "confidence is missing"),
+        ({"birads": "3", "confidence": " "}, "move the 0-100 slider"),
+    ):
         r = c.post("/reader/R1/step/0", data={**data, "csrf_token": token})
         assert r.status_code == 400 and reason in r.text, data
         assert 'id="read-form"' in r.text  # the form comes back with the reason
@@ -106,8 +128,10 @@ def test_bad_answers_get_400_with_the_reason_and_nothing_is_stored(app_store,
 def _answer(c: TestClient, rid: str, n: int, birads: str, conf: int) -> str:
     page = c.get(f"/reader/{rid}/step/{n}")
     assert page.status_code == 200
-    r = c.post(f"/reader/{rid}/step/{n}", data={"birads": birads, "confidence": str(conf),
-                                                "csrf_token": page_token(page.text)})
+    r = c.post(
+        f"/reader/{rid}/step/{n}",
+        data={"birads": birads, "confidence": str(conf), "csrf_token": page_token(page.text)},
+    )
     assert r.status_code == 303, r.text
     return c.get(r.headers["location"]).headers.get("location", "")
 
@@ -138,8 +162,10 @@ def test_the_aided_step_shows_the_ai_result_honestly(app_store, study: Path) -> 
             assert c.get(f"/reader/R2/step/{st.step}/heatmap/0.png").status_code == 200
         assert c.get(f"/reader/R2/step/{st.step}/overlay.mp4").status_code == 200
         # the unaided read of this case is now final
-        r = c.post(f"/reader/R2/step/{st.step - 1}", data={"birads": "5", "confidence": "90",
-                                                          "csrf_token": form_token(c)})
+        r = c.post(
+            f"/reader/R2/step/{st.step - 1}",
+            data={"birads": "5", "confidence": "90", "csrf_token": form_token(c)},
+        )
         assert r.status_code == 409 and "cannot change after the AI" in r.text
         _answer(c, "R2", st.step, "4A", 60)
     assert seen_no_score and seen_score
@@ -172,8 +198,9 @@ def test_admin_sees_progress_and_exports(app_store, study: Path) -> None:
     assert client_for(app, None).get("/admin/login/wrong").status_code == 404
 
 
-def test_the_model_card_comes_from_the_stored_score_document(app_store, study: Path,
-                                                             study_inputs: dict) -> None:
+def test_the_model_card_comes_from_the_stored_score_document(
+    app_store, study: Path, study_inputs: dict
+) -> None:
     app, store = app_store
     c = client_for(app, links(study)["R1"])
     first = store.steps("R1")[0]

@@ -34,8 +34,9 @@ def test_csrf_token_is_bound_to_the_session_and_compared_safely() -> None:
     assert not csrf_ok("secret", None, token)
 
 
-def test_a_forged_answer_is_refused_and_the_stored_answer_is_unchanged(app_store,
-                                                                       study: Path) -> None:
+def test_a_forged_answer_is_refused_and_the_stored_answer_is_unchanged(
+    app_store, study: Path
+) -> None:
     app, store = app_store
     c = client_for(app, links(study)["R1"])
     page = c.get("/reader/R1/step/0")
@@ -48,18 +49,26 @@ def test_a_forged_answer_is_refused_and_the_stored_answer_is_unchanged(app_store
     n_audit = len(store.audit())
     # a cross-site POST carries the cookie but cannot know the token
     other = client_for(app, links(study)["R2"])
-    for forged in ({}, {"csrf_token": ""}, {"csrf_token": "0" * 64},
-                   {"csrf_token": form_token(other)}):  # a token of another session
+    for forged in (
+        {},
+        {"csrf_token": ""},
+        {"csrf_token": "0" * 64},
+        {"csrf_token": form_token(other)},
+    ):  # a token of another session
         r = c.post("/reader/R1/step/0", data={"birads": "2", "confidence": "5", **forged})
         assert r.status_code == 403, forged
         assert "anti-forgery token" in r.text and "Nothing was changed" in r.text
-    r = c.post("/reader/R1/step/0", data={"birads": "2", "confidence": "5"},
-               headers={CSRF_HEADER: "f" * 64})
+    r = c.post(
+        "/reader/R1/step/0",
+        data={"birads": "2", "confidence": "5"},
+        headers={CSRF_HEADER: "f" * 64},
+    )
     assert r.status_code == 403
     assert _saved(store) == [("unaided", "4B", 70)] and len(store.audit()) == n_audit
     # the header is as good as the form field (fetch)
-    r = c.post("/reader/R1/step/0", data={"birads": "3", "confidence": "30"},
-               headers={CSRF_HEADER: token})
+    r = c.post(
+        "/reader/R1/step/0", data={"birads": "3", "confidence": "30"}, headers={CSRF_HEADER: token}
+    )
     assert r.status_code == 303 and _saved(store) == [("unaided", "3", 30)]
 
 
@@ -74,8 +83,12 @@ def test_sign_in_and_sign_out_need_the_token(app_store, study: Path) -> None:
     creds = {"reader_id": "R2", "password": "secret-pass-2"}
     for forged in ({}, {"csrf_token": "0" * 64}):
         assert anon.post("/login", data={**creds, **forged}).status_code == 403
-        assert TestClient(app, follow_redirects=False).post(
-            "/login", data={**creds, "csrf_token": page_token(login.text)}).status_code == 403
+        assert (
+            TestClient(app, follow_redirects=False)
+            .post("/login", data={**creds, "csrf_token": page_token(login.text)})
+            .status_code
+            == 403
+        )
     assert anon.get("/reader/R2").status_code == 401  # not signed in by the forged posts
     r = anon.post("/login", data={**creds, "csrf_token": page_token(login.text)})
     assert r.status_code == 303 and anon.get("/reader/R2").status_code == 200
@@ -93,8 +106,11 @@ def test_every_state_changing_route_is_guarded(app_store, study: Path) -> None:
     """Any POST route, present or future, refuses a request without the token."""
     app, store = app_store
     c = client_for(app, links(study)["R1"])
-    posts = [route.path for route in app.routes
-             if isinstance(route, APIRoute) and route.methods - {"GET", "HEAD", "OPTIONS"}]
+    posts = [
+        route.path
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.methods - {"GET", "HEAD", "OPTIONS"}
+    ]
     assert len(posts) >= 6  # answer, draft, login, logout, link and admin-link sign-in
     admin_token = links(study)["admin"].rsplit("/", 1)[1]
     r1_token = links(study)["R1"].rsplit("/", 1)[1]
@@ -143,8 +159,9 @@ class Clock:
 
 def test_throttle_locks_an_account_with_a_growing_lockout_and_resets_on_success() -> None:
     clock = Clock()
-    throttle = SignInThrottle(SignInLimits(account_failures=3, client_failures=100,
-                                           lockout_s=10, max_lockout_s=35), clock)
+    throttle = SignInThrottle(
+        SignInLimits(account_failures=3, client_failures=100, lockout_s=10, max_lockout_s=35), clock
+    )
     for _ in range(2):
         throttle.failed("R2", "1.2.3.4")
         assert throttle.retry_after("R2", "1.2.3.4") == 0
@@ -167,8 +184,10 @@ def test_throttle_locks_an_account_with_a_growing_lockout_and_resets_on_success(
 
 def test_throttle_limits_a_client_trying_many_accounts_and_forgets_old_failures() -> None:
     clock = Clock()
-    throttle = SignInThrottle(SignInLimits(account_failures=5, client_failures=4,
-                                           lockout_s=10, forget_s=60, max_keys=50), clock)
+    throttle = SignInThrottle(
+        SignInLimits(account_failures=5, client_failures=4, lockout_s=10, forget_s=60, max_keys=50),
+        clock,
+    )
     for i in range(4):
         throttle.failed(f"guess{i}", "6.6.6.6")
     assert throttle.retry_after("R2", "6.6.6.6") == 10  # a fresh account, same client
@@ -192,8 +211,10 @@ def test_sign_in_is_refused_with_429_after_repeated_wrong_passwords(study: Path)
 
         def sign_in(password: str):
             # the token of the form as the browser shows it now (a sign-in changes it)
-            return c.post("/login", data={"reader_id": "R2", "password": password,
-                                          "csrf_token": form_token(c)})
+            return c.post(
+                "/login",
+                data={"reader_id": "R2", "password": password, "csrf_token": form_token(c)},
+            )
 
         codes = [sign_in(f"wrong-{i}").status_code for i in range(10)]
         assert codes == [401] * 5 + [429] * 5
@@ -212,10 +233,10 @@ def test_sign_in_is_refused_with_429_after_repeated_wrong_passwords(study: Path)
         store.close()
 
 
-@pytest.mark.parametrize("args", [["--max-sign-in-failures", "0"],
-                                  ["--lockout-seconds", "0"]])
-def test_serve_refuses_meaningless_limits(study: Path, args: list[str],
-                                          capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("args", [["--max-sign-in-failures", "0"], ["--lockout-seconds", "0"]])
+def test_serve_refuses_meaningless_limits(
+    study: Path, args: list[str], capsys: pytest.CaptureFixture
+) -> None:
     from sonorisk.cli import main
 
     assert main(["reader-study", "serve", str(study), *args]) == 2

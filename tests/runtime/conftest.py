@@ -34,8 +34,9 @@ def sweep_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sonorisk.data.synth import synthesize_from_stills
 
     out = tmp_path_factory.mktemp("sweep")
-    synthesize_from_stills(REPO / "examples" / "busi", 1, out, seed=0, frames=24,
-                           ids=["benign_082"])
+    synthesize_from_stills(
+        REPO / "examples" / "busi", 1, out, seed=0, frames=24, ids=["benign_082"]
+    )
     (video,) = sorted((out / "videos").iterdir())
     return video
 

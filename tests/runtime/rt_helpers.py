@@ -26,10 +26,16 @@ def save_tiny_detector(path: Path, backbone: str, seed: int = 0) -> Path:
     from sonorisk.detector.model import build_model
 
     torch.manual_seed(seed)
-    config = DetectorConfig(model=ModelConfig(backbone=backbone, min_size=96, max_size=128,
-                                              rpn_pre_nms_top_n_test=50,
-                                              rpn_post_nms_top_n_test=20,
-                                              detections_per_img=5))
+    config = DetectorConfig(
+        model=ModelConfig(
+            backbone=backbone,
+            min_size=96,
+            max_size=128,
+            rpn_pre_nms_top_n_test=50,
+            rpn_post_nms_top_n_test=20,
+            detections_per_img=5,
+        )
+    )
     config.inference.device = "cpu"
     model, source = build_model(config.model)
     return save_checkpoint(path, model=model, config=config, weights_source=source.to_dict())
@@ -53,8 +59,9 @@ def save_tiny_classifier(path: Path, kind: str, lesion_check: bool, seed: int = 
         rng = np.random.default_rng(seed)
         dim = model.head.fc.in_features  # type: ignore[union-attr]
         attach_check(model, rng.normal(0, 0.05, dim).astype(np.float32), 0.1)  # type: ignore[arg-type]
-    return save_checkpoint(path, model, training_data={"description": "random init (test)",
-                                                       "synthetic": True})
+    return save_checkpoint(
+        path, model, training_data={"description": "random init (test)", "synthetic": True}
+    )
 
 
 def assert_same_detections(got: list[Detection], want: list[Detection]) -> None:

@@ -17,17 +17,17 @@ from .rt_helpers import PROB_TOL, save_tiny_classifier
 
 
 def _clips(n: int, size: int = 32, seed: int = 1) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(n, 8, size, size, 3),
-                                                dtype=np.uint8)
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 8, size, size, 3), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("classifiers")
-    return {"i3d": save_tiny_classifier(out / "i3d.pt", "i3d", lesion_check=False),
-            "lite3d": save_tiny_classifier(out / "lite3d.pt", "lite3d", lesion_check=True),
-            "static2d": save_tiny_classifier(out / "static2d.pt", "static2d",
-                                             lesion_check=False)}
+    return {
+        "i3d": save_tiny_classifier(out / "i3d.pt", "i3d", lesion_check=False),
+        "lite3d": save_tiny_classifier(out / "lite3d.pt", "lite3d", lesion_check=True),
+        "static2d": save_tiny_classifier(out / "static2d.pt", "static2d", lesion_check=False),
+    }
 
 
 @pytest.mark.parametrize("kind", ["i3d", "lite3d", "static2d"])
@@ -54,14 +54,17 @@ def test_scores_agree_with_torch(checkpoints, ort_options, kind, n_clips) -> Non
     # Without heatmaps the same probabilities, and no heatmap.
     plain = onnx_model.predict(clips, heatmaps=False)
     assert all(p.heatmap is None for p in plain)
-    assert max(abs(p.probability - w.probability) for p, w in zip(plain, want, strict=True)) \
+    assert (
+        max(abs(p.probability - w.probability) for p, w in zip(plain, want, strict=True))
         <= PROB_TOL
+    )
 
 
 def test_card_names_the_model_and_the_runtime(checkpoints, ort_options) -> None:
     torch_card = classifier_card(load_classifier_file(checkpoints["lite3d"]))
-    onnx_card = classifier_card(load_classifier_file(checkpoints["lite3d"], runtime="onnx",
-                                                     ort=ort_options))
+    onnx_card = classifier_card(
+        load_classifier_file(checkpoints["lite3d"], runtime="onnx", ort=ort_options)
+    )
     assert "runtime" not in torch_card
     runtime = onnx_card.pop("runtime")
     assert runtime["name"] == "onnxruntime" and runtime["threads"] == 1
@@ -69,7 +72,8 @@ def test_card_names_the_model_and_the_runtime(checkpoints, ort_options) -> None:
 
 
 def test_second_load_reuses_the_export_and_builds_no_torch_model(
-        tmp_path, checkpoints, monkeypatch) -> None:
+    tmp_path, checkpoints, monkeypatch
+) -> None:
     from sonorisk.runtime import onnx_export
     from sonorisk.video_classifier import registry
 
@@ -100,8 +104,9 @@ def test_a_changed_model_file_exports_again(tmp_path, checkpoints) -> None:
 def test_missing_onnxruntime_names_the_extra(checkpoints, tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     with pytest.raises(MissingRuntimeError, match=r"sonorisk\[onnx\]"):
-        load_classifier_file(checkpoints["i3d"], runtime="onnx",
-                             ort=OrtOptions(cache_dir=tmp_path / "cache"))
+        load_classifier_file(
+            checkpoints["i3d"], runtime="onnx", ort=OrtOptions(cache_dir=tmp_path / "cache")
+        )
 
 
 def test_classifiers_without_a_gap_head_are_refused(tmp_path, ort_options) -> None:
@@ -121,5 +126,6 @@ def test_the_cache_never_goes_into_the_package(checkpoints) -> None:
     from sonorisk.models.store import bundled_dir
 
     with pytest.raises(ConfigError, match="never into the package"):
-        load_classifier_file(checkpoints["i3d"], runtime="onnx",
-                             ort=OrtOptions(cache_dir=bundled_dir() / "onnx"))
+        load_classifier_file(
+            checkpoints["i3d"], runtime="onnx", ort=OrtOptions(cache_dir=bundled_dir() / "onnx")
+        )

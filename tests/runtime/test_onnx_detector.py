@@ -69,8 +69,8 @@ def test_bundled_detector_boxes_agree(bundled_paths, ort_options, sweep_frames) 
     reference = load_detector_file(detector_file)
     exported = load_detector_file(detector_file, runtime="onnx", ort=ort_options)
     frames = sweep_frames[::2]  # 12 frames, in batches of 4 as the pipeline sends them
-    want = [d for i in range(0, len(frames), 4) for d in reference.predict(frames[i:i + 4])]
-    got = [d for i in range(0, len(frames), 4) for d in exported.predict(frames[i:i + 4])]
+    want = [d for i in range(0, len(frames), 4) for d in reference.predict(frames[i : i + 4])]
+    got = [d for i in range(0, len(frames), 4) for d in exported.predict(frames[i : i + 4])]
     # The lesion is found on most frames: the comparison is not vacuous.
     assert sum(1 for d in want if d) >= len(frames) // 2
     for g, w in zip(got, want, strict=True):
@@ -79,13 +79,28 @@ def test_bundled_detector_boxes_agree(bundled_paths, ort_options, sweep_frames) 
 
 
 def test_score_with_runtime_onnx_finds_the_same_lesions(
-        tmp_path, sweep_video, ort_options, monkeypatch) -> None:
+    tmp_path, sweep_video, ort_options, monkeypatch
+) -> None:
     monkeypatch.setenv(ENV_CACHE, str(ort_options.cache_dir))  # the CLI's default cache
     documents = {}
     for runtime in ("torch", "onnx"):
         out = tmp_path / runtime
-        assert main(["score", str(sweep_video), "--models", str(BUNDLE), "--out",
-                     str(out), "--runtime", runtime, "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "score",
+                    str(sweep_video),
+                    "--models",
+                    str(BUNDLE),
+                    "--out",
+                    str(out),
+                    "--runtime",
+                    runtime,
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         documents[runtime] = json.loads((out / f"{sweep_video.stem}.json").read_text())
     want, got = documents["torch"], documents["onnx"]
     jsonschema.validate(got, load_schema())
@@ -93,12 +108,12 @@ def test_score_with_runtime_onnx_finds_the_same_lesions(
     assert got["models"]["classifier"]["runtime"]["name"] == "onnxruntime"
     assert got["status"] == want["status"] == "scored"
     assert abs(got["risk"] - want["risk"]) <= PROB_TOL
-    assert [lz["lesion_id"] for lz in got["lesions"]] == [lz["lesion_id"] for lz in
-                                                         want["lesions"]]
+    assert [lz["lesion_id"] for lz in got["lesions"]] == [lz["lesion_id"] for lz in want["lesions"]]
     for g, w in zip(got["lesions"], want["lesions"], strict=True):
         assert g["status"] == w["status"]
         assert [(b["frame"], b["source"]) for b in g["boxes"]] == [
-            (b["frame"], b["source"]) for b in w["boxes"]]
+            (b["frame"], b["source"]) for b in w["boxes"]
+        ]
         for gb, wb in zip(g["boxes"], w["boxes"], strict=True):
             assert box_iou(tuple(gb["box"]), tuple(wb["box"])) >= BOX_IOU_MIN
         assert len(g["clips"]) == len(w["clips"])
@@ -113,5 +128,9 @@ def test_score_with_runtime_onnx_finds_the_same_lesions(
 
 def test_the_bundle_folder_is_left_as_shipped() -> None:
     assert sorted(p.name for p in BUNDLE.iterdir()) == [
-        "README.md", "classifier.safetensors", "detector.safetensors", "metadata.json",
-        "still_classifier.safetensors"]
+        "README.md",
+        "classifier.safetensors",
+        "detector.safetensors",
+        "metadata.json",
+        "still_classifier.safetensors",
+    ]

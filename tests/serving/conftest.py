@@ -38,8 +38,9 @@ class Models:
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("SONORISK_TEST_CACHE",
-                               Path.home() / ".cache" / "sonorisk-tests")).expanduser()
+    return Path(
+        os.environ.get("SONORISK_TEST_CACHE", Path.home() / ".cache" / "sonorisk-tests")
+    ).expanduser()
 
 
 def _verify(models: Models, video: Path, out: Path) -> dict:
@@ -55,9 +56,14 @@ def sweeps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Three phantom sweeps (benign, malignant, normal), 80 frames of 256x192 at 30 fps."""
     from sonorisk.data.synth import synthesize_phantom
 
-    out = synthesize_phantom(3, tmp_path_factory.mktemp("sweeps") / "set", seed=1000,
-                             frames=80, size=(256, 192),
-                             proportions={"benign": 1, "malignant": 1, "normal": 1})
+    out = synthesize_phantom(
+        3,
+        tmp_path_factory.mktemp("sweeps") / "set",
+        seed=1000,
+        frames=80,
+        size=(256, 192),
+        proportions={"benign": 1, "malignant": 1, "normal": 1},
+    )
     videos = sorted((out / "videos").glob("*.avi"))
     return {p.stem.rsplit("_", 1)[-1]: p for p in videos}
 
@@ -76,8 +82,9 @@ def serving_models(tmp_path_factory: pytest.TempPathFactory, sweeps: dict[str, P
         # CI runs the suite alone on the machine: both cores train (about 1.6x
         # faster); beside other work, two OpenMP threads stall each other.
         settings = DemoSettings(threads=2 if os.environ.get("CI") else 1)
-        key = hashlib.sha256(json.dumps([RECIPE_VERSION, asdict(settings)],
-                                        sort_keys=True).encode()).hexdigest()[:12]
+        key = hashlib.sha256(
+            json.dumps([RECIPE_VERSION, asdict(settings)], sort_keys=True).encode()
+        ).hexdigest()[:12]
         folder = _cache_root() / f"serving-models-{key}"
         models = Models(folder / "detector.pt", folder / "classifier.pt")
         if not (models.detector.is_file() and models.classifier.is_file()):
@@ -88,7 +95,8 @@ def serving_models(tmp_path_factory: pytest.TempPathFactory, sweeps: dict[str, P
         document = _verify(models, sweeps["malignant"], tmp_path_factory.mktemp("verify"))
         assert document["status"] == "scored" and document["lesions"], (
             f"the test detector {models.detector} finds no scorable lesion in a phantom sweep; "
-            "delete it to retrain")
+            "delete it to retrain"
+        )
         if not given:
             marker.write_text(json.dumps({"risk": document["risk"], "at": time.time()}))
     return models
@@ -102,8 +110,9 @@ def _train(folder: Path, settings) -> None:
 
     work = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
-    train = synthesize_phantom(settings.train_videos, work / "train", seed=0,
-                               frames=settings.frames, size=settings.size)
+    train = synthesize_phantom(
+        settings.train_videos, work / "train", seed=0, frames=settings.frames, size=settings.size
+    )
     detector, classifier = train_demo_models(train, work / "models", settings, progress=False)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(detector, folder / "detector.pt")
@@ -127,12 +136,20 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(bytes(1024))) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(bytes(1024)))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -148,8 +165,12 @@ def stills(tmp_path_factory: pytest.TempPathFactory, sweeps: dict[str, Path]) ->
         frame = next(f.image for f in source if f.index == 40)
     out = tmp_path_factory.mktemp("stills")
     paths = {}
-    for fmt, name in (("PNG", "lesion.png"), ("JPEG", "lesion.jpg"), ("TIFF", "lesion.tif"),
-                      ("BMP", "lesion.bmp")):
+    for fmt, name in (
+        ("PNG", "lesion.png"),
+        ("JPEG", "lesion.jpg"),
+        ("TIFF", "lesion.tif"),
+        ("BMP", "lesion.bmp"),
+    ):
         paths[fmt.lower()] = out / name
         Image.fromarray(frame).save(paths[fmt.lower()], fmt)
     data = paths["png"].read_bytes()
@@ -166,9 +187,13 @@ def still_bundle(tmp_path_factory: pytest.TempPathFactory, serving_models: Model
     them) with an untrained still classifier."""
     from ..still_helpers import random_still_bundle  # noqa: TID252
 
-    return random_still_bundle(serving_models.detector, serving_models.classifier,
-                               tmp_path_factory.mktemp("still-bundle"), name="serving-test",
-                               notice="DEMONSTRATION models for tests: not a clinical result")
+    return random_still_bundle(
+        serving_models.detector,
+        serving_models.classifier,
+        tmp_path_factory.mktemp("still-bundle"),
+        name="serving-test",
+        notice="DEMONSTRATION models for tests: not a clinical result",
+    )
 
 
 # ------------------------------------------------------------------ service
@@ -194,8 +219,14 @@ def ray_start(**kwargs) -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(num_cpus=kwargs.pop("num_cpus", 4), object_store_memory=300 * 1024**2,
-             include_dashboard=False, namespace="sonorisk", log_to_driver=False, **kwargs)
+    ray.init(
+        num_cpus=kwargs.pop("num_cpus", 4),
+        object_store_memory=300 * 1024**2,
+        include_dashboard=False,
+        namespace="sonorisk",
+        log_to_driver=False,
+        **kwargs,
+    )
     return True
 
 
@@ -223,8 +254,12 @@ def service_config(models: Models, data_dir: Path, *, bundle: Path | None = None
     from ..rtsp_helpers import free_port  # noqa: TID252
 
     repo = Path(__file__).resolve().parents[2]
-    config = ServeConfig(host="127.0.0.1", port=free_port(), data_dir=str(data_dir),
-                         pipeline=str(repo / "configs" / "pipeline-cpu.yaml"))
+    config = ServeConfig(
+        host="127.0.0.1",
+        port=free_port(),
+        data_dir=str(data_dir),
+        pipeline=str(repo / "configs" / "pipeline-cpu.yaml"),
+    )
     if bundle is not None:  # the same models as a bundle, with a still classifier
         config.models.bundle = str(bundle)
     else:
@@ -243,8 +278,14 @@ def service_config(models: Models, data_dir: Path, *, bundle: Path | None = None
 
 def scored_document() -> dict:
     """The smallest score document a job runner stores (for store and runner tests)."""
-    return {"status": "scored", "risk": 0.5, "clips": 1, "lesions": [],
-            "video": {"frames_scored": 8}, "notice": ["research"]}
+    return {
+        "status": "scored",
+        "risk": 0.5,
+        "clips": 1,
+        "lesions": [],
+        "video": {"frames_scored": 8},
+        "notice": ["research"],
+    }
 
 
 def wait_stored(store, job_id: str, timeout_s: float) -> object:
@@ -330,8 +371,9 @@ class EventReader:
             seen = len(self.events)
             time.sleep(0.05)
         kinds = sorted({e["event"] for e in self.events})
-        raise AssertionError(f"no {what} within {timeout_s} s (saw {len(self.events)} "
-                             f"events: {kinds})")
+        raise AssertionError(
+            f"no {what} within {timeout_s} s (saw {len(self.events)} events: {kinds})"
+        )
 
     def close(self) -> None:
         self._stop.set()

@@ -33,11 +33,21 @@ def _rows(path: Path) -> dict[str, dict[str, str]]:
     return {r["path"]: r for r in csv.DictReader(path.open())}
 
 
-def test_batch_scores_records_failures_and_resumes(archive: Path, tmp_path: Path,
-                                                   serving_models, capsys):
+def test_batch_scores_records_failures_and_resumes(
+    archive: Path, tmp_path: Path, serving_models, capsys
+):
     out = tmp_path / "results.csv"
-    args = ["batch", str(archive), "--models", str(serving_models.folder), "--out", str(out),
-            "--workers", "2", "--no-progress"]
+    args = [
+        "batch",
+        str(archive),
+        "--models",
+        str(serving_models.folder),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
     assert main(args) == 1  # one file failed: said in the exit status, the batch went on
     captured = capsys.readouterr()
     assert "notes.avi" in captured.err
@@ -74,28 +84,70 @@ def test_batch_scores_records_failures_and_resumes(archive: Path, tmp_path: Path
     assert len(pd.read_parquet(out.with_suffix(".parquet"))) == 4  # the old failed row stays
 
 
-def test_batch_takes_a_glob_and_refuses_nothing_matching(tmp_path: Path, sweeps,
-                                                         serving_models, capsys):
+def test_batch_takes_a_glob_and_refuses_nothing_matching(
+    tmp_path: Path, sweeps, serving_models, capsys
+):
     out = tmp_path / "r.csv"
     pattern = str(sweeps["benign"].parent / "*benign.avi")
-    assert main(["batch", pattern, "--models", str(serving_models.folder), "--out", str(out),
-                 "--workers", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                pattern,
+                "--models",
+                str(serving_models.folder),
+                "--out",
+                str(out),
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len(_rows(out)) == 1
-    assert main(["batch", str(tmp_path / "nothing*.avi"), "--models",
-                 str(serving_models.folder), "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path / "nothing*.avi"),
+                "--models",
+                str(serving_models.folder),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "no file matches" in capsys.readouterr().err
 
 
-def test_batch_with_the_onnx_runtime_agrees_with_torch(tmp_path: Path, sweeps, serving_models,
-                                                       monkeypatch, capsys):
+def test_batch_with_the_onnx_runtime_agrees_with_torch(
+    tmp_path: Path, sweeps, serving_models, monkeypatch, capsys
+):
     # Worker processes inherit the cache folder; graphs are exported once per model file.
     monkeypatch.setenv("SONORISK_ONNX_CACHE", str(tmp_path / "onnx-cache"))
     risks = {}
     for runtime in ("torch", "onnx"):
         out = tmp_path / f"{runtime}.csv"
-        assert main(["batch", str(sweeps["malignant"]), "--models", str(serving_models.folder),
-                     "--out", str(out), "--workers", "1", "--runtime", runtime,
-                     "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "batch",
+                    str(sweeps["malignant"]),
+                    "--models",
+                    str(serving_models.folder),
+                    "--out",
+                    str(out),
+                    "--workers",
+                    "1",
+                    "--runtime",
+                    runtime,
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         (row,) = _rows(out).values()
         assert row["status"] == "scored", row
         risks[runtime] = float(row["risk"])
@@ -108,14 +160,24 @@ def test_batch_with_the_onnx_runtime_agrees_with_torch(tmp_path: Path, sweeps, s
 
 
 def test_two_inputs_with_one_stem_get_two_results_and_reruns_keep_them_apart(
-        tmp_path: Path, sweeps, serving_models, capsys):
+    tmp_path: Path, sweeps, serving_models, capsys
+):
     folder = tmp_path / "archive"
     folder.mkdir()
     shutil.copy(sweeps["malignant"], folder / "good.avi")
     shutil.copy(sweeps["normal"], folder / "good.mkv")  # same stem, another container
     out = tmp_path / "r.csv"
-    args = ["batch", str(folder), "--models", str(serving_models.folder), "--out", str(out),
-            "--workers", "1", "--no-progress"]
+    args = [
+        "batch",
+        str(folder),
+        "--models",
+        str(serving_models.folder),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     assert main(args) == 0
     rows = _rows(out)
     names = {Path(p).name: r["json"] for p, r in rows.items()}
@@ -127,8 +189,9 @@ def test_two_inputs_with_one_stem_get_two_results_and_reruns_keep_them_apart(
     assert json.loads(capsys.readouterr().out.splitlines()[-2])["skipped"] == 2
 
 
-def test_a_row_naming_a_shared_result_is_scored_again(tmp_path: Path, sweeps, serving_models,
-                                                      capsys):
+def test_a_row_naming_a_shared_result_is_scored_again(
+    tmp_path: Path, sweeps, serving_models, capsys
+):
     """A results table from before unique names (good.avi and good.mkv both on
     good.json): the rerun must not take that JSON for either input's result."""
     folder = tmp_path / "archive"
@@ -136,8 +199,17 @@ def test_a_row_naming_a_shared_result_is_scored_again(tmp_path: Path, sweeps, se
     shutil.copy(sweeps["benign"], folder / "good.avi")
     shutil.copy(sweeps["benign"], folder / "good.mkv")
     out = tmp_path / "r.csv"
-    args = ["batch", str(folder), "--models", str(serving_models.folder), "--out", str(out),
-            "--workers", "1", "--no-progress"]
+    args = [
+        "batch",
+        str(folder),
+        "--models",
+        str(serving_models.folder),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     assert main(args) == 0
     rows = list(_rows(out).values())
     (tmp_path / "r.json" / "good.json").write_text("{}")
@@ -153,14 +225,24 @@ def test_a_row_naming_a_shared_result_is_scored_again(tmp_path: Path, sweeps, se
 
 
 def test_a_formula_file_name_is_text_in_the_table_and_reruns_still_skip_it(
-        tmp_path: Path, sweeps, serving_models, capsys):
+    tmp_path: Path, sweeps, serving_models, capsys
+):
     folder = tmp_path / "archive"
     folder.mkdir()
     hostile = "=cmd|' -C calc'!A0.avi"
     shutil.copy(sweeps["benign"], folder / hostile)
     out = tmp_path / "r.csv"
-    args = ["batch", str(folder), "--models", str(serving_models.folder), "--out", str(out),
-            "--workers", "1", "--no-progress"]
+    args = [
+        "batch",
+        str(folder),
+        "--models",
+        str(serving_models.folder),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     assert main(args) == 0
     with out.open(newline="") as fh:
         (row,) = list(csv.DictReader(fh))
@@ -173,16 +255,31 @@ def test_a_formula_file_name_is_text_in_the_table_and_reruns_still_skip_it(
     assert json.loads(capsys.readouterr().out.splitlines()[-2])["skipped"] == 1
 
 
-def test_a_fifo_or_dangling_link_with_a_video_name_gets_a_failed_row(tmp_path: Path, sweeps,
-                                                                     serving_models, capsys):
+def test_a_fifo_or_dangling_link_with_a_video_name_gets_a_failed_row(
+    tmp_path: Path, sweeps, serving_models, capsys
+):
     folder = tmp_path / "archive"
     folder.mkdir()
     shutil.copy(sweeps["benign"], folder / "real.avi")
     os.mkfifo(folder / "pipe.avi")
     (folder / "gone.avi").symlink_to(tmp_path / "nowhere.avi")
     out = tmp_path / "r.csv"
-    assert main(["batch", str(folder), "--models", str(serving_models.folder), "--out",
-                 str(out), "--workers", "1", "--no-progress"]) == 1
+    assert (
+        main(
+            [
+                "batch",
+                str(folder),
+                "--models",
+                str(serving_models.folder),
+                "--out",
+                str(out),
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     rows = {Path(p).name: r for p, r in _rows(out).items()}
     # (Paths are resolved: the dangling link's row names where it points.)
     assert set(rows) == {"real.avi", "pipe.avi", "nowhere.avi"}
@@ -192,7 +289,8 @@ def test_a_fifo_or_dangling_link_with_a_video_name_gets_a_failed_row(tmp_path: P
 
 
 def test_a_folder_of_stills_and_videos_is_scored_row_by_row_with_its_kind(
-        tmp_path: Path, sweeps, stills, still_bundle, capsys):
+    tmp_path: Path, sweeps, stills, still_bundle, capsys
+):
     folder = tmp_path / "archive"
     (folder / "day2").mkdir(parents=True)
     shutil.copy(stills["png"], folder / "lesion.png")
@@ -203,15 +301,35 @@ def test_a_folder_of_stills_and_videos_is_scored_row_by_row_with_its_kind(
     (folder / "notes.txt").write_text("not an image, not a video: not listed")
     shutil.copy(sweeps["malignant"], folder / "sweep.avi")
     out = tmp_path / "r.csv"
-    args = ["batch", str(folder), "--models", str(still_bundle), "--out", str(out),
-            "--workers", "2", "--no-progress"]
+    args = [
+        "batch",
+        str(folder),
+        "--models",
+        str(still_bundle),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
     assert main(args) == 1  # two files failed: said in the exit status, the batch went on
     rows = {Path(p).relative_to(folder).as_posix(): r for p, r in _rows(out).items()}
-    assert set(rows) == {"lesion.png", "lesion.jpg", "day2/scan_0001", "corrupt.png",
-                         "renamed.png", "sweep.avi"}
+    assert set(rows) == {
+        "lesion.png",
+        "lesion.jpg",
+        "day2/scan_0001",
+        "corrupt.png",
+        "renamed.png",
+        "sweep.avi",
+    }
     assert {k: r["kind"] for k, r in rows.items()} == {
-        "lesion.png": "still", "lesion.jpg": "still", "day2/scan_0001": "still",
-        "corrupt.png": "still", "renamed.png": "still", "sweep.avi": "video"}
+        "lesion.png": "still",
+        "lesion.jpg": "still",
+        "day2/scan_0001": "still",
+        "corrupt.png": "still",
+        "renamed.png": "still",
+        "sweep.avi": "video",
+    }
     for name in ("lesion.png", "lesion.jpg", "day2/scan_0001"):
         row = rows[name]
         # The phantom frame holds its lesion: found and scored by the still classifier.
@@ -220,8 +338,10 @@ def test_a_folder_of_stills_and_videos_is_scored_row_by_row_with_its_kind(
         document = json.loads((tmp_path / "r.json" / row["json"]).read_text())
         jsonschema.validate(document, load_schema())
         assert document["video"]["kind"] == "still"
-    assert {rows[n]["json"] for n in ("lesion.png", "lesion.jpg")} == {"lesion.png.json",
-                                                                       "lesion.jpg.json"}
+    assert {rows[n]["json"] for n in ("lesion.png", "lesion.jpg")} == {
+        "lesion.png.json",
+        "lesion.jpg.json",
+    }
     corrupt = rows["corrupt.png"]
     assert corrupt["status"] == "failed" and "PNG" in corrupt["error"], corrupt
     assert corrupt["error_type"] == "InputError" and corrupt["model_sha256"]

@@ -83,9 +83,12 @@ def _batch_process(log: Path, *args: str, tmpdir: Path | None = None) -> subproc
     pipe: orphaned workers would hold it open); TMPDIR: the workers' scratch."""
     env = {**os.environ, **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
     with log.open("w") as out:
-        return subprocess.Popen([sys.executable, "-m", "sonorisk.cli", "batch", *args,
-                                 "--no-progress"], stdout=out, stderr=subprocess.STDOUT,
-                                env=env)
+        return subprocess.Popen(
+            [sys.executable, "-m", "sonorisk.cli", "batch", *args, "--no-progress"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
 
 def _end_all(batch: subprocess.Popen, family: list[int]) -> None:
@@ -118,14 +121,22 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, serving_models) -> Path:
     """The serving test models as a bundle, so rows carry the model columns."""
     from sonorisk.models.bundle import export_bundle
 
-    info = {"task": "batch failure tests", "intended_use": "tests only",
-            "limitations": ["trained on phantoms"],
-            "training_data": {"description": "phantom sweeps", "licence": "none",
-                              "citation": "none"},
-            "notice": "Test models; not a medical device."}
-    return export_bundle(serving_models.detector, serving_models.classifier,
-                         tmp_path_factory.mktemp("bundle"), "batch-test", "1.0.0", info,
-                         dtype=None)
+    info = {
+        "task": "batch failure tests",
+        "intended_use": "tests only",
+        "limitations": ["trained on phantoms"],
+        "training_data": {"description": "phantom sweeps", "licence": "none", "citation": "none"},
+        "notice": "Test models; not a medical device.",
+    }
+    return export_bundle(
+        serving_models.detector,
+        serving_models.classifier,
+        tmp_path_factory.mktemp("bundle"),
+        "batch-test",
+        "1.0.0",
+        info,
+        dtype=None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -133,13 +144,16 @@ def long_and_short(tmp_path_factory: pytest.TempPathFactory, sweeps) -> tuple[Pa
     """a_long.avi (1600 frames: a minute or more to score on a 2-core CPU) and
     b_short.avi (24 frames: seconds), in that order in a folder."""
     folder = tmp_path_factory.mktemp("long_and_short")
-    return (_video(folder / "a_long.avi", sweeps["benign"], 1600),
-            _video(folder / "b_short.avi", sweeps["malignant"], 24))
+    return (
+        _video(folder / "a_long.avi", sweeps["benign"], 1600),
+        _video(folder / "b_short.avi", sweeps["malignant"], 24),
+    )
 
 
 @pytest.fixture
 def make_size_change(sweeps) -> Callable[[Path], Path]:
     """A real MPEG-TS whose frame size changes after 20 frames."""
+
     def make(path: Path) -> Path:
         import cv2
 
@@ -151,8 +165,12 @@ def make_size_change(sweeps) -> Callable[[Path], Path]:
         parts = []
         for i, size in enumerate(((160, 120), (128, 96))):
             part = path.with_name(f"part{i}.tmp.ts")
-            write_video(part, (cv2.resize(im, size) for im in images[i * 20:(i + 1) * 20]),
-                        30.0, "mpeg2video")
+            write_video(
+                part,
+                (cv2.resize(im, size) for im in images[i * 20 : (i + 1) * 20]),
+                30.0,
+                "mpeg2video",
+            )
             parts.append(part.read_bytes())
             part.unlink()
         path.write_bytes(b"".join(parts))
@@ -176,15 +194,25 @@ def test_workers_end_when_the_batch_process_is_killed(tmp_path: Path, sweeps, se
     out = tmp_path / "r.csv"
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    batch = _batch_process(tmp_path / "log", str(folder), "--models", str(serving_models.folder),
-                           "--out", str(out), "--workers", "2", tmpdir=scratch)
+    batch = _batch_process(
+        tmp_path / "log",
+        str(folder),
+        "--models",
+        str(serving_models.folder),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+        tmpdir=scratch,
+    )
     family: list[int] = []  # every process the batch started
     try:
         _wait_for(lambda: _rows(out), 300, "the first row")
 
         def busy_workers() -> list[int]:  # both workers scoring a video of the archive
-            workers = [p for p in _descendants(batch.pid)
-                       if any(_has_open(p, v) for v in folder.iterdir())]
+            workers = [
+                p for p in _descendants(batch.pid) if any(_has_open(p, v) for v in folder.iterdir())
+            ]
             return workers if len(workers) == 2 else []
 
         workers = _wait_for(busy_workers, 120, "two busy workers")
@@ -211,17 +239,22 @@ def test_workers_end_when_the_batch_process_is_killed(tmp_path: Path, sweeps, se
 def test_the_portable_parent_watch_ends_an_orphan(tmp_path: Path):
     """Where prctl(PR_SET_PDEATHSIG) is missing (not Linux), a worker's thread
     sees its parent's pid change: here alone, in a child of a killed process."""
-    child = ("import os, threading, time\n"
-             "from sonorisk.serving.batch import _watch_parent\n"
-             "threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()\n"
-             "print('ready', flush=True)\n"
-             "time.sleep(120)\n")
-    parent = ("import subprocess, sys\n"
-              f"p = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
-              "print(p.pid, flush=True)\n"
-              "p.wait()\n")
-    with subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE,
-                          text=True) as proc:
+    child = (
+        "import os, threading, time\n"
+        "from sonorisk.serving.batch import _watch_parent\n"
+        "threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = (
+        "import subprocess, sys\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+        "print(p.pid, flush=True)\n"
+        "p.wait()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True
+    ) as proc:
         lines = {proc.stdout.readline().strip() for _ in range(2)}
         (orphan,) = (int(line) for line in lines if line.isdigit())
         assert "ready" in lines
@@ -235,7 +268,8 @@ def test_the_portable_parent_watch_ends_an_orphan(tmp_path: Path):
 
 
 def test_a_file_past_the_timeout_gets_a_timeout_row_and_the_batch_goes_on(
-        tmp_path: Path, long_and_short, bundle: Path, monkeypatch):
+    tmp_path: Path, long_and_short, bundle: Path, monkeypatch
+):
     from sonorisk.models.resolve import resolve_models
 
     long, short = long_and_short
@@ -263,16 +297,27 @@ def test_a_file_past_the_timeout_gets_a_timeout_row_and_the_batch_goes_on(
     assert not list(scratch.glob("sonorisk-batch-*"))  # the stopped worker cleaned up
 
 
-def test_a_worker_that_dies_gets_a_failed_row_and_is_replaced(tmp_path: Path, long_and_short,
-                                                              bundle: Path):
+def test_a_worker_that_dies_gets_a_failed_row_and_is_replaced(
+    tmp_path: Path, long_and_short, bundle: Path
+):
     long, short = long_and_short
     out = tmp_path / "r.csv"
     log = tmp_path / "log"
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    batch = _batch_process(log, str(long.parent), "--models", str(bundle), "--out", str(out),
-                           "--workers", "1", tmpdir=scratch)
+    batch = _batch_process(
+        log,
+        str(long.parent),
+        "--models",
+        str(bundle),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        tmpdir=scratch,
+    )
     try:
+
         def scoring_the_long_video() -> list[int]:
             return [p for p in _descendants(batch.pid) if _has_open(p, long)]
 
@@ -295,8 +340,7 @@ def test_a_worker_that_dies_gets_a_failed_row_and_is_replaced(tmp_path: Path, lo
     assert not list(scratch.glob("sonorisk-batch-*")), list(scratch.iterdir())
 
 
-def test_every_failed_row_names_the_bundle(tmp_path: Path, bundle: Path, make_size_change,
-                                           capsys):
+def test_every_failed_row_names_the_bundle(tmp_path: Path, bundle: Path, make_size_change, capsys):
     """Rows of files never read (a FIFO, a dangling link) and of files that fail
     to decode carry the model columns, as scored rows do."""
     folder = tmp_path / "archive"
@@ -306,8 +350,22 @@ def test_every_failed_row_names_the_bundle(tmp_path: Path, bundle: Path, make_si
     (folder / "notes.avi").write_text("not a video")
     make_size_change(folder / "two_sizes.ts")
     out = tmp_path / "r.csv"
-    assert main(["batch", str(folder), "--models", str(bundle), "--out", str(out),
-                 "--workers", "1", "--no-progress"]) == 1
+    assert (
+        main(
+            [
+                "batch",
+                str(folder),
+                "--models",
+                str(bundle),
+                "--out",
+                str(out),
+                "--workers",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     rows = {Path(r["path"]).name: r for r in _rows(out)}
     assert set(rows) == {"pipe.avi", "nowhere.avi", "notes.avi", "two_sizes.ts"}
@@ -319,12 +377,14 @@ def test_every_failed_row_names_the_bundle(tmp_path: Path, bundle: Path, make_si
     # the message name the file.
     sizes = rows["two_sizes.ts"]["error"]
     assert "frame size changed from 160x120 to 128x96" in sizes, sizes
-    assert re.search(rf"{re.escape(str(folder / 'two_sizes.ts'))}: InputError: frame \d+: "
-                     "frame size changed", err), err
+    assert re.search(
+        rf"{re.escape(str(folder / 'two_sizes.ts'))}: InputError: frame \d+: "
+        "frame size changed",
+        err,
+    ), err
 
 
-def test_an_unexpected_error_does_not_show_the_scratch_folder(tmp_path: Path, sweeps,
-                                                              monkeypatch):
+def test_an_unexpected_error_does_not_show_the_scratch_folder(tmp_path: Path, sweeps, monkeypatch):
     """A worker scores into a scratch folder of its own; an error about it names
     the file the user gave, and the folder only as <scratch>."""
     import sonorisk.pipeline.score_file as score_file_module

@@ -57,6 +57,7 @@ def test_the_caller_raises_the_input_error_it_was_answered():
                 class Response:
                     def result(self, timeout_s):
                         return {"node": "n", "input_error": ["frame 0", "too small"]}
+
                 return Response()
 
     remote = RemoteDetector(Handle(), {})

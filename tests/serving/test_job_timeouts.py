@@ -25,8 +25,7 @@ def test_a_worker_blocked_past_the_timeout_is_reported_stuck(tmp_path: Path):
         release.wait(60)  # a call that never returns, until the test lets it
         return scored_document(), {}
 
-    runner = JobRunner(store, tmp_path / "r", blocked, workers=2, max_attempts=1,
-                       heartbeat=False)
+    runner = JobRunner(store, tmp_path / "r", blocked, workers=2, max_attempts=1, heartbeat=False)
     store.create("j1", "v.avi", tmp_path / "v.avi", 1)
     runner.submit("j1")
     assert entered.wait(60)
@@ -42,7 +41,11 @@ def test_a_worker_blocked_past_the_timeout_is_reported_stuck(tmp_path: Path):
     while runner.workers_report(0.1, 0.1)["busy"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert runner.workers_report(timeout_s=0.1, grace_s=0.1) == {
-        "total": 2, "busy": 0, "stuck": [], "longest_s": 0.0}
+        "total": 2,
+        "busy": 0,
+        "stuck": [],
+        "longest_s": 0.0,
+    }
     runner.shutdown()
     store.close()
 

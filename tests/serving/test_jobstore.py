@@ -63,8 +63,9 @@ def test_each_job_is_claimed_by_exactly_one_of_two_stores(db_url: str, tmp_path:
             if store.claim(job_id) is not None:
                 won[store.owner].append(job_id)
 
-    threads = [threading.Thread(target=claimer, args=(s, o))
-               for s in stores for o in (ids, ids[::-1])]
+    threads = [
+        threading.Thread(target=claimer, args=(s, o)) for s in stores for o in (ids, ids[::-1])
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -95,8 +96,7 @@ def test_a_live_replicas_jobs_are_never_taken(db_url: str, tmp_path: Path):
         store.close()
 
 
-def test_a_dead_replicas_jobs_are_adopted_once_its_lease_expired(db_url: str,
-                                                                 tmp_path: Path):
+def test_a_dead_replicas_jobs_are_adopted_once_its_lease_expired(db_url: str, tmp_path: Path):
     a = JobStore(db_url, owner="a", lease_s=0.6)
     release = threading.Event()
     started = threading.Event()
@@ -113,8 +113,15 @@ def test_a_dead_replicas_jobs_are_adopted_once_its_lease_expired(db_url: str,
     assert started.wait(10)
 
     b = JobStore(db_url, owner="b", lease_s=0.6)
-    runner_b = JobRunner(b, tmp_path / "rb", lambda job: (scored_document(), {"by": "b"}),
-                         workers=1, max_attempts=3, exclusive=False, heartbeat=False)
+    runner_b = JobRunner(
+        b,
+        tmp_path / "rb",
+        lambda job: (scored_document(), {"by": "b"}),
+        workers=1,
+        max_attempts=3,
+        exclusive=False,
+        heartbeat=False,
+    )
     assert runner_b.recover() == []  # a is alive: its leases are fresh
     time.sleep(1.0)
     assert runner_b.sweep() == []
@@ -143,8 +150,15 @@ def test_interrupted_jobs_fail_after_max_attempts(db_url: str, tmp_path: Path):
     a.start("once")
     time.sleep(0.4)
     b = JobStore(db_url, owner="b", lease_s=5)
-    runner = JobRunner(b, tmp_path / "r", lambda job: (scored_document(), {}), workers=1,
-                       max_attempts=3, exclusive=False, heartbeat=False)
+    runner = JobRunner(
+        b,
+        tmp_path / "r",
+        lambda job: (scored_document(), {}),
+        workers=1,
+        max_attempts=3,
+        exclusive=False,
+        heartbeat=False,
+    )
     assert runner.recover() == ["once"]
     hopeless = b.get("hopeless")
     assert hopeless.status == FAILED and "interrupted 3 times" in hopeless.error
@@ -165,8 +179,7 @@ def test_interrupted_jobs_fail_after_max_attempts(db_url: str, tmp_path: Path):
 def test_history_lists_one_users_jobs_newest_first_in_pages(db_url: str, tmp_path: Path):
     store = JobStore(db_url, owner="a")
     for i in range(5):
-        store.create(f"a{i}", f"a{i}.png", tmp_path / f"a{i}.png", 1, user="alice",
-                     kind="still")
+        store.create(f"a{i}", f"a{i}.png", tmp_path / f"a{i}.png", 1, user="alice", kind="still")
         store.create(f"b{i}", f"b{i}.avi", tmp_path / f"b{i}.avi", 1, user="bob")
         time.sleep(0.002)  # distinct creation times (ms), as uploads have
     store.create("d0", "d.avi", tmp_path / "d.avi", 1)  # the single token's user
@@ -179,21 +192,39 @@ def test_history_lists_one_users_jobs_newest_first_in_pages(db_url: str, tmp_pat
     assert [j.job_id for j in store.list(user="default")] == ["d0"]
     assert len(store.list()) == 11  # no user given: everybody's (the runner's own reads)
     assert store.claim("a4") == 1
-    assert store.finish("a4", tmp_path / "r.json",
-                        {"status": "scored", "risk": 0.7, "risk_rule": "max", "lesions": [],
-                         "scored_lesions": 1, "clips": 0, "frames": 1}, {})
+    assert store.finish(
+        "a4",
+        tmp_path / "r.json",
+        {
+            "status": "scored",
+            "risk": 0.7,
+            "risk_rule": "max",
+            "lesions": [],
+            "scored_lesions": 1,
+            "clips": 0,
+            "frames": 1,
+        },
+        {},
+    )
     entry = store.get("a4").history_entry()
-    assert entry["summary"] == {"kind": "still", "status": "scored", "risk": 0.7,
-                                "risk_rule": "max", "reason": None, "lesions": [],
-                                "scored_lesions": 1}
+    assert entry["summary"] == {
+        "kind": "still",
+        "status": "scored",
+        "risk": 0.7,
+        "risk_rule": "max",
+        "reason": None,
+        "lesions": [],
+        "scored_lesions": 1,
+    }
     assert entry["links"]["result"] == "/v1/jobs/a4/result" and entry["kind"] == "still"
     assert store.get("a4").public()["user"] == "alice"
     assert store.get("a3").history_entry()["summary"] is None  # not scored yet
     store.close()
 
 
-def test_a_store_of_the_previous_version_gets_the_user_and_kind_columns(db_url: str,
-                                                                        tmp_path: Path):
+def test_a_store_of_the_previous_version_gets_the_user_and_kind_columns(
+    db_url: str, tmp_path: Path
+):
     """The table as the release before users made it (owner and lease, no user, no
     kind), on SQLite and PostgreSQL: it opens, its jobs are user "default"'s videos,
     so a single-token server sees all of them as before."""
@@ -203,15 +234,21 @@ def test_a_store_of_the_previous_version_gets_the_user_and_kind_columns(db_url: 
 
     engine = db.make_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(text("""CREATE TABLE jobs (job_id VARCHAR(64) PRIMARY KEY,
+        conn.execute(
+            text("""CREATE TABLE jobs (job_id VARCHAR(64) PRIMARY KEY,
             filename TEXT NOT NULL, path TEXT NOT NULL, size_bytes BIGINT NOT NULL,
             status VARCHAR(16) NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
             error_type TEXT, result_path TEXT, summary TEXT, created_at TEXT NOT NULL,
             started_at TEXT, finished_at TEXT, serving TEXT, owner TEXT,
-            lease_until FLOAT)"""))
-        conn.execute(text("INSERT INTO jobs (job_id, filename, path, size_bytes, status, "
-                          "attempts, created_at) VALUES ('old', 'v.avi', '/x', 1, 'done', 1, "
-                          "'2026-01-01')"))
+            lease_until FLOAT)""")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO jobs (job_id, filename, path, size_bytes, status, "
+                "attempts, created_at) VALUES ('old', 'v.avi', '/x', 1, 'done', 1, "
+                "'2026-01-01')"
+            )
+        )
     engine.dispose()
     store = JobStore(db_url, owner="a")
     old = store.get("old")
@@ -231,11 +268,19 @@ def test_a_sqlite_file_of_the_previous_version_opens_and_upgrades(tmp_path: Path
             attempts INTEGER NOT NULL DEFAULT 0, error TEXT, error_type TEXT,
             result_path TEXT, summary TEXT, created_at TEXT NOT NULL, started_at TEXT,
             finished_at TEXT, serving TEXT)""")
-        conn.execute("INSERT INTO jobs (job_id, filename, path, size_bytes, status, attempts, "
-                     "created_at) VALUES ('old', 'v.avi', '/x', 1, 'running', 1, '2026')")
+        conn.execute(
+            "INSERT INTO jobs (job_id, filename, path, size_bytes, status, attempts, "
+            "created_at) VALUES ('old', 'v.avi', '/x', 1, 'running', 1, '2026')"
+        )
     store = JobStore(path)
-    runner = JobRunner(store, tmp_path / "r", lambda job: (scored_document(), {}), workers=1,
-                       max_attempts=3, heartbeat=False)
+    runner = JobRunner(
+        store,
+        tmp_path / "r",
+        lambda job: (scored_document(), {}),
+        workers=1,
+        max_attempts=3,
+        heartbeat=False,
+    )
     assert runner.recover() == ["old"]
     assert wait_stored(store, "old", 15.0).attempts == 2
     store.close()

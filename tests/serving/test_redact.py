@@ -17,15 +17,19 @@ UPLOAD = f"{DATA}/uploads/0f3a.avi"
 def test_the_upload_becomes_the_client_file_name_and_the_data_folder_is_hidden():
     hidden = job_replacements(UPLOAD, "clinic scan.avi", DATA)
     text = f"{UPLOAD}: frame size changed; scratch in {DATA}/results/tmp1/x.json"
-    assert redact_text(text, hidden) == ("clinic scan.avi: frame size changed; scratch in "
-                                         "<data>/results/tmp1/x.json")
+    assert redact_text(text, hidden) == (
+        "clinic scan.avi: frame size changed; scratch in <data>/results/tmp1/x.json"
+    )
 
 
 def test_every_string_of_a_document_is_redacted_and_the_rest_kept():
     hidden = job_replacements(UPLOAD, 'odd "name".avi', DATA)
-    document = {"video": {"source": UPLOAD, "frames": 80},
-                "decode": {"messages": [f"{UPLOAD}: 2 frames dropped"], "error": None},
-                "risk": 0.25, "lesions": [{"boxes": [[1.5, 2, 3, 4]]}]}
+    document = {
+        "video": {"source": UPLOAD, "frames": 80},
+        "decode": {"messages": [f"{UPLOAD}: 2 frames dropped"], "error": None},
+        "risk": 0.25,
+        "lesions": [{"boxes": [[1.5, 2, 3, 4]]}],
+    }
     out = redact_document(document, hidden)
     assert out["video"] == {"source": 'odd "name".avi', "frames": 80}
     assert out["decode"]["messages"] == ['odd "name".avi: 2 frames dropped']
@@ -48,8 +52,9 @@ def test_a_failed_jobs_reason_names_the_upload_not_the_server_path(tmp_path: Pat
 
     for job_id, score in (("input", bad_video), ("service", broken)):
         store.create(job_id, "my scan.avi", upload, 1)
-        runner = JobRunner(store, tmp_path / "r", score, workers=1, max_attempts=1,
-                           heartbeat=False, redact=redact)
+        runner = JobRunner(
+            store, tmp_path / "r", score, workers=1, max_attempts=1, heartbeat=False, redact=redact
+        )
         runner.submit(job_id)
         job = wait_stored(store, job_id, 60.0)
         assert job.status == FAILED and "my scan.avi" in job.error, job.error

@@ -28,8 +28,10 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"sonorisk serve exited early with {proc.returncode}:\n"
-                                 f"{proc.stdout.read()[-3000:] if proc.stdout else ''}")
+            raise AssertionError(
+                f"sonorisk serve exited early with {proc.returncode}:\n"
+                f"{proc.stdout.read()[-3000:] if proc.stdout else ''}"
+            )
         try:
             if httpx.get(f"{url}/health", timeout=5).json().get("status") == "ok":
                 return
@@ -58,19 +60,23 @@ def test_sigterm_stops_the_service_and_every_ray_process(serving_models, tmp_pat
     config_file = tmp_path / "serve.yaml"
     config_file.write_text(yaml.safe_dump(to_dict(config)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "sonorisk.cli", "serve", "--config",
-                             str(config_file)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sonorisk.cli", "serve", "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{config.port}"
         _wait_healthy(url, proc, timeout_s=300)
-        jobs = httpx.get(f"{url}/v1/jobs", headers={"Authorization": f"Bearer {TOKEN}"},
-                         timeout=30)
+        jobs = httpx.get(f"{url}/v1/jobs", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
         assert jobs.status_code == 200
         tree = psutil.Process(proc.pid).children(recursive=True)
-        assert any("raylet" in p.name() or "gcs_server" in p.name() for p in tree), \
+        assert any("raylet" in p.name() or "gcs_server" in p.name() for p in tree), (
             "the service's own Ray was not found among its children"
+        )
 
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=180)

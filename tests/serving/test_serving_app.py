@@ -40,8 +40,13 @@ from .conftest import (  # noqa: TID252
 def service(serving_models, still_bundle, tmp_path_factory) -> Iterator[Service]:
     # A long short-gap so a pusher restart keeps the lesion state (tested below). The
     # models as a bundle with a still classifier, so still images are scored too.
-    config = service_config(serving_models, tmp_path_factory.mktemp("serve") / "data",
-                            bundle=still_bundle, short_gap_s=30.0, max_streams=5)
+    config = service_config(
+        serving_models,
+        tmp_path_factory.mktemp("serve") / "data",
+        bundle=still_bundle,
+        short_gap_s=30.0,
+        max_streams=5,
+    )
     with running_service(config) as service:
         yield service
 
@@ -53,8 +58,12 @@ def client(service) -> Iterator[httpx.Client]:
 
 
 def _upload(client: httpx.Client, path: Path, **headers) -> httpx.Response:
-    return client.post("/v1/jobs", content=path.read_bytes(), params={"filename": path.name},
-                       headers={"content-type": "application/octet-stream", **headers})
+    return client.post(
+        "/v1/jobs",
+        content=path.read_bytes(),
+        params={"filename": path.name},
+        headers={"content-type": "application/octet-stream", **headers},
+    )
 
 
 # ------------------------------------------------------------------ basics
@@ -73,8 +82,15 @@ def test_health_needs_no_token_everything_else_does(service):
     with service.client() as ok:
         assert ok.get("/v1/jobs").status_code == 200
         spec = ok.get("/openapi.json").json()
-        assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result", "/v1/streams",
-                "/v1/streams/{stream_id}/events", "/health", "/metrics"} <= set(spec["paths"])
+        assert {
+            "/v1/jobs",
+            "/v1/jobs/{job_id}",
+            "/v1/jobs/{job_id}/result",
+            "/v1/streams",
+            "/v1/streams/{stream_id}/events",
+            "/health",
+            "/metrics",
+        } <= set(spec["paths"])
         assert ok.get("/docs").status_code == 200
 
 
@@ -114,8 +130,7 @@ def test_no_lesion_gives_no_number(client, sweeps, tmp_path):
     assert document["risk"] is None and document["clips"] == 0
 
 
-def test_bad_uploads_get_4xx_with_reasons_and_the_server_keeps_serving(client, service,
-                                                                         sweeps):
+def test_bad_uploads_get_4xx_with_reasons_and_the_server_keeps_serving(client, service, sweeps):
     good = sweeps["benign"].read_bytes()
     cases = {
         "text": (b"patient notes, not a video\n" * 40, 415, "text"),
@@ -128,8 +143,9 @@ def test_bad_uploads_get_4xx_with_reasons_and_the_server_keeps_serving(client, s
         "too large": (good[:12] + bytes(6 * 1024 * 1024), 413, "limit"),
     }
     for name, (body, status, words) in cases.items():
-        reply = client.post("/v1/jobs", content=body,
-                            headers={"content-type": "application/octet-stream"})
+        reply = client.post(
+            "/v1/jobs", content=body, headers={"content-type": "application/octet-stream"}
+        )
         assert reply.status_code == status, (name, reply.text)
         assert words in reply.json()["detail"], (name, reply.text)
     corrupt = client.post("/v1/jobs", content=good[:12] + bytes(range(256)) * 100)
@@ -155,8 +171,7 @@ def test_a_video_a_model_replica_refuses_fails_once_with_its_reason(client, tmp_
     from sonorisk.io.writer import write_video
 
     tiny = tmp_path / "tiny.avi"
-    write_video(tiny, (np.full((1, 1, 3), 100 + i, np.uint8) for i in range(12)), 25.0,
-                "rawvideo")
+    write_video(tiny, (np.full((1, 1, 3), 100 + i, np.uint8) for i in range(12)), 25.0, "rawvideo")
     reply = _upload(client, tiny)
     assert reply.status_code == 202, reply.text
     status = wait_job(client, reply.json()["job_id"])
@@ -175,10 +190,16 @@ def test_a_client_that_drops_mid_upload_leaves_no_partial_file(client, service):
     before = set(uploads.iterdir())
     url = urlsplit(service.base_url)
     with socket.create_connection((url.hostname, url.port)) as sock:
-        sock.sendall((f"POST /v1/jobs?filename=cut.avi HTTP/1.1\r\nHost: {url.netloc}\r\n"
-                      f"Authorization: Bearer {TOKEN}\r\n"
-                      "Content-Type: application/octet-stream\r\n"
-                      "Content-Length: 5000000\r\n\r\n").encode() + b"RIFF" + b"\0" * 65536)
+        sock.sendall(
+            (
+                f"POST /v1/jobs?filename=cut.avi HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                f"Authorization: Bearer {TOKEN}\r\n"
+                "Content-Type: application/octet-stream\r\n"
+                "Content-Length: 5000000\r\n\r\n"
+            ).encode()
+            + b"RIFF"
+            + b"\0" * 65536
+        )
         time.sleep(1.0)  # the server is receiving: its partial file exists now
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and list(uploads.glob("*.part")):
@@ -208,17 +229,24 @@ def test_concurrent_uploads_all_finish_with_the_same_answer(client, sweeps):
 # ------------------------------------------------------------------- stills
 def _upload_as(user: str, service: Service, path: Path, content_type: str) -> dict:
     with service.client(token=USERS[user]) as c:
-        reply = c.post("/v1/jobs", content=path.read_bytes(), params={"filename": path.name},
-                       headers={"content-type": content_type})
+        reply = c.post(
+            "/v1/jobs",
+            content=path.read_bytes(),
+            params={"filename": path.name},
+            headers={"content-type": content_type},
+        )
     assert reply.status_code == 202, reply.text
     return reply.json()
 
 
 def test_a_still_image_upload_is_scored_as_a_still(client, stills):
     for fmt, content_type in (("png", "image/png"), ("jpeg", "image/jpeg")):
-        reply = client.post("/v1/jobs", content=stills[fmt].read_bytes(),
-                            params={"filename": stills[fmt].name},
-                            headers={"content-type": content_type})
+        reply = client.post(
+            "/v1/jobs",
+            content=stills[fmt].read_bytes(),
+            params={"filename": stills[fmt].name},
+            headers={"content-type": content_type},
+        )
         assert reply.status_code == 202, reply.text
         job = reply.json()
         assert job["kind"] == "still" and job["user"] == "default"
@@ -237,8 +265,7 @@ def test_a_still_image_upload_is_scored_as_a_still(client, stills):
 
 
 def test_history_shows_each_user_only_their_own_jobs(service, client, stills, sweeps):
-    alice = [_upload_as("alice", service, stills["png"], "image/png")["job_id"]
-             for _ in range(3)]
+    alice = [_upload_as("alice", service, stills["png"], "image/png")["job_id"] for _ in range(3)]
     bob = _upload_as("bob", service, stills["png"], "image/png")["job_id"]
     with service.client(token=USERS["alice"]) as a, service.client(token=USERS["bob"]) as b:
         for job_id in (*alice, bob):
@@ -272,8 +299,11 @@ def test_history_shows_each_user_only_their_own_jobs(service, client, stills, sw
 def _replica_actors(deployment: str) -> list[str]:
     import ray
 
-    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                  if a["namespace"] == "serve" and f"#{deployment}#" in a["name"])
+    return sorted(
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == "serve" and f"#{deployment}#" in a["name"]
+    )
 
 
 def _kill(name: str) -> None:
@@ -286,8 +316,10 @@ def _wait_running(client: httpx.Client, job_id: str, timeout_s: float = 60) -> d
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = client.get(f"/v1/jobs/{job_id}").json()
-        if status["status"] == "running" and (status.get("serving") or {}).get(
-                "detector", {}).get("calls", 0) >= 2:
+        if (
+            status["status"] == "running"
+            and (status.get("serving") or {}).get("detector", {}).get("calls", 0) >= 2
+        ):
             return status
         assert status["status"] != "done", "the job finished before the kill; make it longer"
         time.sleep(0.1)
@@ -313,8 +345,11 @@ def test_a_killed_detector_replica_is_replaced_and_the_job_finishes(client, swee
     while time.monotonic() < deadline:
         replicas = _replica_actors("Detector")
         app = serve.status().applications["sonorisk"]
-        if (replicas and victim not in replicas
-                and app.deployments["Detector"].replica_states.get("RUNNING") == 1):
+        if (
+            replicas
+            and victim not in replicas
+            and app.deployments["Detector"].replica_states.get("RUNNING") == 1
+        ):
             break
         time.sleep(0.5)
     else:
@@ -357,8 +392,7 @@ def test_metrics_report_models_jobs_and_rejections(client, sweeps):
 
 # ------------------------------------------------------------------ streams
 @needs_rtsp_tools
-def test_a_live_stream_gives_boxes_and_risk_and_survives_a_pusher_restart(client, service,
-                                                                          sweeps):
+def test_a_live_stream_gives_boxes_and_risk_and_survives_a_pusher_restart(client, service, sweeps):
     with rtsp_server() as (client_port, source_port):
         pusher = start_pusher(sweeps["malignant"], source_port, "probe")
         url = f"rtsp://127.0.0.1:{client_port}/probe"
@@ -397,8 +431,9 @@ def test_a_live_stream_gives_boxes_and_risk_and_survives_a_pusher_restart(client
             final = client.delete(f"/v1/streams/{stream_id}").json()
             assert final["state"] == "stopped"
             # Every frame that came in was scored, dropped (counted) or still waiting.
-            assert final["frames_in"] == (final["frames_processed"] + final["frames_dropped"]
-                                          + final["backlog"])
+            assert final["frames_in"] == (
+                final["frames_processed"] + final["frames_dropped"] + final["backlog"]
+            )
             reader.close()
         finally:
             stop_process(pusher)

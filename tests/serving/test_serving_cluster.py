@@ -23,12 +23,20 @@ def cluster() -> Iterator[object]:
 
     if ray.is_initialized():
         ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "resources": {"head": 1}, "object_store_memory": STORE,
-        "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "resources": {"head": 1},
+            "object_store_memory": STORE,
+            "include_dashboard": False,
+        },
+    )
     # Room for a detector and the classifier on each worker, plus a replacement.
-    workers = [cluster.add_node(num_cpus=3, resources={"worker": 3},
-                                object_store_memory=STORE) for _ in range(2)]
+    workers = [
+        cluster.add_node(num_cpus=3, resources={"worker": 3}, object_store_memory=STORE)
+        for _ in range(2)
+    ]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace="sonorisk", log_to_driver=False)
     cluster.workers = workers  # type: ignore[attr-defined]
@@ -71,9 +79,14 @@ def _detector_nodes() -> set[str]:
         if actor["namespace"] == "serve" and "#Detector#" in actor["name"]:
             try:
                 handle = ray.get_actor(actor["name"], namespace="serve")
-                nodes.append(ray.get(handle.__ray_call__.remote(
-                    lambda self: __import__("ray").get_runtime_context().get_node_id()),
-                    timeout=10))
+                nodes.append(
+                    ray.get(
+                        handle.__ray_call__.remote(
+                            lambda self: __import__("ray").get_runtime_context().get_node_id()
+                        ),
+                        timeout=10,
+                    )
+                )
             except (ray.exceptions.RayError, ValueError):
                 continue  # a replica that is gone (its node was removed)
     return nodes
@@ -110,14 +123,18 @@ def test_work_spreads_over_nodes_and_survives_losing_one(cluster, service, sweep
         assert client.get("/health").json()["status"] == "ok"
 
 
-def test_batch_runs_as_ray_tasks_on_the_cluster(cluster, service, serving_models, sweeps,
-                                                tmp_path):
+def test_batch_runs_as_ray_tasks_on_the_cluster(cluster, service, serving_models, sweeps, tmp_path):
     from sonorisk.serving.batch import BatchSettings, run_batch
 
     settings = BatchSettings(str(serving_models.detector), str(serving_models.classifier))
     out = tmp_path / "results.csv"
-    summary = run_batch([str(sweeps["malignant"]), str(sweeps["normal"])], settings, out,
-                        ray_address=cluster.address, progress=False)
+    summary = run_batch(
+        [str(sweeps["malignant"]), str(sweeps["normal"])],
+        settings,
+        out,
+        ray_address=cluster.address,
+        progress=False,
+    )
     assert summary.failed == 0 and summary.total == 2
     rows = list(csv.DictReader(out.open()))
     assert {r["video"] for r in rows} == {sweeps["malignant"].name, sweeps["normal"].name}

@@ -33,8 +33,9 @@ pytestmark = needs_postgres
 
 @pytest.fixture(scope="module")
 def service(serving_models, postgres_url, tmp_path_factory) -> Iterator[Service]:
-    config = service_config(serving_models, tmp_path_factory.mktemp("replicas") / "data",
-                            replicas=2, max_streams=2)
+    config = service_config(
+        serving_models, tmp_path_factory.mktemp("replicas") / "data", replicas=2, max_streams=2
+    )
     config.ingress.num_replicas = 2
     config.ingress.job_workers = 1
     config.jobs.database_url = new_database(postgres_url, "serve")
@@ -56,9 +57,12 @@ def test_two_ingress_replicas_share_one_job_store(client, service, sweeps):
 
     def upload(_):
         video = sweeps["malignant"]
-        reply = client.post("/v1/jobs", content=video.read_bytes(),
-                            params={"filename": video.name},
-                            headers={"content-type": "application/octet-stream"})
+        reply = client.post(
+            "/v1/jobs",
+            content=video.read_bytes(),
+            params={"filename": video.name},
+            headers={"content-type": "application/octet-stream"},
+        )
         assert reply.status_code == 202, reply.text
         return reply.json()["job_id"]
 
@@ -93,8 +97,7 @@ def _host(client: httpx.Client, stream_id: str) -> dict:
 
 
 @needs_rtsp_tools
-def test_streams_spread_over_hosts_keep_order_and_survive_a_host_dying(client, service,
-                                                                       sweeps):
+def test_streams_spread_over_hosts_keep_order_and_survive_a_host_dying(client, service, sweeps):
     import ray
 
     names = ("left", "right", "third")
@@ -130,8 +133,10 @@ def test_streams_spread_over_hosts_keep_order_and_survive_a_host_dying(client, s
             assert client.get("/health").json()["streams"] == 2
 
             # The host of the first stream dies (Ray restarts the process).
-            victim = ray.get_actor(f"sonorisk-stream-host-{hosts[0]['replica']}",
-                                   namespace=service.config.ray.namespace)
+            victim = ray.get_actor(
+                f"sonorisk-stream-host-{hosts[0]['replica']}",
+                namespace=service.config.ray.namespace,
+            )
             before = _host(client, ids[1])["frames_processed"]
             ray.kill(victim, no_restart=False)
             deadline = time.monotonic() + 60

@@ -73,23 +73,32 @@ def test_short_tokens_are_refused():
 
 
 # -------------------------------------------------------------------- uploads
-@pytest.mark.parametrize("head,status,words", [
-    (b"hello, this is a text file\n" * 10, 415, "text"),
-    (b"GIF89a" + bytes(200), 415, "GIF"),
-    (b"BM, said the patient notes, and went on for a while\n" * 10, 415, "text"),
-    (b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(200), 415, "WAV"),
-    (bytes(range(256)) * 2, 415, "unknown content"),
-])
+@pytest.mark.parametrize(
+    "head,status,words",
+    [
+        (b"hello, this is a text file\n" * 10, 415, "text"),
+        (b"GIF89a" + bytes(200), 415, "GIF"),
+        (b"BM, said the patient notes, and went on for a while\n" * 10, 415, "text"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(200), 415, "WAV"),
+        (bytes(range(256)) * 2, 415, "unknown content"),
+    ],
+)
 def test_magic_bytes_refuse_what_is_not_a_video(head: bytes, status: int, words: str):
     with pytest.raises(UploadRejected) as info:
         sniff_magic(head)
     assert info.value.status == status and words in info.value.reason
 
 
-@pytest.mark.parametrize("head,name", [
-    (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff\xe0", "jpeg"), (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"), (b"BM" + bytes(12) + (40).to_bytes(4, "little"), "bmp"),
-])
+@pytest.mark.parametrize(
+    "head,name",
+    [
+        (b"\x89PNG\r\n\x1a\n", "png"),
+        (b"\xff\xd8\xff\xe0", "jpeg"),
+        (b"II*\x00", "tiff"),
+        (b"MM\x00*", "tiff"),
+        (b"BM" + bytes(12) + (40).to_bytes(4, "little"), "bmp"),
+    ],
+)
 def test_magic_bytes_name_still_images(head: bytes, name: str):
     assert sniff_magic(head + bytes(100)) == name
 
@@ -112,8 +121,10 @@ def test_a_single_frame_dicom_is_checked_as_a_still(tmp_path: Path):
 
     def dicom(name: str, rows: int, columns: int) -> Path:
         gray = np.full((rows, columns), 90, np.uint8)
-        return _save(_dataset(gray.tobytes(), "MONOCHROME2", 1, n_frames=1, Rows=rows,
-                              Columns=columns), tmp_path / name)
+        return _save(
+            _dataset(gray.tobytes(), "MONOCHROME2", 1, n_frames=1, Rows=rows, Columns=columns),
+            tmp_path / name,
+        )
 
     info = check_upload(dicom("one.dcm", 40, 48))
     assert (info.container, info.kind, info.width, info.height) == ("dicom", "still", 48, 40)
@@ -122,8 +133,7 @@ def test_a_single_frame_dicom_is_checked_as_a_still(tmp_path: Path):
     assert refused.value.status == 422 and "too small" in refused.value.reason
 
 
-def test_named_users_sign_in_by_token_and_the_single_token_is_default(tmp_path: Path,
-                                                                      monkeypatch):
+def test_named_users_sign_in_by_token_and_the_single_token_is_default(tmp_path: Path, monkeypatch):
     monkeypatch.delenv("SONORISK_TOKEN", raising=False)
     config = ServeConfig(host="0.0.0.0", data_dir=str(tmp_path / "data"))
     config.auth.users = {"alice": "a" * 20}
@@ -247,8 +257,14 @@ def test_recover_requeues_interrupted_jobs_and_gives_up_after_max_attempts(tmp_p
     def score(job):
         return scored_document(), {}
 
-    runner = JobRunner(store, tmp_path / "results", score, workers=1, max_attempts=3,
-                       on_final=lambda status: done.set())
+    runner = JobRunner(
+        store,
+        tmp_path / "results",
+        score,
+        workers=1,
+        max_attempts=3,
+        on_final=lambda status: done.set(),
+    )
     resumed = runner.recover()
     assert sorted(resumed) == ["interrupted", "queued"]
     assert wait_stored(store, "queued", 10.0).status == DONE
@@ -271,8 +287,13 @@ def _file_opener(path: Path, opened: list[float]):
 
 def test_ingest_never_blocks_counts_drops_and_reconnects(sweeps):
     opened: list[float] = []
-    cfg = StreamsConfig(max_backlog=24, catchup_threshold=24, catchup_window=12,
-                        reconnect_initial_s=0.2, reconnect_max_s=0.8)
+    cfg = StreamsConfig(
+        max_backlog=24,
+        catchup_threshold=24,
+        catchup_window=12,
+        reconnect_initial_s=0.2,
+        reconnect_max_s=0.8,
+    )
     from sonorisk.serving.streams import LiveIngest
 
     ingest = LiveIngest("file-as-stream", cfg, _file_opener(sweeps["benign"], opened))
@@ -295,8 +316,13 @@ def test_ingest_never_blocks_counts_drops_and_reconnects(sweeps):
 def test_catch_up_keeps_the_newest_contiguous_frames(sweeps):
     from sonorisk.serving.streams import LiveIngest
 
-    cfg = StreamsConfig(max_backlog=80, catchup_threshold=30, catchup_window=10,
-                        reconnect_initial_s=5, reconnect_max_s=5)
+    cfg = StreamsConfig(
+        max_backlog=80,
+        catchup_threshold=30,
+        catchup_window=10,
+        reconnect_initial_s=5,
+        reconnect_max_s=5,
+    )
     ingest = LiveIngest("file", cfg, _file_opener(sweeps["benign"], []))
     ingest.start()
     deadline = time.monotonic() + 10
@@ -365,8 +391,15 @@ def _local_session(models, video: Path, cfg: StreamsConfig):
     def make_scorer(fps):
         return IncrementalScorer(loaded.detector, loaded.classifier, pipeline, fps=fps)
 
-    return StreamSession("s1", "file", cfg, make_scorer, notice=["research"],
-                         models=loaded.cards, open_source=_file_opener(video, []))
+    return StreamSession(
+        "s1",
+        "file",
+        cfg,
+        make_scorer,
+        notice=["research"],
+        models=loaded.cards,
+        open_source=_file_opener(video, []),
+    )
 
 
 def _run_until(session, done, timeout_s: float = 60) -> list[dict]:
@@ -393,17 +426,30 @@ def _events_until(session, q, seconds: float) -> list[dict]:
 @pytest.fixture(scope="module")
 def long_gap_run(serving_models, sweeps, torch_one_thread):
     """A file streamed twice with a gap longer than short_gap_s between: (session, events)."""
-    long = StreamsConfig(reconnect_initial_s=1.2, reconnect_max_s=1.2, short_gap_s=0.5,
-                         max_backlog=200, catchup_threshold=150, catchup_window=100)
+    long = StreamsConfig(
+        reconnect_initial_s=1.2,
+        reconnect_max_s=1.2,
+        short_gap_s=0.5,
+        max_backlog=200,
+        catchup_threshold=150,
+        catchup_window=100,
+    )
     session = _local_session(serving_models, sweeps["malignant"], long)
     return session, _run_until(session, lambda: session.segment >= 2)
 
 
-def test_a_short_gap_keeps_the_lesions_a_long_gap_ends_them(serving_models, sweeps,
-                                                            torch_one_thread, long_gap_run):
+def test_a_short_gap_keeps_the_lesions_a_long_gap_ends_them(
+    serving_models, sweeps, torch_one_thread, long_gap_run
+):
     # The file ends after 80 frames and "reconnects" 0.3 s later: a short gap.
-    short = StreamsConfig(reconnect_initial_s=0.3, reconnect_max_s=0.3, short_gap_s=5.0,
-                          max_backlog=200, catchup_threshold=150, catchup_window=100)
+    short = StreamsConfig(
+        reconnect_initial_s=0.3,
+        reconnect_max_s=0.3,
+        short_gap_s=5.0,
+        max_backlog=200,
+        catchup_threshold=150,
+        catchup_window=100,
+    )
     session = _local_session(serving_models, sweeps["malignant"], short)
     events = _run_until(session, lambda: session.frames_processed >= 100)
     kinds = {e["event"] for e in events}
@@ -441,12 +487,16 @@ def test_a_stream_segment_ends_with_the_versioned_document_a_file_gets(long_gap_
     # The event's summary is the document's one summary; the status lists it too.
     summary = ScoreDocument.from_json(document).summary().as_dict()
     assert {k: ended[k] for k in summary if k != "reason"} == {
-        k: v for k, v in summary.items() if k != "reason"}
+        k: v for k, v in summary.items() if k != "reason"
+    }
     assert ended["risk_reason"] == summary["reason"]
     assert session.status()["ended_segments"][0]["risk"] == document["risk"]
     # The lesions the stream showed live are the document's lesions.
-    shown = {e["lesion_id"] for e in events if e["event"] == "lesion_ended"
-             and e["segment"] == 1 and not e["dropped"]}
+    shown = {
+        e["lesion_id"]
+        for e in events
+        if e["event"] == "lesion_ended" and e["segment"] == 1 and not e["dropped"]
+    }
     merged = {i for lz in document["lesions"] for i in [lz["lesion_id"], *lz["merged_ids"]]}
     assert shown == merged and document["lesions"]
 
@@ -456,10 +506,12 @@ def test_verbs_are_registered_without_importing_ray_or_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from sonorisk.cli import build_parser; p = build_parser(); "
-            "bad = [m for m in ('ray', 'torch') if m in sys.modules]; "
-            "assert not bad, bad; p.parse_args(['serve', '--port', '9000']); "
-            "p.parse_args(['batch', 'DIR', '--ray', 'auto'])")
+    code = (
+        "import sys; from sonorisk.cli import build_parser; p = build_parser(); "
+        "bad = [m for m in ('ray', 'torch') if m in sys.modules]; "
+        "assert not bad, bad; p.parse_args(['serve', '--port', '9000']); "
+        "p.parse_args(['batch', 'DIR', '--ray', 'auto'])"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -468,8 +520,9 @@ def test_serve_names_a_missing_checkpoint_before_starting_anything(tmp_path: Pat
 
     from sonorisk.cli import main
 
-    assert main(["serve", "--models", str(tmp_path / "none"), "--data-dir",
-                 str(tmp_path / "d")]) == 2
+    assert (
+        main(["serve", "--models", str(tmp_path / "none"), "--data-dir", str(tmp_path / "d")]) == 2
+    )
     err = capsys.readouterr().err
     assert "models.bundle" in err and "not found" in err and "none" in err
     assert "ray" not in sys.modules or not __import__("ray").is_initialized()

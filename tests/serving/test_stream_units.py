@@ -18,8 +18,15 @@ def test_a_stream_id_names_its_host_and_incarnation():
     ref = StreamRef(3, "0a1b2c", "0123456789ab")
     assert str(ref) == "3-0a1b2c-0123456789ab"
     assert StreamRef.parse(str(ref)) == ref
-    for bad in ("", "nope", "3-0a1b2c", "x-0a1b2c-0123456789ab", "3-0A1B2C-0123456789ab",
-                "3-0a1b2c-0123456789ab/../x", "12345-0a1b2c-0123456789ab"):
+    for bad in (
+        "",
+        "nope",
+        "3-0a1b2c",
+        "x-0a1b2c-0123456789ab",
+        "3-0A1B2C-0123456789ab",
+        "3-0a1b2c-0123456789ab/../x",
+        "12345-0a1b2c-0123456789ab",
+    ):
         assert StreamRef.parse(bad) is None, bad
 
 
@@ -37,8 +44,9 @@ def test_the_pool_refuses_ids_it_cannot_hold():
 
 
 def test_events_are_numbered_and_a_slow_reader_loses_only_the_oldest():
-    session = StreamSession("s", "rtsp://x/y", StreamsConfig(event_queue=5),
-                            lambda fps: None, notice=["research"])
+    session = StreamSession(
+        "s", "rtsp://x/y", StreamsConfig(event_queue=5), lambda fps: None, notice=["research"]
+    )
     assert session.seq == 0 and session.events_after(0) == ([], 0)
     for k in range(3):
         session._publish({"event": "stats", "k": k})
@@ -69,19 +77,25 @@ def test_metrics_of_several_processes_merge_into_one_valid_text():
     assert text.count("# TYPE sonorisk_box_latency_seconds histogram") == 1
 
     def value(family: str, sample: str, **labels) -> float:
-        (found,) = [s.value for s in families[family].samples
-                    if s.name == sample and s.labels == labels]
+        (found,) = [
+            s.value for s in families[family].samples if s.name == sample and s.labels == labels
+        ]
         return found
 
-    assert value("sonorisk_stream_frames_in", "sonorisk_stream_frames_in_total",
-                 stream="s1") == 5
-    assert value("sonorisk_stream_frames_in", "sonorisk_stream_frames_in_total",
-                 stream="s2") == 7
+    assert value("sonorisk_stream_frames_in", "sonorisk_stream_frames_in_total", stream="s1") == 5
+    assert value("sonorisk_stream_frames_in", "sonorisk_stream_frames_in_total", stream="s2") == 7
     assert value("sonorisk_box_latency_seconds", "sonorisk_box_latency_seconds_count") == 2
-    assert value("sonorisk_box_latency_seconds", "sonorisk_box_latency_seconds_bucket",
-                 le="0.05") == 1
-    assert value("sonorisk_stage_latency_seconds", "sonorisk_stage_latency_seconds_count",
-                 stage="detector") == 2
+    assert (
+        value("sonorisk_box_latency_seconds", "sonorisk_box_latency_seconds_bucket", le="0.05") == 1
+    )
+    assert (
+        value(
+            "sonorisk_stage_latency_seconds",
+            "sonorisk_stage_latency_seconds_count",
+            stage="detector",
+        )
+        == 2
+    )
     assert value("sonorisk_jobs_finished", "sonorisk_jobs_finished_total", status="done") == 1
     assert not any(name.endswith("_created") for name in families)
 
@@ -109,13 +123,22 @@ def test_stream_events_write_boxes_as_the_document_does_and_drop_flicker():
     sink.segment = 2
     box = LesionBox(7, (1.23456, 2.0, 30.98765, 40.5), 0.912345, "detector")
     risk = LesionRisk(7, 0.75, 2, LesionStatus.SCORED, 0.9)
-    sink.events([FrameBoxes(5, 0.2, (box,), True, 0.01), LesionUpdated(risk),
-                 LesionEnded(8, 3, 4, True)])
+    sink.events(
+        [FrameBoxes(5, 0.2, (box,), True, 0.01), LesionUpdated(risk), LesionEnded(8, 3, 4, True)]
+    )
     boxes, lesion, dropped = published
     assert boxes["boxes"] == [{"lesion_id": 7, **box_json(box)}]
     assert boxes["boxes"][0]["box"] == [1.23, 2.0, 30.99, 40.5]  # the document's rounding
-    assert lesion == {"event": "lesion", "segment": 2, "lesion_id": 7, "risk": 0.75,
-                      "clips": 2, "status": "scored", "confidence": 0.9, "ended": False}
+    assert lesion == {
+        "event": "lesion",
+        "segment": 2,
+        "lesion_id": 7,
+        "risk": 0.75,
+        "clips": 2,
+        "status": "scored",
+        "confidence": 0.9,
+        "ended": False,
+    }
     assert dropped["dropped"] and [e["lesion_id"] for e in sink.table()] == [7]
     sink.events([LesionEnded(7, 0, 40, False, risk)])
     assert sink.table()[0]["ended"] is True

@@ -20,8 +20,10 @@ def tiny_config(**model) -> StillClassifierConfig:
     base = dict(backbone="random", trunk_blocks=3, head_channels=8, dropout=0.0)
     base.update(model)
     return StillClassifierConfig(
-        crop=CropConfig(size=48, margin=0.25), model=ModelConfig(**base),
-        train=TrainConfig(epochs=2, batch_size=8, augment_copies=2, cv_folds=2, lr=0.01))
+        crop=CropConfig(size=48, margin=0.25),
+        model=ModelConfig(**base),
+        train=TrainConfig(epochs=2, batch_size=8, augment_copies=2, cv_folds=2, lr=0.01),
+    )
 
 
 @pytest.fixture(scope="session")

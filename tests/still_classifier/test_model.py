@@ -94,13 +94,15 @@ def test_random_model_round_trips_through_its_file(tmp_path: Path) -> None:
         assert a.subtypes == pytest.approx(b.subtypes, abs=1e-6)
     half = load_still_classifier(classifier.save(tmp_path / "half.safetensors", dtype="float16"))
     assert half.predict(crops)[0].probability == pytest.approx(
-        classifier.predict(crops)[0].probability, abs=0.02)
+        classifier.predict(crops)[0].probability, abs=0.02
+    )
     assert loaded.info["training_data"] == {"description": "x"}
     assert loaded.info["base"] is None and loaded.info["stored"] == "all"
 
 
-def test_builds_on_a_detector_and_stores_only_its_head(tmp_path: Path,
-                                                       lite0_detector: Path) -> None:
+def test_builds_on_a_detector_and_stores_only_its_head(
+    tmp_path: Path, lite0_detector: Path
+) -> None:
     import shutil
 
     from sonorisk.models.bundle import sha256_file
@@ -110,10 +112,12 @@ def test_builds_on_a_detector_and_stores_only_its_head(tmp_path: Path,
     # The trunk is the detector's, weight for weight.
     det = torch.load(lite0_detector, weights_only=True)["state_dict"]
     own = classifier.net.trunk.state_dict()
-    assert torch.equal(own["_blocks.1._expand_conv.weight"],
-                       det["backbone.body._blocks.1._expand_conv.weight"])
-    assert torch.equal(own["_blocks.2._bn1.running_mean"],
-                       det["backbone.body._blocks.2._bn1.running_mean"])
+    assert torch.equal(
+        own["_blocks.1._expand_conv.weight"], det["backbone.body._blocks.1._expand_conv.weight"]
+    )
+    assert torch.equal(
+        own["_blocks.2._bn1.running_mean"], det["backbone.body._blocks.2._bn1.running_mean"]
+    )
     folder = tmp_path / "bundle"
     folder.mkdir()
     shutil.copyfile(lite0_detector, folder / "detector.pt")
@@ -127,10 +131,12 @@ def test_builds_on_a_detector_and_stores_only_its_head(tmp_path: Path,
     crops = [_image(3)[:64, :64]]
     loaded = load_still_classifier(path, detector=folder / "detector.pt")
     assert loaded.predict(crops)[0].probability == pytest.approx(
-        classifier.predict(crops)[0].probability, abs=1e-6)
+        classifier.predict(crops)[0].probability, abs=1e-6
+    )
     # Found beside the file by its recorded name: here "detector.pt".
     assert load_still_classifier(path).predict(crops)[0].probability == pytest.approx(
-        classifier.predict(crops)[0].probability, abs=1e-6)
+        classifier.predict(crops)[0].probability, abs=1e-6
+    )
 
 
 def test_a_changed_or_missing_detector_is_refused(tmp_path: Path, lite0_detector: Path) -> None:
@@ -160,8 +166,10 @@ def test_last_stage_is_stored_when_trained(lite0_detector: Path, tmp_path: Path)
     assert "trunk._blocks.2._project_conv.weight" in keys
     assert not any(k.startswith("trunk._blocks.1.") for k in keys)
     loaded = load_still_classifier(path, detector=lite0_detector)
-    assert torch.equal(loaded.net.trunk._blocks[2]._project_conv.weight,
-                       classifier.net.trunk._blocks[2]._project_conv.weight)
+    assert torch.equal(
+        loaded.net.trunk._blocks[2]._project_conv.weight,
+        classifier.net.trunk._blocks[2]._project_conv.weight,
+    )
     assert loaded.info["stored"] == "head+last_stage"
 
 

@@ -31,9 +31,13 @@ def test_group_folds_keep_groups_together() -> None:
 
 
 def test_busi_crops_never_mix_heldout_groups(busi_dir: Path) -> None:
-    held = [line.strip() for line in (Path(__file__).parents[2] / "configs/release/"
-                                      "heldout_groups.txt").read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+    held = [
+        line.strip()
+        for line in (Path(__file__).parents[2] / "configs/release/heldout_groups.txt")
+        .read_text()
+        .splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     train = busi_crops(busi_dir, held, "train")
     test = busi_crops(busi_dir, held, "heldout")
     assert not {c.group for c in train} & set(held)
@@ -67,8 +71,9 @@ def test_phantom_crops_carry_subtypes(phantom: list[LesionCrop]) -> None:
 def test_train_a_subtype_head_on_phantoms(tmp_path: Path, phantom: list[LesionCrop]) -> None:
     names = sorted({c.subtype for c in phantom})
     config = tiny_config(subtypes=names)
-    report = train_still_classifier(config, phantom, None, tmp_path,
-                                    {"description": "phantom", "demonstration": True})
+    report = train_still_classifier(
+        config, phantom, None, tmp_path, {"description": "phantom", "demonstration": True}
+    )
     assert report["chosen"] == "whole"  # random trunk: trained end to end
     model = load_still_classifier(tmp_path / "still_classifier.safetensors")
     score = model.predict([model.crop(phantom[0].read(), phantom[0].box)])[0]
@@ -78,27 +83,40 @@ def test_train_a_subtype_head_on_phantoms(tmp_path: Path, phantom: list[LesionCr
     assert 0.0 <= result["auc"] <= 1.0 and result["n"] == 12
     assert len(result["predictions"]) == 12
     accuracy = result["subtype_accuracy"]
-    hits = sum(max(p["subtypes"], key=p["subtypes"].get) == p["subtype"]
-               for p in result["predictions"])
+    hits = sum(
+        max(p["subtypes"], key=p["subtypes"].get) == p["subtype"] for p in result["predictions"]
+    )
     assert accuracy["value"] == hits / 12 and accuracy["n"] == 12
     assert accuracy["ci_low"] <= accuracy["value"] <= accuracy["ci_high"]
     assert 0 < accuracy["chance"] <= 1
 
 
-def test_subtype_head_refuses_data_without_subtypes(tmp_path: Path, lite0_detector: Path,
-                                                    phantom: list[LesionCrop]) -> None:
+def test_subtype_head_refuses_data_without_subtypes(
+    tmp_path: Path, lite0_detector: Path, phantom: list[LesionCrop]
+) -> None:
     from dataclasses import replace
 
     no_subtypes = [replace(c, subtype=None) for c in phantom]
     with pytest.raises(InputError, match="only on data that has subtypes"):
-        train_still_classifier(tiny_config(backbone="detector", subtypes=["cyst"]),
-                               no_subtypes, lite0_detector, tmp_path, {"description": "x"})
+        train_still_classifier(
+            tiny_config(backbone="detector", subtypes=["cyst"]),
+            no_subtypes,
+            lite0_detector,
+            tmp_path,
+            {"description": "x"},
+        )
 
 
-def test_cv_chooses_among_candidates_on_a_frozen_trunk(tmp_path: Path, lite0_detector: Path,
-                                                      phantom: list[LesionCrop]) -> None:
-    report = train_still_classifier(tiny_config(backbone="detector"), phantom, lite0_detector,
-                                    tmp_path, {"description": "phantom"})
+def test_cv_chooses_among_candidates_on_a_frozen_trunk(
+    tmp_path: Path, lite0_detector: Path, phantom: list[LesionCrop]
+) -> None:
+    report = train_still_classifier(
+        tiny_config(backbone="detector"),
+        phantom,
+        lite0_detector,
+        tmp_path,
+        {"description": "phantom"},
+    )
     cv = {r["candidate"]: r for r in report["cross_validation"]}
     assert set(cv) == {"head", "head+last_stage"}
     assert all(0.0 <= r["cv_auc"] <= 1.0 and r["n"] == 12 for r in cv.values())
@@ -112,13 +130,18 @@ def test_cv_chooses_among_candidates_on_a_frozen_trunk(tmp_path: Path, lite0_det
         assert last == ("last_stage" in path)
     saved = json.loads((tmp_path / "train.json").read_text())
     assert saved["chosen"] == report["chosen"]
-    model = load_still_classifier(tmp_path / "still_classifier.safetensors",
-                                  detector=lite0_detector)
+    model = load_still_classifier(
+        tmp_path / "still_classifier.safetensors", detector=lite0_detector
+    )
     assert model.info["stored"] == ("head" if report["chosen"] == "head" else "head+last_stage")
 
 
-def test_cli_train_and_eval(tmp_path: Path, busi_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_train_and_eval(
+    tmp_path: Path,
+    busi_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import yaml
 
     from sonorisk.cli import main
@@ -127,8 +150,21 @@ def test_cli_train_and_eval(tmp_path: Path, busi_dir: Path, monkeypatch: pytest.
     config = to_dict(tiny_config())
     config["train"]["out_dir"] = str(tmp_path / "run")
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    assert main(["train", "still-classifier", "--phantom", "8", "--config",
-                 str(tmp_path / "c.yaml"), "--epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "still-classifier",
+                "--phantom",
+                "8",
+                "--config",
+                str(tmp_path / "c.yaml"),
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     path = tmp_path / "run" / "still_classifier.safetensors"
     assert path.is_file()
     capsys.readouterr()
@@ -136,12 +172,25 @@ def test_cli_train_and_eval(tmp_path: Path, busi_dir: Path, monkeypatch: pytest.
     manifest = (busi_dir / "manifest.csv").read_text().splitlines()
     groups = []
     for label in ("benign", "malignant"):
-        groups += [line.split(",")[-2] for line in manifest[1:]
-                   if line.split(",")[1] == label][:2]
+        groups += [line.split(",")[-2] for line in manifest[1:] if line.split(",")[1] == label][:2]
     (tmp_path / "groups.txt").write_text("\n".join(groups) + "\n")
-    assert main(["eval", "still-classifier", "--checkpoint", str(path), "--data",
-                 str(busi_dir), "--groups", str(tmp_path / "groups.txt"), "--json",
-                 str(tmp_path / "e.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "still-classifier",
+                "--checkpoint",
+                str(path),
+                "--data",
+                str(busi_dir),
+                "--groups",
+                str(tmp_path / "groups.txt"),
+                "--json",
+                str(tmp_path / "e.json"),
+            ]
+        )
+        == 0
+    )
     shown = json.loads(capsys.readouterr().out)
     saved = json.loads((tmp_path / "e.json").read_text())
     assert shown["auc"] == saved["auc"] and shown["n"] >= 4

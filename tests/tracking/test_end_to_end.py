@@ -17,14 +17,20 @@ def test_torchvision_detector_drives_keyframe_tracker(trained_dir: Path, phantom
 
     ds = load_dataset(phantom_dir)
     vid = ds.video_ids[0]
-    frames = [Frame(a.frame_index, a.frame_index / 30, img)
-              for a, img in ds.iter_images(vid)][:12]
+    frames = [Frame(a.frame_index, a.frame_index / 30, img) for a, img in ds.iter_images(vid)][:12]
     # Threshold 0 so the junk weights produce boxes for the tracker to link.
-    det = TorchvisionDetector.from_checkpoint(trained_dir / "last.pt",
-                                              InferenceConfig(score_thresh=0.0))
-    runner = KeyframeTracker(det, TrackingConfig(keyframe_interval=3, min_track_length=1,
-                                                 track_activation_threshold=0.0,
-                                                 high_conf_det_threshold=0.0))
+    det = TorchvisionDetector.from_checkpoint(
+        trained_dir / "last.pt", InferenceConfig(score_thresh=0.0)
+    )
+    runner = KeyframeTracker(
+        det,
+        TrackingConfig(
+            keyframe_interval=3,
+            min_track_length=1,
+            track_activation_threshold=0.0,
+            high_conf_det_threshold=0.0,
+        ),
+    )
     live = []
     for frame in frames:
         live += runner.process(frame).active

@@ -47,27 +47,29 @@ def _frames(phantom_dir: Path, video_id: str) -> tuple[list[Frame], dict]:
     from sonorisk.data import load_dataset
 
     ds = load_dataset(phantom_dir)
-    frames = [Frame(a.frame_index, a.frame_index / 30.0, img)
-              for a, img in ds.iter_images(video_id)]
+    frames = [
+        Frame(a.frame_index, a.frame_index / 30.0, img) for a, img in ds.iter_images(video_id)
+    ]
     return frames, ds.boxes_for(video_id)
 
 
 def _mean_iou(tracks: list, gt: dict) -> float:
     boxes = {d.frame_index: d.box for t in tracks for d in t.track.detections}
     visible = [i for i, b in gt.items() if b]
-    return float(np.mean([box_iou(boxes[i], gt[i][0]) if i in boxes else 0.0
-                          for i in visible]))
+    return float(np.mean([box_iou(boxes[i], gt[i][0]) if i in boxes else 0.0 for i in visible]))
 
 
 def test_keyframe_mode_runs_detector_on_every_kth_frame_and_flow_beats_hold(
-        phantom_dir: Path, sweeps: list):
+    phantom_dir: Path, sweeps: list
+):
     sweep = max(sweeps, key=lambda s: len(s.visible))
     frames, gt = _frames(phantom_dir, sweep.video_id)
     results = {}
     for propagation in ("flow", "hold"):
         detector = ReferenceDetector(gt)
-        runner = KeyframeTracker(detector, TrackingConfig(keyframe_interval=5,
-                                                          propagation=propagation))
+        runner = KeyframeTracker(
+            detector, TrackingConfig(keyframe_interval=5, propagation=propagation)
+        )
         finished = []
         for frame in frames:
             finished += runner.process(frame).finished

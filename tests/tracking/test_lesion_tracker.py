@@ -13,8 +13,11 @@ from .conftest import Sweep, corrupt
 
 def coverage(track_boxes: dict[int, tuple], sweep: Sweep, iou: float = 0.3) -> float:
     """Share of the lesion's visible frames where the track has a matching box."""
-    hits = [i for i in sweep.visible
-            if i in track_boxes and box_iou(track_boxes[i], sweep.gt[i][0]) >= iou]
+    hits = [
+        i
+        for i in sweep.visible
+        if i in track_boxes and box_iou(track_boxes[i], sweep.gt[i][0]) >= iou
+    ]
     return len(hits) / len(sweep.visible)
 
 
@@ -72,14 +75,20 @@ def test_fragments_of_one_lesion_are_merged():
     assert len(tracks) == 1
     assert len(tracks[0].merged_ids) == 2
     # With merging off (gap allowance below the gap) there are two tracks.
-    split = track_detections(per_frame, 100, TrackingConfig(lost_track_buffer=5, max_gap=10,
-                                                            merge_max_gap=10))
+    split = track_detections(
+        per_frame, 100, TrackingConfig(lost_track_buffer=5, max_gap=10, merge_max_gap=10)
+    )
     assert len(split) == 2
 
 
 def test_two_lesions_in_one_frame_stay_apart():
-    per_frame = {i: [Detection(i, (10 + i, 10, 50 + i, 50), 0.9),
-                     Detection(i, (150 - i, 100, 190 - i, 140), 0.8)] for i in range(40)}
+    per_frame = {
+        i: [
+            Detection(i, (10 + i, 10, 50 + i, 50), 0.9),
+            Detection(i, (150 - i, 100, 190 - i, 140), 0.8),
+        ]
+        for i in range(40)
+    }
     tracks = track_detections(per_frame, 40)
     assert len(tracks) == 2
     assert all(len(t.track) == 40 for t in tracks)  # first frame back-filled too
@@ -116,7 +125,7 @@ def test_a_lesion_back_after_a_long_jump_in_frame_numbers_is_a_new_track():
     assert [t.track.frame_indices for t in later.finished] == [list(range(10))]
     for i in range(201, 206):  # ... and ByteTrack's id for it comes back
         update = tracker.update(i, [Detection(i, box, 0.9)])
-    (new_id, _), = update.active
+    ((new_id, _),) = update.active
     assert new_id != later.finished[0].track_id
     (track,) = tracker.finish()
     assert track.track_id == new_id and track.track.frame_indices[0] >= 200
@@ -124,8 +133,9 @@ def test_a_lesion_back_after_a_long_jump_in_frame_numbers_is_a_new_track():
 
 def test_out_of_order_frames_and_bad_boxes():
     tracker = LesionTracker()
-    tracker.update(3, [Detection(3, (float("nan"), 0, 10, 10), 0.9),
-                       Detection(3, (5, 5, 5, 9), 0.9)])  # NaN and zero-width: ignored
+    tracker.update(
+        3, [Detection(3, (float("nan"), 0, 10, 10), 0.9), Detection(3, (5, 5, 5, 9), 0.9)]
+    )  # NaN and zero-width: ignored
     with pytest.raises(InputError, match="frames must arrive in order"):
         tracker.update(2, [])
     with pytest.raises(InputError, match="frame_rate"):

@@ -25,6 +25,12 @@ def phantom_dir(tmp_path_factory):
     from sonorisk.data.synth import synthesize_phantom
 
     out = tmp_path_factory.mktemp("phantom") / "ds"
-    synthesize_phantom(8, out, seed=0, frames=24, size=(96, 64),
-                       proportions={"benign": 0.4, "malignant": 0.4, "normal": 0.2})
+    synthesize_phantom(
+        8,
+        out,
+        seed=0,
+        frames=24,
+        size=(96, 64),
+        proportions={"benign": 0.4, "malignant": 0.4, "normal": 0.2},
+    )
     return out

@@ -39,9 +39,25 @@ def test_clips_follow_ground_truth_boxes(phantom_dir) -> None:
 
 def test_cli_train_resume_and_load(phantom_dir, tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    common = ["train", "classifier", "--data", str(phantom_dir), "--out", str(out),
-              "--crop-size", "16", "--i3d-width", "4", "--batch-size", "8",
-              "--val-fraction", "0.3", "--threads", "1", "--no-progress"]
+    common = [
+        "train",
+        "classifier",
+        "--data",
+        str(phantom_dir),
+        "--out",
+        str(out),
+        "--crop-size",
+        "16",
+        "--i3d-width",
+        "4",
+        "--batch-size",
+        "8",
+        "--val-fraction",
+        "0.3",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     assert main([*common, "--model", "i3d", "--epochs", "1"]) == 0
     summary = json.loads(capsys.readouterr().out)  # --no-progress: stdout is the JSON only
     assert summary["kind"] == "i3d" and summary["epochs"] == 1
@@ -59,13 +75,38 @@ def test_cli_train_resume_and_load(phantom_dir, tmp_path, capsys) -> None:
 
 
 def test_cli_errors_are_one_line(phantom_dir, tmp_path, capsys) -> None:
-    code = main(["train", "classifier", "--data", str(tmp_path / "nowhere"), "--model", "i3d",
-                 "--out", str(tmp_path / "o"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "classifier",
+            "--data",
+            str(tmp_path / "nowhere"),
+            "--model",
+            "i3d",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "nowhere" in err and "Traceback" not in err
     # Classes that no video has: a clear dataset error.
-    code = main(["train", "classifier", "--data", str(phantom_dir), "--model", "i3d",
-                 "--classes", "lipoma,sarcoma", "--malignant-classes", "sarcoma",
-                 "--out", str(tmp_path / "o"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "classifier",
+            "--data",
+            str(phantom_dir),
+            "--model",
+            "i3d",
+            "--classes",
+            "lipoma,sarcoma",
+            "--malignant-classes",
+            "sarcoma",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "no clips could be built" in err

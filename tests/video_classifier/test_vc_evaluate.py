@@ -27,9 +27,14 @@ def checkpoints(tmp_path_factory):
     for kind in ("i3d", "static2d"):
         model = build_classifier(tiny_config(kind, size=32))
         (root / kind).mkdir()
-        out[kind] = save_checkpoint(root / kind / "last.pt", model,
-                                    training_data={"synthetic": True}, metrics={}, history=[],
-                                    epoch=0)
+        out[kind] = save_checkpoint(
+            root / kind / "last.pt",
+            model,
+            training_data={"synthetic": True},
+            metrics={},
+            history=[],
+            epoch=0,
+        )
     return out
 
 
@@ -80,8 +85,9 @@ def test_static_patterns_use_key_frames(phantom_dir, checkpoints) -> None:
         video_scores(i3d, clips, pattern="key_frame")
 
 
-def test_cli_tables_models_side_by_side_into_report(phantom_dir, checkpoints, tmp_path,
-                                                      capsys) -> None:
+def test_cli_tables_models_side_by_side_into_report(
+    phantom_dir, checkpoints, tmp_path, capsys
+) -> None:
     from sonorisk.data.dataset import load_dataset
 
     ds = load_dataset(phantom_dir)
@@ -90,12 +96,32 @@ def test_cli_tables_models_side_by_side_into_report(phantom_dir, checkpoints, tm
     splits = tmp_path / "splits.csv"
     pd.DataFrame({"video_id": ids, "split": ["test"] * len(ids)}).to_csv(splits, index=False)
     preds = tmp_path / "preds.csv"
-    runs = [(checkpoints["i3d"], []), (checkpoints["static2d"], ["--pattern", "key_frame"]),
-            (checkpoints["i3d"], [])]  # the rerun replaces i3d's rows, not duplicates them
+    runs = [
+        (checkpoints["i3d"], []),
+        (checkpoints["static2d"], ["--pattern", "key_frame"]),
+        (checkpoints["i3d"], []),
+    ]  # the rerun replaces i3d's rows, not duplicates them
     for ckpt, extra in runs:
-        assert main(["eval", "classifier", "--data", str(phantom_dir), "--checkpoint", str(ckpt),
-                     "--split-file", str(splits), "--out", str(preds), "--threads", "1",
-                     *extra]) == 0
+        assert (
+            main(
+                [
+                    "eval",
+                    "classifier",
+                    "--data",
+                    str(phantom_dir),
+                    "--checkpoint",
+                    str(ckpt),
+                    "--split-file",
+                    str(splits),
+                    "--out",
+                    str(preds),
+                    "--threads",
+                    "1",
+                    *extra,
+                ]
+            )
+            == 0
+        )
         summary = json.loads(capsys.readouterr().out)
         assert summary["videos"] >= 4 and summary["training_data"] == {"synthetic": True}
     table = pd.read_csv(preds)
@@ -104,18 +130,47 @@ def test_cli_tables_models_side_by_side_into_report(phantom_dir, checkpoints, tm
     truth = tmp_path / "truth.csv"
     table.drop_duplicates("id")[["id", "truth"]].to_csv(truth, index=False)
     report = tmp_path / "report"
-    assert main(["eval", "report", str(preds), "--truth", str(truth), "--out", str(report),
-                 "--bootstrap", "200", "--note", "untrained test models"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "report",
+                str(preds),
+                "--truth",
+                str(truth),
+                "--out",
+                str(report),
+                "--bootstrap",
+                "200",
+                "--note",
+                "untrained test models",
+            ]
+        )
+        == 0
+    )
     text = "\n".join(p.read_text() for p in report.glob("*.md"))
     assert "static2d-key_frame" in text and "i3d" in text
 
 
-def test_cli_unknown_split_is_a_clear_error(phantom_dir, checkpoints, tmp_path,
-                                            capsys) -> None:
+def test_cli_unknown_split_is_a_clear_error(phantom_dir, checkpoints, tmp_path, capsys) -> None:
     splits = tmp_path / "splits.csv"
     pd.DataFrame({"video_id": ["x"], "split": ["train"]}).to_csv(splits, index=False)
-    assert main(["eval", "classifier", "--data", str(phantom_dir), "--checkpoint",
-                 str(checkpoints["i3d"]), "--split-file", str(splits),
-                 "--out", str(tmp_path / "p.csv")]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "classifier",
+                "--data",
+                str(phantom_dir),
+                "--checkpoint",
+                str(checkpoints["i3d"]),
+                "--split-file",
+                str(splits),
+                "--out",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 2
+    )
     assert "split == 'test'" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()

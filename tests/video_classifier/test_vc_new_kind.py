@@ -49,12 +49,34 @@ def tiny_kind():
     CLASSIFIER_KINDS.pop(spec.name)
 
 
-def test_registered_kind_trains_loads_and_scores(tiny_kind, phantom_dir, tmp_path,
-                                                 capsys) -> None:
+def test_registered_kind_trains_loads_and_scores(tiny_kind, phantom_dir, tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    assert main(["train", "classifier", "--data", str(phantom_dir), "--model", "tiny3d",
-                 "--out", str(out), "--crop-size", "16", "--epochs", "1", "--batch-size", "8",
-                 "--val-fraction", "0.3", "--threads", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "classifier",
+                "--data",
+                str(phantom_dir),
+                "--model",
+                "tiny3d",
+                "--out",
+                str(out),
+                "--crop-size",
+                "16",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--val-fraction",
+                "0.3",
+                "--threads",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["kind"] == "tiny3d" and summary["epochs"] == 1
 
@@ -66,8 +88,23 @@ def test_registered_kind_trains_loads_and_scores(tiny_kind, phantom_dir, tmp_pat
     assert all(0.0 <= s.probability <= 1.0 for s in scores)
 
     table = tmp_path / "scores.csv"
-    assert main(["eval", "classifier", "--data", str(phantom_dir), "--checkpoint",
-                 str(out / "best.pt"), "--name", "tiny", "--out", str(table)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "classifier",
+                "--data",
+                str(phantom_dir),
+                "--checkpoint",
+                str(out / "best.pt"),
+                "--name",
+                "tiny",
+                "--out",
+                str(table),
+            ]
+        )
+        == 0
+    )
     rows = pd.read_csv(table)
     assert len(rows) > 0 and set(rows["model"]) == {"tiny"}
     assert rows["score"].between(0.0, 1.0).all()
@@ -85,8 +122,7 @@ def test_registered_kind_scores_in_the_pipeline(tiny_kind) -> None:
     config.model.kind = "tiny3d"
     model = build_classifier(config)
     rng = np.random.default_rng(1)
-    frames = [Frame(i, i / 25, rng.integers(0, 255, (64, 64), dtype=np.uint8))
-              for i in range(16)]
+    frames = [Frame(i, i / 25, rng.integers(0, 255, (64, 64), dtype=np.uint8)) for i in range(16)]
     detector = ReferenceDetector({i: [(20.0, 20.0, 40.0, 40.0)] for i in range(16)})
     scorer = IncrementalScorer(detector, model, PipelineConfig(crop="none"), fps=25)
     for frame in frames:

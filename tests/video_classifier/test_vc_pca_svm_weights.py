@@ -47,8 +47,9 @@ def test_pca_svm_matches_sklearn_and_round_trips(tmp_path) -> None:
     assert scores[0].heatmap.shape == (8, 32, 32)
     loaded = load_classifier(result.last_checkpoint, kind="pca-svm")
     again = loaded.predict(x[16:18], heatmaps=False)
-    assert [s.probability for s in again] == pytest.approx([s.probability for s in scores],
-                                                            abs=1e-5)
+    assert [s.probability for s in again] == pytest.approx(
+        [s.probability for s in scores], abs=1e-5
+    )
 
 
 def test_pca_svm_multiclass_and_errors(tmp_path) -> None:
@@ -56,8 +57,9 @@ def test_pca_svm_multiclass_and_errors(tmp_path) -> None:
     cfg = tiny_config("pca-svm", classes=classes, malignant=["idc", "mucinous_carcinoma"])
     x, _, _ = blob_clips(12, 32, seed=6)
     labels = np.arange(12) % 3
-    result = train_on_clips(clipset(x, labels, "t", classes), None, cfg, tmp_path, DATA,
-                            progress=False)
+    result = train_on_clips(
+        clipset(x, labels, "t", classes), None, cfg, tmp_path, DATA, progress=False
+    )
     s = result.model.predict(x[:1], heatmaps=False)[0]
     assert sum(s.class_probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     unfitted = build_classifier(tiny_config("pca-svm"))
@@ -147,8 +149,11 @@ def test_weights_files_errors_and_kinetics_style(tmp_path) -> None:
     # A pytorchvideo-style 3D state dict (Kinetics checkpoints use these names),
     # wrapped as {"model_state": ...} with DataParallel prefixes.
     source = build_classifier(tiny_config("i3d"))
-    wrapped = {"model_state": {f"module.{k}": v for k, v in source.state_dict().items()
-                               if not k.startswith("head.")}}
+    wrapped = {
+        "model_state": {
+            f"module.{k}": v for k, v in source.state_dict().items() if not k.startswith("head.")
+        }
+    }
     kin = tmp_path / "kinetics_like.pyth"
     torch.save(wrapped, kin)
     cfg = tiny_config("i3d")
@@ -166,8 +171,10 @@ def test_static2d_imagenet_weights_and_patterns(tmp_path) -> None:
     cfg = tiny_config("static2d")
     cfg.model.weights = str(path)
     model = build_classifier(cfg)
-    assert torch.equal(model.state_dict()["backbone.body.layer4.1.conv2.weight"],
-                       net.state_dict()["layer4.1.conv2.weight"])
+    assert torch.equal(
+        model.state_dict()["backbone.body.layer4.1.conv2.weight"],
+        net.state_dict()["layer4.1.conv2.weight"],
+    )
     crops = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
     per_frame = np.array([0.1, 0.2, 0.9, 0.4, 0.5])
 
@@ -196,8 +203,10 @@ def test_timesformer_weights_from_saved_directory(tmp_path) -> None:
     assert model.provenance["init"] == "pretrained"
     key = "net.timesformer.embeddings.patch_embeddings.projection.weight"
     assert torch.equal(model.state_dict()[key], source.state_dict()[key])
-    assert set(model.provenance["missing_examples"]) == {"net.classifier.weight",
-                                                         "net.classifier.bias"}
+    assert set(model.provenance["missing_examples"]) == {
+        "net.classifier.weight",
+        "net.classifier.bias",
+    }
     cfg.model.weights = str(tmp_path)  # a directory without a model
     with pytest.raises(InputError, match="not a saved TimeSformer"):
         build_classifier(cfg)

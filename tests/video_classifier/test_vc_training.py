@@ -36,8 +36,9 @@ def test_heatmap_finds_the_bright_lesion(tmp_path, kind: str, epochs: int) -> No
         cfg.model.timesformer.intermediate_size = 64
     cfg.train.epochs = epochs
     cfg.train.batch_size = 8
-    result = train_on_clips(clipset(x, y, "t"), clipset(xv, yv, "v"), cfg, tmp_path, DATA,
-                            progress=False)
+    result = train_on_clips(
+        clipset(x, y, "t"), clipset(xv, yv, "v"), cfg, tmp_path, DATA, progress=False
+    )
     assert result.history[-1]["val"]["auc_clip"] >= 0.9
     yy, xx = np.mgrid[:size, :size]
     fractions = []
@@ -82,8 +83,9 @@ def test_checkpoint_round_trip_resume_and_kind_check(tmp_path) -> None:
     cfg2.model.i3d.dropout = 0.3
     cfg2.train.epochs = 2
     cfg2.train.batch_size = 6
-    resumed = train_on_clips(train, val, cfg2, tmp_path / "a", DATA,
-                             resume=first.last_checkpoint, progress=False)
+    resumed = train_on_clips(
+        train, val, cfg2, tmp_path / "a", DATA, resume=first.last_checkpoint, progress=False
+    )
     assert [h["epoch"] for h in resumed.history] == [1, 2]
     assert read_checkpoint(resumed.last_checkpoint)["epoch"] == 2
     # An uninterrupted 2-epoch run ends with the same weights (seeded per epoch).
@@ -94,8 +96,9 @@ def test_checkpoint_round_trip_resume_and_kind_check(tmp_path) -> None:
 
     wrong = tiny_config("static2d", size=16)
     with pytest.raises(InputError, match="cannot resume"):
-        train_on_clips(train, val, wrong, tmp_path / "c", DATA, resume=first.last_checkpoint,
-                       progress=False)
+        train_on_clips(
+            train, val, wrong, tmp_path / "c", DATA, resume=first.last_checkpoint, progress=False
+        )
 
 
 def test_load_refuses_other_files(tmp_path) -> None:
@@ -132,7 +135,8 @@ def test_subtype_head_trains_and_reports_malignant_sum(tmp_path) -> None:
     loaded = load_classifier(result.best_checkpoint, kind="timesformer")
     s = loaded.predict(x[:1])[0]
     assert s.probability == pytest.approx(
-        s.class_probabilities["idc"] + s.class_probabilities["mucinous_carcinoma"], abs=1e-5)
+        s.class_probabilities["idc"] + s.class_probabilities["mucinous_carcinoma"], abs=1e-5
+    )
 
 
 def test_class_balance_sampler_and_label_mismatch(tmp_path) -> None:

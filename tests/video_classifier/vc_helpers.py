@@ -16,8 +16,9 @@ from sonorisk.video_classifier.config import (
 from sonorisk.video_classifier.data import ClipSet
 
 
-def tiny_config(kind: str, size: int = 32, classes: list[str] | None = None,
-                malignant: list[str] | None = None) -> ClassifierConfig:
+def tiny_config(
+    kind: str, size: int = 32, classes: list[str] | None = None, malignant: list[str] | None = None
+) -> ClassifierConfig:
     cfg = ClassifierConfig(clips=ClipConfig(crop_size=size))
     cfg.model.kind = kind  # type: ignore[assignment]
     if classes is not None:
@@ -27,20 +28,25 @@ def tiny_config(kind: str, size: int = 32, classes: list[str] | None = None,
     cfg.model.static2d = Static2DOptions(backbone="resnet18")
     cfg.model.pca_svm = PcaSvmOptions(backbone="mobilenet_v2", pca_components=8)
     cfg.model.timesformer = TimesformerOptions(
-        patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
         intermediate_size=32,
     )
     cfg.train.epochs = 1
     cfg.train.batch_size = 4
     cfg.train.lr = 3e-3
     cfg.train.num_threads = 1
-    cfg.train.augment = AugmentConfig(rotate_deg=0.0, scale_min=1.0, brightness=0.0,
-                                      contrast=0.0, blur_prob=0.0)
+    cfg.train.augment = AugmentConfig(
+        rotate_deg=0.0, scale_min=1.0, brightness=0.0, contrast=0.0, blur_prob=0.0
+    )
     return cfg
 
 
-def blob_clips(n: int, size: int, seed: int, length: int = 8
-               ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+def blob_clips(
+    n: int, size: int, seed: int, length: int = 8
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
     """Phantom clips: noisy background; label 1 (malignant) = a bright disc at a random place.
 
     Returns clips (N x T x size x size x 3 uint8), labels, and disc centres (y, x).
@@ -58,8 +64,18 @@ def blob_clips(n: int, size: int, seed: int, length: int = 8
     return clips, labels, centres
 
 
-def clipset(clips: np.ndarray, labels: np.ndarray, prefix: str,
-            classes: list[str] | None = None, clips_per_video: int = 1) -> ClipSet:
+def clipset(
+    clips: np.ndarray,
+    labels: np.ndarray,
+    prefix: str,
+    classes: list[str] | None = None,
+    clips_per_video: int = 1,
+) -> ClipSet:
     vids = [f"{prefix}{i // clips_per_video}" for i in range(len(labels))]
-    return ClipSet(clips, np.asarray(labels, dtype=np.int64), vids, [f"p{v}" for v in vids],
-                   classes or ["benign", "malignant"])
+    return ClipSet(
+        clips,
+        np.asarray(labels, dtype=np.int64),
+        vids,
+        [f"p{v}" for v in vids],
+        classes or ["benign", "malignant"],
+    )

@@ -35,9 +35,13 @@ def _merge(node: CfgNode, data: dict[str, Any]) -> None:
 def get_cfg() -> CfgNode:
     """detectron2's defaults, as far as the backend reads or writes them."""
     return CfgNode(
-        MODEL=CfgNode(META_ARCHITECTURE="GeneralizedRCNN", WEIGHTS="", DEVICE="cuda",
-                      BACKBONE=CfgNode(NAME="build_resnet_fpn_backbone"),
-                      ROI_HEADS=CfgNode(SCORE_THRESH_TEST=0.05, NUM_CLASSES=80),
-                      RETINANET=CfgNode(SCORE_THRESH_TEST=0.05)),
+        MODEL=CfgNode(
+            META_ARCHITECTURE="GeneralizedRCNN",
+            WEIGHTS="",
+            DEVICE="cuda",
+            BACKBONE=CfgNode(NAME="build_resnet_fpn_backbone"),
+            ROI_HEADS=CfgNode(SCORE_THRESH_TEST=0.05, NUM_CLASSES=80),
+            RETINANET=CfgNode(SCORE_THRESH_TEST=0.05),
+        ),
         INPUT=CfgNode(FORMAT="BGR"),
     )

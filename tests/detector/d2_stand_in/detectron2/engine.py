@@ -44,7 +44,11 @@ class DefaultPredictor:
             scores += [lesion, 0.99, 0.1, 0.6]
             classes += [0, 1, 0, 0]  # class 1: another class on the same spot
         keep = [i for i, s in enumerate(scores) if s >= self.cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST]
-        return {"instances": Instances(
-            (height, width), Boxes(torch.tensor([boxes[i] for i in keep])),
-            torch.tensor([scores[i] for i in keep]),
-            torch.tensor([classes[i] for i in keep], dtype=torch.int64))}
+        return {
+            "instances": Instances(
+                (height, width),
+                Boxes(torch.tensor([boxes[i] for i in keep])),
+                torch.tensor([scores[i] for i in keep]),
+                torch.tensor([classes[i] for i in keep], dtype=torch.int64),
+            )
+        }

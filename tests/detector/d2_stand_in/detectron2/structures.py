@@ -11,8 +11,13 @@ class Boxes:
 
 
 class Instances:
-    def __init__(self, image_size: tuple[int, int], pred_boxes: Boxes, scores: torch.Tensor,
-                 pred_classes: torch.Tensor) -> None:
+    def __init__(
+        self,
+        image_size: tuple[int, int],
+        pred_boxes: Boxes,
+        scores: torch.Tensor,
+        pred_classes: torch.Tensor,
+    ) -> None:
         self.image_size = image_size
         self.pred_boxes = pred_boxes
         self.scores = scores
