@@ -225,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         "--still-figures",
         help="JSON of its held-out figures and comparison (scripts/still_classifier.sh)",
     )
+    p.add_argument(
+        "--still-lesion-check",
+        help="still_lesion_check.safetensors fitted for that still classifier (1.3.1+; "
+        "scripts/still_check.sh), shipped beside it",
+    )
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     args = p.parse_args(argv)
     metrics: dict[str, Any] = {}
@@ -249,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         dtype=args.dtype,
         force=True,
         still_classifier=args.still_classifier,
+        extra_files={"still_lesion_check.safetensors": args.still_lesion_check}
+        if args.still_lesion_check
+        else None,
     )
     print(path)
     return 0

@@ -17,9 +17,14 @@ so its document is the video's schema (``video.kind: "still"``):
    fold (``StillFold``), the heatmaps and the overlay PNG are drawn from it.
 
 Lesion confidence: the video's confidence model weighs detector score,
-track length and the clip classifier's lesion check; a still has one frame
-and no check, so its confidence IS the detector score (a confidence model
-that passes the score through; the document's ``pipeline.lesions`` says so).
+track length and the clip classifier's lesion check. A still has one frame.
+When the still classifier carries a still lesion check
+(``sonorisk.still_classifier.lesion_check``, sonorisk-busi 1.3.1+), the
+confidence is the model fitted with it, ``sigmoid(a*logit(det) +
+b*logit(check) + c)``, and below its threshold a lesion is a candidate
+(reported, never scored), as for video. Without one its confidence IS the
+detector score (a confidence model that passes the score through) and every
+lesion is scored. The document's ``pipeline.lesions`` says which.
 No lesion: status "no scorable lesion", reason "no lesion found", no number.
 """
 
@@ -51,15 +56,31 @@ from sonorisk.pipeline.events import (
     VideoEnded,
 )
 from sonorisk.pipeline.fold import ScoreFold
-from sonorisk.pipeline.lesions import ConfidenceModel
+from sonorisk.pipeline.lesions import (
+    ConfidenceModel,
+    confidence_of,
+    evidence_of,
+    is_candidate,
+)
 from sonorisk.pipeline.report import write_report
 from sonorisk.pipeline.scorer import StageTiming, VideoResult
 from sonorisk.pipeline.visualize import write_heatmaps, write_still_overlay
-from sonorisk.records import ClipScore, Detection, Frame, VideoMeta
+from sonorisk.records import (
+    ClipScore,
+    Detection,
+    Frame,
+    LesionRisk,
+    LesionStatus,
+    VideoMeta,
+)
 
 log = logging.getLogger(__name__)
 
 NO_LESION = "no lesion found: the detector found nothing in the image scoring as a lesion"
+NO_CONFIDENT_LESION = (
+    "no confident lesion: every lesion the detector found was judged unlikely to be "
+    "one (lesion confidence below the threshold); they are reported as candidates"
+)
 
 # sigmoid(1 * logit(detector score)) = the detector score: a still's confidence.
 DETECTOR_SCORE_CONFIDENCE = ConfidenceModel(intercept=0.0, detector=1.0, check=0.0, frames=0.0)
@@ -75,9 +96,23 @@ class StillScorer(Protocol):
     def predict(self, crops: Any, heatmaps: bool = ...) -> list[Any]: ...
 
 
-def still_config(config: PipelineConfig) -> PipelineConfig:
-    """The pipeline config a still is scored with: confidence = detector score."""
-    return replace(config, lesions=replace(config.lesions, confidence=DETECTOR_SCORE_CONFIDENCE))
+def still_config(config: PipelineConfig, classifier: Any = None) -> PipelineConfig:
+    """The pipeline config a still is scored with: the confidence model and threshold
+    of the classifier's still lesion check when it has one, else confidence =
+    detector score (every lesion scored: no check, no candidate)."""
+    check = getattr(classifier, "lesion_check", None)
+    if check is None:
+        return replace(
+            config, lesions=replace(config.lesions, confidence=DETECTOR_SCORE_CONFIDENCE)
+        )
+    return replace(
+        config,
+        lesions=replace(
+            config.lesions,
+            confidence=check.confidence_model(),
+            min_confidence=float(check.min_confidence),
+        ),
+    )
 
 
 class StillFold(ScoreFold):
@@ -88,6 +123,8 @@ class StillFold(ScoreFold):
         result = super().result()
         if result.risk is None and not result.lesions:
             return replace(result, reason=NO_LESION)
+        if result.risk is None and all(r.candidate for r in result.lesions):
+            return replace(result, reason=NO_CONFIDENT_LESION)
         return result
 
 
@@ -148,8 +185,14 @@ def still_events(
             p,
             {"benign": 1.0 - p, "malignant": p},
             _heatmap(score.heatmap, crop) if config.heatmaps else None,
+            getattr(score, "lesion_probability", None),
         )
-        risk = replace(lesion_risk(lesion_id, [clip]), confidence=box.score)
+        evidence = evidence_of({0: (box.score, box.source)}, [clip])
+        confidence = confidence_of(evidence, config.lesions.confidence)
+        if is_candidate(evidence, confidence, config.lesions):
+            risk = LesionRisk(lesion_id, None, 0, LesionStatus.CANDIDATE, confidence)
+        else:
+            risk = replace(lesion_risk(lesion_id, [clip]), confidence=confidence)
         events.append(
             ClipScored(
                 clip,
@@ -225,7 +268,7 @@ def score_still(
     path, out_dir = Path(path), Path(out_dir)
     stem = stem or path.stem
     classifier = still_classifier_of(models, path)
-    config = still_config(replace(config, heatmaps=True) if heatmaps else config)
+    config = still_config(replace(config, heatmaps=True) if heatmaps else config, classifier)
     started = time.perf_counter()
     still = read_still(path)
     # The video rule (pipeline.memory_budget_mb), so one size limit holds for both.

@@ -48,6 +48,8 @@ class StillScore:
     probability: float
     heatmap: np.ndarray | None = None  # HxW float32 in [0, 1] over the crop given
     subtypes: dict[str, float] | None = None
+    # P(the crop shows a lesion at all), from the still lesion check; None without one.
+    lesion_probability: float | None = None
 
 
 def _frozen_norm(channels: int) -> nn.Module:
@@ -192,6 +194,9 @@ class StillClassifier:
         self.config = config
         self.device = device
         self.payload = dict(payload or {})
+        # The still lesion check (sonorisk.still_classifier.lesion_check), when one
+        # was fitted for this classifier and stored beside it.
+        self.lesion_check: Any | None = None
 
     @property
     def subtype_names(self) -> list[str]:
@@ -200,7 +205,7 @@ class StillClassifier:
     @property
     def info(self) -> dict[str, Any]:
         p = self.payload
-        return {
+        info = {
             "kind": "still-lite0-cam",
             "format": FORMAT,
             "classes": list(CLASSES),
@@ -214,6 +219,33 @@ class StillClassifier:
             "metrics": p.get("metrics") or {},
             "created_utc": p.get("created_utc"),
         }
+        if self.lesion_check is not None:  # absent without one: documents as before
+            info["lesion_check"] = self._check_info()
+        return info
+
+    def _check_info(self) -> dict[str, Any] | None:
+        check = self.lesion_check
+        if check is None:
+            return None
+        return {
+            "file": "still_lesion_check.safetensors",
+            "confidence": {
+                "intercept": round(check.intercept, 4),
+                "detector": round(check.detector_weight, 4),
+                "check": round(check.check_weight, 4),
+            },
+            "min_confidence": check.min_confidence,
+        }
+
+    @torch.no_grad()
+    def features(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """``N x D`` pooled trunk features of crops (what the lesion check sees)."""
+        out = [np.zeros((0, self.net.trunk.out_channels), np.float32)]
+        for start in range(0, len(crops), batch_size):
+            x = to_tensor(list(crops[start : start + batch_size]), self.config.crop.size)
+            fmap = self.net.trunk(x.to(self.device))
+            out.append(fmap.mean(dim=(2, 3)).float().cpu().numpy())
+        return np.concatenate(out)
 
     def crop(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
         """The lesion crop with the context margin the model was trained with."""
@@ -228,7 +260,13 @@ class StillClassifier:
         for start in range(0, len(crops), batch_size):
             part = list(crops[start : start + batch_size])
             x = to_tensor(part, self.config.crop.size).to(self.device)
-            logit, subtypes, cam = self.net(x)
+            fmap = self.net.trunk(x)
+            logit, subtypes, cam = self.net.head(fmap)
+            lesion = (
+                self.lesion_check.probability(fmap.mean(dim=(2, 3)).float().cpu().numpy())
+                if self.lesion_check is not None
+                else None
+            )
             probs = torch.sigmoid(logit).cpu().numpy()
             sub = torch.softmax(subtypes, dim=1).cpu().numpy() if subtypes is not None else None
             cams = cam.cpu().numpy() if heatmaps else None
@@ -244,6 +282,7 @@ class StillClassifier:
                         {n: float(v) for n, v in zip(names, sub[i], strict=True)}
                         if sub is not None
                         else None,
+                        float(lesion[i]) if lesion is not None else None,
                     )
                 )
         return out
@@ -425,7 +464,13 @@ def load_still_classifier(
                 f"makes {tuple(expected[k].shape)}",
             )
     net.load_state_dict(state, strict=False)
-    return StillClassifier(net, config, payload, device)
+    classifier = StillClassifier(net, config, payload, device)
+    from sonorisk.still_classifier.lesion_check import CHECK_FILE, load_check
+
+    check = path.parent / CHECK_FILE
+    if check.is_file():  # the still lesion check fitted for this very file
+        classifier.lesion_check = load_check(check, path)
+    return classifier
 
 
 def still_card(classifier: StillClassifier) -> dict[str, Any]:

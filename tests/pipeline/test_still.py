@@ -313,3 +313,61 @@ def test_the_memory_budget_holds_for_stills_too(tmp_path, still_classifier):
     with pytest.raises(InputError) as info:
         score_still(path, _models(BrightBlobDetector(), still_classifier), config, tmp_path)
     assert str(path) in str(info.value) and "memory budget" in str(info.value)
+
+
+def _with_check(classifier, check_probability: float, threshold: float = 0.5):
+    """The same classifier carrying a still lesion check that says ``check_probability``
+    of every crop, confidence sigmoid(logit(det) + logit(check))."""
+    import copy
+    import math
+
+    from sonorisk.still_classifier.lesion_check import StillLesionCheck
+
+    out = copy.copy(classifier)
+    width = classifier.net.trunk.out_channels
+    bias = math.log(check_probability / (1 - check_probability))
+    out.lesion_check = StillLesionCheck(np.zeros(width, np.float32), bias, 1.0, 1.0, 0.0, threshold)
+    return out
+
+
+def test_with_a_lesion_check_a_doubtful_lesion_is_a_candidate(tmp_path, still_classifier):
+    image = ultrasound(blobs=((50, 50, 12), (150, 100, 14)))
+    path = save(tmp_path, "two.png", image)
+    found = [((38, 38, 63, 63), 0.55), ((136, 86, 165, 115), 0.95)]
+    models = _models(ScoredDetector(found), _with_check(still_classifier, 0.2))
+    doc = valid(
+        score_still(path, models, replace(PipelineConfig(), crop="none"), tmp_path, progress=False)
+    )
+    by_conf = sorted(doc["lesions"], key=lambda lz: -lz["confidence"])
+    sure, doubtful = by_conf
+    # sigmoid(logit(0.95) + logit(0.2)) = 0.826; sigmoid(logit(0.55) + logit(0.2)) = 0.234
+    assert sure["confidence"] == pytest.approx(0.826, abs=1e-3)
+    assert doubtful["confidence"] == pytest.approx(0.234, abs=1e-3)
+    assert sure["status"] == "scored" and sure["risk"] is not None
+    assert doubtful["status"] == "candidate" and doubtful["risk"] is None
+    assert doc["risk"] == sure["risk"]
+    lesions = doc["pipeline"]["lesions"]
+    assert lesions["min_confidence"] == 0.5
+    assert lesions["confidence"]["detector"] == 1.0 and lesions["confidence"]["check"] == 1.0
+    # every lesion a candidate: no number
+    models = _models(ScoredDetector(found[:1]), _with_check(still_classifier, 0.2))
+    doc = valid(
+        score_still(path, models, replace(PipelineConfig(), crop="none"), tmp_path, progress=False)
+    )
+    assert doc["risk"] is None and doc["lesions"][0]["status"] == "candidate"
+    assert doc["reason"].startswith("no confident lesion")
+
+
+def test_without_a_lesion_check_confidence_is_the_detector_score(tmp_path, still_classifier):
+    assert getattr(still_classifier, "lesion_check", None) is None
+    image = ultrasound(blobs=((50, 50, 12),))
+    path = save(tmp_path, "one.png", image)
+    models = _models(ScoredDetector([((38, 38, 63, 63), 0.55)]), still_classifier)
+    doc = valid(
+        score_still(path, models, replace(PipelineConfig(), crop="none"), tmp_path, progress=False)
+    )
+    assert doc["lesions"][0]["confidence"] == 0.55
+    assert doc["lesions"][0]["status"] == "scored" and doc["risk"] is not None
+    confidence = doc["pipeline"]["lesions"]["confidence"]
+    assert (confidence["detector"], confidence["check"], confidence["frames"]) == (1.0, 0.0, 0.0)
+    assert "lesion_check" not in doc["models"]["still_classifier"]
