@@ -58,7 +58,13 @@ def honesty_statements(models: dict[str, dict[str, Any]]) -> list[str]:
                 "phantom videos; its numbers mean nothing about real patients."
             )
         elif card.get("trained_on_synthetic_data"):
-            notes.append(f"The {role} was trained on synthetic data.")
+            what = "clip classifier" if role == "classifier" else role
+            notes.append(f"The {what} was trained on synthetic data.")
+        elif role == "still_classifier":
+            # A still's risk comes from this model: say what it learnt from, too.
+            trained = (card.get("training_data") or {}).get("description")
+            if trained:
+                notes.append(f"The still classifier was trained on: {trained}")
         disclaimer = card.get("disclaimer")
         if disclaimer and disclaimer not in notes:
             notes.append(str(disclaimer))
