@@ -41,6 +41,8 @@ import numpy as np
 import torch
 
 from sonorisk.errors import InputError
+from sonorisk.still_classifier.train import group_folds
+from sonorisk.video_classifier.lesion_check import fit_check
 
 CHECK_FILE = "still_lesion_check.safetensors"
 CHECK_FORMAT = "sonorisk-still-lesion-check"
@@ -150,30 +152,7 @@ def load_check(path: str | Path, classifier_path: str | Path | None = None) -> S
 
 
 # ------------------------------------------------------------------ fitting
-def fit_linear(
-    features: np.ndarray, labels: np.ndarray, c: float = 0.1, seed: int = 0
-) -> tuple[np.ndarray, float]:
-    """L2 logistic regression on standardised features, folded back into one linear
-    layer on the raw features (as the video check): ``(weight D, bias)``."""
-    from sklearn.linear_model import LogisticRegression
-
-    if len(set(np.asarray(labels).tolist())) != 2:
-        raise InputError("still lesion check", "needs both lesion and non-lesion examples")
-    mean = features.mean(axis=0)
-    std = features.std(axis=0) + 1e-6
-    lr = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)
-    lr.fit((features - mean) / std, labels)
-    weight = lr.coef_[0] / std
-    bias = float(lr.intercept_[0] - np.sum(lr.coef_[0] * mean / std))
-    return weight.astype(np.float32), bias
-
-
-def group_folds(groups: Sequence[str], folds: int, seed: int = 0) -> np.ndarray:
-    """Fold index of each row; every row of a group in one fold."""
-    names = sorted(set(groups))
-    order = np.random.default_rng(seed).permutation(len(names))
-    fold_of = {names[i]: k % folds for k, i in enumerate(order)}
-    return np.asarray([fold_of[g] for g in groups])
+CHECK = "still lesion check"  # what errors of fitting name
 
 
 def _confidence_inputs(det: np.ndarray, check: np.ndarray) -> np.ndarray:
@@ -346,7 +325,7 @@ def fit_still_check(
     labels = np.asarray([r[3] for r in crop_rows])
     groups = [r[1] for r in crop_rows]
     train = labels >= 0  # true detections are only scored, not trained on
-    weight, bias = fit_linear(features[train], labels[train], seed=seed)
+    weight, bias = fit_check(features[train], labels[train], seed=seed, what=CHECK)
     # Out-of-fold P(lesion) for every crop (the confidence model must see the check
     # as it behaves on stills it was not fitted on).
     fold = group_folds(groups, folds, seed)
@@ -354,7 +333,7 @@ def fit_still_check(
     for k in range(folds):
         rows = fold == k
         fit_rows = train & ~rows
-        w_k, b_k = fit_linear(features[fit_rows], labels[fit_rows], seed=seed)
+        w_k, b_k = fit_check(features[fit_rows], labels[fit_rows], seed=seed, what=CHECK)
         oof[rows] = _sigmoid(features[rows].astype(np.float64) @ w_k + b_k)
     check_auc = _auc(labels[train], oof[train])
     det = np.asarray([r[2] for r in det_rows])

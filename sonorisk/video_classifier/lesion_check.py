@@ -147,14 +147,19 @@ def pooled_features(model: GAPClassifier, clips: np.ndarray, batch_size: int = 1
 
 
 def fit_check(
-    features: np.ndarray, labels: np.ndarray, c: float = 0.1, seed: int = 0
+    features: np.ndarray,
+    labels: np.ndarray,
+    c: float = 0.1,
+    seed: int = 0,
+    what: str = "lesion check",
 ) -> tuple[np.ndarray, float]:
     """L2 logistic regression on standardised features, folded back into one
-    linear layer on the raw features: returns ``(weight D, bias)``."""
+    linear layer on the raw features: returns ``(weight D, bias)``. ``what``
+    names the check in the error (the still classifier's check uses it too)."""
     from sklearn.linear_model import LogisticRegression
 
-    if len(set(labels.tolist())) != 2:
-        raise InputError("lesion check", "needs both lesion and non-lesion examples")
+    if len(set(np.asarray(labels).tolist())) != 2:
+        raise InputError(what, "needs both lesion and non-lesion examples")
     mean = features.mean(axis=0)
     std = features.std(axis=0) + 1e-6
     lr = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)
