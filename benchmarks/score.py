@@ -12,7 +12,11 @@ measurement in a fresh process (so its peak memory is its own):
 - a naive pipeline with the same models (every frame detected at full size,
   no crop, batch 1, one clip at a time) on the first --naive-frames frames, and
   the CPU profile's speed-up over it;
-- the CPU profile again with ONNX Runtime (`--runtime onnx`; --no-onnx skips it).
+- the CPU profile again with ONNX Runtime (`--runtime onnx`; --no-onnx skips it);
+- the live schedule (`schedule: when_free`, a live stream's rules) unpaced: no
+  frame waits for the detector, which runs on whichever frames it is free for
+  (--no-live skips it). Not the CPU profile: fewer frames are detected and the
+  answer depends on the machine's speed.
 
 Beside every rate: the clips the classifier scored, the scored lesions and
 the peak resident memory of the process. A rate is refused (exit status 2)
@@ -20,6 +24,7 @@ when a lesion video gave no lesion or no scored clip: a pipeline whose
 classifier never ran is not fast, it is idle.
 
     python benchmarks/score.py [--models NAME|DIR] [--seconds 30] [--naive-frames 90] [--no-onnx]
+        [--no-live]
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class Measured:
     risk: float | None
     peak_rss_mb: float
     note: str = ""
+    keyframes: int = 0  # frames the detector's boxes were applied to
 
     @property
     def fps(self) -> float:
@@ -68,7 +74,13 @@ def _decode(video: str, threads: int) -> Measured:
     return Measured("decode only", n, time.perf_counter() - started, 0, 0, None, _peak_rss_mb())
 
 
-def _profile(video: str, models_spec: str | None, threads: int, runtime: str = "torch") -> Measured:
+def _profile(
+    video: str,
+    models_spec: str | None,
+    threads: int,
+    runtime: str = "torch",
+    schedule: str = "in_order",
+) -> Measured:
     from sonorisk.config import load_config
     from sonorisk.models import load_models
     from sonorisk.pipeline.config import PipelineConfig
@@ -78,6 +90,10 @@ def _profile(video: str, models_spec: str | None, threads: int, runtime: str = "
 
     set_torch_threads(threads)
     cpu = load_config(PipelineConfig, REPO / "configs" / "pipeline-cpu.yaml")
+    if schedule == "when_free":
+        # The live schedule, unpaced: frames as fast as tracking goes, the
+        # detector on whichever frames it is free for (a live stream's rules).
+        cpu.schedule, cpu.crop_wait, cpu.detector_batch_size = "when_free", False, 1
     models = load_models(models_spec, runtime=runtime)  # type: ignore[arg-type]
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
@@ -85,6 +101,8 @@ def _profile(video: str, models_spec: str | None, threads: int, runtime: str = "
         wall = time.perf_counter() - started
     timing = doc["timing"]["stages"]
     what = "sonorisk score, CPU profile" + (", onnx" if runtime == "onnx" else "")
+    if schedule == "when_free":
+        what = "live schedule, unpaced" + (", onnx" if runtime == "onnx" else "")
     return Measured(
         what,
         doc["video"]["frames_scored"],
@@ -94,6 +112,7 @@ def _profile(video: str, models_spec: str | None, threads: int, runtime: str = "
         doc["risk"],
         _peak_rss_mb(),
         doc.get("reason") or "",
+        int(timing["keyframes"]),
     )
 
 
@@ -209,6 +228,13 @@ def main() -> int:
         default=True,
         help="also the CPU profile with --runtime onnx (default: on)",
     )
+    parser.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the live schedule (when_free) unpaced: the detector on whichever "
+        "frames it is free for, so fewer detector frames (default: on)",
+    )
     args = parser.parse_args()
 
     from sonorisk.io import open_video
@@ -229,6 +255,11 @@ def main() -> int:
             if args.onnx
             else None
         )
+        live = (
+            in_fresh_process(_profile, str(video), args.models, args.threads, "torch", "when_free")
+            if args.live
+            else None
+        )
         naive = in_fresh_process(_naive, str(video), args.models, args.threads, args.naive_frames)
         print()
         print(
@@ -236,7 +267,7 @@ def main() -> int:
             f"({decode.frames / fps:.1f} s), {args.threads} threads"
         )
         print(f"  {'what':32s} {'frames/s':>9s} {'clips':>6s} {'lesions':>8s} {'peak MB':>8s}")
-        for m in (decode, profile, onnx, naive):
+        for m in (decode, profile, onnx, live, naive):
             if m is None:
                 continue
             why = refusal(m) if m is not decode else None
@@ -264,6 +295,14 @@ def main() -> int:
                 f"  real-time factor, CPU profile with ONNX Runtime: "
                 f"{decode.frames / fps / onnx.wall_s:.2f} ({onnx.fps / profile.fps:.2f}x torch; "
                 f"risk {onnx.risk} against {profile.risk})"
+            )
+        if live is not None and not refusal(live):
+            print(
+                f"  real-time factor, live schedule unpaced: "
+                f"{decode.frames / fps / live.wall_s:.2f} "
+                f"(detector on {live.keyframes} of {live.frames} frames; "
+                f"risk {live.risk} against {profile.risk}; not the CPU profile: fewer frames "
+                "detected, results depend on the machine)"
             )
         print(
             f"  risk {profile.risk} ({profile.scored_lesions} scored lesion(s), "

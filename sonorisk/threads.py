@@ -84,7 +84,8 @@ def processes_for(threads: int, cpus: int | None = None) -> int:
 
 
 def set_torch_threads(threads: int) -> None:
-    """Torch intra-op threads for this process, and one inter-op thread.
+    """Torch intra-op threads for this process, and one inter-op thread; OpenCV's
+    threads the same.
 
     sonorisk runs one model call at a time per process, so inter-op
     parallelism only adds threads that compete with the intra-op pool.
@@ -95,6 +96,24 @@ def set_torch_threads(threads: int) -> None:
     # Raises once set, or once parallel work ran: then the value stands.
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
+    # OpenCV (optical flow, resizing, cropping) gets the same count: its own
+    # default is every core, which competes with the models on a busy machine.
+    with contextlib.suppress(ImportError):
+        import cv2
+
+        cv2.setNumThreads(max(1, threads))
+
+
+def set_niceness(niceness: int) -> None:
+    """Run every thread of this process at ``niceness`` (Linux schedules threads,
+    so each is set; threads started later inherit it from their starter). Only
+    lowering priority needs no privilege: a value below the current one is left."""
+    tasks = Path("/proc/self/task")
+    ids = [int(t.name) for t in tasks.iterdir()] if tasks.is_dir() else [0]
+    for tid in ids:
+        with contextlib.suppress(OSError):  # a thread that just ended
+            if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+                os.setpriority(os.PRIO_PROCESS, tid, niceness)
 
 
 def child_env(threads: int) -> dict[str, str]:

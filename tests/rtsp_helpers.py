@@ -55,9 +55,14 @@ def stop_process(proc: subprocess.Popen) -> None:
             proc.wait(3)
 
 
+def _niced(niceness: int):  # noqa: ANN202 (a preexec_fn, or None)
+    return (lambda: os.nice(niceness)) if niceness else None
+
+
 @contextmanager
-def rtsp_server() -> Iterator[tuple[int, int]]:
-    """(client_port, source_port) of a running server; high ports need no root."""
+def rtsp_server(niceness: int = 0) -> Iterator[tuple[int, int]]:
+    """(client_port, source_port) of a running server; high ports need no root.
+    ``niceness``: run it at that lower priority (benchmarks)."""
     client_port, source_port = free_port(), free_port()
     proc = subprocess.Popen(
         [
@@ -75,6 +80,7 @@ def rtsp_server() -> Iterator[tuple[int, int]]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_niced(niceness),
     )
     try:
         wait_port(client_port, 10)
@@ -91,13 +97,17 @@ def start_pusher(
     *,
     loop: bool = True,
     codec_args: tuple[str, ...] = ("-c:v", "mpeg4", "-q:v", "5"),
+    niceness: int = 0,
 ) -> subprocess.Popen:
-    """ffmpeg pushing ``clip`` at real time (``-re``) to ``rtsp://.../name``."""
+    """ffmpeg pushing ``clip`` at real time (``-re``) to ``rtsp://.../name``;
+    ``niceness``: at that lower priority (benchmarks)."""
     args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-re"]
     if loop:
         args += ["-stream_loop", "-1"]
     args += ["-i", str(clip), *codec_args, "-f", "rtsp", f"rtsp://127.0.0.1:{source_port}/{name}"]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_niced(niceness)
+    )
 
 
 def wait_for_stream(url: str, proc: subprocess.Popen, timeout_s: float = 15.0) -> None:

@@ -98,3 +98,32 @@ def test_child_env_carries_policy_and_threads(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert threads.child_env(0)["OMP_WAIT_POLICY"] == "ACTIVE"
     assert threads.child_env(0)["OMP_NUM_THREADS"] == "1"
+
+
+def test_set_torch_threads_sets_opencv_threads_too() -> None:
+    code = (
+        "from sonorisk.threads import set_torch_threads; import cv2; "
+        "set_torch_threads(1); print(cv2.getNumThreads())"
+    )
+    assert _child(code, dict(os.environ)) == "1"
+
+
+def test_set_niceness_lowers_every_thread_and_never_raises_priority() -> None:
+    # In a child: the test process keeps its own priority.
+    code = (
+        "import os, threading, time\n"
+        "from sonorisk.threads import set_niceness\n"
+        "stop = threading.Event()\n"
+        "worker = threading.Thread(target=stop.wait); worker.start()\n"
+        "base = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "set_niceness(base + 4)\n"
+        "tids = [int(t) for t in os.listdir('/proc/self/task')]\n"
+        "levels = {os.getpriority(os.PRIO_PROCESS, t) for t in tids}\n"
+        "set_niceness(base)  # asks for more priority: left as it is\n"
+        "after = {os.getpriority(os.PRIO_PROCESS, t) for t in tids}\n"
+        "late = []\n"
+        "t = threading.Thread(target=lambda: late.append(os.getpriority(os.PRIO_PROCESS, 0)))\n"
+        "t.start(); t.join(); stop.set(); worker.join()\n"
+        "print(len(tids), sorted(levels) == [base + 4], after == levels, late == [base + 4])"
+    )
+    assert _child(code, dict(os.environ)) == "2 True True True"

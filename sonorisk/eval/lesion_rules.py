@@ -80,7 +80,12 @@ def read_run(json_dir: Path, dataset_root: Path, min_true: float = 0.5) -> list[
                 raise ValueError(f"{path}: lesions carry no evidence (made by an older sonorisk)")
             lesions.append(
                 DevLesion(
-                    LesionEvidence(ev["detector_score"], ev["detector_frames"], ev["lesion_check"]),
+                    LesionEvidence(
+                        ev["detector_score"],
+                        ev["detector_frames"],
+                        ev["lesion_check"],
+                        ev.get("tracked_frames"),
+                    ),
                     overlaps_truth(boxes, truth) >= min_true,
                     entry["risk"],
                     tuple(c["probability"] for c in entry["clips"] if c["probability"] is not None),
@@ -99,7 +104,7 @@ def _features(ev: LesionEvidence, max_frames: int) -> list[float]:
     return [
         logit(ev.detector_score),
         logit(check),
-        math.log(min(max(1, ev.detector_frames), max_frames)),
+        math.log(min(max(1, ev.frames), max_frames)),
     ]
 
 
@@ -107,7 +112,7 @@ def fit_confidence(videos: Sequence[DevVideo], c: float = 1.0) -> ConfidenceMode
     from sklearn.linear_model import LogisticRegression
 
     # Length counts up to the longest development track, and no further.
-    max_frames = max(les.evidence.detector_frames for v in videos for les in v.lesions)
+    max_frames = max(les.evidence.frames for v in videos for les in v.lesions)
     x = np.asarray([_features(les.evidence, max_frames) for v in videos for les in v.lesions])
     y = np.asarray([les.true for v in videos for les in v.lesions], dtype=int)
     lr = LogisticRegression(C=c, max_iter=1000).fit(x, y)

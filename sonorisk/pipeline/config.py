@@ -39,6 +39,21 @@ class PipelineConfig:
     # trained scale); False detects them on the whole frame meanwhile and crops
     # from then on (live streams: the first boxes do not wait ~0.5 s).
     crop_wait: bool = True
+    # When the models run. "in_order" (files, the default): every keyframe is
+    # detected before its frame is tracked, clips are scored in batches:
+    # deterministic, and as slow as the models. "when_free" (live streams): no
+    # frame waits for a model. Every frame is tracked at once by optical flow;
+    # the detector runs in the background on the newest frame whenever it is
+    # idle (at most every ``tracking.keyframe_interval`` frames), and its boxes
+    # are carried forward by flow to the frame where they arrive; clips are
+    # scored in the background as they come. Results then depend on how fast
+    # the machine is (docs/performance.md).
+    schedule: Literal["in_order", "when_free"] = "in_order"
+    # Files only: feed frames no faster than ``pace`` times the video's frame
+    # rate (1.0: as a live feed arrives); null: as fast as they decode. With
+    # ``schedule: when_free`` this measures on files what a live stream gets
+    # (configs/pipeline-live-replay.yaml).
+    pace: float | None = None
     # From tracks to lesions: duplicates, lesion confidence, the video risk rule.
     lesions: LesionRules = field(default_factory=LesionRules)
     # Memory one video may need (sonorisk.pipeline.budget: about 1.25 GB plus
@@ -48,6 +63,12 @@ class PipelineConfig:
 
     def validate(self) -> None:
         self.lesions.validate()
+        if self.schedule not in ("in_order", "when_free"):
+            raise ConfigError(
+                "pipeline.schedule", f"must be in_order or when_free, got {self.schedule!r}"
+            )
+        if self.pace is not None and not self.pace > 0:
+            raise ConfigError("pipeline.pace", f"must be > 0 (or null), got {self.pace}")
         if self.detector_batch_size < 1:
             raise ConfigError(
                 "pipeline.detector_batch_size", f"must be >= 1, got {self.detector_batch_size}"

@@ -56,9 +56,14 @@ class ConfidenceModel:
     """``sigmoid(intercept + a*logit(det) + b*logit(check) + c*ln(min(frames, max_frames)))``.
 
     ``det``: mean detector score over the frames the detector found the lesion
-    on; ``frames``: how many such frames, counted up to ``max_frames`` (the
+    on; ``frames``: the frames the lesion was followed on, by the detector or by
+    optical flow between detector frames, counted up to ``max_frames`` (the
     longest development track: beyond it the model never saw what length means,
-    so a long clip of something else cannot talk its way into confidence);
+    so a long clip of something else cannot talk its way into confidence). The
+    model was fitted with the detector on every frame, where the two counts are
+    one; counting flow frames too keeps their meaning when the detector runs on
+    fewer frames (keyframes, the live schedule), where a count of detector
+    frames alone would make every track look short;
     ``check``: mean P(lesion) of its clips (0.5, no evidence either way, when
     the classifier has no check or the lesion no clip yet).
 
@@ -112,11 +117,20 @@ class LesionEvidence:
     detector_score: float  # mean over detector frames
     detector_frames: int
     lesion_check: float | None  # mean P(lesion) over clips; None: no check / no clip
+    # Frames followed by the detector or by flow between its frames (what the
+    # confidence counts); None: as many as detector frames.
+    tracked_frames: int | None = None
+
+    @property
+    def frames(self) -> int:
+        """The length the confidence model counts."""
+        return self.detector_frames if self.tracked_frames is None else self.tracked_frames
 
     def as_dict(self) -> dict[str, float | int | None]:
         return {
             "detector_score": round(self.detector_score, 4),
             "detector_frames": self.detector_frames,
+            "tracked_frames": self.frames,
             "lesion_check": (
                 round(self.lesion_check, 4) if self.lesion_check is not None else None
             ),
@@ -133,11 +147,13 @@ def evidence_of(
 ) -> LesionEvidence:
     """``scores_by_frame``: frame -> (box score, box source)."""
     detected = [s for s, source in scores_by_frame.values() if source in DETECTED]
+    carried = sum(1 for _, source in scores_by_frame.values() if source == "propagated")
     checks = [c.lesion_probability for c in clips if c.lesion_probability is not None]
     return LesionEvidence(
         detector_score=math.fsum(detected) / len(detected) if detected else 0.0,
         detector_frames=len(detected),
         lesion_check=math.fsum(checks) / len(checks) if checks else None,
+        tracked_frames=len(detected) + carried,
     )
 
 
@@ -147,7 +163,7 @@ def confidence_of(evidence: LesionEvidence, model: ConfidenceModel) -> float:
         model.intercept
         + model.detector * _logit(evidence.detector_score)
         + model.check * _logit(check)
-        + model.frames * math.log(min(max(1, evidence.detector_frames), model.max_frames))
+        + model.frames * math.log(min(max(1, evidence.frames), model.max_frames))
     )
     return 1.0 / (1.0 + math.exp(-z))
 

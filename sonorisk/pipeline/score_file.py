@@ -88,8 +88,13 @@ def score_file(
                 disable=not progress,
                 leave=False,
             )
+            # ``pace``: frame i is pushed no sooner than i / (fps x pace) s in.
+            interval = 1.0 / ((meta.fps or 30.0) * config.pace) if config.pace else 0.0
+            fed = time.perf_counter()
             try:
-                for frame in bar:
+                for i, frame in enumerate(bar):
+                    if interval:
+                        time.sleep(max(0.0, fed + i * interval - time.perf_counter()))
                     if deadline is not None and time.monotonic() > deadline:
                         raise ScoringTimeout(
                             path,

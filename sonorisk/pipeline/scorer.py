@@ -42,6 +42,7 @@ from sonorisk.detector.interface import FrameDetector
 from sonorisk.errors import InputError
 from sonorisk.io.scan_region import RegionSampler, ScanRegion, crop_region
 from sonorisk.pipeline.aggregate import lesion_risk
+from sonorisk.pipeline.background import Answer, BackgroundCall
 from sonorisk.pipeline.budget import check_memory
 from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.events import (
@@ -92,6 +93,9 @@ class StageTiming:
     frames: int = 0
     keyframes: int = 0
     clips: int = 0
+    # Live schedule: clips left unscored because the classifier had fallen
+    # behind (the newest clips of each lesion are scored first).
+    clips_skipped: int = 0
     detector_s: float = 0.0
     tracking_s: float = 0.0
     clips_s: float = 0.0
@@ -112,6 +116,8 @@ class LesionRecord:
     # The crops of each scored clip, kept only when heatmaps are asked for (to draw them).
     crops: dict[int, np.ndarray] = field(default_factory=dict)
     ended: bool = False
+    # Live: the tracker has finished it, and it ends once its clips are scored.
+    closing: bool = False
     dropped: bool = False
     # Set by the lesion rules (sonorisk.pipeline.lesions) as evidence arrives.
     evidence: LesionEvidence | None = None
@@ -253,6 +259,15 @@ class IncrementalScorer:
         self._region_pending = self.config.crop == "auto"
         # The same frames `sonorisk info --crop` samples, so both report one region.
         self._region_sample = RegionSampler(self.config.crop_sample)
+        # The live schedule (``schedule: when_free``): model calls in the background.
+        self._live = self.config.schedule == "when_free"
+        self._detecting: BackgroundCall[tuple[int, ScanRegion | None]] = BackgroundCall(
+            "sonorisk-detector"
+        )
+        self._classifying: BackgroundCall[list[tuple[Clip, float]]] = BackgroundCall(
+            "sonorisk-classifier"
+        )
+        self._last_submitted: int | None = None
 
     # ------------------------------------------------------------------ input
     def push(self, frame: Frame) -> list[Event]:
@@ -278,7 +293,8 @@ class IncrementalScorer:
                 f"frame size changed from {w0}x{h0} to {w}x{h} within the "
                 "video; score each part as its own video",
             )
-        keyframe = self.timing.frames % self.tracking.keyframe_interval == 0
+        # Live: which frames are keyframes is decided as they are tracked.
+        keyframe = not self._live and self.timing.frames % self.tracking.keyframe_interval == 0
         self._queued.append(_Seen(frame, time.perf_counter(), keyframe))
         self.timing.frames += 1
         if self._region_pending:
@@ -286,6 +302,8 @@ class IncrementalScorer:
                 self._find_region()
             elif self.config.crop_wait:
                 return []
+        if self._live:
+            return self._drain_live()
         waiting = sum(1 for s in self._queued if s.keyframe)
         if waiting >= self.config.detector_batch_size:
             return self._drain(everything=False)
@@ -302,15 +320,22 @@ class IncrementalScorer:
             return []
         if self._region_pending and self._region_sample.frames:
             self._find_region()
-        events = self._drain()
+        events = self._drain_live() if self._live else self._drain()
+        answer = self._detecting.wait()
+        if answer is not None:  # its frame has been tracked already: timed, not applied
+            self.timing.detector_s += answer.seconds
         t0 = time.perf_counter()
         finished = self.tracker.finish()
         self.timing.tracking_s += time.perf_counter() - t0
         events += self._end_lesions(finished)
+        if self._live:
+            events += self._score_clips(force=True)
+            events += self._close_scored()
         for lesion_id, record in sorted(self.lesions.items()):
             if not record.ended:
                 events += self._drop(lesion_id)
         events += self._score_clips(force=True)
+        self.close()
         self._finished = True
         self._recent.clear()
         # A copy: the fold of the events must not see timing that changes later.
@@ -336,10 +361,11 @@ class IncrementalScorer:
             return frame.image
         return self.scan_region.crop(frame.image)
 
-    def _to_source(self, detections: list[Detection]) -> list[Detection]:
-        if self.scan_region is None:
+    def _to_source(self, detections: list[Detection], region: ScanRegion | None) -> list[Detection]:
+        """Boxes found in the detector's view of a frame, in source-frame pixels."""
+        if region is None:
             return detections
-        return [replace(d, box=self.scan_region.to_frame_coords(d.box)) for d in detections]
+        return [replace(d, box=region.to_frame_coords(d.box)) for d in detections]
 
     def _drain(self, everything: bool = True) -> list[Event]:
         """Detect queued keyframes in batches of ``detector_batch_size`` and track
@@ -368,7 +394,8 @@ class IncrementalScorer:
             self.timing.detector_s += time.perf_counter() - t0
             self.timing.keyframes += len(keyframes)
             detections = {
-                f.index: self._to_source(d) for f, d in zip(keyframes, found, strict=True)
+                f.index: self._to_source(d, self.scan_region)
+                for f, d in zip(keyframes, found, strict=True)
             }
         events: list[Event] = []
         for seen in chunk:
@@ -379,6 +406,104 @@ class IncrementalScorer:
             events += self._apply(update, seen)
         return events
 
+    # ----------------------------------------------------- the live schedule
+    def _drain_live(self) -> list[Event]:
+        """Track every queued frame at once; collect and start background calls."""
+        events: list[Event] = []
+        queued, self._queued = self._queued, []
+        try:
+            for seen in queued:
+                events += self._track_live(seen)
+                events += self._poll_clips()
+        except BaseException:
+            self.close()  # a model error ends the scorer: no thread outlives it
+            raise
+        return events
+
+    def close(self) -> None:
+        """End the background model threads (``finish`` does; call it when a
+        scorer is abandoned unfinished)."""
+        self._detecting.close()
+        self._classifying.close()
+
+    def _track_live(self, seen: _Seen) -> list[Event]:
+        frame = seen.frame
+        answer = self._detecting.poll()
+        arrived = self._arrived(answer) if answer is not None else None
+        interval = max(1, self.tracking.keyframe_interval)
+        if not self._detecting.busy and (
+            self._last_submitted is None or frame.index - self._last_submitted >= interval
+        ):
+            # Started before this frame is tracked, so the detector works meanwhile.
+            self._last_submitted = frame.index
+            view = replace(frame, image=self._detector_view(frame))
+            self._detecting.submit((frame.index, self.scan_region), self.detector.predict, [view])
+        self._remember(seen)
+        t0 = time.perf_counter()
+        applied_before = self.tracker.stats.detector_frames
+        update = self.tracker.process_live(frame, arrived)
+        self.timing.tracking_s += time.perf_counter() - t0
+        seen.keyframe = self.tracker.stats.detector_frames > applied_before
+        return self._apply(update, seen)
+
+    def _arrived(
+        self, answer: Answer[tuple[int, ScanRegion | None]]
+    ) -> tuple[int, list[Detection]]:
+        """A background detection: the frame it was found on and its boxes in
+        source pixels (by the scan region that frame was cropped with)."""
+        index, region = answer.tag
+        self.timing.detector_s += answer.seconds
+        self.timing.keyframes += 1
+        return index, self._to_source(answer.result[0], region)
+
+    def _poll_clips(self) -> list[Event]:
+        """Collect the clip batch scored in the background; start the next."""
+        events: list[Event] = []
+        answer = self._classifying.poll()
+        if answer is not None:
+            self.timing.classifier_s += answer.seconds
+            events += self._record_scores(answer.tag, answer.result, time.perf_counter())
+        if not self._classifying.busy and self._clip_queue:
+            size = self.config.classifier_batch_size
+            batch = self._take_clips(size)
+            self._classifying.submit(
+                batch,
+                self.classifier.predict,
+                [c for c, _ in batch],
+                heatmaps=self.config.heatmaps,
+                batch_size=size,
+            )
+        return events + self._close_scored()
+
+    def _take_clips(self, size: int) -> list[tuple[Clip, float]]:
+        """Live: the next clips to score, emptying the queue. When more wait than
+        one call takes, the classifier has fallen behind: the newest clip of
+        each lesion is taken in turn, and the older ones are skipped (counted),
+        so scores stay current and every lesion in view keeps being scored."""
+        queue, self._clip_queue = self._clip_queue, []
+        if len(queue) <= size:
+            return queue
+        newest_first: dict[int, list[tuple[Clip, float]]] = {}
+        for item in reversed(queue):
+            newest_first.setdefault(item[0].track_id, []).append(item)
+        chosen: list[tuple[Clip, float]] = []
+        while len(chosen) < size:
+            for items in newest_first.values():
+                if items and len(chosen) < size:
+                    chosen.append(items.pop(0))
+        self.timing.clips_skipped += len(queue) - len(chosen)
+        order = {id(item): i for i, item in enumerate(queue)}
+        return sorted(chosen, key=lambda item: order[id(item)])
+
+    def _settle_clips(self) -> list[Event]:
+        """Wait for the clip batch in flight, if any (live), and record its scores."""
+        answer = self._classifying.wait()
+        if answer is None:
+            return []
+        self.timing.classifier_s += answer.seconds
+        return self._record_scores(answer.tag, answer.result, time.perf_counter())
+
+    # --------------------------------------------------------------- helpers
     def _remember(self, seen: _Seen) -> None:
         self._recent[seen.frame.index] = seen
         while len(self._recent) > self._keep:
@@ -407,7 +532,7 @@ class IncrementalScorer:
         events += self._end_lesions(update.finished)
         still_open = set(self.tracker.tracker.open_lesions)
         for lesion_id, record in sorted(self.lesions.items()):
-            if not record.ended and lesion_id not in still_open:
+            if not record.ended and not record.closing and lesion_id not in still_open:
                 events += self._drop(lesion_id)  # finalised as flicker
         return events
 
@@ -457,10 +582,12 @@ class IncrementalScorer:
             self.builder.end_track(key)
 
     def _score_clips(self, force: bool) -> list[Event]:
+        """Score the queued clips now (``force``: however few)."""
+        events = self._settle_clips()
         if not self._clip_queue:
-            return []
+            return events
         if not force and len(self._clip_queue) < self.config.classifier_batch_size:
-            return []
+            return events
         queue, self._clip_queue = self._clip_queue, []
         t0 = time.perf_counter()
         scores = self.classifier.predict(
@@ -470,9 +597,16 @@ class IncrementalScorer:
         )
         done = time.perf_counter()
         self.timing.classifier_s += done - t0
+        return events + self._record_scores(queue, scores, done)
+
+    def _record_scores(
+        self, queue: list[tuple[Clip, float]], scores: list[ClipScore], done: float
+    ) -> list[Event]:
         events: list[Event] = []
         for (clip, last_pushed_at), score in zip(queue, scores, strict=True):
             record = self.lesions[clip.track_id]
+            if record.dropped:
+                continue  # withdrawn as flicker while its clip was scored (live)
             record.scores.append(score)
             record.judge(self.config.lesions)
             if self.config.heatmaps:
@@ -488,28 +622,49 @@ class IncrementalScorer:
             events.append(LesionUpdated(record.risk()))
         return events
 
+    def _clips_pending(self, lesion_id: int) -> bool:
+        """Whether clips of the lesion wait for a score (queued or in flight)."""
+        pending = self._clip_queue + (self._classifying.tag or [])
+        return any(c.track_id == lesion_id for c, _ in pending)
+
     def _end_lesions(self, finished: list[LesionTrack]) -> list[Event]:
         events: list[Event] = []
         for lesion in finished:
             record = self.lesions.setdefault(lesion.track_id, LesionRecord(lesion.track_id))
             self._end_segment(lesion.track_id)
-            if any(c.track_id == lesion.track_id for c, _ in self._clip_queue):
-                events += self._score_clips(force=True)  # its risk must be complete
-            record.ended = True
-            record.judge(self.config.lesions)
-            frames = tuple(sorted(record.boxes))
-            events.append(
-                LesionEnded(
-                    lesion.track_id,
-                    frames[0] if frames else -1,
-                    frames[-1] if frames else -1,
-                    False,
-                    record.risk(),
-                    frames,
-                    dict(record.boxes),
-                )
-            )
+            if self._clips_pending(lesion.track_id):
+                if self._live:
+                    # Its risk must be complete when it ends, but no frame waits
+                    # for the classifier: it ends when its last clip is scored.
+                    record.closing = True
+                    continue
+                events += self._score_clips(force=True)
+            events += self._close(record)
         return events
+
+    def _close_scored(self) -> list[Event]:
+        """Live: end the finished lesions whose clips are all scored now."""
+        events: list[Event] = []
+        for _, record in sorted(self.lesions.items()):
+            if record.closing and not self._clips_pending(record.lesion_id):
+                events += self._close(record)
+        return events
+
+    def _close(self, record: LesionRecord) -> list[Event]:
+        record.ended, record.closing = True, False
+        record.judge(self.config.lesions)
+        frames = tuple(sorted(record.boxes))
+        return [
+            LesionEnded(
+                record.lesion_id,
+                frames[0] if frames else -1,
+                frames[-1] if frames else -1,
+                False,
+                record.risk(),
+                frames,
+                dict(record.boxes),
+            )
+        ]
 
     def _drop(self, lesion_id: int) -> list[Event]:
         record = self.lesions[lesion_id]

@@ -133,6 +133,7 @@ class Ingress:
             detector_batch_size=config.streams.detector_batch_size,
             classifier_batch_size=config.streams.classifier_batch_size,
             crop_wait=config.streams.crop_wait,
+            schedule=config.streams.schedule,
         )
         data = config.data_path
         self.uploads = data / "uploads"
@@ -165,6 +166,9 @@ class Ingress:
         self.streams.start_all()
         self.started_at = time.time()
         self.resumed = self.runner.recover()
+        from sonorisk.serving.heap import freeze
+
+        freeze()  # what start-up made lives as long as the replica (heap.py)
 
     # ------------------------------------------------------------ helpers
     def _auth(self, request: Request) -> str:

@@ -29,6 +29,13 @@ class ModelDeploymentConfig:
     batch_wait_timeout_s: float = 0.005
     max_ongoing_requests: int = 32
     torch_threads: int = 1
+    # Scheduling priority of the replica's threads (Linux niceness, 0-19; Ray
+    # starts workers at 15). Live streams track every frame in the stream
+    # hosts while the models take what CPU is left (pipeline ``schedule:
+    # when_free``), so on a shared CPU the models run at 19: when cores are
+    # short, tracking goes first and the models answer later. None: as Ray
+    # starts them.
+    niceness: int | None = 19
 
 
 @dataclass
@@ -125,12 +132,21 @@ class StreamsConfig:
     # A gap in the feed up to this long keeps lesion state; a longer one ends
     # every lesion and starts a new segment.
     short_gap_s: float = 3.0
-    # Streams favour latency: one keyframe per detector call.
+    # Streams favour latency: one keyframe per detector call. Clips: under the
+    # ``when_free`` schedule, at most this many per classifier call (a lone
+    # clip never waits for others); under ``in_order``, clips wait for a batch
+    # this big, so set 1 there.
     detector_batch_size: int = 1
-    classifier_batch_size: int = 1
+    classifier_batch_size: int = 8
     # Do not hold the first frames while the scan region is estimated: they are
     # detected on the whole frame meanwhile (pipeline ``crop_wait``).
     crop_wait: bool = False
+    # No frame waits for a model: every frame is tracked at once by optical
+    # flow while the detector and classifier work in the background (pipeline
+    # ``schedule``; docs/performance.md). "in_order" detects every keyframe
+    # before its boxes go out, as files are scored, and drops frames instead
+    # when the models cannot keep up.
+    schedule: Literal["in_order", "when_free"] = "when_free"
     event_queue: int = 2048  # per subscriber; a slow client loses its oldest events
 
 

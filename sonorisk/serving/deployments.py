@@ -20,6 +20,7 @@ from ray import serve
 from sonorisk.errors import InputError
 from sonorisk.runtime import Runtime
 from sonorisk.serving.config import ModelDeploymentConfig, ServeConfig
+from sonorisk.serving.heap import freeze
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,28 @@ def _set_threads(n: int) -> None:
     from sonorisk.threads import set_torch_threads
 
     set_torch_threads(n)
+
+
+class _Priority:
+    """A replica's niceness (``ModelDeploymentConfig.niceness``), applied after
+    the model loaded and again on the first call, so that the threads made by
+    loading and by Serve's event loop run at it too."""
+
+    def __init__(self, niceness: int | None) -> None:
+        self.niceness = niceness
+        self.pending = niceness is not None
+        self.apply()
+
+    def apply(self) -> None:
+        from sonorisk.threads import set_niceness
+
+        if self.niceness is not None:
+            set_niceness(self.niceness)
+
+    def first_call(self) -> None:
+        if self.pending:
+            self.pending = False
+            self.apply()
 
 
 def _apply_batching(method: Any, cfg: ModelDeploymentConfig) -> None:
@@ -63,6 +86,8 @@ class Detector:
         self.model_calls = 0
         self.images = 0
         _apply_batching(self._batched, cfg)
+        freeze()  # the model and its imports: no full collection walks them (heap.py)
+        self.priority = _Priority(cfg.niceness)
 
     async def info(self) -> dict[str, Any]:
         return {"node": self.node, "result": self.card}
@@ -74,6 +99,7 @@ class Detector:
         }
 
     async def predict(self, images: list[Any], frame_indices: list[int]) -> dict[str, Any]:
+        self.priority.first_call()
         return {"node": self.node, **await self._batched((images, frame_indices))}
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)
@@ -112,11 +138,14 @@ class Classifier:
         self.node = _node_id()
         self.max_clips = max(1, cfg.max_batch_size)
         _apply_batching(self._batched, cfg)
+        freeze()  # the model and its imports: no full collection walks them (heap.py)
+        self.priority = _Priority(cfg.niceness)
 
     async def info(self) -> dict[str, Any]:
         return {"node": self.node, "result": {"card": self.card, "config": self.model.config}}
 
     async def predict(self, clips: list[Any], heatmaps: bool) -> dict[str, Any]:
+        self.priority.first_call()
         return {"node": self.node, **await self._batched((clips, heatmaps))}
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.005)

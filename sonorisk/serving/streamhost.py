@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sonorisk.serving.config import ServeConfig, StreamsConfig
+from sonorisk.serving.heap import freeze
 
 DETECTOR, CLASSIFIER = "Detector", "Classifier"  # deployment names (deployments.py)
 LOST, UNKNOWN = "lost", "unknown"
@@ -81,6 +82,7 @@ class StreamHost:
         self.metrics = StreamMetrics()
         self.sessions: dict[str, Any] = {}
         self._handles: tuple[Any, Any] | None = None
+        freeze()  # a full collection would pause every stream (heap.py)
 
     # ------------------------------------------------------------- helpers
     def _describe(self) -> dict[str, Any]:
@@ -170,6 +172,7 @@ class StreamHost:
         )
         session.adapters = (detector, classifier)
         self.sessions[stream_id] = session
+        freeze()  # the modules the first stream imported, too
         session.start()
         return stream_id
 

@@ -113,6 +113,7 @@ class StreamSession:
         self.stats = StreamStats(stream_id, metrics)
         self.sse = StreamEventSink(self._publish, self.stats)
         self.segments: list[dict[str, Any]] = []  # summaries of ended segments
+        self._scorer: Any = None  # the current segment's scorer (for its detector figures)
         self.error: str | None = None
         self._thread = threading.Thread(target=self._loop, name=f"stream {stream_id}", daemon=True)
 
@@ -217,6 +218,7 @@ class StreamSession:
             "processed_fps": self.stats.processed_fps(now),
             "segment": self.segment,
             "clips_scored": self.stats.clips_scored,
+            "detection": self._detection(),
             "latency": self.stats.latency(),
             "lesions": self.sse.table(),
             "ended_segments": self.segments,
@@ -300,6 +302,28 @@ class StreamSession:
         if segment is not None:
             self._end_segment(segment, "stream stopped")
 
+    def _detection(self) -> dict[str, Any] | None:
+        """How the current segment's frames met the detector: frames it was
+        applied to (``keyframes``) and, under the live schedule, how many frames
+        late its boxes arrived at most and how many came too late to use."""
+        scorer = self._scorer
+        if scorer is None:
+            return None
+        stats = scorer.tracker.stats
+        return {
+            "schedule": scorer.config.schedule,
+            "frames": stats.frames,
+            "keyframes": stats.detector_frames,
+            "max_delay_frames": stats.max_delay_frames,
+            "late_dropped": stats.late_dropped,
+            # The mean detector call, from the frame sent to its boxes back.
+            "call_ms": (
+                round(1000 * scorer.timing.detector_s / scorer.timing.keyframes, 1)
+                if scorer.timing.keyframes
+                else None
+            ),
+        }
+
     def _brief(self) -> dict[str, Any]:
         status = self.status()
         return {
@@ -319,6 +343,7 @@ class StreamSession:
 
     def _start_segment(self, first: Arrived) -> _Segment:
         scorer = self.make_scorer(self.ingest.fps)
+        self._scorer = scorer
         fold = ScoreFold(scorer.config.lesions)
         self.sse.segment += 1
         self._publish({"event": "segment_started", "segment": self.segment})

@@ -116,6 +116,25 @@ def test_confidence_grows_with_each_kind_of_evidence() -> None:
     assert 0.0 < base < 1.0
 
 
+def test_the_length_counted_is_the_same_whatever_frames_the_detector_ran_on() -> None:
+    from sonorisk.pipeline.lesions import evidence_of
+
+    model = ConfidenceModel()
+    # The same 30-frame track: the detector on every frame, on every 3rd frame
+    # with flow in between, and (a live stream) on a few frames only.
+    every = {i: (0.8, "detector") for i in range(30)}
+    third = {i: (0.8, "detector" if i % 3 == 0 else "propagated") for i in range(30)}
+    live = {i: (0.8, "detector" if i in (0, 7, 19) else "propagated") for i in range(30)}
+    evidence = [evidence_of(track, []) for track in (every, third, live)]
+    assert [e.detector_frames for e in evidence] == [30, 10, 3]
+    assert [e.frames for e in evidence] == [30, 30, 30]
+    confidences = [confidence_of(e, model) for e in evidence]
+    assert confidences == pytest.approx([confidences[0]] * 3)
+    # Gap frames filled in afterwards are not frames the lesion was followed on.
+    gappy = {**every, **{i: (0.8, "interpolated") for i in range(10, 20)}}
+    assert evidence_of(gappy, []).frames == 20
+
+
 def _verdict(
     lesion_id: int, confidence: float, risks: list[float], scored: bool = True
 ) -> LesionVerdict:
