@@ -413,6 +413,12 @@ def test_a_live_stream_gives_boxes_and_risk_and_survives_a_pusher_restart(client
             before = client.get(f"/v1/streams/{stream_id}").json()
             assert before["state"] == "live" and before["segment"] == 1
             assert before["latency"]["box"]["p50_ms"] > 0
+            # Streams run the live schedule: every frame tracked, the detector
+            # applied to the frames it was free for.
+            detection = before["detection"]
+            assert detection["schedule"] == "when_free"
+            assert 0 < detection["keyframes"] <= detection["frames"]
+            assert detection["call_ms"] > 0
             stop_process(pusher)  # the scanner's feed dies ...
             pusher.kill()
             time.sleep(1.0)
