@@ -191,6 +191,8 @@ class ServeConfig:
                 )
             if dep.batch_wait_timeout_s < 0:
                 raise ConfigError(f"{name}.batch_wait_timeout_s", "must be >= 0")
+            if dep.niceness is not None and not 0 <= dep.niceness <= 19:
+                raise ConfigError(f"{name}.niceness", f"must be 0-19 (or null), got {dep.niceness}")
             gpus = dep.ray_actor_options.get("num_gpus", 0) or 0
             if not isinstance(gpus, int | float) or gpus < 0:
                 raise ConfigError(

@@ -33,6 +33,12 @@ def test_shipped_config_loads_and_validates():
     config = load_serve_config(REPO / "configs" / "serve.yaml")
     assert config.host == "127.0.0.1" and config.detector.max_batch_size >= 1
     assert config.ray.address is None  # one machine, no cluster, by default
+    # It keeps the code's safe defaults: dead streams give up, no frame waits
+    # for a model, the models yield the cores to tracking.
+    defaults = ServeConfig()
+    assert config.streams.give_up_after_s == defaults.streams.give_up_after_s == 300
+    assert config.streams.schedule == defaults.streams.schedule == "when_free"
+    assert config.detector.niceness == config.classifier.niceness == 19
 
 
 def test_bad_config_values_are_named(tmp_path: Path):
@@ -45,6 +51,12 @@ def test_bad_config_values_are_named(tmp_path: Path):
         load_serve_config(bad)
     bad.write_text("bogus: 1\n")
     with pytest.raises(ConfigError, match="bogus"):
+        load_serve_config(bad)
+    bad.write_text("classifier:\n  niceness: -5\n")  # more priority than Ray's workers
+    with pytest.raises(ConfigError, match="classifier.niceness"):
+        load_serve_config(bad)
+    bad.write_text("streams:\n  schedule: sometimes\n")
+    with pytest.raises(ConfigError, match="schedule"):
         load_serve_config(bad)
 
 
