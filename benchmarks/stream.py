@@ -100,14 +100,15 @@ class Listener(threading.Thread):
                 elif kind == "stopped":
                     return
 
-    def window(self, kind: str, start: float, end: float) -> list[float]:
-        return [ms for t, k, ms in self.events if k == kind and start <= t <= end]
+    def window(self, kind: str, start: float, end: float) -> dict:
+        """p50/p99/mean of the latencies received between ``start`` and ``end``
+        (the same summary a stream's status gives of its whole life)."""
+        from collections import deque
 
+        from sonorisk.serving.stream_stats import quantiles
 
-def _quantile(values: list[float], q: float) -> float | None:
-    import numpy as np
-
-    return round(float(np.percentile(values, q)), 2) if values else None
+        seconds = deque(ms / 1000 for t, k, ms in self.events if k == kind and start <= t <= end)
+        return quantiles(seconds)
 
 
 def run(base: str, clip: Path, fps: float, streams: int, seconds: float, warmup: float) -> dict:
@@ -153,11 +154,11 @@ def run(base: str, clip: Path, fps: float, streams: int, seconds: float, warmup:
                 "in_fps": (b["frames_in"] - a["frames_in"]) / span,
                 "processed_fps": (b["frames_processed"] - a["frames_processed"]) / span,
                 "dropped": b["frames_dropped"] - a["frames_dropped"],
-                "box_p50": _quantile(boxes, 50),
-                "box_p99": _quantile(boxes, 99),
-                "box_events": len(boxes),
-                "clip_p50": _quantile(clips, 50),
-                "clip_p99": _quantile(clips, 99),
+                "box_p50": boxes["p50_ms"],
+                "box_p99": boxes["p99_ms"],
+                "box_events": boxes["n"],
+                "clip_p50": clips["p50_ms"],
+                "clip_p99": clips["p99_ms"],
                 "clips": b["clips_scored"] - a["clips_scored"],
                 # Frames the detector's boxes were applied to, per second (one segment).
                 "detector_fps": (

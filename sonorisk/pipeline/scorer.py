@@ -30,6 +30,7 @@ scored clip reports "no scorable lesion" and no number.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -483,17 +484,14 @@ class IncrementalScorer:
         queue, self._clip_queue = self._clip_queue, []
         if len(queue) <= size:
             return queue
-        newest_first: dict[int, list[tuple[Clip, float]]] = {}
-        for item in reversed(queue):
-            newest_first.setdefault(item[0].track_id, []).append(item)
-        chosen: list[tuple[Clip, float]] = []
-        while len(chosen) < size:
-            for items in newest_first.values():
-                if items and len(chosen) < size:
-                    chosen.append(items.pop(0))
+        newest_first: dict[int, list[int]] = {}  # lesion id -> queue positions
+        for i in reversed(range(len(queue))):
+            newest_first.setdefault(queue[i][0].track_id, []).append(i)
+        # Round by round, one clip of each lesion: its newest not yet taken.
+        rounds = itertools.zip_longest(*newest_first.values())
+        chosen = [i for row in rounds for i in row if i is not None][:size]
         self.timing.clips_skipped += len(queue) - len(chosen)
-        order = {id(item): i for i, item in enumerate(queue)}
-        return sorted(chosen, key=lambda item: order[id(item)])
+        return [queue[i] for i in sorted(chosen)]
 
     def _settle_clips(self) -> list[Event]:
         """Wait for the clip batch in flight, if any (live), and record its scores."""

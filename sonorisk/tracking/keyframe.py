@@ -25,7 +25,7 @@ from sonorisk.tracking.propagate import propagate_boxes, to_gray_small
 # not keep a box alive when the detector has fallen that far behind.
 LIVE_FLOW_FRAMES = 90
 # Frames a late answer is carried forward per frame tracked: bounds what one
-# frame can cost (about 1.3 ms of flow a step) while the answer catches up.
+# frame can cost (about 1.5 ms of flow a step) while the answer catches up.
 LIVE_FORWARD_STEPS = 6
 
 
