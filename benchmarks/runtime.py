@@ -11,7 +11,9 @@ falls on both alike:
   frames: torch, the backbone in ONNX (runtime onnx) and the whole Faster
   R-CNN exported as one graph (the design not chosen);
 - classifier: batches of ``--clip-batch`` clips cut from those frames around
-  the detected lesion, without and with heatmaps.
+  the detected lesion, without and with heatmaps;
+- the detector again with ``--runtime onnx-int8`` (its graph in 8-bit
+  integers; the classifier stays in float there), with its agreement with torch.
 
 Prints seconds per frame / per clip, the torch/onnx ratio (above 1: onnx is
 faster), and the agreement (box IoU and score, probabilities), then the
@@ -106,6 +108,7 @@ def box_agreement(got: list[list[Any]], want: list[list[Any]]) -> str:
     return (
         f"same box count on {same_count}/{len(want)} frames, {len(ious)} boxes, "
         f"min IoU {min(ious, default=float('nan')):.5f}, "
+        f"median IoU {statistics.median(ious) if ious else float('nan'):.5f}, "
         f"max score diff {max(scores, default=float('nan')):.2e}"
     )
 
@@ -207,27 +210,37 @@ def main() -> None:
         started = time.perf_counter()
         onnx_models = load_models(resolved, runtime="onnx", ort=options)
         cached_load = time.perf_counter() - started
+        started = time.perf_counter()
+        int8_detector = load_models(resolved, runtime="onnx-int8", ort=options).detector
+        int8_load = time.perf_counter() - started
         print(
             f"load: torch {torch_load:.2f} s; onnx {export_load:.2f} s with export, "
-            f"{cached_load:.2f} s from the cache"
+            f"{cached_load:.2f} s from the cache; onnx-int8 {int8_load:.2f} s with "
+            "calibration and quantization"
         )
 
         crops = sweep_crops(args.frames, tmp / "sweep")
-        print("\n| stage | torch s | onnx s | torch/onnx | agreement |\n|---|---|---|---|---|")
+        print(
+            "\n| stage | torch s | onnx s | torch/onnx | agreement | onnx-int8 s | torch/int8 "
+            "| int8 agreement with torch |\n|---|---|---|---|---|---|---|---|"
+        )
         for batch in sorted({1, args.detector_batch}):
             det = timed_rounds(
                 {
                     "torch": lambda b=batch: detect_all(torch_models.detector, crops, b),
                     "onnx": lambda b=batch: detect_all(onnx_models.detector, crops, b),
+                    "int8": lambda b=batch: detect_all(int8_detector, crops, b),
                 },
                 args.rounds,
             )
             want = detect_all(torch_models.detector, crops, batch)
             got = detect_all(onnx_models.detector, crops, batch)
+            got8 = detect_all(int8_detector, crops, batch)
             print(
                 f"| detector, per frame (batches of {batch}) | {det['torch'] / len(crops):.4f} "
                 f"| {det['onnx'] / len(crops):.4f} | {det['torch'] / det['onnx']:.2f} | "
-                f"{box_agreement(got, want)} |"
+                f"{box_agreement(got, want)} | {det['int8'] / len(crops):.4f} | "
+                f"{det['torch'] / det['int8']:.2f} | {box_agreement(got8, want)} |"
             )
         classifier = torch_models.classifier
         t, size, _, _ = classifier.expected_shape()
@@ -263,7 +276,7 @@ def main() -> None:
                 f"| classifier, per clip (batches of {args.clip_batch}, heatmaps "
                 f"{'on' if heatmaps else 'off'}) | {cls['torch'] / len(clips):.4f} | "
                 f"{cls['onnx'] / len(clips):.4f} | {cls['torch'] / cls['onnx']:.2f} | "
-                f"{agree} |"
+                f"{agree} | - | - | the classifier stays in float |"
             )
         per_frame, design_note = design_seconds(
             torch_models.detector, onnx_models.detector, crops, tmp, options, args.rounds

@@ -6,13 +6,16 @@ malignant phantom. For each, measured side by side in one run, each
 measurement in a fresh process (so its peak memory is its own):
 
 - decode only: the ceiling of any pipeline (frames/s);
-- `sonorisk score` with the CPU profile (configs/pipeline-cpu.yaml: scan-region
-  crop, keyframes every 3rd frame, batched detector and classifier): real-time
-  factor (video seconds / wall seconds);
-- a naive pipeline with the same models (every frame detected at full size,
-  no crop, batch 1, one clip at a time) on the first --naive-frames frames, and
-  the CPU profile's speed-up over it;
-- the CPU profile again with ONNX Runtime (`--runtime onnx`; --no-onnx skips it);
+- `sonorisk score` with the CPU profile: configs/pipeline-cpu.yaml (scan-region
+  crop, keyframes every 6th frame, every other clip, batched models working
+  in background threads while frames are tracked) with `--runtime onnx-int8`
+  (the detector in 8-bit integers on ONNX Runtime): the real-time factor
+  (video seconds / wall seconds);
+- the same profile with the other runtimes (`--runtimes`, default
+  onnx-int8,onnx,torch), to show what each runtime gives;
+- a naive pipeline with the same models in torch (every frame detected at
+  full size, no crop, batch 1, one clip at a time, one thing at a time) on the
+  first --naive-frames frames, and the CPU profile's speed-up over it;
 - the live schedule (`schedule: when_free`, a live stream's rules) unpaced: no
   frame waits for the detector, which runs on whichever frames it is free for
   (--no-live skips it). Not the CPU profile: fewer frames are detected and the
@@ -23,8 +26,8 @@ the peak resident memory of the process. A rate is refused (exit status 2)
 when a lesion video gave no lesion or no scored clip: a pipeline whose
 classifier never ran is not fast, it is idle.
 
-    python benchmarks/score.py [--models NAME|DIR] [--seconds 30] [--naive-frames 90] [--no-onnx]
-        [--no-live]
+    python benchmarks/score.py [--models NAME|DIR] [--seconds 30] [--naive-frames 90]
+        [--runtimes onnx-int8,onnx,torch] [--no-live]
 """
 
 from __future__ import annotations
@@ -100,9 +103,9 @@ def _profile(
         doc = score_file(video, models, cpu, out, progress=False)
         wall = time.perf_counter() - started
     timing = doc["timing"]["stages"]
-    what = "sonorisk score, CPU profile" + (", onnx" if runtime == "onnx" else "")
+    what = f"CPU profile, {runtime}"
     if schedule == "when_free":
-        what = "live schedule, unpaced" + (", onnx" if runtime == "onnx" else "")
+        what = f"live schedule, unpaced, {runtime}"
     return Measured(
         what,
         doc["video"]["frames_scored"],
@@ -129,7 +132,9 @@ def _naive(video: str, models_spec: str | None, threads: int, frames: int) -> Me
         short = min(source.meta.width, source.meta.height)
     # The same models, inference at the full frame size.
     models = load_models(models_spec, detector_overrides={"min_size": short, "max_size": full})
-    config = PipelineConfig(detector_batch_size=1, classifier_batch_size=1, crop="none")
+    config = PipelineConfig(
+        detector_batch_size=1, classifier_batch_size=1, crop="none", overlap=False
+    )
     config.tracking.keyframe_interval = 1
     started = time.perf_counter()
     with open_video(video) as source:
@@ -223,10 +228,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="keep the videos here")
     parser.add_argument(
-        "--onnx",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also the CPU profile with --runtime onnx (default: on)",
+        "--runtimes",
+        default="onnx-int8,onnx,torch",
+        help="the CPU profile with each of these runtimes; the first gives the "
+        "headline real-time factor (default: onnx-int8,onnx,torch)",
     )
     parser.add_argument(
         "--live",
@@ -239,7 +244,12 @@ def main() -> int:
 
     from sonorisk.io import open_video
     from sonorisk.models import resolve_models
+    from sonorisk.runtime import RUNTIMES
 
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if not runtimes or unknown:
+        parser.error(f"--runtimes: choose from {', '.join(RUNTIMES)} (got {args.runtimes!r})")
     resolved = resolve_models(args.models)  # a clear error when no bundle is installed
     print(f"models: {resolved.label()}", flush=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="sonorisk-bench-"))
@@ -249,14 +259,15 @@ def main() -> int:
             fps = source.meta.fps or 30.0
             size = f"{source.meta.width}x{source.meta.height}"
         decode = in_fresh_process(_decode, str(video), args.threads)
-        profile = in_fresh_process(_profile, str(video), args.models, args.threads)
-        onnx = (
-            in_fresh_process(_profile, str(video), args.models, args.threads, "onnx")
-            if args.onnx
-            else None
-        )
+        profiles = [
+            in_fresh_process(_profile, str(video), args.models, args.threads, runtime)
+            for runtime in runtimes
+        ]
+        profile = profiles[0]
         live = (
-            in_fresh_process(_profile, str(video), args.models, args.threads, "torch", "when_free")
+            in_fresh_process(
+                _profile, str(video), args.models, args.threads, runtimes[0], "when_free"
+            )
             if args.live
             else None
         )
@@ -267,7 +278,7 @@ def main() -> int:
             f"({decode.frames / fps:.1f} s), {args.threads} threads"
         )
         print(f"  {'what':32s} {'frames/s':>9s} {'clips':>6s} {'lesions':>8s} {'peak MB':>8s}")
-        for m in (decode, profile, onnx, live, naive):
+        for m in (decode, *profiles, live, naive):
             if m is None:
                 continue
             why = refusal(m) if m is not decode else None
@@ -276,7 +287,7 @@ def main() -> int:
                 f"  {m.what:32s} {rate:>9s} {m.clips:6d} {m.scored_lesions:8d} "
                 f"{m.peak_rss_mb:8.0f}" + (f"  ({why})" if why else "")
             )
-        whys = [w for w in (refusal(profile), refusal(naive), refusal(onnx) if onnx else None) if w]
+        whys = [w for w in (*map(refusal, profiles), refusal(naive)) if w]
         if whys:
             refused.append(name)
             print(
@@ -285,16 +296,16 @@ def main() -> int:
             )
             continue
         print(
-            f"  real-time factor, CPU profile: {decode.frames / fps / profile.wall_s:.2f} "
-            "(target >= 2)"
+            f"  real-time factor, CPU profile ({runtimes[0]}): "
+            f"{decode.frames / fps / profile.wall_s:.2f} (target >= 2)"
         )
         print(f"  CPU profile / decode-only rate: {profile.fps / decode.fps:.2f}")
         print(f"  speed-up over naive: {profile.fps / naive.fps:.1f}x (target >= 10)")
-        if onnx is not None:
+        for other in profiles[1:]:
             print(
-                f"  real-time factor, CPU profile with ONNX Runtime: "
-                f"{decode.frames / fps / onnx.wall_s:.2f} ({onnx.fps / profile.fps:.2f}x torch; "
-                f"risk {onnx.risk} against {profile.risk})"
+                f"  real-time factor, {other.what}: {decode.frames / fps / other.wall_s:.2f} "
+                f"({profile.fps / other.fps:.2f}x slower than {runtimes[0]}; risk {other.risk} "
+                f"against {profile.risk})"
             )
         if live is not None and not refusal(live):
             print(

@@ -252,7 +252,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=["torch", "onnx"],
+        choices=["torch", "onnx", "onnx-int8"],
         default="torch",
         help="how the model deployments run the models (models.runtime)",
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sonorisk.cli_args import finite_float, positive_int
+from sonorisk.runtime import RUNTIMES, is_onnx
 from sonorisk.threads import set_torch_threads
 
 
@@ -114,6 +115,13 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         help="test-time augmentation: fuse the mirrored view (2x detector time)",
     )
     ev.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    ev.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="torch",
+        help="run the detector in torch (default) or ONNX Runtime (onnx; onnx-int8: "
+        "8-bit integers): measures what a runtime costs in accuracy (docs/runtime.md)",
+    )
     ev.add_argument("--no-progress", action="store_true")
     _add_model_flags(ev)
     ev.set_defaults(func=_eval)
@@ -160,6 +168,18 @@ def _eval(args: argparse.Namespace) -> int:
         cfg.inference,
         {"min_size": cfg.model.min_size, "max_size": cfg.model.max_size},
     )
+    if is_onnx(args.runtime):
+        from sonorisk.models.bundle import sha256_file
+        from sonorisk.runtime import check_runtime
+        from sonorisk.runtime.onnx_detector import to_onnx_detector
+
+        check_runtime(args.runtime, "cpu")
+        detector = to_onnx_detector(
+            detector,
+            args.checkpoint,
+            sha256_file(args.checkpoint),
+            int8=args.runtime == "onnx-int8",
+        )
     score_thresh = cfg.inference.score_thresh
     # AP needs the whole ranked list; the operating threshold applies afterwards.
     detector.config.inference.score_thresh = 0.0

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sonorisk.models.resolve import ResolvedModels, resolve_models, unrecorded_section
-from sonorisk.runtime import Runtime, check_runtime
+from sonorisk.runtime import Runtime, check_runtime, is_onnx
 from sonorisk.runtime.sessions import OrtOptions
 
 
@@ -48,23 +48,27 @@ def load_detector_file(
     from sonorisk.detector.predictor import load_detector_checkpoint
 
     check_runtime(runtime, device)
-    if runtime == "onnx":
+    if is_onnx(runtime):
         device = "cpu"
     detector = load_detector_checkpoint(path, None, overrides, device=device)
-    if runtime == "onnx":
+    if is_onnx(runtime):
         from sonorisk.models.bundle import sha256_file
         from sonorisk.runtime.onnx_detector import to_onnx_detector
 
-        detector = to_onnx_detector(detector, path, sha256_file(path), ort)
+        detector = to_onnx_detector(
+            detector, path, sha256_file(path), ort, int8=runtime == "onnx-int8"
+        )
     return detector
 
 
 def load_classifier_file(
     path: str | Path, device: str = "cpu", runtime: Runtime = "torch", ort: OrtOptions | None = None
 ) -> Any:
-    """The clip classifier of one checkpoint file; ``runtime: onnx`` as for the detector."""
+    """The clip classifier of one checkpoint file; ``runtime: onnx`` as for the
+    detector (``onnx-int8`` runs the classifier in float: its 3D convolutions
+    were slower in int8, sonorisk.runtime.quantize)."""
     check_runtime(runtime, device)
-    if runtime == "onnx":
+    if is_onnx(runtime):
         from sonorisk.models.bundle import sha256_file
         from sonorisk.runtime.onnx_classifier import load_onnx_classifier
 
@@ -154,7 +158,7 @@ def load_models(
         from sonorisk.still_classifier import still_card
 
         still = load_still_file(
-            resolved.still_classifier, "cpu" if runtime == "onnx" else device, resolved.detector
+            resolved.still_classifier, "cpu" if is_onnx(runtime) else device, resolved.detector
         )
         cards["still_classifier"] = still_card(still)
     return ScoringModels(detector, clip_classifier, cards, resolved, still)

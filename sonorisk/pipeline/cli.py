@@ -90,7 +90,8 @@ def model_flags(p: argparse.ArgumentParser) -> None:
         dest="models.runtime",
         choices=RUNTIMES,
         help="run the models in torch (default) or ONNX Runtime (CPU; exported "
-        "once and cached; needs the onnx extra; docs/runtime.md)",
+        "once and cached; needs the onnx extra; onnx-int8: the detector in 8-bit "
+        "integers, fastest on a CPU; docs/runtime.md)",
     )
     p.add_argument(
         "--detector-min-size",

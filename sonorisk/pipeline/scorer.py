@@ -12,7 +12,9 @@ Per frame, in order:
    then on the detector sees only that region. Its boxes are mapped back, so
    the tracker, clips and reports work in source-frame pixels.
 1. Keyframes (every ``tracking.keyframe_interval``-th frame) are queued until
-   ``detector_batch_size`` of them are waiting, then detected in one batch.
+   ``detector_batch_size`` of them are waiting, then detected in one batch
+   (with ``overlap``, in a background thread while the batch before is
+   tracked).
 2. The queued frames go through the tracker in order (``KeyframeTracker``:
    detector boxes on keyframes, optical-flow boxes in between), which links
    boxes into lesions, back-fills a new lesion's first frames, merges
@@ -21,8 +23,9 @@ Per frame, in order:
    most ``tracking.max_gap`` frames) is bridged with interpolated boxes, so a
    clip is always 8 adjacent frames; a longer gap starts a new run of the
    lesion, and the frames left over at a run's end are dropped (paper).
-4. Clips are scored in batches of ``classifier_batch_size``; each score
-   updates the lesion's running risk (the mean of its clips).
+4. Clips are scored in batches of ``classifier_batch_size`` (with ``overlap``,
+   in a background thread while tracking goes on); each score updates the
+   lesion's running risk (the mean of its clips).
 
 A lesion the tracker drops as flicker has its clips withdrawn. A video with no
 scored clip reports "no scorable lesion" and no number.
@@ -237,6 +240,8 @@ class IncrementalScorer:
         self.tracker = KeyframeTracker(detector, tracking)
         if clip_config is None:
             clip_config = classifier.clip_config
+        if self.config.clip_stride is not None:
+            clip_config = replace(clip_config, stride=self.config.clip_stride)
         self.builder = ClipBuilder(clip_config, fps)
         self.lesions: dict[int, LesionRecord] = {}
         self.timing = StageTiming()
@@ -269,6 +274,11 @@ class IncrementalScorer:
             "sonorisk-classifier"
         )
         self._last_submitted: int | None = None
+        # in_order with overlap: the frames whose keyframes are being detected.
+        self._in_flight: list[_Seen] | None = None
+        self._detecting_batch: BackgroundCall[tuple[list[Frame], ScanRegion | None]] = (
+            BackgroundCall("sonorisk-detector")
+        )
 
     # ------------------------------------------------------------------ input
     def push(self, frame: Frame) -> list[Event]:
@@ -308,7 +318,7 @@ class IncrementalScorer:
         waiting = sum(1 for s in self._queued if s.keyframe)
         if waiting >= self.config.detector_batch_size:
             return self._drain(everything=False)
-        if waiting == 0:
+        if waiting == 0 and self._in_flight is None:
             # Only frames after an already tracked keyframe: optical flow from
             # the frame before needs nothing more, so their boxes go out now
             # instead of waiting for the next keyframe (live latency).
@@ -370,34 +380,89 @@ class IncrementalScorer:
 
     def _drain(self, everything: bool = True) -> list[Event]:
         """Detect queued keyframes in batches of ``detector_batch_size`` and track
-        the queued frames; ``everything=False`` leaves an incomplete batch queued."""
-        batch = self.config.detector_batch_size
+        the queued frames; ``everything=False`` leaves an incomplete batch queued.
+
+        With ``overlap`` a batch's detection is started in the background and
+        the batch before it is tracked meanwhile: one batch is in flight at a
+        time, and batches are tracked in the order they were queued."""
         events: list[Event] = []
-        while self._queued:
-            keys = [i for i, s in enumerate(self._queued) if s.keyframe]
-            if len(keys) < batch and not everything:
-                break
-            # Up to (not including) the first keyframe of the next batch.
-            cut = keys[batch] if len(keys) > batch else len(self._queued)
-            chunk, self._queued = self._queued[:cut], self._queued[cut:]
-            events += self._track(chunk)
-        events += self._score_clips(force=False)
+        try:
+            while True:
+                chunk = self._next_chunk(everything)
+                if self._in_flight is not None:
+                    if chunk is None and not everything:
+                        break  # keep it in flight: the next batch is not complete
+                    ready, found = self._in_flight, self._detected()
+                    self._in_flight = None
+                    if chunk is not None:
+                        self._start_detecting(chunk)  # works while `ready` is tracked
+                    events += self._track(ready, found)
+                elif chunk is not None:
+                    if self.config.overlap:
+                        self._start_detecting(chunk)
+                    else:
+                        events += self._track(chunk, self._detect(chunk))
+                else:
+                    break
+            events += self._score_clips(force=False)
+        except BaseException:
+            self.close()  # a model error ends the scorer: no thread outlives it
+            raise
         return events
 
-    def _track(self, chunk: list[_Seen]) -> list[Event]:
-        keyframes = [s.frame for s in chunk if s.keyframe]
-        detections: dict[int, list[Detection]] = {}
-        if keyframes:
-            t0 = time.perf_counter()
-            found = self.detector.predict(
-                [replace(f, image=self._detector_view(f)) for f in keyframes]
-            )
-            self.timing.detector_s += time.perf_counter() - t0
-            self.timing.keyframes += len(keyframes)
-            detections = {
-                f.index: self._to_source(d, self.scan_region)
-                for f, d in zip(keyframes, found, strict=True)
-            }
+    def _next_chunk(self, everything: bool) -> list[_Seen] | None:
+        """The queued frames up to (not including) the first keyframe of the next
+        batch; None when no batch is complete (and ``everything`` is False)."""
+        batch = self.config.detector_batch_size
+        if not self._queued:
+            return None
+        keys = [i for i, s in enumerate(self._queued) if s.keyframe]
+        if len(keys) < batch and not everything:
+            return None
+        cut = keys[batch] if len(keys) > batch else len(self._queued)
+        chunk, self._queued = self._queued[:cut], self._queued[cut:]
+        return chunk
+
+    def _keyframe_views(self, chunk: list[_Seen]) -> list[Frame]:
+        return [replace(s.frame, image=self._detector_view(s.frame)) for s in chunk if s.keyframe]
+
+    def _detect(self, chunk: list[_Seen]) -> dict[int, list[Detection]]:
+        """The chunk's keyframes detected now: their boxes in source pixels."""
+        views = self._keyframe_views(chunk)
+        if not views:
+            return {}
+        t0 = time.perf_counter()
+        found = self.detector.predict(views)
+        return self._found_boxes(views, found, self.scan_region, time.perf_counter() - t0)
+
+    def _start_detecting(self, chunk: list[_Seen]) -> None:
+        views = self._keyframe_views(chunk)
+        if views:
+            self._detecting_batch.submit((views, self.scan_region), self.detector.predict, views)
+        self._in_flight = chunk
+
+    def _detected(self) -> dict[int, list[Detection]]:
+        """The boxes of the batch in flight, waiting for them ({} when it had no keyframe)."""
+        answer = self._detecting_batch.wait()
+        if answer is None:
+            return {}
+        views, region = answer.tag
+        return self._found_boxes(views, answer.result, region, answer.seconds)
+
+    def _found_boxes(
+        self,
+        views: list[Frame],
+        found: list[list[Detection]],
+        region: ScanRegion | None,
+        seconds: float,
+    ) -> dict[int, list[Detection]]:
+        self.timing.detector_s += seconds
+        self.timing.keyframes += len(views)
+        return {
+            view.index: self._to_source(d, region) for view, d in zip(views, found, strict=True)
+        }
+
+    def _track(self, chunk: list[_Seen], detections: dict[int, list[Detection]]) -> list[Event]:
         events: list[Event] = []
         for seen in chunk:
             self._remember(seen)
@@ -425,6 +490,7 @@ class IncrementalScorer:
         """End the background model threads (``finish`` does; call it when a
         scorer is abandoned unfinished)."""
         self._detecting.close()
+        self._detecting_batch.close()
         self._classifying.close()
 
     def _track_live(self, seen: _Seen) -> list[Event]:
@@ -580,22 +646,42 @@ class IncrementalScorer:
             self.builder.end_track(key)
 
     def _score_clips(self, force: bool) -> list[Event]:
-        """Score the queued clips now (``force``: however few)."""
+        """Score the queued clips: now, however few (``force``), or a full batch
+        (in the background with ``overlap``: its scores are recorded when the
+        next batch starts, or when a lesion or the video ends)."""
+        size = self.config.classifier_batch_size
+        if not force and self._classifying.busy and len(self._clip_queue) < size:
+            return self._poll_clips_in_order()  # the one in flight may still work
         events = self._settle_clips()
         if not self._clip_queue:
             return events
-        if not force and len(self._clip_queue) < self.config.classifier_batch_size:
+        if not force and len(self._clip_queue) < size:
             return events
         queue, self._clip_queue = self._clip_queue, []
+        if not force and self.config.overlap and not self._live:
+            self._classifying.submit(
+                queue,
+                self.classifier.predict,
+                [c for c, _ in queue],
+                heatmaps=self.config.heatmaps,
+                batch_size=size,
+            )
+            return events
         t0 = time.perf_counter()
         scores = self.classifier.predict(
-            [c for c, _ in queue],
-            heatmaps=self.config.heatmaps,
-            batch_size=self.config.classifier_batch_size,
+            [c for c, _ in queue], heatmaps=self.config.heatmaps, batch_size=size
         )
         done = time.perf_counter()
         self.timing.classifier_s += done - t0
         return events + self._record_scores(queue, scores, done)
+
+    def _poll_clips_in_order(self) -> list[Event]:
+        """The background clip batch's scores if it has returned (never waits)."""
+        answer = self._classifying.poll()
+        if answer is None:
+            return []
+        self.timing.classifier_s += answer.seconds
+        return self._record_scores(answer.tag, answer.result, time.perf_counter())
 
     def _record_scores(
         self, queue: list[tuple[Clip, float]], scores: list[ClipScore], done: float

@@ -12,6 +12,10 @@ ONNX Runtime on the CPU, behind the interfaces the pipeline already uses:
   forward of a GAP classifier (i3d, lite3d, static2d) with its class
   activation map and lesion check, behind ``ClipClassifier.predict``.
 
+``runtime: onnx-int8`` is ``onnx`` with the detector's graph quantized to
+8-bit integers (:mod:`sonorisk.runtime.quantize`); the classifier stays in
+float.
+
 ``docs/runtime.md`` has the agreement with torch and the measured speed.
 Needs the ``onnx`` extra (``pip install 'sonorisk[onnx]'``).
 """
@@ -22,8 +26,13 @@ from typing import Literal, cast, get_args
 
 from sonorisk.errors import ConfigError
 
-Runtime = Literal["torch", "onnx"]
+Runtime = Literal["torch", "onnx", "onnx-int8"]
 RUNTIMES: tuple[str, ...] = get_args(Runtime)
+
+
+def is_onnx(runtime: str) -> bool:
+    """Whether ``runtime`` runs the models with ONNX Runtime (on the CPU)."""
+    return runtime.startswith("onnx")
 
 
 def check_runtime(runtime: str, device: str) -> Runtime:
@@ -32,11 +41,11 @@ def check_runtime(runtime: str, device: str) -> Runtime:
         raise ConfigError(
             "runtime", f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}"
         )
-    if runtime == "onnx":
+    if is_onnx(runtime):
         if device not in ("cpu", "auto"):  # auto: the CPU, the only place onnx runs
             raise ConfigError(
                 "runtime",
-                f"runtime onnx runs on the CPU only (device "
+                f"runtime {runtime} runs on the CPU only (device "
                 f"{device!r} asked for); use runtime torch for a GPU",
             )
         from sonorisk.runtime.sessions import import_module

@@ -34,7 +34,7 @@ from sonorisk.runtime.sessions import OrtOptions, import_module
 ENV_CACHE = "SONORISK_ONNX_CACHE"
 # Bump when an exported graph would change for the same model file (other
 # outputs, another wrapper): cached graphs of older versions are then ignored.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 OPSET = 17
 
 
@@ -88,7 +88,7 @@ def cached_export(
     tmp = Path(tmp_name)
     try:
         export(job, tmp)
-        _stamp(
+        stamp(
             tmp,
             {
                 "sonorisk.role": role,
@@ -126,7 +126,7 @@ def export(job: ExportJob, path: Path) -> None:
         )
 
 
-def _stamp(path: Path, metadata: dict[str, str]) -> None:
+def stamp(path: Path, metadata: dict[str, str]) -> None:
     """Provenance in the graph's metadata (``onnx`` tools and ``get_modelmeta`` show it)."""
     onnx = import_module("onnx")
     model = onnx.load(str(path))

@@ -226,6 +226,10 @@ class ClipBuilder:
         if position % self.step:
             return None
         cfg = self.config
+        if cfg.stride > cfg.length and state.sampled % cfg.stride >= cfg.length:
+            # Between clips (a stride longer than a clip): in no clip, not cropped.
+            state.sampled += 1
+            return None
         crop = crop_box(image, box, cfg.crop_size, cfg.margin, cfg.square, cfg.pad_value, source)
         x1, y1, x2, y2 = (float(v) for v in box)
         state.buffer.append((frame_index, (x1, y1, x2, y2), crop))

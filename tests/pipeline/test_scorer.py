@@ -107,7 +107,9 @@ def test_frames_after_a_tracked_keyframe_get_their_boxes_at_once(tiny_i3d) -> No
     frames, boxes = blob_video(12, range(12))
 
     def emitted(batch: int) -> list[list[int]]:
-        config = PipelineConfig(detector_batch_size=batch, crop="none")
+        # overlap off: one thing at a time, the lowest box latency (with it on,
+        # a batch's boxes come one batch later: test_overlap_* below).
+        config = PipelineConfig(detector_batch_size=batch, crop="none", overlap=False)
         config.tracking.keyframe_interval = 3
         scorer = IncrementalScorer(BoxDetector(boxes), tiny_i3d, config, fps=30.0)
         return [
@@ -118,6 +120,111 @@ def test_frames_after_a_tracked_keyframe_get_their_boxes_at_once(tiny_i3d) -> No
     # Batches of 2 keyframes (0 and 3, 6 and 9): frames behind a keyframe wait
     # for its batch, then go out together; frames after it go out at once.
     assert emitted(2) == [[], [], [], [0, 1, 2, 3], [4], [5], [], [], [], [6, 7, 8, 9], [10], [11]]
+
+
+def _same_answer(a, b) -> None:
+    assert a.status is b.status and a.clips == b.clips
+    assert a.risk == b.risk  # the same calls on the same inputs: exactly equal
+    assert [r.lesion_id for r in a.lesions] == [r.lesion_id for r in b.lesions]
+    for x, y in zip(a.lesions, b.lesions, strict=True):
+        assert x.boxes == y.boxes
+        assert [s.frame_indices for s in x.scores] == [s.frame_indices for s in y.scores]
+        assert [s.probability for s in x.scores] == [s.probability for s in y.scores]
+
+
+def test_overlap_gives_the_answer_of_one_thing_at_a_time(tiny_i3d) -> None:
+    import threading
+
+    # Two lesions, keyframes every 3rd frame in batches of 2, clips in batches of 2.
+    frames, boxes = blob_video(80, list(range(2, 40)) + list(range(48, 75)))
+    for i in range(48, 75):
+        boxes[i] = [(60.0, 5.0, 80.0, 25.0)]
+    answers, threads = {}, {}
+    for overlap in (False, True):
+        detector = BoxDetector(boxes)
+        seen_in: set[str] = set()
+        original = detector.predict
+
+        def predict(frames, frame_indices=None, original=original, seen_in=seen_in):  # noqa: ANN001, ANN202
+            seen_in.add(threading.current_thread().name)
+            return original(frames, frame_indices)
+
+        detector.predict = predict  # type: ignore[method-assign]
+        answers[overlap], events = run(
+            frames,
+            detector,
+            tiny_i3d,
+            overlap=overlap,
+            detector_batch_size=2,
+            classifier_batch_size=2,
+            crop="none",
+            tracking={"keyframe_interval": 3},
+        )
+        threads[overlap] = seen_in
+        # Every frame's boxes come out once, in frame order, whatever the schedule.
+        got = [e.frame_index for e in events if isinstance(e, FrameBoxes)]
+        assert got == list(range(80))
+    _same_answer(answers[True], answers[False])
+    assert len(answers[True].lesions) == 2
+    assert sum(len(r.scores) for r in answers[True].lesions) >= 6
+    assert threads[False] == {"MainThread"}
+    assert all(name.startswith("sonorisk-detector") for name in threads[True])
+    assert not [t for t in threading.enumerate() if t.name.startswith("sonorisk-")]
+
+
+def test_overlap_holds_a_batch_in_flight_until_the_next_is_complete(tiny_i3d) -> None:
+    frames, boxes = blob_video(12, range(12))
+    config = PipelineConfig(detector_batch_size=2, crop="none")  # overlap: the default
+    config.tracking.keyframe_interval = 3
+    scorer = IncrementalScorer(BoxDetector(boxes), tiny_i3d, config, fps=30.0)
+    emitted = [[e.frame_index for e in scorer.push(f) if isinstance(e, FrameBoxes)] for f in frames]
+    # Keyframes 0 and 3 are detected in the background from frame 3 on; frames
+    # 0-3 are tracked when the next batch (frames 4-9, keyframes 6 and 9) is
+    # complete and starts; the rest when the video ends.
+    assert emitted == [[], [], [], [], [], [], [], [], [], [0, 1, 2, 3], [], []]
+    tail = [e.frame_index for e in scorer.finish() if isinstance(e, FrameBoxes)]
+    assert tail == [4, 5, 6, 7, 8, 9, 10, 11]
+
+
+def test_a_detector_error_in_the_background_reaches_the_caller(tiny_i3d) -> None:
+    import threading
+
+    class Broken(BoxDetector):
+        def predict(self, frames, frame_indices=None):  # noqa: ANN001, ANN201
+            raise RuntimeError("detector replica died")
+
+    frames, _ = blob_video(30, range(30))
+    scorer = IncrementalScorer(Broken({}), tiny_i3d, PipelineConfig(crop="none"), fps=30.0)
+    with pytest.raises(RuntimeError, match="detector replica died"):
+        for frame in frames:
+            scorer.push(frame)
+        scorer.finish()
+    assert not [t for t in threading.enumerate() if t.name.startswith("sonorisk-")]
+
+
+def test_clip_stride_scores_every_other_clip(tiny_i3d) -> None:
+    frames, boxes = blob_video(50, range(5, 45))  # 40 frames: 5 clips at the paper's stride
+    paper, _ = run(frames, BoxDetector(boxes), tiny_i3d)
+    half, events = run(frames, BoxDetector(boxes), tiny_i3d, clip_stride=16)
+    assert paper.clips == 5 and half.clips == 3
+    starts = [s.frame_indices[0] for s in half.lesions[0].scores]
+    assert starts == [5, 21, 37]  # 8 adjacent frames every 16
+    assert all(
+        list(s.frame_indices) == list(range(s.frame_indices[0], s.frame_indices[0] + 8))
+        for s in half.lesions[0].scores
+    )
+    # The same clips as the paper's 1st, 3rd and 5th: the same scores.
+    by_start = {s.frame_indices[0]: s.probability for s in paper.lesions[0].scores}
+    assert [s.probability for s in half.lesions[0].scores] == pytest.approx(
+        [by_start[i] for i in starts], abs=1e-6
+    )
+
+
+def test_clip_stride_is_validated() -> None:
+    from sonorisk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="clip_stride"):
+        PipelineConfig(clip_stride=0).validate()
 
 
 def test_keyframe_mode_still_scores_the_lesion(tiny_i3d) -> None:

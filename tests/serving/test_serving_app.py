@@ -13,6 +13,8 @@ import httpx
 import jsonschema
 import pytest
 
+from sonorisk.config import load_config
+from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.report import load_schema
 
 from ..rtsp_helpers import (  # noqa: TID252
@@ -34,6 +36,8 @@ from .conftest import (  # noqa: TID252
     service_config,
     wait_job,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -338,8 +342,10 @@ def test_a_killed_detector_replica_is_replaced_and_the_job_finishes(client, swee
     assert status["status"] == "done", status
     # The call in flight at the kill failed and was retried, or (killed between two
     # calls) the next call waited for the replacement: either way no frame was lost.
-    # configs/pipeline-cpu.yaml: a keyframe every 3rd frame, 4 keyframes per call.
-    assert status["serving"]["detector"]["calls"] == 480 // 3 // 4
+    # configs/pipeline-cpu.yaml: a keyframe every k-th frame, b keyframes per call.
+    cpu = load_config(PipelineConfig, REPO / "configs" / "pipeline-cpu.yaml")
+    keyframes = -(-480 // cpu.tracking.keyframe_interval)
+    assert status["serving"]["detector"]["calls"] == -(-keyframes // cpu.detector_batch_size)
     assert status["summary"]["frames"] == 480
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

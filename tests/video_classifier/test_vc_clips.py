@@ -55,6 +55,28 @@ def test_stride_larger_than_length_skips_frames() -> None:
     assert [c.frame_indices for c in clips] == [(0, 1, 2, 3), (6, 7, 8, 9), (12, 13, 14, 15)]
 
 
+def test_frames_between_clips_are_not_cropped(monkeypatch) -> None:
+    import sonorisk.video_classifier.clips as clips_module
+
+    cropped: list[int] = []
+    real_crop = clips_module.crop_box
+
+    def counting(image, box, *args, **kwargs):  # noqa: ANN001, ANN202
+        cropped.append(int(image[0, 0]))  # the frame index, as _frames encodes it
+        return real_crop(image, box, *args, **kwargs)
+
+    monkeypatch.setattr(clips_module, "crop_box", counting)
+    cfg = ClipConfig(length=4, stride=6, crop_size=8)
+    clips = clips_from_track(_track(16), _frames(16), cfg)
+    # The same clips as without skipping, with crops from the right frames ...
+    assert [c.frame_indices for c in clips] == [(0, 1, 2, 3), (6, 7, 8, 9), (12, 13, 14, 15)]
+    assert [int(c[4, 4, 0]) for clip in clips for c in clip.crops] == [
+        i for clip in clips for i in clip.frame_indices
+    ]
+    # ... and frames 4, 5, 10, 11 (in no clip) never cropped.
+    assert cropped == [0, 1, 2, 3, 6, 7, 8, 9, 12, 13, 14, 15]
+
+
 def test_temporal_subsampling_step_and_fps() -> None:
     cfg = ClipConfig(temporal_step=2, crop_size=8)
     clips = clips_from_track(_track(17), _frames(17), cfg)
