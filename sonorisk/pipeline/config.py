@@ -70,8 +70,10 @@ class PipelineConfig:
     # From tracks to lesions: duplicates, lesion confidence, the video risk rule.
     lesions: LesionRules = field(default_factory=LesionRules)
     # Memory one video may need (sonorisk.pipeline.budget: about 1.25 GB plus
-    # 110 bytes a pixel): larger frames are refused on the first frame with the
-    # reason. 4096 MB admits about 5200x5200; null: no limit.
+    # 3 bytes a pixel for each frame these settings hold, plus 46): larger
+    # frames are refused on the first frame with the reason. 4096 MB admits
+    # about 4250x4250 with the defaults, 3000x3000 with the CPU profile; null:
+    # no limit.
     memory_budget_mb: float | None = 4096.0
 
     def validate(self) -> None:

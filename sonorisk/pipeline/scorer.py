@@ -47,7 +47,7 @@ from sonorisk.errors import InputError
 from sonorisk.io.scan_region import RegionSampler, ScanRegion, crop_region
 from sonorisk.pipeline.aggregate import lesion_risk
 from sonorisk.pipeline.background import Answer, BackgroundCall
-from sonorisk.pipeline.budget import check_memory
+from sonorisk.pipeline.budget import check_memory, frames_held, recent_frames
 from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.events import (
     BoxSource,
@@ -249,11 +249,7 @@ class IncrementalScorer:
         # Recent frames, for boxes the tracker hands back late (back-filled
         # first frames of a lesion, bridged gaps).
         self._recent: OrderedDict[int, _Seen] = OrderedDict()
-        self._keep = (
-            max(tracking.max_gap, tracking.minimum_consecutive_frames)
-            + 2
-            + self.config.detector_batch_size * tracking.keyframe_interval
-        )
+        self._keep = recent_frames(self.config)
         self._clip_queue: list[tuple[Clip, float]] = []
         self._segment: dict[int, int] = {}  # lesion id -> clip-builder key of its current run
         self._last_pushed: dict[int, int] = {}
@@ -293,7 +289,13 @@ class IncrementalScorer:
         self._last_index = frame.index
         shape = frame.image.shape[:2]
         if self._frame_shape is None:
-            check_memory(shape[1], shape[0], self.config.memory_budget_mb, f"frame {frame.index}")
+            check_memory(
+                shape[1],
+                shape[0],
+                self.config.memory_budget_mb,
+                f"frame {frame.index}",
+                frames_held(self.config),
+            )
             self._frame_shape = shape
         elif shape != self._frame_shape:
             # Boxes, tracks and the scan region are in the first frames' pixels:

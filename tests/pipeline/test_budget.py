@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sonorisk.config import load_config
 from sonorisk.errors import ConfigError, InputError
-from sonorisk.pipeline.budget import BYTES_PER_PIXEL, check_memory, estimate_mb
+from sonorisk.pipeline.budget import bytes_per_pixel, check_memory, estimate_mb, frames_held
 from sonorisk.pipeline.config import PipelineConfig
 from sonorisk.pipeline.scorer import IncrementalScorer
 from sonorisk.records import Frame
@@ -16,8 +17,8 @@ from .conftest import BoxDetector, blob_video
 
 def test_the_estimate_grows_with_the_pixels_and_the_error_says_what_fits():
     assert estimate_mb(2000, 1000) - estimate_mb(1000, 1000) == pytest.approx(
-        BYTES_PER_PIXEL
-    )  # 1 MP more costs BYTES_PER_PIXEL MB
+        bytes_per_pixel()
+    )  # 1 MP more costs bytes_per_pixel() MB
     check_memory(1920, 1080, 4096, "v.avi")  # a screen capture fits the default
     check_memory(8000, 8000, None, "v.avi")  # no budget, no refusal
     with pytest.raises(InputError) as err:
@@ -58,3 +59,26 @@ def test_a_budget_must_be_positive():
     with pytest.raises(ConfigError, match="memory_budget_mb"):
         PipelineConfig(memory_budget_mb=0).validate()
     PipelineConfig(memory_budget_mb=None).validate()
+
+
+def test_the_estimate_counts_the_frames_the_settings_hold(tiny_i3d):
+    from pathlib import Path
+
+    default = PipelineConfig()
+    cpu = load_config(PipelineConfig, Path(__file__).parents[2] / "configs" / "pipeline-cpu.yaml")
+    one_at_a_time = PipelineConfig(overlap=False)
+    # Sparser keyframes and two batches in flight hold more whole frames.
+    assert frames_held(cpu) > frames_held(default) >= frames_held(one_at_a_time)
+    sparse = PipelineConfig(crop="none")
+    sparse.tracking.keyframe_interval = 6
+    dense = PipelineConfig(crop="none")
+    assert frames_held(sparse) - frames_held(dense) == 5 * 4 * 3  # ring + two batches of 4
+    # A frame size the defaults admit that the CPU profile's queue would not.
+    side = 3500
+    check_memory(side, side, 4096, "v.avi", frames_held(default))
+    with pytest.raises(InputError, match="3500x3500"):
+        check_memory(side, side, 4096, "v.avi", frames_held(cpu))
+    frame = Frame(0, 0.0, np.zeros((side, side), np.uint8))
+    scorer = IncrementalScorer(BoxDetector({}), tiny_i3d, cpu, fps=30.0)
+    with pytest.raises(InputError, match="3500x3500 frames need about"):
+        scorer.push(frame)
