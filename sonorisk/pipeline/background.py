@@ -3,8 +3,11 @@
 The live schedule (``PipelineConfig.schedule: when_free``) never lets a frame
 wait for a model: the detector and the classifier each get one of these, the
 scorer submits work when the call before it has returned, and collects the
-answer on a later frame. Torch, ONNX Runtime and Ray handle calls all release
-the GIL while they work, so the frames keep flowing meanwhile.
+answer on a later frame. Files (``in_order`` with ``overlap``) use them to
+detect the next batch of keyframes, and to score clips, while frames are
+tracked. Each call runs in a thread of its own that ends with the call. Torch,
+ONNX Runtime and Ray handle calls all release the GIL while they work, so the
+frames keep flowing meanwhile.
 
 An exception raised by the call is raised again where the answer is collected
 (``poll`` or ``wait``), so a model error reaches the caller exactly as it would
@@ -13,9 +16,9 @@ from a direct call.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -29,18 +32,38 @@ class Answer(Generic[Tag]):
     seconds: float  # how long the call itself took
 
 
+class _Call(threading.Thread):
+    """One call in its own thread, which ends when the call returns: no idle
+    thread is left behind by a scorer that is dropped without ``close``."""
+
+    def __init__(self, name: str, fn: Callable[[], Any]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._fn = fn
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.result = self._fn()
+        except BaseException as exc:  # noqa: BLE001 - raised again where collected
+            self.error = exc
+        finally:
+            self.seconds = time.perf_counter() - started
+
+
 class BackgroundCall(Generic[Tag]):
-    """A single worker thread running one call at a time."""
+    """One model call at a time, each in a thread of its own."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._pool: ThreadPoolExecutor | None = None
-        self._future: Future[tuple[Any, float]] | None = None
+        self._call: _Call | None = None
         self._tag: Tag | None = None
 
     @property
     def busy(self) -> bool:
-        return self._future is not None
+        return self._call is not None
 
     @property
     def tag(self) -> Tag | None:
@@ -48,40 +71,35 @@ class BackgroundCall(Generic[Tag]):
         return self._tag
 
     def submit(self, tag: Tag, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        if self._future is not None:
+        if self._call is not None:
             raise RuntimeError(f"{self.name}: a call is already in flight")
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix=self.name)
-
-        def timed() -> tuple[Any, float]:
-            started = time.perf_counter()
-            return fn(*args, **kwargs), time.perf_counter() - started
-
         self._tag = tag
-        self._future = self._pool.submit(timed)
+        self._call = _Call(self.name, lambda: fn(*args, **kwargs))
+        self._call.start()
 
     def poll(self) -> Answer[Tag] | None:
         """The answer if the call in flight has returned, else None (never waits)."""
-        if self._future is None or not self._future.done():
+        if self._call is None or self._call.is_alive():
             return None
         return self._collect()
 
     def wait(self) -> Answer[Tag] | None:
         """The answer of the call in flight, waiting for it (None when idle)."""
-        if self._future is None:
+        if self._call is None:
             return None
         return self._collect()
 
     def _collect(self) -> Answer[Tag]:
-        assert self._future is not None
-        future, tag = self._future, self._tag
-        self._future, self._tag = None, None
-        result, seconds = future.result()  # re-raises the call's exception here
-        return Answer(tag, result, seconds)  # type: ignore[arg-type]  # tag set with the future
+        assert self._call is not None
+        call, tag = self._call, self._tag
+        self._call, self._tag = None, None
+        call.join()
+        if call.error is not None:
+            raise call.error  # the call's exception, where the answer is collected
+        return Answer(tag, call.result, call.seconds)  # type: ignore[arg-type]  # set with the call
 
     def close(self) -> None:
-        """Wait for the call in flight (its answer is dropped) and end the thread."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        self._future, self._tag = None, None
+        """Wait for the call in flight (its answer and any error are dropped)."""
+        if self._call is not None:
+            self._call.join()
+        self._call, self._tag = None, None

@@ -156,13 +156,33 @@ def test_a_model_error_in_the_background_reaches_the_caller(tiny_i3d) -> None:
     assert not scorer_threads()  # the failed scorer left no thread behind
 
 
-def test_the_in_order_schedule_runs_no_threads(tiny_i3d) -> None:
+def test_in_order_without_overlap_runs_no_threads(tiny_i3d) -> None:
     frames, boxes = blob_video(30, range(0, 30))
-    scorer = IncrementalScorer(BoxDetector(boxes), tiny_i3d, PipelineConfig(crop="none"))
+    config = PipelineConfig(crop="none", overlap=False)
+    scorer = IncrementalScorer(BoxDetector(boxes), tiny_i3d, config)
     for frame in frames:
         scorer.push(frame)
         assert not scorer_threads()
     scorer.finish()
+
+
+def test_in_order_with_overlap_leaves_no_thread_behind(tiny_i3d) -> None:
+    frames, boxes = blob_video(40, range(0, 40))
+    detector = SlowBoxDetector(boxes, delay_s=0.02)
+    scorer = IncrementalScorer(detector, tiny_i3d, PipelineConfig(crop="none"))  # overlap
+    seen = set()
+    for frame in frames:
+        scorer.push(frame)
+        seen.update(scorer_threads())
+    scorer.finish()
+    assert any(name.startswith("sonorisk-detector") for name in seen)  # it did overlap
+    assert not scorer_threads()
+    # Dropped unfinished with a call in flight: the call's thread ends with the call.
+    abandoned = IncrementalScorer(detector, tiny_i3d, PipelineConfig(crop="none"))
+    for frame in frames[:8]:
+        abandoned.push(frame)
+    time.sleep(0.2)
+    assert not scorer_threads()
 
 
 def test_pace_feeds_a_file_at_its_frame_rate(tmp_path, tiny_i3d) -> None:

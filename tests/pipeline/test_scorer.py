@@ -169,7 +169,7 @@ def test_overlap_gives_the_answer_of_one_thing_at_a_time(tiny_i3d) -> None:
     assert sum(len(r.scores) for r in answers[True].lesions) >= 6
     assert threads[False] == {"MainThread"}
     assert all(name.startswith("sonorisk-detector") for name in threads[True])
-    assert not [t for t in threading.enumerate() if t.name.startswith("sonorisk-")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("sonorisk-")]  # all ended
 
 
 def test_overlap_holds_a_batch_in_flight_until_the_next_is_complete(tiny_i3d) -> None:
