@@ -527,22 +527,20 @@ class IncrementalScorer:
 
     def _poll_clips(self) -> list[Event]:
         """Collect the clip batch scored in the background; start the next."""
-        events: list[Event] = []
-        answer = self._classifying.poll()
-        if answer is not None:
-            self.timing.classifier_s += answer.seconds
-            events += self._record_scores(answer.tag, answer.result, time.perf_counter())
+        events = self._clip_answer(self._classifying.poll())
         if not self._classifying.busy and self._clip_queue:
-            size = self.config.classifier_batch_size
-            batch = self._take_clips(size)
-            self._classifying.submit(
-                batch,
-                self.classifier.predict,
-                [c for c, _ in batch],
-                heatmaps=self.config.heatmaps,
-                batch_size=size,
-            )
+            self._start_scoring(self._take_clips(self.config.classifier_batch_size))
         return events + self._close_scored()
+
+    def _start_scoring(self, batch: list[tuple[Clip, float]]) -> None:
+        """Score ``batch`` in the background (collected by ``_clip_answer``)."""
+        self._classifying.submit(
+            batch,
+            self.classifier.predict,
+            [c for c, _ in batch],
+            heatmaps=self.config.heatmaps,
+            batch_size=self.config.classifier_batch_size,
+        )
 
     def _take_clips(self, size: int) -> list[tuple[Clip, float]]:
         """Live: the next clips to score, emptying the queue. When more wait than
@@ -562,8 +560,11 @@ class IncrementalScorer:
         return [queue[i] for i in sorted(chosen)]
 
     def _settle_clips(self) -> list[Event]:
-        """Wait for the clip batch in flight, if any (live), and record its scores."""
-        answer = self._classifying.wait()
+        """Wait for the clip batch in flight, if any, and record its scores."""
+        return self._clip_answer(self._classifying.wait())
+
+    def _clip_answer(self, answer: Answer[list[tuple[Clip, float]]] | None) -> list[Event]:
+        """Record the scores of a clip batch scored in the background (None: none yet)."""
         if answer is None:
             return []
         self.timing.classifier_s += answer.seconds
@@ -653,7 +654,7 @@ class IncrementalScorer:
         next batch starts, or when a lesion or the video ends)."""
         size = self.config.classifier_batch_size
         if not force and self._classifying.busy and len(self._clip_queue) < size:
-            return self._poll_clips_in_order()  # the one in flight may still work
+            return self._clip_answer(self._classifying.poll())  # never waits
         events = self._settle_clips()
         if not self._clip_queue:
             return events
@@ -661,13 +662,7 @@ class IncrementalScorer:
             return events
         queue, self._clip_queue = self._clip_queue, []
         if not force and self.config.overlap and not self._live:
-            self._classifying.submit(
-                queue,
-                self.classifier.predict,
-                [c for c, _ in queue],
-                heatmaps=self.config.heatmaps,
-                batch_size=size,
-            )
+            self._start_scoring(queue)
             return events
         t0 = time.perf_counter()
         scores = self.classifier.predict(
@@ -676,14 +671,6 @@ class IncrementalScorer:
         done = time.perf_counter()
         self.timing.classifier_s += done - t0
         return events + self._record_scores(queue, scores, done)
-
-    def _poll_clips_in_order(self) -> list[Event]:
-        """The background clip batch's scores if it has returned (never waits)."""
-        answer = self._classifying.poll()
-        if answer is None:
-            return []
-        self.timing.classifier_s += answer.seconds
-        return self._record_scores(answer.tag, answer.result, time.perf_counter())
 
     def _record_scores(
         self, queue: list[tuple[Clip, float]], scores: list[ClipScore], done: float
