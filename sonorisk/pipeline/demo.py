@@ -184,7 +184,9 @@ def run_demo(
 
     say("[3/3] scoring them ...", flush=True)
     # Every 3rd frame through the detector, boxes carried by optical flow between
-    # (configs/pipeline-cpu.yaml): the CPU profile; heatmaps on for the report.
+    # (what configs/pipeline-cpu.yaml did until it went to every 6th frame and
+    # every other clip, which the demo's short sweeps cannot spare); heatmaps on
+    # for the report.
     config = PipelineConfig(heatmaps=True)
     config.tracking.keyframe_interval = 3
     config.tracking.propagation = "flow"
