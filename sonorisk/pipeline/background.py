@@ -34,10 +34,12 @@ class Answer(Generic[Tag]):
 
 class _Call(threading.Thread):
     """One call in its own thread, which ends when the call returns: no idle
-    thread is left behind by a scorer that is dropped without ``close``."""
+    thread is left behind by a scorer that is dropped without ``close``. Not a
+    daemon: the interpreter waits for a call in flight at exit instead of
+    tearing down the model under it (which aborts the process)."""
 
     def __init__(self, name: str, fn: Callable[[], Any]) -> None:
-        super().__init__(name=name, daemon=True)
+        super().__init__(name=name, daemon=False)
         self._fn = fn
         self.result: Any = None
         self.error: BaseException | None = None

@@ -110,6 +110,8 @@ def score_file(
                 if exc.source != str(path):
                     raise InputError(path, f"{exc.source}: {exc.reason}") from exc
                 raise
+            finally:
+                scorer.close()  # a model call in flight ends before the error goes up
             decode = source.stats.as_dict()
         if scorer.timing.frames == 0:
             raise InputError(path, "no decodable frame: nothing to score")

@@ -216,3 +216,36 @@ def test_pace_must_be_positive() -> None:
 
     with pytest.raises(ConfigError, match="pipeline.pace"):
         PipelineConfig(pace=0).validate()
+
+
+def test_an_error_mid_file_ends_the_model_call_in_flight_first(tmp_path, tiny_i3d) -> None:
+    # A file whose frame size changes: the error comes up while a detector batch
+    # is still in flight (overlap). It must be over before the error reaches the
+    # caller; a call left running when the process exits aborts it (SIGABRT).
+    import numpy as np
+
+    from sonorisk.errors import InputError
+    from sonorisk.io.writer import write_video
+    from sonorisk.pipeline.score_file import score_file
+
+    frames, boxes = blob_video(20, range(20))
+    video = tmp_path / "two_sizes.ts"  # MPEG-TS parts concatenate into one stream
+    parts = []
+    for i, images in enumerate(
+        ([np.dstack([f.image] * 3) for f in frames], [np.full((64, 64, 3), 40, np.uint8)] * 10)
+    ):
+        part = tmp_path / f"part{i}.ts"
+        write_video(part, images, fps=30.0, codec="mpeg2video")
+        parts.append(part.read_bytes())
+    video.write_bytes(b"".join(parts))
+
+    @dataclass
+    class Models:
+        detector: Any
+        classifier: Any
+        cards: dict[str, Any] = field(default_factory=dict)
+
+    models = Models(SlowBoxDetector(boxes, delay_s=0.5), tiny_i3d)
+    with pytest.raises(InputError, match="frame size changed"):
+        score_file(video, models, PipelineConfig(crop="none"), tmp_path, progress=False)  # type: ignore[arg-type]
+    assert not scorer_threads()  # no call outlived the error
