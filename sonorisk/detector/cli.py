@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sonorisk.cli_args import finite_float, positive_int
-from sonorisk.runtime import RUNTIMES, is_onnx
+from sonorisk.runtime import RUNTIMES
 from sonorisk.threads import set_torch_threads
 
 
@@ -148,6 +148,7 @@ def _eval(args: argparse.Namespace) -> int:
     from sonorisk.detector.evaluate import evaluate_detector, format_evaluation
     from sonorisk.detector.predictor import TorchvisionDetector
     from sonorisk.detector.samples import load_samples
+    from sonorisk.models.load import with_runtime
     from sonorisk.models.resolve import resolve_model_file
 
     if args.threads:
@@ -168,18 +169,7 @@ def _eval(args: argparse.Namespace) -> int:
         cfg.inference,
         {"min_size": cfg.model.min_size, "max_size": cfg.model.max_size},
     )
-    if is_onnx(args.runtime):
-        from sonorisk.models.bundle import sha256_file
-        from sonorisk.runtime import check_runtime
-        from sonorisk.runtime.onnx_detector import to_onnx_detector
-
-        check_runtime(args.runtime, "cpu")
-        detector = to_onnx_detector(
-            detector,
-            args.checkpoint,
-            sha256_file(args.checkpoint),
-            int8=args.runtime == "onnx-int8",
-        )
+    detector = with_runtime(detector, args.checkpoint, args.runtime)
     score_thresh = cfg.inference.score_thresh
     # AP needs the whole ranked list; the operating threshold applies afterwards.
     detector.config.inference.score_thresh = 0.0

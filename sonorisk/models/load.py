@@ -51,14 +51,21 @@ def load_detector_file(
     if is_onnx(runtime):
         device = "cpu"
     detector = load_detector_checkpoint(path, None, overrides, device=device)
-    if is_onnx(runtime):
-        from sonorisk.models.bundle import sha256_file
-        from sonorisk.runtime.onnx_detector import to_onnx_detector
+    return with_runtime(detector, path, runtime, ort)
 
-        detector = to_onnx_detector(
-            detector, path, sha256_file(path), ort, int8=runtime == "onnx-int8"
-        )
-    return detector
+
+def with_runtime(
+    detector: Any, path: str | Path, runtime: Runtime, ort: OrtOptions | None = None
+) -> Any:
+    """``detector`` (loaded from ``path`` on the CPU) as ``runtime`` runs it: as it
+    is for torch, its exported part on ONNX Runtime (in int8 for ``onnx-int8``)."""
+    check_runtime(runtime, "cpu")
+    if not is_onnx(runtime):
+        return detector
+    from sonorisk.models.bundle import sha256_file
+    from sonorisk.runtime.onnx_detector import to_onnx_detector
+
+    return to_onnx_detector(detector, path, sha256_file(path), ort, int8=runtime == "onnx-int8")
 
 
 def load_classifier_file(

@@ -66,11 +66,8 @@ class OnnxBackbone(nn.Module):
         self.session = session
         self.out_channels = out_channels  # torchvision's backbone contract
         self.outputs = [o.name for o in session.get_outputs()]
+        self.has_head = any(name.startswith(OBJECTNESS) for name in self.outputs)
         self.head_outputs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
-
-    @property
-    def has_head(self) -> bool:
-        return any(name.startswith(OBJECTNESS) for name in self.outputs)
 
     def forward(self, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         if images.device.type != "cpu":

@@ -83,26 +83,34 @@ def cached_export(
             f"({exc}); set {ENV_CACHE} to a writable folder",
         ) from exc
     job = make_job()
+    write_graph(
+        path,
+        lambda tmp: export(job, tmp),
+        {
+            "sonorisk.role": role,
+            "sonorisk.source": str(source),
+            "sonorisk.source_sha256": sha256,
+            "sonorisk.export_version": str(EXPORT_VERSION),
+            "sonorisk.torch": torch.__version__,
+        },
+    )
+    return path
+
+
+def write_graph(path: Path, make: Callable[[Path], None], metadata: dict[str, str]) -> None:
+    """``make`` writes a graph to a temporary file beside ``path``, which is stamped
+    with ``metadata`` and renamed into place: processes loading at once never
+    read half a graph."""
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        export(job, tmp)
-        stamp(
-            tmp,
-            {
-                "sonorisk.role": role,
-                "sonorisk.source": str(source),
-                "sonorisk.source_sha256": sha256,
-                "sonorisk.export_version": str(EXPORT_VERSION),
-                "sonorisk.torch": torch.__version__,
-            },
-        )
+        make(tmp)
+        stamp(tmp, metadata)
         tmp.chmod(0o644)  # mkstemp makes it 0600; other users' workers read the cache too
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path
 
 
 def export(job: ExportJob, path: Path) -> None:

@@ -27,7 +27,6 @@ The quantized graph is cached beside the float one, named after it with
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -148,29 +147,21 @@ def cached_int8(float_graph: Path, detector: Any) -> Path:
     """The int8 graph of ``float_graph`` (the exported part of ``detector``): from
     the cache, or calibrated on phantom frames and quantized now."""
     from sonorisk.runtime.onnx_detector import INPUT
-    from sonorisk.runtime.onnx_export import stamp
+    from sonorisk.runtime.onnx_export import write_graph
 
     path = int8_path(float_graph)
     if path.is_file():
         return path
     batches = list(backbone_inputs(detector, phantom_frames()))
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        quantize_graph(float_graph, tmp, INPUT, batches)
-        stamp(
-            tmp,
-            {
-                "sonorisk.quantized_from": float_graph.name,
-                "sonorisk.quant_version": str(QUANT_VERSION),
-                "sonorisk.calibration": f"{len(batches)} phantom frames (seed "
-                f"{CALIBRATION_SEED}), min-max ranges; weights int8 per channel, "
-                "activations uint8",
-            },
-        )
-        tmp.chmod(0o644)  # readable by other users' workers, as the float graphs
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_graph(
+        path,
+        lambda tmp: quantize_graph(float_graph, tmp, INPUT, batches),
+        {
+            "sonorisk.quantized_from": float_graph.name,
+            "sonorisk.quant_version": str(QUANT_VERSION),
+            "sonorisk.calibration": f"{len(batches)} phantom frames (seed "
+            f"{CALIBRATION_SEED}), min-max ranges; weights int8 per channel, "
+            "activations uint8",
+        },
+    )
     return path
