@@ -40,23 +40,24 @@ def bytes_per_pixel(frames: int = DEFAULT_FRAMES_HELD) -> float:
     return 3.0 * frames + OTHER_BYTES_PER_PIXEL
 
 
+def _batch_frames(config: PipelineConfig) -> int:
+    """Frames spanned by one batch of keyframes."""
+    return config.detector_batch_size * max(1, config.tracking.keyframe_interval)
+
+
 def recent_frames(config: PipelineConfig) -> int:
     """The scorer's ring of tracked frames: enough for a new lesion's back-filled
     first frames, a bridged gap and a batch of boxes handed back late."""
     tracking = config.tracking
-    return (
-        max(tracking.max_gap, tracking.minimum_consecutive_frames)
-        + 2
-        + config.detector_batch_size * max(1, tracking.keyframe_interval)
-    )
+    return max(tracking.max_gap, tracking.minimum_consecutive_frames) + 2 + _batch_frames(config)
 
 
 def frames_held(config: PipelineConfig) -> int:
     """Whole frames the scorer may hold at once with ``config``: the ring of recent
     frames plus those queued for the detector (two batches under ``overlap``, the
     scan-region sample while it is estimated)."""
-    batch = config.detector_batch_size * max(1, config.tracking.keyframe_interval)
-    queued = batch * (2 if config.overlap and config.schedule == "in_order" else 1)
+    in_flight = 2 if config.overlap and config.schedule == "in_order" else 1
+    queued = _batch_frames(config) * in_flight
     if config.crop == "auto" and config.crop_wait:
         queued = max(queued, config.crop_sample)
     return recent_frames(config) + queued

@@ -261,9 +261,11 @@ class IncrementalScorer:
         self._region_pending = self.config.crop == "auto"
         # The same frames `sonorisk info --crop` samples, so both report one region.
         self._region_sample = RegionSampler(self.config.crop_sample)
-        # The live schedule (``schedule: when_free``): model calls in the background.
+        # Model calls in the background: the live schedule (``schedule:
+        # when_free``), and ``in_order`` with ``overlap``. A detector call's tag:
+        # the views it detects and the scan region they were cropped with.
         self._live = self.config.schedule == "when_free"
-        self._detecting: BackgroundCall[tuple[int, ScanRegion | None]] = BackgroundCall(
+        self._detecting: BackgroundCall[tuple[list[Frame], ScanRegion | None]] = BackgroundCall(
             "sonorisk-detector"
         )
         self._classifying: BackgroundCall[list[tuple[Clip, float]]] = BackgroundCall(
@@ -272,9 +274,6 @@ class IncrementalScorer:
         self._last_submitted: int | None = None
         # in_order with overlap: the frames whose keyframes are being detected.
         self._in_flight: list[_Seen] | None = None
-        self._detecting_batch: BackgroundCall[tuple[list[Frame], ScanRegion | None]] = (
-            BackgroundCall("sonorisk-detector")
-        )
 
     # ------------------------------------------------------------------ input
     def push(self, frame: Frame) -> list[Event]:
@@ -440,12 +439,12 @@ class IncrementalScorer:
     def _start_detecting(self, chunk: list[_Seen]) -> None:
         views = self._keyframe_views(chunk)
         if views:
-            self._detecting_batch.submit((views, self.scan_region), self.detector.predict, views)
+            self._detecting.submit((views, self.scan_region), self.detector.predict, views)
         self._in_flight = chunk
 
     def _detected(self) -> dict[int, list[Detection]]:
         """The boxes of the batch in flight, waiting for them ({} when it had no keyframe)."""
-        answer = self._detecting_batch.wait()
+        answer = self._detecting.wait()
         if answer is None:
             return {}
         views, region = answer.tag
@@ -492,7 +491,6 @@ class IncrementalScorer:
         """End the background model threads (``finish`` does; call it when a
         scorer is abandoned unfinished)."""
         self._detecting.close()
-        self._detecting_batch.close()
         self._classifying.close()
 
     def _track_live(self, seen: _Seen) -> list[Event]:
@@ -506,7 +504,7 @@ class IncrementalScorer:
             # Started before this frame is tracked, so the detector works meanwhile.
             self._last_submitted = frame.index
             view = replace(frame, image=self._detector_view(frame))
-            self._detecting.submit((frame.index, self.scan_region), self.detector.predict, [view])
+            self._detecting.submit(([view], self.scan_region), self.detector.predict, [view])
         self._remember(seen)
         t0 = time.perf_counter()
         applied_before = self.tracker.stats.detector_frames
@@ -516,14 +514,13 @@ class IncrementalScorer:
         return self._apply(update, seen)
 
     def _arrived(
-        self, answer: Answer[tuple[int, ScanRegion | None]]
+        self, answer: Answer[tuple[list[Frame], ScanRegion | None]]
     ) -> tuple[int, list[Detection]]:
         """A background detection: the frame it was found on and its boxes in
         source pixels (by the scan region that frame was cropped with)."""
-        index, region = answer.tag
-        self.timing.detector_s += answer.seconds
-        self.timing.keyframes += 1
-        return index, self._to_source(answer.result[0], region)
+        views, region = answer.tag
+        ((index, boxes),) = self._found_boxes(views, answer.result, region, answer.seconds).items()
+        return index, boxes
 
     def _poll_clips(self) -> list[Event]:
         """Collect the clip batch scored in the background; start the next."""
