@@ -20,7 +20,8 @@ def pipeline_flags(p: argparse.ArgumentParser) -> None:
         "--config",
         help="a YAML of this verb's config keys: a pipeline YAML "
         "(configs/pipeline*.yaml), optionally with a models "
-        "section; the flags below override it",
+        "section, or a profile shipped with sonorisk: cpu, gpu, live-replay "
+        "(docs/pipeline.md); the flags below override it",
     )
     p.add_argument(
         "--keyframe-interval",
@@ -211,10 +212,11 @@ def resolve_model_flags(models: Any) -> Any:
 def score_config(args: argparse.Namespace) -> Any:
     """``--config`` (a pipeline YAML, optionally with ``models``), then the flags."""
     from sonorisk.config import load_config
-    from sonorisk.pipeline.config import ScoreConfig
+    from sonorisk.pipeline.config import ScoreConfig, pipeline_yaml
 
     overrides = flag_overrides(args, PIPELINE_KEYS)
-    return models_given_way(load_config(ScoreConfig, args.config, overrides), overrides)
+    path = pipeline_yaml(args.config) if args.config else None
+    return models_given_way(load_config(ScoreConfig, path, overrides), overrides)
 
 
 def _score(args: argparse.Namespace) -> int:

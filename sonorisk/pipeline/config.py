@@ -2,6 +2,11 @@
 ``batch`` run: the pipeline's keys plus a ``models`` section (and, for
 ``batch``, a ``batch`` section).
 
+Profiles are pipeline YAMLs shipped inside the package (``pipeline/profiles/``),
+so an installed wheel has them too: wherever a pipeline YAML is asked for
+(``--config`` of score and batch, ``pipeline`` of serve), ``cpu``, ``gpu`` or
+``live-replay`` names one (:func:`pipeline_yaml`).
+
 ``ModelsConfig`` is the ``models`` section of every verb that scores (``score``,
 ``batch``, ``serve``): the same keys and flags (``--models``, ``--detector``,
 ``--classifier``, ``--device``, ``--runtime``, ``--detector-min-size``) everywhere.
@@ -11,12 +16,37 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from sonorisk.errors import ConfigError
 from sonorisk.io.scan_region import REGION_SAMPLE
 from sonorisk.pipeline.lesions import LesionRules
 from sonorisk.tracking.config import TrackingConfig
+
+PROFILE_DIR = Path(__file__).with_name("profiles")
+# name -> what it is for (the file is PROFILE_DIR / f"{name}.yaml").
+PROFILES = {
+    "cpu": "no GPU: detector every 6th frame, every other clip, models in the background "
+    "(with --runtime onnx-int8 for files)",
+    "gpu": "a CUDA GPU: detector on every frame (the paper), big batches",
+    "live-replay": "a file scored as a live stream would be (frames at their own rate)",
+}
+
+
+def pipeline_yaml(spec: str | Path) -> Path:
+    """The pipeline YAML that ``spec`` names: a profile (``cpu``, ``gpu``,
+    ``live-replay``) unless a file of that name exists here, else a path."""
+    text = str(spec)
+    if text in PROFILES and not Path(text).is_file():
+        return PROFILE_DIR / f"{text}.yaml"
+    path = Path(spec)
+    if not path.is_file() and not path.suffix and "/" not in text:
+        # A bare word that is no file: most likely a mistyped profile name.
+        raise ConfigError(
+            text, f"no such file, and not a profile (profiles: {', '.join(PROFILES)})"
+        )
+    return path
 
 
 @dataclass

@@ -46,7 +46,7 @@ from typing import Any
 from sonorisk.csv_safe import read_frame, read_row, safe_frame, safe_row
 from sonorisk.errors import ConfigError, InputError, SonoriskError
 from sonorisk.io.probe import special_file_kind
-from sonorisk.pipeline.config import PipelineConfig
+from sonorisk.pipeline.config import PipelineConfig, pipeline_yaml
 from sonorisk.serving.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -529,7 +529,7 @@ def run_batch(
     settings.detector = str(settings.models.detector)  # absolute: workers may run elsewhere
     settings.classifier = str(settings.models.classifier)
     if isinstance(settings.pipeline, str):
-        settings.pipeline = str(Path(settings.pipeline).resolve())
+        settings.pipeline = str(pipeline_yaml(settings.pipeline).resolve())
     paths = expand_inputs(inputs)
     roots = {Path(s).resolve() for s in inputs if Path(s).is_dir()}
     root = next(iter(roots)) if len(roots) == 1 else None

@@ -30,7 +30,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "--data-dir", dest="data_dir", help="uploads, job database, results, generated token"
     )
     serve.add_argument(
-        "--pipeline", help="pipeline YAML (configs/pipeline*.yaml): the config key pipeline"
+        "--pipeline",
+        help="pipeline YAML (configs/pipeline*.yaml) or profile (cpu, gpu, "
+        "live-replay): the config key pipeline",
     )
     serve.add_argument(
         "--address",
@@ -101,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _batch(args: argparse.Namespace) -> int:
     from sonorisk.config import load_config
     from sonorisk.pipeline.cli import flag_overrides, models_given_way, resolve_model_flags
-    from sonorisk.pipeline.config import BatchConfig
+    from sonorisk.pipeline.config import BatchConfig, pipeline_yaml
     from sonorisk.serving.batch import BatchSettings, run_batch, summary_text
     from sonorisk.threads import processes_for
 
@@ -115,7 +117,8 @@ def _batch(args: argparse.Namespace) -> int:
             "batch.ray_address",
         ),
     )
-    config = models_given_way(load_config(BatchConfig, args.config, overrides), overrides)
+    yaml_file = pipeline_yaml(args.config) if args.config else None
+    config = models_given_way(load_config(BatchConfig, yaml_file, overrides), overrides)
     if config.batch.ray_address:
         from sonorisk.extras import require_extra
 

@@ -169,7 +169,8 @@ class ServeConfig:
     # for nodes sharing an IP) or EveryNode (put a load balancer in front).
     proxy_location: Literal["HeadOnly", "EveryNode"] = "HeadOnly"
     data_dir: str = "sonorisk-serve"  # uploads, job database, results, generated token
-    pipeline: str | None = None  # a configs/pipeline*.yaml; None: PipelineConfig defaults
+    # A configs/pipeline*.yaml or a profile (cpu, gpu, live-replay); None: PipelineConfig defaults.
+    pipeline: str | None = None
     models: ModelsConfig = field(default_factory=ModelsConfig)
     detector: ModelDeploymentConfig = field(default_factory=ModelDeploymentConfig)
     classifier: ModelDeploymentConfig = field(default_factory=ModelDeploymentConfig)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sonorisk.errors import ConfigError
+from sonorisk.pipeline.config import pipeline_yaml
 from sonorisk.serving.config import ServeConfig
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def resolve_paths(config: ServeConfig) -> ServeConfig:
             detector=str(resolved.detector),
             classifier=str(resolved.classifier),
         )
-    pipeline = str(Path(config.pipeline).resolve()) if config.pipeline else None
+    pipeline = str(pipeline_yaml(config.pipeline).resolve()) if config.pipeline else None
     if pipeline and not Path(pipeline).is_file():
         raise ConfigError("pipeline", f"pipeline config {pipeline} not found")
     token_file = str(Path(config.auth.token_file).resolve()) if config.auth.token_file else None

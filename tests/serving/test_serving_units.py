@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sonorisk.errors import ConfigError, InputError
+from sonorisk.pipeline.config import PROFILE_DIR
 from sonorisk.serving.auth import (
     auth_enabled,
     resolve_token,
@@ -21,6 +22,7 @@ from sonorisk.serving.auth import (
 )
 from sonorisk.serving.config import ServeConfig, StreamsConfig, load_serve_config
 from sonorisk.serving.jobs import DONE, FAILED, QUEUED, RUNNING, JobRunner, JobStore
+from sonorisk.serving.server import resolve_paths
 from sonorisk.serving.uploads import UploadRejected, check_upload, sniff_magic
 
 from .conftest import scored_document, wait_stored  # noqa: TID252
@@ -39,6 +41,9 @@ def test_shipped_config_loads_and_validates():
     assert config.streams.give_up_after_s == defaults.streams.give_up_after_s == 300
     assert config.streams.schedule == defaults.streams.schedule == "when_free"
     assert config.detector.niceness == config.classifier.niceness == 19
+    # Its streams run the CPU profile, named so that it resolves from any folder.
+    assert config.pipeline == "cpu"
+    assert resolve_paths(config).pipeline == str((PROFILE_DIR / "cpu.yaml").resolve())
 
 
 def test_bad_config_values_are_named(tmp_path: Path):
