@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUSI=${BUSI:-../shared/data/busi}
 OUT=${OUT:-runs/still_check}
-BASE=${BASE:-sonorisk/bundled/sonorisk-busi/1.3.0}
+BASE=${BASE:-sonorisk/bundled/sonorisk-busi/1.4.0}  # 1.3.0's three files, byte for byte
 VERSION=${VERSION:-1.3.1}
 HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1

@@ -7,7 +7,8 @@ boxes overlap a ground-truth box (IoU >= 0.3) on at least half its frames.
 
 1. The confidence model: logistic regression of "true lesion" on the lesion's
    evidence (logit of the mean detector score, logit of the mean lesion check,
-   log of the detector frames).
+   log of the frames), monotone: a weight against the evidence is dropped
+   (``--no-monotone`` keeps it).
 2. The threshold: the one that maximises (lesion sweeps with exactly one scored
    lesion) minus (scored lesions per lesion-free sweep), both as shares.
 3. The video risk rule: the one with the highest benign/malignant AUC on the
@@ -108,21 +109,38 @@ def _features(ev: LesionEvidence, max_frames: int) -> list[float]:
     ]
 
 
-def fit_confidence(videos: Sequence[DevVideo], c: float = 1.0) -> ConfidenceModel:
+FEATURES = ("detector", "check", "frames")
+
+
+def fit_confidence(
+    videos: Sequence[DevVideo], c: float = 1.0, monotone: bool = True
+) -> ConfidenceModel:
+    """Logistic regression of "true lesion" on the evidence.
+
+    ``monotone``: more evidence may never lower the confidence. A feature whose
+    weight comes out negative is dropped (weight 0) and the rest refitted, until
+    none is negative. Development sweeps are synthetic: a weight against the
+    evidence there (1.2.0's fit gave length a negative weight, because the false
+    tracks of synthetic lesion-free sweeps last the whole sweep) is a trait of
+    the synthesis that clinical video, where a lesion is dwelt on, would not share.
+    """
     from sklearn.linear_model import LogisticRegression
 
     # Length counts up to the longest development track, and no further.
     max_frames = max(les.evidence.frames for v in videos for les in v.lesions)
     x = np.asarray([_features(les.evidence, max_frames) for v in videos for les in v.lesions])
     y = np.asarray([les.true for v in videos for les in v.lesions], dtype=int)
-    lr = LogisticRegression(C=c, max_iter=1000).fit(x, y)
-    a, b, f = (round(float(v), 3) for v in lr.coef_[0])
+    kept = list(range(len(FEATURES)))
+    while True:
+        lr = LogisticRegression(C=c, max_iter=1000).fit(x[:, kept], y)
+        weights = dict(zip(kept, (float(w) for w in lr.coef_[0]), strict=True))
+        negative = [k for k, w in weights.items() if w < 0]
+        if not monotone or not negative:
+            break
+        kept.remove(min(negative, key=lambda k: weights[k]))
+    coef = {name: round(weights.get(k, 0.0), 3) for k, name in enumerate(FEATURES)}
     return ConfidenceModel(
-        intercept=round(float(lr.intercept_[0]), 3),
-        detector=a,
-        check=b,
-        frames=f,
-        max_frames=int(max_frames),
+        intercept=round(float(lr.intercept_[0]), 3), max_frames=int(max_frames), **coef
     )
 
 
@@ -198,11 +216,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--run", nargs=2, action="append", required=True, metavar=("BATCH_JSON_DIR", "DATASET")
     )
     p.add_argument("--out", required=True, help="JSON: the chosen rules and the table")
+    p.add_argument(
+        "--no-monotone",
+        dest="monotone",
+        action="store_false",
+        help="keep weights that make more evidence lower the confidence",
+    )
     args = p.parse_args(argv)
     videos = [v for d, root in args.run for v in read_run(Path(d), Path(root))]
-    model = fit_confidence(videos)
+    model = fit_confidence(videos, monotone=args.monotone)
     chosen, table = choose(videos, model)
     n = sum(len(v.lesions) for v in videos)
+    chosen["monotone"] = args.monotone
     chosen["fitted_on"] = {
         "videos": len(videos),
         "lesions": n,

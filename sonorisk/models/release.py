@@ -134,7 +134,9 @@ def _video_release_info(
             "shortcut; held-out figures on BUSI may overstate accuracy elsewhere.",
             "The lesion-confidence model, its threshold and the video risk rule were chosen "
             "on synthetic sweeps of training stills, where the detector is surer than on "
-            "unseen images: on other scanners expect more lesions left as candidates.",
+            "unseen images: on other scanners expect more lesions left as candidates. "
+            "Nothing checks that the input is breast ultrasound at all: a clip of other "
+            "anatomy gets no risk only when its tracks are not confident lesions.",
             "Risks are uncalibrated scores in [0, 1], not probabilities for any population.",
             "Not validated on patients; not a medical device.",
         ],
@@ -174,7 +176,9 @@ def _video_release_info(
                 "python -m sonorisk.video_classifier.lesion_check (scripts/e2e_release.sh: "
                 "lesion crops vs background and false-track crops of development groups A)",
                 "python -m sonorisk.eval.lesion_rules (scripts/e2e_release.sh: confidence "
-                "model, threshold and video risk rule on development groups B)",
+                "model, threshold and video risk rule on development groups B; since 1.4.0 "
+                "the confidence is fitted monotone, more evidence never lowering it: "
+                "scripts/rules_release.sh)",
             ],
             "configs": {
                 "detector": load_yaml(root / DETECTOR_CONFIG),

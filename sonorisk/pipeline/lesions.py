@@ -67,18 +67,20 @@ class ConfidenceModel:
     ``check``: mean P(lesion) of its clips (0.5, no evidence either way, when
     the classifier has no check or the lesion no clip yet).
 
-    Defaults: fitted for the bundled sonorisk-busi 1.2.0 (its detector trained
-    for video) on development sweeps (scripts/e2e_release.sh; docs/end-to-end.md).
-    The frames weight came out negative: with this detector the false tracks
-    that survive are structures seen through a whole lesion-free sweep, longer
-    than true lesions, so length no longer argues for a lesion; the cap at
-    ``max_frames`` bounds what length can cost a long clinical clip.
+    Defaults: fitted for the bundled sonorisk-busi 1.4.0 (1.2.0's detector and
+    classifier) on development sweeps (scripts/e2e_release.sh, refitted by
+    scripts/rules_release.sh; docs/end-to-end.md). The fit is monotone: more
+    evidence never lowers the confidence. Unconstrained, the frames weight came
+    out negative (1.2.0 to 1.3.0 shipped it: -0.428), because the false tracks of
+    synthetic lesion-free sweeps last the whole sweep; clinical video, where a
+    radiologist dwells on a lesion, would not share that trait, so the weight is
+    dropped and the rest refitted. ``max_frames`` still caps what length counts.
     """
 
-    intercept: float = -0.261
-    detector: float = 1.674
-    check: float = 0.223
-    frames: float = -0.428
+    intercept: float = -1.548
+    detector: float = 1.53
+    check: float = 0.239
+    frames: float = 0.0
     max_frames: int = 48
 
 
@@ -88,7 +90,7 @@ class LesionRules:
     merge_min_frames: int = 3  # frames the two tracks must share
     merge_min_share: float = 0.5  # of the shared frames, the share that must overlap
     confidence: ConfidenceModel = field(default_factory=ConfidenceModel)
-    min_confidence: float = 0.40  # chosen with the confidence model (see ConfidenceModel)
+    min_confidence: float = 0.45  # chosen with the confidence model (see ConfidenceModel)
     risk_rule: RiskRule = "most_confident_lesion"
 
     def validate(self, source: str = "pipeline.lesions") -> None:

@@ -21,9 +21,9 @@ from sonorisk.cli import main
 from sonorisk.pipeline.report import RESEARCH_NOTICE, load_schema
 
 ROOT = Path(__file__).resolve().parents[2]
-# The released bundle (sonorisk-busi 1.3.0 since the still classifier shipped);
-# its detector and clip classifier are 1.2.0's, byte for byte.
-RELEASED = ROOT / "sonorisk" / "bundled" / "sonorisk-busi" / "1.3.0"
+# The released bundle (1.3.0 shipped the still classifier; 1.4.0 the same files
+# with refitted lesion rules): the one folder of sonorisk-busi in the package.
+[RELEASED] = [p.parent for p in (ROOT / "sonorisk/bundled/sonorisk-busi").glob("*/metadata.json")]
 EXAMPLE = ROOT / "examples" / "busi" / "benign" / "benign_082.png"
 
 

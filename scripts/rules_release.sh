@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# A release that changes only the lesion rules (issue 14): the base bundle's
+# detector, clip classifier and still classifier byte for byte, the rules refitted
+# on development split B (sonorisk.eval.lesion_rules, monotone fit), the held-out
+# end-to-end figures measured again through `sonorisk batch` with those rules,
+# and the bundle exported with them. sonorisk-busi 1.4.0:
+#
+#   bash scripts/rules_release.sh            # ~35 min on 2 cores
+#   INSTALL=1 bash scripts/rules_release.sh  # and put it in sonorisk/bundled
+#
+# Needs the development runs of scripts/e2e_release.sh (DEV: runs/e2e_v2, made
+# for 1.2.0's detector and classifier, which 1.3.0 and 1.4.0 ship) and the
+# held-out sweeps of scripts/release.sh. The rules it fits must already be
+# sonorisk's defaults (sonorisk.pipeline.lesions): the figures are measured with
+# the defaults, and the bundle records them. Steps whose output exists are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAME=sonorisk-busi
+VERSION=${VERSION:-1.4.0}
+BASE_VERSION=${BASE_VERSION:-1.3.0}
+BASE=${BASE:-sonorisk/bundled/$NAME/$BASE_VERSION}
+DEV=${DEV:-runs/e2e_v2}
+REL=${REL:-runs/release}
+OUT=${OUT:-runs/rules_release}
+REAL=${REAL_VIDEO:-../shared/data/real_ultrasound_video}
+HELD=configs/release/heldout_groups.txt
+export OMP_WAIT_POLICY=PASSIVE
+started=$(date +%s)
+say() { echo "[rules $(( $(date +%s) - started ))s] $*"; }
+mkdir -p "$OUT/eval"
+
+if [[ ! -f $BASE/metadata.json ]]; then  # the base left the package: take it from git
+    BASE=$OUT/base/$NAME/$BASE_VERSION
+    if [[ ! -f $BASE/metadata.json ]]; then
+        say "restoring $NAME $BASE_VERSION from git history into $BASE"
+        rev=$(git log -n 1 --format=%H -- "sonorisk/bundled/$NAME/$BASE_VERSION/metadata.json")
+        mkdir -p "$BASE"
+        for f in metadata.json README.md detector.safetensors classifier.safetensors \
+                still_classifier.safetensors; do
+            git show "$rev:sonorisk/bundled/$NAME/$BASE_VERSION/$f" > "$BASE/$f" 2>/dev/null \
+                || git show "$rev^:sonorisk/bundled/$NAME/$BASE_VERSION/$f" > "$BASE/$f"
+        done
+    fi
+fi
+sonorisk models verify "$BASE" > /dev/null
+
+# 1. The rules, on development split B only (every track scored there).
+[[ -f $OUT/lesion_rules.json ]] || python3 -m sonorisk.eval.lesion_rules \
+    --run "$DEV/devB/batch.json" "$DEV/dev_sweeps" \
+    --run "$DEV/devB/batch.json" "$DEV/dev_normal_sweeps" \
+    --run "$DEV/devB/batch.json" "$DEV/dev_screen_sweeps" --out "$OUT/lesion_rules.json" > /dev/null
+python3 - "$OUT/lesion_rules.json" <<'PY'
+import json, sys
+from sonorisk.config import to_dict
+from sonorisk.pipeline.lesions import LesionRules
+chosen = json.load(open(sys.argv[1]))["chosen"]
+defaults = to_dict(LesionRules())
+got = {k: chosen[k] for k in ("min_confidence", "risk_rule", "confidence")}
+want = {k: defaults[k] for k in got}
+if got != want:
+    sys.exit(f"the fitted rules are not sonorisk's defaults yet:\n  fitted   {got}\n  defaults {want}\n"
+             "set them in sonorisk/pipeline/lesions.py, then run this again")
+print(f"rules: {got}")
+PY
+
+# 2. Held-out figures with the defaults (the fitted rules) and the base's models.
+batch() {  # OUT_CSV INPUTS...
+    local csv=$1; shift
+    [[ -f ${csv%.csv}.done ]] && return 0
+    sonorisk batch --models "$BASE" --out "$csv" --workers 2 --threads 1 --no-progress "$@"
+    touch "${csv%.csv}.done"
+}
+say "held-out sweeps (480x360)"
+batch "$OUT/eval/end_to_end.csv" "$REL/heldout_sweeps/videos" "$REL/heldout_normal_sweeps/videos"
+say "out of scope: real lung clips"
+batch "$OUT/eval/out_of_scope.csv" "$REAL"
+say "held-out screen captures (1920x1080)"
+batch "$OUT/eval/screen.csv" "$DEV/heldout_screen_sweeps/videos" \
+    "$DEV/heldout_normal_screen_sweeps/videos"
+python3 -m sonorisk.eval.heldout --sweeps "$REL/heldout_sweeps/videos.csv" \
+    --batch "$OUT/eval/end_to_end.csv" --lesion-free "$REL/heldout_normal_sweeps/videos.csv" \
+    --screen-batch "$OUT/eval/screen.csv" --screen-sweeps "$DEV/heldout_screen_sweeps/videos.csv" \
+    --screen-lesion-free "$DEV/heldout_normal_screen_sweeps/videos.csv" \
+    --out-of-scope "$OUT/eval/out_of_scope.csv" --out "$OUT/eval/metrics.json" > /dev/null
+
+# 3. The bundle: the base's files, its figures updated with today's end-to-end ones.
+python3 - "$BASE/metadata.json" "$OUT/still.json" <<'PY'
+import json, sys
+meta = json.load(open(sys.argv[1]))
+json.dump(meta["still_classifier"], open(sys.argv[2], "w"))
+PY
+say "exporting $NAME $VERSION"
+python3 -m sonorisk.models.release --detector "$BASE/detector.safetensors" \
+    --classifier "$BASE/classifier.safetensors" --metrics-from "$BASE" \
+    --metrics "$OUT/eval/metrics.json" --still-classifier "$BASE/still_classifier.safetensors" \
+    --still-figures "$OUT/still.json" --out "$OUT/bundle" --version "$VERSION" \
+    --heldout-groups "$HELD" > /dev/null
+NEW=$OUT/bundle/$NAME/$VERSION
+sonorisk models verify "$NEW"
+for f in detector classifier still_classifier; do
+    cmp "$BASE/$f.safetensors" "$NEW/$f.safetensors"
+done
+if [[ ${INSTALL:-0} == 1 ]]; then
+    rm -rf "sonorisk/bundled/$NAME/$VERSION"
+    cp -r "$NEW" "sonorisk/bundled/$NAME/$VERSION"
+    rm -rf "sonorisk/bundled/$NAME/$BASE_VERSION"  # stays in git history
+    sonorisk models verify "$NAME"
+fi
+say "done: $NEW"
