@@ -4,7 +4,7 @@ with current torchvision).
 Works on float clips ``B x C x T x H x W`` in [0, 1]. One random draw per clip
 and the same transform for all its frames, so augmentation never invents
 motion the probe did not make. Seed 000's set: flip, rotation, scaling,
-contrast/brightness, blur.
+contrast/brightness, blur; and resampling (a crop from a smaller video).
 """
 
 from __future__ import annotations
@@ -63,5 +63,15 @@ def augment_clips(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         frames = out[i].reshape(c * t, 1, h, w)
         frames = F.conv2d(F.pad(frames, (pad, pad, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
         frames = F.conv2d(F.pad(frames, (0, 0, pad, pad), mode="replicate"), k.view(1, 1, -1, 1))
+        out[i] = frames.reshape(c, t, h, w)
+    # Resampling on some clips: shrunk by area, enlarged back (what a crop cut
+    # from a smaller video and resized to the model's size looks like).
+    resample = rand(b) < cfg.resample_prob
+    for i in torch.nonzero(resample).flatten().tolist():
+        factor = cfg.resample_min + float(rand(1)) * (1.0 - cfg.resample_min)
+        small = (max(1, round(h * factor)), max(1, round(w * factor)))
+        frames = out[i].reshape(1, c * t, h, w)
+        frames = F.interpolate(frames, size=small, mode="area")
+        frames = F.interpolate(frames, size=(h, w), mode="bilinear", align_corners=False)
         out[i] = frames.reshape(c, t, h, w)
     return out.clamp_(0.0, 1.0)

@@ -195,6 +195,24 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     blur_prob: float = 0.2  # seed 000 used blur
+    # Resolution: on this share of clips the crop is shrunk to a random
+    # resample_min..1 of its size (area) and enlarged back (bilinear), as a crop
+    # cut from a smaller video is. Without it the clip classifier learns the
+    # synthetic speckle's grain in pixels (docs/end-to-end.md). 0: off (the
+    # released 1.x classifiers were trained without it).
+    resample_prob: float = 0.0
+    resample_min: float = 0.5
+
+    def validate(self, source: str = "train.augment") -> None:
+        for name in ("blur_prob", "resample_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(
+                    f"{source}.{name}", f"must be in [0, 1], got {getattr(self, name)}"
+                )
+        if not 0.0 < self.resample_min <= 1.0:
+            raise ConfigError(
+                f"{source}.resample_min", f"must be in (0, 1], got {self.resample_min}"
+            )
 
 
 @dataclass
@@ -234,3 +252,4 @@ class ClassifierConfig:
             raise ConfigError("train", "batch_size must be >= 1 and epochs >= 0")
         if not 0.0 <= self.train.val_fraction < 1.0:
             raise ConfigError("train.val_fraction", "must be in [0, 1)")
+        self.train.augment.validate()

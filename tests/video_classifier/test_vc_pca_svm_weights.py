@@ -226,6 +226,36 @@ def test_augmentation_moves_all_frames_together() -> None:
     assert torch.allclose(out, out[:, :, :1].expand_as(out), atol=1e-6)
 
 
+def test_resampling_augmentation_blurs_like_a_smaller_video_and_is_validated() -> None:
+    from sonorisk.config import load_config
+    from sonorisk.errors import ConfigError
+    from sonorisk.video_classifier.augment import augment_clips
+    from sonorisk.video_classifier.config import AugmentConfig, ClassifierConfig
+
+    # Speckle-like texture: one value per pixel, so fine grain is all high frequency.
+    frame = torch.rand(4, 3, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    clip = frame.repeat(1, 1, 8, 1, 1)
+    only = dict(hflip=False, rotate_deg=0.0, scale_min=1.0, brightness=0.0, contrast=0.0)
+    off = augment_clips(clip, AugmentConfig(**only, blur_prob=0.0), torch.Generator())
+    assert torch.allclose(off, clip, atol=1e-5)  # the other transforms at identity
+
+    def grain(x: torch.Tensor) -> float:  # mean absolute difference of neighbours
+        return float((x[..., 1:] - x[..., :-1]).abs().mean())
+
+    cfg = AugmentConfig(**only, blur_prob=0.0, resample_prob=1.0, resample_min=0.5)
+    out = augment_clips(clip, cfg, torch.Generator().manual_seed(0))
+    assert out.shape == clip.shape and out.min() >= 0 and out.max() <= 1
+    assert grain(out) < 0.8 * grain(clip)  # finer grain than the small size holds is gone
+    assert torch.allclose(out, out[:, :, :1].expand_as(out), atol=1e-6)  # all frames alike
+    # The mean brightness is kept: it is a change of resolution, not of exposure.
+    assert torch.allclose(out.mean(dim=(2, 3, 4)), clip.mean(dim=(2, 3, 4)), atol=0.02)
+    for bad in ({"resample_prob": 1.5}, {"resample_min": 0.0}, {"blur_prob": -0.1}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            load_config(
+                ClassifierConfig, overrides={f"train.augment.{k}": v for k, v in bad.items()}
+            )
+
+
 def test_2d_weights_of_another_backbone_refused(tmp_path) -> None:
     path = tmp_path / "r18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
