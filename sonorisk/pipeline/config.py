@@ -25,13 +25,9 @@ from sonorisk.pipeline.lesions import LesionRules
 from sonorisk.tracking.config import TrackingConfig
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
-# name -> what it is for (the file is PROFILE_DIR / f"{name}.yaml").
-PROFILES = {
-    "cpu": "no GPU: detector every 6th frame, every other clip, models in the background "
-    "(with --runtime onnx-int8 for files)",
-    "gpu": "a CUDA GPU: detector on every frame (the paper), big batches",
-    "live-replay": "a file scored as a live stream would be (frames at their own rate)",
-}
+# The profile names: the YAML files shipped in PROFILE_DIR (what each is for is
+# said in its first lines and in docs/pipeline.md).
+PROFILES = tuple(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
 
 
 def pipeline_yaml(spec: str | Path) -> Path:

@@ -197,9 +197,10 @@ class AugmentConfig:
     blur_prob: float = 0.2  # seed 000 used blur
     # Resolution: on this share of clips the crop is shrunk to a random
     # resample_min..1 of its size (area) and enlarged back (bilinear), as a crop
-    # cut from a smaller video is. Without it the clip classifier learns the
-    # synthetic speckle's grain in pixels (docs/end-to-end.md). 0: off (the
-    # released 1.x classifiers were trained without it).
+    # cut from a smaller video is. Tried against the lesion check's failure on
+    # video scaled down after rendering (docs/end-to-end.md): a classifier
+    # trained with it was not better there. 0: off (the released 1.x
+    # classifiers were trained without it).
     resample_prob: float = 0.0
     resample_min: float = 0.5
 
