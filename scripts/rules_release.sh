@@ -33,13 +33,8 @@ if [[ ! -f $BASE/metadata.json ]]; then  # the base left the package: take it fr
     BASE=$OUT/base/$NAME/$BASE_VERSION
     if [[ ! -f $BASE/metadata.json ]]; then
         say "restoring $NAME $BASE_VERSION from git history into $BASE"
-        rev=$(git log -n 1 --format=%H -- "sonorisk/bundled/$NAME/$BASE_VERSION/metadata.json")
-        mkdir -p "$BASE"
-        for f in metadata.json README.md detector.safetensors classifier.safetensors \
-                still_classifier.safetensors; do
-            git show "$rev:sonorisk/bundled/$NAME/$BASE_VERSION/$f" > "$BASE/$f" 2>/dev/null \
-                || git show "$rev^:sonorisk/bundled/$NAME/$BASE_VERSION/$f" > "$BASE/$f"
-        done
+        bash scripts/restore_bundle.sh "$NAME" "$BASE_VERSION" "$BASE" metadata.json README.md \
+            detector.safetensors classifier.safetensors still_classifier.safetensors
     fi
 fi
 sonorisk models verify "$BASE" > /dev/null

@@ -27,12 +27,8 @@ if [[ ! -f $BASE/metadata.json ]]; then  # 1.2.0 left the package: take it from 
     BASE=$OUT/base/sonorisk-busi/1.2.0
     if [[ ! -f $BASE/metadata.json ]]; then
         say "restoring sonorisk-busi 1.2.0 from git history into $BASE"
-        rev=$(git log -n 1 --format=%H -- sonorisk/bundled/sonorisk-busi/1.2.0/metadata.json)
-        mkdir -p "$BASE"
-        for f in metadata.json README.md detector.safetensors classifier.safetensors; do
-            git show "$rev:sonorisk/bundled/sonorisk-busi/1.2.0/$f" > "$BASE/$f" 2>/dev/null \
-                || git show "$rev^:sonorisk/bundled/sonorisk-busi/1.2.0/$f" > "$BASE/$f"
-        done
+        bash scripts/restore_bundle.sh sonorisk-busi 1.2.0 "$BASE" metadata.json README.md \
+            detector.safetensors classifier.safetensors
     fi
 fi
 run sonorisk models verify "$BASE"
