@@ -8,7 +8,10 @@ its embeddings lie from that PCA subspace (the reconstruction residual). Printed
 for held-out stills, held-out sweeps with and without a lesion, 1920x1080 screen
 captures, the real lung clips and (with --extra) any other videos.
 
-    python scripts/input_check_probe.py [--extra DIR ...]   # ~6 min on 2 cores
+    OMP_WAIT_POLICY=PASSIVE python scripts/input_check_probe.py [--extra DIR ...] [--threads N]
+
+(~6 min with --threads 2 on an idle 2-core machine. The wait policy is read when
+torch loads, which this script does before sonorisk could set it.)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sonorisk.data.splits import read_id_lines
 from sonorisk.io.scan_region import REGION_SAMPLE, crop_region, estimate_scan_region
 from sonorisk.models.load import load_detector_file
 from sonorisk.models.resolve import resolve_models
+from sonorisk.threads import set_torch_threads
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,8 +44,11 @@ def main() -> int:
     p.add_argument("--lung", default=str(REPO.parent / "shared/data/real_ultrasound_video"))
     p.add_argument("--extra", nargs="*", default=[], help="folders of other videos")
     p.add_argument("--components", type=int, nargs="*", default=[8, 16, 32])
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: other jobs share the cores)"
+    )
     args = p.parse_args()
-    torch.set_num_threads(2)
+    set_torch_threads(args.threads)
     detector = load_detector_file(resolve_models(None).detector)
     model = detector.model
 
