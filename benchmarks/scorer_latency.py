@@ -16,6 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# isort: off
+import sonorisk  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads OpenMP)
+
+# isort: on
 import numpy as np
 import torch
 

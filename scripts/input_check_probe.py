@@ -20,6 +20,10 @@ import argparse
 import glob
 from pathlib import Path
 
+# isort: off
+import sonorisk  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch loads OpenMP)
+
+# isort: on
 import av
 import numpy as np
 import pandas as pd

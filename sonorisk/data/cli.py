@@ -1,4 +1,7 @@
-"""Verbs of sonorisk.data: ``sonorisk synth``; ``sonorisk dataset validate|import-stills|split``."""
+"""Verbs of sonorisk.data: ``sonorisk synth``; ``sonorisk dataset WHAT``.
+
+WHAT: validate, import-stills, split, rescale.
+"""
 
 from __future__ import annotations
 
@@ -74,7 +77,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     synth.add_argument("--table-format", choices=("csv", "parquet"))
     synth.set_defaults(func=_synth)
 
-    dataset = root.add_parser("dataset", help="validate, import and split datasets")
+    dataset = root.add_parser("dataset", help="validate, import, split and rescale datasets")
     verbs = dataset.add_subparsers(dest="dataset_what", metavar="WHAT", required=True)
 
     validate = verbs.add_parser("validate", help="check a dataset folder; list every problem")
@@ -102,6 +105,27 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     split.add_argument("--seed", type=int, default=0)
     split.add_argument("--out", type=Path, required=True, help="splits CSV to write")
     split.set_defaults(func=_split)
+
+    rescale = verbs.add_parser(
+        "rescale",
+        help="copy a dataset with every video scaled after rendering (boxes alike)",
+        description="Write a copy of a dataset folder with every video decoded, resized and "
+        "encoded again, as a clinical export at a lower resolution would be; boxes are scaled "
+        "alike. For measuring how models hold up on video scaled down after it was made.",
+    )
+    rescale.add_argument("--data", type=Path, required=True, help="source dataset folder")
+    how = rescale.add_mutually_exclusive_group(required=True)
+    how.add_argument("--scale", type=finite_float, help="linear factor, > 0 and <= 4 (e.g. 0.5)")
+    how.add_argument("--size", type=_size, help="resize every video to WxH (e.g. 320x240)")
+    rescale.add_argument(
+        "--interpolation", choices=("bilinear", "area"), default="bilinear", help="default bilinear"
+    )
+    rescale.add_argument("--out", type=Path, required=True, help="output dataset folder")
+    rescale.add_argument(
+        "--overwrite", action="store_true", help="write over a dataset already in --out"
+    )
+    rescale.add_argument("--no-progress", action="store_true")
+    rescale.set_defaults(func=_rescale)
 
 
 def _read_ids(path: Path, split: str | None) -> list[str]:
@@ -208,4 +232,20 @@ def _split(args: argparse.Namespace) -> int:
     counts = result.groupby(["split", result.columns[2]]).size().unstack(fill_value=0)
     print(counts.to_string())
     print(f"wrote {args.out}")
+    return 0
+
+
+def _rescale(args: argparse.Namespace) -> int:
+    from sonorisk.data.rescale import rescale_dataset
+
+    out = rescale_dataset(
+        args.data,
+        args.out,
+        scale=args.scale,
+        size=args.size,
+        interpolation=args.interpolation,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    )
+    print(out)
     return 0

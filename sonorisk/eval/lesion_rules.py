@@ -25,6 +25,7 @@ the held-out figures are measured afterwards with the chosen rules.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -34,11 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from sonorisk.errors import InputError
 from sonorisk.eval.roc import auc
 from sonorisk.pipeline.lesions import (
     RISK_RULES,
     ConfidenceModel,
     LesionEvidence,
+    LesionRules,
     LesionVerdict,
     confidence_of,
     video_risk,
@@ -208,6 +211,24 @@ def choose(
     }, table
 
 
+def load_rules(source: str) -> LesionRules:
+    """The rules chosen in a ``--out`` file of this command, or ``"defaults"``."""
+    if source == "defaults":
+        return LesionRules()
+    try:
+        chosen = json.loads(Path(source).read_text())["chosen"]
+        rules = dataclasses.replace(
+            LesionRules(),
+            min_confidence=float(chosen["min_confidence"]),
+            risk_rule=chosen["risk_rule"],
+            confidence=ConfidenceModel(**chosen["confidence"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(source, f"not a rules file of this command: {exc}") from exc
+    rules.validate(source)
+    return rules
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m sonorisk.eval.lesion_rules", description=__doc__.split("\n\n")[0]
@@ -217,6 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--out", required=True, help="JSON: the chosen rules and the table")
     p.add_argument(
+        "--evaluate",
+        metavar="RULES_JSON",
+        help="fit nothing: the operating point of these rules (a --out of this command, "
+        "or 'defaults' for sonorisk's) on the runs",
+    )
+    p.add_argument(
         "--no-monotone",
         dest="monotone",
         action="store_false",
@@ -224,6 +251,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     videos = [v for d, root in args.run for v in read_run(Path(d), Path(root))]
+    if args.evaluate:
+        rules = load_rules(args.evaluate)
+        point = operating_point(videos, rules.confidence, rules.min_confidence)
+        point["risk_rule"] = rules.risk_rule
+        point["auc"] = point[f"auc_{rules.risk_rule}"]
+        point["rules"] = args.evaluate
+        point["runs"] = [d for d, _ in args.run]
+        Path(args.out).write_text(json.dumps(point, indent=2))
+        print(json.dumps(point, indent=2))
+        return 0
     model = fit_confidence(videos, monotone=args.monotone)
     chosen, table = choose(videos, model)
     n = sum(len(v.lesions) for v in videos)

@@ -69,9 +69,16 @@ def augment_clips(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     resample = rand(b) < cfg.resample_prob
     for i in torch.nonzero(resample).flatten().tolist():
         factor = cfg.resample_min + float(rand(1)) * (1.0 - cfg.resample_min)
-        small = (max(1, round(h * factor)), max(1, round(w * factor)))
-        frames = out[i].reshape(1, c * t, h, w)
-        frames = F.interpolate(frames, size=small, mode="area")
-        frames = F.interpolate(frames, size=(h, w), mode="bilinear", align_corners=False)
-        out[i] = frames.reshape(c, t, h, w)
+        out[i] = resample_frames(out[i].reshape(c * t, h, w), factor).reshape(c, t, h, w)
     return out.clamp_(0.0, 1.0)
+
+
+def resample_frames(frames: torch.Tensor, factor: float) -> torch.Tensor:
+    """Float frames ``N x H x W`` shrunk to ``factor`` of their side (by area)
+    and enlarged back (bilinear): what a crop cut from a video ``factor`` times
+    smaller looks like once resized to the model's input. The clip classifier's
+    training and the lesion check's fit both use it."""
+    n, h, w = frames.shape
+    small = (max(1, round(h * factor)), max(1, round(w * factor)))
+    out = F.interpolate(frames.unsqueeze(0), size=small, mode="area")
+    return F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)[0]

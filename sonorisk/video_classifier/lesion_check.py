@@ -35,6 +35,7 @@ from sonorisk.errors import InputError
 from sonorisk.io import open_video
 from sonorisk.records import Box, Detection, Track
 from sonorisk.tracking.postprocess import box_iou
+from sonorisk.video_classifier.augment import resample_frames
 from sonorisk.video_classifier.base import GAPClassifier
 from sonorisk.video_classifier.clips import ClipConfig, clips_from_track
 
@@ -247,11 +248,37 @@ def false_track_samples(
     return out
 
 
+def resampled_clips(
+    clips: np.ndarray, copies: int, factor_min: float, rng: np.random.Generator
+) -> np.ndarray:
+    """``clips`` (uint8 ``N x T x S x S x 3``) followed by ``copies`` resampled
+    copies of each, every copy as if cut from a video ``f`` times smaller,
+    ``f`` drawn uniformly from ``[factor_min, 1]`` per copy."""
+    if copies <= 0:
+        return clips
+    n, t, h, w, c = clips.shape
+    out = [clips]
+    for _ in range(copies):
+        frames = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).reshape(n, t * c, h, w).float()
+        small = torch.stack(
+            [resample_frames(f, float(rng.uniform(factor_min, 1.0))) for f in frames]
+        )
+        back = small.round().clamp(0, 255).to(torch.uint8).reshape(n, t, c, h, w)
+        out.append(back.permute(0, 1, 3, 4, 2).contiguous().numpy())
+    return np.concatenate(out)
+
+
 def sample_features(
     model: GAPClassifier,
     samples: Sequence[TrackSample],
+    resample: int = 0,
+    resample_min: float = 0.5,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Features of every clip of every sample, their labels and sample indices."""
+    """Features of every clip of every sample, their labels and sample indices;
+    with ``resample`` > 0, also of that many resampled copies of each clip
+    (``resampled_clips``), so the check does not learn one video size's grain."""
+    rng = np.random.default_rng(seed)
     feats: list[np.ndarray] = []
     labels: list[int] = []
     owner: list[int] = []
@@ -259,7 +286,8 @@ def sample_features(
         crops = track_crops(sample.video, sample.boxes, model.config.clips)
         if not crops:
             continue
-        f = pooled_features(model, np.stack(crops))
+        clips = resampled_clips(np.stack(crops), resample, resample_min, rng)
+        f = pooled_features(model, clips)
         feats.append(f)
         labels += [sample.label] * len(f)
         owner += [k] * len(f)
@@ -299,9 +327,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--groups", help="use only these groups of every dataset (one a line)")
     p.add_argument("--c", type=finite_float, default=0.1, help="inverse L2 strength (default 0.1)")
+    p.add_argument(
+        "--resample",
+        type=int,
+        default=0,
+        help="also fit on N resampled copies of every clip, as cut from smaller video (default 0)",
+    )
+    p.add_argument(
+        "--resample-min",
+        type=finite_float,
+        default=0.5,
+        help="smallest size factor of a resampled copy, in (0, 1] (default 0.5)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="classifier checkpoint with the check")
     args = p.parse_args(argv)
+    if args.resample < 0:
+        p.error(f"--resample must be 0 or more, got {args.resample}")
+    if not 0.0 < args.resample_min <= 1.0:
+        p.error(f"--resample-min must be in (0, 1], got {args.resample_min}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -329,7 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"a {model.kind!r} classifier has no pooled "
             "features for a lesion check (GAP models only)",
         )
-    features, labels, _ = sample_features(model, samples)
+    features, labels, _ = sample_features(
+        model, samples, args.resample, args.resample_min, args.seed
+    )
     weight, bias = fit_check(features, labels, args.c, args.seed)
     log.info(
         "fitted on %d clips (%d lesion, %d not)",
@@ -353,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "false_tracks": [b for b, _ in args.false_tracks],
         },
         "c": args.c,
+        "resample": {"copies": args.resample, "min_factor": args.resample_min},
     }
     payload["training_data"] = info
     atomic_torch_save(payload, Path(args.out))

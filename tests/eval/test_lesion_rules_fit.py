@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,35 @@ def test_choose_picks_the_threshold_that_gives_one_lesion_and_no_false_one() -> 
     assert table[0]["scored_per_lesion_free_sweep"] > best["scored_per_lesion_free_sweep"]
     assert chosen["risk_rule"] == "most_confident_lesion"  # ties go to the safe rule
     assert chosen["development"][f"auc_{chosen['risk_rule']}"] > 0.9
+
+
+def test_rules_written_by_a_fit_evaluate_to_the_same_point(tmp_path, monkeypatch) -> None:
+    from sonorisk.errors import ConfigError, InputError
+    from sonorisk.eval import lesion_rules
+    from sonorisk.pipeline.lesions import LesionRules
+
+    videos = _development()
+    monkeypatch.setattr(lesion_rules, "read_run", lambda d, root: videos)
+    fitted = tmp_path / "rules.json"
+    assert lesion_rules.main(["--run", "runs", "data", "--out", str(fitted)]) == 0
+    chosen = lesion_rules.load_rules(str(fitted))
+    assert chosen.min_confidence == json.loads(fitted.read_text())["chosen"]["min_confidence"]
+    point = tmp_path / "point.json"
+    args = ["--run", "runs", "data", "--out", str(point)]
+    assert lesion_rules.main([*args, "--evaluate", str(fitted)]) == 0
+    got = json.loads(point.read_text())
+    want = json.loads(fitted.read_text())["chosen"]["development"]
+    assert got["exactly_one"] == want["exactly_one"] and got["threshold"] == want["threshold"]
+    assert got["auc"] == want[f"auc_{got['risk_rule']}"]
+    # "defaults": sonorisk's own rules, at their threshold.
+    assert lesion_rules.main([*args, "--evaluate", "defaults"]) == 0
+    assert json.loads(point.read_text())["threshold"] == LesionRules().min_confidence
+    # Files that are not rules are named in the error.
+    (tmp_path / "bad.json").write_text('{"table": []}')
+    with pytest.raises(InputError, match="bad.json"):
+        lesion_rules.load_rules(str(tmp_path / "bad.json"))
+    document = json.loads(fitted.read_text())
+    document["chosen"]["risk_rule"] = "loudest"
+    (tmp_path / "rule.json").write_text(json.dumps(document))
+    with pytest.raises(ConfigError, match="risk_rule"):
+        lesion_rules.load_rules(str(tmp_path / "rule.json"))

@@ -71,3 +71,23 @@ def test_closing_early_stops_the_decoder(make_video):
 def test_bad_color_argument(make_video):
     with pytest.raises(ValueError, match="color"):
         open_video(make_video("c.avi", n=2), color="bgr")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("codec", ["mjpeg", "mpeg4", "mpeg2video"])
+def test_writer_keeps_one_quality_on_every_frame(tmp_path, codec) -> None:
+    """The quantiser reaches the encoder: the 12th frame of a still scene is as
+    close to the source as the first (a rate-controlled encoder, what ffmpeg's
+    ``q:v`` given through PyAV left, blurs each frame more than the last)."""
+    import cv2
+
+    from sonorisk.io.writer import write_video
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur((rng.random((240, 320, 3)) * 255).astype(np.uint8), (0, 0), 1.5)
+    path = tmp_path / f"still.{codec}.avi"
+    assert write_video(path, [image] * 12, fps=30.0, codec=codec) == 12
+    with open_video(path, color="rgb") as video:
+        errors = [np.abs(f.image.astype(float) - image).mean() for f in video]
+    assert len(errors) == 12
+    assert errors[0] < 6.0  # near the source at q 3-4 (chroma is subsampled)
+    assert max(errors) < errors[0] + 0.5

@@ -104,3 +104,40 @@ def test_check_is_fitted_from_a_dataset_and_survives_a_checkpoint(tmp_path, phan
     scores = loaded.predict(np.stack(crops), heatmaps=False)
     p = np.asarray([s.lesion_probability for s in scores])
     assert p[labels == 1].mean() > p[labels == 0].mean()
+
+
+def test_resampled_copies_follow_the_originals_and_lose_fine_grain() -> None:
+    rng = np.random.default_rng(4)
+    # Fine speckle (one-pixel noise) on a smooth ramp: what shrinking removes.
+    ramp = np.linspace(40, 200, 32)[None, None, :, None, None]
+    noise = rng.integers(-30, 31, size=(3, 4, 32, 32, 3))
+    clips = np.clip(ramp.transpose(0, 1, 3, 2, 4) + noise, 0, 255).astype(np.uint8)
+    out = lc.resampled_clips(clips, copies=2, factor_min=0.5, rng=np.random.default_rng(0))
+    assert out.shape == (9, 4, 32, 32, 3) and out.dtype == np.uint8
+    assert np.array_equal(out[:3], clips)  # the originals first, unchanged
+    copies = out[3:].astype(float)
+    originals = np.concatenate([clips, clips]).astype(float)
+    # Same picture (the ramp stays), less pixel-scale grain.
+    assert np.abs(copies.mean(axis=(1, 2, 3, 4)) - originals.mean(axis=(1, 2, 3, 4))).max() < 2
+    grain = np.abs(np.diff(originals, axis=3)).mean()
+    assert np.abs(np.diff(copies, axis=3)).mean() < 0.8 * grain
+    # No copies asked for: the clips themselves.
+    assert lc.resampled_clips(clips, 0, 0.5, rng) is clips
+
+
+def test_resampling_is_recorded_and_bad_options_refused(tmp_path, phantom_dir) -> None:
+    model = build_classifier(tiny_config("i3d"))
+    ckpt = save_checkpoint(tmp_path / "cls.pt", model, training_data={"synthetic": True})
+    args = ["--classifier", str(ckpt), "--lesions", str(phantom_dir), "--c", "10"]
+    out = tmp_path / "with_check.pt"
+    assert lc.main([*args, "--resample", "1", "--resample-min", "0.6", "--out", str(out)]) == 0
+    info = load_classifier(out).checkpoint_info["training_data"]["lesion_check"]
+    assert info["resample"] == {"copies": 1, "min_factor": 0.6}
+    # Twice the clips of a fit without copies.
+    plain = tmp_path / "plain.pt"
+    assert lc.main([*args, "--out", str(plain)]) == 0
+    plain_info = load_classifier(plain).checkpoint_info["training_data"]["lesion_check"]
+    assert sum(info["clips"].values()) == 2 * sum(plain_info["clips"].values())
+    for bad in (["--resample", "-1"], ["--resample-min", "0"], ["--resample-min", "1.5"]):
+        with pytest.raises(SystemExit):
+            lc.main([*args, *bad, "--out", str(tmp_path / "x.pt")])
