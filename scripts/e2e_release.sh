@@ -29,12 +29,7 @@ HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE
 started=$(date +%s)
 say() { echo "[e2e $(( $(date +%s) - started ))s] $*"; }
-batch() {  # OUT_CSV MODELS [EXTRA...] -- INPUTS...
-    local csv=$1 models=$2; shift 2
-    [[ -f ${csv%.csv}.done ]] && return 0
-    sonorisk batch --models "$models" --out "$csv" --workers 2 --threads 1 --no-progress "$@"
-    touch "${csv%.csv}.done"
-}
+source scripts/lib/runs.sh
 
 # 1. Sweeps: development (training groups, new seeds) and held-out screen captures.
 OUT=$DATA bash scripts/e2e_data.sh
@@ -56,21 +51,10 @@ b = [g for g in groups if g not in set(a)]
 open(f"{out}/groups_A.txt", "w").write("\n".join(a) + "\n")
 open(f"{out}/groups_B.txt", "w").write("\n".join(b) + "\n")
 PY
-python3 - "$OUT" <<'PY'
-import os, sys
-import pandas as pd
-out = sys.argv[1]
-for split in "AB":
-    groups = set(open(f"{out}/groups_{split}.txt").read().split())
-    for name in ("dev_sweeps", "dev_normal_sweeps", "dev_screen_sweeps"):
-        table = pd.read_csv(f"{out}/{name}/videos.csv")
-        folder = f"{out}/dev{split}/{name}"
-        os.makedirs(folder, exist_ok=True)
-        for file in table[table.group.isin(groups)].file:
-            link = f"{folder}/{os.path.basename(file)}"
-            if not os.path.exists(link):
-                os.symlink(os.path.abspath(f"{out}/{name}/{file}"), link)
-PY
+for split in A B; do
+    link_groups "$OUT" "$OUT/groups_$split.txt" "$OUT/dev$split" dev_sweeps dev_normal_sweeps \
+        dev_screen_sweeps
+done
 
 # 3. The pipeline's own false tracks on A: this detector with the release's
 # classifier, which has no lesion check (so every track is scored).
@@ -87,16 +71,8 @@ batch "$OUT/devA/batch.csv" "$BASE" "$OUT/devA/dev_sweeps" "$OUT/devA/dev_normal
     "$OUT/devA/dev_screen_sweeps"
 
 # 4. The lesion check: lesions vs background and false tracks, groups A only.
-if [[ ! -f $OUT/classifier_check.pt ]]; then
-    say "fitting the lesion check"
-    python3 -m sonorisk.video_classifier.lesion_check --classifier "$REL/classifier/best.pt" \
-        --groups "$OUT/groups_A.txt" --lesions "$REL/train_sweeps" "$OUT/dev_sweeps" \
-        --lesion-free "$OUT/dev_normal_sweeps" \
-        --false-tracks "$OUT/devA/batch.json" "$OUT/dev_sweeps" \
-        --false-tracks "$OUT/devA/batch.json" "$OUT/dev_normal_sweeps" \
-        --false-tracks "$OUT/devA/batch.json" "$OUT/dev_screen_sweeps" \
-        --out "$OUT/classifier_check.pt"
-fi
+say "the lesion check"
+fit_lesion_check "$REL/classifier/best.pt" "$OUT" "$REL" "$OUT/classifier_check.pt"
 
 # 5. A bundle with the check (no figures yet), run on B with every track scored.
 DEV_BUNDLE=$OUT/dev_bundle/$NAME/$VERSION

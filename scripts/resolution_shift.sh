@@ -9,16 +9,31 @@
 #   SIZE=240x180 bash scripts/resolution_shift.sh
 #   SIZE=480x360 bash scripts/resolution_shift.sh # the release's own size: its figures
 #
+# AFTER=1: the release's own 480x360 held-out sweeps scaled to SIZE after
+# rendering (`sonorisk dataset rescale`: the speckle grain shrinks with the
+# tissue, as in a smaller export of the same scan) instead of rendered at SIZE.
+#
+#   AFTER=1 bash scripts/resolution_shift.sh      # ~10 min on 2 cores
+#   AFTER=1 MODELS=path/to/bundle OUT=runs/x bash scripts/resolution_shift.sh
+#
 # Steps whose output exists are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUSI=${BUSI:-../shared/data/busi}
 SIZE=${SIZE:-320x240}
-OUT=${OUT:-runs/resolution_shift/$SIZE}
+AFTER=${AFTER:-0}
+OUT=${OUT:-runs/resolution_shift/$SIZE$([[ $AFTER == 1 ]] && echo -after)}
 MODELS=${MODELS:-sonorisk-busi}
+REL=${REL:-runs/release}
 HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
+if [[ $AFTER == 1 ]]; then
+    for name in sweeps normal_sweeps; do
+        [[ -f $OUT/$name/videos.csv ]] || sonorisk dataset rescale --size "$SIZE" \
+            --data "$REL/heldout_$name" --out "$OUT/$name" --no-progress > /dev/null
+    done
+else
 read -r n_lesion n_normal <<< "$(python3 - "$BUSI" "$HELD" <<'PY'
 import csv, sys
 from sonorisk.data.splits import read_id_lines
@@ -34,6 +49,7 @@ synth() {  # OUT_DIR LABELS N SEED (scripts/release.sh's held-out sweeps, at SIZ
 }
 synth "$OUT/sweeps" benign,malignant "$n_lesion" 31
 synth "$OUT/normal_sweeps" normal "$n_normal" 32
+fi
 [[ -f $OUT/batch.done ]] || { sonorisk batch --models "$MODELS" --out "$OUT/batch.csv" \
     --workers 2 --threads 1 --no-progress "$OUT/sweeps/videos" "$OUT/normal_sweeps/videos" \
     > "$OUT/batch.log" 2>&1; touch "$OUT/batch.done"; }

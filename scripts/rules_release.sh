@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# A release that changes only the lesion rules (issue 14): the base bundle's
-# detector, clip classifier and still classifier byte for byte, the rules refitted
+# A release that changes only the lesion rules, or the lesion check and the rules
+# (issue 14): the base bundle's detector and still classifier byte for byte, its
+# clip classifier byte for byte or with another lesion check, the rules refitted
 # on development split B (sonorisk.eval.lesion_rules, monotone fit), the held-out
 # end-to-end figures measured again through `sonorisk batch` with those rules,
-# and the bundle exported with them. sonorisk-busi 1.4.0:
+# and the bundle exported with them. sonorisk-busi 1.4.0 (rules only):
 #
 #   bash scripts/rules_release.sh            # ~35 min on 2 cores
 #   INSTALL=1 bash scripts/rules_release.sh  # and put it in sonorisk/bundled
+#
+# A new check (scripts/check_rescale.sh made the development bundle and run):
+#
+#   VERSION=1.5.0 BASE_VERSION=1.4.0 OUT=runs/check_release \
+#     MODELS=runs/check_rescale/dev_bundle/sonorisk-busi/1.5.0 \
+#     DEVB_RUN=runs/check_rescale/devB/candidate.json bash scripts/rules_release.sh
 #
 # Needs the development runs of scripts/e2e_release.sh (DEV: runs/e2e_v2, made
 # for 1.2.0's detector and classifier, which 1.3.0 and 1.4.0 ship) and the
@@ -24,6 +31,10 @@ REL=${REL:-runs/release}
 OUT=${OUT:-runs/rules_release}
 REAL=${REAL_VIDEO:-../shared/data/real_ultrasound_video}
 HELD=configs/release/heldout_groups.txt
+# A new lesion check (scripts/check_rescale.sh): MODELS, a development bundle
+# whose classifier is the base's with that check; DEVB_RUN, its every-track run
+# on split B.
+DEVB_RUN=${DEVB_RUN:-$DEV/devB/batch.json}
 export OMP_WAIT_POLICY=PASSIVE
 started=$(date +%s)
 say() { echo "[rules $(( $(date +%s) - started ))s] $*"; }
@@ -38,12 +49,14 @@ if [[ ! -f $BASE/metadata.json ]]; then  # the base left the package: take it fr
     fi
 fi
 sonorisk models verify "$BASE" > /dev/null
+MODELS=${MODELS:-$BASE}
+CLASSIFIER=$MODELS/classifier.safetensors
 
 # 1. The rules, on development split B only (every track scored there).
 [[ -f $OUT/lesion_rules.json ]] || python3 -m sonorisk.eval.lesion_rules \
-    --run "$DEV/devB/batch.json" "$DEV/dev_sweeps" \
-    --run "$DEV/devB/batch.json" "$DEV/dev_normal_sweeps" \
-    --run "$DEV/devB/batch.json" "$DEV/dev_screen_sweeps" --out "$OUT/lesion_rules.json" > /dev/null
+    --run "$DEVB_RUN" "$DEV/dev_sweeps" \
+    --run "$DEVB_RUN" "$DEV/dev_normal_sweeps" \
+    --run "$DEVB_RUN" "$DEV/dev_screen_sweeps" --out "$OUT/lesion_rules.json" > /dev/null
 python3 - "$OUT/lesion_rules.json" <<'PY'
 import json, sys
 from sonorisk.config import to_dict
@@ -58,19 +71,15 @@ if got != want:
 print(f"rules: {got}")
 PY
 
-# 2. Held-out figures with the defaults (the fitted rules) and the base's models.
-batch() {  # OUT_CSV INPUTS...
-    local csv=$1; shift
-    [[ -f ${csv%.csv}.done ]] && return 0
-    sonorisk batch --models "$BASE" --out "$csv" --workers 2 --threads 1 --no-progress "$@"
-    touch "${csv%.csv}.done"
-}
+# 2. Held-out figures with the defaults (the fitted rules) and the models to ship.
+source scripts/lib/runs.sh
 say "held-out sweeps (480x360)"
-batch "$OUT/eval/end_to_end.csv" "$REL/heldout_sweeps/videos" "$REL/heldout_normal_sweeps/videos"
+batch "$OUT/eval/end_to_end.csv" "$MODELS" "$REL/heldout_sweeps/videos" \
+    "$REL/heldout_normal_sweeps/videos"
 say "out of scope: real lung clips"
-batch "$OUT/eval/out_of_scope.csv" "$REAL"
+batch "$OUT/eval/out_of_scope.csv" "$MODELS" "$REAL"
 say "held-out screen captures (1920x1080)"
-batch "$OUT/eval/screen.csv" "$DEV/heldout_screen_sweeps/videos" \
+batch "$OUT/eval/screen.csv" "$MODELS" "$DEV/heldout_screen_sweeps/videos" \
     "$DEV/heldout_normal_screen_sweeps/videos"
 python3 -m sonorisk.eval.heldout --sweeps "$REL/heldout_sweeps/videos.csv" \
     --batch "$OUT/eval/end_to_end.csv" --lesion-free "$REL/heldout_normal_sweeps/videos.csv" \
@@ -86,15 +95,28 @@ json.dump(meta["still_classifier"], open(sys.argv[2], "w"))
 PY
 say "exporting $NAME $VERSION"
 python3 -m sonorisk.models.release --detector "$BASE/detector.safetensors" \
-    --classifier "$BASE/classifier.safetensors" --metrics-from "$BASE" \
+    --classifier "$CLASSIFIER" --metrics-from "$BASE" \
     --metrics "$OUT/eval/metrics.json" --still-classifier "$BASE/still_classifier.safetensors" \
     --still-figures "$OUT/still.json" --out "$OUT/bundle" --version "$VERSION" \
     --heldout-groups "$HELD" > /dev/null
 NEW=$OUT/bundle/$NAME/$VERSION
 sonorisk models verify "$NEW"
-for f in detector classifier still_classifier; do
+for f in detector still_classifier; do
     cmp "$BASE/$f.safetensors" "$NEW/$f.safetensors"
 done
+if [[ $CLASSIFIER == "$BASE/classifier.safetensors" ]]; then
+    cmp "$BASE/classifier.safetensors" "$NEW/classifier.safetensors"
+else  # a new lesion check only: the trunk and the malignancy head are the base's
+    python3 - "$BASE/classifier.safetensors" "$NEW/classifier.safetensors" <<'PY'
+import sys
+from safetensors.torch import load_file
+base, new = load_file(sys.argv[1]), load_file(sys.argv[2])
+assert base.keys() == new.keys(), "the classifiers' tensors differ"
+changed = sorted(k for k in base if not base[k].equal(new[k]))
+assert changed and all(k.startswith("lesion_head.") for k in changed), changed
+print(f"classifier: the base's but for {changed}")
+PY
+fi
 if [[ ${INSTALL:-0} == 1 ]]; then
     rm -rf "sonorisk/bundled/$NAME/$VERSION"
     cp -r "$NEW" "sonorisk/bundled/$NAME/$VERSION"

@@ -76,8 +76,8 @@ def augment_clips(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
 def resample_frames(frames: torch.Tensor, factor: float) -> torch.Tensor:
     """Float frames ``N x H x W`` shrunk to ``factor`` of their side (by area)
     and enlarged back (bilinear): what a crop cut from a video ``factor`` times
-    smaller looks like once resized to the model's input. The clip classifier's
-    training and the lesion check's fit both use it."""
+    smaller looks like once resized to the model's input (when the crop was cut
+    from at least its own size of source pixels)."""
     n, h, w = frames.shape
     small = (max(1, round(h * factor)), max(1, round(w * factor)))
     out = F.interpolate(frames.unsqueeze(0), size=small, mode="area")

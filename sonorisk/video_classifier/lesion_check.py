@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -35,7 +36,6 @@ from sonorisk.errors import InputError
 from sonorisk.io import open_video
 from sonorisk.records import Box, Detection, Track
 from sonorisk.tracking.postprocess import box_iou
-from sonorisk.video_classifier.augment import resample_frames
 from sonorisk.video_classifier.base import GAPClassifier
 from sonorisk.video_classifier.clips import ClipConfig, clips_from_track
 
@@ -55,21 +55,56 @@ class TrackSample:
     kind: str  # "lesion", "background", "false_track"
 
 
-def track_crops(
-    video: Path, boxes: Mapping[int, Box], clip_config: ClipConfig, fps: float | None = None
-) -> list[np.ndarray]:
-    """The clips (``T x S x S x 3`` uint8) the pipeline would cut along ``boxes``."""
+def track_frames(
+    video: Path, boxes: Mapping[int, Box]
+) -> tuple[dict[int, np.ndarray], float | None]:
+    """The decoded RGB frames a track's boxes lie on, and the video's frame rate."""
     wanted = set(boxes)
     frames: dict[int, np.ndarray] = {}
     with open_video(video, color="rgb") as source:
-        fps = fps or source.meta.fps
+        fps = source.meta.fps
         for frame in source:
             if frame.index in wanted:
                 frames[frame.index] = frame.image
             if frame.index >= max(wanted):
                 break
+    return frames, fps
+
+
+def crops_at_scale(
+    frames: Mapping[int, np.ndarray],
+    boxes: Mapping[int, Box],
+    clip_config: ClipConfig,
+    fps: float | None,
+    scale: float = 1.0,
+) -> list[np.ndarray]:
+    """The clips the pipeline would cut along ``boxes`` from ``frames`` made
+    ``scale`` times their size first (area interpolation), as from a smaller
+    export of the same video: the lesion covers fewer pixels, so its crop is
+    enlarged more to the model's input, which is what shrinking the crop alone
+    would not show."""
+    if scale != 1.0:
+        frames = {
+            i: cv2.resize(
+                image,
+                (max(2, round(image.shape[1] * scale)), max(2, round(image.shape[0] * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
+            for i, image in frames.items()
+        }
+        boxes = {
+            i: (b[0] * scale, b[1] * scale, b[2] * scale, b[3] * scale) for i, b in boxes.items()
+        }
     track = Track(0, [Detection(i, (*boxes[i],), 1.0) for i in sorted(boxes) if i in frames])
     return [c.crops for c in clips_from_track(track, frames, clip_config, fps)]
+
+
+def track_crops(
+    video: Path, boxes: Mapping[int, Box], clip_config: ClipConfig, fps: float | None = None
+) -> list[np.ndarray]:
+    """The clips (``T x S x S x 3`` uint8) the pipeline would cut along ``boxes``."""
+    frames, video_fps = track_frames(video, boxes)
+    return crops_at_scale(frames, boxes, clip_config, fps or video_fps)
 
 
 def background_boxes(
@@ -248,26 +283,6 @@ def false_track_samples(
     return out
 
 
-def resampled_clips(
-    clips: np.ndarray, copies: int, factor_min: float, rng: np.random.Generator
-) -> np.ndarray:
-    """``clips`` (uint8 ``N x T x S x S x 3``) followed by ``copies`` resampled
-    copies of each, every copy as if cut from a video ``f`` times smaller,
-    ``f`` drawn uniformly from ``[factor_min, 1]`` per copy."""
-    if copies <= 0:
-        return clips
-    n, t, h, w, c = clips.shape
-    out = [clips]
-    for _ in range(copies):
-        frames = torch.from_numpy(clips).permute(0, 1, 4, 2, 3).reshape(n, t * c, h, w).float()
-        small = torch.stack(
-            [resample_frames(f, float(rng.uniform(factor_min, 1.0))) for f in frames]
-        )
-        back = small.round().clamp(0, 255).to(torch.uint8).reshape(n, t, c, h, w)
-        out.append(back.permute(0, 1, 3, 4, 2).contiguous().numpy())
-    return np.concatenate(out)
-
-
 def sample_features(
     model: GAPClassifier,
     samples: Sequence[TrackSample],
@@ -276,18 +291,24 @@ def sample_features(
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Features of every clip of every sample, their labels and sample indices;
-    with ``resample`` > 0, also of that many resampled copies of each clip
-    (``resampled_clips``), so the check does not learn one video size's grain."""
+    with ``resample`` > 0, also of the clips of that many copies of each sample
+    cut from its frames scaled by a factor drawn from ``[resample_min, 1]``
+    (``crops_at_scale``), so the check does not learn one video size's grain."""
     rng = np.random.default_rng(seed)
     feats: list[np.ndarray] = []
     labels: list[int] = []
     owner: list[int] = []
     for k, sample in enumerate(samples):
-        crops = track_crops(sample.video, sample.boxes, model.config.clips)
+        frames, fps = track_frames(sample.video, sample.boxes)
+        scales = [1.0, *(float(rng.uniform(resample_min, 1.0)) for _ in range(resample))]
+        crops = [
+            c
+            for scale in scales
+            for c in crops_at_scale(frames, sample.boxes, model.config.clips, fps, scale)
+        ]
         if not crops:
             continue
-        clips = resampled_clips(np.stack(crops), resample, resample_min, rng)
-        f = pooled_features(model, clips)
+        f = pooled_features(model, np.stack(crops))
         feats.append(f)
         labels += [sample.label] * len(f)
         owner += [k] * len(f)
@@ -331,13 +352,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--resample",
         type=int,
         default=0,
-        help="also fit on N resampled copies of every clip, as cut from smaller video (default 0)",
+        help="also fit on N copies of every track cut from its frames made smaller, as "
+        "from a smaller export (default 0)",
     )
     p.add_argument(
         "--resample-min",
         type=finite_float,
         default=0.5,
-        help="smallest size factor of a resampled copy, in (0, 1] (default 0.5)",
+        help="smallest size factor of such a copy, in (0, 1] (default 0.5)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="classifier checkpoint with the check")
@@ -399,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "false_tracks": [b for b, _ in args.false_tracks],
         },
         "c": args.c,
+        # copies of every track cut from its frames scaled by min_factor..1
         "resample": {"copies": args.resample, "min_factor": args.resample_min},
     }
     payload["training_data"] = info

@@ -106,23 +106,23 @@ def test_check_is_fitted_from_a_dataset_and_survives_a_checkpoint(tmp_path, phan
     assert p[labels == 1].mean() > p[labels == 0].mean()
 
 
-def test_resampled_copies_follow_the_originals_and_lose_fine_grain() -> None:
+def test_crops_of_smaller_frames_show_the_same_place_with_less_grain() -> None:
+    clips = tiny_config("i3d").clips
     rng = np.random.default_rng(4)
-    # Fine speckle (one-pixel noise) on a smooth ramp: what shrinking removes.
-    ramp = np.linspace(40, 200, 32)[None, None, :, None, None]
-    noise = rng.integers(-30, 31, size=(3, 4, 32, 32, 3))
-    clips = np.clip(ramp.transpose(0, 1, 3, 2, 4) + noise, 0, 255).astype(np.uint8)
-    out = lc.resampled_clips(clips, copies=2, factor_min=0.5, rng=np.random.default_rng(0))
-    assert out.shape == (9, 4, 32, 32, 3) and out.dtype == np.uint8
-    assert np.array_equal(out[:3], clips)  # the originals first, unchanged
-    copies = out[3:].astype(float)
-    originals = np.concatenate([clips, clips]).astype(float)
-    # Same picture (the ramp stays), less pixel-scale grain.
-    assert np.abs(copies.mean(axis=(1, 2, 3, 4)) - originals.mean(axis=(1, 2, 3, 4))).max() < 2
-    grain = np.abs(np.diff(originals, axis=3)).mean()
-    assert np.abs(np.diff(copies, axis=3)).mean() < 0.8 * grain
-    # No copies asked for: the clips themselves.
-    assert lc.resampled_clips(clips, 0, 0.5, rng) is clips
+    # Fine speckle (one-pixel noise) on a smooth ramp: what a smaller export loses.
+    ramp = np.linspace(40, 200, 160)[None, :, None]
+    frames = {
+        i: np.clip(ramp + rng.integers(-40, 41, size=(120, 160, 3)), 0, 255).astype(np.uint8)
+        for i in range(12)
+    }
+    boxes = {i: (40.0 + i, 30.0, 72.0 + i, 62.0) for i in range(12)}  # about the crop size
+    full = lc.crops_at_scale(frames, boxes, clips, fps=30.0)
+    half = lc.crops_at_scale(frames, boxes, clips, fps=30.0, scale=0.5)
+    assert len(full) == len(half) >= 1 and full[0].shape == half[0].shape
+    a, b = np.stack(full).astype(float), np.stack(half).astype(float)
+    # The same place of the frame (the ramp under the box), with less pixel-scale grain.
+    assert abs(a.mean() - b.mean()) < 3
+    assert np.abs(np.diff(b, axis=3)).mean() < 0.7 * np.abs(np.diff(a, axis=3)).mean()
 
 
 def test_resampling_is_recorded_and_bad_options_refused(tmp_path, phantom_dir) -> None:

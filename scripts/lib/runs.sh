@@ -1,0 +1,48 @@
+# Steps the release scripts share. Source it from the repository root:
+#   source scripts/lib/runs.sh
+# Every step is skipped when its output exists, so a stopped script resumes.
+
+# batch OUT_CSV MODELS [BATCH_ARGS...] INPUTS...: `sonorisk batch` with 2 workers
+# of 1 thread (the 2-core machine's best), done once (OUT_CSV minus .csv, plus .done).
+batch() {
+    local csv=$1 models=$2; shift 2
+    [[ -f ${csv%.csv}.done ]] && return 0
+    sonorisk batch --models "$models" --out "$csv" --workers 2 --threads 1 --no-progress "$@"
+    touch "${csv%.csv}.done"
+}
+
+# fit_lesion_check CLASSIFIER DEV REL OUT_PT [EXTRA...]: the "not a lesion" check
+# on development split A: the lesions of the training sweeps and of A's sweeps,
+# background boxes beside them and in lesion-free sweeps, and the false tracks
+# of the batch run on A (scripts/e2e_release.sh steps 1-3 make DEV).
+fit_lesion_check() {
+    local classifier=$1 dev=$2 rel=$3 out=$4; shift 4
+    [[ -f $out ]] && return 0
+    python3 -m sonorisk.video_classifier.lesion_check --classifier "$classifier" \
+        --groups "$dev/groups_A.txt" --lesions "$rel/train_sweeps" "$dev/dev_sweeps" \
+        --lesion-free "$dev/dev_normal_sweeps" \
+        --false-tracks "$dev/devA/batch.json" "$dev/dev_sweeps" \
+        --false-tracks "$dev/devA/batch.json" "$dev/dev_normal_sweeps" \
+        --false-tracks "$dev/devA/batch.json" "$dev/dev_screen_sweeps" \
+        "$@" --out "$out"
+}
+
+# link_groups ROOT GROUPS_FILE DEST NAME...: DEST/NAME/ gets a link to every video
+# of the dataset ROOT/NAME whose group is listed in GROUPS_FILE (a folder that
+# `sonorisk batch` takes: one split of a dataset, nothing copied).
+link_groups() {
+    python3 - "$@" <<'PY'
+import os, sys
+import pandas as pd
+root, groups_file, dest, *names = sys.argv[1:]
+groups = set(open(groups_file).read().split())
+for name in names:
+    table = pd.read_csv(f"{root}/{name}/videos.csv")
+    folder = f"{dest}/{name}"
+    os.makedirs(folder, exist_ok=True)
+    for file in table[table.group.isin(groups)].file:
+        link = f"{folder}/{os.path.basename(file)}"
+        if not os.path.exists(link):
+            os.symlink(os.path.abspath(f"{root}/{name}/{file}"), link)
+PY
+}
