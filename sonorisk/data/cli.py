@@ -120,6 +120,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     rescale.add_argument(
         "--interpolation", choices=("bilinear", "area"), default="bilinear", help="default bilinear"
     )
+    rescale.add_argument(
+        "--qscale",
+        type=int,
+        help="encoder quantiser, 2 (best) to 31 (worst), MJPEG/MPEG-4/MPEG-2 only "
+        "(default: the writer's, MJPEG 3): a more compressed export",
+    )
     rescale.add_argument("--out", type=Path, required=True, help="output dataset folder")
     rescale.add_argument(
         "--overwrite", action="store_true", help="write over a dataset already in --out"
@@ -244,6 +250,7 @@ def _rescale(args: argparse.Namespace) -> int:
         scale=args.scale,
         size=args.size,
         interpolation=args.interpolation,
+        qscale=args.qscale,
         overwrite=args.overwrite,
         progress=not args.no_progress,
     )

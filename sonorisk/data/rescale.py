@@ -33,7 +33,7 @@ from sonorisk.data.frames import read_still
 from sonorisk.data.parse import finite, opt_str
 from sonorisk.errors import InputError
 from sonorisk.io.source import MAX_SIDE
-from sonorisk.io.writer import CODECS, VideoWriter
+from sonorisk.io.writer import CODECS, QSCALE_CODECS, VideoWriter
 from sonorisk.records import Box
 
 INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
@@ -184,6 +184,7 @@ class _Scaling:
     scale: float | None
     size: tuple[int, int] | None
     interpolation: str
+    qscale: int | None = None  # the encoder's quantiser (None: the writer's default)
 
     def output_size(self, width: int, height: int, even: bool) -> tuple[int, int]:
         return output_size(width, height, self.scale, self.size, even)
@@ -231,7 +232,9 @@ def _rescale_video(
             width, height = item.frames[0].width, item.frames[0].height
         new_size = scaling.output_size(width, height, even=item.codec != "rawvideo")
         fps = item.fps or video.meta.fps or 30.0
-        with VideoWriter(out / item.file, fps, *new_size, codec=item.codec) as writer:
+        with VideoWriter(
+            out / item.file, fps, *new_size, codec=item.codec, qscale=scaling.qscale
+        ) as writer:
             for frame in video:
                 _check_frame_size(path, frame.image, (width, height))
                 writer.write(scaling.resize(frame.image, new_size))
@@ -252,6 +255,7 @@ def rescale_dataset(
     interpolation: str = "bilinear",
     codec: str | None = None,
     *,
+    qscale: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> Path:
@@ -264,23 +268,33 @@ def rescale_dataset(
     MJPEG, at the same frame rate; still images are written as images of the
     same name. Boxes are scaled by the x and y factors, COCO areas by their
     product; lesion ids, frames without boxes and every table column are kept
-    (``width``/``height`` updated, ``codec`` set). Masks and contact sheets
-    are not copied. Returns ``out``.
+    (``width``/``height`` updated, ``codec`` set). ``qscale``: the encoder's
+    quantiser (2 best to 31 worst; MJPEG, MPEG-4, MPEG-2 only), for an export
+    more compressed than the writer's default (MJPEG 3). Masks and contact
+    sheets are not copied. Returns ``out``.
     """
     source, out = Path(source), Path(out)
     _check_arguments(scale, size, interpolation, codec)
     _check_paths(source, out, overwrite)
     items, source_description = _plan(source, codec, size)
+    if qscale is not None:
+        if not 2 <= qscale <= 31:
+            raise InputError("qscale", f"must be 2 (best) to 31 (worst), got {qscale}")
+        bad = sorted({i.codec for i in items if i.codec and i.codec not in QSCALE_CODECS})
+        if bad:
+            raise InputError("qscale", f"{', '.join(bad)} take no quantiser")
     table_format = "csv" if (source / TABLE_CSV).is_file() else "parquet"
     stale = out / (TABLE_PARQUET if table_format == "csv" else TABLE_CSV)
     if overwrite and stale.is_file():
         stale.unlink()  # the loader reads videos.csv before videos.parquet
     how = f"size {size[0]}x{size[1]}" if size is not None else f"scale {scale:g}"
+    if qscale is not None:
+        how += f", quantiser {qscale}"
     description = f"{source} rescaled after rendering ({how}, {interpolation})"
     if source_description:
         description += f"; source: {source_description}"
     writer = DatasetWriter(out, description=description)
-    scaling = _Scaling(scale, size, interpolation)
+    scaling = _Scaling(scale, size, interpolation, qscale)
     bar = None
     if progress:
         from sonorisk.data.synth import _progress

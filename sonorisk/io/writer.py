@@ -15,8 +15,6 @@ from typing import cast
 import av
 import numpy as np
 
-FF_QP2LAMBDA = 118  # libavcodec's scale of a quantiser to the lambda global_quality takes
-
 
 def constant_quality(qscale: int) -> dict[str, str]:
     """Encoder options for a fixed quantiser (ffmpeg's ``-q:v``; 2 best, 31 worst).
@@ -25,9 +23,12 @@ def constant_quality(qscale: int) -> dict[str, str]:
     encoder through PyAV it is silently ignored, and MJPEG then runs
     rate-controlled at its default bit rate, every frame of a sweep smaller
     and blurrier than the one before (30 kB to 8 kB a 480x360 frame over the
-    first 10 frames). What ``-q:v`` does is set these two.
+    first 10 frames, about the size quantiser 31 gives). The program sets each
+    frame's quality; through the library, pinning the quantiser range does it
+    (``global_quality`` alone leaves it at ``qmin``, 2).
     """
-    return {"flags": "+qscale", "global_quality": str(qscale * FF_QP2LAMBDA)}
+    q = str(qscale)
+    return {"flags": "+qscale", "qmin": q, "qmax": q}
 
 
 # codec name -> (PyAV encoder, pixel format, extra encoder options)
@@ -38,6 +39,7 @@ CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
     "rawvideo": ("rawvideo", "bgr24", {}),
     "mpeg2video": ("mpeg2video", "yuv420p", constant_quality(4)),
 }
+QSCALE_CODECS = frozenset({"mjpeg", "mpeg4", "mpeg2video"})
 
 
 class VideoWriter:
@@ -50,10 +52,19 @@ class VideoWriter:
         width: int,
         height: int,
         codec: str = "mjpeg",
+        qscale: int | None = None,
     ) -> None:
+        """``qscale``: another quantiser (2 best to 31 worst) for the codecs that
+        take one (``QSCALE_CODECS``), e.g. to make an export more compressed."""
         if codec not in CODECS:
             raise ValueError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
         encoder, pix_fmt, options = CODECS[codec]
+        if qscale is not None:
+            if codec not in QSCALE_CODECS:
+                raise ValueError(f"{codec} takes no quantiser; only {sorted(QSCALE_CODECS)} do")
+            if not 2 <= qscale <= 31:
+                raise ValueError(f"qscale must be 2 (best) to 31 (worst), got {qscale}")
+            options = constant_quality(qscale)
         if codec != "rawvideo" and (width % 2 or height % 2):
             raise ValueError(f"{codec} needs even frame dimensions, got {width}x{height}")
         self.path = Path(path)

@@ -71,30 +71,54 @@ def track_frames(
     return frames, fps
 
 
-def crops_at_scale(
+@dataclass(frozen=True)
+class Export:
+    """How a copy of a video differs from it: frames scaled by ``scale`` (area
+    interpolation) and JPEG-compressed again at ``quality`` (None: not)."""
+
+    scale: float = 1.0
+    quality: int | None = None
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        if self.scale != 1.0:
+            h, w = image.shape[:2]
+            size = (max(2, round(w * self.scale)), max(2, round(h * self.scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        if self.quality is not None:
+            bgr = np.ascontiguousarray(image[:, :, ::-1])  # RGB frames, OpenCV's order
+            ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
+            if decoded is None:
+                raise InputError("lesion check", f"JPEG at quality {self.quality} failed")
+            image = np.ascontiguousarray(decoded[:, :, ::-1])
+        return image
+
+
+def random_export(rng: np.random.Generator, min_scale: float, min_quality: int) -> Export:
+    """A smaller, more compressed export: scale in ``[min_scale, 1]``, JPEG
+    quality in ``[min_quality, 95]``."""
+    return Export(float(rng.uniform(min_scale, 1.0)), int(rng.integers(min_quality, 96)))
+
+
+def exported_crops(
     frames: Mapping[int, np.ndarray],
     boxes: Mapping[int, Box],
     clip_config: ClipConfig,
     fps: float | None,
-    scale: float = 1.0,
+    export: Export | None = None,
 ) -> list[np.ndarray]:
-    """The clips the pipeline would cut along ``boxes`` from ``frames`` made
-    ``scale`` times their size first (area interpolation), as from a smaller
-    export of the same video: the lesion covers fewer pixels, so its crop is
-    enlarged more to the model's input, which is what shrinking the crop alone
-    would not show."""
-    if scale != 1.0:
-        frames = {
-            i: cv2.resize(
-                image,
-                (max(2, round(image.shape[1] * scale)), max(2, round(image.shape[0] * scale))),
-                interpolation=cv2.INTER_AREA,
-            )
-            for i, image in frames.items()
-        }
-        boxes = {
-            i: (b[0] * scale, b[1] * scale, b[2] * scale, b[3] * scale) for i, b in boxes.items()
-        }
+    """The clips the pipeline would cut along ``boxes`` from ``frames``, or from
+    the frames as ``export`` would leave them (boxes scaled alike).
+
+    Why whole frames: shrinking a crop alone changes nothing when the lesion
+    covered fewer pixels than the crop to begin with; and what moved the lesion
+    check on smaller exports was the compression, not the scale (JPEG quality
+    95 again lowered its median on true lesions from 0.96 to 0.84, area or
+    bilinear scaling to two thirds did not lower it: docs/end-to-end.md)."""
+    if export is not None:
+        s = export.scale
+        frames = {i: export.apply(image) for i, image in frames.items()}
+        boxes = {i: (b[0] * s, b[1] * s, b[2] * s, b[3] * s) for i, b in boxes.items()}
     track = Track(0, [Detection(i, (*boxes[i],), 1.0) for i in sorted(boxes) if i in frames])
     return [c.crops for c in clips_from_track(track, frames, clip_config, fps)]
 
@@ -104,7 +128,7 @@ def track_crops(
 ) -> list[np.ndarray]:
     """The clips (``T x S x S x 3`` uint8) the pipeline would cut along ``boxes``."""
     frames, video_fps = track_frames(video, boxes)
-    return crops_at_scale(frames, boxes, clip_config, fps or video_fps)
+    return exported_crops(frames, boxes, clip_config, fps or video_fps)
 
 
 def background_boxes(
@@ -286,25 +310,26 @@ def false_track_samples(
 def sample_features(
     model: GAPClassifier,
     samples: Sequence[TrackSample],
-    resample: int = 0,
-    resample_min: float = 0.5,
+    copies: int = 0,
+    min_scale: float = 0.5,
+    min_quality: int = 30,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Features of every clip of every sample, their labels and sample indices;
-    with ``resample`` > 0, also of the clips of that many copies of each sample
-    cut from its frames scaled by a factor drawn from ``[resample_min, 1]``
-    (``crops_at_scale``), so the check does not learn one video size's grain."""
+    with ``copies`` > 0, also of the clips of that many copies of each sample
+    as another export would give them (``random_export``: smaller, compressed
+    again), so the check does not learn one encoder's grain."""
     rng = np.random.default_rng(seed)
     feats: list[np.ndarray] = []
     labels: list[int] = []
     owner: list[int] = []
     for k, sample in enumerate(samples):
         frames, fps = track_frames(sample.video, sample.boxes)
-        scales = [1.0, *(float(rng.uniform(resample_min, 1.0)) for _ in range(resample))]
+        exports = [None, *(random_export(rng, min_scale, min_quality) for _ in range(copies))]
         crops = [
             c
-            for scale in scales
-            for c in crops_at_scale(frames, sample.boxes, model.config.clips, fps, scale)
+            for export in exports
+            for c in exported_crops(frames, sample.boxes, model.config.clips, fps, export)
         ]
         if not crops:
             continue
@@ -349,25 +374,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--groups", help="use only these groups of every dataset (one a line)")
     p.add_argument("--c", type=finite_float, default=0.1, help="inverse L2 strength (default 0.1)")
     p.add_argument(
-        "--resample",
+        "--export-copies",
         type=int,
         default=0,
-        help="also fit on N copies of every track cut from its frames made smaller, as "
-        "from a smaller export (default 0)",
+        help="also fit on N copies of every track as another export would give it: "
+        "frames made smaller and JPEG-compressed again (default 0)",
     )
     p.add_argument(
-        "--resample-min",
+        "--export-min-scale",
         type=finite_float,
         default=0.5,
         help="smallest size factor of such a copy, in (0, 1] (default 0.5)",
     )
+    p.add_argument(
+        "--export-min-quality",
+        type=int,
+        default=30,
+        help="lowest JPEG quality of such a copy, 1 to 95 (default 30)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="classifier checkpoint with the check")
     args = p.parse_args(argv)
-    if args.resample < 0:
-        p.error(f"--resample must be 0 or more, got {args.resample}")
-    if not 0.0 < args.resample_min <= 1.0:
-        p.error(f"--resample-min must be in (0, 1], got {args.resample_min}")
+    if args.export_copies < 0:
+        p.error(f"--export-copies must be 0 or more, got {args.export_copies}")
+    if not 0.0 < args.export_min_scale <= 1.0:
+        p.error(f"--export-min-scale must be in (0, 1], got {args.export_min_scale}")
+    if not 1 <= args.export_min_quality <= 95:
+        p.error(f"--export-min-quality must be 1 to 95, got {args.export_min_quality}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -396,7 +429,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "features for a lesion check (GAP models only)",
         )
     features, labels, _ = sample_features(
-        model, samples, args.resample, args.resample_min, args.seed
+        model,
+        samples,
+        args.export_copies,
+        args.export_min_scale,
+        args.export_min_quality,
+        args.seed,
     )
     weight, bias = fit_check(features, labels, args.c, args.seed)
     log.info(
@@ -421,8 +459,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "false_tracks": [b for b, _ in args.false_tracks],
         },
         "c": args.c,
-        # copies of every track cut from its frames scaled by min_factor..1
-        "resample": {"copies": args.resample, "min_factor": args.resample_min},
+        # copies of every track as another export gives it (random_export)
+        "export_copies": {
+            "copies": args.export_copies,
+            "min_scale": args.export_min_scale,
+            "min_jpeg_quality": args.export_min_quality,
+        },
     }
     payload["training_data"] = info
     atomic_torch_save(payload, Path(args.out))

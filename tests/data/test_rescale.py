@@ -180,3 +180,28 @@ def test_parquet_table_stays_parquet(make_tiny, tmp_path):
     out = rescale_dataset(root, tmp_path / "out", scale=0.5)
     assert (out / "videos.parquet").is_file() and not (out / "videos.csv").exists()
     assert validate_dataset(out) == []
+
+
+def test_a_coarser_quantiser_makes_a_more_compressed_export(phantom_sweeps, tmp_path):
+    fine = rescale_dataset(phantom_sweeps, tmp_path / "fine", scale=0.5)
+    coarse = rescale_dataset(phantom_sweeps, tmp_path / "coarse", scale=0.5, qscale=20)
+    assert validate_dataset(coarse) == []
+    assert "quantiser 20" in _coco(coarse)["info"]["description"]
+    source, a, b = load_dataset(phantom_sweeps), load_dataset(fine), load_dataset(coarse)
+    video_id = source.video_ids[0]
+    assert b.path(video_id).stat().st_size < 0.7 * a.path(video_id).stat().st_size
+    errors = {}
+    for name, copy in (("fine", a), ("coarse", b)):
+        pairs = zip(source.iter_images(video_id), copy.iter_images(video_id), strict=True)
+        errors[name] = np.mean(
+            [
+                np.abs(got.astype(float) - cv2.resize(image, got.shape[1::-1])).mean()
+                for (_, image), (_, got) in pairs
+            ]
+        )
+    assert errors["coarse"] > errors["fine"]
+    with pytest.raises(InputError, match="qscale"):
+        rescale_dataset(phantom_sweeps, tmp_path / "x", scale=0.5, qscale=1)
+    with pytest.raises(InputError, match="rawvideo take no quantiser"):
+        rescale_dataset(phantom_sweeps, tmp_path / "y", scale=0.5, codec="rawvideo", qscale=5)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

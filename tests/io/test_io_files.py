@@ -91,3 +91,24 @@ def test_writer_keeps_one_quality_on_every_frame(tmp_path, codec) -> None:
     assert len(errors) == 12
     assert errors[0] < 6.0  # near the source at q 3-4 (chroma is subsampled)
     assert max(errors) < errors[0] + 0.5
+
+
+def test_writer_quantiser_sets_the_compression(tmp_path) -> None:
+    from sonorisk.io.writer import VideoWriter, write_video
+
+    rng = np.random.default_rng(1)
+    image = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    sizes = {}
+    for q in (2, 3, 10, 31):
+        path = tmp_path / f"q{q}.avi"
+        with VideoWriter(path, 30.0, 160, 120, "mjpeg", qscale=q) as writer:
+            for _ in range(4):
+                writer.write(image)
+        sizes[q] = path.stat().st_size
+    assert sizes[2] > sizes[3] > sizes[10] > sizes[31]
+    write_video(tmp_path / "default.avi", [image] * 4, fps=30.0)
+    assert (tmp_path / "default.avi").stat().st_size == sizes[3]  # MJPEG's default is 3
+    with pytest.raises(ValueError, match="takes no quantiser"):
+        VideoWriter(tmp_path / "x.mp4", 30.0, 160, 120, "h264", qscale=5)
+    with pytest.raises(ValueError, match="2 \\(best\\) to 31"):
+        VideoWriter(tmp_path / "y.avi", 30.0, 160, 120, "mjpeg", qscale=40)

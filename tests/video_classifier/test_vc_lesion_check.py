@@ -116,8 +116,8 @@ def test_crops_of_smaller_frames_show_the_same_place_with_less_grain() -> None:
         for i in range(12)
     }
     boxes = {i: (40.0 + i, 30.0, 72.0 + i, 62.0) for i in range(12)}  # about the crop size
-    full = lc.crops_at_scale(frames, boxes, clips, fps=30.0)
-    half = lc.crops_at_scale(frames, boxes, clips, fps=30.0, scale=0.5)
+    full = lc.exported_crops(frames, boxes, clips, fps=30.0)
+    half = lc.exported_crops(frames, boxes, clips, fps=30.0, export=lc.Export(scale=0.5))
     assert len(full) == len(half) >= 1 and full[0].shape == half[0].shape
     a, b = np.stack(full).astype(float), np.stack(half).astype(float)
     # The same place of the frame (the ramp under the box), with less pixel-scale grain.
@@ -125,19 +125,45 @@ def test_crops_of_smaller_frames_show_the_same_place_with_less_grain() -> None:
     assert np.abs(np.diff(b, axis=3)).mean() < 0.7 * np.abs(np.diff(a, axis=3)).mean()
 
 
-def test_resampling_is_recorded_and_bad_options_refused(tmp_path, phantom_dir) -> None:
+def test_a_compressed_export_keeps_the_picture_and_loses_fine_grain() -> None:
+    rng = np.random.default_rng(5)
+    ramp = np.linspace(40, 200, 160)[None, :, None]
+    image = np.clip(ramp + rng.integers(-40, 41, size=(120, 160, 3)), 0, 255).astype(np.uint8)
+    image[:, :, 0] = 255 - image[:, :, 0]  # channels differ: their order must survive
+    for quality in (30, 95):
+        out = lc.Export(quality=quality).apply(image).astype(float)
+        assert out.shape == image.shape
+        assert np.abs(out.mean(axis=(0, 1)) - image.mean(axis=(0, 1))).max() < 3
+    low = lc.Export(quality=30).apply(image).astype(float)
+    high = lc.Export(quality=95).apply(image).astype(float)
+    assert np.abs(low - image).mean() > np.abs(high - image).mean()
+    # random_export draws within its bounds.
+    draws = [lc.random_export(rng, 0.5, 30) for _ in range(200)]
+    assert all(0.5 <= d.scale <= 1.0 and d.quality is not None and 30 <= d.quality <= 95
+               for d in draws)  # fmt: skip
+
+
+def test_export_copies_are_recorded_and_bad_options_refused(tmp_path, phantom_dir) -> None:
     model = build_classifier(tiny_config("i3d"))
     ckpt = save_checkpoint(tmp_path / "cls.pt", model, training_data={"synthetic": True})
     args = ["--classifier", str(ckpt), "--lesions", str(phantom_dir), "--c", "10"]
     out = tmp_path / "with_check.pt"
-    assert lc.main([*args, "--resample", "1", "--resample-min", "0.6", "--out", str(out)]) == 0
+    copies = ["--export-copies", "1", "--export-min-scale", "0.6", "--export-min-quality", "40"]
+    assert lc.main([*args, *copies, "--out", str(out)]) == 0
     info = load_classifier(out).checkpoint_info["training_data"]["lesion_check"]
-    assert info["resample"] == {"copies": 1, "min_factor": 0.6}
+    assert info["export_copies"] == {"copies": 1, "min_scale": 0.6, "min_jpeg_quality": 40}
     # Twice the clips of a fit without copies.
     plain = tmp_path / "plain.pt"
     assert lc.main([*args, "--out", str(plain)]) == 0
     plain_info = load_classifier(plain).checkpoint_info["training_data"]["lesion_check"]
     assert sum(info["clips"].values()) == 2 * sum(plain_info["clips"].values())
-    for bad in (["--resample", "-1"], ["--resample-min", "0"], ["--resample-min", "1.5"]):
+    bad_options = (
+        ["--export-copies", "-1"],
+        ["--export-min-scale", "0"],
+        ["--export-min-scale", "1.5"],
+        ["--export-min-quality", "0"],
+        ["--export-min-quality", "96"],
+    )
+    for bad in bad_options:
         with pytest.raises(SystemExit):
             lc.main([*args, *bad, "--out", str(tmp_path / "x.pt")])
