@@ -15,6 +15,7 @@
 #
 #   AFTER=1 bash scripts/resolution_shift.sh      # ~10 min on 2 cores
 #   AFTER=1 MODELS=path/to/bundle OUT=runs/x bash scripts/resolution_shift.sh
+#   AFTER=1 QSCALE=15 bash scripts/resolution_shift.sh  # and more compressed (MJPEG q 15)
 #
 # Steps whose output exists are skipped.
 set -euo pipefail
@@ -22,7 +23,8 @@ cd "$(dirname "$0")/.."
 BUSI=${BUSI:-../shared/data/busi}
 SIZE=${SIZE:-320x240}
 AFTER=${AFTER:-0}
-OUT=${OUT:-runs/resolution_shift/$SIZE$([[ $AFTER == 1 ]] && echo -after)}
+QSCALE=${QSCALE:-}
+OUT=${OUT:-runs/resolution_shift/$SIZE$([[ $AFTER == 1 ]] && echo -after${QSCALE:+-q$QSCALE})}
 MODELS=${MODELS:-sonorisk-busi}
 REL=${REL:-runs/release}
 HELD=configs/release/heldout_groups.txt
@@ -31,7 +33,8 @@ mkdir -p "$OUT"
 if [[ $AFTER == 1 ]]; then
     for name in sweeps normal_sweeps; do
         [[ -f $OUT/$name/videos.csv ]] || sonorisk dataset rescale --size "$SIZE" \
-            --data "$REL/heldout_$name" --out "$OUT/$name" --no-progress > /dev/null
+            ${QSCALE:+--qscale "$QSCALE"} --data "$REL/heldout_$name" --out "$OUT/$name" \
+            --no-progress > /dev/null
     done
 else
 read -r n_lesion n_normal <<< "$(python3 - "$BUSI" "$HELD" <<'PY'

@@ -14,6 +14,11 @@ It is fitted after the classifier (the trunk stays frozen, so the malignancy
 head and its held-out figures are unchanged) and stored in the classifier's
 weights as ``lesion_head``; every ``ClipScore`` then carries P(lesion). Recipe:
 ``scripts/e2e_release.sh``; entry point ``python -m sonorisk.video_classifier.lesion_check``.
+
+``--export-copies N`` adds N copies of every track as another export would
+give it (frames smaller, JPEG-compressed again): the released check's P(lesion)
+falls when a video is encoded again, which copies fitted beside the originals
+prevent (``scripts/check_rescale.sh``; docs/end-to-end.md).
 """
 
 from __future__ import annotations
