@@ -4,12 +4,16 @@
 # the video was encoded"): the released check's recipe (scripts/e2e_release.sh
 # step 4, development split A) plus one copy of every track cut from its frames
 # scaled by 0.5-1 and JPEG-compressed again at quality 30-95 (`--export-copies
-# 1`), the rules refitted on split B,
-# and the released and the candidate check compared on split B as rendered and
-# scaled down after rendering (`sonorisk dataset rescale`). Held-out groups are
+# 1`), the rules refitted on split B, and the released and the candidate check
+# compared on split B as rendered and scaled down after rendering (`sonorisk dataset rescale`). Held-out groups are
 # not touched here.
 #
 #   bash scripts/check_rescale.sh   # ~40 min on an idle 2-core machine
+#   SCALED=runs/check_rescale/scaled-q10 QSCALE=10 bash scripts/check_rescale.sh
+#       # the same on copies written at MJPEG q 10 (~20 min more)
+#
+# runs/check_rescale/scaled was written before the writer was fixed: its copies
+# are rate-controlled MJPEG, each frame more compressed than the last.
 #
 # Steps whose output exists are skipped.
 set -euo pipefail
@@ -20,6 +24,8 @@ OUT=${OUT:-runs/check_export}
 SCALED=${SCALED:-runs/check_rescale/scaled}  # split B scaled, and the released check's run on it
 DETECTOR=${DETECTOR:-runs/video_detector2/last.pt}
 SCALE=${SCALE:-0.667}
+QSCALE=${QSCALE:-}  # the scaled copies' MJPEG quantiser (empty: the writer's, 3)
+KIND=$(basename "$SCALED")  # names the runs and figures on those copies
 NAME=sonorisk-busi
 export OMP_WAIT_POLICY=PASSIVE
 started=$(date +%s)
@@ -41,7 +47,8 @@ RELEASED=$DEV/dev_bundle/$NAME/1.2.0  # the released check (1.2.0 to 1.4.0 ship 
 # 3. Split B's sweeps scaled down after rendering (and its folders of links).
 for name in dev_sweeps dev_normal_sweeps; do
     [[ -f $SCALED/$name/videos.csv ]] || sonorisk dataset rescale --data "$DEV/$name" \
-        --scale "$SCALE" --out "$SCALED/$name" --no-progress > /dev/null
+        --scale "$SCALE" ${QSCALE:+--qscale "$QSCALE"} --out "$SCALED/$name" \
+        --no-progress > /dev/null
 done
 link_groups "$SCALED" "$DEV/groups_B.txt" "$SCALED/devB" dev_sweeps dev_normal_sweeps
 
@@ -51,7 +58,7 @@ say "split B as rendered, candidate check"
 batch "$OUT/devB/candidate.csv" "$CAND" --config "$DEVCFG" \
     "$DEV/devB/dev_sweeps" "$DEV/devB/dev_normal_sweeps" "$DEV/devB/dev_screen_sweeps"
 say "split B scaled by $SCALE, candidate check"
-batch "$OUT/scaled_devB/candidate.csv" "$CAND" --config "$DEVCFG" \
+batch "$OUT/${KIND}_devB/candidate.csv" "$CAND" --config "$DEVCFG" \
     "$SCALED/devB/dev_sweeps" "$SCALED/devB/dev_normal_sweeps"
 say "split B scaled by $SCALE, released check"
 batch "$SCALED/devB/released.csv" "$RELEASED" --config "$DEVCFG" \
@@ -77,14 +84,15 @@ mkdir -p "$OUT/eval"
 evaluate released-rendered defaults "$DEV/devB/batch.json" "$DEV/dev_sweeps" "$DEV/dev_normal_sweeps"
 evaluate candidate-rendered "$OUT/lesion_rules.json" "$OUT/devB/candidate.json" \
     "$DEV/dev_sweeps" "$DEV/dev_normal_sweeps"
-evaluate released-scaled defaults "$SCALED/devB/released.json" \
+evaluate "released-$KIND" defaults "$SCALED/devB/released.json" \
     "$SCALED/dev_sweeps" "$SCALED/dev_normal_sweeps"
-evaluate candidate-scaled "$OUT/lesion_rules.json" "$OUT/scaled_devB/candidate.json" \
+evaluate "candidate-$KIND" "$OUT/lesion_rules.json" "$OUT/${KIND}_devB/candidate.json" \
     "$SCALED/dev_sweeps" "$SCALED/dev_normal_sweeps"
-python3 - "$OUT/eval" <<'PY'
+python3 - "$OUT/eval" "$KIND" <<'PY'
 import json, sys
 print(f"{'split B (no screen captures)':32} exactly-one  given-risk  false/free  AUC")
-for name in ("released-rendered", "candidate-rendered", "released-scaled", "candidate-scaled"):
+kind = sys.argv[2]
+for name in ("released-rendered", "candidate-rendered", f"released-{kind}", f"candidate-{kind}"):
     d = json.load(open(f"{sys.argv[1]}/{name}.json"))
     print(f"{name:32} {d['exactly_one']:.3f}        {d['with_risk']:.3f}       "
           f"{d['scored_per_lesion_free_sweep']:.3f}       {d['auc'] or float('nan'):.3f}"
