@@ -124,11 +124,13 @@ def write_video(
     fps: float,
     codec: str = "mjpeg",
     even: bool = False,
+    qscale: int | None = None,
 ) -> int:
     """Encode ``frames`` to ``path``; returns the number of frames written.
 
     ``even`` trims a last odd row/column from every frame (H.264 and MPEG-4
-    need even sizes; browsers and players need H.264).
+    need even sizes; browsers and players need H.264). ``qscale``: as for
+    ``VideoWriter``.
     """
     iterator = iter(frames)
     first = next(iterator, None)
@@ -141,7 +143,7 @@ def write_video(
 
     first = trim(first)
     height, width = first.shape[:2]
-    with VideoWriter(path, fps, width, height, codec) as writer:
+    with VideoWriter(path, fps, width, height, codec, qscale) as writer:
         writer.write(first)
         for image in iterator:
             writer.write(trim(image))

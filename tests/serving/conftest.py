@@ -321,7 +321,8 @@ def wait_job(client, job_id: str, timeout_s: float = 180.0) -> dict:
 
 
 def long_sweep(sweep: Path, out: Path, repeats: int) -> Path:
-    """The sweep played forth and back ``repeats`` times (a longer real video)."""
+    """The sweep played forth and back ``repeats`` times (a longer real video),
+    at MJPEG quantiser 10 so that it stays under the test service's upload limit."""
     from sonorisk.io import open_video
     from sonorisk.io.writer import write_video
 
@@ -331,7 +332,7 @@ def long_sweep(sweep: Path, out: Path, repeats: int) -> Path:
     sequence = []
     for k in range(repeats):
         sequence += frames if k % 2 == 0 else frames[::-1]
-    write_video(out, sequence, fps, "mjpeg")
+    write_video(out, sequence, fps, "mjpeg", qscale=10)
     return out
 
 
