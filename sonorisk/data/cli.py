@@ -48,6 +48,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "--codec", help="mjpeg (default, AVI as scanners export), mpeg4, h264, rawvideo, mpeg2video"
     )
     synth.add_argument(
+        "--qscale",
+        type=int,
+        help="encoder quantiser, 2 (best) to 31 (worst), MJPEG/MPEG-4/MPEG-2 only "
+        "(default: the writer's, MJPEG 3)",
+    )
+    synth.add_argument(
         "--screen-capture",
         choices=("linear", "convex"),
         help="put each frame into a 1920x1080 scanner-like screen",
@@ -154,6 +160,7 @@ def _synth(args: argparse.Namespace) -> int:
         "seconds": args.seconds,
         "size": list(args.size) if args.size else None,
         "codec": args.codec,
+        "qscale": args.qscale,
         "screen_capture": args.screen_capture,
         # Store-true flags only override when given.
         "contact_sheet": True if args.contact_sheet else None,

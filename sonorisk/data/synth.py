@@ -29,7 +29,7 @@ from sonorisk.data.phantom import PhantomCase, make_phantom
 from sonorisk.data.slab import Slab, mask_box, slab_from_still
 from sonorisk.data.sweep import SweepFrame, SweepParams, SweepRenderer
 from sonorisk.errors import ConfigError
-from sonorisk.io.writer import CODECS, VideoWriter
+from sonorisk.io.writer import CODECS, QSCALE_CODECS, VideoWriter
 from sonorisk.records import Box
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,10 @@ class SynthConfig:
     length_range_s: tuple[float, float] = (2.0, 5.0)  # random length otherwise
     size: tuple[int, int] = (480, 360)  # output (width, height) of the ultrasound image
     codec: str = "mjpeg"
+    # The encoder's quantiser, 2 (best) to 31 (worst), MJPEG/MPEG-4/MPEG-2 only;
+    # None: the writer's (MJPEG 3). Sweeps at several quantisers teach models
+    # that compression is not a property of the tissue.
+    qscale: int | None = None
     screen_capture: str | None = None  # None, "linear" or "convex"
     contact_sheet: bool = False
     save_masks: bool = False  # masks/<video_id>.npz (bit-packed, frames x lesions x H x W)
@@ -72,6 +76,13 @@ class SynthConfig:
             raise ConfigError(
                 "codec", f"unknown codec {self.codec!r}; choose from {sorted(CODECS)}"
             )
+        if self.qscale is not None:
+            if self.codec not in QSCALE_CODECS:
+                raise ConfigError(
+                    "qscale", f"{self.codec} takes no quantiser; only {sorted(QSCALE_CODECS)} do"
+                )
+            if not 2 <= self.qscale <= 31:
+                raise ConfigError("qscale", f"must be 2 (best) to 31 (worst), got {self.qscale}")
         if self.screen_capture not in (None, "linear", "convex"):
             raise ConfigError(
                 "screen_capture", f"must be linear or convex, got {self.screen_capture!r}"
@@ -161,7 +172,7 @@ def _write_video(
     sheet_at = set(every_kth(n_frames, 18)) if config.contact_sheet else set()
     sheet: list[tuple[np.ndarray, list[Box], list[int], int]] = []
     masks_out: list[np.ndarray] = []
-    with VideoWriter(out / file, config.fps, width, height, config.codec) as video:
+    with VideoWriter(out / file, config.fps, width, height, config.codec, config.qscale) as video:
         for frame in renderer:
             if on_frame is not None:
                 on_frame(frame)

@@ -213,3 +213,20 @@ def test_only_given_groups_are_used(busi_dir, tmp_path):
     )
     table = load_dataset(root).table
     assert set(table["patient_id"]) <= groups and len(table) == 3
+
+
+def test_qscale_sets_the_compression_of_every_sweep(busi_dir, tmp_path):
+    from sonorisk.data.synth import SynthConfig
+    from sonorisk.errors import ConfigError
+
+    kwargs = dict(seed=3, frames=6, size=(96, 72), labels=["benign"])
+    fine = synthesize_from_stills(busi_dir, 1, tmp_path / "fine", **kwargs)
+    coarse = synthesize_from_stills(busi_dir, 1, tmp_path / "coarse", qscale=20, **kwargs)
+    a, b = load_dataset(fine, probe=True), load_dataset(coarse, probe=True)
+    assert a.videos[0].n_frames == b.videos[0].n_frames == 6
+    size = {name: (root / d.videos[0].file).stat().st_size
+            for name, root, d in (("fine", fine, a), ("coarse", coarse, b))}  # fmt: skip
+    assert size["coarse"] < 0.7 * size["fine"]
+    for bad, match in ((dict(qscale=1), "2 \\(best\\)"), (dict(codec="h264", qscale=5), "h264")):
+        with pytest.raises(ConfigError, match=match):
+            SynthConfig(**bad).validate()
