@@ -3,8 +3,8 @@
 Every video is decoded, each frame resized (OpenCV, bilinear or area) and
 encoded again, as a clinical export at a lower resolution would be; every box
 is scaled alike. It measures how the models hold up when video is made smaller
-after it was made, which differs from video rendered small (the speckle grain
-shrinks with the tissue): see issue 14 and docs/end-to-end.md.
+after it was made, and (``qscale``) when it is compressed harder: see issue 14
+and docs/end-to-end.md.
 
 The box factors are the output size over the source size, so boxes stay on the
 pixels they marked when the output size was rounded (to whole pixels, to even
@@ -33,7 +33,7 @@ from sonorisk.data.frames import read_still
 from sonorisk.data.parse import finite, opt_str
 from sonorisk.errors import InputError
 from sonorisk.io.source import MAX_SIDE
-from sonorisk.io.writer import CODECS, QSCALE_CODECS, VideoWriter
+from sonorisk.io.writer import CODECS, VideoWriter, qscale_problem
 from sonorisk.records import Box
 
 INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
@@ -278,11 +278,9 @@ def rescale_dataset(
     _check_paths(source, out, overwrite)
     items, source_description = _plan(source, codec, size)
     if qscale is not None:
-        if not 2 <= qscale <= 31:
-            raise InputError("qscale", f"must be 2 (best) to 31 (worst), got {qscale}")
-        bad = sorted({i.codec for i in items if i.codec and i.codec not in QSCALE_CODECS})
-        if bad:
-            raise InputError("qscale", f"{', '.join(bad)} take no quantiser")
+        for item_codec in sorted({i.codec for i in items if i.codec}):
+            if problem := qscale_problem(item_codec, qscale):
+                raise InputError("qscale", problem)
     table_format = "csv" if (source / TABLE_CSV).is_file() else "parquet"
     stale = out / (TABLE_PARQUET if table_format == "csv" else TABLE_CSV)
     if overwrite and stale.is_file():

@@ -29,7 +29,7 @@ from sonorisk.data.phantom import PhantomCase, make_phantom
 from sonorisk.data.slab import Slab, mask_box, slab_from_still
 from sonorisk.data.sweep import SweepFrame, SweepParams, SweepRenderer
 from sonorisk.errors import ConfigError
-from sonorisk.io.writer import CODECS, QSCALE_CODECS, VideoWriter
+from sonorisk.io.writer import CODECS, VideoWriter, qscale_problem
 from sonorisk.records import Box
 
 log = logging.getLogger(__name__)
@@ -76,13 +76,8 @@ class SynthConfig:
             raise ConfigError(
                 "codec", f"unknown codec {self.codec!r}; choose from {sorted(CODECS)}"
             )
-        if self.qscale is not None:
-            if self.codec not in QSCALE_CODECS:
-                raise ConfigError(
-                    "qscale", f"{self.codec} takes no quantiser; only {sorted(QSCALE_CODECS)} do"
-                )
-            if not 2 <= self.qscale <= 31:
-                raise ConfigError("qscale", f"must be 2 (best) to 31 (worst), got {self.qscale}")
+        if self.qscale is not None and (problem := qscale_problem(self.codec, self.qscale)):
+            raise ConfigError("qscale", problem)
         if self.screen_capture not in (None, "linear", "convex"):
             raise ConfigError(
                 "screen_capture", f"must be linear or convex, got {self.screen_capture!r}"

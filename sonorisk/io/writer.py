@@ -42,6 +42,16 @@ CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
 QSCALE_CODECS = frozenset({"mjpeg", "mpeg4", "mpeg2video"})
 
 
+def qscale_problem(codec: str, qscale: int) -> str | None:
+    """What is wrong with quantiser ``qscale`` for ``codec``, or None (the one
+    check the writer, ``sonorisk synth`` and ``dataset rescale`` share)."""
+    if codec not in QSCALE_CODECS:
+        return f"{codec} takes no quantiser; only {sorted(QSCALE_CODECS)} do"
+    if not 2 <= qscale <= 31:
+        return f"must be 2 (best) to 31 (worst), got {qscale}"
+    return None
+
+
 class VideoWriter:
     """Context manager that encodes uint8 frames (HxW gray or HxWx3 RGB)."""
 
@@ -60,10 +70,9 @@ class VideoWriter:
             raise ValueError(f"unknown codec {codec!r}; choose from {sorted(CODECS)}")
         encoder, pix_fmt, options = CODECS[codec]
         if qscale is not None:
-            if codec not in QSCALE_CODECS:
-                raise ValueError(f"{codec} takes no quantiser; only {sorted(QSCALE_CODECS)} do")
-            if not 2 <= qscale <= 31:
-                raise ValueError(f"qscale must be 2 (best) to 31 (worst), got {qscale}")
+            problem = qscale_problem(codec, qscale)
+            if problem:
+                raise ValueError(f"qscale: {problem}")
             options = constant_quality(qscale)
         if codec != "rawvideo" and (width % 2 or height % 2):
             raise ValueError(f"{codec} needs even frame dimensions, got {width}x{height}")

@@ -202,6 +202,6 @@ def test_a_coarser_quantiser_makes_a_more_compressed_export(phantom_sweeps, tmp_
     assert errors["coarse"] > errors["fine"]
     with pytest.raises(InputError, match="qscale"):
         rescale_dataset(phantom_sweeps, tmp_path / "x", scale=0.5, qscale=1)
-    with pytest.raises(InputError, match="rawvideo take no quantiser"):
+    with pytest.raises(InputError, match="rawvideo takes no quantiser"):
         rescale_dataset(phantom_sweeps, tmp_path / "y", scale=0.5, codec="rawvideo", qscale=5)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
