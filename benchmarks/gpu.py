@@ -1,8 +1,11 @@
 """GPU figures in one table: model throughput (float32 vs mixed precision, ONNX
 Runtime's TensorRT or CUDA provider where installed), batch throughput of whole
-videos, one-stream latency and streams per GPU.
+videos, one-stream latency and streams per GPU: in-process (each stream a
+process of its own fed from memory at 50 fps, no server) and through the whole
+service (benchmarks/stream.py --gpu, where rtsp-server-perl and Ray are installed).
 
-    python benchmarks/gpu.py [--models NAME|DIR] [--videos 8] [--seconds 10]
+    python benchmarks/gpu.py [--models NAME|DIR] [--videos 64] [--workers 14] [--seconds 10]
+        [--stream-fps 50] [--most-streams 16] [--paced-seconds 10]
     python benchmarks/gpu.py --cpu-check     # the same code paths on the CPU, tiny sizes:
                                              # checks the script, measures nothing for a GPU
 
@@ -15,6 +18,9 @@ provider, no RTSP server for the stream rows). The issue's GPU targets: at least
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +40,38 @@ class Row:
     value: str
     unit: str = ""
     note: str = ""
+
+
+class GpuMemoryPeak:
+    """Samples the whole device's memory in use (every process's) while open: the
+    batch workers and stream hosts are processes of their own."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import torch
+
+        if not torch.cuda.is_available():
+            return
+        while not self._stop.wait(0.2):
+            free, total = torch.cuda.mem_get_info()
+            self.peak_mb = max(self.peak_mb, (total - free) / 2**20)
+
+    def __enter__(self) -> GpuMemoryPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def note(self) -> str:
+        return f"GPU memory in use at peak {self.peak_mb:.0f} MiB" if self.peak_mb else ""
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
@@ -170,8 +208,12 @@ def batch_rows(
     from sonorisk.serving.batch import BatchSettings, run_batch
 
     with tempfile.TemporaryDirectory() as tmp:
+        # A few distinct sweeps, copied to ``videos`` files: making 1080p sweeps
+        # costs more CPU than scoring them on a GPU, and batch scores each copy
+        # as a file of its own.
+        distinct = min(videos, 4)
         data = synthesize_phantom(
-            videos,
+            distinct,
             Path(tmp) / "set",
             seed=3,
             seconds=seconds,
@@ -179,6 +221,16 @@ def batch_rows(
             screen_capture="linear",
             proportions={"malignant": 1, "benign": 1},
         )
+        made = sorted((data / "videos").glob("*.avi"))
+        inputs = Path(tmp) / "inputs"
+        inputs.mkdir()
+        for k in range(videos):
+            source = made[k % len(made)]
+            target = inputs / f"{k:03d}_{source.name}"
+            try:
+                os.link(source, target)  # no disk for the copies
+            except OSError:
+                shutil.copy(source, target)
         settings = BatchSettings(
             device=device,
             threads=1,
@@ -186,9 +238,10 @@ def batch_rows(
             pipeline=str(REPO / "configs" / "pipeline-gpu.yaml"),
         )
         started = time.perf_counter()
-        summary = run_batch(
-            [str(data / "videos")], settings, Path(tmp) / "out.csv", workers=workers, progress=False
-        )
+        with GpuMemoryPeak() as memory:
+            summary = run_batch(
+                [str(inputs)], settings, Path(tmp) / "out.csv", workers=workers, progress=False
+            )
         wall = time.perf_counter() - started
         import pandas as pd
 
@@ -208,14 +261,177 @@ def batch_rows(
             f"batch, {videos} 1080p videos, {workers} workers",
             f"{frames / wall:.1f}",
             "frames/s",
-            f"{summary.scored} scored, {clips} clips, {wall:.1f} s wall",
+            f"{summary.scored} scored, {clips} clips, {frames} frames in {wall:.1f} s wall "
+            f"(worker start-up included); {memory.note()}",
         )
     ]
 
 
-def stream_rows(models_spec: str | None, seconds: float) -> list[Row]:
-    import shutil
+# The streams' own pipeline settings (schedule when_free: every frame tracked at
+# once, the detector on the newest frame whenever it is free), as in
+# configs/pipeline-live-replay.yaml, which measures the same thing on files.
+LIVE_CONFIG = REPO / "configs" / "pipeline-live-replay.yaml"
 
+
+def paced_stream(
+    models: object, images: list[np.ndarray], fps: float, start_at: float, seconds: float
+) -> dict[str, float]:
+    """One live stream in this process: frames arrive at ``fps`` from ``start_at``
+    (a frame is pushed no earlier than its arrival time; a stream that falls behind
+    pushes late), boxes timed from the frame's arrival to their event."""
+    from sonorisk.config import load_config
+    from sonorisk.pipeline import FrameBoxes, IncrementalScorer, PipelineConfig
+    from sonorisk.records import Frame
+
+    config = load_config(PipelineConfig, str(LIVE_CONFIG), {})
+    scorer = IncrementalScorer(models.detector, models.classifier, config, fps=fps)  # type: ignore[attr-defined]
+    n = int(seconds * fps)
+    latency: list[float] = []
+    while (wait := start_at - time.perf_counter()) > 0:
+        time.sleep(min(wait, 0.05))
+    for i in range(n):
+        due = start_at + i / fps
+        if (wait := due - time.perf_counter()) > 0:
+            time.sleep(wait)
+        for event in scorer.push(Frame(i, i / fps, images[i % len(images)])):
+            if isinstance(event, FrameBoxes):
+                latency.append(time.perf_counter() - (start_at + event.frame_index / fps))
+    wall = time.perf_counter() - start_at
+    scorer.finish()
+    ms = np.percentile(np.array(latency) * 1000, [50, 99]) if latency else [np.nan, np.nan]
+    return {
+        "frames": n,
+        "boxed": len(latency),
+        "processed_fps": len(latency) / wall,
+        "p50_ms": float(ms[0]),
+        "p99_ms": float(ms[1]),
+        "clips": scorer.timing.clips,
+        "keyframes": scorer.timing.keyframes,
+    }
+
+
+def _stream_worker(
+    conn: object, models_spec: str | None, device: str, video: str, fps: float
+) -> None:
+    """A stream host of its own: loads the models once, then runs paced streams on request."""
+    # isort: off
+    import sonorisk  # noqa: F401  (first: thread and OpenMP defaults before torch)
+
+    # isort: on
+    import torch
+
+    from sonorisk.io import open_video
+    from sonorisk.models import load_models
+
+    torch.set_num_threads(1)
+    models = load_models(models_spec, device=device)
+    with open_video(video) as source:
+        images = [frame.image for frame in source]
+    conn.send("ready")  # type: ignore[attr-defined]
+    while (job := conn.recv()) is not None:  # type: ignore[attr-defined]
+        start_at, seconds = job
+        conn.send(paced_stream(models, images, fps, start_at, seconds))  # type: ignore[attr-defined]
+
+
+def paced_stream_rows(
+    models_spec: str | None, device: str, fps: float, seconds: float, most: int
+) -> list[Row]:
+    """Live streams without the server: each stream in a process of its own (as the
+    service's stream hosts), frames from memory at ``fps``, 1, 2, 4, ... at once.
+    What RTSP, Ray and HTTP add is not in these figures (benchmarks/stream.py has it)."""
+    import multiprocessing as mp
+
+    from sonorisk.data.synth import synthesize_phantom
+
+    ctx = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = synthesize_phantom(
+            1,
+            Path(tmp) / "clip",
+            seed=5,
+            fps=int(fps),
+            frames=max(8, int(3 * fps)),
+            size=(480, 360),
+            screen_capture="linear",
+            proportions={"malignant": 1.0},
+        )
+        video = str(next((data / "videos").glob("*.avi")))
+        pipes, procs = [], []
+        for _ in range(most):
+            here, there = ctx.Pipe()
+            proc = ctx.Process(
+                target=_stream_worker, args=(there, models_spec, device, video, fps), daemon=True
+            )
+            proc.start()
+            pipes.append(here)
+            procs.append(proc)
+        try:
+            for pipe in pipes:
+                if not pipe.poll(300):
+                    raise TimeoutError("a stream host did not load its models within 300 s")
+                pipe.recv()
+
+            def together(k: int, secs: float) -> tuple[list[dict[str, float]], str]:
+                start_at = time.perf_counter() + 1.0
+                with GpuMemoryPeak() as memory:
+                    for pipe in pipes[:k]:
+                        pipe.send((start_at, secs))
+                    results = [pipe.recv() for pipe in pipes[:k]]
+                return results, memory.note()
+
+            together(most, min(3.0, seconds))  # warm-up: CUDA kernels, caches
+            rows, best, k = [], 0, 1
+            while k <= most:
+                results, memory_note = together(k, seconds)
+                worst = min(r["processed_fps"] for r in results)
+                p99 = max(r["p99_ms"] for r in results)
+                p50 = float(np.median([r["p50_ms"] for r in results]))
+                clips = sum(int(r["clips"]) for r in results)
+                kept = worst >= 0.95 * fps and p99 <= 100
+                best = k if kept else best
+                if k == 1 and fps == 50:
+                    met = "met" if p99 <= 30 else "NOT met"
+                    rows.append(
+                        Row(
+                            "one 50 fps stream, p99 box latency",
+                            f"{p99:.1f}",
+                            "ms",
+                            f"target <= 30 ms: {met}",
+                        )
+                    )
+                rows.append(
+                    Row(
+                        f"in-process streams, {k} at {fps:g} fps",
+                        f"{worst / fps:.2f}",
+                        "of input",
+                        f"worst stream; box p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
+                        f"{clips} clips scored; {memory_note or 'on the CPU'}",
+                    )
+                )
+                if not kept:
+                    break
+                k *= 2
+            rows.append(
+                Row(
+                    f"in-process streams sustained at {fps:g} fps",
+                    str(best),
+                    "streams",
+                    ">= 95% of input and p99 <= 100 ms each (powers of two tried; "
+                    "no RTSP/Ray/HTTP in these figures)",
+                )
+            )
+            return rows
+        finally:
+            for pipe in pipes:
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    pipe.send(None)
+            for proc in procs:
+                proc.join(10)
+                if proc.is_alive():
+                    proc.kill()
+
+
+def stream_rows(models_spec: str | None, seconds: float) -> list[Row]:
     if shutil.which("rtsp-server.pl") is None and not Path("/usr/bin/rtsp-server.pl").exists():
         return [
             Row(
@@ -246,10 +462,24 @@ def main() -> int:
     parser.add_argument("--models", metavar="NAME|DIR")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--videos", type=int, default=8)
+    parser.add_argument(
+        "--videos", type=int, default=64, help="batch inputs (copies of 4 distinct sweeps)"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each video")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=14, help="batch worker processes")
     parser.add_argument("--stream-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--stream-fps", type=float, default=50.0, help="input rate of the in-process streams"
+    )
+    parser.add_argument(
+        "--most-streams",
+        type=int,
+        default=16,
+        help="the most in-process streams tried at once (each a process of its own)",
+    )
+    parser.add_argument(
+        "--paced-seconds", type=float, default=10.0, help="length of each in-process stream run"
+    )
     parser.add_argument(
         "--cpu-check",
         action="store_true",
@@ -266,11 +496,18 @@ def main() -> int:
     device = "cuda" if cuda and not args.cpu_check else "cpu"
     if args.cpu_check:
         args.batch, args.repeats, args.videos, args.seconds, args.workers = 2, 1, 2, 1.0, 1
+        args.stream_fps, args.most_streams, args.paced_seconds = 30.0, 2, 2.0
     rows: list[Row] = []
     sections = [
         ("models", lambda: model_rows(args.models, device, args.batch, args.repeats)),
         ("onnx", lambda: onnx_rows(args.models, args.batch, args.repeats)),
         ("batch", lambda: batch_rows(args.models, device, args.videos, args.seconds, args.workers)),
+        (
+            "in-process streams",
+            lambda: paced_stream_rows(
+                args.models, device, args.stream_fps, args.paced_seconds, args.most_streams
+            ),
+        ),
     ]
     if not args.cpu_check:
         sections.append(("streams", lambda: stream_rows(args.models, args.stream_seconds)))
