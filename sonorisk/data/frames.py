@@ -11,12 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
 import cv2
 import numpy as np
 
 from sonorisk.errors import DatasetError
+
+if TYPE_CHECKING:
+    import av
+
+# PyAV is imported where a video is opened, not here: still folders and splits
+# (sonorisk.data) then work where PyAV is not installed (a bare GPU machine
+# training the detector on packed stills: scripts/gpu_detector.sh).
 
 
 def read_still(path: str | Path, color: str = "rgb") -> np.ndarray:
@@ -52,6 +59,8 @@ class _OpenVideo:
     """
 
     def __init__(self, path: Path) -> None:
+        import av
+
         self.path = path
         try:
             self.container = av.open(str(path))
@@ -101,6 +110,8 @@ class _OpenVideo:
             yield index, frame
 
     def read(self, target: int, color: str) -> np.ndarray:
+        import av
+
         if self._iter is None or target < self.next_index:
             self._restart(target)
         try:
@@ -139,6 +150,8 @@ class VideoFrameReader:
     @staticmethod
     def iterate(path: str | Path, color: str = "rgb") -> Iterator[tuple[int, np.ndarray]]:
         """(index, image) for every frame, decoded once in order."""
+        import av
+
         video = _OpenVideo(Path(path))
         try:
             for position, frame in enumerate(video.container.decode(video.stream)):
@@ -151,6 +164,8 @@ class VideoFrameReader:
     @staticmethod
     def probe(path: str | Path) -> tuple[int, int, int]:
         """(width, height, frame count); counts by demuxing when the header does not say."""
+        import av
+
         video = _OpenVideo(Path(path))
         try:
             width, height = video.stream.width, video.stream.height

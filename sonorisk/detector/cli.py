@@ -63,6 +63,14 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "package (efficientnet_lite0: the PyPI package's ImageNet file)",
     )
     train.add_argument("--max-iters-per-epoch", dest="train.max_iters_per_epoch", type=int)
+    train.add_argument(
+        "--time-budget",
+        dest="train.time_budget_s",
+        type=finite_float,
+        metavar="SECONDS",
+        help="cut the epochs to what this many seconds of wall clock allow (the "
+        "learning-rate schedule follows the new total)",
+    )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_model_flags(train)
     train.set_defaults(func=_train)

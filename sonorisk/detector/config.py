@@ -98,6 +98,12 @@ class TrainConfig:
     # best.pt and the weights in every checkpoint are the average. null: off.
     # 0.998 averages roughly the last 500 iterations.
     ema_decay: float | None = None
+    # Wall-clock budget for this run (seconds; null: none). After each epoch the
+    # epochs still to come are cut to what the time left allows, at the pace so
+    # far, and the learning-rate milestones follow the new total, so the
+    # schedule still ends inside the budget (a lent GPU's fixed minutes, a
+    # background CPU run). The checkpoint's config records the epochs run.
+    time_budget_s: float | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

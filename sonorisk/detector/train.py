@@ -5,6 +5,7 @@ progress bar, and a JSON-lines log of losses and AP (``log.jsonl``).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -33,7 +34,7 @@ from sonorisk.detector.samples import (
     read_val_groups,
     split_by_groups,
 )
-from sonorisk.errors import DatasetError, InputError
+from sonorisk.errors import ConfigError, DatasetError, InputError
 from sonorisk.threads import set_torch_threads
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,12 @@ def train_detector(
     from tqdm import tqdm
 
     set_torch_threads(cfg.train.num_threads)
+    budget = cfg.train.time_budget_s
+    if budget is not None:
+        if not budget > 0:
+            raise ConfigError("train.time_budget_s", f"must be > 0 seconds, got {budget}")
+        cfg = copy.deepcopy(cfg)  # the epochs may be cut: never the caller's config
+    run_started = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "log.jsonl"
@@ -262,7 +269,8 @@ def train_detector(
     use_amp = device.type == "cuda" and cfg.train.amp
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     metrics: dict[str, Any] = {}
-    for epoch in range(start_epoch, cfg.train.epochs):
+    epoch = start_epoch
+    while epoch < cfg.train.epochs:  # the time budget may lower cfg.train.epochs
         rng = np.random.default_rng((cfg.train.seed, epoch))
         order = rng.permutation(len(train_set))
         n_iters = math.ceil(len(order) / bs)
@@ -351,7 +359,36 @@ def train_detector(
         resume_state: dict[str, Any] = {"iteration": iteration, "best_ap50": best_ap50}
         if ema is not None:
             resume_state.update(train_state_dict=model.state_dict(), ema_updates=ema.updates)
+        if budget is not None:
+            fits = epochs_within_budget(budget, time.time() - run_started, epoch, start_epoch)
+            if fits < cfg.train.epochs:
+                log.info(
+                    "time budget %.0f s: %d epochs instead of %d", budget, fits, cfg.train.epochs
+                )
+                _append_log(
+                    log_path,
+                    {
+                        "event": "budget",
+                        "time": time.time(),
+                        "epoch": epoch,
+                        "epochs": fits,
+                        "planned_epochs": cfg.train.epochs,
+                        "budget_s": budget,
+                    },
+                )
+                cfg.train.epochs = fits
         save_checkpoint(last_path, optimizer=optimizer.state_dict(), extra=resume_state, **common)
         if improved:
             save_checkpoint(best_path, **common)
+        epoch += 1
     return metrics
+
+
+def epochs_within_budget(budget_s: float, spent_s: float, epoch: int, start_epoch: int) -> int:
+    """The total epochs a run can reach inside ``budget_s``: the epochs done (to
+    ``epoch`` inclusive) plus as many more as the time left holds at the mean
+    pace of this run's epochs so far (never fewer than those done)."""
+    done = epoch + 1
+    per_epoch = spent_s / max(1, done - start_epoch)
+    more = int(max(0.0, budget_s - spent_s) // per_epoch) if per_epoch > 0 else 0
+    return done + more

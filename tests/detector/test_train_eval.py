@@ -135,3 +135,91 @@ def test_ema_decay_out_of_range_is_refused(tmp_path: Path, busi_dir: Path):
 
     with pytest.raises(ConfigError, match="ema_decay"):
         train_detector([busi_dir], tiny_config(tmp_path, ema_decay=1.5), tmp_path, progress=False)
+
+
+def test_epochs_within_budget_counts_the_pace_so_far():
+    from sonorisk.detector.train import epochs_within_budget
+
+    # 2 epochs (0, 1) took 100 s: 50 s each; 130 s left hold 2 more.
+    assert epochs_within_budget(230, 100, epoch=1, start_epoch=0) == 4
+    # Resumed at epoch 5: only this run's epochs set the pace (epoch 5 took 40 s).
+    assert epochs_within_budget(100, 40, epoch=5, start_epoch=5) == 7
+    # Over budget already: never fewer than the epochs done.
+    assert epochs_within_budget(10, 40, epoch=5, start_epoch=5) == 6
+
+
+def test_time_budget_cuts_the_epochs_and_the_schedule(tmp_path: Path, busi_dir: Path):
+    from sonorisk.detector.train import train_detector
+
+    out = tmp_path / "budget"
+    cfg = tiny_config(out, epochs=50, time_budget_s=0.01)
+    train_detector([busi_dir], cfg, out, progress=False)
+    assert cfg.train.epochs == 50  # the caller's config is left alone
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == [0]
+    (cut,) = [r for r in records if r["event"] == "budget"]
+    assert cut["epochs"] == 1 and cut["planned_epochs"] == 50
+    payload = load_checkpoint(out / "last.pt")
+    assert payload["config"]["train"]["epochs"] == 1  # what was really run
+    assert payload["config"]["train"]["time_budget_s"] == 0.01
+
+
+def test_time_budget_must_be_positive(tmp_path: Path, busi_dir: Path):
+    from sonorisk.detector.train import train_detector
+    from sonorisk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="time_budget_s"):
+        train_detector([busi_dir], tiny_config(tmp_path, time_budget_s=0), tmp_path, progress=False)
+
+
+def test_training_imports_need_no_pyav():
+    """scripts/gpu_detector.sh trains where PyAV is not installed: the detector's
+    training, still folders, splits and the bundled detector load without it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['av'] = None\n"  # `import av` now raises ImportError
+        "import sonorisk.data.splits, sonorisk.detector.train, sonorisk.models.load\n"
+        "from sonorisk.models.resolve import resolve_models\n"
+        "d = sonorisk.models.load.load_detector_file(resolve_models(None).detector)\n"
+        "print(type(d).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "TorchvisionDetector"
+
+
+def test_pack_training_stills_shrinks_images_and_boxes(tmp_path: Path):
+    import csv
+    import importlib.util
+
+    import cv2
+    import numpy as np
+
+    from sonorisk.detector.samples import load_still_folder
+
+    spec = importlib.util.spec_from_file_location(
+        "pack_training_stills",
+        Path(__file__).resolve().parents[2] / "scripts" / "pack_training_stills.py",
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = tmp_path / "stills"
+    (source / "benign").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(source / "benign" / "a.png"), rng.integers(0, 255, (400, 600), np.uint8))
+    cv2.imwrite(str(source / "benign" / "b.png"), rng.integers(0, 255, (100, 150), np.uint8))
+    with (source / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "label", "boxes", "group", "source"])
+        writer.writerow(["a", "benign", "100 40 300 200", "g1", "benign/a.png"])
+        writer.writerow(["b", "benign", "10 10 50 60", "g2", "benign/b.png"])
+    out = tmp_path / "pack"
+    assert module.main(["--stills", str(source), "--short-side", "200", "--out", str(out)]) == 0
+    packed = {s.key: s for s in load_still_folder(out)}
+    assert packed["a"].load().shape == (200, 300)  # halved to the short side
+    np.testing.assert_allclose(packed["a"].boxes, [[50, 20, 150, 100]])  # boxes with it
+    assert packed["b"].load().shape == (100, 150)  # never enlarged
+    np.testing.assert_allclose(packed["b"].boxes, [[10, 10, 50, 60]])
+    assert packed["a"].group == "g1"  # groups kept: the held-out split still holds
