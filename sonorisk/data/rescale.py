@@ -33,7 +33,7 @@ from sonorisk.data.frames import read_still
 from sonorisk.data.parse import finite, opt_str
 from sonorisk.errors import InputError
 from sonorisk.io.source import MAX_SIDE
-from sonorisk.io.writer import CODECS, VideoWriter, qscale_problem
+from sonorisk.io.writer import CODECS, VideoWriter, qscale_problem, quantiser
 from sonorisk.records import Box
 
 INTERPOLATIONS = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
@@ -305,6 +305,7 @@ def rescale_dataset(
         row = dict(item.row, file=item.file, width=new_width, height=new_height)
         if item.codec is not None:
             row["codec"] = item.codec
+            row["qscale"] = quantiser(item.codec, scaling.qscale)
         writer.add_video(row, frames, new_width, new_height, areas)
         if bar is not None:
             bar.update(1)

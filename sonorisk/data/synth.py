@@ -29,7 +29,7 @@ from sonorisk.data.phantom import PhantomCase, make_phantom
 from sonorisk.data.slab import Slab, mask_box, slab_from_still
 from sonorisk.data.sweep import SweepFrame, SweepParams, SweepRenderer
 from sonorisk.errors import ConfigError
-from sonorisk.io.writer import CODECS, VideoWriter, qscale_problem
+from sonorisk.io.writer import CODECS, VideoWriter, qscale_problem, quantiser
 from sonorisk.records import Box
 
 log = logging.getLogger(__name__)
@@ -208,6 +208,9 @@ def _write_video(
         n_lesions=len(lesion_ids),
         screen_capture=config.screen_capture or "none",
         codec=config.codec,
+        # The constant quantiser of every frame (empty: a codec without one): the
+        # models' figures move with encoding (docs/end-to-end.md).
+        qscale=quantiser(config.codec, config.qscale),
     )
     writer.add_video(row, frames, width, height, areas)
     if sheet:

@@ -52,6 +52,16 @@ def qscale_problem(codec: str, qscale: int) -> str | None:
     return None
 
 
+def quantiser(codec: str, qscale: int | None = None) -> int | None:
+    """The constant quantiser a file written with ``codec`` (and ``qscale``) gets,
+    or None for codecs that take none (what a dataset table records)."""
+    if codec not in QSCALE_CODECS:
+        return None
+    if qscale is not None:
+        return qscale
+    return int(CODECS[codec][2]["qmin"])
+
+
 class VideoWriter:
     """Context manager that encodes uint8 frames (HxW gray or HxWx3 RGB)."""
 

@@ -188,6 +188,7 @@ def test_a_coarser_quantiser_makes_a_more_compressed_export(phantom_sweeps, tmp_
     assert validate_dataset(coarse) == []
     assert "quantiser 20" in _coco(coarse)["info"]["description"]
     source, a, b = load_dataset(phantom_sweeps), load_dataset(fine), load_dataset(coarse)
+    assert set(a.table["qscale"]) == {3} and set(b.table["qscale"]) == {20}  # recorded per row
     video_id = source.video_ids[0]
     assert b.path(video_id).stat().st_size < 0.7 * a.path(video_id).stat().st_size
     errors = {}

@@ -227,6 +227,8 @@ def test_qscale_sets_the_compression_of_every_sweep(busi_dir, tmp_path):
     size = {name: (root / d.videos[0].file).stat().st_size
             for name, root, d in (("fine", fine, a), ("coarse", coarse, b))}  # fmt: skip
     assert size["coarse"] < 0.7 * size["fine"]
+    # The table records each sweep's quantiser: the writer's MJPEG default, or the one asked.
+    assert [int(d.table["qscale"].iloc[0]) for d in (a, b)] == [3, 20]
     for bad, match in ((dict(qscale=1), "2 \\(best\\)"), (dict(codec="h264", qscale=5), "h264")):
         with pytest.raises(ConfigError, match=match):
             SynthConfig(**bad).validate()
