@@ -137,6 +137,12 @@ def _video_release_info(
             "unseen images: on other scanners expect more lesions left as candidates. "
             "Nothing checks that the input is breast ultrasound at all: a clip of other "
             "anatomy gets no risk only when its tracks are not confident lesions.",
+            "The figures move with how the video was encoded: the synthetic sweeps the "
+            "models learned from were MJPEG whose quality fell frame by frame (a writer "
+            "fault fixed after 1.4.0); the same held-out scans written at a constant "
+            "quantiser gave video AUC 0.922 against 0.952, and a small, more compressed "
+            "export lost 8 of 77 risks (docs/end-to-end.md). Expect other scanners' "
+            "exports to move them too.",
             "Risks are uncalibrated scores in [0, 1], not probabilities for any population.",
             "Not validated on patients; not a medical device.",
         ],

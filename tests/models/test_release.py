@@ -64,6 +64,9 @@ def test_release_bundle_says_what_it_is(tmp_path, checkpoints):
     # The lesion rules the figures were measured with travel with the bundle.
     assert meta["pipeline"]["lesions"]["risk_rule"] == "most_confident_lesion"
     assert "## Lesion rules" in card and "min_confidence" in card
+    # What moves the figures is said where a user reads about the models.
+    (encoding,) = [x for x in meta["limitations"] if "encoded" in x]
+    assert "quantiser" in encoding and encoding in card
 
 
 def test_the_shipped_bundle_was_measured_with_todays_default_lesion_rules():
