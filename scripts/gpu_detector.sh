@@ -6,10 +6,9 @@
 # inside BUDGET seconds, measures AP50 on the pack's held-out stills, and writes
 # the averaged weights as a slim checkpoint in parts small enough to come back.
 #
-# Here (CPU), once: the pack (about 35 MB; keep it out of git):
-#   python3 scripts/pack_training_stills.py --stills ../shared/data/busi \
-#       --sweeps runs/release/train_sweeps 12 \
-#       --sweeps runs/video_detector/train_normal_sweeps 8 --out .dev/stills
+# Here (CPU), once: `bash scripts/gpu_pack.sh` makes the pack (.dev/stills, about
+# 29 MB, git-ignored) and .dev/site_train.tar.xz (pycocotools, unpacked on
+# PYTHONPATH there; the rest of what this needs comes with a CUDA PyTorch image).
 # There (GPU), from the repository root:
 #   STILLS=.dev/stills BUDGET=300 OUT=/tmp/gpu_detector PARTS=$OUT_DIR bash scripts/gpu_detector.sh
 # Back here: cat PARTS/detector.pt.part-* > runs/gpu_detector/detector.pt, then
