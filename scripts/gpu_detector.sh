@@ -14,7 +14,7 @@
 # Back here: cat PARTS/detector.pt.part-* > runs/gpu_detector/detector.pt, then
 # `sonorisk eval detector` on ../shared/data/busi (the full-size held-out stills)
 # and scripts/e2e_release.sh with DETECTOR=runs/gpu_detector/detector.pt.
-# Check it on the CPU first: BUDGET=60 ITERS=2 (no figure means anything).
+# Check it on the CPU first: BUDGET=60 ITERS=2 THREADS=2 (no figure means anything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STILLS=${STILLS:?a packed still folder (scripts/pack_training_stills.py)}
@@ -22,6 +22,7 @@ BUDGET=${BUDGET:-300}
 OUT=${OUT:-runs/gpu_detector}
 PARTS=${PARTS:-$OUT/parts}
 ITERS=${ITERS:-}
+THREADS=${THREADS:-}  # torch threads (the config's 4 suit a GPU machine's CPU share)
 CONFIG=configs/release/detector-gpu.yaml
 HELD=configs/release/heldout_groups.txt
 started=$(date +%s)
@@ -67,16 +68,18 @@ PY
 #    is AP50 on the pack's held-out stills (shrunk JPEGs: the figure to quote is
 #    measured back here on the original files).
 say "training for at most ${BUDGET}s (train.device auto: CUDA where there is one)"
-python3 - "$STILLS" "$CONFIG" "$OUT" "$BUDGET" "$ITERS" <<'PY'
+python3 - "$STILLS" "$CONFIG" "$OUT" "$BUDGET" "$ITERS" "$THREADS" <<'PY'
 import json, sys
 from sonorisk.config import load_config
 from sonorisk.detector.config import DetectorConfig
 from sonorisk.detector.train import train_detector
 
-stills, config, out, budget, iters = sys.argv[1:]
+stills, config, out, budget, iters, threads = sys.argv[1:]
 overrides = {"train.time_budget_s": float(budget), "train.out_dir": out}
 if iters:
     overrides["train.max_iters_per_epoch"] = int(iters)
+if threads:
+    overrides["train.num_threads"] = int(threads)
 cfg = load_config(DetectorConfig, config, overrides)
 train_detector([stills], cfg, out, resume=True, progress=False)
 for r in map(json.loads, open(f"{out}/log.jsonl")):
