@@ -31,21 +31,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sonorisk.detector.common import area_shrink
 from sonorisk.detector.samples import DetectionSample, load_samples
+from sonorisk.detector.train import shrink_sample
 
 COLUMNS = ("id", "label", "width", "height", "n_lesions", "boxes", "group", "source")
-
-
-def shrunk(sample: DetectionSample, short_side: int) -> tuple[np.ndarray, np.ndarray]:
-    image = sample.load()
-    height, width = image.shape[:2]
-    scale = min(1.0, short_side / min(height, width))
-    image = area_shrink(image, scale)
-    boxes = sample.boxes.astype(np.float32) * np.array(
-        [image.shape[1] / width, image.shape[0] / height] * 2, dtype=np.float32
-    )
-    return image, boxes
 
 
 def chosen(folder: Path, frames: int | None, seed: int) -> list[DetectionSample]:
@@ -66,7 +55,7 @@ def pack(
     rows, total = [], 0
     for folder, frames in folders:
         for sample in chosen(folder, frames, seed):
-            image, boxes = shrunk(sample, short_side)
+            image, boxes = shrink_sample(sample, short_side)  # as training would
             key = sample.key.replace(":", "_f")
             label = sample.label or ("normal" if sample.lesion_free else "lesion")
             source = f"{label}/{key}.jpg"

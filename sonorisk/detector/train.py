@@ -55,16 +55,20 @@ class ImageCache:
     def get(self, sample: DetectionSample) -> tuple[np.ndarray, np.ndarray]:
         hit = self._store.get(sample.key)
         if hit is None:
-            image = sample.load()
-            boxes = sample.boxes.astype(np.float32).copy()
-            height, width = image.shape[:2]
-            image = area_shrink(image, self.short_side / min(height, width))
-            boxes *= np.array(
-                [image.shape[1] / width, image.shape[0] / height] * 2, dtype=np.float32
-            )
-            hit = (image, boxes)
+            hit = shrink_sample(sample, self.short_side)
             self._store[sample.key] = hit
         return hit
+
+
+def shrink_sample(sample: DetectionSample, short_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """A sample's image with its short side reduced to ``short_side`` (never
+    enlarged), and its boxes scaled with it: what training sees of it."""
+    image = sample.load()
+    boxes = sample.boxes.astype(np.float32).copy()
+    height, width = image.shape[:2]
+    image = area_shrink(image, short_side / min(height, width))
+    boxes *= np.array([image.shape[1] / width, image.shape[0] / height] * 2, dtype=np.float32)
+    return image, boxes
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
