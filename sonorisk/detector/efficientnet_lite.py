@@ -223,9 +223,6 @@ class EfficientNetLite(nn.Module):
         return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-# The still classifier and the 3D clip classifier build on Lite0 by this name.
-EfficientNetLite0 = EfficientNetLite
-
 # Stride-8, -16 and -32 outputs (after stages 3, 5 and 7): 40, 112, 320 channels
 # in Lite0 (Lite2: 48, 120, 352).
 FPN_STAGES = (2, 4, 6)

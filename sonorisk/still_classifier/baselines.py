@@ -37,10 +37,10 @@ from sonorisk.still_classifier.train import auc_summary, group_folds, make_views
 def imagenet_features(views: np.ndarray, size: int, batch_size: int = 32) -> np.ndarray:
     """1280 pooled features of the ImageNet EfficientNet-Lite0 (head convolution
     included, classifier left out)."""
-    from sonorisk.detector.efficientnet_lite import EfficientNetLite0, resolve_weights_spec
+    from sonorisk.detector.efficientnet_lite import EfficientNetLite, resolve_weights_spec
     from sonorisk.models.envelope import read_state_dict
 
-    net = EfficientNetLite0()
+    net = EfficientNetLite()
     net.load_state_dict(read_state_dict(resolve_weights_spec("package", "pca_svm")))
     net.eval()
     out = []

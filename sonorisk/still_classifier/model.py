@@ -65,10 +65,10 @@ class Trunk(nn.Module):
     frozen, as in the detector); parameter names as in the detector's trunk."""
 
     def __init__(self, n_blocks: int = 16) -> None:
-        from sonorisk.detector.efficientnet_lite import EfficientNetLite0, MBConv
+        from sonorisk.detector.efficientnet_lite import EfficientNetLite, MBConv
 
         super().__init__()
-        net = EfficientNetLite0(norm=_frozen_norm)
+        net = EfficientNetLite(norm=_frozen_norm)
         self._conv_stem, self._bn0 = net._conv_stem, net._bn0
         self._blocks = nn.ModuleList(list(net._blocks)[:n_blocks])
         last = self._blocks[-1]

@@ -83,7 +83,7 @@ class Lite3DClassifier(GAPClassifier):
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__(config)
         opts = config.model.lite3d
-        net = lite.EfficientNetLite0(norm=_bn)
+        net = lite.EfficientNetLite(norm=_bn)
         self._conv_stem, self._bn0 = net._conv_stem, net._bn0
         self._blocks = net._blocks
         self._conv_head, self._bn1 = net._conv_head, net._bn1

@@ -42,7 +42,7 @@ def test_lite0_detector_takes_inputs_in_its_own_scale(architecture: str):
 
 
 def test_weights_file_loads_freezes_and_records_source(tmp_path: Path):
-    reference = lite.EfficientNetLite0()
+    reference = lite.EfficientNetLite()
     with torch.no_grad():
         reference._blocks[5]._depthwise_conv.weight.fill_(0.0321)
     path = tmp_path / "lite0.pth"
@@ -117,7 +117,7 @@ def test_checkpoint_of_a_pretrained_detector_loads_without_the_weights_file(tmp_
     from sonorisk.detector.predictor import TorchvisionDetector
 
     weights = tmp_path / "lite0.pth"
-    torch.save(lite.EfficientNetLite0().state_dict(), weights)
+    torch.save(lite.EfficientNetLite().state_dict(), weights)
     config = DetectorConfig(
         model=tiny_model(backbone="efficientnet_lite0", pretrained=str(weights))
     )

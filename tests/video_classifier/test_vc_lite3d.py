@@ -27,8 +27,8 @@ def _lite_config(size: int = 64, last_stride: int = 2):
     return cfg
 
 
-def _imagenet_lite0() -> lite.EfficientNetLite0:
-    net = lite.EfficientNetLite0()
+def _imagenet_lite0() -> lite.EfficientNetLite:
+    net = lite.EfficientNetLite()
     net.load_state_dict(torch.load(lite.packaged_weights_path(), weights_only=True))
     return net.eval()
 
