@@ -23,6 +23,7 @@ HELD=configs/release/heldout_groups.txt
 REAL=${REAL_VIDEO:-../shared/data/real_ultrasound_video}
 export OMP_WAIT_POLICY=PASSIVE
 started=$(date +%s)
+source scripts/lib/runs.sh
 say() { echo "[heldout $(( $(date +%s) - started ))s] $*"; }
 EV=$OUT/eval
 mkdir -p "$EV"
@@ -41,13 +42,6 @@ yaml.safe_dump({"lesions": lesions}, open(sys.argv[2], "w"), sort_keys=False)
 PY
     CONFIG_ARGS=(--config "$OUT/rules.yaml")
 fi
-batch() {  # OUT_CSV INPUTS...
-    local csv=$1; shift
-    [[ -f ${csv%.csv}.done ]] && return 0
-    sonorisk batch --models "$BUNDLE" --out "$csv" --workers 2 --threads 1 --no-progress \
-        "${CONFIG_ARGS[@]}" "$@"
-    touch "${csv%.csv}.done"
-}
 export_bundle() {  # [METRICS_JSON]
     python3 -m sonorisk.models.release --detector "$DETECTOR" \
         --classifier "$OUT/classifier_check.pt" --out "$OUT/bundle" --name "$NAME" \
@@ -56,12 +50,13 @@ export_bundle() {  # [METRICS_JSON]
 BUNDLE=$OUT/bundle/$NAME/$VERSION
 [[ -f $BUNDLE/metadata.json ]] || export_bundle
 say "held-out sweeps (480x360)"
-batch "$EV/end_to_end.csv" "$REL/heldout_sweeps/videos" "$REL/heldout_normal_sweeps/videos"
+batch "$EV/end_to_end.csv" "$BUNDLE" "${CONFIG_ARGS[@]}" \
+    "$REL/heldout_sweeps/videos" "$REL/heldout_normal_sweeps/videos"
 say "held-out screen captures (1920x1080)"
-batch "$EV/screen.csv" "$OUT/heldout_screen_sweeps/videos" \
+batch "$EV/screen.csv" "$BUNDLE" "${CONFIG_ARGS[@]}" "$OUT/heldout_screen_sweeps/videos" \
     "$OUT/heldout_normal_screen_sweeps/videos"
 say "out of scope: real lung clips"
-batch "$EV/out_of_scope.csv" "$REAL"
+batch "$EV/out_of_scope.csv" "$BUNDLE" "${CONFIG_ARGS[@]}" "$REAL"
 python3 -m sonorisk.eval.heldout --detector-eval "$DETECTOR_EVAL" \
     --classifier-scores "$REL/eval/classifier_gt.csv" --sweeps "$REL/heldout_sweeps/videos.csv" \
     --batch "$EV/end_to_end.csv" --lesion-free "$REL/heldout_normal_sweeps/videos.csv" \
