@@ -36,6 +36,7 @@ HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE
 started=$(date +%s)
 mkdir -p "$OUT"
+source scripts/lib/runs.sh
 say() { echo "[release $(( $(date +%s) - started ))s] $*"; }
 
 # 1. The training groups: every group of the still folder that is not held out.
@@ -57,21 +58,9 @@ if [[ ! -f $OUT/detector/done ]]; then
 fi
 
 # 3. Classifier: one 24-frame sweep (three clips) per benign or malignant training still.
-synth() {  # OUT_DIR GROUPS LABELS N FRAMES SEED
-    [[ -f $1/videos.csv ]] || sonorisk synth --source "$BUSI" --groups "$2" --labels "$3" \
-        --n "$4" --frames "$5" --seed "$6" --out "$1" > /dev/null
-}
-n_train=$(python3 - "$BUSI" "$OUT/train_groups.txt" <<'PY'
-import csv, sys
-from sonorisk.data.splits import read_id_lines
-groups = set(read_id_lines(sys.argv[2]))
-print(sum(1 for r in csv.DictReader(open(f"{sys.argv[1]}/manifest.csv"))
-          if r["group"] in groups and r["label"] in ("benign", "malignant")))
-PY
-)
-synth "$OUT/train_sweeps" "$OUT/train_groups.txt" benign,malignant "$n_train" 24 21
+train_sweeps "$BUSI" "$OUT"
 if [[ ! -f $OUT/classifier/done ]]; then
-    say "training the classifier on $n_train training sweeps"
+    say "training the classifier on the training sweeps ($OUT/train_sweeps)"
     resume=()
     [[ -f $OUT/classifier/last.pt ]] && resume=(--resume "$OUT/classifier/last.pt")
     sonorisk train classifier --data "$OUT/train_sweeps" --config configs/release/classifier.yaml \
@@ -81,18 +70,10 @@ fi
 
 # Held-out sweeps: one per held-out lesion still, and lesion-free sweeps of the
 # held-out normal stills.
-n_held=$(python3 - "$BUSI" "$HELD" <<'PY'
-import csv, sys
-from sonorisk.data.splits import read_id_lines
-groups = set(read_id_lines(sys.argv[2]))
-rows = [r for r in csv.DictReader(open(f"{sys.argv[1]}/manifest.csv")) if r["group"] in groups]
-print(sum(r["label"] in ("benign", "malignant") for r in rows),
-      sum(r["label"] == "normal" for r in rows))
-PY
-)
-read -r n_lesion n_normal <<< "$n_held"
-synth "$OUT/heldout_sweeps" "$HELD" benign,malignant "$n_lesion" 48 31
-synth "$OUT/heldout_normal_sweeps" "$HELD" normal "$n_normal" 48 32
+n_lesion=$(count_stills "$BUSI" "$HELD" benign,malignant)
+n_normal=$(count_stills "$BUSI" "$HELD" normal)
+synth_once "$BUSI" "$OUT/heldout_sweeps" "$HELD" benign,malignant "$n_lesion" 48 31
+synth_once "$BUSI" "$OUT/heldout_normal_sweeps" "$HELD" normal "$n_normal" 48 32
 
 # 4. The bundle, without figures yet.
 BUNDLE=$OUT/bundle/$NAME/$VERSION

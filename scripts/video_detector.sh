@@ -25,24 +25,10 @@ START=${START:-$REL/detector/last.pt}
 CONFIG=${CONFIG:-configs/release/detector-video.yaml}
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
-count() {  # LABELS: training-group stills with these labels
-    python3 - "$BUSI" "$REL/train_groups.txt" "$1" <<'PY'
-import csv, sys
-from sonorisk.data.splits import read_id_lines
-groups = set(read_id_lines(sys.argv[2]))
-labels = sys.argv[3].split(",")
-print(sum(1 for r in csv.DictReader(open(f"{sys.argv[1]}/manifest.csv"))
-          if r["group"] in groups and r["label"] in labels))
-PY
-}
-# The same lesion sweeps as scripts/release.sh makes (seed 21).
-[[ -f $REL/train_sweeps/videos.csv ]] || sonorisk synth --source "$BUSI" \
-    --groups "$REL/train_groups.txt" --labels benign,malignant --n "$(count benign,malignant)" \
-    --frames 24 --seed 21 --out "$REL/train_sweeps" > /dev/null
-n_normal=$(count normal)
-[[ -f $OUT/train_normal_sweeps/videos.csv ]] || sonorisk synth --source "$BUSI" \
-    --groups "$REL/train_groups.txt" --labels normal --n "$n_normal" --frames 24 --seed 22 \
-    --out "$OUT/train_normal_sweeps" > /dev/null
+source scripts/lib/runs.sh
+train_sweeps "$BUSI" "$REL"  # made by scripts/release.sh, or here when it has not run
+synth_once "$BUSI" "$OUT/train_normal_sweeps" "$REL/train_groups.txt" normal \
+    "$(count_stills "$BUSI" "$REL/train_groups.txt" normal)" 24 22
 # Start from START (the release's last.pt: resumed at epoch 11 of 12).
 [[ -f $OUT/last.pt ]] || cp "$START" "$OUT/last.pt"
 if [[ ! -f $OUT/done ]]; then

@@ -46,3 +46,32 @@ for name in names:
             os.symlink(os.path.abspath(f"{root}/{name}/{file}"), link)
 PY
 }
+
+# count_stills BUSI GROUPS_FILE LABELS: how many stills of the still folder BUSI
+# have their group listed in GROUPS_FILE and one of LABELS (comma-separated).
+count_stills() {
+    python3 - "$@" <<'PY'
+import csv, sys
+from sonorisk.data.splits import read_id_lines
+busi, groups_file, labels = sys.argv[1:]
+groups = set(read_id_lines(groups_file))
+labels = labels.split(",")
+print(sum(1 for r in csv.DictReader(open(f"{busi}/manifest.csv"))
+          if r["group"] in groups and r["label"] in labels))
+PY
+}
+
+# synth_once BUSI OUT_DIR GROUPS_FILE LABELS N FRAMES SEED: `sonorisk synth` of
+# those stills into OUT_DIR, done once (skipped when OUT_DIR/videos.csv exists).
+synth_once() {
+    [[ -f $2/videos.csv ]] || sonorisk synth --source "$1" --groups "$3" --labels "$4" \
+        --n "$5" --frames "$6" --seed "$7" --out "$2" > /dev/null
+}
+
+# train_sweeps BUSI REL: REL/train_sweeps, one 24-frame sweep (seed 21) per lesion
+# still of the training groups (REL/train_groups.txt): what the release's clip
+# classifier and the video-trained detectors learn from.
+train_sweeps() {
+    synth_once "$1" "$2/train_sweeps" "$2/train_groups.txt" benign,malignant \
+        "$(count_stills "$1" "$2/train_groups.txt" benign,malignant)" 24 21
+}
