@@ -19,6 +19,15 @@ VERSION=${VERSION:-1.1.0}
 DETECTOR=${DETECTOR:-$REL/detector/last.pt}
 # The detector's own held-out figures on stills (sonorisk eval detector --json).
 DETECTOR_EVAL=${DETECTOR_EVAL:-$REL/eval/detector_stills.json}
+CLASSIFIER_GT=${CLASSIFIER_GT:-$REL/eval/classifier_gt.csv}
+# The classifier with its lesion check (scripts/e2e_release.sh fits it), and
+# where the screen-capture sweeps are (scripts/e2e_data.sh; they do not depend
+# on the models). Another detector with the released classifier, for example:
+#   DETECTOR=runs/lite2_video/last.pt OUT=runs/e2e_lite2 DATA=runs/e2e VERSION=1.5.0 \
+#       CLASSIFIER=sonorisk/bundled/sonorisk-busi/1.4.0/classifier.safetensors \
+#       RULES=runs/e2e_lite2/lesion_rules.json bash scripts/e2e_heldout.sh
+CLASSIFIER=${CLASSIFIER:-$OUT/classifier_check.pt}
+DATA=${DATA:-$OUT}
 HELD=configs/release/heldout_groups.txt
 REAL=${REAL_VIDEO:-../shared/data/real_ultrasound_video}
 export OMP_WAIT_POLICY=PASSIVE
@@ -44,7 +53,7 @@ PY
 fi
 export_bundle() {  # [METRICS_JSON]
     python3 -m sonorisk.models.release --detector "$DETECTOR" \
-        --classifier "$OUT/classifier_check.pt" --out "$OUT/bundle" --name "$NAME" \
+        --classifier "$CLASSIFIER" --out "$OUT/bundle" --name "$NAME" \
         --version "$VERSION" --heldout-groups "$HELD" ${1:+--metrics "$1"}
 }
 BUNDLE=$OUT/bundle/$NAME/$VERSION
@@ -53,15 +62,19 @@ say "held-out sweeps (480x360)"
 batch "$EV/end_to_end.csv" "$BUNDLE" "${CONFIG_ARGS[@]}" \
     "$REL/heldout_sweeps/videos" "$REL/heldout_normal_sweeps/videos"
 say "held-out screen captures (1920x1080)"
-batch "$EV/screen.csv" "$BUNDLE" "${CONFIG_ARGS[@]}" "$OUT/heldout_screen_sweeps/videos" \
-    "$OUT/heldout_normal_screen_sweeps/videos"
+batch "$EV/screen.csv" "$BUNDLE" "${CONFIG_ARGS[@]}" "$DATA/heldout_screen_sweeps/videos" \
+    "$DATA/heldout_normal_screen_sweeps/videos"
 say "out of scope: real lung clips"
 batch "$EV/out_of_scope.csv" "$BUNDLE" "${CONFIG_ARGS[@]}" "$REAL"
-python3 -m sonorisk.eval.heldout --detector-eval "$DETECTOR_EVAL" \
-    --classifier-scores "$REL/eval/classifier_gt.csv" --sweeps "$REL/heldout_sweeps/videos.csv" \
+# The detector's and the classifier's own figures, where their runs are here
+# (a candidate detector measured end to end only has no runs/release/eval).
+OWN=()
+[[ -f $DETECTOR_EVAL ]] && OWN+=(--detector-eval "$DETECTOR_EVAL")
+[[ -f $CLASSIFIER_GT ]] && OWN+=(--classifier-scores "$CLASSIFIER_GT")
+python3 -m sonorisk.eval.heldout "${OWN[@]}" --sweeps "$REL/heldout_sweeps/videos.csv" \
     --batch "$EV/end_to_end.csv" --lesion-free "$REL/heldout_normal_sweeps/videos.csv" \
-    --screen-batch "$EV/screen.csv" --screen-sweeps "$OUT/heldout_screen_sweeps/videos.csv" \
-    --screen-lesion-free "$OUT/heldout_normal_screen_sweeps/videos.csv" \
+    --screen-batch "$EV/screen.csv" --screen-sweeps "$DATA/heldout_screen_sweeps/videos.csv" \
+    --screen-lesion-free "$DATA/heldout_normal_screen_sweeps/videos.csv" \
     --out-of-scope "$EV/out_of_scope.csv" --out "$EV/metrics.json"
 rm -rf "$BUNDLE"
 export_bundle "$EV/metrics.json"
