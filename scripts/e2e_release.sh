@@ -16,6 +16,9 @@
 #   DETECTOR=runs/video_detector2/last.pt OUT=runs/e2e_v2 VERSION=1.2.0 \
 #       DATA=runs/e2e bash scripts/e2e_release.sh
 # (DATA: where the development sweeps already are; they do not depend on the models.)
+# Without the release's training run (runs/release/classifier), the released
+# classifier refits its check for another detector:
+#   CLASSIFIER=sonorisk/bundled/sonorisk-busi/1.4.0/classifier.safetensors ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUSI=${BUSI:-../shared/data/busi}
@@ -24,6 +27,7 @@ OUT=${OUT:-runs/e2e}
 NAME=sonorisk-busi
 VERSION=${VERSION:-1.1.0}
 DETECTOR=${DETECTOR:-$REL/detector/last.pt}
+CLASSIFIER=${CLASSIFIER:-$REL/classifier/best.pt}
 DATA=${DATA:-$OUT}
 HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE
@@ -57,22 +61,23 @@ for split in A B; do
 done
 
 # 3. The pipeline's own false tracks on A: this detector with the release's
-# classifier, which has no lesion check (so every track is scored).
+# classifier, every track scored (a classifier that already has a check would
+# otherwise leave its unconfident tracks out of the JSON).
 if [[ $DETECTOR == "$REL/detector/last.pt" ]]; then
     BASE=$REL/bundle/$NAME/1.0.0
     [[ -d $BASE ]] || BASE=sonorisk/bundled/$NAME/1.0.0
 else
     BASE=$OUT/base_bundle/$NAME/$VERSION
     [[ -f $BASE/metadata.json ]] || python3 -m sonorisk.models.release --detector "$DETECTOR" \
-        --classifier "$REL/classifier/best.pt" --out "$OUT/base_bundle" --version "$VERSION"
+        --classifier "$CLASSIFIER" --out "$OUT/base_bundle" --version "$VERSION"
 fi
 say "tracks on development split A"
-batch "$OUT/devA/batch.csv" "$BASE" "$OUT/devA/dev_sweeps" "$OUT/devA/dev_normal_sweeps" \
-    "$OUT/devA/dev_screen_sweeps"
+batch "$OUT/devA/batch.csv" "$BASE" --config configs/release/pipeline-development.yaml \
+    "$OUT/devA/dev_sweeps" "$OUT/devA/dev_normal_sweeps" "$OUT/devA/dev_screen_sweeps"
 
 # 4. The lesion check: lesions vs background and false tracks, groups A only.
 say "the lesion check"
-fit_lesion_check "$REL/classifier/best.pt" "$OUT" "$REL" "$OUT/classifier_check.pt"
+fit_lesion_check "$CLASSIFIER" "$OUT" "$REL" "$OUT/classifier_check.pt"
 
 # 5. A bundle with the check (no figures yet), run on B with every track scored.
 DEV_BUNDLE=$OUT/dev_bundle/$NAME/$VERSION
