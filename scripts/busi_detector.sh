@@ -46,10 +46,8 @@ groups = {s.group for s in load_samples(busi)}
 PY
 fi
 
-synth() {  # OUT_DIR GROUPS LABELS N FRAMES SEED
-    [[ -f $1/videos.csv ]] || sonorisk synth --source "$BUSI" --groups "$2" --labels "$3" \
-        --n "$4" --frames "$5" --seed "$6" --out "$1" > /dev/null
-}
+source scripts/lib/runs.sh
+synth() { synth_once "$BUSI" "$@"; }  # OUT_DIR GROUPS LABELS N FRAMES SEED
 synth "$OUT/busi_val_sweeps" "$BASE/val_groups.txt" benign,malignant 24 60 5
 synth "$OUT/busi_val_normal_sweeps" "$BASE/val_groups.txt" normal 10 60 6
 synth "$OUT/busi_train_sweeps" "$BASE/train_groups.txt" benign,malignant 200 30 11

@@ -12,10 +12,9 @@ OUT=${OUT:-runs/e2e}
 HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
-synth() {  # OUT_DIR GROUPS LABELS N SEED [EXTRA...]
-    local dir=$1 groups=$2 labels=$3 n=$4 seed=$5; shift 5
-    [[ -f $dir/videos.csv ]] || sonorisk synth --source "$BUSI" --groups "$groups" \
-        --labels "$labels" --n "$n" --frames 48 --seed "$seed" --out "$dir" "$@" > /dev/null
+source scripts/lib/runs.sh
+synth() {  # OUT_DIR GROUPS LABELS N SEED [EXTRA...]: 48-frame sweeps
+    synth_once "$BUSI" "$1" "$2" "$3" "$4" 48 "${@:5}"
 }
 synth "$OUT/dev_sweeps" "$REL/train_groups.txt" benign,malignant 120 41
 synth "$OUT/dev_normal_sweeps" "$REL/train_groups.txt" normal 60 42

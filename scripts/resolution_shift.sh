@@ -37,21 +37,12 @@ if [[ $AFTER == 1 ]]; then
             --no-progress > /dev/null
     done
 else
-read -r n_lesion n_normal <<< "$(python3 - "$BUSI" "$HELD" <<'PY'
-import csv, sys
-from sonorisk.data.splits import read_id_lines
-groups = set(read_id_lines(sys.argv[2]))
-rows = [r for r in csv.DictReader(open(f"{sys.argv[1]}/manifest.csv")) if r["group"] in groups]
-print(sum(r["label"] in ("benign", "malignant") for r in rows),
-      sum(r["label"] == "normal" for r in rows))
-PY
-)"
-synth() {  # OUT_DIR LABELS N SEED (scripts/release.sh's held-out sweeps, at SIZE)
-    [[ -f $1/videos.csv ]] || sonorisk synth --source "$BUSI" --groups "$HELD" --labels "$2" \
-        --n "$3" --frames 48 --seed "$4" --size "$SIZE" --out "$1" > /dev/null
-}
-synth "$OUT/sweeps" benign,malignant "$n_lesion" 31
-synth "$OUT/normal_sweeps" normal "$n_normal" 32
+source scripts/lib/runs.sh
+# scripts/release.sh's held-out sweeps, at SIZE
+synth_once "$BUSI" "$OUT/sweeps" "$HELD" benign,malignant \
+    "$(count_stills "$BUSI" "$HELD" benign,malignant)" 48 31 --size "$SIZE"
+synth_once "$BUSI" "$OUT/normal_sweeps" "$HELD" normal \
+    "$(count_stills "$BUSI" "$HELD" normal)" 48 32 --size "$SIZE"
 fi
 [[ -f $OUT/batch.done ]] || { sonorisk batch --models "$MODELS" --out "$OUT/batch.csv" \
     --workers 2 --threads 1 --no-progress "$OUT/sweeps/videos" "$OUT/normal_sweeps/videos" \

@@ -61,11 +61,12 @@ print(sum(1 for r in csv.DictReader(open(f"{busi}/manifest.csv"))
 PY
 }
 
-# synth_once BUSI OUT_DIR GROUPS_FILE LABELS N FRAMES SEED: `sonorisk synth` of
-# those stills into OUT_DIR, done once (skipped when OUT_DIR/videos.csv exists).
+# synth_once BUSI OUT_DIR GROUPS_FILE LABELS N FRAMES SEED [EXTRA...]: `sonorisk
+# synth` of those stills into OUT_DIR (EXTRA: more of its options), done once
+# (skipped when OUT_DIR/videos.csv exists).
 synth_once() {
     [[ -f $2/videos.csv ]] || sonorisk synth --source "$1" --groups "$3" --labels "$4" \
-        --n "$5" --frames "$6" --seed "$7" --out "$2" > /dev/null
+        --n "$5" --frames "$6" --seed "$7" --out "$2" "${@:8}" > /dev/null
 }
 
 # train_sweeps BUSI REL: REL/train_sweeps, one 24-frame sweep (seed 21) per lesion
