@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 # Before any test imports torch: OpenMP threads must not spin while Ray
@@ -69,8 +70,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if config.stash.get(_EXIT_STATUS, None) is None or os.environ.get("SONORISK_TEST_FINALIZE"):
         return  # not a full session (e.g. --collect-only errors), or asked to finalise
-    import sys
-
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(config.stash[_EXIT_STATUS])
