@@ -23,8 +23,10 @@ measurement in a fresh process (so its peak memory is its own):
 
 Beside every rate: the clips the classifier scored, the scored lesions and
 the peak resident memory of the process. A rate is refused (exit status 2)
-when a lesion video gave no lesion or no scored clip: a pipeline whose
-classifier never ran is not fast, it is idle.
+when the classifier scored no clip of a lesion video: a pipeline whose
+classifier never ran is not fast, it is idle. A video whose tracks were all
+judged candidates (no risk) keeps its rate, with that said beside it: its
+clips were classified all the same.
 
     python benchmarks/score.py [--models NAME|DIR] [--seconds 30] [--naive-frames 90]
         [--runtimes onnx-int8,onnx,torch] [--no-live]
@@ -206,12 +208,22 @@ def make_inputs(work: Path, seconds: float) -> list[tuple[str, Path]]:
 
 
 def refusal(m: Measured) -> str | None:
-    """Why a rate must not be printed for a lesion video (None: it may)."""
+    """Why a rate must not be printed for a lesion video (None: it may).
+
+    A lesion video whose classifier scored no clip measures an idle pipeline.
+    One whose tracks were all judged candidates did the same work as one that
+    scored them (their clips are classified for the lesion check), so its rate
+    stands; the missing risk is an accuracy finding, printed beside it."""
     if m.clips == 0:
-        return "the classifier scored no clip"
-    if m.scored_lesions == 0:
-        return f"no scored lesion ({m.note or 'no lesion found'})"
+        return f"the classifier scored no clip ({m.note or 'no lesion found'})"
     return None
+
+
+def accuracy_note(m: Measured) -> str:
+    """What to say beside a rate whose video got no risk."""
+    if m.scored_lesions == 0 and m.clips > 0:
+        return f"no scored lesion, clips of candidates only: {m.note or 'no risk'}"
+    return ""
 
 
 def main() -> int:
@@ -283,9 +295,10 @@ def main() -> int:
                 continue
             why = refusal(m) if m is not decode else None
             rate = "refused" if why else f"{m.fps:9.2f}"
+            said = why or (accuracy_note(m) if m is not decode else "")
             print(
                 f"  {m.what:32s} {rate:>9s} {m.clips:6d} {m.scored_lesions:8d} "
-                f"{m.peak_rss_mb:8.0f}" + (f"  ({why})" if why else "")
+                f"{m.peak_rss_mb:8.0f}" + (f"  ({said})" if said else "")
             )
         whys = [w for w in (*map(refusal, profiles), refusal(naive)) if w]
         if whys:
@@ -318,6 +331,7 @@ def main() -> int:
         print(
             f"  risk {profile.risk} ({profile.scored_lesions} scored lesion(s), "
             f"{profile.clips} clips)"
+            + (f": {accuracy_note(profile)}" if accuracy_note(profile) else "")
         )
     if refused:
         print(f"\nrefused to print rates for: {', '.join(refused)}", file=sys.stderr)

@@ -16,6 +16,7 @@
 #   AFTER=1 bash scripts/resolution_shift.sh      # ~10 min on 2 cores
 #   AFTER=1 MODELS=path/to/bundle OUT=runs/x bash scripts/resolution_shift.sh
 #   AFTER=1 QSCALE=15 bash scripts/resolution_shift.sh  # and more compressed (MJPEG q 15)
+#   AFTER=1 CODEC=h264 bash scripts/resolution_shift.sh  # an H.264 export (libx264 CRF 20)
 #
 # Steps whose output exists are skipped.
 set -euo pipefail
@@ -24,7 +25,8 @@ BUSI=${BUSI:-../shared/data/busi}
 SIZE=${SIZE:-320x240}
 AFTER=${AFTER:-0}
 QSCALE=${QSCALE:-}
-OUT=${OUT:-runs/resolution_shift/$SIZE$([[ $AFTER == 1 ]] && echo -after${QSCALE:+-q$QSCALE})}
+CODEC=${CODEC:-}
+OUT=${OUT:-runs/resolution_shift/$SIZE$([[ $AFTER == 1 ]] && echo -after${QSCALE:+-q$QSCALE}${CODEC:+-$CODEC})}
 MODELS=${MODELS:-sonorisk-busi}
 REL=${REL:-runs/release}
 HELD=configs/release/heldout_groups.txt
@@ -33,7 +35,7 @@ mkdir -p "$OUT"
 if [[ $AFTER == 1 ]]; then
     for name in sweeps normal_sweeps; do
         [[ -f $OUT/$name/videos.csv ]] || sonorisk dataset rescale --size "$SIZE" \
-            ${QSCALE:+--qscale "$QSCALE"} --data "$REL/heldout_$name" --out "$OUT/$name" \
+            ${QSCALE:+--qscale "$QSCALE"} ${CODEC:+--codec "$CODEC"} --data "$REL/heldout_$name" --out "$OUT/$name" \
             --no-progress > /dev/null
     done
 else

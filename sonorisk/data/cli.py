@@ -127,6 +127,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
         "--interpolation", choices=("bilinear", "area"), default="bilinear", help="default bilinear"
     )
     rescale.add_argument(
+        "--codec",
+        help="encode every video with this codec (mjpeg, mpeg4, h264, rawvideo, "
+        "mpeg2video; default: each video's own, from the table): an export in "
+        "another format",
+    )
+    rescale.add_argument(
         "--qscale",
         type=int,
         help="encoder quantiser, 2 (best) to 31 (worst), MJPEG/MPEG-4/MPEG-2 only "
@@ -257,6 +263,7 @@ def _rescale(args: argparse.Namespace) -> int:
         scale=args.scale,
         size=args.size,
         interpolation=args.interpolation,
+        codec=args.codec,
         qscale=args.qscale,
         overwrite=args.overwrite,
         progress=not args.no_progress,

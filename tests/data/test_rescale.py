@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import av
 import cv2
 import numpy as np
 import pandas as pd
@@ -141,6 +142,23 @@ def test_cli_writes_and_validates(phantom_sweeps, tmp_path, capsys):
     assert main([*args, "--out", str(out), "--no-progress", "--overwrite"]) == 0
     with pytest.raises(SystemExit):  # neither --scale nor --size
         main(["dataset", "rescale", "--data", str(phantom_sweeps), "--out", str(out)])
+
+
+def test_cli_codec_writes_another_format(phantom_sweeps, tmp_path, capsys):
+    out = tmp_path / "h264"
+    args = ["dataset", "rescale", "--data", str(phantom_sweeps), "--scale", "0.5"]
+    assert main([*args, "--codec", "h264", "--out", str(out), "--no-progress"]) == 0
+    copy = load_dataset(out)
+    assert (copy.table["codec"] == "h264").all()
+    for video_id in copy.video_ids:
+        with av.open(str(out / copy.video(video_id).file)) as container:
+            assert container.streams.video[0].codec_context.name == "h264"
+    # A codec that takes no quantiser is refused with --qscale, naming both.
+    bad = [*args, "--codec", "h264", "--qscale", "10", "--out", str(tmp_path / "bad")]
+    assert main([*bad, "--no-progress"]) == 2
+    assert "h264 takes no quantiser" in capsys.readouterr().err
+    assert main([*args, "--codec", "vp9", "--out", str(tmp_path / "vp9"), "--no-progress"]) == 2
+    assert "unknown codec 'vp9'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("scale", [0.0, -0.5, math.nan, math.inf, 4.5])
