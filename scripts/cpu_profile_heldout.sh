@@ -19,26 +19,26 @@ CFG=${CFG:-configs/pipeline-cpu.yaml}
 RT=${RT:-onnx-int8}
 OUT=${OUT:-runs/cpu_profile}
 WORKERS=${WORKERS:-2}
+MODELS=${MODELS:-sonorisk-busi}
 SCREEN=${SCREEN:-1}
 SCREEN_DIR=${SCREEN_DIR:-runs/e2e_v3}
 REL=${REL:-runs/release}
 REAL=${REAL_VIDEO:-../shared/data/real_ultrasound_video}
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
-batch() {  # OUT_CSV INPUTS...
+source scripts/lib/runs.sh
+run() {  # OUT_CSV INPUTS...: lib/runs.sh's batch with this config and runtime, logged
     local csv=$1; shift
-    [[ -f ${csv%.csv}.done ]] && return 0
-    sonorisk batch --config "$CFG" --runtime "$RT" --out "$csv" --workers "$WORKERS" \
-        --threads 1 --no-progress "$@" > "${csv%.csv}.log" 2>&1
-    touch "${csv%.csv}.done"
+    BATCH_WORKERS=$WORKERS batch "$csv" "$MODELS" --config "$CFG" --runtime "$RT" "$@" \
+        > "${csv%.csv}.log" 2>&1
 }
-batch "$OUT/end_to_end.csv" "$REL/heldout_sweeps/videos" "$REL/heldout_normal_sweeps/videos"
-batch "$OUT/out_of_scope.csv" "$REAL"
+run "$OUT/end_to_end.csv" "$REL/heldout_sweeps/videos" "$REL/heldout_normal_sweeps/videos"
+run "$OUT/out_of_scope.csv" "$REAL"
 args=(--sweeps "$REL/heldout_sweeps/videos.csv" --batch "$OUT/end_to_end.csv"
       --lesion-free "$REL/heldout_normal_sweeps/videos.csv"
       --out-of-scope "$OUT/out_of_scope.csv" --out "$OUT/figures.json")
 if [[ $SCREEN == 1 ]]; then
-    batch "$OUT/screen.csv" "$SCREEN_DIR/heldout_screen_sweeps/videos" \
+    run "$OUT/screen.csv" "$SCREEN_DIR/heldout_screen_sweeps/videos" \
         "$SCREEN_DIR/heldout_normal_screen_sweeps/videos"
     args+=(--screen-batch "$OUT/screen.csv"
            --screen-sweeps "$SCREEN_DIR/heldout_screen_sweeps/videos.csv"

@@ -7,7 +7,8 @@
 batch() {
     local csv=$1 models=$2; shift 2
     [[ -f ${csv%.csv}.done ]] && return 0
-    sonorisk batch --models "$models" --out "$csv" --workers 2 --threads 1 --no-progress "$@"
+    sonorisk batch --models "$models" --out "$csv" --workers "${BATCH_WORKERS:-2}" --threads 1 \
+        --no-progress "$@"
     touch "${csv%.csv}.done"
 }
 
