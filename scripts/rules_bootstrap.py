@@ -23,45 +23,25 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from sonorisk.eval.lesion_rules import (
-    DevLesion,
     DevVideo,
     choose,
+    dev_lesion,
     fit_confidence,
     operating_point,
     read_run,
     verdicts,
 )
-from sonorisk.pipeline.lesions import LesionEvidence
-
-
-def read_annotated(run: str, root: str, groups: set[str] | None) -> list[DevVideo]:
-    videos = read_run(Path(run), Path(root))
-    if groups is None:
-        return videos
-    table = pd.read_csv(Path(root) / "videos.csv")
-    group = dict(zip(table.video_id, table.group.astype(str), strict=True))
-    return [v for v in videos if group[v.video_id] in groups]
 
 
 def read_out_of_scope(run: str) -> list[DevVideo]:
     """Videos with no lesion to find: every track is a false one."""
     videos = []
     for path in sorted(Path(run).glob("*.json")):
-        lesions = []
-        for entry in json.loads(path.read_text())["lesions"]:
-            ev = entry["evidence"]
-            evidence = LesionEvidence(
-                ev["detector_score"],
-                ev["detector_frames"],
-                ev["lesion_check"],
-                ev.get("tracked_frames"),
-            )
-            clips = tuple(c["probability"] for c in entry["clips"] if c["probability"] is not None)
-            lesions.append(DevLesion(evidence, False, entry["risk"], clips))
-        videos.append(DevVideo(path.stem, "out of scope", tuple(lesions)))
+        entries = json.loads(path.read_text())["lesions"]
+        lesions = tuple(dev_lesion(entry, False, path) for entry in entries)
+        videos.append(DevVideo(path.stem, "out of scope", lesions))
     return videos
 
 
@@ -79,8 +59,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     groups = set(args.groups.read_text().split()) if args.groups else None
-    dev = [v for run, root in args.dev for v in read_annotated(run, root, groups)]
-    held = [v for run, root in args.held for v in read_annotated(run, root, None)]
+    dev = [v for run, root in args.dev for v in read_run(Path(run), Path(root), groups=groups)]
+    held = [v for run, root in args.held for v in read_run(Path(run), Path(root))]
     outside = [v for run in args.out_of_scope for v in read_out_of_scope(run)]
     print(f"development videos {len(dev)}, held-out {len(held)}, out of scope {len(outside)}")
 

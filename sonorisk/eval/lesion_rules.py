@@ -65,12 +65,48 @@ class DevVideo:
     lesions: tuple[DevLesion, ...]
 
 
-def read_run(json_dir: Path, dataset_root: Path, min_true: float = 0.5) -> list[DevVideo]:
+def dev_lesion(entry: dict[str, Any], true: bool, source: Path) -> DevLesion:
+    """One reported lesion of a score JSON (``source``) as development evidence."""
+    ev = entry.get("evidence")
+    if ev is None:
+        raise ValueError(f"{source}: lesions carry no evidence (made by an older sonorisk)")
+    return DevLesion(
+        LesionEvidence(
+            ev["detector_score"],
+            ev["detector_frames"],
+            ev["lesion_check"],
+            ev.get("tracked_frames"),
+        ),
+        true,
+        entry["risk"],
+        tuple(c["probability"] for c in entry["clips"] if c["probability"] is not None),
+    )
+
+
+def read_run(
+    json_dir: Path,
+    dataset_root: Path,
+    min_true: float = 0.5,
+    groups: set[str] | None = None,
+) -> list[DevVideo]:
+    """The run's videos of the dataset (only those of ``groups`` when given), each
+    lesion labelled true when it overlaps a ground-truth box on ``min_true`` of its
+    frames."""
     from sonorisk.data.dataset import load_dataset
 
     dataset = load_dataset(dataset_root)
+    video_ids = dataset.video_ids
+    if groups is not None:
+        table = dataset.table
+        if "group" not in table.columns:
+            raise InputError(str(dataset_root), "the video table has no group column")
+        video_ids = [
+            str(v)
+            for v, g in zip(table["video_id"], table["group"], strict=True)
+            if str(g) in groups
+        ]
     out: list[DevVideo] = []
-    for video_id in dataset.video_ids:
+    for video_id in video_ids:
         path = json_dir / f"{video_id}.json"
         if not path.exists():
             continue
@@ -79,22 +115,7 @@ def read_run(json_dir: Path, dataset_root: Path, min_true: float = 0.5) -> list[
         lesions = []
         for entry in document["lesions"]:
             boxes = {int(b["frame"]): tuple(b["box"]) for b in entry["boxes"]}
-            ev = entry.get("evidence")
-            if ev is None:
-                raise ValueError(f"{path}: lesions carry no evidence (made by an older sonorisk)")
-            lesions.append(
-                DevLesion(
-                    LesionEvidence(
-                        ev["detector_score"],
-                        ev["detector_frames"],
-                        ev["lesion_check"],
-                        ev.get("tracked_frames"),
-                    ),
-                    overlaps_truth(boxes, truth) >= min_true,
-                    entry["risk"],
-                    tuple(c["probability"] for c in entry["clips"] if c["probability"] is not None),
-                )
-            )
+            lesions.append(dev_lesion(entry, overlaps_truth(boxes, truth) >= min_true, path))
         out.append(DevVideo(video_id, str(dataset.video(video_id).pathology), tuple(lesions)))
     return out
 

@@ -106,3 +106,66 @@ def test_rules_written_by_a_fit_evaluate_to_the_same_point(tmp_path, monkeypatch
     (tmp_path / "rule.json").write_text(json.dumps(document))
     with pytest.raises(ConfigError, match="risk_rule"):
         lesion_rules.load_rules(str(tmp_path / "rule.json"))
+
+
+def _run_on_disk(tmp_path, with_groups: bool = True):
+    """A three-video dataset (two groups) with a lesion box on every frame of v1
+    and v3, and score JSONs: one lesion on the marked box and one beside it."""
+    from sonorisk.data.format import DatasetWriter
+    from sonorisk.io.writer import write_video
+
+    root, runs = tmp_path / "data", tmp_path / "run"
+    runs.mkdir(parents=True)
+    writer = DatasetWriter(root)
+    for vid, label, group in (
+        ("v1", "benign", "g1"),
+        ("v2", "normal", "g1"),
+        ("v3", "malignant", "g2"),
+    ):
+        write_video(root / f"videos/{vid}.avi", [np.zeros((48, 64, 3), np.uint8)] * 4, fps=30)
+        lesion = writer.new_lesion_id() if label != "normal" else None
+        boxes = [([(4.0, 5.0, 20.0, 25.0)], [lesion]) if lesion else ([], []) for _ in range(4)]
+        row = {"video_id": vid, "file": f"videos/{vid}.avi", "pathology": label, "fps": 30.0}
+        row["patient_id"] = f"p{vid}"
+        if with_groups:
+            row["group"] = group
+        writer.add_video(row, boxes, 64, 48)
+
+        def entry(box, risk):
+            return {
+                "risk": risk,
+                "evidence": {"detector_score": 0.8, "detector_frames": 4, "lesion_check": 0.7},
+                "boxes": [{"frame": f, "box": box} for f in range(4)],
+                "clips": [{"probability": risk}, {"probability": None}],
+            }
+
+        lesions = [entry([4.0, 5.0, 20.0, 25.0], 0.6), entry([40.0, 30.0, 60.0, 45.0], 0.2)]
+        (runs / f"{vid}.json").write_text(json.dumps({"lesions": lesions}))
+    writer.write()
+    return runs, root
+
+
+def test_read_run_labels_lesions_by_the_truth_and_keeps_the_groups_asked(tmp_path) -> None:
+    from sonorisk.errors import InputError
+    from sonorisk.eval.lesion_rules import read_run
+
+    runs, root = _run_on_disk(tmp_path)
+    videos = {v.video_id: v for v in read_run(runs, root)}
+    assert sorted(videos) == ["v1", "v2", "v3"]
+    assert [les.true for les in videos["v1"].lesions] == [True, False]
+    assert [les.true for les in videos["v2"].lesions] == [False, False]  # nothing marked
+    assert videos["v3"].pathology == "malignant"
+    assert videos["v1"].lesions[0].clips == (0.6,)  # a clip with no probability is left out
+    assert videos["v1"].lesions[0].evidence == LesionEvidence(0.8, 4, 0.7, None)
+    assert [v.video_id for v in read_run(runs, root, groups={"g2"})] == ["v3"]
+    assert [v.video_id for v in read_run(runs, root, groups={"g1"})] == ["v1", "v2"]
+
+    runs, root = _run_on_disk(tmp_path / "no_groups", with_groups=False)
+    assert len(read_run(runs, root)) == 3
+    with pytest.raises(InputError, match="no group column"):
+        read_run(runs, root, groups={"g1"})
+    document = json.loads((runs / "v1.json").read_text())
+    del document["lesions"][0]["evidence"]
+    (runs / "v1.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=r"v1\.json: lesions carry no evidence"):
+        read_run(runs, root)
