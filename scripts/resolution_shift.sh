@@ -32,22 +32,21 @@ REL=${REL:-runs/release}
 HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$OUT"
+source scripts/lib/runs.sh
 if [[ $AFTER == 1 ]]; then
     for name in sweeps normal_sweeps; do
         [[ -f $OUT/$name/videos.csv ]] || sonorisk dataset rescale --size "$SIZE" \
-            ${QSCALE:+--qscale "$QSCALE"} ${CODEC:+--codec "$CODEC"} --data "$REL/heldout_$name" --out "$OUT/$name" \
-            --no-progress > /dev/null
+            ${QSCALE:+--qscale "$QSCALE"} ${CODEC:+--codec "$CODEC"} \
+            --data "$REL/heldout_$name" --out "$OUT/$name" --no-progress > /dev/null
     done
 else
-source scripts/lib/runs.sh
 # scripts/release.sh's held-out sweeps, at SIZE
 synth_once "$BUSI" "$OUT/sweeps" "$HELD" benign,malignant \
     "$(count_stills "$BUSI" "$HELD" benign,malignant)" 48 31 --size "$SIZE"
 synth_once "$BUSI" "$OUT/normal_sweeps" "$HELD" normal \
     "$(count_stills "$BUSI" "$HELD" normal)" 48 32 --size "$SIZE"
 fi
-[[ -f $OUT/batch.done ]] || { sonorisk batch --models "$MODELS" --out "$OUT/batch.csv" \
-    --workers 2 --threads 1 --no-progress "$OUT/sweeps/videos" "$OUT/normal_sweeps/videos" \
-    > "$OUT/batch.log" 2>&1; touch "$OUT/batch.done"; }
+batch "$OUT/batch.csv" "$MODELS" "$OUT/sweeps/videos" "$OUT/normal_sweeps/videos" \
+    > "$OUT/batch.log" 2>&1
 python3 -m sonorisk.eval.heldout --sweeps "$OUT/sweeps/videos.csv" --batch "$OUT/batch.csv" \
     --lesion-free "$OUT/normal_sweeps/videos.csv" --out "$OUT/figures.json"
