@@ -19,11 +19,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 
 from sonorisk.detector.predictor import TorchvisionDetector
+from sonorisk.io import open_video
 
 
 @torch.inference_mode()
@@ -47,12 +47,14 @@ def box_scores(detector: TorchvisionDetector, image: np.ndarray, boxes: np.ndarr
 
 
 def video_frames(path: str, wanted: set[int]) -> Iterator[tuple[int, np.ndarray]]:
-    with av.open(path) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index > max(wanted):
+    """The wanted frames, decoded by sonorisk's own reader (as the pipeline saw them)."""
+    last = max(wanted)
+    with open_video(path) as source:
+        for frame in source:
+            if frame.index > last:
                 return
-            if index in wanted:
-                yield index, frame.to_ndarray(format="rgb24")
+            if frame.index in wanted:
+                yield frame.index, frame.image
 
 
 def probe(detector: TorchvisionDetector, document: dict, step: int) -> dict[str, float | None]:
