@@ -328,10 +328,10 @@ def main() -> int:
                 f"risk {live.risk} against {profile.risk}; not the CPU profile: fewer frames "
                 "detected, results depend on the machine)"
             )
+        note = accuracy_note(profile)
         print(
             f"  risk {profile.risk} ({profile.scored_lesions} scored lesion(s), "
-            f"{profile.clips} clips)"
-            + (f": {accuracy_note(profile)}" if accuracy_note(profile) else "")
+            f"{profile.clips} clips)" + (f": {note}" if note else "")
         )
     if refused:
         print(f"\nrefused to print rates for: {', '.join(refused)}", file=sys.stderr)
