@@ -45,6 +45,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     length.add_argument("--seconds", type=finite_float, help="seconds per video")
     synth.add_argument("--size", type=_size, help="image size WxH (default 480x360)")
     synth.add_argument(
+        "--passes",
+        type=int,
+        help="passes through the lesion: 1 (default) one sweep; 2 there and back, as a "
+        "radiologist returns to a lesion (it leaves the view at each turn)",
+    )
+    synth.add_argument(
         "--codec", help="mjpeg (default, AVI as scanners export), mpeg4, h264, rawvideo, mpeg2video"
     )
     synth.add_argument(
@@ -167,6 +173,7 @@ def _synth(args: argparse.Namespace) -> int:
         "size": list(args.size) if args.size else None,
         "codec": args.codec,
         "qscale": args.qscale,
+        "sweep.motion.passes": args.passes,
         "screen_capture": args.screen_capture,
         # Store-true flags only override when given.
         "contact_sheet": True if args.contact_sheet else None,

@@ -27,6 +27,10 @@ class MotionParams:
     compression: float = 0.05  # max vertical squeeze under probe pressure
     gain_drift: float = 0.10  # max relative change of overall gain
     tgc_drift: float = 0.10  # max change of the depth-gain slope
+    # Passes through the slab: 1 is one sweep; 2 goes there and back, as a
+    # radiologist scans across a lesion and returns to it (the lesion leaves
+    # the view at the turn and comes back), 3 crosses it three times, ...
+    passes: int = 1
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,21 @@ def elevation_path(
     return (position - position.min()) / span if span > 0 else np.full(n, 0.5)
 
 
+def fold_passes(progress: np.ndarray, passes: int) -> np.ndarray:
+    """Progress 0 -> 1 along the whole scan as elevation going back and forth:
+    0 -> 1 in the first pass, 1 -> 0 in the second, and so on."""
+    if passes < 1:
+        raise ValueError(f"passes must be >= 1, got {passes}")
+    x = np.clip(progress, 0.0, 1.0) * passes
+    k = np.minimum(np.floor(x), passes - 1)  # the pass each frame is in
+    within = x - k
+    return np.where(k % 2 == 0, within, 1.0 - within)
+
+
 def make_path(n: int, rng: np.random.Generator, params: MotionParams) -> SweepPath:
     """Draw every per-frame probe state for an n-frame sweep."""
-    elevation = elevation_path(n, rng, params.speed_variation, params.reversal_probability)
+    progress = elevation_path(n, rng, params.speed_variation, params.reversal_probability)
+    elevation = fold_passes(progress, params.passes) if params.passes != 1 else progress
     travel = rng.uniform(*params.lateral_travel) * rng.choice([-1.0, 1.0])
     lateral = travel * (elevation - 0.5) + params.lateral_wobble * smooth_curve(
         n, rng, n_knots=max(3, n // 15 + 3)

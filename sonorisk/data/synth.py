@@ -82,6 +82,10 @@ class SynthConfig:
             raise ConfigError(
                 "screen_capture", f"must be linear or convex, got {self.screen_capture!r}"
             )
+        if self.sweep.motion.passes < 1:
+            raise ConfigError(
+                "sweep.motion.passes", f"must be >= 1, got {self.sweep.motion.passes}"
+            )
         if self.table_format not in ("csv", "parquet"):
             raise ConfigError("table_format", f"must be csv or parquet, got {self.table_format!r}")
 

@@ -88,6 +88,10 @@ def test_synth_bad_option_is_a_clear_error(tmp_path, capsys):
         == 2
     )
     assert "size" in capsys.readouterr().err
+    out = tmp_path / "passes"
+    assert main(["synth", "--phantom", "--n", "1", "--out", str(out), "--passes", "0"]) == 2
+    assert "sweep.motion.passes" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_import_split_then_synth_from_train_only(busi_dir, tmp_path, capsys):

@@ -11,8 +11,9 @@ import pytest
 
 from sonorisk.data import load_dataset, validate_dataset
 from sonorisk.data.busi import read_manifest
+from sonorisk.data.motion import MotionParams, fold_passes
 from sonorisk.data.slab import mask_box, slab_from_still
-from sonorisk.data.sweep import SweepRenderer
+from sonorisk.data.sweep import SweepParams, SweepRenderer
 from sonorisk.data.synth import load_masks, synthesize_from_stills
 
 SMALL = (240, 180)  # as tests/data/conftest.py
@@ -232,3 +233,37 @@ def test_qscale_sets_the_compression_of_every_sweep(busi_dir, tmp_path):
     for bad, match in ((dict(qscale=1), "2 \\(best\\)"), (dict(codec="h264", qscale=5), "h264")):
         with pytest.raises(ConfigError, match=match):
             SynthConfig(**bad).validate()
+
+
+def test_fold_passes_goes_there_and_back():
+    progress = np.linspace(0.0, 1.0, 9)
+    assert np.allclose(fold_passes(progress, 1), progress)
+    there_and_back = [0, 0.25, 0.5, 0.75, 1.0, 0.75, 0.5, 0.25, 0.0]
+    assert np.allclose(fold_passes(progress, 2), there_and_back)
+    assert np.allclose(fold_passes(progress, 4)[[0, 2, 4, 6, 8]], [0, 1, 0, 1, 0])
+    with pytest.raises(ValueError, match="passes"):
+        fold_passes(progress, 0)
+
+
+def test_a_two_pass_scan_shows_the_lesion_leave_and_come_back(busi_dir):
+    stills = read_manifest(busi_dir)
+    still = next(s for s in stills if s.label == "malignant" and len(s.boxes) == 1)
+    seen = []
+    for passes in (1, 2):
+        rng = np.random.default_rng(5)
+        slab = slab_from_still(still.read_gray(), still.read_masks(), rng)
+        params = SweepParams(motion=MotionParams(passes=passes))
+        frames = list(SweepRenderer(slab, 80, SMALL, rng, params))
+        visible = np.array([bool(f.masks) for f in frames], int)
+        seen.append(int(np.sum(np.diff(visible) == 1)) + visible[0])  # times it comes into view
+    assert seen == [1, 2]
+
+
+def test_synth_refuses_zero_passes_before_writing(busi_dir, tmp_path):
+    from sonorisk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sweep.motion.passes"):
+        synthesize_from_stills(
+            busi_dir, 1, tmp_path / "p0", frames=4, sweep=SweepParams(motion=MotionParams(passes=0))
+        )
+    assert not (tmp_path / "p0").exists()
