@@ -139,13 +139,17 @@ def _video_release_info(
             "anatomy gets no risk only when its tracks are not confident lesions, and that "
             "margin is thin: 68% of bootstrap refits of 1.4.0's rules on its development "
             "sweeps gave one of 5 real lung clips a risk (scripts/rules_bootstrap.py; rerun "
-            "it for every release).",
+            "it for every release; 1.5.0 keeps those rules).",
+            "Since 1.5.0 a lesion that leaves the view and comes back is one lesion when its "
+            "tracks' typical boxes overlap (return_min_overlap): two different lesions seen "
+            "one after the other at the same place of the image would be reported as one.",
             "The figures move with how the video was encoded: the synthetic sweeps the "
             "models learned from were MJPEG whose quality fell frame by frame (a writer "
-            "fault fixed after 1.4.0); the same held-out scans written at a constant "
-            "quantiser gave video AUC 0.922 against 0.952, and a small, more compressed "
-            "export lost 8 of 77 risks (docs/end-to-end.md). Expect other scanners' "
-            "exports to move them too.",
+            "fault fixed after 1.4.0). Since 1.5.0 the held-out figures are measured on the "
+            "same scans written at a constant quantiser, as a scanner's export is; on the "
+            "old writer's copies 1.4.0 gave video AUC 0.952 where these give 0.922, and a "
+            "small, more compressed export lost 8 of 77 risks (docs/end-to-end.md). Expect "
+            "other scanners' exports to move them too.",
             "Risks are uncalibrated scores in [0, 1], not probabilities for any population.",
             "Not validated on patients; not a medical device.",
         ],
@@ -187,7 +191,9 @@ def _video_release_info(
                 "python -m sonorisk.eval.lesion_rules (scripts/e2e_release.sh: confidence "
                 "model, threshold and video risk rule on development groups B; since 1.4.0 "
                 "the confidence is fitted monotone, more evidence never lowering it: "
-                "scripts/rules_release.sh)",
+                "scripts/rules_release.sh; 1.5.0 keeps 1.4.0's fitted rules and adds the "
+                "returns rule, return_min_overlap 0.5, the duplicate rule's overlap, not "
+                "fitted)",
             ],
             "configs": {
                 "detector": load_yaml(root / DETECTOR_CONFIG),

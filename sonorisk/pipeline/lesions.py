@@ -9,6 +9,10 @@ turn the scorer's tracks into what a report states (configured under
    frames whose boxes overlap (intersection over the smaller box at least
    ``merge_min_overlap``) on most of those frames are one lesion: the track
    with more detector frames absorbs the other's boxes and clips.
+   **Returns.** A lesion that leaves the view and comes back (the probe
+   crossed it and returned, as a radiologist does) gives tracks that share
+   no frame; when their typical boxes (per-side medians) overlap by
+   ``return_min_overlap`` they are one lesion too.
 2. **Confidence.** How sure the system is that a lesion is a lesion, from the
    detector's mean score over the frames it found it on, how many frames that
    was, and the classifier's lesion check (mean P(lesion) over its clips): a
@@ -27,6 +31,7 @@ turn the scorer's tracks into what a report states (configured under
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -67,7 +72,7 @@ class ConfidenceModel:
     ``check``: mean P(lesion) of its clips (0.5, no evidence either way, when
     the classifier has no check or the lesion no clip yet).
 
-    Defaults: fitted for the bundled sonorisk-busi 1.4.0 (1.2.0's detector and
+    Defaults: fitted for sonorisk-busi 1.4.0, shipped again in 1.5.0 (1.2.0's detector and
     classifier) on development sweeps (scripts/e2e_release.sh, refitted by
     scripts/rules_release.sh; docs/end-to-end.md). The fit is monotone: more
     evidence never lowers the confidence. Unconstrained, the frames weight came
@@ -89,6 +94,11 @@ class LesionRules:
     merge_min_overlap: float = 0.5  # intersection over the smaller box
     merge_min_frames: int = 3  # frames the two tracks must share
     merge_min_share: float = 0.5  # of the shared frames, the share that must overlap
+    # Returns: a lesion that leaves the view and comes back (the probe crossed
+    # it and returned) gives tracks that share (almost) no frame. Their typical
+    # boxes (per-side medians) overlapping by this much (intersection over the
+    # smaller box) make them one lesion; None: never merged.
+    return_min_overlap: float | None = 0.5  # as merge_min_overlap (not fitted)
     confidence: ConfidenceModel = field(default_factory=ConfidenceModel)
     min_confidence: float = 0.45  # chosen with the confidence model (see ConfidenceModel)
     risk_rule: RiskRule = "most_confident_lesion"
@@ -98,9 +108,14 @@ class LesionRules:
             raise ConfigError(
                 f"{source}.risk_rule", f"must be one of {list(RISK_RULES)}, got {self.risk_rule!r}"
             )
-        for name in ("merge_min_overlap", "merge_min_share", "min_confidence"):
+        for name in (
+            "merge_min_overlap",
+            "merge_min_share",
+            "min_confidence",
+            "return_min_overlap",
+        ):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{source}.{name}", f"must be in [0, 1], got {value}")
         if self.confidence.max_frames < 1:
             raise ConfigError(
@@ -197,6 +212,19 @@ def are_duplicates(a: Mapping[int, Box], b: Mapping[int, Box], rules: LesionRule
     return overlapping >= rules.merge_min_share * len(shared)
 
 
+def typical_box(track: Mapping[int, Box]) -> Box:
+    """Per-side median of a track's boxes: where the lesion usually was."""
+    x1, y1, x2, y2 = (statistics.median(side) for side in zip(*track.values(), strict=True))
+    return (float(x1), float(y1), float(x2), float(y2))
+
+
+def are_returns(a: Mapping[int, Box], b: Mapping[int, Box], rules: LesionRules) -> bool:
+    """Whether two tracks (frame -> box) are one lesion seen at different times."""
+    if rules.return_min_overlap is None or len(set(a) & set(b)) >= rules.merge_min_frames:
+        return False  # off, or seen together: the duplicate rule's case
+    return box_overlap(typical_box(a), typical_box(b)) >= rules.return_min_overlap
+
+
 def duplicate_groups(
     tracks: Mapping[int, Mapping[int, Box]], rules: LesionRules
 ) -> list[list[int]]:
@@ -212,7 +240,10 @@ def duplicate_groups(
 
     for k, i in enumerate(ids):
         for j in ids[k + 1 :]:
-            if root(i) != root(j) and are_duplicates(tracks[i], tracks[j], rules):
+            if root(i) != root(j) and (
+                are_duplicates(tracks[i], tracks[j], rules)
+                or are_returns(tracks[i], tracks[j], rules)
+            ):
                 parent[root(j)] = root(i)
     groups: dict[int, list[int]] = {}
     for i in ids:

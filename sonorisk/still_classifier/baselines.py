@@ -10,7 +10,7 @@ none (the paper's settings); the group cross-validated AUC on the training
 groups is reported beside the held-out one.
 
     python -m sonorisk.still_classifier.baselines --data ../shared/data/busi \
-        --detector sonorisk/bundled/sonorisk-busi/1.4.0/detector.safetensors \
+        --detector sonorisk/bundled/sonorisk-busi/1.5.0/detector.safetensors \
         --out runs/still_classifier/pca_svm.json
 """
 

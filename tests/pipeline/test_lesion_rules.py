@@ -4,7 +4,7 @@ false tracks unable to move the video risk (sonorisk.pipeline.lesions)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from sonorisk.pipeline.lesions import (
     LesionRules,
     LesionVerdict,
     are_duplicates,
+    are_returns,
     box_overlap,
     confidence_of,
     duplicate_groups,
@@ -105,6 +106,26 @@ def test_tracks_sharing_too_few_frames_are_not_merged() -> None:
     assert not are_duplicates(a, b, rules)
 
 
+def test_a_lesion_seen_again_later_at_the_same_place_is_one_lesion() -> None:
+    rules = LesionRules(return_min_overlap=0.5)
+    first = {i: (10.0, 10.0, 50.0, 50.0) for i in range(20)}
+    # Comes back after 60 frames away, a little shifted; one stray box does not
+    # move the typical (median) box.
+    back = {i: (14.0, 12.0, 52.0, 50.0) for i in range(80, 100)}
+    back[80] = (0.0, 0.0, 200.0, 200.0)
+    elsewhere = {i: (100.0, 100.0, 130.0, 130.0) for i in range(80, 100)}
+    assert are_returns(first, back, rules) and are_returns(back, first, rules)
+    assert not are_returns(first, elsewhere, rules)
+    assert not are_returns(first, back, LesionRules(return_min_overlap=None))  # off
+    # Seen together on enough frames: the duplicate rule's case, not a return.
+    together = {i: (10.0, 10.0, 50.0, 50.0) for i in range(15, 40)}
+    assert not are_returns(first, together, rules)
+    assert duplicate_groups({1: first, 2: back, 3: elsewhere}, rules) == [[1, 2], [3]]
+    assert duplicate_groups({1: first, 2: back}, LesionRules(return_min_overlap=None)) == [[1], [2]]
+    with pytest.raises(ConfigError, match="return_min_overlap"):
+        LesionRules(return_min_overlap=1.5).validate()
+
+
 def test_confidence_grows_with_each_kind_of_evidence() -> None:
     model = ConfidenceModel(intercept=-1.0, detector=1.0, check=1.0, frames=0.5)
     base = confidence_of(LesionEvidence(0.6, 5, 0.5), model)
@@ -181,6 +202,24 @@ def test_two_boxes_on_one_lesion_become_one_lesion(checked_i3d) -> None:
     assert len(lesion.scores) == 8  # both tracks' clips, one lesion
     assert sorted(s.clip_index for s in lesion.scores) == list(range(8))
     assert result.status is LesionStatus.SCORED
+
+
+def test_a_lesion_that_leaves_and_comes_back_is_reported_once(checked_i3d) -> None:
+    # In view on frames 0-23, out of view for 60 frames (longer than the
+    # tracker waits), back on 84-107: two tracks, one lesion.
+    frames, boxes = blob_video(110, [*range(0, 24), *range(84, 108)])
+    here = {i: [(30.0, 38.0, 50.0, 58.0)] for i in boxes}  # the probe came back to it
+    detector = ScoredBoxDetector({i: [(b, 0.95) for b in bs] for i, bs in here.items()})
+    rules = LesionRules(confidence=DETECTOR_ONLY, min_confidence=0.5)
+    apart = _run(frames, detector, checked_i3d, replace(rules, return_min_overlap=None))
+    assert len(apart.lesions) == 2
+    once = _run(frames, detector, checked_i3d, replace(rules, return_min_overlap=0.5))
+    assert len(once.lesions) == 1
+    lesion = once.lesions[0]
+    assert lesion.merged_ids == (apart.lesions[1].lesion_id,)
+    assert len(lesion.scores) == sum(len(r.scores) for r in apart.lesions) == 6
+    assert (lesion.first_frame, lesion.last_frame) == (0, 107)
+    assert once.risk == pytest.approx(float(np.mean([s.probability for s in lesion.scores])))
 
 
 def test_low_confidence_track_is_a_candidate_never_scored(checked_i3d) -> None:
