@@ -1,6 +1,7 @@
 """The score document is a fold of the scorer's events: folding the events gives
 the scorer's own result and the same document, in every case the scorer knows
-(merged duplicates, bridged gaps, propagated boxes, withdrawn flicker, heatmaps)."""
+(merged duplicates, a lesion that comes back, bridged gaps, propagated boxes,
+withdrawn flicker, heatmaps)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ def _scenario(name: str):
             i: bs + [(b[0] + 3, b[1] + 3, b[2] - 3, b[3] - 3) for b in bs]
             for i, bs in boxes.items()
         }
+    elif name == "comes back":  # out of view for 60 frames, back at the same place: merged
+        frames, boxes = blob_video(110, [*range(0, 24), *range(84, 108)])
+        boxes = {i: [(30.0, 38.0, 50.0, 58.0)] for i in boxes}
     elif name == "gap":  # bridged by interpolated boxes
         frames, boxes = blob_video(40, [i for i in range(32) if i not in (12, 13, 14)])
     elif name == "keyframes":  # propagated boxes between keyframes
@@ -52,6 +56,7 @@ def _scenario(name: str):
 CASES = [
     "two lesions",
     "duplicates",
+    "comes back",
     "gap",
     "keyframes",
     "flicker and a lesion",
@@ -105,7 +110,7 @@ def test_the_cases_cover_what_the_fold_must_rebuild(tiny_i3d) -> None:
         seen["dropped"] |= {case for e in events if isinstance(e, LesionEnded) and e.dropped}
         seen["crops"] |= {case for e in events if isinstance(e, ClipScored) and e.crops is not None}
     assert seen["sources"] >= {"detector", "propagated", "interpolated", "backfilled"}
-    assert seen["merged"] == {"duplicates"}
+    assert seen["merged"] == {"duplicates", "comes back"}
     assert "flicker and a lesion" in seen["dropped"]
     assert seen["crops"] == {"heatmaps"}
 
