@@ -95,7 +95,7 @@ def fold_passes(progress: np.ndarray, passes: int) -> np.ndarray:
 def make_path(n: int, rng: np.random.Generator, params: MotionParams) -> SweepPath:
     """Draw every per-frame probe state for an n-frame sweep."""
     progress = elevation_path(n, rng, params.speed_variation, params.reversal_probability)
-    elevation = fold_passes(progress, params.passes) if params.passes != 1 else progress
+    elevation = fold_passes(progress, params.passes)  # one pass: progress as it is
     travel = rng.uniform(*params.lateral_travel) * rng.choice([-1.0, 1.0])
     lateral = travel * (elevation - 0.5) + params.lateral_wobble * smooth_curve(
         n, rng, n_knots=max(3, n // 15 + 3)
