@@ -12,6 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from sonorisk.data.calipers import draw_calipers, random_caliper_box
 from sonorisk.detector.config import AugmentConfig
 
 
@@ -82,6 +83,11 @@ def augment(
     if rng.random() < cfg.blur_p:
         image = blur(image, float(rng.uniform(0.3, max(cfg.blur_sigma_max, 0.31))))
     height, width = image.shape[:2]
+    # Last, as a scanner burns calipers over the processed image: neither gain
+    # nor speckle touches them.
+    if cfg.calipers_p and rng.random() < cfg.calipers_p:
+        place = random_caliper_box(height, width, rng)
+        image = draw_calipers(image, place, line=bool(rng.random() < 0.5))
     if len(boxes):
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)

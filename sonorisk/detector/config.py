@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sonorisk.errors import ConfigError
+
 Architecture = Literal["fasterrcnn", "retinanet"]
 Norm = Literal["auto", "frozen_bn", "bn", "gn"]
 
@@ -62,6 +64,16 @@ class AugmentConfig:
     speckle_sigma: float = 0.15  # multiplicative Rayleigh-like noise strength
     blur_p: float = 0.3
     blur_sigma_max: float = 1.5
+    # Calipers drawn on a random lesion-sized place (sonorisk.data.calipers), so
+    # that BUSI's burned-in calipers, mostly on lesions, stop being lesion
+    # evidence: cine filmed while scanning has none (docs/end-to-end.md, "Calipers").
+    calipers_p: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.calipers_p <= 1.0:
+            raise ConfigError(
+                "train.augment.calipers_p", f"must be in [0, 1], got {self.calipers_p}"
+            )
 
 
 @dataclass

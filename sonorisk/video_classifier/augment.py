@@ -4,16 +4,19 @@ with current torchvision).
 Works on float clips ``B x C x T x H x W`` in [0, 1]. One random draw per clip
 and the same transform for all its frames, so augmentation never invents
 motion the probe did not make. Seed 000's set: flip, rotation, scaling,
-contrast/brightness, blur; and resampling (a crop from a smaller video).
+contrast/brightness, blur; resampling (a crop from a smaller video); and
+calipers measuring the lesion (burned into the frames, so warped with them).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sonorisk.data.calipers import draw_calipers
 from sonorisk.video_classifier.config import AugmentConfig
 
 
@@ -32,7 +35,13 @@ def augment_clips(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=generator).to(dev)
 
-    out = x.reshape(b, c * t, h, w)
+    out = x
+    calipers = rand(b) < cfg.calipers_prob
+    if calipers.any():
+        out = x.clone()
+        for i in torch.nonzero(calipers).flatten().tolist():
+            out[i] = torch.maximum(out[i], caliper_layer(h, w, rand(5).tolist(), dev))
+    out = out.reshape(b, c * t, h, w)
     # Rotation + zoom + flip as one affine warp per clip (zero padding = black,
     # like the ultrasound background).
     angle = (rand(b) * 2 - 1) * math.radians(cfg.rotate_deg)
@@ -71,6 +80,20 @@ def augment_clips(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         factor = cfg.resample_min + float(rand(1)) * (1.0 - cfg.resample_min)
         out[i] = resample_frames(out[i].reshape(c * t, h, w), factor).reshape(c, t, h, w)
     return out.clamp_(0.0, 1.0)
+
+
+def caliper_layer(h: int, w: int, draw: list[float], device: torch.device) -> torch.Tensor:
+    """An ``h x w`` layer of calipers (1 on the marks, 0.9 on the dotted lines,
+    0 elsewhere) measuring a lesion about the crop's centre, as the pipeline
+    crops it (the box's long side two thirds of the crop, sonorisk's margin
+    0.25): sides 0.3-0.67 of the crop, centre moved up to 0.05, a dotted line on
+    half of them. ``draw``: five uniform numbers in [0, 1)."""
+    bw, bh = (0.3 + 0.37 * u for u in draw[:2])
+    cx = 0.5 + 0.1 * (draw[2] - 0.5)
+    cy = 0.5 + 0.1 * (draw[3] - 0.5)
+    box = ((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h)
+    layer = draw_calipers(np.zeros((h, w), np.uint8), box, line=draw[4] < 0.5)
+    return torch.from_numpy(layer).to(device, torch.float32).div_(255.0)
 
 
 def resample_frames(frames: torch.Tensor, factor: float) -> torch.Tensor:

@@ -203,9 +203,14 @@ class AugmentConfig:
     # classifiers were trained without it).
     resample_prob: float = 0.0
     resample_min: float = 0.5
+    # Calipers: on this share of clips, calipers (sonorisk.data.calipers) measure
+    # the lesion, whatever its class, as BUSI's radiologists measured some
+    # lesions; so that burned-in calipers stop telling benign from malignant
+    # (cine filmed while scanning has none; docs/end-to-end.md, "Calipers").
+    calipers_prob: float = 0.0
 
     def validate(self, source: str = "train.augment") -> None:
-        for name in ("blur_prob", "resample_prob"):
+        for name in ("blur_prob", "resample_prob", "calipers_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(
                     f"{source}.{name}", f"must be in [0, 1], got {getattr(self, name)}"

@@ -52,3 +52,40 @@ def test_augment_handles_lesion_free_images():
     img = np.zeros((64, 64, 3), np.uint8)
     out, boxes = augment(img, np.zeros((0, 4)), AugmentConfig(), np.random.default_rng(0))
     assert boxes.shape == (0, 4)
+
+
+IDENTITY = dict(
+    hflip_p=0.0,
+    scale_range=(1.0, 1.0),
+    gain_range=(1.0, 1.0),
+    contrast_range=(1.0, 1.0),
+    gamma_range=(1.0, 1.0),
+    speckle_p=0.0,
+    blur_p=0.0,
+)
+
+
+def test_augment_draws_calipers_somewhere_and_keeps_the_boxes():
+    img = np.full((120, 160), 80, np.uint8)
+    boxes = np.array([[20.0, 30.0, 60.0, 70.0]], np.float32)
+    plain, plain_boxes = augment(img, boxes, AugmentConfig(**IDENTITY), np.random.default_rng(3))
+    assert np.array_equal(plain[:, :, 0], img)
+    drawn = 0
+    for seed in range(10):
+        cfg = AugmentConfig(**IDENTITY, calipers_p=1.0)
+        out, out_boxes = augment(img, boxes, cfg, np.random.default_rng(seed))
+        assert np.array_equal(out_boxes, plain_boxes)  # calipers are not a lesion
+        marks = np.argwhere(out[:, :, 0] == 255)
+        assert len(marks) >= 4 * 7  # at least four "+" marks (arm >= 3: 7 pixels a stroke)
+        # every changed pixel is a caliper's, nothing else moved
+        changed = out[:, :, 0] != img
+        assert set(np.unique(out[:, :, 0][changed])) <= {230, 255}
+        drawn += 1
+    assert drawn == 10
+
+
+def test_calipers_p_is_a_probability():
+    from sonorisk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="calipers_p"):
+        AugmentConfig(calipers_p=1.5)

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Calipers (issue 14: build for the shift). The bundled detector reads BUSI's
+# burned-in calipers as lesion evidence (scripts/caliper_probe.py); cine filmed
+# while scanning has none. Two runs side by side, each the bundled detector
+# continued as the release's video recipe continued it (two epochs, 1e-3 then
+# 1e-4, on the training groups' stills, lesion sweeps and lesion-free sweeps):
+#
+#   calipers: configs/release/detector-calipers.yaml (calipers drawn on a random
+#             place of half the images, train.augment.calipers_p 0.5)
+#   control:  the same with calipers_p 0 (what two more epochs alone do)
+#
+# and for each: AP50 and detection rate on the held-out stills (`sonorisk eval
+# detector`), and the caliper probe (how far drawn calipers move the detector's
+# score on the held-out lesions).
+#
+#   bash scripts/caliper_detector.sh       # ~40 min on 2 cores; steps done are skipped
+#
+# To release one, run scripts/e2e_release.sh and scripts/e2e_heldout.sh with its
+# checkpoint (DETECTOR=runs/caliper_detector/calipers/last.pt): the lesion check
+# and the rules must be refitted for a new detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUSI=${BUSI:-../shared/data/busi}
+REL=${REL:-runs/release}
+OUT=${OUT:-runs/caliper_detector}
+CONFIG=${CONFIG:-configs/release/detector-calipers.yaml}
+HELD=configs/release/heldout_groups.txt
+export OMP_WAIT_POLICY=PASSIVE
+started=$(date +%s)
+say() { echo "[caliper_detector $(( $(date +%s) - started ))s] $*"; }
+mkdir -p "$OUT"
+source scripts/lib/runs.sh
+train_sweeps "$BUSI" "$REL"  # made by scripts/release.sh, or here when it has not run
+# The release video recipe's lesion-free sweeps (same stills, frames and seed).
+synth_once "$BUSI" "$OUT/train_normal_sweeps" "$REL/train_groups.txt" normal \
+    "$(count_stills "$BUSI" "$REL/train_groups.txt" normal)" 24 22
+
+for run in calipers control; do
+    dir=$OUT/$run
+    p=0.5
+    [[ $run == control ]] && p=0.0
+    mkdir -p "$dir"
+    sed "s/^    calipers_p: .*/    calipers_p: $p/" "$CONFIG" > "$dir/config.yaml"
+    grep -q "calipers_p: $p\$" "$dir/config.yaml"
+    # The bundled detector as epoch 10 of the config's 12 (EMA at full decay), so
+    # --resume trains epochs 11 and 12 as the release's video recipe did.
+    [[ -f $dir/last.pt ]] || python3 - "$dir/config.yaml" "$dir/last.pt" <<'PY'
+import sys
+from sonorisk.config import load_config
+from sonorisk.detector.checkpoint import save_checkpoint
+from sonorisk.detector.config import DetectorConfig
+from sonorisk.models.load import load_detector_file
+from sonorisk.models.resolve import resolve_models
+
+config_path, out = sys.argv[1:]
+cfg = load_config(DetectorConfig, config_path)
+resolved = resolve_models(None)
+detector = load_detector_file(resolved.detector)
+name = f"{resolved.bundle.name} {resolved.bundle.version}" if resolved.bundle else "bundled"
+state = detector.model.state_dict()
+save_checkpoint(
+    out,
+    model=detector.model,
+    config=cfg,
+    weights_source={"kind": "file", "name": f"{name} detector ({resolved.detector.name})"},
+    epoch=cfg.train.epochs - 3,
+    extra={"iteration": 3000, "best_ap50": -1.0, "train_state_dict": state, "ema_updates": 3000},
+)
+print(f"warm start: {name} detector -> {out}")
+PY
+    if [[ ! -f $dir/done ]]; then
+        say "$run: training (calipers_p $p)"
+        sonorisk train detector --data "$BUSI" --data "$REL/train_sweeps" \
+            --data "$OUT/train_normal_sweeps" --config "$dir/config.yaml" \
+            --out "$dir" --resume --no-progress
+        touch "$dir/done"
+    fi
+    [[ -f $dir/eval_stills.json ]] || sonorisk eval detector --data "$BUSI" \
+        --checkpoint "$dir/last.pt" --groups "$HELD" --threads 2 --no-progress \
+        --json "$dir/eval_stills.json" > /dev/null
+    [[ -f $dir/probe.json ]] || python3 scripts/caliper_probe.py --detector "$dir/last.pt" \
+        --out "$dir/probe.json" > "$dir/probe.log"
+    say "$run: done"
+done
+# The bundled detector itself, for the side-by-side table.
+[[ -f $OUT/bundled_probe.json ]] || python3 scripts/caliper_probe.py \
+    --out "$OUT/bundled_probe.json" > "$OUT/bundled_probe.log"
+[[ -f $OUT/bundled_stills.json ]] || sonorisk eval detector --data "$BUSI" \
+    --checkpoint "$(python3 -c 'from sonorisk.models.resolve import resolve_models; print(resolve_models(None).detector)')" \
+    --groups "$HELD" --threads 2 --no-progress --json "$OUT/bundled_stills.json" > /dev/null
+python3 scripts/caliper_probe.py --table bundled "$OUT/bundled_probe.json" "$OUT/bundled_stills.json" \
+    --table control "$OUT/control/probe.json" "$OUT/control/eval_stills.json" \
+    --table calipers "$OUT/calipers/probe.json" "$OUT/calipers/eval_stills.json"
+say "done"
