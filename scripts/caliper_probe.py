@@ -12,7 +12,9 @@ lesions and scores each lesion with and without them, all else equal:
 - the clip classifier (P(malignant) and the lesion check's P(lesion)) on a
   still clip of the lesion's crop (the crop repeated for the clip's length);
 - the detector (the highest score of a box overlapping the lesion, IoU >= 0.3,
-  on the whole still).
+  on the whole still);
+- and on the lesion-free held-out stills, calipers on a random lesion-sized
+  place: does the detector now find a lesion there?
 
 A model that does not read calipers moves little and in no one direction; one
 that does moves its malignancy AUC or shifts one class.
@@ -40,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from sonorisk.data.busi import Still, read_manifest
-from sonorisk.data.calipers import draw_calipers
+from sonorisk.data.calipers import draw_calipers, random_caliper_box
 from sonorisk.data.splits import read_id_lines
 from sonorisk.eval.roc import auc, auc_delong_ci
 from sonorisk.models.load import ScoringModels, load_models
@@ -94,6 +96,27 @@ def score(stills: Sequence[Still], models: ScoringModels) -> list[dict[str, obje
     return rows
 
 
+def lesion_free(stills: Sequence[Still], models: ScoringModels, seed: int = 0) -> dict[str, object]:
+    """Calipers where no lesion is: on each lesion-free still, calipers measure a
+    random lesion-sized place (the same places for every detector: ``seed``).
+    Counted: detector boxes of score >= 0.5 on that place (IoU >= 0.3) and in
+    all, without and with the calipers."""
+    rng = np.random.default_rng(seed)
+    counts = {"on_place_none": 0, "on_place_calipers": 0, "boxes_none": 0, "boxes_calipers": 0}
+    for still in stills:
+        gray = np.asarray(Image.open(still.image_path).convert("L"))
+        place = random_caliper_box(*gray.shape[:2], rng)
+        for key, image in (("none", gray), ("calipers", draw_calipers(gray, place))):
+            found = [
+                d
+                for d in models.detector.predict([Frame(0, float("nan"), image)])[0]
+                if d.score >= 0.5
+            ]
+            counts[f"boxes_{key}"] += len(found)
+            counts[f"on_place_{key}"] += sum(box_iou(d.box, place) >= 0.3 for d in found)
+    return {"stills": len(stills), **counts}
+
+
 def _ci(e) -> list[float | None]:  # noqa: ANN001
     return [e.ci_low, e.ci_high]
 
@@ -133,12 +156,14 @@ def table(entries: Sequence[Sequence[str]]) -> None:
     print(
         "| detector | held-out stills: AP50 / detection rate / false per lesion-free still "
         "| detector score, mean: none / + calipers / + calipers and lines "
-        "| detected (>= 0.5) | malignancy AUC (clip classifier) |"
+        "| detected (>= 0.5) | malignancy AUC (clip classifier) "
+        "| lesion-free stills, boxes >= 0.5 on the calipers' place: none / calipers |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name, probe_json, stills_json in entries:
         probe = json.loads(Path(probe_json).read_text())["summary"]
         stills = json.loads(Path(stills_json).read_text())
+        free = json.loads(Path(probe_json).read_text())["lesion_free"]
         cells = [
             name,
             f"{stills['ap50']:.3f} / {stills['still_detection_rate']:.3f} / "
@@ -146,6 +171,8 @@ def table(entries: Sequence[Sequence[str]]) -> None:
             " / ".join(f"{probe[s]['mean_detector_score']:.3f}" for s in STYLES),
             " / ".join(f"{probe[s]['detected_share']:.3f}" for s in STYLES),
             " / ".join(f"{probe[s]['malignancy_auc']:.3f}" for s in STYLES),
+            f"{free['on_place_none']} / {free['on_place_calipers']} of {free['stills']} "
+            f"(all boxes {free['boxes_none']} / {free['boxes_calipers']})",
         ]
         print("| " + " | ".join(cells) + " |")
 
@@ -164,9 +191,8 @@ def main() -> int:
         table(args.table)
         return 0
     groups = set(read_id_lines(args.groups))
-    stills = [
-        s for s in read_manifest(args.busi) if s.group in groups and s.label != "normal" and s.boxes
-    ]
+    held = [s for s in read_manifest(args.busi) if s.group in groups]
+    stills = [s for s in held if s.label != "normal" and s.boxes]
     if args.detector or args.classifier:
         bundled = resolve_models(args.models)
         models = load_models(
@@ -176,10 +202,14 @@ def main() -> int:
         models = load_models(args.models)
     print(f"{len(stills)} held-out lesion stills; {models.resolved}")
     rows = score(stills, models)
-    result = {"summary": summary(rows), "rows": rows}
+    result = {
+        "summary": summary(rows),
+        "lesion_free": lesion_free([s for s in held if not s.boxes], models),
+        "rows": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1, default=float))
-    print(json.dumps(result["summary"], indent=1, default=float))
+    print(json.dumps({k: result[k] for k in ("summary", "lesion_free")}, indent=1, default=float))
     return 0
 
 
