@@ -13,7 +13,7 @@
 # detector`), and the caliper probe (how far drawn calipers move the detector's
 # score on the held-out lesions).
 #
-#   bash scripts/caliper_detector.sh       # ~40 min on 2 cores; steps done are skipped
+#   bash scripts/caliper_detector.sh       # 46 min on 2 cores; steps done are skipped
 #
 # To release one, run scripts/e2e_release.sh and scripts/e2e_heldout.sh with its
 # checkpoint (DETECTOR=runs/caliper_detector/calipers/last.pt): the lesion check
