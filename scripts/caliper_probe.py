@@ -47,7 +47,7 @@ from sonorisk.data.splits import read_id_lines
 from sonorisk.eval.roc import auc, auc_delong_ci
 from sonorisk.models.load import ScoringModels, load_models
 from sonorisk.models.resolve import resolve_models
-from sonorisk.records import Box, Frame
+from sonorisk.records import Box, Detection, Frame
 from sonorisk.tracking.postprocess import box_iou
 from sonorisk.video_classifier.clips import crop_box
 
@@ -66,9 +66,12 @@ def still_clip(gray: np.ndarray, box: Box, models: ScoringModels) -> np.ndarray:
     return np.repeat(crop[None], clips.length, axis=0)
 
 
+def detections(gray: np.ndarray, models: ScoringModels) -> list[Detection]:
+    return models.detector.predict([Frame(0, float("nan"), gray)])[0]
+
+
 def detector_score(gray: np.ndarray, box: Box, models: ScoringModels) -> float:
-    detections = models.detector.predict([Frame(0, float("nan"), gray)])[0]
-    hits = [d.score for d in detections if box_iou(d.box, box) >= 0.3]
+    hits = [d.score for d in detections(gray, models) if box_iou(d.box, box) >= 0.3]
     return max(hits, default=0.0)
 
 
@@ -107,11 +110,7 @@ def lesion_free(stills: Sequence[Still], models: ScoringModels, seed: int = 0) -
         gray = np.asarray(Image.open(still.image_path).convert("L"))
         place = random_caliper_box(*gray.shape[:2], rng)
         for key, image in (("none", gray), ("calipers", draw_calipers(gray, place))):
-            found = [
-                d
-                for d in models.detector.predict([Frame(0, float("nan"), image)])[0]
-                if d.score >= 0.5
-            ]
+            found = [d for d in detections(image, models) if d.score >= 0.5]
             counts[f"boxes_{key}"] += len(found)
             counts[f"on_place_{key}"] += sum(box_iou(d.box, place) >= 0.3 for d in found)
     return {"stills": len(stills), **counts}
@@ -161,9 +160,9 @@ def table(entries: Sequence[Sequence[str]]) -> None:
     )
     print("|---|---|---|---|---|---|")
     for name, probe_json, stills_json in entries:
-        probe = json.loads(Path(probe_json).read_text())["summary"]
+        result = json.loads(Path(probe_json).read_text())
+        probe, free = result["summary"], result["lesion_free"]
         stills = json.loads(Path(stills_json).read_text())
-        free = json.loads(Path(probe_json).read_text())["lesion_free"]
         cells = [
             name,
             f"{stills['ap50']:.3f} / {stills['still_detection_rate']:.3f} / "

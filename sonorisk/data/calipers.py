@@ -6,8 +6,9 @@ Cine filmed while scanning carries none (calipers are placed on a frozen
 frame), so a model that reads calipers as lesion evidence scores clinical cine
 differently from the stills it was measured on (docs/end-to-end.md,
 "Calipers"). Drawing calipers lets training show them where no lesion is
-(``train.augment.calipers_p``) and lets a probe ask whether a model reads
-them (scripts/caliper_probe.py).
+(the detector's ``train.augment.calipers_p``) or on lesions of either class
+(the clip classifier's ``train.augment.calipers_prob``), and lets a probe ask
+whether a model reads them (scripts/caliper_probe.py).
 """
 
 from __future__ import annotations
