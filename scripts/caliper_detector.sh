@@ -15,6 +15,14 @@
 #
 #   bash scripts/caliper_detector.sh       # 46 min on 2 cores; steps done are skipped
 #
+# Lesions without calipers: the same recipe on BUSI with its calipers removed
+# (`sonorisk dataset uncaliper`), measured on the held-out stills as they are:
+#
+#   sonorisk dataset uncaliper ../shared/data/busi --out runs/busi_uncalipered
+#   mkdir -p runs/uncalipered_release && cp runs/release/train_groups.txt runs/uncalipered_release/
+#   BUSI=runs/busi_uncalipered REL=runs/uncalipered_release OUT=runs/uncaliper_detector \
+#       EVAL_BUSI=../shared/data/busi RUNS=calipers bash scripts/caliper_detector.sh   # 25 min
+#
 # To release one, run scripts/e2e_release.sh and scripts/e2e_heldout.sh with its
 # checkpoint (DETECTOR=runs/caliper_detector/calipers/last.pt): the lesion check
 # and the rules must be refitted for a new detector.
@@ -24,6 +32,8 @@ BUSI=${BUSI:-../shared/data/busi}
 REL=${REL:-runs/release}
 OUT=${OUT:-runs/caliper_detector}
 CONFIG=${CONFIG:-configs/release/detector-calipers.yaml}
+RUNS=${RUNS:-calipers control}
+EVAL_BUSI=${EVAL_BUSI:-$BUSI}  # the held-out stills measured on (and probed)
 HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE
 started=$(date +%s)
@@ -35,7 +45,7 @@ train_sweeps "$BUSI" "$REL"  # made by scripts/release.sh, or here when it has n
 synth_once "$BUSI" "$OUT/train_normal_sweeps" "$REL/train_groups.txt" normal \
     "$(count_stills "$BUSI" "$REL/train_groups.txt" normal)" 24 22
 
-for run in calipers control; do
+for run in $RUNS; do
     dir=$OUT/$run
     p=0.5
     [[ $run == control ]] && p=0.0
@@ -75,20 +85,22 @@ PY
             --out "$dir" --resume --no-progress
         touch "$dir/done"
     fi
-    [[ -f $dir/eval_stills.json ]] || sonorisk eval detector --data "$BUSI" \
+    [[ -f $dir/eval_stills.json ]] || sonorisk eval detector --data "$EVAL_BUSI" \
         --checkpoint "$dir/last.pt" --groups "$HELD" --threads 2 --no-progress \
         --json "$dir/eval_stills.json" > /dev/null
     [[ -f $dir/probe.json ]] || python3 scripts/caliper_probe.py --detector "$dir/last.pt" \
-        --out "$dir/probe.json" > "$dir/probe.log"
+        --busi "$EVAL_BUSI" --out "$dir/probe.json" > "$dir/probe.log"
     say "$run: done"
 done
 # The bundled detector itself, for the side-by-side table.
-[[ -f $OUT/bundled_probe.json ]] || python3 scripts/caliper_probe.py \
+[[ -f $OUT/bundled_probe.json ]] || python3 scripts/caliper_probe.py --busi "$EVAL_BUSI" \
     --out "$OUT/bundled_probe.json" > "$OUT/bundled_probe.log"
-[[ -f $OUT/bundled_stills.json ]] || sonorisk eval detector --data "$BUSI" \
+[[ -f $OUT/bundled_stills.json ]] || sonorisk eval detector --data "$EVAL_BUSI" \
     --checkpoint "$(python3 -c 'from sonorisk.models.resolve import resolve_models; print(resolve_models(None).detector)')" \
     --groups "$HELD" --threads 2 --no-progress --json "$OUT/bundled_stills.json" > /dev/null
-python3 scripts/caliper_probe.py --table bundled "$OUT/bundled_probe.json" "$OUT/bundled_stills.json" \
-    --table control "$OUT/control/probe.json" "$OUT/control/eval_stills.json" \
-    --table calipers "$OUT/calipers/probe.json" "$OUT/calipers/eval_stills.json"
+table=(--table bundled "$OUT/bundled_probe.json" "$OUT/bundled_stills.json")
+for run in $RUNS; do
+    table+=(--table "$run" "$OUT/$run/probe.json" "$OUT/$run/eval_stills.json")
+done
+python3 scripts/caliper_probe.py "${table[@]}"
 say "done"

@@ -109,6 +109,23 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     importer.add_argument("--no-masks", action="store_true", help="do not copy mask images")
     importer.set_defaults(func=_import_stills)
 
+    uncaliper = verbs.add_parser(
+        "uncaliper",
+        help="copy a BUSI-like still folder with burned-in calipers removed",
+        description="Write a copy of a BUSI-like still folder (manifest.csv, <label>/<id>.png "
+        "and masks) with the measurement calipers found on each still ('+' marks, their "
+        "digits and dotted lines) inpainted from the tissue around them, so that a model "
+        "trained on it sees lesions without calipers, as in cine filmed while scanning. "
+        "calipers.csv in the output lists what was found on each still.",
+    )
+    uncaliper.add_argument("source", type=Path, help="BUSI-like still folder")
+    uncaliper.add_argument("--out", type=Path, required=True, help="output still folder")
+    uncaliper.add_argument(
+        "--overwrite", action="store_true", help="write over a still folder already in --out"
+    )
+    uncaliper.add_argument("--no-progress", action="store_true")
+    uncaliper.set_defaults(func=_uncaliper)
+
     split = verbs.add_parser("split", help="patient- (or group-) level stratified split")
     split.add_argument("path", type=Path, help="dataset folder (or a BUSI-like still folder)")
     split.add_argument("--by", choices=("patient", "group"), default="patient")
@@ -227,6 +244,22 @@ def _import_stills(args: argparse.Namespace) -> int:
 
     out = import_stills(args.source, args.out, copy_masks=not args.no_masks)
     print(f"imported stills from {args.source} into {out}")
+    return 0
+
+
+def _uncaliper(args: argparse.Namespace) -> int:
+    from sonorisk.data.calipers import REPORT, uncaliper_still_folder
+
+    report = uncaliper_still_folder(
+        args.source, args.out, overwrite=args.overwrite, progress=not args.no_progress
+    )
+    found = report[report.n_marks > 0]
+    by_label = found.groupby("label").size().to_dict()
+    print(
+        f"calipers found on {len(found)} of {len(report)} stills "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(by_label.items())) or 'none'}); "
+        f"wrote {args.out} (what was found: {args.out / REPORT})"
+    )
     return 0
 
 
