@@ -12,7 +12,7 @@
 # and each is measured on the held-out sweeps' ground-truth boxes (`sonorisk
 # eval classifier`, video AUC) and by the caliper probe.
 #
-#   bash scripts/classifier_calipers.sh   # ~35 min a run on 2 cores; steps done are skipped
+#   bash scripts/classifier_calipers.sh   # ~13 min a run on 2 cores (2026-12-01); steps done are skipped
 #   RUNS=calipers bash scripts/classifier_calipers.sh   # the candidate only
 #
 # What comes after (not here): the lesion check refitted for the classifier
