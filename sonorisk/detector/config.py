@@ -70,10 +70,24 @@ class AugmentConfig:
     calipers_p: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.calipers_p <= 1.0:
-            raise ConfigError(
-                "train.augment.calipers_p", f"must be in [0, 1], got {self.calipers_p}"
-            )
+        # A probability out of [0, 1] or a range upside down would train without
+        # a word, on augmentations nobody asked for: refuse it by name.
+        for name in ("hflip_p", "speckle_p", "blur_p", "calipers_p"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"train.augment.{name}", f"must be in [0, 1], got {value}")
+        for name in ("scale_range", "gain_range", "contrast_range", "gamma_range"):
+            value = list(getattr(self, name))
+            if len(value) != 2 or not 0.0 < value[0] <= value[1]:
+                raise ConfigError(
+                    f"train.augment.{name}",
+                    f"must be [low, high] with 0 < low <= high, got {value}",
+                )
+        for name in ("speckle_sigma", "blur_sigma_max"):
+            if getattr(self, name) < 0.0:
+                raise ConfigError(
+                    f"train.augment.{name}", f"must be >= 0, got {getattr(self, name)}"
+                )
 
 
 @dataclass

@@ -84,8 +84,20 @@ def test_augment_draws_calipers_somewhere_and_keeps_the_boxes():
     assert drawn == 10
 
 
-def test_calipers_p_is_a_probability():
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("calipers_p", 1.5),
+        ("hflip_p", -0.1),
+        ("blur_p", 2.0),
+        ("scale_range", (1.2, 0.8)),
+        ("gamma_range", (0.0, 1.2)),
+        ("speckle_sigma", -0.5),
+    ],
+)
+def test_augment_settings_out_of_range_are_refused_by_name(field, value):
     from sonorisk.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="calipers_p"):
-        AugmentConfig(calipers_p=1.5)
+    with pytest.raises(ConfigError, match=f"train.augment.{field}"):
+        AugmentConfig(**{field: value})
+    AugmentConfig()  # the defaults pass
