@@ -54,30 +54,8 @@ for run in $RUNS; do
     grep -q "calipers_p: $p\$" "$dir/config.yaml"
     # The bundled detector as epoch 10 of the config's 12 (EMA at full decay), so
     # --resume trains epochs 11 and 12 as the release's video recipe did.
-    [[ -f $dir/last.pt ]] || python3 - "$dir/config.yaml" "$dir/last.pt" <<'PY'
-import sys
-from sonorisk.config import load_config
-from sonorisk.detector.checkpoint import save_checkpoint
-from sonorisk.detector.config import DetectorConfig
-from sonorisk.models.load import load_detector_file
-from sonorisk.models.resolve import resolve_models
-
-config_path, out = sys.argv[1:]
-cfg = load_config(DetectorConfig, config_path)
-resolved = resolve_models(None)
-detector = load_detector_file(resolved.detector)
-name = f"{resolved.bundle.name} {resolved.bundle.version}" if resolved.bundle else "bundled"
-state = detector.model.state_dict()
-save_checkpoint(
-    out,
-    model=detector.model,
-    config=cfg,
-    weights_source={"kind": "file", "name": f"{name} detector ({resolved.detector.name})"},
-    epoch=cfg.train.epochs - 3,
-    extra={"iteration": 3000, "best_ap50": -1.0, "train_state_dict": state, "ema_updates": 3000},
-)
-print(f"warm start: {name} detector -> {out}")
-PY
+    [[ -f $dir/last.pt ]] || python3 scripts/warm_start_detector.py "$dir/config.yaml" \
+        "$dir/last.pt" --epochs-left 2 --ema-updates 3000
     if [[ ! -f $dir/done ]]; then
         say "$run: training (calipers_p $p)"
         sonorisk train detector --data "$BUSI" --data "$REL/train_sweeps" \

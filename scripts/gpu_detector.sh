@@ -38,36 +38,8 @@ mkdir -p "$OUT" "$PARTS"
 #    with the GPU config (so --resume starts at epoch 0 with a fresh optimiser),
 #    or, with START=imagenet, nothing: training starts from the config's weights.
 case $START in bundle|imagenet) ;; *) echo "START must be bundle or imagenet" >&2; exit 2;; esac
-[[ -f $OUT/last.pt || $START == imagenet ]] || python3 - "$CONFIG" "$OUT/last.pt" <<'PY'
-import sys
-from sonorisk.config import load_config
-from sonorisk.detector.checkpoint import save_checkpoint
-from sonorisk.detector.config import DetectorConfig
-from sonorisk.models.load import load_detector_file
-from sonorisk.models.resolve import resolve_models
-
-config_path, out = sys.argv[1:]
-cfg = load_config(DetectorConfig, config_path)
-resolved = resolve_models(None)  # the default bundle
-detector = load_detector_file(resolved.detector)  # the detector alone: no PyAV needed
-bundled = detector.config.model
-differs = {
-    k for k in vars(cfg.model)
-    if k not in ("pretrained", "norm") and getattr(cfg.model, k) != getattr(bundled, k)
-}
-if differs:
-    sys.exit(f"{config_path}: model section differs from the bundled detector's: {sorted(differs)}")
-name = f"{resolved.bundle.name} {resolved.bundle.version}" if resolved.bundle else "bundled"
-save_checkpoint(
-    out,
-    model=detector.model,
-    config=cfg,
-    weights_source={"kind": "file", "name": f"{name} detector ({resolved.detector.name})"},
-    epoch=-1,
-    extra={"iteration": 0, "best_ap50": -1.0},
-)
-print(f"warm start: {name} detector -> {out}")
-PY
+[[ -f $OUT/last.pt || $START == imagenet ]] || python3 scripts/warm_start_detector.py \
+    "$CONFIG" "$OUT/last.pt"
 
 # 2. Training inside the budget (the epochs are cut to fit; see train.time_budget_s).
 #    Through the Python API, not the CLI: the CLI's parser imports every verb,
