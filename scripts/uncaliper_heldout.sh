@@ -46,15 +46,15 @@ for kind in calipers clean; do
     say "$NAME: held-out sweeps ($kind) and lesion-free sweeps"
     batch "$OUT/$NAME/$kind.csv" "$MODELS" "${extra[@]}" "$sweeps/videos" \
         "$REL/heldout_normal_sweeps/videos"
-    [[ -f $OUT/$NAME/$kind.json ]] || python3 -m sonorisk.eval.heldout \
+    [[ -f $OUT/$NAME/$kind-figures.json ]] || python3 -m sonorisk.eval.heldout \
         --sweeps "$sweeps/videos.csv" --batch "$OUT/$NAME/$kind.csv" \
-        --lesion-free "$REL/heldout_normal_sweeps/videos.csv" --out "$OUT/$NAME/$kind.json" \
+        --lesion-free "$REL/heldout_normal_sweeps/videos.csv" --out "$OUT/$NAME/$kind-figures.json" \
         > /dev/null
 done
 python3 - "$OUT/$NAME" "$NAME" <<'PY'
 import json, sys
 folder, name = sys.argv[1:]
-runs = {kind: json.load(open(f"{folder}/{kind}.json")) for kind in ("calipers", "clean")}
+runs = {kind: json.load(open(f"{folder}/{kind}-figures.json")) for kind in ("calipers", "clean")}
 print(f"{name}: held-out sweeps, calipers kept | calipers removed")
 for figure in runs["calipers"]:
     a, b = (runs[k][figure] for k in ("calipers", "clean"))
