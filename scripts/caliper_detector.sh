@@ -21,7 +21,7 @@
 #   sonorisk dataset uncaliper ../shared/data/busi --out runs/busi_uncalipered
 #   mkdir -p runs/uncalipered_release && cp runs/release/train_groups.txt runs/uncalipered_release/
 #   BUSI=runs/busi_uncalipered REL=runs/uncalipered_release OUT=runs/uncaliper_detector \
-#       EVAL_BUSI=../shared/data/busi RUNS=calipers bash scripts/caliper_detector.sh   # 25 min
+#       EVAL_BUSI=../shared/data/busi RUNS=calipers bash scripts/caliper_detector.sh   # 12 min
 #
 # To release one, run scripts/e2e_release.sh and scripts/e2e_heldout.sh with its
 # checkpoint (DETECTOR=runs/caliper_detector/calipers/last.pt): the lesion check
