@@ -23,6 +23,13 @@
 #   BUSI=runs/busi_uncalipered REL=runs/uncalipered_release OUT=runs/uncaliper_detector \
 #       EVAL_BUSI=../shared/data/busi RUNS=calipers bash scripts/caliper_detector.sh   # 12 min
 #
+# A detector that never saw calipers on a lesion (scripts/caliper_free_detector.sh)
+# continued by the same video recipe on the cleaned stills and their sweeps:
+#
+#   START=runs/caliper_free_detector/last.pt BUSI=runs/busi_uncalipered \
+#       REL=runs/uncalipered_release OUT=runs/caliper_free_video \
+#       EVAL_BUSI=../shared/data/busi RUNS=calipers bash scripts/caliper_detector.sh
+#
 # To release one, run scripts/e2e_release.sh and scripts/e2e_heldout.sh with its
 # checkpoint (DETECTOR=runs/caliper_detector/calipers/last.pt): the lesion check
 # and the rules must be refitted for a new detector.
@@ -34,6 +41,7 @@ OUT=${OUT:-runs/caliper_detector}
 CONFIG=${CONFIG:-configs/release/detector-calipers.yaml}
 RUNS=${RUNS:-calipers control}
 EVAL_BUSI=${EVAL_BUSI:-$BUSI}  # the held-out stills measured on (and probed)
+START=${START:-}  # the detector continued (default: the bundled one)
 HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE
 started=$(date +%s)
@@ -52,10 +60,10 @@ for run in $RUNS; do
     mkdir -p "$dir"
     sed "s/^    calipers_p: .*/    calipers_p: $p/" "$CONFIG" > "$dir/config.yaml"
     grep -q "calipers_p: $p\$" "$dir/config.yaml"
-    # The bundled detector as epoch 10 of the config's 12 (EMA at full decay), so
-    # --resume trains epochs 11 and 12 as the release's video recipe did.
+    # The bundled detector (or START) as epoch 10 of the config's 12 (EMA at full
+    # decay), so --resume trains epochs 11 and 12 as the release's video recipe did.
     [[ -f $dir/last.pt ]] || python3 scripts/warm_start_detector.py "$dir/config.yaml" \
-        "$dir/last.pt" --epochs-left 2 --ema-updates 3000
+        "$dir/last.pt" --epochs-left 2 --ema-updates 3000 ${START:+--from "$START"}
     if [[ ! -f $dir/done ]]; then
         say "$run: training (calipers_p $p)"
         sonorisk train detector --data "$BUSI" --data "$REL/train_sweeps" \

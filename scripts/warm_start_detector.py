@@ -3,13 +3,18 @@ detector --resume` continues from it under another config (scripts/gpu_detector.
 scripts/caliper_detector.sh).
 
     python3 scripts/warm_start_detector.py CONFIG OUT [--epochs-left N] [--ema-updates N]
+        [--from DETECTOR]
+
+--from starts from another detector file instead (a run's last.pt or best.pt, a
+bundle's detector), for example a detector trained on stills that the video
+recipe is to continue (scripts/caliper_free_detector.sh).
 
 By default --resume then trains all the config's epochs, from epoch 0 with a
 fresh optimiser. With --epochs-left N it trains only the config's last N epochs
 (their learning rates), as if the bundled detector were the run so far; with
 --ema-updates M the weights seed the EMA, which counts M updates already (at full
 decay), as the release's video recipe continued the bundled detector. The
-config's model section must be the bundled detector's (backbone, sizes,
+config's model section must be the starting detector's (backbone, sizes,
 anchors): a checkpoint of one architecture under another's config would fail far
 from here, on load.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from sonorisk.config import load_config
 from sonorisk.detector.checkpoint import save_checkpoint
@@ -40,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ema-updates", type=int, default=None, help="EMA updates already made (default: none)"
     )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        default=None,
+        help="the detector file to start from (default: the bundled detector)",
+    )
     args = parser.parse_args(argv)
 
     cfg = load_config(DetectorConfig, args.config)
@@ -48,20 +60,27 @@ def main(argv: list[str] | None = None) -> int:
         if not 1 <= args.epochs_left <= cfg.train.epochs:
             sys.exit(f"--epochs-left must be 1..{cfg.train.epochs}, got {args.epochs_left}")
         epoch = cfg.train.epochs - 1 - args.epochs_left
-    resolved = resolve_models(None)  # the default bundle
-    detector = load_detector_file(resolved.detector)  # the detector alone: no PyAV needed
-    bundled = detector.config.model
+    if args.source is None:
+        resolved = resolve_models(None)  # the default bundle
+        path = resolved.detector
+        name = f"{resolved.bundle.name} {resolved.bundle.version}" if resolved.bundle else "bundled"
+    else:
+        path = Path(args.source)
+        if not path.is_file():
+            sys.exit(f"--from: no detector file at {path}")
+        name = str(path.parent)
+    detector = load_detector_file(path)  # the detector alone: no PyAV needed
+    start = detector.config.model
     differs = sorted(
         k
         for k in vars(cfg.model)
-        if k not in MAY_DIFFER and getattr(cfg.model, k) != getattr(bundled, k)
+        if k not in MAY_DIFFER and getattr(cfg.model, k) != getattr(start, k)
     )
     if differs:
-        sys.exit(f"{args.config}: model section differs from the bundled detector's: {differs}")
-    name = f"{resolved.bundle.name} {resolved.bundle.version}" if resolved.bundle else "bundled"
+        sys.exit(f"{args.config}: model section differs from the {name} detector's: {differs}")
     extra: dict[str, object] = {"iteration": 0, "best_ap50": -1.0}
     if args.ema_updates is not None:
-        # The bundled weights are an EMA already: they seed both the average and
+        # The starting weights are an EMA already: they seed both the average and
         # the raw weights the optimiser moves.
         extra.update(
             iteration=args.ema_updates,
@@ -72,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out,
         model=detector.model,
         config=cfg,
-        weights_source={"kind": "file", "name": f"{name} detector ({resolved.detector.name})"},
+        weights_source={"kind": "file", "name": f"{name} detector ({path.name})"},
         epoch=epoch,
         extra=extra,
     )

@@ -84,9 +84,36 @@ def test_warm_start_resumes_at_the_last_epochs_with_the_bundled_weights(
 def test_warm_start_refuses_another_architecture_and_bad_epochs(tmp_path: Path):
     module = _script()
     other = _config(tmp_path, backbone="mobilenet_v3_small")
-    with pytest.raises(SystemExit, match="differs from the bundled detector's: \\['backbone'\\]"):
+    with pytest.raises(
+        SystemExit, match="differs from the sonorisk-busi .* detector's: \\['backbone'\\]"
+    ):
         module.main([str(other), str(tmp_path / "a.pt")])
     same = _config(tmp_path)
     with pytest.raises(SystemExit, match="--epochs-left must be 1..3"):
         module.main([str(same), str(tmp_path / "b.pt"), "--epochs-left", "4"])
-    assert not (tmp_path / "a.pt").exists() and not (tmp_path / "b.pt").exists()
+    with pytest.raises(SystemExit, match="--from: no detector file at"):
+        module.main([str(same), str(tmp_path / "c.pt"), "--from", str(tmp_path / "none.pt")])
+    assert not any((tmp_path / name).exists() for name in ("a.pt", "b.pt", "c.pt"))
+
+
+def test_warm_start_from_another_detector_file(tmp_path: Path):
+    """--from: a run's checkpoint (here one whose weights were moved off the
+    bundled ones) is the start, and the new checkpoint says where it came from."""
+    module = _script()
+    config = _config(tmp_path)
+    first = tmp_path / "stills" / "last.pt"
+    first.parent.mkdir()
+    assert module.main([str(config), str(first)]) == 0
+    moved = load_checkpoint(first)
+    moved["state_dict"] = {
+        k: v + 1 if v.is_floating_point() else v for k, v in moved["state_dict"].items()
+    }
+    torch.save(moved, first)
+
+    out = tmp_path / "video" / "last.pt"
+    out.parent.mkdir()
+    assert module.main([str(config), str(out), "--from", str(first), "--epochs-left", "2"]) == 0
+    start = load_checkpoint(out)
+    assert start["epoch"] == 0
+    assert all(torch.equal(start["state_dict"][k], v) for k, v in moved["state_dict"].items())
+    assert start["weights_source"]["name"] == f"{first.parent} detector (last.pt)"
