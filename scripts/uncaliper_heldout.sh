@@ -12,6 +12,7 @@
 #   bash scripts/uncaliper_heldout.sh                      # the bundled model, ~20 min
 #   MODELS=DIR NAME=candidate bash scripts/uncaliper_heldout.sh   # another bundle
 #   DETECTOR=CKPT NAME=candidate bash scripts/uncaliper_heldout.sh # the bundle with another detector
+#   CONFIG=rules.yaml ...     # a candidate's rules not yet sonorisk's defaults (e2e_heldout.sh RULES=)
 #
 # Steps whose output exists are skipped.
 set -euo pipefail
@@ -23,6 +24,7 @@ OUT=${OUT:-runs/uncaliper_heldout}
 MODELS=${MODELS:-$(python3 -c 'from sonorisk.models.resolve import resolve_models; print(resolve_models(None).bundle.path)')}
 NAME=${NAME:-bundled}
 DETECTOR=${DETECTOR:-}
+CONFIG=${CONFIG:-}
 HELD=configs/release/heldout_groups.txt
 export OMP_WAIT_POLICY=PASSIVE
 started=$(date +%s)
@@ -40,6 +42,7 @@ synth_once "$CLEAN" "$OUT/heldout_sweeps" "$HELD" benign,malignant "$n_lesion" 4
 
 extra=()
 [[ -n $DETECTOR ]] && extra=(--detector "$DETECTOR")
+[[ -n $CONFIG ]] && extra+=(--config "$CONFIG")
 for kind in calipers clean; do
     sweeps=$REL/heldout_sweeps
     [[ $kind == clean ]] && sweeps=$OUT/heldout_sweeps
