@@ -67,7 +67,7 @@ if step 1; then
 fi
 if step 2; then
     say "2. the video recipe on it"
-    START=$STILLS/last.pt BUSI=$CLEAN REL=$CREL OUT=$VIDEO EVAL_BUSI=$BUSI RUNS=calipers \
+    EVAL_BUSI=$BUSI START=$STILLS/last.pt BUSI=$CLEAN REL=$CREL OUT=$VIDEO RUNS=calipers \
         bash scripts/caliper_detector.sh
 fi
 if step 3; then
