@@ -5,17 +5,17 @@
 # is an existing recipe run on BUSI with its calipers removed, and the candidate
 # is measured where 1.5.0 was:
 #
-#   1. detector, stills: scripts/caliper_free_detector.sh (from ImageNet, 33 min)
+#   1. detector, stills: scripts/caliper_free_detector.sh (from ImageNet, 47 min)
 #   2. detector, video:  scripts/caliper_detector.sh with START= (two epochs on
-#                        the cleaned training stills and their sweeps, 12 min)
+#                        the cleaned training stills and their sweeps, 16 min)
 #   3. clip classifier:  scripts/classifier_calipers.sh on sweeps of the cleaned
-#                        training stills, calipers drawn on half its lesions (13 min)
+#                        training stills, calipers drawn on half its lesions (12 min)
 #   4. lesion check and rules: scripts/e2e_release.sh, on the release's
-#                        development sweeps (BUSI as it is, as for 1.5.0; ~40 min)
+#                        development sweeps (BUSI as it is, as for 1.5.0; 23 min)
 #   5. held-out figures: scripts/e2e_heldout.sh with the chosen rules (~40 min)
-#   6. held-out sweeps without calipers: scripts/uncaliper_heldout.sh (~10 min)
+#   6. held-out sweeps without calipers: scripts/uncaliper_heldout.sh (11 min)
 #
-#   bash scripts/caliper_free_release.sh          # all six, ~2.5 h on 2 cores
+#   bash scripts/caliper_free_release.sh          # all six, ~2.5 h on 2 cores (2026-12-02)
 #   STEPS="1 2" bash scripts/caliper_free_release.sh
 #
 # Steps whose output exists are skipped, so a stopped run resumes. The bundle is
@@ -45,18 +45,8 @@ CLASSIFIER=$CLS/calipers/best.pt
 # The training groups (scripts/release.sh's rule: every group not held out) and
 # the release's held-out sweeps, which the recipes below measure on.
 mkdir -p "$CREL"
-[[ -f $CREL/train_groups.txt ]] || python3 - "$BUSI" "$HELD" "$CREL/train_groups.txt" <<'PY'
-import csv, sys
-from sonorisk.data.splits import read_id_lines
-busi, held, out = sys.argv[1:]
-held = set(read_id_lines(held))
-groups = {row["group"] for row in csv.DictReader(open(f"{busi}/manifest.csv"))}
-open(out, "w").write("\n".join(sorted(groups - held)) + "\n")
-PY
-synth_once "$BUSI" "$REL/heldout_sweeps" "$HELD" benign,malignant \
-    "$(count_stills "$BUSI" "$HELD" benign,malignant)" 48 31
-synth_once "$BUSI" "$REL/heldout_normal_sweeps" "$HELD" normal \
-    "$(count_stills "$BUSI" "$HELD" normal)" 48 32
+[[ -f $CREL/train_groups.txt ]] || train_groups "$BUSI" "$CREL/train_groups.txt"
+heldout_sweeps "$BUSI" "$REL"
 for name in heldout_sweeps heldout_normal_sweeps; do
     [[ -e $CREL/$name ]] || ln -s "$(realpath "$REL/$name")" "$CREL/$name"
 done

@@ -40,14 +40,7 @@ source scripts/lib/runs.sh
 say() { echo "[release $(( $(date +%s) - started ))s] $*"; }
 
 # 1. The training groups: every group of the still folder that is not held out.
-python3 - "$BUSI" "$HELD" "$OUT/train_groups.txt" <<'PY'
-import csv, sys
-from sonorisk.data.splits import read_id_lines
-busi, held, out = sys.argv[1:]
-held = set(read_id_lines(held))
-groups = {row["group"] for row in csv.DictReader(open(f"{busi}/manifest.csv"))}
-open(out, "w").write("\n".join(sorted(groups - held)) + "\n")
-PY
+train_groups "$BUSI" "$OUT/train_groups.txt"
 
 # 2. Detector (about 10 epochs x 6-8 min on 2 cores).
 if [[ ! -f $OUT/detector/done ]]; then
@@ -72,8 +65,7 @@ fi
 # held-out normal stills.
 n_lesion=$(count_stills "$BUSI" "$HELD" benign,malignant)
 n_normal=$(count_stills "$BUSI" "$HELD" normal)
-synth_once "$BUSI" "$OUT/heldout_sweeps" "$HELD" benign,malignant "$n_lesion" 48 31
-synth_once "$BUSI" "$OUT/heldout_normal_sweeps" "$HELD" normal "$n_normal" 48 32
+heldout_sweeps "$BUSI" "$OUT"
 
 # 4. The bundle, without figures yet.
 BUNDLE=$OUT/bundle/$NAME/$VERSION

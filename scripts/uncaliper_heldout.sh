@@ -34,10 +34,8 @@ mkdir -p "$OUT/$NAME"
 
 [[ -f $CLEAN/calipers.csv ]] || sonorisk dataset uncaliper "$BUSI" --out "$CLEAN" --no-progress
 n_lesion=$(count_stills "$BUSI" "$HELD" benign,malignant)
-n_normal=$(count_stills "$BUSI" "$HELD" normal)
 # The release's held-out sweeps (scripts/release.sh: same stills, frames and seeds).
-synth_once "$BUSI" "$REL/heldout_sweeps" "$HELD" benign,malignant "$n_lesion" 48 31
-synth_once "$BUSI" "$REL/heldout_normal_sweeps" "$HELD" normal "$n_normal" 48 32
+heldout_sweeps "$BUSI" "$REL"
 synth_once "$CLEAN" "$OUT/heldout_sweeps" "$HELD" benign,malignant "$n_lesion" 48 31
 
 extra=()

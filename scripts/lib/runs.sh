@@ -70,6 +70,30 @@ synth_once() {
         --n "$5" --frames "$6" --seed "$7" --out "$2" "${@:8}" > /dev/null
 }
 
+# train_groups BUSI OUT_FILE: every group of the still folder that is not held out
+# (configs/release/heldout_groups.txt), one per line: the release's training groups.
+train_groups() {
+    python3 - "$1" configs/release/heldout_groups.txt "$2" <<'PY'
+import csv, sys
+from sonorisk.data.splits import read_id_lines
+busi, held, out = sys.argv[1:]
+held = set(read_id_lines(held))
+groups = {row["group"] for row in csv.DictReader(open(f"{busi}/manifest.csv"))}
+open(out, "w").write("\n".join(sorted(groups - held)) + "\n")
+PY
+}
+
+# heldout_sweeps BUSI DEST: the release's held-out sweeps, DEST/heldout_sweeps (one
+# 48-frame sweep, seed 31, per held-out lesion still) and DEST/heldout_normal_sweeps
+# (seed 32, per held-out lesion-free still).
+heldout_sweeps() {
+    local held=configs/release/heldout_groups.txt
+    synth_once "$1" "$2/heldout_sweeps" "$held" benign,malignant \
+        "$(count_stills "$1" "$held" benign,malignant)" 48 31
+    synth_once "$1" "$2/heldout_normal_sweeps" "$held" normal \
+        "$(count_stills "$1" "$held" normal)" 48 32
+}
+
 # train_sweeps BUSI REL: REL/train_sweeps, one 24-frame sweep (seed 21) per lesion
 # still of the training groups (REL/train_groups.txt): what the release's clip
 # classifier and the video-trained detectors learn from.
