@@ -41,6 +41,9 @@ mkdir -p "$EV"
 # defaults give once they are set to them).
 RULES=${RULES:-}
 CONFIG_ARGS=()
+# Settings of the run itself, for example the detector's flip TTA:
+#   BATCH_ARGS=--detector-tta (scripts/tta_e2e.sh)
+read -r -a EXTRA <<< "${BATCH_ARGS:-}"
 if [[ -n $RULES ]]; then
     python3 - "$RULES" "$OUT/rules.yaml" <<'PY'
 import json, sys
@@ -51,6 +54,7 @@ yaml.safe_dump({"lesions": lesions}, open(sys.argv[2], "w"), sort_keys=False)
 PY
     CONFIG_ARGS=(--config "$OUT/rules.yaml")
 fi
+CONFIG_ARGS+=("${EXTRA[@]}")
 export_bundle() {  # [METRICS_JSON]
     python3 -m sonorisk.models.release --detector "$DETECTOR" \
         --classifier "$CLASSIFIER" --out "$OUT/bundle" --name "$NAME" \

@@ -46,15 +46,7 @@ if [[ $DATA != "$OUT" ]]; then
 fi
 
 # 2. Development groups split A/B by a hash of the group name.
-python3 - "$REL/train_groups.txt" "$OUT" <<'PY'
-import hashlib, sys
-from sonorisk.data.splits import read_id_lines
-groups, out = read_id_lines(sys.argv[1]), sys.argv[2]
-a = [g for g in groups if int(hashlib.sha256(g.encode()).hexdigest(), 16) % 2 == 0]
-b = [g for g in groups if g not in set(a)]
-open(f"{out}/groups_A.txt", "w").write("\n".join(a) + "\n")
-open(f"{out}/groups_B.txt", "w").write("\n".join(b) + "\n")
-PY
+split_dev_groups "$REL/train_groups.txt" "$OUT"
 for split in A B; do
     link_groups "$OUT" "$OUT/groups_$split.txt" "$OUT/dev$split" dev_sweeps dev_normal_sweeps \
         dev_screen_sweeps

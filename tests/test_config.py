@@ -152,6 +152,9 @@ def test_score_layers_file_then_flags_and_models_flags_are_keys(tmp_path) -> Non
         96,
     )
     assert cfg.models.detector is None  # --models names the pair: the file's file gives way
+    assert cfg.models.detector_tta is None  # unset: the detector file's own setting
+    args = build_parser().parse_args(["score", "v.avi", "--config", str(path), "--no-detector-tta"])
+    assert score_config(args).models.detector_tta is False
     assert cfg.pipeline().detector_batch_size == 2
 
 
@@ -174,6 +177,7 @@ def test_batch_passes_the_flags_score_has(tmp_path, monkeypatch) -> None:
                 str(tmp_path),
                 "--detector-min-size",
                 "96",
+                "--detector-tta",
                 "--keyframe-interval",
                 "2",
                 "--threads",
@@ -188,4 +192,5 @@ def test_batch_passes_the_flags_score_has(tmp_path, monkeypatch) -> None:
     )
     settings = seen["settings"]
     assert settings.detector_min_size == 96 and seen["workers"] == 3
+    assert settings.detector_tta is True
     assert settings.pipeline.tracking.keyframe_interval == 2

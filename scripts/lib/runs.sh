@@ -101,3 +101,18 @@ train_sweeps() {
     synth_once "$1" "$2/train_sweeps" "$2/train_groups.txt" benign,malignant \
         "$(count_stills "$1" "$2/train_groups.txt" benign,malignant)" 24 21
 }
+
+# split_dev_groups TRAIN_GROUPS OUT: the development groups split in two by a hash
+# of the group name: OUT/groups_A.txt (fits the lesion check) and OUT/groups_B.txt
+# (chooses the lesion rules).
+split_dev_groups() {
+    python3 - "$1" "$2" <<'PY'
+import hashlib, sys
+from sonorisk.data.splits import read_id_lines
+groups, out = read_id_lines(sys.argv[1]), sys.argv[2]
+a = [g for g in groups if int(hashlib.sha256(g.encode()).hexdigest(), 16) % 2 == 0]
+b = [g for g in groups if g not in set(a)]
+open(f"{out}/groups_A.txt", "w").write("\n".join(a) + "\n")
+open(f"{out}/groups_B.txt", "w").write("\n".join(b) + "\n")
+PY
+}

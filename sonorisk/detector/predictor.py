@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,12 @@ class TorchvisionDetector:
         if inference is not None:
             config.inference = inference
         for key, value in (model_overrides or {}).items():
-            # Only inference-time knobs (input size, proposal counts) may change.
-            setattr(config.model, key, value)
+            # Only inference-time knobs may change: the model's input size and
+            # proposal counts, or an inference setting (``tta_hflip``).
+            if key in {f.name for f in fields(InferenceConfig)}:
+                config.inference = replace(config.inference, **{key: value})
+            else:
+                setattr(config.model, key, value)
         # Weights come from the checkpoint, not the file/hub; the normalisation
         # layers stay those of training ("auto" froze BN for pretrained weights).
         norm = resolved_norm(config.model, config.model.pretrained is not None)
@@ -93,6 +97,8 @@ class TorchvisionDetector:
             "training": payload.get("training", {}),
             "disclaimer": payload.get("disclaimer", DISCLAIMER),
         }
+        if config.inference.tta_hflip:  # a report says how its boxes were found
+            info["test_time_augmentation"] = "horizontal flip, boxes fused (weighted box fusion)"
         return cls(model, config, info)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:

@@ -101,6 +101,15 @@ def model_flags(p: argparse.ArgumentParser) -> None:
         metavar="PX",
         help="detector input short side (px) at inference; smaller is faster",
     )
+    p.add_argument(
+        "--detector-tta",
+        dest="models.detector_tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test-time augmentation: the detector also sees each frame mirrored "
+        "and fuses both views' boxes (twice the detector time; default: the "
+        "detector file's setting)",
+    )
 
 
 def flag_overrides(args: argparse.Namespace, keys: tuple[str, ...] = ()) -> dict[str, Any]:

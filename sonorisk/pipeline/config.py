@@ -9,7 +9,8 @@ so an installed wheel has them too: wherever a pipeline YAML is asked for
 
 ``ModelsConfig`` is the ``models`` section of every verb that scores (``score``,
 ``batch``, ``serve``): the same keys and flags (``--models``, ``--detector``,
-``--classifier``, ``--device``, ``--runtime``, ``--detector-min-size``) everywhere.
+``--classifier``, ``--device``, ``--runtime``, ``--detector-min-size``,
+``--detector-tta``) everywhere.
 """
 
 from __future__ import annotations
@@ -148,6 +149,10 @@ class ModelsConfig:
     classifier: str | None = None
     device: str = "cpu"  # cpu | cuda | auto
     detector_min_size: int | None = None  # detector input short side at inference (px)
+    # Test-time augmentation: the detector also sees each frame mirrored and the
+    # two views' boxes are fused (twice the detector time). None: the detector
+    # file's own setting.
+    detector_tta: bool | None = None
     # torch | onnx: ONNX Runtime on the CPU | onnx-int8: onnx with an int8
     # detector (sonorisk.runtime)
     runtime: str = "torch"
@@ -170,9 +175,19 @@ class ModelsConfig:
                 f"must be >= 1 (or null: the model's), got {self.detector_min_size}",
             )
 
-    def detector_overrides(self) -> dict[str, int] | None:
+    def detector_overrides(self) -> dict[str, int | bool] | None:
         """What the detector's own config gives way to at load time."""
-        return {"min_size": self.detector_min_size} if self.detector_min_size else None
+        return detector_overrides(self.detector_min_size, self.detector_tta)
+
+
+def detector_overrides(min_size: int | None, tta: bool | None) -> dict[str, int | bool] | None:
+    """The detector settings a run replaces (None: none): input size, flip TTA."""
+    overrides: dict[str, int | bool] = {}
+    if min_size:
+        overrides["min_size"] = min_size
+    if tta is not None:
+        overrides["tta_hflip"] = tta
+    return overrides or None
 
 
 @dataclass

@@ -46,7 +46,7 @@ from typing import Any
 from sonorisk.csv_safe import read_frame, read_row, safe_frame, safe_row
 from sonorisk.errors import ConfigError, InputError, SonoriskError
 from sonorisk.io.probe import special_file_kind
-from sonorisk.pipeline.config import PipelineConfig, pipeline_yaml
+from sonorisk.pipeline.config import PipelineConfig, detector_overrides, pipeline_yaml
 from sonorisk.serving.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ class BatchSettings:
     pipeline: str | PipelineConfig | None = None
     threads: int = 1  # torch threads per worker
     detector_min_size: int | None = None
+    detector_tta: bool | None = None  # None: the detector file's setting
     models: Any = None
     runtime: str = "torch"  # torch | onnx (sonorisk.runtime)
     # Seconds one video may take in a local worker (model loading not counted);
@@ -255,15 +256,17 @@ def _models(settings: BatchSettings) -> Any:
         str(resolved.classifier),
         settings.device,
         settings.detector_min_size,
+        settings.detector_tta,
         settings.runtime,
     )
     if key not in _MODELS:
         set_torch_threads(settings.threads)
-        overrides = {"min_size": settings.detector_min_size} if settings.detector_min_size else None
         _MODELS[key] = load_models(
             resolved,
             device=settings.device,
-            detector_overrides=overrides,
+            detector_overrides=detector_overrides(
+                settings.detector_min_size, settings.detector_tta
+            ),
             runtime=settings.runtime,  # type: ignore[arg-type]
         )
     return _MODELS[key]

@@ -132,6 +132,7 @@ def _batch(args: argparse.Namespace) -> int:
         threads=options.threads,
         models=resolved,
         detector_min_size=config.models.detector_min_size,
+        detector_tta=config.models.detector_tta,
         runtime=config.models.runtime,
         file_timeout_s=options.file_timeout_s or None,
     )

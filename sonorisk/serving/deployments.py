@@ -72,14 +72,13 @@ class Detector:
         self,
         checkpoint: str,
         device: str,
-        min_size: int | None,
+        overrides: dict[str, Any] | None,
         cfg: ModelDeploymentConfig,
         runtime: Runtime = "torch",
     ) -> None:
         _set_threads(cfg.torch_threads)
         from sonorisk.models.load import detector_card, load_detector_file
 
-        overrides = {"min_size": min_size} if min_size else None
         self.model = load_detector_file(checkpoint, device, overrides, runtime)
         self.card = detector_card(self.model)
         self.node = _node_id()
@@ -206,7 +205,7 @@ def build_app(config: ServeConfig) -> Any:
     detector = Detector.options(**_options(config.detector)).bind(  # type: ignore[attr-defined]
         str(resolved.detector),
         models.device,
-        models.detector_min_size,
+        models.detector_overrides(),
         config.detector,
         models.runtime,
     )

@@ -106,6 +106,26 @@ def test_inference_knobs_override_input_size(trained_dir: Path):
     assert det.device.type == "cpu"  # no GPU here; the CUDA/autocast path is untested
 
 
+def test_a_run_turns_flip_tta_on_and_the_card_says_so(trained_dir: Path):
+    """`--detector-tta` reaches the detector as an override of its inference
+    settings (the file's own say off), and its card records it for reports."""
+    from sonorisk.models.load import load_detector_file
+    from sonorisk.pipeline.config import ModelsConfig
+
+    plain = load_detector_file(trained_dir / "last.pt")
+    assert not plain.config.inference.tta_hflip
+    assert "test_time_augmentation" not in plain.info
+    overrides = ModelsConfig(detector_min_size=96, detector_tta=True).detector_overrides()
+    assert overrides == {"min_size": 96, "tta_hflip": True}
+    tta = load_detector_file(trained_dir / "last.pt", overrides=overrides)
+    assert tta.config.inference.tta_hflip and tta.model.transform.min_size == (96,)
+    assert "flip" in tta.info["test_time_augmentation"]
+    # Switched off again where a file had it on: False is a setting, not "unset".
+    off = ModelsConfig(detector_tta=False).detector_overrides()
+    assert off == {"tta_hflip": False}
+    assert ModelsConfig().detector_overrides() is None
+
+
 def test_nested_box_of_the_same_lesion_is_dropped():
     # An inner box (inside the outer one) passes IoU-NMS but is the same lesion.
     boxes = np.array([[10, 10, 60, 50], [20, 20, 50, 30], [70, 10, 90, 40]], dtype=float)
