@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -343,6 +344,12 @@ def test_batch_rows_name_the_bundle(exported: Path, tmp_path: Path, checkpoints)
     assert (row["model_bundle"], row["model_version"]) == ("tiny", "1.0.0")
     assert row["model_sha256"] == sha256_file(bundle / METADATA)
     assert outcome["document"]["models"]["bundle"]["sha256"] == row["model_sha256"]
+    assert "test_time_augmentation" not in outcome["document"]["models"]["detector"]
+    # `batch --detector-tta`: the workers' detector runs the mirrored view too, and
+    # every document says so (a result must say how its boxes were found).
+    flipped = score_one(str(video), replace(settings, detector_tta=True))
+    assert "flip" in flipped["document"]["models"]["detector"]["test_time_augmentation"]
+    assert flipped["row"]["status"] == row["status"]
     loose = BatchSettings(
         models=resolve_models(None, checkpoints.detector, checkpoints.classifier),
         detector_min_size=96,
