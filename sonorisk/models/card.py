@@ -195,6 +195,27 @@ def render_card(metadata: dict[str, Any]) -> str:
             _yaml({"lesions": rules}).rstrip(),
             "```",
         ]
+    detector = (metadata.get("pipeline") or {}).get("detector")
+    if detector:
+        lines += [
+            "",
+            "## Detector settings",
+            "",
+            "Runs with this bundle use these detector settings unless told otherwise "
+            "(`--detector-tta` / `--no-detector-tta`), and its figures were measured "
+            "with them"
+            + (
+                ": `tta_hflip` runs each frame and its mirror image and fuses the boxes "
+                "(twice the detector time)"
+                if detector.get("tta_hflip")
+                else ""
+            )
+            + ":",
+            "",
+            "```yaml",
+            _yaml({"detector": detector}).rstrip(),
+            "```",
+        ]
     lines += _still_section(metadata.get("still_classifier"))
     lines += [
         "",

@@ -157,7 +157,9 @@ def load_models(
         resolved = resolve_models(None, Path(models), Path(classifier))
     else:
         resolved = resolve_models(models)
-    detector = load_detector_file(resolved.detector, device, detector_overrides, runtime, ort)
+    detector = load_detector_file(
+        resolved.detector, device, resolved.detector_settings(detector_overrides), runtime, ort
+    )
     clip_classifier = load_classifier_file(resolved.classifier, device, runtime, ort)
     cards = scoring_cards(detector_card(detector), classifier_card(clip_classifier), resolved)
     still = None

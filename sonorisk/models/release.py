@@ -250,6 +250,13 @@ def main(argv: list[str] | None = None) -> int:
         "scripts/still_check.sh), shipped beside it",
     )
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+    p.add_argument(
+        "--detector-tta",
+        action="store_true",
+        help="the bundle's runs use the detector's flip TTA unless told otherwise "
+        "(pipeline.detector.tta_hflip; its figures must be measured with it: "
+        "scripts/tta_e2e.sh)",
+    )
     args = p.parse_args(argv)
     metrics: dict[str, Any] = {}
     if args.metrics_from:
@@ -263,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         still = json.loads(Path(args.still_figures).read_text()) if args.still_figures else {}
         metrics.update(still.get("metrics") or {})
     info = release_info(args.heldout_groups, metrics or None, still=still)
+    if args.detector_tta:
+        info["pipeline"]["detector"] = {"tta_hflip": True}
     path = export_bundle(
         args.detector,
         args.classifier,

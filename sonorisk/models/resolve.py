@@ -88,10 +88,40 @@ class ResolvedModels:
             },
         }
 
+    def detector_settings(self, overrides: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The detector settings a run loads with: the bundle's own
+        (``pipeline.detector`` of its metadata, what its figures were measured
+        with, e.g. ``tta_hflip``), then ``overrides`` (a run's flags) over them."""
+        merged = {**bundle_detector_settings(self.bundle), **(overrides or {})}
+        return merged or None
+
     def label(self) -> str:
         if self.bundle is not None:
             return f"{self.bundle.name} {self.bundle.version} ({self.where}, {self.bundle.path})"
         return f"{self.detector} + {self.classifier}"
+
+
+# Detector settings a bundle may fix for the runs that use it (``pipeline.detector``).
+BUNDLE_DETECTOR_SETTINGS = {"tta_hflip": bool}
+
+
+def bundle_detector_settings(bundle: Bundle | None) -> dict[str, Any]:
+    """``pipeline.detector`` of a bundle's metadata, checked ({} when absent)."""
+    if bundle is None:
+        return {}
+    settings = (bundle.metadata.get("pipeline") or {}).get("detector") or {}
+    if not isinstance(settings, dict):
+        raise InputError(bundle.path / METADATA, "pipeline.detector must be a mapping")
+    for key, value in settings.items():
+        kind = BUNDLE_DETECTOR_SETTINGS.get(key)
+        if kind is None or not isinstance(value, kind):
+            known = ", ".join(f"{k} ({t.__name__})" for k, t in BUNDLE_DETECTOR_SETTINGS.items())
+            raise InputError(
+                bundle.path / METADATA,
+                f"pipeline.detector.{key}: {value!r} is not a setting a bundle may fix "
+                f"(known: {known})",
+            )
+    return dict(settings)
 
 
 def unrecorded_section() -> dict[str, Any]:

@@ -205,7 +205,7 @@ def build_app(config: ServeConfig) -> Any:
     detector = Detector.options(**_options(config.detector)).bind(  # type: ignore[attr-defined]
         str(resolved.detector),
         models.device,
-        models.detector_overrides(),
+        resolved.detector_settings(models.detector_overrides()),
         config.detector,
         models.runtime,
     )

@@ -85,3 +85,44 @@ def test_the_shipped_bundle_was_measured_with_todays_default_lesion_rules():
         # ... and the classifier it ships carries the lesion check those rules use.
         classifier = load_classifier_file(folder / meta["models"]["classifier"]["file"])
         assert classifier.lesion_head is not None, folder
+
+
+def test_a_release_with_detector_tta_runs_it_unless_told_otherwise(tmp_path, checkpoints):
+    """`--detector-tta`: the bundle records the setting its figures were measured
+    with (pipeline.detector), its card says so, every run with it loads the
+    detector with flip TTA, and a run's own flag still wins."""
+    import pytest
+
+    from sonorisk.errors import InputError
+    from sonorisk.models.load import load_models
+    from sonorisk.models.resolve import resolve_models
+    from sonorisk.pipeline.config import ModelsConfig
+
+    args = ["--detector", str(checkpoints.detector), "--classifier", str(checkpoints.classifier)]
+    args += ["--out", str(tmp_path / "b"), "--heldout-groups", str(HELD)]
+    assert main([*args, "--version", "9.9.9", "--detector-tta"]) == 0
+    assert main([*args, "--version", "9.9.8"]) == 0
+    folder = tmp_path / "b" / "sonorisk-busi" / "9.9.9"
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["pipeline"]["detector"] == {"tta_hflip": True}
+    assert "## Detector settings" in (folder / "README.md").read_text()
+    plain = tmp_path / "b" / "sonorisk-busi" / "9.9.8"
+    assert "detector" not in json.loads((plain / "metadata.json").read_text())["pipeline"]
+    assert "## Detector settings" not in (plain / "README.md").read_text()
+
+    def tta(bundle: Path, **flags) -> bool:
+        models = load_models(
+            resolve_models(str(bundle)),
+            detector_overrides=ModelsConfig(**flags).detector_overrides(),
+        )
+        on = models.detector.config.inference.tta_hflip
+        assert ("test_time_augmentation" in models.cards["detector"]) == on
+        return on
+
+    assert tta(folder) and not tta(folder, detector_tta=False)
+    assert not tta(plain) and tta(plain, detector_tta=True)
+    # A setting no bundle may fix is refused, naming the file and the key.
+    meta["pipeline"]["detector"] = {"tta_hflip": "yes"}
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match=r"metadata\.json.*pipeline\.detector\.tta_hflip"):
+        load_models(resolve_models(str(folder)))
