@@ -15,6 +15,12 @@
 #     MODELS=runs/check_rescale/dev_bundle/sonorisk-busi/1.5.0 \
 #     DEVB_RUN=runs/check_rescale/devB/candidate.json bash scripts/rules_release.sh
 #
+# The base's files and rules with the detector's flip TTA on for every run
+# (scripts/tta_e2e.sh measured it; its stills figures replace the base's):
+#
+#   VERSION=1.6.0 BASE_VERSION=1.5.0 OUT=runs/tta_release DEV=runs/e2e DETECTOR_TTA=1 \
+#     DETECTOR_EVAL=runs/tta/detector_stills.json bash scripts/rules_release.sh
+#
 # Needs the development runs of scripts/e2e_release.sh (DEV: runs/e2e_v2, made
 # for 1.2.0's detector and classifier, which 1.3.0 and 1.4.0 ship) and the
 # held-out sweeps of scripts/release.sh. The rules it fits must already be
@@ -35,6 +41,17 @@ HELD=configs/release/heldout_groups.txt
 # whose classifier is the base's with that check; DEVB_RUN, its every-track run
 # on split B.
 DEVB_RUN=${DEVB_RUN:-$DEV/devB/batch.json}
+# DETECTOR_TTA=1: measured with `--detector-tta`, exported with it as the bundle's
+# setting; DETECTOR_EVAL: the detector's stills figures measured that way
+# (`sonorisk eval detector --tta --json`).
+RUN_ARGS=()
+RELEASE_ARGS=()
+HELDOUT_ARGS=()
+if [[ ${DETECTOR_TTA:-0} == 1 ]]; then
+    RUN_ARGS=(--detector-tta)
+    RELEASE_ARGS=(--detector-tta)
+fi
+[[ -n ${DETECTOR_EVAL:-} ]] && HELDOUT_ARGS=(--detector-eval "$DETECTOR_EVAL")
 export OMP_WAIT_POLICY=PASSIVE
 started=$(date +%s)
 say() { echo "[rules $(( $(date +%s) - started ))s] $*"; }
@@ -53,6 +70,7 @@ MODELS=${MODELS:-$BASE}
 CLASSIFIER=$MODELS/classifier.safetensors
 
 # 1. The rules, on development split B only (every track scored there).
+# (Rules kept from the base: write its chosen rules as $OUT/lesion_rules.json first.)
 [[ -f $OUT/lesion_rules.json ]] || python3 -m sonorisk.eval.lesion_rules \
     --run "$DEVB_RUN" "$DEV/dev_sweeps" \
     --run "$DEVB_RUN" "$DEV/dev_normal_sweeps" \
@@ -74,12 +92,12 @@ PY
 # 2. Held-out figures with the defaults (the fitted rules) and the models to ship.
 source scripts/lib/runs.sh
 say "held-out sweeps (480x360)"
-batch "$OUT/eval/end_to_end.csv" "$MODELS" "$REL/heldout_sweeps/videos" \
+batch "$OUT/eval/end_to_end.csv" "$MODELS" "${RUN_ARGS[@]}" "$REL/heldout_sweeps/videos" \
     "$REL/heldout_normal_sweeps/videos"
 say "out of scope: real lung clips"
-batch "$OUT/eval/out_of_scope.csv" "$MODELS" "$REAL"
+batch "$OUT/eval/out_of_scope.csv" "$MODELS" "${RUN_ARGS[@]}" "$REAL"
 say "held-out screen captures (1920x1080)"
-batch "$OUT/eval/screen.csv" "$MODELS" "$DEV/heldout_screen_sweeps/videos" \
+batch "$OUT/eval/screen.csv" "$MODELS" "${RUN_ARGS[@]}" "$DEV/heldout_screen_sweeps/videos" \
     "$DEV/heldout_normal_screen_sweeps/videos"
 # The classifier on the true boxes of the same sweeps: what the end-to-end AUC is
 # compared with (issue 14 asks for it to be within 0.03).
@@ -87,7 +105,7 @@ say "the clip classifier on the held-out sweeps' true boxes"
 [[ -f $OUT/eval/classifier_gt.csv ]] || sonorisk eval classifier --data "$REL/heldout_sweeps" \
     --checkpoint "$MODELS" --name "$NAME" --threads 2 --out "$OUT/eval/classifier_gt.csv" \
     > "$OUT/eval/classifier_gt.json"
-python3 -m sonorisk.eval.heldout --sweeps "$REL/heldout_sweeps/videos.csv" \
+python3 -m sonorisk.eval.heldout "${HELDOUT_ARGS[@]}" --sweeps "$REL/heldout_sweeps/videos.csv" \
     --classifier-scores "$OUT/eval/classifier_gt.csv" \
     --batch "$OUT/eval/end_to_end.csv" --lesion-free "$REL/heldout_normal_sweeps/videos.csv" \
     --screen-batch "$OUT/eval/screen.csv" --screen-sweeps "$DEV/heldout_screen_sweeps/videos.csv" \
@@ -105,7 +123,7 @@ python3 -m sonorisk.models.release --detector "$BASE/detector.safetensors" \
     --classifier "$CLASSIFIER" --metrics-from "$BASE" \
     --metrics "$OUT/eval/metrics.json" --still-classifier "$BASE/still_classifier.safetensors" \
     --still-figures "$OUT/still.json" --out "$OUT/bundle" --version "$VERSION" \
-    --heldout-groups "$HELD" > /dev/null
+    --heldout-groups "$HELD" "${RELEASE_ARGS[@]}" > /dev/null
 NEW=$OUT/bundle/$NAME/$VERSION
 sonorisk models verify "$NEW"
 for f in detector still_classifier; do

@@ -53,7 +53,9 @@ def detector_figures(evaluation: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """AP50/AP (bootstrap CIs) and rates from ``sonorisk eval detector --json``."""
     n = int(evaluation["n_images"])
     boxes = int(evaluation["n_lesion_boxes"])
-    where = f"{n} held-out BUSI stills ({boxes} lesion boxes), no test-time augmentation"
+    tta = (evaluation.get("detector") or {}).get("test_time_augmentation")
+    how = f"test-time augmentation: {tta}" if tta else "no test-time augmentation"
+    where = f"{n} held-out BUSI stills ({boxes} lesion boxes), {how}"
     boot = f"percentile bootstrap over images, {evaluation.get('bootstrap_resamples', 0)} resamples"
     out = {
         "detector_ap50_stills": figure(

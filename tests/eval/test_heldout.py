@@ -79,6 +79,11 @@ def test_classifier_and_detector_figures_and_cli(tmp_path):
         "method": "COCO AP50; percentile bootstrap over images, 100 resamples",
         "note": "10 held-out BUSI stills (8 lesion boxes), no test-time augmentation",
     }
+    # Measured with flip TTA (the detector's card says so): the figures say it too.
+    flipped = {**evaluation, "detector": {"test_time_augmentation": "horizontal flip"}}
+    assert detector_figures(flipped)["detector_ap50_stills"]["note"].endswith(
+        "(8 lesion boxes), test-time augmentation: horizontal flip"
+    )
     rate = det["detector_detection_rate_stills"]  # 6 of the 8 lesion stills
     assert rate["value"] == 0.75 and rate["n"] == 8 and rate["ci_low"] < 0.75 < rate["ci_high"]
     (tmp_path / "det.json").write_text(json.dumps(evaluation))
