@@ -139,7 +139,7 @@ def _video_release_info(
             "anatomy gets no risk only when its tracks are not confident lesions, and that "
             "margin is thin: 68% of bootstrap refits of 1.4.0's rules on its development "
             "sweeps gave one of 5 real lung clips a risk (scripts/rules_bootstrap.py; rerun "
-            "it for every release; 1.5.0 keeps those rules).",
+            "it for every release; 1.5.0 and 1.6.0 keep those rules).",
             "Since 1.5.0 a lesion that leaves the view and comes back is one lesion when its "
             "tracks' typical boxes overlap (return_min_overlap): two different lesions seen "
             "one after the other at the same place of the image would be reported as one.",
@@ -272,6 +272,19 @@ def main(argv: list[str] | None = None) -> int:
     info = release_info(args.heldout_groups, metrics or None, still=still)
     if args.detector_tta:
         info["pipeline"]["detector"] = {"tta_hflip": True}
+        info["limitations"].insert(
+            -2,
+            "The detector runs every frame twice, as it is and mirrored, and fuses the "
+            "boxes (flip test-time augmentation, pipeline.detector.tta_hflip, since "
+            "1.6.0): twice the detector time. `--no-detector-tta` halves it; the "
+            "figures are then those of 1.5.0, the same files (docs/end-to-end.md).",
+        )
+        info["training"]["commands"].append(
+            "python -m sonorisk.models.release --detector-tta (scripts/tta_e2e.sh measured "
+            "the flip TTA end to end on development split B and chose it with 1.5.0's "
+            "rules, which did better there than rules refitted for it; "
+            "scripts/rules_release.sh with DETECTOR_TTA=1 measured the held-out figures)"
+        )
     path = export_bundle(
         args.detector,
         args.classifier,
