@@ -8,7 +8,8 @@
 # (configs/release/pipeline-development.yaml), so any rules apply offline
 # (`python -m sonorisk.eval.lesion_rules --evaluate`, which gives what
 # `sonorisk batch` with those rules gives): the released rules and the refitted
-# ones, on split B with and without TTA and on the held-out sweeps with TTA.
+# ones, on split B with and without TTA and on the held-out sweeps with TTA
+# (and, to check the files are the card's, 1.5.0 without it).
 #
 #   bash scripts/tta_e2e.sh        # resumable: steps whose output exists are skipped
 #
@@ -70,6 +71,19 @@ batch "$OUT/heldout/batch.csv" "$MODELS" --config "$DEV_CONFIG" --detector-tta \
 batch "$OUT/heldout_screen/batch.csv" "$MODELS" --config "$DEV_CONFIG" --detector-tta \
     "$DATA/heldout_screen_sweeps/videos" "$DATA/heldout_normal_screen_sweeps/videos"
 batch "$OUT/lung/batch.csv" "$MODELS" --config "$DEV_CONFIG" --detector-tta "$REAL"
+say "held-out sweeps, every track scored, without TTA (the same files as the card's?)"
+batch "$OUT/heldout_plain/batch.csv" "$MODELS" --config "$DEV_CONFIG" \
+    "$REL/heldout_sweeps/videos" "$REL/heldout_normal_sweeps/videos"
+rules "$OUT/heldout_plain_released.json" --run "$OUT/heldout_plain/batch.json" \
+    "$REL/heldout_sweeps" --run "$OUT/heldout_plain/batch.json" "$REL/heldout_normal_sweeps" \
+    --evaluate defaults
+say "the detector per frame on the held-out sweeps (every 4th frame), without and with TTA"
+for tta in "" --tta; do
+    name=sweeps_${tta:-plain}; name=${name/--/}
+    [[ -f $OUT/$name.json ]] || sonorisk eval detector --data "$REL/heldout_sweeps" \
+        --data "$REL/heldout_normal_sweeps" --checkpoint "$MODELS" --stride 4 --threads 2 \
+        --no-progress $tta --json "$OUT/$name.json" > "$OUT/$name.log"
+done
 
 say "held-out figures of each rule set"
 for rules_file in defaults "$OUT/lesion_rules.json"; do
