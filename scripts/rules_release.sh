@@ -19,7 +19,11 @@
 # (scripts/tta_e2e.sh measured it; its stills figures replace the base's):
 #
 #   VERSION=1.6.0 BASE_VERSION=1.5.0 OUT=runs/tta_release DEV=runs/e2e DETECTOR_TTA=1 \
-#     DETECTOR_EVAL=runs/tta/detector_stills.json bash scripts/rules_release.sh
+#     DETECTOR_EVAL=runs/tta_release/detector_stills.json bash scripts/rules_release.sh
+#
+# (the base's rules written first as runs/tta_release/lesion_rules.json, and
+# DETECTOR_EVAL from `sonorisk eval detector --tta --bootstrap 1000 --json`;
+# measured but not released: docs/end-to-end.md, "Flip TTA end to end")
 #
 # Needs the development runs of scripts/e2e_release.sh (DEV: runs/e2e_v2, made
 # for 1.2.0's detector and classifier, which 1.3.0 and 1.4.0 ship) and the

@@ -130,6 +130,15 @@ def _still_section(still: Any) -> list[str]:
     return lines
 
 
+def _settings_section(
+    title: str, intro: str, key: str, settings: dict[str, Any] | None
+) -> list[str]:
+    """A card section quoting the ``pipeline.<key>`` settings as YAML ([] when absent)."""
+    if not settings:
+        return []
+    return ["", f"## {title}", "", intro, "", "```yaml", _yaml({key: settings}).rstrip(), "```"]
+
+
 def render_card(metadata: dict[str, Any]) -> str:
     name, version = metadata["name"], metadata["version"]
     data = metadata["training_data"]
@@ -182,40 +191,29 @@ def render_card(metadata: dict[str, Any]) -> str:
         if metadata.get("metrics")
         else ["No held-out figures recorded."]
     )
-    rules = (metadata.get("pipeline") or {}).get("lesions")
-    if rules:
-        lines += [
-            "",
-            "## Lesion rules",
-            "",
-            "The figures above were measured with these `pipeline.lesions` settings "
-            "(sonorisk's defaults; docs/end-to-end.md says how they were chosen):",
-            "",
-            "```yaml",
-            _yaml({"lesions": rules}).rstrip(),
-            "```",
-        ]
-    detector = (metadata.get("pipeline") or {}).get("detector")
-    if detector:
-        lines += [
-            "",
-            "## Detector settings",
-            "",
-            "Runs with this bundle use these detector settings unless told otherwise "
-            "(`--detector-tta` / `--no-detector-tta`), and its figures were measured "
-            "with them"
-            + (
-                ": `tta_hflip` runs each frame and its mirror image and fuses the boxes "
-                "(twice the detector time)"
-                if detector.get("tta_hflip")
-                else ""
-            )
-            + ":",
-            "",
-            "```yaml",
-            _yaml({"detector": detector}).rstrip(),
-            "```",
-        ]
+    pipeline = metadata.get("pipeline") or {}
+    lines += _settings_section(
+        "Lesion rules",
+        "The figures above were measured with these `pipeline.lesions` settings "
+        "(sonorisk's defaults; docs/end-to-end.md says how they were chosen):",
+        "lesions",
+        pipeline.get("lesions"),
+    )
+    detector = pipeline.get("detector")
+    lines += _settings_section(
+        "Detector settings",
+        "Runs with this bundle use these detector settings unless told otherwise "
+        "(`--detector-tta` / `--no-detector-tta`), and its figures were measured with them"
+        + (
+            ": `tta_hflip` runs each frame and its mirror image and fuses the boxes "
+            "(twice the detector time)"
+            if detector and detector.get("tta_hflip")
+            else ""
+        )
+        + ":",
+        "detector",
+        detector,
+    )
     lines += _still_section(metadata.get("still_classifier"))
     lines += [
         "",

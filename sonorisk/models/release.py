@@ -139,7 +139,7 @@ def _video_release_info(
             "anatomy gets no risk only when its tracks are not confident lesions, and that "
             "margin is thin: 68% of bootstrap refits of 1.4.0's rules on its development "
             "sweeps gave one of 5 real lung clips a risk (scripts/rules_bootstrap.py; rerun "
-            "it for every release; 1.5.0 and 1.6.0 keep those rules).",
+            "it for every release; 1.5.0 keeps those rules).",
             "Since 1.5.0 a lesion that leaves the view and comes back is one lesion when its "
             "tracks' typical boxes overlap (return_min_overlap): two different lesions seen "
             "one after the other at the same place of the image would be reported as one.",
@@ -275,15 +275,15 @@ def main(argv: list[str] | None = None) -> int:
         info["limitations"].insert(
             -2,
             "The detector runs every frame twice, as it is and mirrored, and fuses the "
-            "boxes (flip test-time augmentation, pipeline.detector.tta_hflip, since "
-            "1.6.0): twice the detector time. `--no-detector-tta` halves it; the "
-            "figures are then those of 1.5.0, the same files (docs/end-to-end.md).",
+            "boxes (flip test-time augmentation, pipeline.detector.tta_hflip): twice the "
+            "detector time. The figures were measured with it; `--no-detector-tta` "
+            "halves the time and the figures no longer hold (docs/end-to-end.md, "
+            '"Flip TTA end to end").',
         )
         info["training"]["commands"].append(
-            "python -m sonorisk.models.release --detector-tta (scripts/tta_e2e.sh measured "
-            "the flip TTA end to end on development split B and chose it with 1.5.0's "
-            "rules, which did better there than rules refitted for it; "
-            "scripts/rules_release.sh with DETECTOR_TTA=1 measured the held-out figures)"
+            "python -m sonorisk.models.release --detector-tta (scripts/tta_e2e.sh measures "
+            "the flip TTA end to end on development split B; scripts/rules_release.sh "
+            "with DETECTOR_TTA=1 measures the held-out figures with it)"
         )
     path = export_bundle(
         args.detector,

@@ -72,10 +72,8 @@ class ConfidenceModel:
     ``check``: mean P(lesion) of its clips (0.5, no evidence either way, when
     the classifier has no check or the lesion no clip yet).
 
-    Defaults: fitted for sonorisk-busi 1.4.0, shipped again in 1.5.0 and 1.6.0 (1.2.0's
-    detector and classifier; 1.6.0 runs the detector with flip TTA, where these
-    rules did better on development split B than rules refitted for it) on
-    development sweeps (scripts/e2e_release.sh, refitted by
+    Defaults: fitted for sonorisk-busi 1.4.0, shipped again in 1.5.0 (1.2.0's detector and
+    classifier) on development sweeps (scripts/e2e_release.sh, refitted by
     scripts/rules_release.sh; docs/end-to-end.md). The fit is monotone: more
     evidence never lowers the confidence. Unconstrained, the frames weight came
     out negative (1.2.0 to 1.3.0 shipped it: -0.428), because the false tracks of

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from sonorisk.data.splits import read_id_lines
 from sonorisk.models.bundle import read_bundle, verify_bundle
 from sonorisk.models.release import NOTICE, main
@@ -91,8 +93,6 @@ def test_a_release_with_detector_tta_runs_it_unless_told_otherwise(tmp_path, che
     """`--detector-tta`: the bundle records the setting its figures were measured
     with (pipeline.detector), its card says so, every run with it loads the
     detector with flip TTA, and a run's own flag still wins."""
-    import pytest
-
     from sonorisk.errors import InputError
     from sonorisk.models.load import load_models
     from sonorisk.models.resolve import resolve_models
